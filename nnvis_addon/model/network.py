@@ -1,0 +1,34 @@
+"""The network as nnvis sees it: layers (Keras names, kinds, configs, output shapes) and their graph.
+
+Built from a Keras architecture config (see ``keras_config``); readers use it to map stored weights
+to layers, the forward pass walks it, the layout and scene draw it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Layer:
+    name: str                      # the Keras layer name, e.g. "conv2d_1" or the user's "conv_a"
+    kind: str                      # the Keras class name, e.g. "Conv2D", "InputLayer"
+    config: dict                   # the layer's Keras config dict (as in config.json)
+    inbound: list[str]             # names of the layers feeding this one (empty for inputs)
+    output_shape: tuple            # without the batch dimension, e.g. (30, 30, 8)
+    weight_shapes: list[tuple] = field(default_factory=list)  # in Keras get_weights() order
+
+
+@dataclass
+class Network:
+    name: str                      # the model's Keras name
+    layers: list[Layer]            # topological order, inputs first (InputLayer included)
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    @property
+    def input_shape(self) -> tuple:
+        return self.layers[0].output_shape
