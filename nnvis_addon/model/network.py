@@ -17,6 +17,21 @@ class Layer:
     output_shape: tuple            # without the batch dimension, e.g. (30, 30, 8)
     weight_shapes: list[tuple] = field(default_factory=list)  # in Keras get_weights() order
 
+    @property
+    def is_spatial(self) -> bool:
+        """True for (H, W, C) outputs, drawn as C feature maps; else drawn as units."""
+        return len(self.output_shape) == 3
+
+    @property
+    def cell_count(self) -> int:
+        """How many things the layer is drawn as: feature maps (spatial) or units (everything else)."""
+        if self.is_spatial:
+            return int(self.output_shape[-1])
+        n = 1
+        for d in self.output_shape:
+            n *= int(d)
+        return n
+
 
 @dataclass
 class Network:
