@@ -1,0 +1,212 @@
+"""Keras 3 files without Keras: architecture (`.keras`, `.json`), weights (`.keras`, `.weights.h5`).
+
+HDF5 is read with pyfive (pure Python, bundled into Blender), always from an in-memory copy so a
+truncated file fails on a short read instead of a memory map. Keras stores a layer's variables under
+its object path, `layers/<snake_case(class)>[_<n>]/vars/<i>`, counting per class in `model.layers`
+order (saving_lib._save_container_state) — not under the user's layer names; see `weight_groups`.
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pyfive
+
+from ..errors import NNVisError
+from ..model.keras_config import INPUT_KIND, network_from_config
+from ..model.network import Network
+
+CONFIG_MEMBER = "config.json"
+WEIGHTS_MEMBER = "model.weights.h5"
+MAX_CONFIG_BYTES = 64 << 20          # VGG16's config is 21 kB
+MAX_WEIGHTS_BYTES = 8 << 30
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+# superblock version -> byte offsets of its base address and end-of-file address (8-byte offsets)
+_SUPERBLOCK_BASE_EOF = {0: (24, 40), 2: (12, 28), 3: (12, 28)}
+
+
+def read_architecture(path) -> dict:
+    """The model config dict of a `.keras` zip (its config.json) or a `model.to_json()` file."""
+    path = Path(path)
+    if _is_zip(path):
+        data = _zip_member(path, CONFIG_MEMBER, MAX_CONFIG_BYTES)
+    else:
+        data = _read_capped(path, MAX_CONFIG_BYTES)
+    try:
+        config = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise NNVisError(f"{path}: not a Keras architecture (a .keras zip or model.to_json() "
+                         f"file): {e}") from e
+    if not isinstance(config, dict):
+        raise NNVisError(f"{path}: the architecture is not a JSON object")
+    return config
+
+
+def read_network(path) -> Network:
+    """The Network described by a `.keras` zip or a `model.to_json()` file."""
+    return network_from_config(read_architecture(path), str(path))
+
+
+def read_weights(path, network: Network) -> dict[str, list[np.ndarray]]:
+    """Layer name -> arrays in Keras `get_weights()` order, for the layers that have weights.
+
+    `path` is a `.keras` zip or a `.weights.h5` file (model.save_weights, ModelCheckpoint); every
+    array is checked against the network's weight shapes; weights the network lacks are an error.
+    """
+    path = Path(path)
+    if _is_zip(path):
+        data = _zip_member(path, WEIGHTS_MEMBER, MAX_WEIGHTS_BYTES)
+    else:
+        data = _read_capped(path, MAX_WEIGHTS_BYTES)
+    if not data.startswith(_HDF5_MAGIC):
+        raise NNVisError(f"{path}: not a Keras weights file (neither a .keras zip nor HDF5)")
+    _check_complete(data, path)
+    try:
+        return _read_h5_weights(pyfive.File(io.BytesIO(data)), network, path)
+    except NNVisError:
+        raise
+    except Exception as e:       # pyfive raises anything (struct.error, KeyError, ...) on bad bytes
+        raise NNVisError(f"{path}: unreadable HDF5 weights (truncated or damaged?): "
+                         f"{type(e).__name__}: {e}") from e
+
+
+def _check_complete(data: bytes, path: Path) -> None:
+    """Reject a truncated HDF5 file by the length its superblock records.
+
+    pyfive reads only what it is asked for, so without this a file cut inside the optimizer
+    variables (stored after the layers) would still read.
+    """
+    fields = _SUPERBLOCK_BASE_EOF.get(data[8] if len(data) > 8 else None)
+    if fields is None or len(data) < max(fields) + 8:
+        return                   # an unknown superblock: pyfive reports it
+    base, end = (struct.unpack_from("<Q", data, offset)[0] for offset in fields)
+    if len(data) < base + end:
+        raise NNVisError(f"{path}: truncated HDF5 file ({len(data)} of {base + end} bytes)")
+
+
+def weight_groups(network: Network) -> dict[str, str]:
+    """Layer name -> the HDF5 group Keras 3 saves its variables in (`layers/conv2d_1`).
+
+    Keras counts per snake-cased class name over `model.layers`; a Sequential leaves its InputLayer
+    out of that list and a Functional model includes it, but an InputLayer only consumes an
+    `input_layer*` name, so skipping InputLayers gives the same names for both.
+    """
+    used: dict[str, int] = {}
+    groups = {}
+    for layer in network.layers:
+        if layer.kind == INPUT_KIND:
+            continue
+        base = _snake_case(layer.kind)
+        if base in used:
+            used[base] += 1
+            groups[layer.name] = f"layers/{base}_{used[base]}"
+        else:
+            used[base] = 0
+            groups[layer.name] = f"layers/{base}"
+    return groups
+
+
+def _snake_case(name: str) -> str:
+    """keras.src.utils.naming.to_snake_case: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _read_h5_weights(h5, network: Network, path: Path) -> dict[str, list[np.ndarray]]:
+    if "layers" not in h5:
+        raise NNVisError(f"{path}: no 'layers' group: not a Keras 3 weights file")
+    stored = h5["layers"]
+    groups = weight_groups(network)
+    weights = {}
+    for layer in network.layers:
+        if not layer.weight_shapes:
+            continue
+        group = groups[layer.name]
+        variables = _vars(stored, group.removeprefix("layers/"))
+        if variables is None:
+            raise NNVisError(f"{path}: no weights for layer {layer.name!r} (expected group "
+                             f"{group}/vars): saved from a different architecture?")
+        if len(variables) != len(layer.weight_shapes):
+            raise NNVisError(f"{path}: layer {layer.name!r} ({group}) has {len(variables)} "
+                             f"weight arrays, expected {len(layer.weight_shapes)}")
+        arrays = []
+        for i, expected in enumerate(layer.weight_shapes):
+            if str(i) not in variables:
+                raise NNVisError(f"{path}: layer {layer.name!r} ({group}) lacks weight {i}")
+            dataset = variables[str(i)]
+            got = tuple(int(d) for d in dataset.shape)
+            if got != tuple(expected):
+                raise NNVisError(f"{path}: layer {layer.name!r} ({group}) weight {i} has shape "
+                                 f"{got}, expected {tuple(expected)}")
+            arrays.append(_array(dataset, got))
+        weights[layer.name] = arrays
+    wanted = {groups[layer.name] for layer in network.layers if layer.weight_shapes}
+    extra = sorted(f"layers/{key}" for key in stored.keys()
+                   if f"layers/{key}" not in wanted and _vars(stored, key))
+    if extra:
+        raise NNVisError(f"{path}: holds weights for {', '.join(extra)}, which the architecture "
+                         "does not have: saved from a different architecture?")
+    return weights
+
+
+def _array(dataset, shape: tuple) -> np.ndarray:
+    """A stored variable; Keras writes bfloat16 as 2-byte opaque data tagged dtype=bfloat16,
+    returned here as float32 (exact) since Blender's numpy has no bfloat16."""
+    array = np.array(dataset[()])
+    if dataset.attrs.get("dtype") in ("bfloat16", b"bfloat16"):
+        high = np.frombuffer(array.tobytes(), dtype="<u2").astype(np.uint32) << 16
+        array = high.view(np.float32)
+    return array.reshape(shape)
+
+
+def _vars(stored, key: str):
+    """The `vars` group of the stored layer `layers/<key>`, or None."""
+    if key not in stored or "vars" not in stored[key]:
+        return None
+    return stored[key]["vars"]
+
+
+def _is_zip(path: Path) -> bool:
+    return _read_capped(path, len(_ZIP_MAGIC), whole=False) == _ZIP_MAGIC
+
+
+def _read_capped(path: Path, cap: int, whole: bool = True) -> bytes:
+    """The file's bytes (its first `cap` bytes unless `whole`); a file above `cap` is an error."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(cap + 1 if whole else cap)
+    except OSError as e:
+        raise NNVisError(f"{path}: cannot read: {e.strerror or e}") from e
+    if whole and len(data) > cap:
+        raise NNVisError(f"{path}: larger than the {cap} bytes expected of this file")
+    return data
+
+
+def _zip_member(path: Path, member: str, cap: int) -> bytes:
+    """One member of a zip, read in memory (never extracted) and capped in size."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            try:
+                info = archive.getinfo(member)
+            except KeyError:
+                raise NNVisError(f"{path}: no {member} inside: not a Keras 3 .keras file") from None
+            if info.file_size > cap:
+                raise NNVisError(f"{path}: {member} claims {info.file_size} bytes, "
+                                 f"more than the {cap} allowed")
+            with archive.open(info) as f:
+                data = f.read(cap + 1)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, ValueError,
+            NotImplementedError) as e:
+        raise NNVisError(f"{path}: damaged or truncated .keras zip: {e}") from e
+    if len(data) > cap:
+        raise NNVisError(f"{path}: {member} is larger than the {cap} bytes allowed")
+    return data

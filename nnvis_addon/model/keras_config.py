@@ -1,0 +1,208 @@
+"""Keras 3 model config (a `.keras` file's config.json, or `model.to_json()`) -> Network.
+
+Plain dict walking, no Keras: it runs inside Blender. Keras writes Functional layers "from the
+earliest on", so the config order is already topological; the stable sort below keeps that order
+(InputLayers hoisted first), which the weights reader relies on to rebuild Keras' HDF5 group names.
+"""
+from __future__ import annotations
+
+import heapq
+
+from ..errors import NNVisError
+from . import ops
+from .network import Layer, Network
+
+MODEL_KINDS = frozenset({"Sequential", "Functional", "Model"})
+INPUT_KIND = "InputLayer"
+
+
+def network_from_config(config: dict, source: str) -> Network:
+    """The Network of a Keras model config; `source` (the file) is named in every error."""
+    name, specs = layer_graph(config, source)
+    shapes: dict[str, tuple] = {}
+    layers = []
+    for layer_name, kind, layer_config, inbound in specs:
+        input_shapes = [shapes[n] for n in inbound]
+        try:
+            out = ops.output_shape(kind, layer_config, input_shapes, layer_name=layer_name)
+            weights = ops.weight_shapes(kind, layer_config, input_shapes, layer_name=layer_name)
+        except NNVisError as e:          # ops names the layer and kind (or the unsupported kind)
+            raise NNVisError(f"{source}: {e}") from None
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise NNVisError(f"{source}: layer {layer_name!r} ({kind}): bad config "
+                             f"({type(e).__name__}: {e})") from None
+        shapes[layer_name] = out
+        layers.append(Layer(name=layer_name, kind=kind, config=layer_config, inbound=inbound,
+                            output_shape=out, weight_shapes=weights))
+    return Network(name=name, layers=layers)
+
+
+def layer_graph(config: dict, source: str) -> tuple[str, list[tuple[str, str, dict, list[str]]]]:
+    """(model name, [(layer name, kind, layer config, inbound names)]) in topological order.
+
+    No shape inference, so any layer kind passes: the graph of a model with unsupported layers.
+    """
+    if not isinstance(config, dict):
+        raise NNVisError(f"{source}: the architecture is not a JSON object")
+    model_kind = config.get("class_name")
+    if model_kind not in MODEL_KINDS:
+        raise NNVisError(f"{source}: model class {model_kind!r} is not one of "
+                         f"{', '.join(sorted(MODEL_KINDS))} (subclassed models have no graph)")
+    body = config.get("config")
+    if not isinstance(body, dict):
+        raise NNVisError(f"{source}: the model has no 'config' object")
+    name = body.get("name")
+    if not isinstance(name, str) or not name:
+        raise NNVisError(f"{source}: the model config has no name")
+    entries = body.get("layers")
+    if not isinstance(entries, list) or not entries:
+        raise NNVisError(f"{source}: the model config has no 'layers' list")
+
+    parsed = [_parse_entry(entry, i, source) for i, entry in enumerate(entries)]
+    seen = set()
+    for layer_name, _, _, _ in parsed:
+        if layer_name in seen:
+            raise NNVisError(f"{source}: two layers are named {layer_name!r}")
+        seen.add(layer_name)
+
+    if model_kind == "Sequential":
+        specs = _sequential(parsed, body, source)
+    else:
+        specs = [(n, k, c, _functional_inbound(n, k, e, source)) for n, k, c, e in parsed]
+    return name, _topological(specs, source)
+
+
+def _parse_entry(entry, index: int, source: str) -> tuple[str, str, dict, dict]:
+    """(name, kind, config, raw entry) of one item of the config's `layers` list."""
+    if not isinstance(entry, dict):
+        raise NNVisError(f"{source}: layer #{index} is not a JSON object")
+    layer_config = entry.get("config")
+    layer_name = entry.get("name")
+    if layer_name is None and isinstance(layer_config, dict):
+        layer_name = layer_config.get("name")
+    if not isinstance(layer_name, str) or not layer_name:
+        raise NNVisError(f"{source}: layer #{index} has no name")
+    kind = entry.get("class_name")
+    if not isinstance(kind, str) or not kind:
+        raise NNVisError(f"{source}: layer {layer_name!r} has no class_name")
+    if not isinstance(layer_config, dict):
+        raise NNVisError(f"{source}: layer {layer_name!r} ({kind}) has no 'config' object")
+    if kind in MODEL_KINDS or "layers" in layer_config:
+        raise NNVisError(f"{source}: layer {layer_name!r} is a nested model ({kind}); "
+                         "nested models are not supported")
+    return layer_name, kind, layer_config, entry
+
+
+def _sequential(parsed, body: dict, source: str) -> list[tuple[str, str, dict, list[str]]]:
+    """A chain; an InputLayer is synthesised from the first layer's declared input shape."""
+    for layer_name, kind, _, _ in parsed[1:]:
+        if kind == INPUT_KIND:
+            raise NNVisError(f"{source}: InputLayer {layer_name!r} is not the first layer "
+                             "of the Sequential model")
+    specs = [(n, k, c, []) for n, k, c, _ in parsed]
+    if specs[0][1] != INPUT_KIND:
+        first_name, _, first_config, _ = parsed[0]
+        batch_shape = _declared_batch_shape(first_config, body)
+        if batch_shape is None:
+            raise NNVisError(f"{source}: the Sequential model has no InputLayer and its first "
+                             f"layer {first_name!r} declares no input shape")
+        if not all(d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0)
+                   for d in batch_shape) or len(batch_shape) < 2:
+            raise NNVisError(f"{source}: layer {first_name!r} declares a bad input shape "
+                             f"{batch_shape!r}")
+        names = {n for n, _, _, _ in parsed}
+        input_name = "input_layer"
+        while input_name in names:
+            input_name += "_0"
+        specs.insert(0, (input_name, INPUT_KIND,
+                         {"name": input_name, "batch_shape": batch_shape, "dtype": "float32"}, []))
+    for i in range(1, len(specs)):
+        specs[i] = specs[i][:3] + ([specs[i - 1][0]],)
+    return specs
+
+
+def _declared_batch_shape(layer_config: dict, body: dict):
+    """The batch shape a layer (or Keras 2 style config) declares, with None for the batch."""
+    for key in ("batch_shape", "batch_input_shape"):
+        if isinstance(layer_config.get(key), list):
+            return list(layer_config[key])
+    if isinstance(layer_config.get("input_shape"), list):
+        return [None] + list(layer_config["input_shape"])
+    if isinstance(body.get("build_input_shape"), list):
+        return list(body["build_input_shape"])
+    return None
+
+
+def _functional_inbound(layer_name: str, kind: str, entry: dict, source: str) -> list[str]:
+    """Names of the layers whose tensors feed a Functional layer's one call (Keras 3 nodes)."""
+    nodes = entry.get("inbound_nodes", [])
+    if not isinstance(nodes, list):
+        raise NNVisError(f"{source}: layer {layer_name!r} has a bad 'inbound_nodes' entry")
+    if kind == INPUT_KIND:
+        if nodes:
+            raise NNVisError(f"{source}: InputLayer {layer_name!r} has inbound nodes")
+        return []
+    if not nodes:
+        raise NNVisError(f"{source}: layer {layer_name!r} ({kind}) is not connected "
+                         "(no inbound nodes)")
+    if len(nodes) > 1:
+        raise NNVisError(f"{source}: layer {layer_name!r} is called {len(nodes)} times; "
+                         "shared layers are not supported")
+    node = nodes[0]
+    if not isinstance(node, dict) or not isinstance(node.get("args", []), list) \
+            or not isinstance(node.get("kwargs", {}), dict):
+        raise NNVisError(f"{source}: layer {layer_name!r} has an inbound node that is not in the "
+                         "Keras 3 format ({'args': [...], 'kwargs': {...}})")
+    inbound: list[str] = []
+    _collect_tensors([node.get("args", []), node.get("kwargs", {})], inbound, layer_name, source)
+    if not inbound:
+        raise NNVisError(f"{source}: layer {layer_name!r} has an inbound node with no input tensor")
+    return inbound
+
+
+def _collect_tensors(value, out: list[str], layer_name: str, source: str, depth: int = 0):
+    """Append the source layer of every `__keras_tensor__` in args/kwargs, in order."""
+    if depth > 32:
+        raise NNVisError(f"{source}: layer {layer_name!r} has inbound nodes nested too deeply")
+    if isinstance(value, list):
+        for item in value:
+            _collect_tensors(item, out, layer_name, source, depth + 1)
+    elif isinstance(value, dict):
+        if value.get("class_name") == "__keras_tensor__":
+            history = (value.get("config") or {}).get("keras_history")
+            if not (isinstance(history, list) and len(history) == 3
+                    and isinstance(history[0], str)):
+                raise NNVisError(f"{source}: layer {layer_name!r} has an input tensor without a "
+                                 "valid keras_history [layer, node, tensor]")
+            out.append(history[0])
+        else:
+            for item in value.values():
+                _collect_tensors(item, out, layer_name, source, depth + 1)
+
+
+def _topological(specs, source: str):
+    """Stable topological order (config order wins ties), InputLayers first; reject cycles."""
+    index = {spec[0]: i for i, spec in enumerate(specs)}
+    waiting = [0] * len(specs)
+    consumers: list[list[int]] = [[] for _ in specs]
+    for i, (layer_name, _, _, inbound) in enumerate(specs):
+        for src in inbound:
+            if src not in index:
+                raise NNVisError(f"{source}: layer {layer_name!r} is fed by unknown layer {src!r}")
+        for src in set(inbound):
+            consumers[index[src]].append(i)
+            waiting[i] += 1
+    ready = [(specs[i][1] != INPUT_KIND, i) for i in range(len(specs)) if waiting[i] == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        _, i = heapq.heappop(ready)
+        order.append(specs[i])
+        for j in consumers[i]:
+            waiting[j] -= 1
+            if waiting[j] == 0:
+                heapq.heappush(ready, (specs[j][1] != INPUT_KIND, j))
+    if len(order) < len(specs):
+        stuck = [specs[i][0] for i in range(len(specs)) if waiting[i] > 0]
+        raise NNVisError(f"{source}: the layer graph has a cycle through {', '.join(stuck)}")
+    return order
