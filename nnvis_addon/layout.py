@@ -1,0 +1,89 @@
+"""Where things go: layers along the depth axis (+X), each layer's cells in a grid in the Y-Z plane.
+
+One place computes every position, so the layer objects (feature-map planes, unit cubes) and the edge
+curves between them always meet. World units: the largest feature map is `map_size` wide.
+Feature maps face -X; their image columns run along -Y and rows down -Z, so an oblique camera on the
+-X/-Y side reads them like pictures.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .model.network import Layer, Network
+
+
+@dataclass
+class Placement:
+    name: str
+    x: float                     # depth of the layer's plane
+    centers: np.ndarray          # (cells, 3) float32, one row per feature map / unit
+    cell_size: float             # edge length of a map plane (its longer side) or of a unit cube
+    spatial: bool                # feature maps (planes) or units (cubes)
+    extent: tuple[float, float]  # (width along Y, height along Z) of the whole layer
+
+
+def grid_columns(count: int, spatial: bool) -> int:
+    """Columns of a near-square grid; short unit layers (≤ 16, e.g. class scores) stand as a column."""
+    return 1 if (count <= 16 and not spatial) else math.ceil(math.sqrt(count))
+
+
+def _grid(count: int, spacing: float, spatial: bool) -> np.ndarray:
+    """(count, 2) offsets (y, z) of a centred grid, filled row by row: left (+Y) to right, top down."""
+    cols = grid_columns(count, spatial)
+    rows = math.ceil(count / cols)
+    i = np.arange(count)
+    y = -((i % cols) - (cols - 1) / 2.0) * spacing
+    z = -((i // cols) - (rows - 1) / 2.0) * spacing
+    return np.stack([y, z], axis=1)
+
+
+def map_size_of(layer: Layer, largest_side: int, map_size: float) -> float:
+    """Maps shrink with their resolution, but gently (square root), so deep 4×4 maps stay visible."""
+    side = max(layer.output_shape[0], layer.output_shape[1])
+    return map_size * math.sqrt(side / largest_side)
+
+
+def layout_network(network: Network, map_size: float = 1.0, unit_size: float = 0.08,
+                   gap: float = 1.0) -> list[Placement]:
+    """Layers one after another along +X; the space between two layers is `gap` times the larger
+    of their extents, so edges fan out at a readable angle whatever the layer sizes."""
+    spatial_sides = [max(l.output_shape[:2]) for l in network.layers if l.is_spatial]
+    largest = max(spatial_sides) if spatial_sides else 1
+    placements, x, previous = [], 0.0, None
+    for layer in network.layers:
+        if layer.is_spatial:
+            size = map_size_of(layer, largest, map_size)
+            spacing = size * 1.15
+        else:
+            size = unit_size
+            spacing = unit_size * 1.6
+        yz = _grid(layer.cell_count, spacing, layer.is_spatial)
+        extent = (float(np.ptp(yz[:, 0])) + size, float(np.ptp(yz[:, 1])) + size)
+        if previous is not None:
+            x += gap * max(max(extent), max(previous.extent), 1.0)
+        centers = np.zeros((layer.cell_count, 3), np.float32)
+        centers[:, 0] = x
+        centers[:, 1:] = yz
+        previous = Placement(layer.name, x, centers, size, layer.is_spatial, extent)
+        placements.append(previous)
+    return placements
+
+
+def corners(placements: list[Placement]) -> np.ndarray:
+    """(n, 3) points around every cell (its centre ± half its size in Y and Z), for framing."""
+    pts = []
+    for p in placements:
+        half = p.cell_size / 2
+        for dy in (-half, half):
+            for dz in (-half, half):
+                pts.append(p.centers + np.array([0.0, dy, dz], np.float32))
+    return np.concatenate(pts)
+
+
+def bounds(placements: list[Placement]) -> tuple[np.ndarray, np.ndarray]:
+    """Axis-aligned (min, max) corners around every cell."""
+    pts = corners(placements)
+    return pts.min(axis=0), pts.max(axis=0)

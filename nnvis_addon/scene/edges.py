@@ -1,0 +1,48 @@
+"""Edge curves: one hair-curves object per connected layer pair, one curve per edge.
+
+Curve points come from the numpy bundler (so their ends sit exactly on the cells the layout
+placed); each curve carries `nnvis_edge`, its index into the pair's weight atlas, from which the
+shader colours it by the weight of the shown epoch (blending between epochs like the activations).
+"""
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+from .. import atlas as atlas_mod
+from ..bundling import structural_bundle
+from . import nodes
+from .layers import MODIFIER, colour_range, new_image, set_inputs
+
+
+def curves_data(name: str, polylines: np.ndarray):
+    """Hair curves from (n, points, 3) polylines, written through the fast attribute path."""
+    count, points = polylines.shape[:2]
+    curves = bpy.data.hair_curves.new(name)
+    curves.add_curves([points] * count)
+    curves.attributes["position"].data.foreach_set(
+        "vector", np.ascontiguousarray(polylines, np.float32).ravel())
+    index = curves.attributes.new("nnvis_edge", "FLOAT", "CURVE")
+    index.data.foreach_set("value", np.arange(count, dtype=np.float32))
+    return curves
+
+
+def edge_object(run_name: str, src_name: str, dst_name: str, edges, src_placement,
+                dst_placement, bundle_strength: float, radius: float):
+    """The curves object for the edges `src_name` → `dst_name` (an `Edges` with (E, n) weights)."""
+    polylines = structural_bundle(src_placement.centers, dst_placement.centers, edges.src,
+                                  edges.dst, beta=bundle_strength)
+    curves = curves_data(f"{run_name}:{src_name}->{dst_name}", polylines)
+    atlas = atlas_mod.pack(edges.weight[:, :, None, None])
+    image = new_image(f"{run_name}:{src_name}->{dst_name} weights", atlas)
+    # Weightless connections (pooling, flatten: every weight 1) stay neutral grey: scale 0.
+    constant = edges.weight.size == 0 or float(np.ptp(edges.weight)) == 0.0
+    scale, offset = (0.0, 0.5) if constant else colour_range(edges.weight, diverging=True)
+    material = nodes.atlas_material(f"{run_name}:{src_name}->{dst_name}", image, atlas,
+                                    "coolwarm", scale, offset, instanced=False, emission=0.4)
+    obj = bpy.data.objects.new(f"{src_name} → {dst_name}", curves)
+    obj["nnvis_edges"] = [src_name, dst_name]
+    mod = obj.modifiers.new(MODIFIER, "NODES")
+    mod.node_group = nodes.edges_group()
+    set_inputs(mod, {"Radius": radius, "Material": material})
+    return obj

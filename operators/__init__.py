@@ -1,0 +1,16 @@
+"""Thin bpy.types.Operator wrappers over nnvis_addon."""
+import bpy
+
+from . import import_checkpoint
+
+CLASSES = (import_checkpoint.NNVIS_OT_import_checkpoint,)
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister():
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,66 @@
+"""File > Import > CNN Checkpoint: `load_run` + `build_scene`, with progress, report and undo."""
+import time
+from pathlib import Path
+
+import bpy
+from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
+from bpy_extras.io_utils import ImportHelper
+
+from ..nnvis_addon import NNVisError, load_run
+from ..nnvis_addon.scene import SceneOptions, build_scene
+
+
+class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
+    """Import a Keras/TensorFlow CNN checkpoint (or a folder of epoch checkpoints) as an animated
+    scene: feature maps, edges and one keyframe per epoch"""
+
+    bl_idname = "import_scene.nnvis_checkpoint"
+    bl_label = "Import CNN Checkpoint"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filter_glob: StringProperty(default="*.keras;*.h5;*.index;*.json", options={"HIDDEN"})
+    all_epochs: BoolProperty(
+        name="All Epochs in Folder", default=True,
+        description="Import every epoch checkpoint in the chosen file's folder, not just the file")
+    probe: StringProperty(
+        name="Probe Image", subtype="FILE_PATH",
+        description="Image (PNG/JPEG) or .npy fed through the network; empty: probe.npy/png next "
+                    "to the checkpoints, else mid-grey")
+    frames_per_epoch: IntProperty(name="Frames per Epoch", default=6, min=1, max=1000)
+    bundle_strength: FloatProperty(name="Bundle Strength", default=0.8, min=0.0, max=1.0,
+                                   description="0 = straight edges, 1 = fully bundled")
+    setup_render: BoolProperty(
+        name="Set Up Scene", default=True,
+        description="Make the new camera active and set world, frame range and render settings "
+                    "(Cycles CPU, MP4)")
+
+    def execute(self, context):
+        path = Path(bpy.path.abspath(self.filepath))
+        if self.all_epochs and path.is_file():
+            path = path.parent
+        wm = context.window_manager
+        wm.progress_begin(0, 100)
+        start = time.perf_counter()
+
+        def progress(share):
+            return lambda fraction, message: wm.progress_update(int(100 * share(fraction)))
+
+        try:
+            run = load_run(path, probe=bpy.path.abspath(self.probe) if self.probe else None,
+                           progress=progress(lambda f: 0.4 * f))
+            options = SceneOptions(frames_per_epoch=self.frames_per_epoch,
+                                   bundle_strength=self.bundle_strength,
+                                   setup_render=self.setup_render)
+            build_scene(run, options, context.scene, progress=progress(lambda f: 0.4 + 0.6 * f))
+        except NNVisError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        finally:
+            wm.progress_end()
+        self.report({"INFO"}, f"Imported {run.name}: {len(run.layers)} layers, "
+                              f"{len(run.epochs)} epochs in {time.perf_counter() - start:.1f} s")
+        return {"FINISHED"}
+
+
+def menu_import(self, context):
+    self.layout.operator(NNVIS_OT_import_checkpoint.bl_idname, text="CNN Checkpoint (.keras/.h5/ckpt)")

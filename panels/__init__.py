@@ -1,0 +1,19 @@
+"""File > Import menu entry and the 3D view sidebar tab "NNVis"."""
+import bpy
+
+from ..operators.import_checkpoint import menu_import
+from . import sidebar
+
+CLASSES = (sidebar.NNVIS_PT_run, sidebar.NNVIS_PT_layer)
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.TOPBAR_MT_file_import.append(menu_import)
+
+
+def unregister():
+    bpy.types.TOPBAR_MT_file_import.remove(menu_import)
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)
