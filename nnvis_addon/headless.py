@@ -2,8 +2,6 @@
 folder, the built extension installed through Blender's installer, the import operator, a video."""
 from __future__ import annotations
 
-import contextlib
-import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +23,14 @@ def import_with_operator(path, probe=None, frames_per_epoch: int = 6):
     """Run File > Import > CNN Checkpoint on `path`; raise NNVisError with its report if it fails."""
     import bpy
     before = set(bpy.data.collections)
-    capture = io.StringIO()
-    with contextlib.redirect_stdout(capture):
+    try:  # headless, an operator's error report arrives as a RuntimeError("Error: ...")
         result = bpy.ops.import_scene.nnvis_checkpoint(
             filepath=str(path), probe=str(probe or ""), frames_per_epoch=frames_per_epoch,
             all_epochs=False)
+    except RuntimeError as exc:
+        raise NNVisError(str(exc).removeprefix("Error: ").strip()) from None
     if result != {"FINISHED"}:
-        raise NNVisError(capture.getvalue().strip() or f"{path}: import failed ({result})")
+        raise NNVisError(f"{path}: import failed ({result})")
     new = [c for c in bpy.data.collections if c not in before and "nnvis_run" in c]
     return new[0]
 

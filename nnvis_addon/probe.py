@@ -58,16 +58,20 @@ def read_image(path: Path) -> np.ndarray:
     except ImportError:
         bpy = None
     if bpy is not None and hasattr(bpy, "data"):
-        image = bpy.data.images.load(str(path), check_existing=False)
+        try:
+            image = bpy.data.images.load(str(path), check_existing=False)
+        except RuntimeError as exc:
+            raise NNVisError(f"{path}: not a readable image ({exc})") from None
         try:
             w, h = image.size
+            channels = 3 if image.channels >= 3 else 1
             if w == 0 or h == 0:
                 raise NNVisError(f"{path}: Blender could not read this image")
             pixels = np.empty(w * h * 4, np.float32)
             image.pixels.foreach_get(pixels)
         finally:
             bpy.data.images.remove(image)
-        return pixels.reshape(h, w, 4)[::-1, :, :3 if image.channels >= 3 else 1]
+        return pixels.reshape(h, w, 4)[::-1, :, :channels]
     try:
         from PIL import Image
     except ImportError:

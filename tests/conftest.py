@@ -1,0 +1,52 @@
+"""Shared fixtures: an isolated Blender with the extension installed from its zip, and a real
+digits training run (TensorFlow) whose checkpoints the import tests read."""
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Blender's user folder must be private and set before anything imports bpy: tests never touch
+# ~/.config/blender, and the extension is installed the way a user's Blender installs it.
+USER_FOLDER = Path(tempfile.mkdtemp(prefix="nnvis-test-blender-user-"))
+os.environ["BLENDER_USER_RESOURCES"] = str(USER_FOLDER)
+atexit.register(shutil.rmtree, USER_FOLDER, ignore_errors=True)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def extension_zip(tmp_path_factory):
+    from nnvis_addon.packaging import build_extension
+    return build_extension(ROOT, tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture(scope="session")
+def addon(extension_zip):
+    """The extension installed and enabled through Blender's own installer; returns its module."""
+    import bpy
+    from nnvis_addon.packaging import install_extension
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    return install_extension(extension_zip)
+
+
+@pytest.fixture
+def empty_scene(addon):
+    """A fresh empty file with the extension still enabled."""
+    import bpy
+    bpy.ops.wm.read_homefile(use_empty=True)
+    return bpy.context.scene
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    """A 3-epoch digits training (ModelCheckpoint .weights.h5 per epoch + model.keras + probe)."""
+    from nnvis_addon.demo import train_digits
+    out = tmp_path_factory.mktemp("digits")
+    history = train_digits(out, epochs=3, samples=400, seed=1)
+    return out, history

@@ -1,0 +1,107 @@
+"""The installed extension's importer builds the scene the issue describes, with true values."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nnvis_addon import load_run
+from nnvis_addon.atlas import as_cells, pack
+
+
+def import_run(folder, **kwargs):
+    import bpy
+    before = set(bpy.data.collections)
+    assert bpy.ops.import_scene.nnvis_checkpoint(filepath=str(folder), **kwargs) == {"FINISHED"}
+    (collection,) = [c for c in bpy.data.collections if c not in before]
+    return collection
+
+
+def modifier_input(obj, name):
+    from nnvis_addon.scene.nodes import input_ids
+    mod = obj.modifiers["NNVis"]
+    return mod, input_ids(mod.node_group)[name]
+
+
+def epoch_fcurve(obj):
+    from nnvis_addon.scene import compat
+    mod, ident = modifier_input(obj, "Epoch")
+    (fcurve,) = [f for f in compat.fcurves_of(obj) if f.data_path == f'modifiers["NNVis"]["{ident}"]']
+    return fcurve
+
+
+@pytest.fixture(scope="module")
+def imported(digits_run, addon):
+    import bpy
+    bpy.ops.wm.read_homefile(use_empty=True)
+    folder, _ = digits_run
+    collection = import_run(folder, frames_per_epoch=5)
+    return collection, load_run(folder)
+
+
+def test_one_object_per_layer_and_one_curves_object_per_connection(imported):
+    collection, run = imported
+    layer_objs = [o for o in collection.objects if "nnvis_layer" in o]
+    assert sorted(o["nnvis_layer"] for o in layer_objs) == sorted(l.name for l in run.layers)
+    edge_objs = [o for o in collection.objects if "nnvis_edges" in o]
+    assert sorted(tuple(o["nnvis_edges"]) for o in edge_objs) == sorted(
+        (src, l.name) for l in run.layers for src in l.inbound)
+    assert all(o.type == "CURVES" for o in edge_objs)
+    assert collection.name == run.name
+
+
+def test_instances_equal_cells(imported):
+    import bpy
+    collection, run = imported
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    counts = {}
+    for inst in depsgraph.object_instances:
+        if inst.is_instance and "nnvis_layer" in inst.parent.original:
+            name = inst.parent.original["nnvis_layer"]
+            counts[name] = counts.get(name, 0) + 1
+    assert counts == {l.name: l.cell_count for l in run.layers}
+
+
+def test_epoch_keyframes_one_per_epoch_linear(imported):
+    collection, run = imported
+    for obj in collection.objects:
+        if "NNVis" not in obj.modifiers:
+            continue
+        points = epoch_fcurve(obj).keyframe_points
+        assert len(points) == len(run.epochs)
+        assert [tuple(p.co) for p in points] == [(1 + 5 * e, float(i)) for i, e in
+                                                 enumerate(run.epochs)]
+        assert {p.interpolation for p in points} == {"LINEAR"}
+
+
+def test_epoch_input_blends_between_epochs(imported):
+    import bpy
+    collection, run = imported
+    obj = collection.objects["conv1"]
+    mod, ident = modifier_input(obj, "Epoch")
+    scene = bpy.context.scene
+    scene.frame_set(1 + 5 * 1 + 2)            # 2/5 of the way from epoch 1 to epoch 2
+    assert mod[ident] == pytest.approx(1.4, abs=1e-5)
+
+
+def test_atlas_pixels_hold_the_true_activations(imported):
+    collection, run = imported
+    for layer in run.layers:
+        obj = collection.objects[layer.name]
+        mod, ident = modifier_input(obj, "Material")
+        material = mod[ident]
+        image = next(n.image for n in material.node_tree.nodes if n.bl_idname == "ShaderNodeTexImage")
+        pixels = np.empty(image.size[0] * image.size[1] * 4, np.float32)
+        image.pixels.foreach_get(pixels)
+        red = pixels.reshape(image.size[1], image.size[0], 4)[..., 0]
+        acts = np.stack([run.activations(layer.name, e) for e in run.epochs])
+        np.testing.assert_array_equal(red, pack(as_cells(acts, layer.is_spatial)).pixels)
+
+
+def test_scene_is_set_up_for_rendering(imported):
+    import bpy
+    collection, run = imported
+    scene = bpy.context.scene
+    assert scene.camera is not None and scene.camera.name in collection.objects
+    assert scene.render.engine == "CYCLES" and scene.cycles.device == "CPU"
+    assert scene.render.image_settings.file_format == "FFMPEG"
+    assert scene.frame_end >= 1 + 5 * run.epochs[-1]
