@@ -108,8 +108,8 @@ def _train(name, folder):
     y = digits.target[:256]
     model = MODELS[name]()
     model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
-    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model, optimizer=model.optimizer),
-                                         str(folder), max_to_keep=5)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    manager = tf.train.CheckpointManager(checkpoint, str(folder), max_to_keep=5)
     saved = []
     for _ in range(3):
         model.fit(x, y, epochs=1, batch_size=64, verbose=0)
@@ -220,7 +220,7 @@ def test_crc32c_known_value_and_numpy_lanes():
         reference ^= byte
         for _ in range(8):
             reference = (reference >> 1) ^ (0x82F63B78 if reference & 1 else 0)
-    assert crc32c(data) == reference ^ 0xFFFFFFFF       # 64 numpy lanes plus a 13-byte tail
+    assert crc32c(data) == reference ^ 0xFFFFFFFF       # numpy lanes plus a 13-byte tail
 
 
 # --- layers -----------------------------------------------------------------------------
@@ -283,7 +283,8 @@ def test_wrong_network_names_layer_and_shapes(run):
 def test_model_found_under_other_names(seq_run, tmp_path):
     model, expected = seq_run.model, seq_run.saved[-1][1]
     other = _batchnorm()
-    for n, kwargs in enumerate([dict(net=model), dict(root=model), dict(teacher=other, model=model)]):
+    for n, kwargs in enumerate([dict(net=model), dict(root=model),
+                                dict(teacher=other, model=model)]):
         prefix = tf.train.Checkpoint(**kwargs).write(str(tmp_path / f"ck{n}"))
         got = read_tf_checkpoint(prefix, seq_run.network)
         for name, arrays in expected.items():
@@ -314,10 +315,10 @@ def test_state_file_is_honoured(copied):
     sub.mkdir()
     for suffix in (".index", ".data-00000-of-00001"):
         shutil.copy(copied / f"ckpt-1{suffix}", sub / f"ckpt-7{suffix}")
-    escaped = "".join(c if c.isascii() else "".join(f"\\{b:03o}" for b in c.encode()) for c in "rü")
+    escaped = "r" + "".join(f"\\{b:03o}" for b in "ü".encode())    # r\303\274
     (copied / "checkpoint").write_text(
         'model_checkpoint_path: "/another/machine/run/ckpt-3"\n'
-        'all_model_checkpoint_paths: "/another/machine/run/ckpt-2"\n'
+        'all_model_checkpoint_paths: "C:\\\\Users\\\\me\\\\run\\\\ckpt-2"\n'
         f'all_model_checkpoint_paths: "{escaped}/ckpt-7"\n'
         'all_model_checkpoint_paths: "ckpt-3"\n'
         'all_model_checkpoint_timestamps: 1795812522.9\n')
@@ -393,26 +394,25 @@ def test_every_truncation_and_byte_flip_gives_nnvis_error(copied, seq_run):
     data = copied / "ckpt-1.data-00000-of-00001"
     original_index, original_data = index.read_bytes(), data.read_bytes()
     rng = np.random.default_rng(4)
-    survived = 0
-    for n in sorted(set(rng.integers(0, len(original_index), 60).tolist()) | {0, 47, 48}):
+    for n in sorted(set(rng.integers(0, len(original_index), 150).tolist()) | {0, 47, 48}):
         index.write_bytes(original_index[:n])
         with pytest.raises(NNVisError, match=re.escape(str(index))):
             _read_everything(prefix, seq_run.network)
-    for pos in rng.integers(0, len(original_index), 150).tolist():
+    for pos in rng.integers(0, len(original_index), 300).tolist():
         flipped = bytearray(original_index)
         flipped[pos] ^= 1 << int(rng.integers(8))
         index.write_bytes(bytes(flipped))
         try:
             _read_everything(prefix, seq_run.network)
-            survived += 1                  # only the footer's zero padding goes unread
-            assert original_index[pos] == 0 and len(original_index) - 48 < pos < len(original_index) - 8
         except NNVisError as e:
             assert str(index) in str(e)
+        else:                                  # only the footer's zero padding goes unread
+            assert original_index[pos] == 0
+            assert len(original_index) - 48 < pos < len(original_index) - 8
     index.write_bytes(original_index)
-    for pos in rng.integers(0, len(original_data), 40).tolist():
+    for pos in rng.integers(0, len(original_data), 80).tolist():
         flipped = bytearray(original_data)
         flipped[pos] ^= 0x10
         data.write_bytes(bytes(flipped))
-        with pytest.raises(NNVisError, match="checksum mismatch"):
+        with pytest.raises(NNVisError, match=re.escape(str(data)) + ".*checksum mismatch"):
             _read_everything(prefix, seq_run.network)
-    assert survived < 150

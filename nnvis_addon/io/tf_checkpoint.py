@@ -1,0 +1,203 @@
+"""Keras layer weights from TF2 checkpoints (`tf.train.Checkpoint(model=m, optimizer=opt)`).
+
+The tensor keys of a Keras 3 checkpoint do not name layers: TensorFlow stores each variable
+once, under the first path that reaches it (often `optimizer/_trainable_variables/3/...`). The
+layers are found through the object graph instead (measured with TF 2.21 / Keras 3.15):
+
+    root ─ model ─┬─ _functional ─ _operations   (Sequential)
+                  └─ _operations                 (Functional)
+    _operations ─ "0", "1", ...   one node per operation, in `model.operations` order, which is
+                                  the order of the config's "layers" list; a Sequential's
+                                  InputLayer is operation 0 although `model.layers` omits it
+    operation ─ _kernel | kernel, bias, gamma, beta, moving_mean, ...   (attribute order)
+    variable  ─ attribute VARIABLE_VALUE = the tensor key
+
+A layer's weights, in `get_weights()` order, are its direct variable children in attribute
+(= creation) order, then those of its sub-objects (a nested model: `_functional` →
+`_operations` → its layers) depth-first; the model's `optimizer` child is never followed.
+Keras creates trainable weights before non-trainable ones in its own layers, so creation order
+is `weights` order. Layers without variables (InputLayer, pooling, Flatten, Dropout — whose
+seed is not checkpointed) are skipped on both sides; the operations holding variables are
+paired in order with the Network's layers that have weights, and every shape is checked. If
+that fails but each layer's list of weight shapes is unique on both sides, layers are paired
+by those shapes instead; anything else raises NNVisError rather than guessing.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import NNVisError
+from ..model.network import Network
+from .object_graph import TrackableObject, parse_object_graph
+from .tensorbundle import TensorBundle
+
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+
+
+def read_tf_checkpoint(prefix, network: Network) -> dict[str, list[np.ndarray]]:
+    """Layer name -> weights in Keras `get_weights()` order, for the layers that have weights."""
+    bundle = TensorBundle(prefix)
+    where = bundle.index_path
+    nodes = object_graph(bundle)
+    operations = [(i, _variable_keys(nodes, node_id))
+                  for i, node_id in enumerate(_operations(nodes, where))]
+    found = [(i, keys) for i, keys in operations if keys]
+    layers = [layer for layer in network.layers if layer.weight_shapes]
+    got = [tuple(bundle.shape(k) for k in keys) for _, keys in found]
+    want = [tuple(tuple(int(d) for d in s) for s in layer.weight_shapes) for layer in layers]
+    if got == want:
+        pairs = zip(layers, found)
+    elif len(set(got)) == len(got) == len(want) == len(set(want)) and set(got) == set(want):
+        by_shapes = dict(zip(got, found))
+        pairs = ((layer, by_shapes[shapes]) for layer, shapes in zip(layers, want))
+    else:
+        raise NNVisError(_mismatch(where, layers, want, found, got))
+    return {layer.name: [bundle.read(k) for k in keys] for layer, (_, keys) in pairs}
+
+
+def object_graph(bundle: TensorBundle) -> list[TrackableObject]:
+    """The checkpoint's TrackableObjectGraph nodes (node 0 is the tf.train.Checkpoint)."""
+    if OBJECT_GRAPH_KEY not in bundle:
+        raise NNVisError(f"{bundle.index_path}: no object graph; not a TF2 object-based "
+                         f"checkpoint (tf.train.Checkpoint)")
+    raw = bundle.read(OBJECT_GRAPH_KEY)
+    if raw.shape != () or raw.dtype != object:
+        raise NNVisError(f"{bundle.index_path}: the object graph is not a scalar string")
+    return parse_object_graph(raw[()], f"{bundle.index_path}: object graph")
+
+
+def _operations(nodes: list[TrackableObject], where: str) -> list[int]:
+    """Node ids of the model's operations, in order: those of the root's child `model`, else
+    the only operations reachable from the root or its children."""
+    found = {}
+    for name, node_id in [("(root)", 0)] + [(c.local_name, c.node_id) for c in nodes[0].children]:
+        node = nodes[node_id]
+        functional = node.child("_functional")
+        if functional is not None:
+            node = nodes[functional]
+        ops = node.child("_operations")
+        if ops is not None:
+            found.setdefault(name, ops)
+    if "model" in found:
+        ops = found["model"]
+    elif len(set(found.values())) == 1:           # e.g. Checkpoint(root=model): many paths
+        ops = next(iter(found.values()))
+    elif not found:
+        raise NNVisError(f"{where}: no Keras 3 model in the checkpoint (expected "
+                         f"tf.train.Checkpoint(model=...) of a Sequential or Functional model)")
+    else:
+        raise NNVisError(f"{where}: several Keras models in the checkpoint ({', '.join(found)}); "
+                         f"cannot tell which one to read")
+    children = nodes[ops].children
+    if sorted(c.local_name for c in children) != sorted(str(i) for i in range(len(children))):
+        raise NNVisError(f"{where}: the model's operations are not numbered "
+                         f"0..{len(children) - 1}")
+    return [c.node_id for c in sorted(children, key=lambda c: int(c.local_name))]
+
+
+def _variable_keys(nodes: list[TrackableObject], node_id: int, seen=None) -> list[str]:
+    """Tensor keys of a layer's variables: its own in attribute order, then its sub-objects'."""
+    seen = {node_id} if seen is None else seen
+    keys, subs = [], []
+    for c in nodes[node_id].children:
+        if c.node_id in seen or c.local_name == "optimizer":
+            continue
+        seen.add(c.node_id)
+        key = nodes[c.node_id].variable_key
+        if key is not None:
+            keys.append(key)
+        else:
+            subs.append(c.node_id)
+    for sub in subs:
+        keys += _variable_keys(nodes, sub, seen)
+    return keys
+
+
+def _mismatch(where: str, layers, want, found, got) -> str:
+    if len(layers) != len(found):
+        return (f"{where}: the network has {len(layers)} layers with weights "
+                f"({', '.join(layer.name for layer in layers)}), the checkpoint's model "
+                f"{len(found)}")
+    for layer, shapes, (op, _), held in zip(layers, want, found, got):
+        if shapes != held:
+            return (f"{where}: layer {layer.name!r} ({layer.kind}) expects weights of shapes "
+                    f"{list(shapes)}, the checkpoint's operation #{op} holds {list(held)}")
+    raise AssertionError("called without a mismatch")
+
+
+# --- which checkpoints a folder holds ---------------------------------------------------
+
+_STATE_FIELD = re.compile(r'^\s*(?:all_model_checkpoint_paths|model_checkpoint_path)\s*:\s*'
+                          r'"((?:[^"\\]|\\.)*)"', re.MULTILINE)
+_ESCAPE = re.compile(rb"\\([0-7]{1,3}|x[0-9a-fA-F]{1,2}|.)")
+_SIMPLE_ESCAPES = {b"n": b"\n", b"t": b"\t", b"r": b"\r", b"a": b"\a", b"b": b"\b",
+                   b"f": b"\f", b"v": b"\v"}
+_NUMBERED = re.compile(r"^(.*)-(\d+)$")
+
+
+def list_checkpoints(folder) -> list[tuple[int, str]]:
+    """(N, prefix) of the folder's checkpoints `<name>-N`, ascending by N.
+
+    The `checkpoint` state file, when present, says which ones CheckpointManager keeps; its
+    paths may be relative or absolute, and absolute paths from another machine are looked up
+    by file name in this folder. Without it (or if none of its entries exist) every
+    `<name>-N.index` in the folder counts.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NNVisError(f"{folder}: not a folder")
+    found = _from_state_file(folder) or _from_index_files(folder)
+    by_number = {}
+    for n, prefix in found:
+        if by_number.setdefault(n, prefix) != prefix:
+            raise NNVisError(f"{folder}: two checkpoints are numbered {n} "
+                             f"({by_number[n]}, {prefix})")
+    return sorted(by_number.items())
+
+
+def _from_state_file(folder: Path) -> list[tuple[int, str]]:
+    state = folder / "checkpoint"
+    if not state.is_file():
+        return []
+    try:
+        content = state.read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise NNVisError(f"{state}: cannot read the checkpoint state file ({e.strerror})") from None
+    found = []
+    for quoted in _STATE_FIELD.findall(content):
+        text = _unescape(quoted)
+        path = Path(text) if Path(text).is_absolute() else folder / text
+        if not Path(f"{path}.index").is_file():     # folder copied from another machine
+            path = folder / re.split(r"[\\/]", text)[-1]
+        match = _NUMBERED.match(path.name)
+        if match and Path(f"{path}.index").is_file():
+            found.append((int(match.group(2)), str(path)))
+    return found
+
+
+def _from_index_files(folder: Path) -> list[tuple[int, str]]:
+    found, names = [], set()
+    for index in folder.glob("*.index"):
+        match = _NUMBERED.match(index.name[:-len(".index")])
+        if match:
+            found.append((int(match.group(2)), str(index.with_suffix(""))))
+            names.add(match.group(1))
+    if len(names) > 1:
+        raise NNVisError(f"{folder}: checkpoints of several names ({', '.join(sorted(names))}) "
+                         f"and no `checkpoint` state file saying which to use")
+    return found
+
+
+def _unescape(text: str) -> str:
+    """A protobuf text-format string literal's content (C escapes; octal bytes are UTF-8)."""
+    def one(m: re.Match) -> bytes:
+        code = m.group(1)
+        if code[:1] in b"01234567":
+            return bytes([int(code, 8) & 0xFF])
+        if code[:1] == b"x":
+            return bytes([int(code[1:], 16)])
+        return _SIMPLE_ESCAPES.get(code, code)
+    return _ESCAPE.sub(one, text.encode("utf-8")).decode("utf-8", "replace")
