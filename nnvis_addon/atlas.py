@@ -5,9 +5,10 @@ Why an atlas: a layer of C feature maps over E epochs becomes one image that a s
 shader can blend two epochs for smooth motion. Values are stored raw (float32), so the .blend keeps
 the true activations and the colour normalisation stays a shader setting.
 
-Layout: tiles of H×W texels; `columns` tiles per row; each epoch takes `rows_per_epoch` tile rows,
-epoch 0 at the bottom. Pixel rows count from the bottom (Blender's order) and each tile is stored
-upside down so that row 0 of an activation shows at the top of its plane.
+Layout: each epoch's values, in cell-major order (cell, row, column — row 0 is the top row of a
+feature map), are laid out linearly, three per texel (R, G, B), `width` texels per texel row; each
+epoch takes `rows_per_epoch` texel rows, epoch 0 at the bottom. Three values a texel cut memory to a
+third of one-value-per-texel and keep alpha out of it (Blender may premultiply alpha).
 """
 from __future__ import annotations
 
@@ -16,30 +17,37 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAX_WIDTH = 16384  # texels; Blender and Cycles handle this comfortably on every platform
+MAX_WIDTH = 8192   # texels a row; Blender and Cycles handle this comfortably everywhere
+PER_TEXEL = 3      # values per texel: R, G, B
 
 
 @dataclass
 class Atlas:
-    pixels: np.ndarray     # (height, width) float32, row 0 = bottom
-    tile_h: int
-    tile_w: int
-    columns: int           # tiles per texel row
-    rows_per_epoch: int    # tile rows per epoch
+    rgb: np.ndarray        # (height, width, 3) float32, texel row 0 = bottom (Blender's order)
+    tile_h: int            # a cell's rows (1 for units and edges)
+    tile_w: int            # a cell's columns
+    cells: int
+    rows_per_epoch: int
     epochs: int
 
     @property
     def height(self) -> int:
-        return self.pixels.shape[0]
+        return self.rgb.shape[0]
 
     @property
     def width(self) -> int:
-        return self.pixels.shape[1]
+        return self.rgb.shape[1]
 
-    def texel(self, cell: int, epoch: int, h: int, w: int) -> tuple[int, int]:
-        """(row, column) of value [h, w] of `cell` at `epoch` — the inverse the shader computes."""
-        tile_row = epoch * self.rows_per_epoch + cell // self.columns
-        return tile_row * self.tile_h + (self.tile_h - 1 - h), (cell % self.columns) * self.tile_w + w
+    def locate(self, cell: int, epoch: int, h: int, w: int) -> tuple[int, int, int]:
+        """(texel row, texel column, channel) of value [h, w] of `cell` at `epoch` — what the
+        `NNVis Atlas Lookup` shader group computes."""
+        i = (cell * self.tile_h + h) * self.tile_w + w
+        texel, channel = divmod(i, PER_TEXEL)
+        return epoch * self.rows_per_epoch + texel // self.width, texel % self.width, channel
+
+    def value(self, cell: int, epoch: int, h: int = 0, w: int = 0) -> float:
+        row, col, channel = self.locate(cell, epoch, h, w)
+        return float(self.rgb[row, col, channel])
 
 
 def as_cells(values: np.ndarray, spatial: bool) -> np.ndarray:
@@ -53,10 +61,10 @@ def as_cells(values: np.ndarray, spatial: bool) -> np.ndarray:
 def pack(cells: np.ndarray) -> Atlas:
     """(E, C, H, W) → Atlas."""
     epochs, count, tile_h, tile_w = cells.shape
-    columns = max(1, min(count, MAX_WIDTH // tile_w))
-    rows = math.ceil(count / columns)
-    padded = np.zeros((epochs, rows * columns, tile_h, tile_w), np.float32)
-    padded[:, :count] = cells
-    tiles = padded.reshape(epochs, rows, columns, tile_h, tile_w)[:, :, :, ::-1, :]
-    pixels = tiles.transpose(0, 1, 3, 2, 4).reshape(epochs * rows * tile_h, columns * tile_w)
-    return Atlas(np.ascontiguousarray(pixels), tile_h, tile_w, columns, rows, epochs)
+    per_epoch = count * tile_h * tile_w
+    texels = max(1, math.ceil(per_epoch / PER_TEXEL))
+    width = min(MAX_WIDTH, texels)
+    rows = math.ceil(texels / width)
+    flat = np.zeros((epochs, rows * width * PER_TEXEL), np.float32)
+    flat[:, :per_epoch] = cells.reshape(epochs, per_epoch)
+    return Atlas(flat.reshape(epochs * rows, width, PER_TEXEL), tile_h, tile_w, count, rows, epochs)

@@ -89,8 +89,8 @@ def parser() -> argparse.ArgumentParser:
     def blender_options(sp, out_default=None):
         sp.add_argument("--blend", help="also save the scene as this .blend")
         sp.add_argument("--resolution", type=_resolution, default=(640, 360), help="WxH")
-        sp.add_argument("--frames-per-epoch", type=int, default=6)
-        sp.add_argument("--samples", type=int, default=16, help="Cycles samples per pixel")
+        sp.add_argument("--frames-per-epoch", type=int, default=4)
+        sp.add_argument("--samples", type=int, default=8, help="Cycles samples per pixel")
         sp.add_argument("--dist", default=str(ROOT / "dist"), help="where the extension zip goes")
         sp.add_argument("--user-folder", default=str(ROOT / "build" / "blender-user"),
                         help="private Blender user folder the extension is installed into")

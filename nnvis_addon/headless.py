@@ -19,7 +19,7 @@ class RenderResult:
     render_seconds: float
 
 
-def import_with_operator(path, probe=None, frames_per_epoch: int = 6):
+def import_with_operator(path, probe=None, frames_per_epoch: int = 4):
     """Run File > Import > CNN Checkpoint on `path`; raise NNVisError with its report if it fails."""
     import bpy
     before = set(bpy.data.collections)
@@ -36,7 +36,7 @@ def import_with_operator(path, probe=None, frames_per_epoch: int = 6):
 
 
 def render_checkpoint(path, out, zip_path, user_folder, probe=None, blend=None,
-                      resolution=(640, 360), frames_per_epoch: int = 6, samples: int = 16,
+                      resolution=(640, 360), frames_per_epoch: int = 4, samples: int = 8,
                       on_frame=None) -> RenderResult:
     bpy = start_blender(user_folder)
     bpy.ops.wm.read_factory_settings(use_empty=True)

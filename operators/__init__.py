@@ -1,9 +1,9 @@
 """Thin bpy.types.Operator wrappers over nnvis_addon."""
 import bpy
 
-from . import import_checkpoint
+from . import design, import_checkpoint
 
-CLASSES = (import_checkpoint.NNVIS_OT_import_checkpoint,)
+CLASSES = (import_checkpoint.NNVIS_OT_import_checkpoint, *design.CLASSES)
 
 
 def register():

@@ -26,7 +26,7 @@ class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
         name="Probe Image", subtype="FILE_PATH",
         description="Image (PNG/JPEG) or .npy fed through the network; empty: probe.npy/png next "
                     "to the checkpoints, else mid-grey")
-    frames_per_epoch: IntProperty(name="Frames per Epoch", default=6, min=1, max=1000)
+    frames_per_epoch: IntProperty(name="Frames per Epoch", default=4, min=1, max=1000)
     bundle_strength: FloatProperty(name="Bundle Strength", default=0.8, min=0.0, max=1.0,
                                    description="0 = straight edges, 1 = fully bundled")
     setup_render: BoolProperty(

@@ -19,14 +19,14 @@ from .transaction import all_or_nothing
 
 @dataclass
 class SceneOptions:
-    frames_per_epoch: int = 6
+    frames_per_epoch: int = 4
     hold_frames: int = 12                 # extra frames showing the last epoch
     colormap: str = "viridis"             # for non-negative outputs; signed ones use coolwarm
     bundle_strength: float = 0.8
     edge_radius: float = 0.0025
     setup_render: bool = True             # camera as scene camera, world, Cycles settings, range
     resolution: tuple[int, int] = (640, 360)
-    samples: int = 16
+    samples: int = 8
     fps: int = 24
     frame_start: int = 1
     extra: dict = field(default_factory=dict)

@@ -14,11 +14,11 @@ MODIFIER = "NNVis"
 
 
 def new_image(name: str, atlas) -> "bpy.types.Image":
-    """A packed float image holding the atlas' raw values (R=G=B=value), so the .blend is whole."""
+    """A packed float image holding the atlas' raw values, so the .blend is whole."""
     image = bpy.data.images.new(name, atlas.width, atlas.height, alpha=False, float_buffer=True)
     image.colorspace_settings.name = "Non-Color"
     rgba = np.empty((atlas.height, atlas.width, 4), np.float32)
-    rgba[..., :3] = atlas.pixels[..., None]
+    rgba[..., :3] = atlas.rgb
     rgba[..., 3] = 1.0
     image.pixels.foreach_set(rgba.ravel())
     image.pack()

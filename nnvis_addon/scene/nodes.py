@@ -137,21 +137,22 @@ def edges_group():
 
 
 def lookup_group():
-    """Shader group: (cell, epoch, uv) → the atlas coordinates of the two epochs to blend.
-
-    Mirrors `atlas.Atlas.texel`: texel centres, so 'Closest' sampling reads exact stored values.
+    """Shader group: (cell, epoch, uv) → the atlas coordinates of the two epochs to blend, and the
+    channel (R, G or B) holding the value. Mirrors `atlas.Atlas.locate`, sampling texel centres so
+    'Closest' interpolation reads the exact stored values.
     """
     group = bpy.data.node_groups.get(GROUP_LOOKUP)
     if group is not None:
         return group
     g = bpy.data.node_groups.new(GROUP_LOOKUP, "ShaderNodeTree")
-    for name in ("Cell", "Epoch", "Last Epoch", "Columns", "Rows Per Epoch", "Tile Width",
-                 "Tile Height", "Width", "Height"):
+    for name in ("Cell", "Epoch", "Last Epoch", "Tile Width", "Tile Height", "Width", "Height",
+                 "Rows Per Epoch"):
         socket(g, name, "INPUT", "NodeSocketFloat")
     socket(g, "UV", "INPUT", "NodeSocketVector")
     socket(g, "Vector A", "OUTPUT", "NodeSocketVector")
     socket(g, "Vector B", "OUTPUT", "NodeSocketVector")
     socket(g, "Factor", "OUTPUT", "NodeSocketFloat")
+    socket(g, "Channel", "OUTPUT", "NodeSocketFloat")
     i = g.nodes.new("NodeGroupInput").outputs
     out = g.nodes.new("NodeGroupOutput")
     epoch = add(g, "ShaderNodeClamp", {"Value": i["Epoch"], "Min": 0.0, "Max": i["Last Epoch"]})
@@ -160,25 +161,39 @@ def lookup_group():
     factor = math_node(g, "SUBTRACT", epoch.outputs[0], e0)
     uv = add(g, "ShaderNodeSeparateXYZ", {"Vector": i["UV"]}).outputs
 
-    def texel(coord, tile):  # the texel inside a tile, clamped so uv = 1 stays in the tile
-        inside = math_node(g, "MINIMUM", math_node(g, "FLOOR", math_node(g, "MULTIPLY", coord, tile)),
-                           math_node(g, "SUBTRACT", tile, 1.0))
-        return math_node(g, "ADD", inside, 0.5)
+    def pixel(coord, size):  # the cell's pixel under coord, clamped so uv = 1 stays inside
+        return math_node(g, "MINIMUM", math_node(g, "FLOOR", math_node(g, "MULTIPLY", coord, size)),
+                         math_node(g, "SUBTRACT", size, 1.0))
 
-    col = math_node(g, "FLOORED_MODULO", i["Cell"], i["Columns"])
-    row = math_node(g, "FLOOR", math_node(g, "DIVIDE", i["Cell"], i["Columns"]))
-    x = math_node(g, "ADD", math_node(g, "MULTIPLY", col, i["Tile Width"]),
-                  texel(uv["X"], i["Tile Width"]))
-    u = math_node(g, "DIVIDE", x, i["Width"])
-    ty = texel(uv["Y"], i["Tile Height"])
+    col = pixel(uv["X"], i["Tile Width"])
+    row = math_node(g, "SUBTRACT", math_node(g, "SUBTRACT", i["Tile Height"], 1.0),
+                    pixel(uv["Y"], i["Tile Height"]))      # row 0 is the top of the map
+    index = math_node(g, "ADD", math_node(g, "MULTIPLY", math_node(
+        g, "MULTIPLY_ADD", i["Cell"], i["Tile Height"], row), i["Tile Width"]), col)
+    texel = math_node(g, "FLOOR", math_node(g, "DIVIDE", index, 3.0))
+    channel = math_node(g, "SUBTRACT", index, math_node(g, "MULTIPLY", texel, 3.0))
+    x = math_node(g, "FLOORED_MODULO", texel, i["Width"])
+    u = math_node(g, "DIVIDE", math_node(g, "ADD", x, 0.5), i["Width"])
+    y = math_node(g, "FLOOR", math_node(g, "DIVIDE", texel, i["Width"]))
     for e, name in ((e0, "Vector A"), (e1, "Vector B")):
-        tile_row = math_node(g, "ADD", math_node(g, "MULTIPLY", e, i["Rows Per Epoch"]), row)
-        y = math_node(g, "ADD", math_node(g, "MULTIPLY", tile_row, i["Tile Height"]), ty)
-        v = math_node(g, "DIVIDE", y, i["Height"])
+        row_e = math_node(g, "MULTIPLY_ADD", e, i["Rows Per Epoch"], y)
+        v = math_node(g, "DIVIDE", math_node(g, "ADD", row_e, 0.5), i["Height"])
         vec = add(g, "ShaderNodeCombineXYZ", {"X": u, "Y": v})
         g.links.new(vec.outputs[0], out.inputs[name])
     g.links.new(factor, out.inputs["Factor"])
+    g.links.new(channel, out.inputs["Channel"])
     return g
+
+
+def pick_channel(tree, colour, channel):
+    """The value in channel 0/1/2 (R/G/B) of `colour`: Σ component × (channel == k)."""
+    parts = add(tree, "ShaderNodeSeparateColor", {"Color": colour}).outputs
+    total = None
+    for k in range(3):
+        is_k = math_node(tree, "COMPARE", channel, float(k), 0.5)
+        term = math_node(tree, "MULTIPLY", parts[k], is_k)
+        total = term if total is None else math_node(tree, "ADD", total, term)
+    return total
 
 
 def atlas_material(name: str, image, atlas, colormap: str, scale: float, offset: float,
@@ -198,9 +213,9 @@ def atlas_material(name: str, image, atlas, colormap: str, scale: float, offset:
                attribute_name="nnvis_map" if instanced else "nnvis_edge")
     epoch = add(tree, "ShaderNodeAttribute", attribute_type=source, attribute_name="nnvis_epoch")
     lookup = add(tree, "ShaderNodeGroup", node_tree=lookup_group())
-    params = {"Last Epoch": atlas.epochs - 1, "Columns": atlas.columns,
-              "Rows Per Epoch": atlas.rows_per_epoch, "Tile Width": atlas.tile_w,
-              "Tile Height": atlas.tile_h, "Width": atlas.width, "Height": atlas.height}
+    params = {"Last Epoch": atlas.epochs - 1, "Tile Width": atlas.tile_w,
+              "Tile Height": atlas.tile_h, "Width": atlas.width, "Height": atlas.height,
+              "Rows Per Epoch": atlas.rows_per_epoch}
     for key, value in params.items():
         lookup.inputs[key].default_value = float(value)
     tree.links.new(cell.outputs["Fac"], lookup.inputs["Cell"])
@@ -214,8 +229,7 @@ def atlas_material(name: str, image, atlas, colormap: str, scale: float, offset:
     for vec in ("Vector A", "Vector B"):
         tex = add(tree, "ShaderNodeTexImage", {"Vector": lookup.outputs[vec]}, image=image,
                   interpolation="Closest", extension="EXTEND")
-        values.append(add(tree, "ShaderNodeSeparateColor", {"Color": tex.outputs["Color"]})
-                      .outputs["Red"])
+        values.append(pick_channel(tree, tex.outputs["Color"], lookup.outputs["Channel"]))
     value = add(tree, "ShaderNodeMix", {"Factor": lookup.outputs["Factor"], "A": values[0],
                                         "B": values[1]}, data_type="FLOAT").outputs["Result"]
     scale_node = add(tree, "ShaderNodeValue", name="nnvis_scale", label="Colour scale")

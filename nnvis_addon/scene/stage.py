@@ -12,7 +12,7 @@ from mathutils import Vector
 
 from . import compat
 
-VIEW_DIRECTION = np.array([-0.77, -0.64, 0.42])  # from the network's centre towards the camera
+VIEW_DIRECTION = np.array([-0.75, -0.66, 0.3])  # from the network's centre towards the camera
 
 
 def fit_distance(points, centre, direction, tan_x: float, tan_y: float) -> float:
@@ -74,16 +74,27 @@ def neutral_world(scene, strength: float = 1.0, colour=(0.035, 0.037, 0.045)):
     return world
 
 
-def render_settings(scene, resolution=(640, 360), samples: int = 16, fps: int = 24):
-    """Cycles CPU, low samples, denoised; MP4 (H.264) output."""
+def render_settings(scene, resolution=(640, 360), samples: int = 8, fps: int = 24):
+    """Cycles CPU, few samples and bounces, fast denoising; MP4 (H.264) output.
+
+    Measured on the digits scene at 640×360 (2 cores): 16 samples with default bounces and
+    high-quality denoising ≈ 5.3 s a frame; 8 samples, 3 bounces, 'FAST' denoising ≈ 2.3 s, with no
+    visible difference — the picture is mostly emission and direct light. Standard view transform,
+    so colour maps show their true colours.
+    """
     scene.render.engine = "CYCLES"
-    scene.cycles.device = "CPU"
-    scene.cycles.samples = samples
-    scene.cycles.use_denoising = True
-    scene.cycles.use_adaptive_sampling = True
+    cycles = scene.cycles
+    cycles.device = "CPU"
+    cycles.samples = samples
+    cycles.use_adaptive_sampling = True
+    cycles.use_denoising = True
+    cycles.denoising_quality = "FAST"
+    cycles.max_bounces, cycles.diffuse_bounces, cycles.glossy_bounces = 3, 1, 1
+    cycles.transmission_bounces = cycles.volume_bounces = 0
+    cycles.transparent_max_bounces = 4
     scene.render.resolution_x, scene.render.resolution_y = resolution
     scene.render.resolution_percentage = 100
     scene.render.fps = fps
     scene.render.film_transparent = False
-    scene.view_settings.view_transform = "AgX"
+    scene.view_settings.view_transform = "Standard"
     compat.set_video_output(scene)
