@@ -4,7 +4,8 @@ training run per request, so each SIGKILL trial costs a fork instead of TF's ~4 
 Protocol, one line per message. The server prints "ready", then for each folder read from stdin
 forks a child that trains (practically forever) with a Recorder into that folder; the server prints
 "pid <pid>" and, once the child is gone, "reaped <pid>". The child prints "fit" just before
-``model.fit`` and "epoch <n>" each time the Recorder has finished writing epoch n. EOF ends it.
+``model.fit``, "writing <n>" when the Recorder starts on epoch n (n >= 1) and "epoch <n>" once it
+has finished writing it. EOF ends it.
 The server itself never runs a TF op: forking a process whose TF runtime has started is unsafe.
 """
 import os
@@ -40,6 +41,13 @@ def say(message: str) -> None:
     os.write(1, (message + "\n").encode())      # unbuffered: what was said survives a SIGKILL
 
 
+class Announce(keras.callbacks.Callback):
+    """Listed before the Recorder: says when the Recorder is about to write epoch n."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        say(f"writing {epoch + 1}")
+
+
 class Report(keras.callbacks.Callback):
     """Listed after the Recorder, so it speaks only once the Recorder's write has returned."""
 
@@ -57,7 +65,8 @@ def child(folder: str) -> None:
     model = build_model()
     recorder = Recorder(folder, x[:PROBES], labels=y[:PROBES])
     say("fit")
-    model.fit(x, y, epochs=100_000, batch_size=64, verbose=0, callbacks=[recorder, Report()])
+    model.fit(x, y, epochs=100_000, batch_size=64, verbose=0,
+              callbacks=[Announce(), recorder, Report()])
 
 
 def main() -> None:

@@ -42,7 +42,8 @@ def compile_(model):
 def sequential_cnn(with_input=True):
     layers = keras.layers
     stack = [layers.Conv2D(4, 3, activation="relu", name=ODD_NAME),
-             layers.MaxPooling2D(2, name="pool"), layers.Conv2D(6, 3, activation="relu", name="conv2"),
+             layers.MaxPooling2D(2, name="pool"),
+             layers.Conv2D(6, 3, activation="relu", name="conv2"),
              layers.Flatten(name="flat"), layers.Dense(10, activation="softmax", name="dense")]
     return compile_(keras.Sequential(([keras.Input((16, 16, 1))] if with_input else []) + stack))
 
@@ -285,7 +286,8 @@ def test_damaged_epochs_are_left_out_and_named(sequential_run, tmp_path):
 def test_no_usable_epoch_names_the_path(sequential_run, tmp_path):
     damage = {f"epoch_{e:06d}/predictions.npy": "delete" for e in range(4)}
     path = damaged_copy(sequential_run.path, tmp_path / "r", damage)
-    with pytest.raises(NNVisError, match=re.escape(str(path)) + ".*no usable epoch.*epoch 3 left out"):
+    match = re.escape(str(path)) + ".*no usable epoch.*epoch 3 left out"
+    with pytest.raises(NNVisError, match=match):
         read_recording(path)
 
 
