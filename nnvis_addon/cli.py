@@ -30,10 +30,13 @@ def cmd_build(args) -> int:
     return 0
 
 
-def _render(path, out, args, probe=None) -> "RenderResult":  # noqa: F821
+def _render(path, out, args, probe=None, **options) -> "RenderResult":  # noqa: F821
+    """Import (or open a .blend) and render with a progress bar; `options` go to
+    `render_checkpoint` (frames, chunk, sequence, fps)."""
     from .headless import render_checkpoint
     from .packaging import build_extension
-    zip_path = build_extension(ROOT, Path(args.dist))
+    is_blend = Path(path).suffix.lower() == ".blend"   # a saved scene needs no extension
+    zip_path = None if is_blend else build_extension(ROOT, Path(args.dist))
     bar = None
 
     def on_frame(frame):
@@ -48,34 +51,63 @@ def _render(path, out, args, probe=None) -> "RenderResult":  # noqa: F821
         result = render_checkpoint(path, out, zip_path, Path(args.user_folder), probe=probe,
                                    blend=args.blend, resolution=args.resolution,
                                    frames_per_epoch=args.frames_per_epoch, samples=args.samples,
-                                   on_frame=on_frame)
+                                   on_frame=on_frame, **options)
     finally:
         if bar is not None:
             bar.close()
     print(f"import {result.import_seconds:.1f} s, render {result.frames} frames "
           f"{result.render_seconds:.1f} s")
+    if result.skipped:
+        print(f"skipped {result.skipped} frames already rendered or claimed by another process")
     return result
 
 
+def _encode(args) -> int:
+    """--encode: join the finished frame sequence in PATH into the MP4 --out."""
+    from .chunks import parse_frames
+    from .packaging import start_blender
+    bpy = start_blender(Path(args.user_folder))
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    from .scene.render import encode_sequence
+    frames = parse_frames(args.frames) if args.frames else None
+    video = encode_sequence(args.path, args.out, fps=args.fps or 24, frames=frames)
+    print(f"video: {video.resolve()}")
+    return 0
+
+
 def cmd_render(args) -> int:
-    result = _render(args.path, args.out, args, probe=args.probe)
-    print(f"video: {result.video.resolve()}")
+    from .chunks import parse_chunk, parse_frames
+    if args.encode:
+        return _encode(args)
+    if args.chunk and not args.sequence:
+        raise NNVisError("--chunk renders part of an image sequence: add --sequence, then join the "
+                         "finished folder with --encode")
+    if not args.sequence and Path(args.out).suffix.lower() != ".mp4":
+        raise NNVisError(f"--out {args.out}: expected a .mp4 file, or add --sequence for a folder "
+                         "of frames")
+    result = _render(args.path, args.out, args, probe=args.probe,
+                     frames=parse_frames(args.frames) if args.frames else None,
+                     chunk=parse_chunk(args.chunk) if args.chunk else None,
+                     sequence=args.sequence, fps=args.fps)
+    print(f"{'frames' if args.sequence else 'video'}: {result.video.resolve()}")
     if result.blend:
         print(f"blend: {result.blend.resolve()}")
     return 0
 
 
 def cmd_demo(args) -> int:
+    import shutil
     from .demo import train_digits
     out = Path(args.out)
-    checkpoints = out / "checkpoints"
+    training = out / "training"
+    shutil.rmtree(training, ignore_errors=True)   # the Recorder writes only into a new folder
     start = time.perf_counter()
-    print(f"training the digits CNN for {args.epochs} epochs → {checkpoints}")
-    history = train_digits(checkpoints, epochs=args.epochs, verbose=2)
+    print(f"training the digits CNN for {args.epochs} epochs → {training}")
+    history = train_digits(training, epochs=args.epochs, verbose=2)
     print(f"trained in {time.perf_counter() - start:.1f} s, final accuracy "
           f"{history.history['accuracy'][-1]:.3f}")
     args.blend = args.blend or str(out / "digits.blend")
-    result = _render(checkpoints, out / "digits.mp4", args)
+    result = _render(training / "recording", out / "digits.mp4", args)
     print(f"demo done in {time.perf_counter() - start:.1f} s")
     print(f"video: {result.video.resolve()}")
     print(f"blend: {result.blend.resolve()}")
@@ -99,12 +131,30 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--dist", default=str(ROOT / "dist"))
     b.set_defaults(func=cmd_build)
 
-    r = sub.add_parser("render", help="import a checkpoint (file or folder) and render a video")
-    r.add_argument("path")
+    r = sub.add_parser(
+        "render", help="import a checkpoint (file or folder) or open a .blend, render a video or "
+                       "frames; or join finished frames into a video (--encode)",
+        description="Render PATH (checkpoint file/folder, or a saved .blend) to --out. Several "
+                    "processes or machines may render into one --sequence folder at once: Blender's "
+                    "placeholders give each frame to exactly one of them. --resolution, --samples "
+                    "and --fps default to the scene's.")
+    r.add_argument("path", help="checkpoint file or folder, a .blend, or with --encode a folder of "
+                                "frames")
     r.add_argument("--probe", help="probe image (PNG/JPEG) or .npy")
-    r.add_argument("--out", required=True, help="video file (.mp4) or PNG frame pattern")
+    r.add_argument("--out", required=True,
+                   help="video file (.mp4); with --sequence the folder of frames")
+    r.add_argument("--frames", metavar="START-END", help="render only these frames")
+    r.add_argument("--chunk", metavar="K/N",
+                   help="render the K-th of N equal parts of the frame range (needs --sequence)")
+    r.add_argument("--sequence", nargs="?", const="PNG", choices=["PNG", "EXR"],
+                   help="write frame_####.png (or .exr) into the --out folder instead of a video")
+    r.add_argument("--encode", action="store_true",
+                   help="join the finished frame sequence in PATH into the MP4 --out (FFmpeg via "
+                        "Blender's sequencer); --frames picks the range, --fps the rate")
+    r.add_argument("--fps", type=int, help="frames per second (default: the scene's; 24 for "
+                                           "--encode)")
     blender_options(r)
-    r.set_defaults(func=cmd_render)
+    r.set_defaults(func=cmd_render, resolution=None, samples=None)
 
     d = sub.add_parser("demo", help="train the digits CNN, import it, render an MP4")
     d.add_argument("--out", default=str(ROOT / "out" / "demo"))

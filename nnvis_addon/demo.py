@@ -1,8 +1,10 @@
 """The demo's training run: a small CNN on scikit-learn's embedded 8×8 digits, one checkpoint per epoch.
 
 TensorFlow and scikit-learn are imported here only (never inside Blender). Writes into `out`:
-`model.keras` (architecture + final weights), `epoch_00.weights.h5` (untrained) …
-`epoch_NN.weights.h5`, and `probe.npy` (a held-out digit the importer picks up by default).
+`recording/` (the `Recorder`'s crash-safe recording: weights, activations and predictions for 8
+held-out digits, and the training metrics, every epoch), `model.keras` (architecture + final
+weights), `epoch_00.weights.h5` (untrained) … `epoch_NN.weights.h5` (ModelCheckpoint), and
+`probe.npy` (a held-out digit the importer picks up for the checkpoint folder).
 """
 from __future__ import annotations
 
@@ -48,17 +50,20 @@ def train_digits(out, epochs: int = 10, size: int = 32, samples: int | None = No
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(x))
     x, y = x[order], y[order]
-    probe, x, y = x[0], x[1:], y[1:]
+    probes, labels, x, y = x[:8], y[:8], x[8:], y[8:]
     if samples:
         x, y = x[:samples], y[:samples]
     model = build_model(size, seed)
     model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     model.save_weights(out / "epoch_00.weights.h5")
-    np.save(out / "probe.npy", probe)
+    np.save(out / "probe.npy", probes[0])
     save = keras.callbacks.ModelCheckpoint(str(out / "epoch_{epoch:02d}.weights.h5"),
                                            save_weights_only=True)
+    from .record import Recorder
+    recorder = Recorder(out / "recording", probes, labels=labels,
+                        class_names=[str(d) for d in range(10)])
     history = model.fit(x, y, epochs=epochs, batch_size=64, validation_split=0.1,
-                        callbacks=[save], verbose=verbose)
+                        callbacks=[save, recorder], verbose=verbose)
     model.save(out / "model.keras")
     return history

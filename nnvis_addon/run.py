@@ -1,7 +1,8 @@
-"""`load_run`: a checkpoint file, a folder of epoch checkpoints → one Run with weights and activations.
+"""`load_run`: a checkpoint, a folder of epoch checkpoints or a recording → one Run.
 
 Everything is read and computed up front (and checked: every epoch's weights must fit the
-architecture), so a scene build never starts on data that would fail halfway.
+architecture), so a scene build never starts on data that would fail halfway. Activations come from
+the recording when it has them (TensorFlow's own numbers), else from the numpy forward pass.
 """
 from __future__ import annotations
 
@@ -11,36 +12,71 @@ import numpy as np
 
 from .errors import NNVisError
 from .io import discover as disc
-from .io import keras_files, tf_checkpoint
-from .model.forward import forward
+from .io import keras_files, recording, tf_checkpoint
+from .model.forward import forward_batch
+from .model.keras_config import network_from_config
 from .model.network import Network
 from .probe import load_probe
 
 
 class Run:
-    """A training run: the network, its recorded epochs, and per epoch its weights and the probe's
-    activations (numpy, batch dimension dropped)."""
+    """A training run: the network, its recorded epochs, per epoch the weights and the probes'
+    activations (numpy), and — from a recording — the training metrics and predictions.
+
+    `probes` is (P, *input_shape); the scene shows probe `probe_index`. `activations(layer, epoch)`
+    and `probe` are that probe's (batch dimension dropped); `predictions(epoch)` is (P, classes).
+    """
 
     def __init__(self, name: str, source: str, network: Network, epochs: list[int],
-                 weights: dict[int, dict[str, list[np.ndarray]]], probe: np.ndarray):
+                 weights: dict[int, dict[str, list[np.ndarray]]], probes: np.ndarray,
+                 activations: dict[int, dict[str, np.ndarray]] | None = None,
+                 predictions: dict[int, np.ndarray] | None = None,
+                 metrics: dict[int, dict[str, float]] | None = None, labels=None,
+                 class_names: list[str] | None = None, probe_index: int = 0,
+                 warnings: list[str] | None = None):
+        if not epochs:
+            raise NNVisError(f"{source}: no epochs to show")
+        if not 0 <= probe_index < len(probes):
+            raise NNVisError(f"{source}: probe {probe_index} asked for, the run has {len(probes)}")
         self.name = name
         self.source = source
         self.network = network
-        self.epochs = epochs
-        self.probe = probe
+        self.epochs = list(epochs)
+        self.probes = probes
+        self.probe_index = probe_index
+        self.labels = labels
+        self.class_names = class_names
+        self.metrics = metrics or {}
+        self.warnings = list(warnings or [])
         self._weights = weights
-        self._activations = {e: forward(network, weights[e], probe) for e in epochs}
+        if activations is None:
+            activations = {e: forward_batch(network, weights[e], probes) for e in self.epochs}
+        self._activations = activations
+        output = network.layers[-1].name
+        self._predictions = predictions or {e: activations[e][output] for e in self.epochs}
 
     @property
     def layers(self):
         return self.network.layers
+
+    @property
+    def probe(self) -> np.ndarray:
+        return np.asarray(self.probes[self.probe_index])
+
+    @property
+    def label(self):
+        """The shown probe's true label, if the run knows it."""
+        return None if self.labels is None else self.labels[self.probe_index]
 
     def weights(self, layer_name: str, epoch: int) -> list[np.ndarray]:
         self.network.layer(layer_name)
         return list(self._weights[epoch].get(layer_name, []))
 
     def activations(self, layer_name: str, epoch: int) -> np.ndarray:
-        return self._activations[epoch][layer_name]
+        return np.asarray(self._activations[epoch][layer_name][self.probe_index])
+
+    def predictions(self, epoch: int) -> np.ndarray:
+        return np.asarray(self._predictions[epoch])
 
 
 def read_weights(source: disc.EpochSource, network: Network) -> dict[str, list[np.ndarray]]:
@@ -49,14 +85,24 @@ def read_weights(source: disc.EpochSource, network: Network) -> dict[str, list[n
     return keras_files.read_weights(source.path, network)
 
 
-def load_run(path, probe=None, progress=None) -> Run:
-    """Read `path` (a .keras file, a .weights.h5 / TF2 checkpoint with its architecture beside it,
-    or a folder of per-epoch checkpoints) and compute the probe's activations for every epoch.
+def is_recording(path: Path) -> bool:
+    manifest = path / recording.MANIFEST if path.is_dir() else path
+    return manifest.name == recording.MANIFEST and manifest.is_file() and \
+        b"nnvis-recording" in manifest.read_bytes()[:4096]
 
-    `probe`: an image/.npy path or an array; default a probe.npy/png next to the checkpoints, else
-    mid-grey. `progress(fraction, message)` is called as epochs are read.
+
+def load_run(path, probe=None, probe_index: int = 0, progress=None) -> Run:
+    """Read `path` and compute what the scene shows.
+
+    `path`: a recording folder (or its manifest.json), a .keras file, a .weights.h5 / TF2
+    checkpoint with its architecture beside it, or a folder of per-epoch checkpoints.
+    `probe`: an image/.npy path or an array fed through the network instead of the recording's
+    probes; default the recording's probe `probe_index`, or a probe.npy/png next to the checkpoints,
+    else mid-grey. `progress(fraction, message)` is called as epochs are read.
     """
     path = Path(path)
+    if is_recording(path):
+        return _load_recording(path if path.is_dir() else path.parent, probe, probe_index, progress)
     found = disc.discover(path)
     network = keras_files.read_network(found.architecture)
     weights = {}
@@ -64,10 +110,33 @@ def load_run(path, probe=None, progress=None) -> Run:
         if progress:
             progress(k / len(found.epochs), f"Reading epoch {source.epoch}: {source.path.name}")
         weights[source.epoch] = read_weights(source, network)
-    epochs = [s.epoch for s in found.epochs]
     folder = path if path.is_dir() else path.parent
-    probe_array = load_probe(probe, network.input_shape, folder)
+    probes = load_probe(probe, network.input_shape, folder)[None]
     name = path.name if path.is_dir() else path.name.split(".")[0]
-    if not epochs:
-        raise NNVisError(f"{path}: no epochs to show")
-    return Run(name or network.name, str(path), network, epochs, weights, probe_array)
+    return Run(name or network.name, str(path), network, [s.epoch for s in found.epochs], weights,
+               probes)
+
+
+def _load_recording(folder: Path, probe, probe_index: int, progress) -> Run:
+    rec = recording.read_recording(folder)
+    network = network_from_config(rec.architecture, str(folder / recording.ARCHITECTURE))
+    weights, activations, predictions = {}, {}, {}
+    for k, epoch in enumerate(rec.epochs):
+        if progress:
+            progress(k / len(rec.epochs), f"Reading recorded epoch {epoch}")
+        weights[epoch] = rec.weights(epoch)
+        if probe is None:
+            acts = rec.activations(epoch)
+            acts.setdefault(network.layers[0].name, rec.probes)   # a Sequential's InputLayer
+            activations[epoch] = acts
+            predictions[epoch] = rec.predictions(epoch)
+    if probe is not None:
+        probes, labels, activations, predictions = (
+            load_probe(probe, network.input_shape, None)[None], None, None, None)
+        probe_index = 0
+    else:
+        probes, labels = np.asarray(rec.probes), rec.labels
+    return Run(folder.name or rec.model_name, str(folder), network, rec.epochs, weights, probes,
+               activations=activations, predictions=predictions, metrics=rec.metrics,
+               labels=labels, class_names=rec.class_names, probe_index=probe_index,
+               warnings=rec.warnings)

@@ -19,6 +19,7 @@ class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
     bl_options = {"REGISTER", "UNDO"}
 
     filter_glob: StringProperty(default="*.keras;*.h5;*.index;*.json", options={"HIDDEN"})
+    # a recording is picked by its manifest.json (or its folder)
     all_epochs: BoolProperty(
         name="All Epochs in Folder", default=True,
         description="Import every epoch checkpoint in the chosen file's folder, not just the file")
@@ -26,6 +27,15 @@ class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
         name="Probe Image", subtype="FILE_PATH",
         description="Image (PNG/JPEG) or .npy fed through the network; empty: probe.npy/png next "
                     "to the checkpoints, else mid-grey")
+    probe_index: IntProperty(
+        name="Recorded Probe", default=0, min=0,
+        description="Which of a recording's probes the scene shows (when no probe image is given)")
+    show_counter: BoolProperty(name="Epoch Counter", default=True)
+    show_curves: BoolProperty(name="Training Curves", default=True,
+                              description="Loss and accuracy, growing epoch by epoch (recordings)")
+    show_probe: BoolProperty(name="Probe Image", default=True)
+    show_predictions: BoolProperty(name="Class Scores", default=True,
+                                   description="One bar per class for the shown probe")
     frames_per_epoch: IntProperty(name="Frames per Epoch", default=4, min=1, max=1000)
     bundle_strength: FloatProperty(name="Bundle Strength", default=0.8, min=0.0, max=1.0,
                                    description="0 = straight edges, 1 = fully bundled")
@@ -47,9 +57,11 @@ class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
 
         try:
             run = load_run(path, probe=bpy.path.abspath(self.probe) if self.probe else None,
-                           progress=progress(lambda f: 0.4 * f))
+                           probe_index=self.probe_index, progress=progress(lambda f: 0.4 * f))
+            shown = tuple(kind for kind in ("counter", "curves", "probe", "predictions")
+                          if getattr(self, f"show_{kind}"))
             options = SceneOptions(frames_per_epoch=self.frames_per_epoch,
-                                   bundle_strength=self.bundle_strength,
+                                   bundle_strength=self.bundle_strength, overlays=shown,
                                    setup_render=self.setup_render)
             build_scene(run, options, context.scene, progress=progress(lambda f: 0.4 + 0.6 * f))
         except NNVisError as exc:
@@ -57,6 +69,8 @@ class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
             return {"CANCELLED"}
         finally:
             wm.progress_end()
+        for warning in run.warnings:
+            self.report({"WARNING"}, warning)
         self.report({"INFO"}, f"Imported {run.name}: {len(run.layers)} layers, "
                               f"{len(run.epochs)} epochs in {time.perf_counter() - start:.1f} s")
         return {"FINISHED"}

@@ -37,6 +37,16 @@ class NNVIS_PT_run(bpy.types.Panel):
         row = layout.row(align=True)
         row.prop(scene, "frame_current", text="Frame")
         row.prop(scene.render, "fps", text="FPS")
+        layout.operator("nnvis.render_video", icon="RENDER_ANIMATION")
+        overlays = [o for o in coll.objects if "nnvis_overlay_kind" in o]
+        if overlays:
+            box = layout.box()
+            box.label(text="Overlays")
+            for obj in overlays:
+                row = box.row(align=True)
+                row.label(text=obj.name)
+                row.prop(obj, "hide_viewport", text="", emboss=False)
+                row.prop(obj, "hide_render", text="", emboss=False)
 
 
 class NNVIS_PT_layer(bpy.types.Panel):

@@ -115,3 +115,27 @@ def test_bad_inputs_name_the_file(digits_run, tmp_path):
     empty.mkdir()
     with pytest.raises(NNVisError, match="no checkpoints"):
         load_run(empty)
+
+
+def test_recording_imports_with_metrics_predictions_and_tf_activations(digits_run):
+    from nnvis_addon.model.forward import forward
+    folder, history = digits_run
+    run = load_run(folder / "recording", probe_index=2)
+    assert run.epochs == [0, 1, 2, 3]
+    assert run.probes.shape == (8, 32, 32, 1) and run.class_names == [str(d) for d in range(10)]
+    np.testing.assert_array_equal(run.probe, run.probes[2])
+    for key, values in history.history.items():
+        np.testing.assert_allclose([run.metrics[e][key] for e in (1, 2, 3)], values, rtol=1e-6)
+    assert run.predictions(3).shape == (8, 10)
+    # the recorded (TensorFlow) activations agree with our numpy forward pass on recorded weights
+    for epoch in run.epochs:
+        weights = {l.name: run.weights(l.name, epoch) for l in run.layers}
+        mine = forward(run.network, weights, run.probe)
+        for layer in run.layers:
+            value = run.activations(layer.name, epoch)
+            np.testing.assert_allclose(mine[layer.name], value, rtol=1e-4,
+                                       atol=1e-5 * max(1.0, float(np.abs(value).max())))
+    # and its weights are the ModelCheckpoint's
+    np.testing.assert_array_equal(run.weights("conv2", 2)[0],
+                                  load_run(folder).weights("conv2", 2)[0])
+    assert int(np.argmax(run.predictions(3)[2])) == int(np.argmax(run.activations("classes", 3)))

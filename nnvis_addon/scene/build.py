@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import layout
 from ..model.edges import layer_edges
-from . import animation, edges as edges_mod, layers, nodes, stage
+from . import animation, edges as edges_mod, layers, nodes, overlays as overlays_mod, stage
 from .transaction import all_or_nothing
 
 
@@ -24,6 +24,7 @@ class SceneOptions:
     colormap: str = "viridis"             # for non-negative outputs; signed ones use coolwarm
     bundle_strength: float = 0.8
     edge_radius: float = 0.0025
+    overlays: tuple = overlays_mod.KINDS    # overlays shown (all are built; the rest hidden)
     setup_render: bool = True             # camera as scene camera, world, Cycles settings, range
     resolution: tuple[int, int] = (640, 360)
     samples: int = 8
@@ -70,13 +71,20 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
                                             options.edge_radius)
                 collection.objects.link(obj)
                 animated.append(obj)
+        progress((steps - 1) / steps, "Overlays, camera and lights")
+        cells = layout.corners(list(placements.values()))
+        lo, hi = cells.min(axis=0), cells.max(axis=0)
+        shown = overlays_mod.build_overlays(run, collection, lo, hi,
+                                            {p.name: p.x for p in placements.values()},
+                                            stage.VIEW_DIRECTION, options.overlays)
+        animated += [o for o in shown if layers.MODIFIER in o.modifiers]
         for obj in animated:
             mod = obj.modifiers[layers.MODIFIER]
             animation.key_epoch_input(obj, mod, nodes.input_ids(mod.node_group)["Epoch"], frames)
-        progress((steps - 1) / steps, "Camera and lights")
-        cells = layout.corners(list(placements.values()))
-        cam = stage.add_camera(collection, cells, options.resolution)
-        stage.add_lights(collection, cells.min(axis=0), cells.max(axis=0))
+        framed = np.concatenate([cells, stage.world_corners(
+            [o for o in shown if not o.hide_render])])
+        cam = stage.add_camera(collection, framed, options.resolution)
+        stage.add_lights(collection, lo, hi)
         if options.setup_render:
             scene.camera = cam
             stage.neutral_world(scene)

@@ -38,8 +38,9 @@ def edge_object(run_name: str, src_name: str, dst_name: str, edges, src_placemen
     # Weightless connections (pooling, flatten: every weight 1) stay neutral grey: scale 0.
     constant = edges.weight.size == 0 or float(np.ptp(edges.weight)) == 0.0
     scale, offset = (0.0, 0.5) if constant else colour_range(edges.weight, diverging=True)
+    emission = 0.06 if constant else 0.4   # weightless links recede, weighted ones glow
     material = nodes.atlas_material(f"{run_name}:{src_name}->{dst_name}", image, atlas,
-                                    "coolwarm", scale, offset, instanced=False, emission=0.4)
+                                    "coolwarm", scale, offset, instanced=False, emission=emission)
     obj = bpy.data.objects.new(f"{src_name} → {dst_name}", curves)
     obj["nnvis_edges"] = [src_name, dst_name]
     mod = obj.modifiers.new(MODIFIER, "NODES")

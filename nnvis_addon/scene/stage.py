@@ -28,6 +28,19 @@ def fit_distance(points, centre, direction, tan_x: float, tan_y: float) -> float
     return float(need.max())
 
 
+def world_corners(objects) -> np.ndarray:
+    """(8·n, 3) world-space corners of the evaluated bounding boxes of `objects`."""
+    if not objects:
+        return np.zeros((0, 3))
+    bpy.context.view_layer.update()
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    pts = []
+    for obj in objects:
+        ev = obj.evaluated_get(depsgraph)
+        pts += [tuple(ev.matrix_world @ Vector(c)) for c in ev.bound_box]
+    return np.array(pts, float)
+
+
 def add_camera(collection, points, resolution: tuple[int, int], name: str = "NNVis Camera"):
     """A camera on `VIEW_DIRECTION` framing `points` (the corners of every cell) tightly."""
     cam_data = bpy.data.cameras.new(name)

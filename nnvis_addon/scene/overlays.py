@@ -1,0 +1,382 @@
+"""Training overlays beside the network, animated by the same per-epoch `Epoch` keyframes:
+
+- an epoch counter (with the epoch's loss/accuracy) — geometry nodes pick the line for the shown epoch;
+- the training curves (loss, accuracy, val_*), growing epoch by epoch;
+- the probe image the activations belong to;
+- the predicted class scores as one bar per class, the true label's bar marked.
+
+Every overlay is one object with an `NNVis` modifier, like layers, so a .blend plays without the
+add-on. They are flat, laid out in their local X-Y plane; the object turns them to face the camera.
+"""
+from __future__ import annotations
+
+import math
+
+import bpy
+import numpy as np
+from mathutils import Matrix, Vector
+
+from . import nodes
+from .layers import MODIFIER, mesh_of_points, set_inputs
+from .nodes import add, math_node, socket
+
+KINDS = ("counter", "curves", "probe", "predictions")
+METRIC_COLOURS = {  # linear RGB
+    "loss": (1.0, 0.35, 0.08), "val_loss": (0.6, 0.25, 0.1),
+    "accuracy": (0.1, 0.75, 0.3), "val_accuracy": (0.08, 0.4, 0.2),
+}
+TRUE_COLOUR, OTHER_COLOUR = (0.1, 0.8, 0.25), (0.25, 0.45, 1.0)
+
+
+def facing(direction) -> Matrix:
+    """Rotation turning local X-Y (text, plots) into the vertical plane facing `direction`."""
+    d = Vector(direction).normalized()
+    normal = Vector((d.x, d.y, 0.0)).normalized()
+    up = Vector((0.0, 0.0, 1.0))
+    right = up.cross(normal)
+    return Matrix((right, up, normal)).transposed()
+
+
+def _overlay_object(name: str, mesh, kind: str, group, inputs: dict, collection):
+    obj = bpy.data.objects.new(name, mesh)
+    obj["nnvis_overlay"] = kind
+    mod = obj.modifiers.new(MODIFIER, "NODES")
+    mod.node_group = group
+    set_inputs(mod, inputs)
+    collection.objects.link(obj)
+    return obj
+
+
+def colour_material(name: str = "NNVis Overlay") -> bpy.types.Material:
+    """Emissive material coloured by the `nnvis_color` attribute (point/face/instance)."""
+    mat = bpy.data.materials.get(name)
+    if mat is not None:
+        return mat
+    mat = bpy.data.materials.new(name)
+    if bpy.app.version < (5, 0, 0):
+        mat.use_nodes = True
+    tree = mat.node_tree
+    tree.nodes.clear()
+    colour = add(tree, "ShaderNodeAttribute", attribute_type="GEOMETRY", attribute_name="nnvis_color")
+    emit = add(tree, "ShaderNodeEmission", {"Color": colour.outputs["Color"], "Strength": 1.0})
+    out = add(tree, "ShaderNodeOutputMaterial")
+    tree.links.new(emit.outputs[0], out.inputs["Surface"])
+    return mat
+
+
+def _epoch_io(group, extra=()):
+    socket(group, "Geometry", "INPUT", "NodeSocketGeometry")
+    socket(group, "Geometry", "OUTPUT", "NodeSocketGeometry")
+    socket(group, "Epoch", "INPUT", "NodeSocketFloat", 0.0, 0.0)
+    for name, kind, default in extra:
+        socket(group, name, "INPUT", kind, default)
+    return group.nodes.new("NodeGroupInput").outputs, group.nodes.new("NodeGroupOutput")
+
+
+def _finish(group, geometry, out, material_socket=None):
+    if material_socket is not None:
+        geometry = add(group, "GeometryNodeSetMaterial", {"Geometry": geometry,
+                                                          "Material": material_socket}).outputs[0]
+    group.links.new(geometry, out.inputs["Geometry"])
+
+
+def counter_group(name: str, lines: list[str]):
+    """Text of line round(Epoch): an Index Switch over one string per recorded epoch."""
+    group = bpy.data.node_groups.new(name, "GeometryNodeTree")
+    i, out = _epoch_io(group, [("Size", "NodeSocketFloat", 1.0), ("Material", "NodeSocketMaterial",
+                                                                   None)])
+    switch = add(group, "GeometryNodeIndexSwitch", data_type="STRING")
+    while len(switch.index_switch_items) < len(lines):
+        switch.index_switch_items.new()
+    for k, line in enumerate(lines):
+        switch.inputs[k + 1].default_value = line
+    group.links.new(math_node(group, "ROUND", i["Epoch"]), switch.inputs["Index"])
+    text = add(group, "GeometryNodeStringToCurves", {"String": switch.outputs[0], "Size": i["Size"]})
+    real = add(group, "GeometryNodeRealizeInstances", {"Geometry": text.outputs["Curve Instances"]})
+    fill = add(group, "GeometryNodeFillCurve", {"Curve": real.outputs[0]})
+    _finish(group, fill.outputs["Mesh"], out, i["Material"])
+    return group
+
+
+def growing_lines_group():
+    """Polylines revealed up to the shown epoch: a point whose `nnvis_t` (epoch index) lies ahead
+    of Epoch moves onto the line's interpolated point at Epoch, so the line grows smoothly."""
+    name = "NNVis Growing Lines"
+    group = bpy.data.node_groups.get(name)
+    if group is not None:
+        return group
+    group = bpy.data.node_groups.new(name, "GeometryNodeTree")
+    i, out = _epoch_io(group, [("Radius", "NodeSocketFloat", 0.03),
+                                ("Material", "NodeSocketMaterial", None)])
+
+    def attr(attr_name):
+        return add(group, "GeometryNodeInputNamedAttribute", {"Name": attr_name},
+                   data_type="FLOAT").outputs["Attribute"]
+
+    t, start, last = attr("nnvis_t"), attr("nnvis_start"), attr("nnvis_last")
+    position = add(group, "GeometryNodeInputPosition").outputs[0]
+    epoch = add(group, "ShaderNodeClamp", {"Value": i["Epoch"], "Min": 0.0, "Max": last}).outputs[0]
+
+    def sample(index_offset):
+        index = math_node(group, "ADD", start, index_offset)
+        return add(group, "GeometryNodeSampleIndex",
+                   {"Geometry": i["Geometry"], "Value": position, "Index": index},
+                   data_type="FLOAT_VECTOR", domain="POINT").outputs[0]
+
+    e0 = math_node(group, "FLOOR", epoch)
+    a = sample(e0)
+    b = sample(math_node(group, "MINIMUM", math_node(group, "ADD", e0, 1.0), last))
+    tip = add(group, "ShaderNodeMix", {"Factor": math_node(group, "SUBTRACT", epoch, e0),
+                                       "A": a, "B": b}, data_type="VECTOR").outputs[1]
+    ahead = math_node(group, "GREATER_THAN", t, epoch)
+    moved = add(group, "GeometryNodeSetPosition", {"Geometry": i["Geometry"], "Selection": ahead,
+                                                   "Position": tip})
+    curve = add(group, "GeometryNodeMeshToCurve", {"Mesh": moved.outputs[0]})
+    profile = add(group, "GeometryNodeCurvePrimitiveCircle", {"Resolution": 6,
+                                                               "Radius": i["Radius"]})
+    tube = add(group, "GeometryNodeCurveToMesh", {"Curve": curve.outputs[0],
+                                                  "Profile Curve": profile.outputs["Curve"]})
+    _finish(group, tube.outputs["Mesh"], out, i["Material"])
+    return group
+
+
+def bars_group():
+    """One bar per class: points 0..C-1 are the bars, the scores of epoch e sit on points e·C + c
+    (`nnvis_score`); each bar's height blends the scores of the two nearest epochs."""
+    name = "NNVis Score Bars"
+    group = bpy.data.node_groups.get(name)
+    if group is not None:
+        return group
+    group = bpy.data.node_groups.new(name, "GeometryNodeTree")
+    i, out = _epoch_io(group, [("Classes", "NodeSocketFloat", 10.0),
+                                ("Height", "NodeSocketFloat", 2.0),
+                                ("Width", "NodeSocketFloat", 0.2),
+                                ("Material", "NodeSocketMaterial", None)])
+    score = add(group, "GeometryNodeInputNamedAttribute", {"Name": "nnvis_score"},
+                data_type="FLOAT").outputs["Attribute"]
+    last = add(group, "GeometryNodeInputNamedAttribute", {"Name": "nnvis_last"},
+               data_type="FLOAT").outputs["Attribute"]
+    index = add(group, "GeometryNodeInputIndex").outputs[0]
+    cls = math_node(group, "FLOORED_MODULO", index, i["Classes"])
+    epoch = add(group, "ShaderNodeClamp", {"Value": i["Epoch"], "Min": 0.0, "Max": last}).outputs[0]
+    e0 = math_node(group, "FLOOR", epoch)
+    e1 = math_node(group, "MINIMUM", math_node(group, "ADD", e0, 1.0), last)
+
+    def sample(e):
+        at = math_node(group, "MULTIPLY_ADD", e, i["Classes"], cls)
+        return add(group, "GeometryNodeSampleIndex", {"Geometry": i["Geometry"], "Value": score,
+                                                      "Index": at},
+                   data_type="FLOAT", domain="POINT").outputs[0]
+
+    height = add(group, "ShaderNodeMix", {"Factor": math_node(group, "SUBTRACT", epoch, e0),
+                                          "A": sample(e0), "B": sample(e1)},
+                 data_type="FLOAT").outputs[0]
+    height = math_node(group, "MAXIMUM", math_node(group, "MULTIPLY", height, i["Height"]), 1e-3)
+    bars = add(group, "GeometryNodeDeleteGeometry",
+               {"Geometry": i["Geometry"],
+                "Selection": math_node(group, "GREATER_THAN", index,
+                                       math_node(group, "SUBTRACT", i["Classes"], 0.5))},
+               domain="POINT")
+    cube = add(group, "GeometryNodeMeshCube", {"Size": (1.0, 1.0, 1.0)})
+    base = add(group, "GeometryNodeTransform", {"Geometry": cube.outputs["Mesh"],
+                                                "Translation": (0.0, 0.5, 0.0)})
+    scale = add(group, "ShaderNodeCombineXYZ", {"X": i["Width"], "Y": height, "Z": i["Width"]})
+    inst = add(group, "GeometryNodeInstanceOnPoints", {"Points": bars.outputs[0],
+                                                       "Instance": base.outputs[0],
+                                                       "Scale": scale.outputs[0]})
+    real = add(group, "GeometryNodeRealizeInstances", {"Geometry": inst.outputs[0]})
+    _finish(group, real.outputs[0], out, i["Material"])
+    return group
+
+
+def _text(name: str, body: str, size: float, collection, matrix: Matrix, align="LEFT"):
+    """A static text label (FONT object) in the overlay plane."""
+    curve = bpy.data.curves.new(name, "FONT")
+    curve.body = body
+    curve.size = size
+    curve.align_x = align
+    curve.materials.append(_flat_material())
+    obj = bpy.data.objects.new(name, curve)
+    obj.matrix_world = matrix
+    obj["nnvis_overlay"] = "label"
+    collection.objects.link(obj)
+    return obj
+
+
+def _flat_material(name: str = "NNVis Label") -> bpy.types.Material:
+    mat = bpy.data.materials.get(name)
+    if mat is None:
+        mat = bpy.data.materials.new(name)
+        if bpy.app.version < (5, 0, 0):
+            mat.use_nodes = True
+        tree = mat.node_tree
+        tree.nodes.clear()
+        emit = add(tree, "ShaderNodeEmission", {"Color": (0.85, 0.85, 0.85, 1.0), "Strength": 1.0})
+        out = add(tree, "ShaderNodeOutputMaterial")
+        tree.links.new(emit.outputs[0], out.inputs["Surface"])
+    return mat
+
+
+def build_counter(run, collection, frame: Matrix, location, size: float):
+    lines = []
+    for epoch in run.epochs:
+        parts = [f"Epoch {epoch}"]
+        for key, label in (("loss", "loss {:.3f}"), ("accuracy", "accuracy {:.1%}")):
+            if key in run.metrics.get(epoch, {}):
+                parts.append(label.format(run.metrics[epoch][key]))
+        lines.append("   ".join(parts))
+    group = counter_group(f"NNVis Epoch Counter {run.name}", lines)
+    obj = _overlay_object("Epoch counter", bpy.data.meshes.new("Epoch counter"), "counter", group,
+                          {"Size": size, "Material": _flat_material()}, collection)
+    obj.matrix_world = Matrix.Translation(location) @ frame.to_4x4()
+    return obj
+
+
+def curve_points(run, width: float, height: float):
+    """(points, attributes) of the training-curve polylines in a width × height box."""
+    keys = [k for k in METRIC_COLOURS if any(k in m for m in run.metrics.values())]
+    numbers = sorted(e for e in run.metrics if all(k in run.metrics[e] for k in keys))
+    if not keys or len(numbers) < 2:
+        return None
+    index_of = np.interp(numbers, run.epochs, np.arange(len(run.epochs)))
+    x = (np.asarray(numbers) - numbers[0]) / (numbers[-1] - numbers[0]) * width
+    pts, attrs = [], {"nnvis_t": [], "nnvis_start": [], "nnvis_last": [], "nnvis_color": []}
+    for key in keys:
+        values = np.array([run.metrics[e][key] for e in numbers], float)
+        if "loss" in key:
+            losses = [run.metrics[e][k] for e in numbers for k in keys if "loss" in k]
+            values = values / max(max(losses), 1e-12)
+        start = len(pts)
+        for xi, yi, ti in zip(x, np.clip(values, 0, 1) * height, index_of):
+            pts.append((xi, yi, 0.0))
+            attrs["nnvis_t"].append(ti)
+            attrs["nnvis_start"].append(start)
+            attrs["nnvis_last"].append(len(numbers) - 1)
+            attrs["nnvis_color"].append(METRIC_COLOURS[key])
+    return np.array(pts, np.float32), attrs, keys
+
+
+def build_curves(run, collection, frame: Matrix, location, width: float, height: float):
+    made = curve_points(run, width, height)
+    if made is None:
+        return None
+    pts, attrs, keys = made
+    colours = np.array(attrs.pop("nnvis_color"), np.float32)
+    mesh = mesh_of_points("Training curves", pts, {k: np.array(v, np.float32)
+                                                   for k, v in attrs.items()})
+    starts = sorted(set(attrs["nnvis_start"]))
+    n = len(pts) // len(starts)
+    mesh.edges.add(len(starts) * (n - 1))
+    edges = np.array([(s + k, s + k + 1) for s in starts for k in range(n - 1)], np.int32)
+    mesh.edges.foreach_set("vertices", edges.ravel())
+    colour = mesh.attributes.new("nnvis_color", "FLOAT_COLOR", "POINT")
+    colour.data.foreach_set("color", np.c_[colours, np.ones(len(colours))].astype(np.float32).ravel())
+    mesh.update()
+    obj = _overlay_object("Training curves", mesh, "curves", growing_lines_group(),
+                          {"Radius": height * 0.012, "Material": colour_material()}, collection)
+    obj.matrix_world = Matrix.Translation(location) @ frame.to_4x4()
+    obj["nnvis_metrics"] = keys
+    return obj
+
+
+def build_predictions(run, collection, frame: Matrix, location, height: float):
+    """Score bars for the shown probe, one per class (only for ≤ 20 classes)."""
+    scores = np.stack([np.asarray(run.predictions(e))[run.probe_index] for e in run.epochs])
+    classes = scores.shape[1] if scores.ndim == 2 else 0
+    if not 2 <= classes <= 20:
+        return []
+    width = height / 12
+    spacing = width * 1.6
+    base = np.zeros((len(run.epochs) * classes, 3), np.float32)
+    base[:, 0] = np.tile(np.arange(classes) * spacing, len(run.epochs))
+    label = None if run.label is None else int(np.asarray(run.label).ravel()[0])
+    colour = np.array([TRUE_COLOUR if c == label else OTHER_COLOUR for c in range(classes)],
+                      np.float32)
+    mesh = mesh_of_points("Predictions", base, {
+        "nnvis_score": np.clip(scores, 0, 1).ravel(),
+        "nnvis_last": np.full(len(base), len(run.epochs) - 1)})
+    attr = mesh.attributes.new("nnvis_color", "FLOAT_COLOR", "POINT")
+    attr.data.foreach_set("color", np.c_[np.tile(colour, (len(run.epochs), 1)),
+                                         np.ones(len(base))].astype(np.float32).ravel())
+    place = Matrix.Translation(location) @ frame.to_4x4()
+    obj = _overlay_object("Predictions", mesh, "predictions", bars_group(),
+                          {"Classes": float(classes), "Height": height, "Width": width,
+                           "Material": colour_material()}, collection)
+    obj.matrix_world = place
+    names = run.class_names or [str(c) for c in range(classes)]
+    labels = [_text(f"Class {names[c]}", names[c], width * 1.3, collection,
+                    place @ Matrix.Translation((c * spacing, -width * 1.6, 0.0)), "CENTER")
+              for c in range(classes)]
+    if label is not None:
+        labels.append(_text("True label", f"true: {names[label]}", width * 1.3, collection,
+                            place @ Matrix.Translation((0.0, height + width, 0.0))))
+    return [obj, *labels]
+
+
+def build_probe(run, collection, frame: Matrix, location, size: float):
+    """The probe image on a plane (static: the same input every epoch)."""
+    probe = np.asarray(run.probe, np.float32)
+    if probe.ndim != 3:
+        return None
+    h, w, c = probe.shape
+    rgb = probe[..., :3] if c >= 3 else np.repeat(probe[..., :1], 3, axis=2)
+    lo, hi = float(rgb.min()), float(rgb.max())
+    rgb = (rgb - lo) / (hi - lo) if hi > lo else np.full_like(rgb, 0.5)
+    image = bpy.data.images.new(f"{run.name}:probe", w, h, alpha=False, float_buffer=True)
+    rgba = np.ones((h, w, 4), np.float32)
+    rgba[..., :3] = rgb[::-1]
+    image.pixels.foreach_set(rgba.ravel())
+    image.pack()
+    sx, sy = size * w / max(h, w), size * h / max(h, w)
+    mesh = bpy.data.meshes.new("Probe")
+    mesh.from_pydata([(0, 0, 0), (sx, 0, 0), (sx, sy, 0), (0, sy, 0)], [], [(0, 1, 2, 3)])
+    uv = mesh.uv_layers.new(name="UVMap")
+    uv.data.foreach_set("uv", [0, 0, 1, 0, 1, 1, 0, 1])
+    mat = bpy.data.materials.new(f"{run.name}:probe")
+    if bpy.app.version < (5, 0, 0):
+        mat.use_nodes = True
+    tree = mat.node_tree
+    tree.nodes.clear()
+    tex = add(tree, "ShaderNodeTexImage", image=image, interpolation="Closest")
+    emit = add(tree, "ShaderNodeEmission", {"Color": tex.outputs["Color"]})
+    out = add(tree, "ShaderNodeOutputMaterial")
+    tree.links.new(emit.outputs[0], out.inputs["Surface"])
+    mesh.materials.append(mat)
+    obj = bpy.data.objects.new("Probe", mesh)
+    obj["nnvis_overlay"] = "probe"
+    obj.matrix_world = Matrix.Translation(location) @ frame.to_4x4()
+    collection.objects.link(obj)
+    return obj
+
+
+def build_overlays(run, collection, lo, hi, layer_x: dict, direction, shown=KINDS) -> list:
+    """All overlays for `run`, placed around the network's box [lo, hi]; kinds not in `shown` are
+    built hidden (toggle them in the sidebar). Returns the objects."""
+    lo, hi = Vector(lo), Vector(hi)
+    frame = facing(direction)
+    right = frame.col[0]
+    height = max(hi.z - lo.z, 1.0)
+    mid_y = (lo.y + hi.y) / 2
+    first, last = layer_x[run.layers[0].name], layer_x[run.layers[-1].name]
+    length = max(last - first, height)
+    made = {"counter": [build_counter(run, collection, frame,
+                                      Vector((first, mid_y, hi.z + 0.45 * height)), 0.14 * height)]}
+    made["curves"] = [build_curves(run, collection, frame,
+                                   Vector((first + 0.55 * length, mid_y, hi.z + 0.3 * height)),
+                                   0.3 * length, 0.55 * height)]
+    size = 0.6 * height
+    made["probe"] = [build_probe(run, collection, frame,
+                                 Vector((first - 0.06 * length, mid_y, -size / 2)) - right * size,
+                                 size)]
+    made["predictions"] = build_predictions(run, collection, frame,
+                                            Vector((last + 0.12 * length, mid_y, -0.5 * height)),
+                                            height)
+    objects = []
+    for kind, objs in made.items():
+        for obj in objs:
+            if obj is None:
+                continue
+            obj.hide_render = obj.hide_viewport = kind not in shown
+            obj["nnvis_overlay_kind"] = kind
+            objects.append(obj)
+    return objects
