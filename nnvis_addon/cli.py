@@ -114,6 +114,20 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_record(args) -> int:
+    """A recording from existing per-epoch checkpoints (TensorFlow computes the activations)."""
+    import numpy as np
+    from .io.discover import discover
+    from .record import record_checkpoints
+    found = discover(args.path)
+    probes = np.load(args.probes, allow_pickle=False)
+    labels = np.load(args.labels, allow_pickle=False) if args.labels else None
+    rec = record_checkpoints(found.architecture, [(s.epoch, str(s.path)) for s in found.epochs],
+                             probes, args.out, labels=labels)
+    print(f"recorded epochs {rec.epochs} of {len(probes)} probes → {Path(args.out).resolve()}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nnvis", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -155,6 +169,13 @@ def parser() -> argparse.ArgumentParser:
                                            "--encode)")
     blender_options(r)
     r.set_defaults(func=cmd_render, resolution=None, samples=None)
+
+    rec = sub.add_parser("record", help="build a recording from per-epoch checkpoints (needs TF)")
+    rec.add_argument("path", help="a folder of per-epoch .keras / .weights.h5 checkpoints")
+    rec.add_argument("--probes", required=True, help=".npy array (P, ...input shape)")
+    rec.add_argument("--labels", help=".npy array (P,) of class indices")
+    rec.add_argument("--out", required=True, help="the new recording folder")
+    rec.set_defaults(func=cmd_record)
 
     d = sub.add_parser("demo", help="train the digits CNN, import it, render an MP4")
     d.add_argument("--out", default=str(ROOT / "out" / "demo"))
