@@ -13,8 +13,7 @@ from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProp
                        IntProperty, IntVectorProperty, PointerProperty, StringProperty)
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from ..nnvis_addon import NNVisError
-from ..nnvis_addon import design
+from ..nnvis_addon import NNVisError, design
 from ..nnvis_addon.model.ops import ACTIVATIONS
 
 # Row property per design parameter (same names); pairs are IntVectors, shape a "28, 28, 1" text.
@@ -38,7 +37,7 @@ def _on_edit(self, context):
     if _editing["quiet"] or not stack.auto_rebuild or stack.collection is None:
         return
     layers = stack_layers(stack)
-    if design.validate(layers):
+    if not layers or design.validate(layers):
         return                                # the rows show why; the scene stays as it is
     try:
         design.rebuild_design(stack.collection, layers, context.scene)
@@ -50,8 +49,9 @@ def _on_type(self, context):
     """A new type starts from its own defaults: no foreign Keras keys, its default strides."""
     if _editing["quiet"]:
         return
-    self.extra = ""
-    self.strides = DEFAULT_STRIDES.get(self.type, tuple(self.pool_size))
+    with _quiet():
+        self.extra = ""
+        self.strides = DEFAULT_STRIDES.get(self.type, tuple(self.pool_size))
     _on_edit(self, context)
 
 
@@ -120,6 +120,8 @@ def stack_layers(stack) -> list[dict]:
                     layer[key] = row.shape
             elif key in PAIR_PARAMS:
                 layer[key] = list(getattr(row, key))
+            elif key == "rate":                   # a float32 field: 0.3 reads 0.30000001192...
+                layer[key] = float(f"{row.rate:.6g}")
             else:
                 layer[key] = getattr(row, key)
         if row.extra:

@@ -2,18 +2,20 @@
 import bpy
 
 from ..operators.import_checkpoint import menu_import
-from . import sidebar
+from . import design, sidebar
 
-CLASSES = (sidebar.NNVIS_PT_run, sidebar.NNVIS_PT_layer)
+CLASSES = (sidebar.NNVIS_PT_run, sidebar.NNVIS_PT_layer, *design.CLASSES)
 
 
 def register():
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.TOPBAR_MT_file_import.append(menu_import)
+    bpy.types.VIEW3D_MT_add.append(design.menu_add)
 
 
 def unregister():
+    bpy.types.VIEW3D_MT_add.remove(design.menu_add)
     bpy.types.TOPBAR_MT_file_import.remove(menu_import)
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

@@ -1,0 +1,663 @@
+"""Design a network without a checkpoint: a layer stack (plain dicts) ⇄ a Keras Sequential config.
+
+A row is ``{"type": "Conv2D", "filters": 8, "kernel_size": 3, "padding": "same", ...}``: the type
+(`TYPES`; ``"Input"`` with a ``"shape"`` is always the first row), an optional ``"name"``, and Keras
+config keys (square 2-tuples may be written as one int). `keras_config` fills in every other key
+exactly as Keras 3.15's ``model.to_json()`` writes it, so the export loads with
+``keras.models.model_from_json``; `layers_from_config` keeps the keys a config sets to non-default
+values, so config → stack → config is exact. The stack becomes a `Run` with one epoch (random or
+neutral weights) that the importer's scene builder draws; `build_design` / `rebuild_design` do that
+in Blender (bpy imported lazily: the rest of this module runs in plain Python).
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from .errors import NNVisError
+from .io.keras_files import read_architecture
+from .model import ops
+from .model.keras_config import INPUT_KIND, layer_graph, network_from_config
+from .model.network import Network
+from .probe import load_probe
+from .run import Run
+
+TYPES = ("Input", "Conv2D", "MaxPooling2D", "AveragePooling2D", "BatchNormalization",
+         "Activation", "Dropout", "Flatten", "GlobalAveragePooling2D", "Dense")
+WEIGHT_MODES = ("random", "structure")
+DEFAULT_NAME = "cnn"
+DEFAULT_LAYERS = [
+    {"type": "Input", "shape": [28, 28, 1]},
+    {"type": "Conv2D", "filters": 8, "kernel_size": 3, "padding": "same", "activation": "relu"},
+    {"type": "MaxPooling2D", "pool_size": 2},
+    {"type": "Conv2D", "filters": 16, "kernel_size": 3, "padding": "same", "activation": "relu"},
+    {"type": "MaxPooling2D", "pool_size": 2},
+    {"type": "Flatten"},
+    {"type": "Dense", "units": 10, "activation": "softmax"},
+]
+
+# --------------------------------------------------------------------------------------------------
+# Keras 3.15 layer configs with every default, key order as model.to_json() writes them.
+
+
+def _initializer(name: str, config: dict | None = None) -> dict:
+    return {"module": "keras.initializers", "class_name": name, "config": config or {},
+            "registered_name": None}
+
+
+_DTYPE = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"},
+          "registered_name": None}
+_GLOROT = _initializer("GlorotUniform", {"seed": None, "input_axes": None, "output_axes": None})
+_COMMON = {"name": None, "trainable": True, "dtype": _DTYPE}
+_POOL = {**_COMMON, "pool_size": [2, 2], "padding": "valid", "strides": [2, 2],
+         "data_format": "channels_last"}
+_TEMPLATES = {
+    "Input": {"batch_shape": None, "dtype": "float32", "sparse": False, "ragged": False,
+              "name": None, "optional": False},
+    "Conv2D": {**_COMMON, "filters": None, "kernel_size": None, "strides": [1, 1],
+               "padding": "valid", "data_format": "channels_last", "dilation_rate": [1, 1],
+               "groups": 1, "activation": "linear", "use_bias": True,
+               "kernel_initializer": _GLOROT, "bias_initializer": _initializer("Zeros"),
+               "kernel_regularizer": None, "bias_regularizer": None,
+               "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None},
+    "MaxPooling2D": _POOL,
+    "AveragePooling2D": _POOL,
+    "BatchNormalization": {
+        **_COMMON, "axis": -1, "momentum": 0.99, "epsilon": 0.001, "center": True, "scale": True,
+        "beta_initializer": _initializer("Zeros"), "gamma_initializer": _initializer("Ones"),
+        "moving_mean_initializer": _initializer("Zeros"),
+        "moving_variance_initializer": _initializer("Ones"),
+        "beta_regularizer": None, "gamma_regularizer": None, "beta_constraint": None,
+        "gamma_constraint": None, "synchronized": False, "renorm": False,
+        "renorm_clipping": None, "renorm_momentum": 0.99},
+    "Activation": {**_COMMON, "activation": None},
+    "Dropout": {**_COMMON, "rate": None, "seed": None, "noise_shape": None},
+    "Flatten": {**_COMMON, "data_format": "channels_last"},
+    "GlobalAveragePooling2D": {**_COMMON, "data_format": "channels_last", "keepdims": False},
+    "Dense": {**_COMMON, "units": None, "activation": "linear", "use_bias": True,
+              "kernel_initializer": _GLOROT, "bias_initializer": _initializer("Zeros"),
+              "kernel_regularizer": None, "bias_regularizer": None, "kernel_constraint": None,
+              "bias_constraint": None, "quantization_config": None},
+}
+_KERAS_CLASS = {"Input": INPUT_KIND}
+_AUTO_NAME = {"Input": "input_layer", "Conv2D": "conv2d", "MaxPooling2D": "max_pooling2d",
+              "AveragePooling2D": "average_pooling2d", "BatchNormalization": "batch_normalization",
+              "Activation": "activation", "Dropout": "dropout", "Flatten": "flatten",
+              "GlobalAveragePooling2D": "global_average_pooling2d", "Dense": "dense"}
+_BUILT = {"Conv2D", "BatchNormalization", "Flatten", "Dense"}   # entries Keras gives a build_config
+
+# The parameters a row always shows (and the editor edits); None in a template means required.
+MAIN_PARAMS = {
+    "Input": ("shape",),
+    "Conv2D": ("filters", "kernel_size", "strides", "padding", "activation"),
+    "MaxPooling2D": ("pool_size", "strides", "padding"),
+    "AveragePooling2D": ("pool_size", "strides", "padding"),
+    "Activation": ("activation",),
+    "Dropout": ("rate",),
+    "Dense": ("units", "activation"),
+}
+_PAIRS = ("kernel_size", "strides", "pool_size", "dilation_rate")
+_POSITIVE_INTS = ("filters", "units", "groups")
+
+
+def main_params(row: dict) -> dict:
+    """The row's main parameters (MAIN_PARAMS) with Keras' defaults filled in (pools: strides =
+    pool_size); a required one that is missing stays None."""
+    kind = row.get("type")
+    template = _TEMPLATES.get(kind, {})
+    values = {}
+    for key in MAIN_PARAMS.get(kind, ()):
+        value = row.get(key, template.get(key))
+        if key == "strides" and "pool_size" in template and row.get("strides") is None:
+            value = row.get("pool_size", template["pool_size"])
+        values[key] = _compact(key, copy.deepcopy(value))
+    return values
+
+
+class RowCheck(NamedTuple):
+    shape: tuple | None     # output shape without the batch dimension; None if unknown
+    error: str | None       # why this row is impossible; None if it is fine
+
+
+# --------------------------------------------------------------------------------------------------
+# Rows → Keras layer configs, row by row, with what Keras (and nnvis) refuse.
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _pair(key: str, value) -> list[int]:
+    if _is_int(value):
+        value = [value, value]
+    if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(map(_is_int, value))):
+        raise NNVisError(f"{key} must be an int or two ints, got {value!r}")
+    if min(value) <= 0:
+        raise NNVisError(f"{key} must be positive, got {value!r}")
+    return [int(v) for v in value]
+
+
+def _input_shape(value) -> list[int]:
+    if not (isinstance(value, (list, tuple)) and value):
+        raise NNVisError(f"shape must be a list of sizes, e.g. [28, 28, 1], got {value!r}")
+    if any(v is None for v in value):
+        raise NNVisError(f"shape {list(value)} has a variable size (None); a design needs fixed "
+                         "sizes to compute its activations")
+    if not all(map(_is_int, value)) or min(value) <= 0:
+        raise NNVisError(f"shape must hold positive ints, got {list(value)!r}")
+    return [int(v) for v in value]
+
+
+def _layer_config(row, name: str) -> tuple[str, dict]:
+    """(Keras class name, Keras layer config) of one row; NNVisError for what Keras refuses."""
+    if not isinstance(row, dict):
+        raise NNVisError(f"a row must be a dict, got {type(row).__name__}")
+    kind = row.get("type")
+    if kind not in _TEMPLATES:
+        raise NNVisError(f"unknown layer type {kind!r} (supported: {', '.join(TYPES)})")
+    template = _TEMPLATES[kind]
+    allowed = set(template) - {"name", "batch_shape"} | set(MAIN_PARAMS.get(kind, ())) | {"type"}
+    unknown = sorted(set(row) - allowed - {"name"}, key=str)
+    if unknown:
+        raise NNVisError(f"{kind} has no parameter {unknown[0]!r} "
+                         f"(known: {', '.join(sorted(allowed - {'type'}))})")
+    config = copy.deepcopy(template)
+    config["name"] = name
+    for key, value in row.items():
+        if key in ("type", "name"):
+            continue
+        if key == "shape":
+            config["batch_shape"] = [None, *_input_shape(value)]
+        elif key in _PAIRS and not (key == "strides" and value is None and "pool_size" in config):
+            config[key] = _pair(key, value)
+        else:
+            config[key] = copy.deepcopy(value)
+    required = [k for k in MAIN_PARAMS.get(kind, ()) if template.get(k, "") is None]
+    missing = [k for k in required if config[k] is None]
+    if kind == "Input" and config["batch_shape"] is None:
+        missing.append("shape")
+    if missing:
+        raise NNVisError(f"{kind} needs {missing[0]!r}")
+    if "pool_size" in config and config["strides"] is None:
+        config["strides"] = list(config["pool_size"])      # Keras: strides None means pool_size
+    _check_values(kind, config)
+    return _KERAS_CLASS.get(kind, kind), config
+
+
+def _check_values(kind: str, config: dict) -> None:
+    for key in _POSITIVE_INTS:
+        if key in config and not (_is_int(config[key]) and config[key] > 0):
+            raise NNVisError(f"{key} must be a positive int, got {config[key]!r}")
+    if "activation" in config:
+        if config["activation"] is None:
+            config["activation"] = "linear"                 # what Keras writes for None
+        if config["activation"] not in ops.ACTIVATIONS:
+            raise NNVisError(f"unsupported activation {config['activation']!r} "
+                             f"(supported: {', '.join(sorted(ops.ACTIVATIONS))})")
+    if "padding" in config and config["padding"] not in ("valid", "same"):
+        raise NNVisError(f"padding must be 'valid' or 'same', got {config['padding']!r}")
+    if kind == "Dropout":
+        rate = config["rate"]
+        if not (isinstance(rate, (int, float)) and not isinstance(rate, bool) and 0 <= rate <= 1):
+            raise NNVisError(f"rate must be a number from 0 to 1, got {rate!r}")
+    if kind == "Conv2D" and max(config["strides"]) > 1 and max(config["dilation_rate"]) > 1:
+        raise NNVisError("strides > 1 and dilation_rate > 1 can't be combined (Keras refuses it)")
+
+
+def _window_fits(kind: str, config: dict, shape: tuple) -> None:
+    """A friendlier message than the shape rule's for the common mistake: a too-large window."""
+    if kind not in ("Conv2D", "MaxPooling2D", "AveragePooling2D") or len(shape) != 3:
+        return
+    if config.get("padding") != "valid":
+        return
+    window = config.get("kernel_size") or config.get("pool_size")
+    dilation = config.get("dilation_rate", [1, 1])
+    span = [(k - 1) * d + 1 for k, d in zip(window, dilation)]
+    if span[0] > shape[0] or span[1] > shape[1]:
+        what = "kernel" if kind == "Conv2D" else "pool"
+        raise NNVisError(f"{what} {span[0]}×{span[1]} is larger than its {shape[0]}×{shape[1]} "
+                         "input; use padding 'same' or a smaller window")
+
+
+def _names(layers: list) -> list[str]:
+    """Each row's layer name: its own, else Keras' automatic one (conv2d, conv2d_1, ...)."""
+    used = {row["name"] for row in layers if isinstance(row, dict) and row.get("name")
+            and isinstance(row["name"], str)}
+    counts: dict[str, int] = {}
+    names = []
+    for row in layers:
+        given = row.get("name") if isinstance(row, dict) else None
+        if given:
+            names.append(given)
+            continue
+        base = _AUTO_NAME.get(row.get("type") if isinstance(row, dict) else None, "layer")
+        n = counts.get(base, 0)
+        while (candidate := base if n == 0 else f"{base}_{n}") in used:
+            n += 1
+        counts[base] = n + 1
+        used.add(candidate)
+        names.append(candidate)
+    return names
+
+
+def _analyse(layers) -> list[tuple[RowCheck, tuple[str, dict] | None]]:
+    if not isinstance(layers, (list, tuple)) or not layers:
+        raise NNVisError("a design needs at least an Input row")
+    names = _names(layers)
+    first_use: dict[str, int] = {}
+    out = []
+    shape = None                   # the previous row's output shape, None after an error
+    for i, row in enumerate(layers):
+        try:
+            if not isinstance(names[i], str) or "/" in names[i]:
+                raise NNVisError(f"name {names[i]!r} must be a string without '/'")
+            if names[i] in first_use:
+                raise NNVisError(f"name {names[i]!r} is already used by row "
+                                 f"{first_use[names[i]] + 1}")
+            first_use[names[i]] = i
+            kind, config = _layer_config(row, names[i])
+            if (kind == INPUT_KIND) != (i == 0):
+                raise NNVisError("the first row must be an Input" if i == 0 else
+                                 "an Input can only be the first row")
+            if i == 0:
+                shape = tuple(config["batch_shape"][1:])
+            elif shape is None:
+                out.append((RowCheck(None, None), (kind, config)))
+                continue
+            else:
+                _window_fits(kind, config, shape)
+                new_shape = ops.output_shape(kind, config, [shape])
+                ops.weight_shapes(kind, config, [shape])
+                if any(d is not None and d <= 0 for d in new_shape):
+                    raise NNVisError(f"output shape {new_shape} is empty")
+                shape = new_shape
+        except NNVisError as exc:
+            out.append((RowCheck(None, str(exc)), None))
+            shape = None
+            continue
+        out.append((RowCheck(shape, None), (kind, config)))
+    return out
+
+
+def check(layers) -> list[RowCheck]:
+    """Every row's output shape or the reason it is impossible (rows after an error: unknown)."""
+    return [status for status, _ in _analyse(layers)]
+
+
+def validate(layers) -> list[tuple[int, str]]:
+    """(row index from 0, message) for every impossible row; empty when the stack is valid."""
+    return [(i, status.error) for i, status in enumerate(check(layers)) if status.error]
+
+
+def _raise_if_invalid(analysed, layers, what: str) -> None:
+    errors = [(i, status.error) for i, (status, _) in enumerate(analysed) if status.error]
+    if errors:
+        lines = "; ".join(f"row {i + 1} ({_type_of(layers[i])}): {msg}" for i, msg in errors)
+        raise NNVisError(f"{what}: {lines}")
+
+
+def _type_of(row) -> str:
+    return str(row.get("type")) if isinstance(row, dict) else "?"
+
+
+# --------------------------------------------------------------------------------------------------
+# Stack ⇄ Keras model config
+
+
+def keras_config(layers, name: str = DEFAULT_NAME) -> dict:
+    """The Keras 3 Sequential config (as `model.to_json()` writes it) of a valid stack."""
+    if not isinstance(name, str) or not name or "/" in name:
+        raise NNVisError(f"model name {name!r} must be a non-empty string without '/'")
+    analysed = _analyse(layers)
+    _raise_if_invalid(analysed, layers, f"design {name!r}")
+    entries, shape = [], None
+    for status, (kind, config) in analysed:
+        entry = {"module": "keras.layers", "class_name": kind, "config": config,
+                 "registered_name": None}
+        if kind in _BUILT:
+            entry["build_config"] = {"input_shape": [None, *shape]}
+        entries.append(entry)
+        shape = status.shape
+    batch_shape = list(analysed[0][1][1]["batch_shape"])
+    return {"module": "keras", "class_name": "Sequential",
+            "config": {"name": name, "trainable": True, "dtype": copy.deepcopy(_DTYPE),
+                       "layers": entries, "build_input_shape": batch_shape},
+            "registered_name": None, "build_config": {"input_shape": list(batch_shape)},
+            "compile_config": {}}
+
+
+def _compact(key: str, value):
+    if key in _PAIRS and isinstance(value, list) and len(value) == 2 and value[0] == value[1]:
+        return value[0]
+    return value
+
+
+def _without_shared_ids(value):
+    """The value without the `shared_object_id` keys a `.keras` file's config.json adds to objects
+    it stores once (the dtype policy): a saving artifact, not configuration."""
+    if isinstance(value, dict):
+        return {k: _without_shared_ids(v) for k, v in value.items() if k != "shared_object_id"}
+    if isinstance(value, list):
+        return [_without_shared_ids(v) for v in value]
+    return value
+
+
+def _row(kind: str, config: dict, source: str) -> dict:
+    row_type = next((t for t in TYPES if _KERAS_CLASS.get(t, t) == kind), None)
+    if row_type is None:
+        raise NNVisError(f"{source}: layer {config.get('name')!r} is a {kind}, which the designer "
+                         f"does not offer (supported: {', '.join(TYPES)})")
+    template = _TEMPLATES[row_type]
+    row = {"type": row_type, "name": config.get("name")}
+    if row_type == "Input":
+        batch_shape = config.get("batch_shape") or config.get("batch_input_shape")
+        row["shape"] = list(batch_shape[1:]) if isinstance(batch_shape, list) else batch_shape
+        skip = {"name", "batch_shape", "batch_input_shape"}
+    else:
+        for key in MAIN_PARAMS.get(row_type, ()):
+            row[key] = _compact(key, copy.deepcopy(config.get(key, template[key])))
+        skip = {"name", *MAIN_PARAMS.get(row_type, ())}
+    for key, value in config.items():
+        if key not in skip and (key not in template or value != template[key]):
+            row[key] = copy.deepcopy(value)
+    return row
+
+
+def layers_from_config(config: dict, source: str = "Keras config") -> list[dict]:
+    """The stack of a Keras model config (Sequential, or a Functional chain); weights are not read.
+
+    Rows keep the layer names and every config key set to a non-default value, so
+    `keras_config(layers_from_config(c), name)` gives `c` back for a Sequential `c` (a Functional
+    chain comes back as the equivalent Sequential; `compile_config` is not kept).
+    """
+    _, specs = layer_graph(config, source)
+    for (prev, *_), (name, _, _, inbound) in zip(specs, specs[1:]):
+        if inbound != [prev]:
+            raise NNVisError(f"{source}: layer {name!r} is fed by {inbound}, not by the layer "
+                             f"before it ({prev!r}); the designer edits plain stacks only")
+    return [_row(kind, _without_shared_ids(config), source) for _, kind, config, _ in specs]
+
+
+def read_keras_design(path) -> tuple[str, list[dict]]:
+    """(model name, stack) of a `.keras` file's or `model.to_json()` file's architecture; the
+    weights are not read."""
+    config = read_architecture(path)
+    name, _ = layer_graph(config, str(path))
+    return name, layers_from_config(config, str(path))
+
+
+def export_keras_json(layers, path, name: str = DEFAULT_NAME) -> Path:
+    """Write the stack as a `model.to_json()` file that `keras.models.model_from_json` loads."""
+    text = json.dumps(keras_config(layers, name))
+    path = Path(path)
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise NNVisError(f"{path}: can't write the Keras JSON ({exc})") from None
+    return path
+
+
+# --------------------------------------------------------------------------------------------------
+# A Run from a stack: weights (seeded Glorot-uniform, or all-zero "structure") and activations
+
+
+def design_network(layers, name: str = DEFAULT_NAME) -> Network:
+    """The Network the importer would read from the exported JSON (the very same code path)."""
+    return network_from_config(keras_config(layers, name), f"design {name!r}")
+
+
+def _glorot(rng, shape: tuple) -> np.ndarray:
+    """Keras' GlorotUniform: U(±sqrt(6 / (fan_in + fan_out))), conv fans times the kernel area."""
+    receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+    fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, size=shape).astype(np.float32)
+
+
+def design_weights(network: Network, mode: str = "random", seed: int = 0) -> dict:
+    """Layer name → weights in Keras order. Kernels: Glorot-uniform from `seed` ("random") or zero
+    ("structure"); biases zero; BatchNormalization the identity (gamma 1, beta 0, mean 0, var 1)."""
+    if mode not in WEIGHT_MODES:
+        raise NNVisError(f"weights must be one of {', '.join(WEIGHT_MODES)}, got {mode!r}")
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for layer in network.layers:
+        if not layer.weight_shapes:
+            continue
+        if layer.kind == "BatchNormalization":
+            names = (["gamma"] if layer.config.get("scale", True) else []) \
+                + (["beta"] if layer.config.get("center", True) else []) + ["mean", "var"]
+            weights[layer.name] = [np.full(s, 1.0 if n in ("gamma", "var") else 0.0, np.float32)
+                                   for n, s in zip(names, layer.weight_shapes)]
+            continue
+        kernel, *rest = layer.weight_shapes
+        first = _glorot(rng, kernel) if mode == "random" else np.zeros(kernel, np.float32)
+        weights[layer.name] = [first] + [np.zeros(s, np.float32) for s in rest]
+    return weights
+
+
+def design_run(layers, weights: str = "random", seed: int = 0, probe=None,
+               name: str = DEFAULT_NAME) -> Run:
+    """A one-epoch Run of the stack, what the scene builder draws.
+
+    "random": seeded Glorot-uniform weights and the probe's activations from the numpy forward
+    pass; the probe is an image/.npy path or an array (fitted like the importer's), default uniform
+    noise from `seed`. "structure": zero weights, zero activations (the probe is not used).
+    """
+    network = design_network(layers, name)
+    values = design_weights(network, weights, seed)
+    source = f"design ({weights}{', seed ' + str(seed) if weights == 'random' else ''})"
+    if weights == "structure":       # every map the colormap's zero colour, every edge grey
+        blank = {layer.name: np.zeros((1, *layer.output_shape), np.float32)
+                 for layer in network.layers}
+        return Run(name, source, network, [0], {0: values}, blank[network.layers[0].name],
+                   activations={0: blank})
+    if probe is None:
+        probe_array = np.random.default_rng(seed).random(network.input_shape).astype(np.float32)
+    else:
+        probe_array = load_probe(probe, network.input_shape)
+    return Run(name, source, network, [0], {0: values}, probe_array[None])
+
+
+# --------------------------------------------------------------------------------------------------
+# Blender: build a design's scene, and rebuild it in place (bpy imported here only)
+
+_LOOKUP_VALUES = ("nnvis_scale", "nnvis_offset")   # data-derived Value nodes of an atlas material
+_DATA_INPUTS = {"Geometry", "Epoch", "Width", "Height", "Material"}   # set by the build itself
+
+
+def build_design(layers, weights: str = "random", seed: int = 0, probe=None,
+                 name: str = DEFAULT_NAME, options=None, scene=None):
+    """Build the stack's scene (as the importer does) and return its collection.
+
+    The collection records the settings in ``["nnvis_design"]`` so `rebuild_design` can redo it.
+    """
+    from .scene import build_scene
+
+    run = design_run(layers, weights, seed, probe, name)
+    collection = build_scene(run, options, scene)
+    collection["nnvis_design"] = {"weights": weights, "seed": int(seed), "name": name,
+                                  "probe": str(probe) if isinstance(probe, (str, Path)) else ""}
+    return collection
+
+
+def rebuild_design(collection, layers, scene=None):
+    """Replace the layer and edge objects of a `build_design` collection with the stack's, in place.
+
+    Nothing changes unless the stack is valid and the new build succeeds. Kept: the collection
+    itself (name, parents, visibility), every object in it that is not a layer, edge or overlay
+    object (camera, lights, the user's own), and of each layer/edge that still exists its
+    transform, its modifier controls (all inputs but Epoch, Width, Height, Material) and its
+    material: a material the user assigned stays; nnvis' own material stays with its edits, only
+    its atlas image, lookup and colour range are pointed at the new data. Overlays are rebuilt
+    (they show data), each kind staying hidden or shown. Scene settings are not touched.
+    """
+    import bpy
+
+    from .scene import SceneOptions, build_scene
+
+    settings = collection.get("nnvis_design")
+    if settings is None:
+        raise NNVisError(f"collection {collection.name!r} was not built from a design")
+    scene = scene or bpy.context.scene
+    run = design_run(layers, settings["weights"], settings["seed"], settings["probe"] or None,
+                     settings["name"])
+    fresh = build_scene(run, SceneOptions(setup_render=False), scene)
+    _swap_objects(collection, fresh)
+    for key in ("nnvis_run", "nnvis_epochs"):
+        collection[key] = fresh[key]
+    bpy.data.collections.remove(fresh)
+    return collection
+
+
+def _object_key(obj):
+    if "nnvis_layer" in obj:
+        return ("layer", obj["nnvis_layer"])
+    if "nnvis_edges" in obj:
+        return ("edges", tuple(obj["nnvis_edges"]))
+    return None
+
+
+def _swap_objects(collection, fresh) -> None:
+    """Move `fresh`'s layer, edge and overlay objects into `collection` in place of the old ones;
+    drop the rest of `fresh` (its camera and lights: the old ones stay)."""
+    old, old_overlays = {}, []
+    for obj in collection.objects:
+        if _object_key(obj) is not None:
+            old[_object_key(obj)] = obj
+        elif "nnvis_overlay" in obj:
+            old_overlays.append(obj)
+    hidden = {o.get("nnvis_overlay_kind"): (o.hide_viewport, o.hide_render) for o in old_overlays}
+    moved = [o for o in fresh.objects if _object_key(o) is not None or "nnvis_overlay" in o]
+    doomed = [o for o in fresh.objects if o not in moved]
+    made_names = _blocks_of(moved)             # the new build's own datablocks, maybe suffixed
+    actions = [(o, o.animation_data.action) for o in moved if o.animation_data
+               and o.animation_data.action and o.animation_data.action.name == f"{o.name} Action"]
+    leftovers = []
+    for obj in moved:
+        key = _object_key(obj)
+        if key in old:
+            _carry_over(old[key], obj, leftovers)
+        elif obj.get("nnvis_overlay_kind") in hidden:      # overlays are data: rebuilt, but stay
+            obj.hide_viewport, obj.hide_render = hidden[obj["nnvis_overlay_kind"]]   # as shown
+        collection.objects.link(obj)
+    _remove_with_data(doomed + list(old.values()) + old_overlays, leftovers)
+    for block in made_names:
+        _drop_name_suffix(block)
+    for obj, action in actions:                # "conv2d.001 Action" → "conv2d Action"
+        action.name = f"{obj.name} Action"
+
+
+def _drop_name_suffix(block) -> None:
+    """'conv2d.001' → 'conv2d' now that the old 'conv2d' is gone (Blender keeps names unique: a
+    name still taken gets a suffix back). Skips blocks the swap removed."""
+    try:
+        base, dot, number = block.name.rpartition(".")
+    except ReferenceError:
+        return
+    if dot and base and number.isdigit() and len(number) >= 3:
+        block.name = base
+
+
+def _blocks_of(objects) -> list:
+    """The objects and the datablocks they use: data, action, node groups, materials, and the
+    materials' images."""
+    import bpy
+
+    blocks = []
+    for obj in objects:
+        materials = [m for m in getattr(obj.data, "materials", []) if m is not None]
+        groups = [mod.node_group for mod in obj.modifiers if mod.type == "NODES"]
+        for mod in obj.modifiers:
+            if mod.type == "NODES":
+                materials += [mod[k] for k in mod.keys() if isinstance(mod[k], bpy.types.Material)]
+        action = obj.animation_data.action if obj.animation_data else None
+        blocks += [obj, obj.data, action, *groups, *materials]
+        blocks += [n.image for m in materials if m.node_tree for n in m.node_tree.nodes
+                   if n.type == "TEX_IMAGE" and n.image is not None]
+    return [b for b in blocks if b is not None]
+
+
+def _modifier(obj):
+    from .scene.layers import MODIFIER
+
+    return obj.modifiers.get(MODIFIER)
+
+
+def _carry_over(prev, obj, leftovers: list) -> None:
+    """Copy the user's edits of `prev` onto its successor `obj`: transform, modifier controls,
+    material. Datablocks this may leave unused go to `leftovers`."""
+    from .scene.nodes import input_ids
+
+    obj.matrix_basis = prev.matrix_basis.copy()
+    old_mod, new_mod = _modifier(prev), _modifier(obj)
+    if old_mod is None or new_mod is None or old_mod.node_group != new_mod.node_group:
+        return
+    ids = input_ids(new_mod.node_group)
+    for label, ident in ids.items():
+        if label not in _DATA_INPUTS and ident in old_mod.keys():
+            new_mod[ident] = old_mod[ident]
+    kept, made = old_mod.get(ids.get("Material")), new_mod.get(ids.get("Material"))
+    if kept is None or made is None:
+        return
+    if "nnvis_colormap" in kept:
+        _point_at_new_atlas(kept, made, leftovers)
+    new_mod[ids["Material"]] = kept
+    leftovers.append(made)
+
+
+def _lookup_node(material):
+    from .scene.nodes import GROUP_LOOKUP
+
+    return next((n for n in material.node_tree.nodes if n.type == "GROUP" and n.node_tree
+                 and n.node_tree.name == GROUP_LOOKUP), None)
+
+
+def _point_at_new_atlas(kept, made, leftovers: list) -> None:
+    """Give the kept atlas material the new build's data: the image its atlas texture nodes read
+    (those fed by the lookup group), the lookup's atlas geometry, the colour scale/offset, and
+    the colormap if the data changed sign (sequential ↔ diverging); other edits stay."""
+    from .scene.nodes import set_ramp
+
+    old_lookup, new_lookup = _lookup_node(kept), _lookup_node(made)
+    new_image = next((n.image for n in made.node_tree.nodes if n.type == "TEX_IMAGE"), None)
+    if old_lookup is None or new_lookup is None or new_image is None:
+        return
+    for node in kept.node_tree.nodes:
+        if node.type == "TEX_IMAGE" and any(link.from_node == old_lookup
+                                            for link in node.inputs["Vector"].links):
+            if node.image is not None:
+                leftovers.append(node.image)
+            node.image = new_image
+    for socket in new_lookup.inputs:
+        target = old_lookup.inputs.get(socket.name)
+        if target is not None and not target.is_linked and not socket.is_linked:
+            target.default_value = socket.default_value
+    for node_name in _LOOKUP_VALUES:
+        src, dst = made.node_tree.nodes.get(node_name), kept.node_tree.nodes.get(node_name)
+        if src is not None and dst is not None:
+            dst.outputs[0].default_value = src.outputs[0].default_value
+    ramp = kept.node_tree.nodes.get("nnvis_colormap")
+    if ramp is not None and kept.get("nnvis_colormap") != made.get("nnvis_colormap"):
+        set_ramp(ramp.color_ramp, made["nnvis_colormap"])
+        kept["nnvis_colormap"] = made["nnvis_colormap"]
+
+
+def _remove_with_data(objects, leftovers) -> None:
+    """Remove `objects`, then whatever nothing uses any more among the datablocks they used
+    (`_blocks_of`) and `leftovers` (with their images)."""
+    import bpy
+
+    blocks = [b for b in _blocks_of(objects) if not isinstance(b, bpy.types.Object)]
+    blocks += leftovers + [n.image for m in leftovers if isinstance(m, bpy.types.Material)
+                           and m.node_tree for n in m.node_tree.nodes
+                           if n.type == "TEX_IMAGE" and n.image is not None]
+    bpy.data.batch_remove(objects)
+    pending = {b.as_pointer(): b for b in blocks}
+    while unused := {k: b for k, b in pending.items() if b.users == 0}:   # mesh, material, image
+        bpy.data.batch_remove(list(unused.values()))
+        pending = {k: b for k, b in pending.items() if k not in unused}
