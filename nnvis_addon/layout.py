@@ -2,6 +2,9 @@
 
 One place computes every position, so the layer objects (feature-map planes, unit cubes) and the edge
 curves between them always meet. World units: the largest feature map is `map_size` wide.
+Graphs, not lists: a layer's depth is its rank (longest path from the input), the main path (the
+longest chain back from the output) stays on the axis and layers sharing a rank — branches — stand
+side by side along Y. A connection spanning several ranks is a skip connection (drawn as an arc).
 Feature maps face -X; their image columns run along -Y and rows down -Z, so an oblique camera on the
 -X/-Y side reads them like pictures.
 """
@@ -23,6 +26,8 @@ class Placement:
     cell_size: float             # edge length of a map plane (its longer side) or of a unit cube
     spatial: bool                # feature maps (planes) or units (cubes)
     extent: tuple[float, float]  # (width along Y, height along Z) of the whole layer
+    rank: int = 0                # depth step: longest path from the input
+    lane: int = 0                # 0 = main path; ±1, ±2, ... = branches beside it
 
 
 def grid_columns(count: int, spatial: bool) -> int:
@@ -46,29 +51,64 @@ def map_size_of(layer: Layer, largest_side: int, map_size: float) -> float:
     return map_size * math.sqrt(side / largest_side)
 
 
+def ranks_and_lanes(network: Network) -> tuple[dict[str, int], dict[str, int]]:
+    """Rank = longest path from an input; lane 0 = the main path back from the last layer, other
+    layers of a rank take lanes 1, -1, 2, -2, ... in network order."""
+    rank: dict[str, int] = {}
+    for layer in network.layers:
+        rank[layer.name] = 1 + max((rank[n] for n in layer.inbound), default=-1)
+    main, name = set(), network.layers[-1].name
+    while True:
+        main.add(name)
+        inbound = network.layer(name).inbound
+        if not inbound:
+            break
+        name = max(inbound, key=lambda n: rank[n])
+    lane, used = {}, {}
+    for layer in network.layers:
+        if layer.name in main:
+            lane[layer.name] = 0
+            continue
+        k = used.get(rank[layer.name], 0) + 1
+        used[rank[layer.name]] = k
+        lane[layer.name] = (k + 1) // 2 * (1 if k % 2 else -1)
+    return rank, lane
+
+
 def layout_network(network: Network, map_size: float = 1.0, unit_size: float = 0.08,
                    gap: float = 1.0) -> list[Placement]:
-    """Layers one after another along +X; the space between two layers is `gap` times the larger
-    of their extents, so edges fan out at a readable angle whatever the layer sizes."""
+    """Ranks one after another along +X; the space between two ranks is `gap` times the larger of
+    their layers' extents, so edges fan out at a readable angle whatever the layer sizes."""
     spatial_sides = [max(l.output_shape[:2]) for l in network.layers if l.is_spatial]
     largest = max(spatial_sides) if spatial_sides else 1
-    placements, x, previous = [], 0.0, None
+    rank, lane = ranks_and_lanes(network)
+    shapes = {}
     for layer in network.layers:
         if layer.is_spatial:
             size = map_size_of(layer, largest, map_size)
             spacing = size * 1.15
         else:
-            size = unit_size
-            spacing = unit_size * 1.6
+            size, spacing = unit_size, unit_size * 1.6
         yz = _grid(layer.cell_count, spacing, layer.is_spatial)
         extent = (float(np.ptp(yz[:, 0])) + size, float(np.ptp(yz[:, 1])) + size)
-        if previous is not None:
-            x += gap * max(max(extent), max(previous.extent), 1.0)
+        shapes[layer.name] = (size, yz, extent)
+    depth = max(rank.values()) + 1
+    reach = np.ones(depth)                      # the largest extent at each rank
+    width = np.zeros(depth)                     # the widest layer at each rank (lane spacing)
+    for name, (_, _, extent) in shapes.items():
+        reach[rank[name]] = max(reach[rank[name]], *extent)
+        width[rank[name]] = max(width[rank[name]], extent[0])
+    xs = np.concatenate([[0.0], np.cumsum(gap * np.maximum(reach[1:], reach[:-1]))])
+    placements = []
+    for layer in network.layers:
+        size, yz, extent = shapes[layer.name]
+        r = rank[layer.name]
         centers = np.zeros((layer.cell_count, 3), np.float32)
-        centers[:, 0] = x
-        centers[:, 1:] = yz
-        previous = Placement(layer.name, x, centers, size, layer.is_spatial, extent)
-        placements.append(previous)
+        centers[:, 0] = xs[r]
+        centers[:, 1] = yz[:, 0] - lane[layer.name] * width[r] * 1.25
+        centers[:, 2] = yz[:, 1]
+        placements.append(Placement(layer.name, float(xs[r]), centers, size, layer.is_spatial,
+                                    extent, r, lane[layer.name]))
     return placements
 
 

@@ -6,6 +6,7 @@ the recording when it has them (TensorFlow's own numbers), else from the numpy f
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +50,10 @@ class Run:
         self.metrics = metrics or {}
         self.warnings = list(warnings or [])
         self._weights = weights
+        start = time.perf_counter()
         if activations is None:
             activations = {e: forward_batch(network, weights[e], probes) for e in self.epochs}
+        self.forward_seconds = time.perf_counter() - start   # 0 when the recording had them
         self._activations = activations
         output = network.layers[-1].name
         self._predictions = predictions or {e: activations[e][output] for e in self.epochs}

@@ -27,11 +27,34 @@ def curves_data(name: str, polylines: np.ndarray):
     return curves
 
 
+def skip_arc(polylines: np.ndarray, src_placement, dst_placement) -> np.ndarray:
+    """Lift a connection that jumps over ranks (a residual/skip link) into an arc above the layers
+    it passes, so it reads as a skip and not as input to the layers in between."""
+    span = dst_placement.rank - src_placement.rank
+    if span <= 1:
+        return polylines
+    top = max(src_placement.extent[1], dst_placement.extent[1]) / 2
+    lift = top + 0.08 * abs(dst_placement.x - src_placement.x)
+    t = np.linspace(0.0, 1.0, polylines.shape[1], dtype=np.float32)
+    polylines = polylines.copy()
+    polylines[:, :, 2] += lift * np.sin(np.pi * t)[None, :]
+    return polylines
+
+
+def strongest_first(edges):
+    """The edges ordered by their largest |weight| over epochs, so the `Max Edges` input of the
+    edges group keeps the strongest ones when it hides the rest."""
+    score = np.abs(edges.weight).max(axis=0) if len(edges) else np.zeros(0)
+    return edges.subset(np.argsort(-score, kind="stable"))
+
+
 def edge_object(run_name: str, src_name: str, dst_name: str, edges, src_placement,
                 dst_placement, bundle_strength: float, radius: float):
     """The curves object for the edges `src_name` → `dst_name` (an `Edges` with (E, n) weights)."""
+    edges = strongest_first(edges)
     polylines = structural_bundle(src_placement.centers, dst_placement.centers, edges.src,
                                   edges.dst, beta=bundle_strength)
+    polylines = skip_arc(polylines, src_placement, dst_placement)
     curves = curves_data(f"{run_name}:{src_name}->{dst_name}", polylines)
     atlas = atlas_mod.pack(edges.weight[:, :, None, None])
     image = new_image(f"{run_name}:{src_name}->{dst_name} weights", atlas)

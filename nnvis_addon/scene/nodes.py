@@ -80,6 +80,15 @@ def _store(tree, geometry, name: str, value, data_type: str, domain: str):
                data_type=data_type, domain=domain).outputs["Geometry"]
 
 
+def _first(group, geometry, count, domain: str):
+    """`geometry` without the elements of `domain` whose index is ≥ `count`."""
+    index = add(group, "GeometryNodeInputIndex").outputs[0]
+    beyond = add(group, "FunctionNodeCompare", {"A": index, "B": count}, data_type="INT",
+                 operation="GREATER_EQUAL").outputs[0]
+    return add(group, "GeometryNodeDeleteGeometry", {"Geometry": geometry, "Selection": beyond},
+               domain=domain).outputs[0]
+
+
 def cells_group(shape: str):
     """Instances one plane (feature map) or cube (unit) on every vertex of the layer's mesh.
 
@@ -96,6 +105,8 @@ def cells_group(shape: str):
     socket(group, "Height", "INPUT", "NodeSocketFloat", 1.0, 0.0, description="Cell height")
     socket(group, "Scale", "INPUT", "NodeSocketFloat", 1.0, 0.0, 10.0,
            description="Scale of every feature map or unit")
+    socket(group, "Max Cells", "INPUT", "NodeSocketInt", 1 << 30, 0,
+           description="Level of detail: show only the first N feature maps / units")
     socket(group, "Material", "INPUT", "NodeSocketMaterial")
     width = math_node(group, "MULTIPLY", gin.outputs["Width"], gin.outputs["Scale"])
     height = math_node(group, "MULTIPLY", gin.outputs["Height"], gin.outputs["Scale"])
@@ -107,8 +118,9 @@ def cells_group(shape: str):
         prim = add(group, "GeometryNodeMeshCube", {"Size": size.outputs[0]})
     cell = _store(group, prim.outputs["Mesh"], "nnvis_uv", prim.outputs["UV Map"],
                   "FLOAT2", "CORNER")
+    shown = _first(group, gin.outputs["Geometry"], gin.outputs["Max Cells"], "POINT")
     inst = add(group, "GeometryNodeInstanceOnPoints",
-               {"Points": gin.outputs["Geometry"], "Instance": cell,
+               {"Points": shown, "Instance": cell,
                 "Rotation": PLANE_ROTATION if shape == "planes" else (0.0, 0.0, 0.0)})
     geo = _store(group, inst.outputs["Instances"], "nnvis_epoch", gin.outputs["Epoch"],
                  "FLOAT", "INSTANCE")
@@ -126,8 +138,11 @@ def edges_group():
     group = bpy.data.node_groups.new(GROUP_EDGES, "GeometryNodeTree")
     gin, gout = _geometry_io(group)
     socket(group, "Radius", "INPUT", "NodeSocketFloat", 0.004, 0.0, description="Edge radius")
+    socket(group, "Max Edges", "INPUT", "NodeSocketInt", 1 << 30, 0,
+           description="Level of detail: show only the N strongest edges")
     socket(group, "Material", "INPUT", "NodeSocketMaterial")
-    geo = add(group, "GeometryNodeSetCurveRadius", {"Curve": gin.outputs["Geometry"],
+    shown = _first(group, gin.outputs["Geometry"], gin.outputs["Max Edges"], "CURVE")
+    geo = add(group, "GeometryNodeSetCurveRadius", {"Curve": shown,
                                                     "Radius": gin.outputs["Radius"]})
     geo = _store(group, geo.outputs["Curve"], "nnvis_epoch", gin.outputs["Epoch"], "FLOAT", "CURVE")
     geo = add(group, "GeometryNodeSetMaterial", {"Geometry": geo,
