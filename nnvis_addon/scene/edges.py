@@ -14,6 +14,30 @@ from ..bundling import structural_bundle
 from . import nodes
 from .layers import MODIFIER, colour_range, new_image, set_inputs
 
+GROUP_EDGES = "NNVis Edges"
+
+
+def edges_group():
+    """Gives the edge curves their radius, epoch and material; the curves themselves are data."""
+    group = bpy.data.node_groups.get(GROUP_EDGES)
+    if group is not None:
+        return group
+    group = bpy.data.node_groups.new(GROUP_EDGES, "GeometryNodeTree")
+    gin, gout = nodes.geometry_io(group)
+    nodes.socket(group, "Radius", "INPUT", "NodeSocketFloat", 0.004, 0.0, description="Edge radius")
+    nodes.socket(group, "Max Edges", "INPUT", "NodeSocketInt", 1 << 30, 0,
+                 description="Level of detail: show only the N strongest edges")
+    nodes.socket(group, "Material", "INPUT", "NodeSocketMaterial")
+    shown = nodes.first(group, gin.outputs["Geometry"], gin.outputs["Max Edges"], "CURVE")
+    geo = nodes.add(group, "GeometryNodeSetCurveRadius", {"Curve": shown,
+                                                          "Radius": gin.outputs["Radius"]})
+    geo = nodes.store(group, geo.outputs["Curve"], "nnvis_epoch", gin.outputs["Epoch"], "FLOAT",
+                      "CURVE")
+    geo = nodes.add(group, "GeometryNodeSetMaterial", {"Geometry": geo,
+                                                       "Material": gin.outputs["Material"]})
+    group.links.new(geo.outputs["Geometry"], gout.inputs["Geometry"])
+    return group
+
 
 def curves_data(name: str, polylines: np.ndarray):
     """Hair curves from (n, points, 3) polylines, written through the fast attribute path."""
@@ -67,6 +91,6 @@ def edge_object(run_name: str, src_name: str, dst_name: str, edges, src_placemen
     obj = bpy.data.objects.new(f"{src_name} → {dst_name}", curves)
     obj["nnvis_edges"] = [src_name, dst_name]
     mod = obj.modifiers.new(MODIFIER, "NODES")
-    mod.node_group = nodes.edges_group()
+    mod.node_group = edges_group()
     set_inputs(mod, {"Radius": radius, "Material": material})
     return obj

@@ -15,7 +15,6 @@ from .. import colormaps
 
 GROUP_PLANES = "NNVis Feature Maps"
 GROUP_CUBES = "NNVis Units"
-GROUP_EDGES = "NNVis Edges"
 GROUP_LOOKUP = "NNVis Atlas Lookup"
 
 # Cell planes face -X with their image columns along -Y and rows along +Z (see layout.py).
@@ -65,7 +64,7 @@ def input_ids(group) -> dict[str, str]:
             if item.item_type == "SOCKET" and item.in_out == "INPUT"}
 
 
-def _geometry_io(group):
+def geometry_io(group):
     socket(group, "Geometry", "INPUT", "NodeSocketGeometry")
     socket(group, "Geometry", "OUTPUT", "NodeSocketGeometry")
     socket(group, "Epoch", "INPUT", "NodeSocketFloat", 0.0, 0.0,
@@ -74,13 +73,13 @@ def _geometry_io(group):
     return nodes.new("NodeGroupInput"), nodes.new("NodeGroupOutput")
 
 
-def _store(tree, geometry, name: str, value, data_type: str, domain: str):
+def store(tree, geometry, name: str, value, data_type: str, domain: str):
     return add(tree, "GeometryNodeStoreNamedAttribute",
                {"Geometry": geometry, "Name": name, "Value": value},
                data_type=data_type, domain=domain).outputs["Geometry"]
 
 
-def _first(group, geometry, count, domain: str):
+def first(group, geometry, count, domain: str):
     """`geometry` without the elements of `domain` whose index is ≥ `count`."""
     index = add(group, "GeometryNodeInputIndex").outputs[0]
     beyond = add(group, "FunctionNodeCompare", {"A": index, "B": count}, data_type="INT",
@@ -100,7 +99,7 @@ def cells_group(shape: str):
     if group is not None:
         return group
     group = bpy.data.node_groups.new(name, "GeometryNodeTree")
-    gin, gout = _geometry_io(group)
+    gin, gout = geometry_io(group)
     socket(group, "Width", "INPUT", "NodeSocketFloat", 1.0, 0.0, description="Cell width")
     socket(group, "Height", "INPUT", "NodeSocketFloat", 1.0, 0.0, description="Cell height")
     socket(group, "Scale", "INPUT", "NodeSocketFloat", 1.0, 0.0, 10.0,
@@ -116,35 +115,14 @@ def cells_group(shape: str):
     else:
         size = add(group, "ShaderNodeCombineXYZ", {"X": width, "Y": width, "Z": width})
         prim = add(group, "GeometryNodeMeshCube", {"Size": size.outputs[0]})
-    cell = _store(group, prim.outputs["Mesh"], "nnvis_uv", prim.outputs["UV Map"],
+    cell = store(group, prim.outputs["Mesh"], "nnvis_uv", prim.outputs["UV Map"],
                   "FLOAT2", "CORNER")
-    shown = _first(group, gin.outputs["Geometry"], gin.outputs["Max Cells"], "POINT")
+    shown = first(group, gin.outputs["Geometry"], gin.outputs["Max Cells"], "POINT")
     inst = add(group, "GeometryNodeInstanceOnPoints",
                {"Points": shown, "Instance": cell,
                 "Rotation": PLANE_ROTATION if shape == "planes" else (0.0, 0.0, 0.0)})
-    geo = _store(group, inst.outputs["Instances"], "nnvis_epoch", gin.outputs["Epoch"],
+    geo = store(group, inst.outputs["Instances"], "nnvis_epoch", gin.outputs["Epoch"],
                  "FLOAT", "INSTANCE")
-    geo = add(group, "GeometryNodeSetMaterial", {"Geometry": geo,
-                                                 "Material": gin.outputs["Material"]})
-    group.links.new(geo.outputs["Geometry"], gout.inputs["Geometry"])
-    return group
-
-
-def edges_group():
-    """Gives the edge curves their radius, epoch and material; the curves themselves are data."""
-    group = bpy.data.node_groups.get(GROUP_EDGES)
-    if group is not None:
-        return group
-    group = bpy.data.node_groups.new(GROUP_EDGES, "GeometryNodeTree")
-    gin, gout = _geometry_io(group)
-    socket(group, "Radius", "INPUT", "NodeSocketFloat", 0.004, 0.0, description="Edge radius")
-    socket(group, "Max Edges", "INPUT", "NodeSocketInt", 1 << 30, 0,
-           description="Level of detail: show only the N strongest edges")
-    socket(group, "Material", "INPUT", "NodeSocketMaterial")
-    shown = _first(group, gin.outputs["Geometry"], gin.outputs["Max Edges"], "CURVE")
-    geo = add(group, "GeometryNodeSetCurveRadius", {"Curve": shown,
-                                                    "Radius": gin.outputs["Radius"]})
-    geo = _store(group, geo.outputs["Curve"], "nnvis_epoch", gin.outputs["Epoch"], "FLOAT", "CURVE")
     geo = add(group, "GeometryNodeSetMaterial", {"Geometry": geo,
                                                  "Material": gin.outputs["Material"]})
     group.links.new(geo.outputs["Geometry"], gout.inputs["Geometry"])
