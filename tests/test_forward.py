@@ -8,8 +8,9 @@ keras = pytest.importorskip("keras")
 from keras import layers  # noqa: E402
 
 from nnvis_addon.errors import NNVisError  # noqa: E402
-from nnvis_addon.model import ops  # noqa: E402
-from nnvis_addon.model.forward import forward, forward_batch  # noqa: E402
+from nnvis_addon.model import kernels, ops  # noqa: E402
+from nnvis_addon.model.forward import (forward, forward_batch, forward_batch_partial,  # noqa: E402
+                                       forward_partial)
 from nnvis_addon.model.network import Layer, Network  # noqa: E402
 
 ACTIVATION_NAMES = sorted(ops.ACTIVATIONS)
@@ -53,6 +54,54 @@ CASES = [
     ("softmax_axis1", lambda: layers.Softmax(axis=1), (4, 3, 5)),
     ("gap", lambda: layers.GlobalAveragePooling2D(), (5, 7, 3)),
     ("gap_keepdims", lambda: layers.GlobalAveragePooling2D(keepdims=True), (5, 7, 3)),
+    ("gmp", lambda: layers.GlobalMaxPooling2D(), (5, 7, 3)),
+    ("gmp_keepdims", lambda: layers.GlobalMaxPooling2D(keepdims=True), (5, 7, 3)),
+    ("dw", lambda: layers.DepthwiseConv2D(3), (9, 8, 3)),
+    ("dw_s2_same_mult2", lambda: layers.DepthwiseConv2D(3, 2, padding="same", depth_multiplier=2),
+     (9, 8, 3)),
+    ("dw_s2_valid_relu", lambda: layers.DepthwiseConv2D(3, 2, activation="relu"), (10, 9, 4)),
+    ("dw_dil2_same_nobias", lambda: layers.DepthwiseConv2D((3, 2), dilation_rate=2, padding="same",
+                                                           use_bias=False), (9, 8, 3)),
+    ("dw_5x5_s2_same", lambda: layers.DepthwiseConv2D(5, 2, padding="same"), (11, 12, 5)),
+    ("sep", lambda: layers.SeparableConv2D(4, 3, depth_multiplier=2), (8, 9, 3)),
+    ("sep_s2_same_relu", lambda: layers.SeparableConv2D(5, 3, 2, padding="same", activation="relu"),
+     (9, 8, 3)),
+    ("sep_nobias", lambda: layers.SeparableConv2D(4, 1, use_bias=False), (5, 5, 3)),
+    ("conv_1x1_s2", lambda: layers.Conv2D(4, 1, strides=2), (7, 6, 3)),
+    ("conv_1x1_s2_same", lambda: layers.Conv2D(4, 1, strides=2, padding="same"), (7, 6, 3)),
+    ("zeropad_int", lambda: layers.ZeroPadding2D(1), (4, 5, 2)),
+    ("zeropad_pairs", lambda: layers.ZeroPadding2D(((0, 1), (2, 3))), (4, 5, 2)),
+    ("zeropad_rows_cols", lambda: layers.ZeroPadding2D((2, 1)), (4, 5, 2)),
+    ("crop", lambda: layers.Cropping2D(((1, 2), (0, 3))), (6, 7, 2)),
+    ("crop_int", lambda: layers.Cropping2D(1), (6, 7, 2)),
+    ("upsample", lambda: layers.UpSampling2D(), (3, 4, 2)),
+    ("upsample_23", lambda: layers.UpSampling2D((2, 3)), (3, 4, 2)),
+    ("upsample_bilinear", lambda: layers.UpSampling2D((2, 3), interpolation="bilinear"), (4, 5, 2)),
+    ("reshape", lambda: layers.Reshape((20, 3)), (4, 5, 3)),
+    ("reshape_infer", lambda: layers.Reshape((-1, 6)), (4, 5, 3)),
+    ("rescaling", lambda: layers.Rescaling(1 / 255, offset=-0.5), (4, 5, 3)),
+    ("rescaling_lists", lambda: layers.Rescaling([1.0, 2.0, 0.5], offset=[0.0, 1.0, -2.0]),
+     (4, 5, 3)),
+    ("rescaling_numpy", lambda: layers.Rescaling(np.float32([2, 3, 4]), offset=np.float32(0.5)),
+     (4, 5, 3)),
+    ("normalization_weights", lambda: layers.Normalization(), (4, 5, 3)),
+    ("normalization_axis_none", lambda: layers.Normalization(axis=None), (4, 5, 3)),
+    ("normalization_axis_12", lambda: layers.Normalization(axis=(1, 2)), (4, 5, 3)),
+    ("normalization_config", lambda: layers.Normalization(mean=[1.0, 2.0, 3.0],
+                                                         variance=[1.0, 4.0, 0.25]), (4, 5, 3)),
+    ("normalization_config_scalar", lambda: layers.Normalization(mean=0.5, variance=2.0),
+     (4, 5, 3)),
+    ("normalization_invert", lambda: layers.Normalization(mean=[1.0, 2.0, 3.0],
+                                                         variance=[1.0, 4.0, 0.25], invert=True),
+     (4, 5, 3)),
+    ("layernorm", lambda: layers.LayerNormalization(), (4, 5, 3)),
+    ("layernorm_axes", lambda: layers.LayerNormalization(axis=[1, 2, 3], epsilon=0.1), (4, 5, 3)),
+    ("layernorm_axis1_noscale", lambda: layers.LayerNormalization(axis=1, scale=False), (4, 5, 3)),
+    ("layernorm_rms", lambda: layers.LayerNormalization(rms_scaling=True), (4, 5, 3)),
+    ("leaky_relu_layer", lambda: layers.LeakyReLU(0.1), (4, 4, 3)),
+    ("spatial_dropout", lambda: layers.SpatialDropout2D(0.5), (4, 4, 3)),
+    ("gaussian_noise", lambda: layers.GaussianNoise(1.0), (4, 4, 3)),
+    ("identity", lambda: layers.Identity(), (4, 4, 3)),
 ]
 CASES += [(f"activation_{a}", lambda a=a: layers.Activation(a), (3, 4, 5)) for a in ACTIVATION_NAMES]
 CASES += [(f"conv_{a}", lambda a=a: layers.Conv2D(3, 2, activation=a), (5, 4, 3))
@@ -83,6 +132,8 @@ def test_kind_matches_keras(factory, in_shape):
     layer(x)                                            # builds the weights
     weights = random_weights(layer, rng)
     layer.set_weights(weights)
+    if isinstance(layer, layers.Normalization):
+        layer.finalize_state()       # derives its constants from the weights (as loading does)
     want = np.asarray(layer(x))
     kind = type(layer).__name__
     config = json.loads(json.dumps(layer.get_config()))    # as config.json has it: lists, not tuples
@@ -216,7 +267,7 @@ def test_unsupported_layer_in_network_is_named(small_cnn):
 
 def test_conv_in_many_row_blocks_matches_keras(monkeypatch):
     """Large images are convolved a few output rows at a time; the seams must not show."""
-    monkeypatch.setattr(ops, "_CONV_BLOCK_BYTES", 1)          # one output row per matmul
+    monkeypatch.setattr(kernels, "_CONV_BLOCK_BYTES", 1)      # one output row per matmul
     rng = np.random.default_rng(4)
     conv = layers.Conv2D(4, 3, strides=2, padding="same", groups=2)
     x = rng.standard_normal((2, 9, 7, 4)).astype(np.float32)
@@ -224,3 +275,100 @@ def test_conv_in_many_row_blocks_matches_keras(monkeypatch):
     weights = random_weights(conv, rng)
     conv.set_weights(weights)
     assert_close(ops.apply("Conv2D", conv.get_config(), weights, [x]), np.asarray(conv(x)))
+
+
+MERGES = [
+    ("add3", layers.Add, {}, [(4, 5, 3)] * 3),
+    ("add_broadcast", layers.Add, {}, [(4, 5, 3), (1, 5, 1)]),
+    ("subtract", layers.Subtract, {}, [(4, 5, 3)] * 2),
+    ("multiply", layers.Multiply, {}, [(4, 5, 3)] * 3),
+    ("average", layers.Average, {}, [(4, 5, 3)] * 3),
+    ("maximum", layers.Maximum, {}, [(6,)] * 2),
+    ("minimum", layers.Minimum, {}, [(4, 5, 3)] * 2),
+    ("concat", layers.Concatenate, {}, [(4, 5, 3), (4, 5, 2), (4, 5, 1)]),
+    ("concat_axis1", layers.Concatenate, {"axis": 1}, [(4, 5, 3), (2, 5, 3)]),
+    ("concat_axis2", layers.Concatenate, {"axis": -2}, [(4, 5, 3), (4, 1, 3)]),
+    ("concat_units", layers.Concatenate, {}, [(6,), (3,)]),
+]
+
+
+@pytest.mark.parametrize("cls, kwargs, in_shapes", [m[1:] for m in MERGES],
+                         ids=[m[0] for m in MERGES])
+def test_merge_matches_keras(cls, kwargs, in_shapes):
+    rng = np.random.default_rng(5)
+    layer = cls(**kwargs)
+    xs = [rng.standard_normal((2, *s)).astype(np.float32) for s in in_shapes]
+    want = np.asarray(layer(xs))
+    config = json.loads(json.dumps(layer.get_config()))
+    assert ops.output_shape(cls.__name__, config, in_shapes) == want.shape[1:]
+    assert ops.weight_shapes(cls.__name__, config, in_shapes) == []
+    assert_close(ops.apply(cls.__name__, config, [], xs), want)
+
+
+def test_merge_shape_errors():
+    with pytest.raises(NNVisError, match=r"'s' \(Add\).*do not match"):
+        ops.output_shape("Add", {}, [(4, 5, 3), (4, 5, 2)], layer_name="s")
+    with pytest.raises(NNVisError, match="exactly 2"):
+        ops.output_shape("Subtract", {}, [(3,)] * 3)
+    with pytest.raises(NNVisError, match="outside the concatenation axis"):
+        ops.output_shape("Concatenate", {"axis": -1}, [(4, 5, 3), (4, 6, 3)])
+    with pytest.raises(ops.Unsupported, match="different ranks"):
+        ops.output_shape("Add", {}, [(4, 5, 3), (3,)])
+    with pytest.raises(ops.Unsupported, match="axis 0"):
+        ops.output_shape("Concatenate", {"axis": 0}, [(3,), (3,)])
+
+
+def test_unsupported_options_are_unsupported_not_errors():
+    """What nnvis lacks raises ops.Unsupported (import keeps the layer); broken input does not."""
+    conv = {"filters": 2, "kernel_size": 3}
+    with pytest.raises(ops.Unsupported, match="channels_first"):
+        ops.output_shape("Conv2D", {**conv, "data_format": "channels_first"}, [(3, 8, 8)])
+    with pytest.raises(ops.Unsupported, match="'c' \\(Conv2D\\).*custom"):
+        ops.check_supported("Conv2D", {**conv, "activation": {"class_name": "MyAct"}},
+                            layer_name="c")
+    with pytest.raises(ops.Unsupported, match="'lam'.*'Lambda'"):
+        ops.check_supported("Lambda", {}, layer_name="lam")
+    with pytest.raises(ops.Unsupported, match="bicubic"):
+        ops.apply("UpSampling2D", {"size": 2, "interpolation": "bicubic"}, [],
+                  [np.zeros((1, 2, 2, 1), np.float32)])
+    ops.check_supported("Conv2D", {**conv, "activation": "relu"})
+    for bad in ({"filters": 2}, {**conv, "kernel_size": "3"}):
+        with pytest.raises(NNVisError) as info:
+            ops.output_shape("Conv2D", bad, [(8, 8, 3)])
+        assert not isinstance(info.value, ops.Unsupported)
+
+
+def test_partial_forward_skips_what_it_cannot_compute(small_cnn):
+    """An unknown layer and everything after it is skipped with reasons; the rest is computed."""
+    model, network, weights, probes = small_cnn
+    layers_ = list(network.layers)
+    pool_a = next(i for i, lay in enumerate(layers_) if lay.name == "pool_a")
+    warp = Layer("warp", "Warp2D", {}, ["pool_a"], layers_[pool_a].output_shape)
+    side = Layer("side", "Activation", {"activation": "tanh"}, ["pool_a"],
+                 layers_[pool_a].output_shape)
+    conv_b = layers_[pool_a + 1]
+    rewired = Layer(conv_b.name, conv_b.kind, conv_b.config, ["warp"], conv_b.output_shape,
+                    conv_b.weight_shapes)
+    odd = Network("odd", layers_[:pool_a + 1] + [warp, side, rewired] + layers_[pool_a + 2:])
+    x = np.random.default_rng(8).standard_normal((14, 13, 2)).astype(np.float32)
+    got, skipped = forward_partial(odd, weights, x)
+    assert list(got) == [lay.name for lay in layers_[:pool_a + 1]] + ["side"]
+    want = probes([x[None]])
+    for lay, w in zip(model.layers[:pool_a], want):
+        assert_close(got[lay.name], np.asarray(w)[0])
+    assert_close(got["side"], np.tanh(np.asarray(want[pool_a - 1])[0]))   # want has no input
+    assert list(skipped) == ["warp", "conv_b", "pool_b", "flat", "fc", "probs"]
+    assert skipped["warp"] == "layer 'warp': unsupported layer kind 'Warp2D'"
+    assert skipped["probs"] == ("layer 'probs' (Dense): not computed, it needs the output of "
+                                "'warp', which nnvis cannot compute")
+    batch, skipped_b = forward_batch_partial(odd, weights, np.stack([x, x]))
+    assert skipped_b == skipped and batch["side"].shape == (2, *warp.output_shape)
+    with pytest.raises(NNVisError, match="'warp'.*Warp2D"):
+        forward_batch(odd, weights, np.stack([x, x]))
+
+
+def test_partial_forward_still_rejects_bad_weights(small_cnn):
+    _, network, weights, _ = small_cnn
+    bad = dict(weights, fc=weights["fc"][:1])
+    with pytest.raises(NNVisError, match="'fc'"):
+        forward_partial(network, bad, np.zeros((14, 13, 2), np.float32))

@@ -14,7 +14,7 @@ from keras import layers as L
 from nnvis_addon.errors import NNVisError
 from nnvis_addon.io.keras_files import (read_architecture, read_network, read_weights,
                                         weight_groups)
-from nnvis_addon.model.keras_config import layer_graph, network_from_config
+from nnvis_addon.model.keras_config import layer_graph, network_from_config, unsupported_reason
 
 SHAPE = (12, 12, 1)
 EPOCHS = 2
@@ -77,6 +77,7 @@ class _Snapshots(keras.callbacks.Callback):
 def saved(tmp_path_factory):
     """Three trained models saved every way Keras 3 saves them; default-named layers are built
     after the functional model so their names (conv2d_1, ...) differ from the HDF5 groups."""
+    keras.backend.clear_session()        # fresh name counters, whatever tests ran before
     keras.utils.set_random_seed(0)
     root = tmp_path_factory.mktemp("keras")
     x = np.random.default_rng(0).random((32, *SHAPE), dtype=np.float32)
@@ -213,8 +214,24 @@ def test_merge_inbound_order(saved):
         ("img", "InputLayer", []), ("ca", "Conv2D", ["img"]), ("cb", "Conv2D", ["img"]),
         ("sum", "Add", ["ca", "cb"]), ("cat", "Concatenate", ["sum", "ca"]),
         ("fl", "Flatten", ["cat"])]
-    with pytest.raises(NNVisError, match=r"m\.json.*'sum'.*'Add'"):
-        network_from_config(saved["merge"], "m.json")
+    network = network_from_config(saved["merge"], "m.json")
+    assert [l.output_shape for l in network.layers] == [
+        (12, 12, 1), (12, 12, 4), (12, 12, 4), (12, 12, 4), (12, 12, 8), (1152,)]
+    assert not any(unsupported_reason(l) for l in network.layers)
+
+
+def test_unknown_kind_in_sequential_is_a_block(saved):
+    """An unknown kind keeps the import going; its shape comes from what the config records."""
+    config = _seq_layer(read_architecture(saved["named"]["dir"] / "model.json"), 4,
+                        class_name="LSTM")
+    network = network_from_config(config, "arch.json")
+    conv_b, pool_b, flat = (network.layer(n) for n in ("conv_b", "pool_b", "flat"))
+    assert unsupported_reason(conv_b) == "layer 'conv_b': unsupported layer kind 'LSTM'"
+    assert conv_b.weight_shapes == [] and conv_b.output_shape == ()   # pool_b records no input
+    assert "input is unknown" in unsupported_reason(pool_b)
+    assert pool_b.output_shape == (2, 2, 6)             # read from flat's build_config
+    assert unsupported_reason(flat) is None and flat.output_shape == (24,)
+    assert unsupported_reason(network.layer("conv_a")) is None
 
 
 def test_topological_order_from_shuffled_config(saved):
@@ -224,6 +241,18 @@ def test_topological_order_from_shuffled_config(saved):
     order = [s[0] for s in specs]
     assert order[0] == "img" and order[-1] == "fl"
     assert order.index("sum") < order.index("cat") and order.index("ca") < order.index("sum")
+
+
+def test_shape_the_file_contradicts_marks_the_layer(saved):
+    config = _functional_config(saved)
+    for entry in config["config"]["layers"]:
+        for tensor in entry["inbound_nodes"][0]["args"] if entry["inbound_nodes"] else []:
+            if tensor["config"]["keras_history"][0] == "stem":
+                tensor["config"]["shape"] = [None, 7, 7, 5]
+    stem = network_from_config(config, "arch.json").layer("stem")
+    assert unsupported_reason(stem) == ("layer 'stem' (Conv2D): nnvis computes output shape "
+                                        "(6, 6, 5) but the file records (7, 7, 5)")
+    assert stem.output_shape == (7, 7, 5) and stem.weight_shapes == []
 
 
 def _functional_config(saved):
@@ -249,7 +278,6 @@ GARBLED = [
     (lambda c, s: {**c, "config": {**c["config"], "layers": {}}}, "no 'layers'"),
     (lambda c, s: _seq_layer(c, 1, class_name=None), "'conv_a' has no class_name"),
     (lambda c, s: _seq_layer(c, 2, config=[]), "layer #2 has no name"),
-    (lambda c, s: _seq_layer(c, 4, class_name="LSTM"), "'conv_b'.*'LSTM'"),
     (lambda c, s: _seq_layer(c, 1, config={"name": "conv_a", "kernel_size": 3}), "'conv_a'"),
     (lambda c, s: _seq_layer(c, 3, config={**c["config"]["layers"][3]["config"],
                                            "name": "conv_a"}), "two layers are named 'conv_a'"),

@@ -14,27 +14,151 @@ from .network import Layer, Network
 
 MODEL_KINDS = frozenset({"Sequential", "Functional", "Model"})
 INPUT_KIND = "InputLayer"
+UNSUPPORTED_KEY = "_nnvis_unsupported"     # in Layer.config: why nnvis cannot compute the layer
+
+
+def unsupported_reason(layer: Layer) -> str | None:
+    """Why nnvis cannot compute ``layer``'s activations (a warning line), or None if it can."""
+    return layer.config.get(UNSUPPORTED_KEY)
 
 
 def network_from_config(config: dict, source: str) -> Network:
-    """The Network of a Keras model config; `source` (the file) is named in every error."""
+    """The Network of a Keras model config; `source` (the file) is named in every error.
+
+    A layer nnvis cannot compute (unknown or custom kind, Lambda, unsupported option) does not fail
+    the import: it is kept with ``config[UNSUPPORTED_KEY]`` set to the reason, no weight shapes
+    (unless its kind is known), and the output shape Keras recorded for it in the config (the shape
+    of the tensor its consumers read); ``()`` when the config records none (a model output).
+    Custom and Lambda code is never deserialised, let alone run.
+    """
     name, specs = layer_graph(config, source)
-    shapes: dict[str, tuple] = {}
+    declared = declared_output_shapes(config)
+    custom = _custom_layers(config)
+    shapes: dict[str, tuple | None] = {}          # None: unknown
     layers = []
     for layer_name, kind, layer_config, inbound in specs:
-        input_shapes = [shapes[n] for n in inbound]
-        try:
-            out = ops.output_shape(kind, layer_config, input_shapes, layer_name=layer_name)
-            weights = ops.weight_shapes(kind, layer_config, input_shapes, layer_name=layer_name)
-        except NNVisError as e:          # ops names the layer and kind (or the unsupported kind)
-            raise NNVisError(f"{source}: {e}") from None
-        except (KeyError, TypeError, ValueError, IndexError) as e:
-            raise NNVisError(f"{source}: layer {layer_name!r} ({kind}): bad config "
-                             f"({type(e).__name__}: {e})") from None
+        out, weights, reason = _infer(layer_name, kind, layer_config, [shapes[n] for n in inbound],
+                                      declared.get(layer_name), custom.get(layer_name), source)
         shapes[layer_name] = out
+        if reason:
+            layer_config = {**layer_config, UNSUPPORTED_KEY: reason}
         layers.append(Layer(name=layer_name, kind=kind, config=layer_config, inbound=inbound,
-                            output_shape=out, weight_shapes=weights))
+                            output_shape=() if out is None else out, weight_shapes=weights))
     return Network(name=name, layers=layers)
+
+
+def _infer(layer_name, kind, layer_config, input_shapes, declared, custom, source):
+    """(output shape or None, weight shapes, None or why nnvis cannot compute the layer)."""
+    where = f"layer {layer_name!r} ({kind})"
+    if custom:
+        return declared, [], f"{where}: custom layer class {custom!r} (its code is never run)"
+    if None in input_shapes:
+        return declared, [], f"{where}: the shape of its input is unknown"
+    try:
+        out = ops.output_shape(kind, layer_config, input_shapes, layer_name=layer_name)
+        weights = ops.weight_shapes(kind, layer_config, input_shapes, layer_name=layer_name)
+    except ops.Unsupported as e:
+        return declared, [], str(e)
+    except NNVisError as e:          # ops names the layer and kind
+        raise NNVisError(f"{source}: {e}") from None
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise NNVisError(f"{source}: {where}: bad config ({type(e).__name__}: {e})") from None
+    if declared is not None and not _agree(out, declared):
+        return declared, [], (f"{where}: nnvis computes output shape {out} but the file records "
+                              f"{declared}")
+    try:
+        ops.check_supported(kind, layer_config, layer_name=layer_name)
+    except ops.Unsupported as e:
+        return out, weights, str(e)       # shapes known, activations not (a custom activation)
+    return out, weights, None
+
+
+def _agree(shape: tuple, other: tuple) -> bool:
+    return len(shape) == len(other) and all(a is None or b is None or a == b
+                                            for a, b in zip(shape, other))
+
+
+def declared_output_shapes(config: dict) -> dict[str, tuple]:
+    """Layer name -> output shape (no batch) as Keras recorded it in a model config.
+
+    Keras 3 stores no output shapes per layer, but it stores the shape of every tensor a layer reads
+    (Functional: each inbound node's ``__keras_tensor__`` shape; Sequential: the next layer's
+    ``build_config.input_shape``), which is the producing layer's output. A layer nothing reads
+    (a model output) has no entry. Malformed entries are skipped: this only fills gaps.
+    """
+    body = config.get("config") if isinstance(config, dict) else None
+    entries = body.get("layers") if isinstance(body, dict) else None
+    if not isinstance(entries, list):
+        return {}
+    shapes: dict[str, tuple] = {}
+    if config.get("class_name") == "Sequential":
+        for entry, after in zip(entries, entries[1:]):
+            build = after.get("build_config") if isinstance(after, dict) else None
+            shape = _shape(build.get("input_shape") if isinstance(build, dict) else None)
+            name = _entry_name(entry)
+            if shape is not None and name:
+                shapes.setdefault(name, shape)
+        return shapes
+    for entry in entries:
+        if isinstance(entry, dict):
+            _tensor_shapes(entry.get("inbound_nodes"), shapes, 0)
+    return shapes
+
+
+def _entry_name(entry) -> str | None:
+    if not isinstance(entry, dict):
+        return None
+    layer_config = entry.get("config")
+    name = entry.get("name") or (layer_config.get("name") if isinstance(layer_config, dict) else None)
+    return name if isinstance(name, str) else None
+
+
+def _shape(value) -> tuple | None:
+    """A recorded batch shape ([None, 8, 8, 3]) without its batch dimension; None if malformed."""
+    if not isinstance(value, list) or not value or not all(
+            d is None or type(d) is int and d >= 0 for d in value):
+        return None
+    return tuple(value[1:])
+
+
+def _tensor_shapes(value, shapes: dict, depth: int) -> None:
+    """Record the shape of every `__keras_tensor__` (output 0 of its layer) found in ``value``."""
+    if depth > 32:
+        return
+    if isinstance(value, list):
+        for item in value:
+            _tensor_shapes(item, shapes, depth + 1)
+    elif isinstance(value, dict):
+        if value.get("class_name") == "__keras_tensor__":
+            tensor = value.get("config") or {}
+            history, shape = tensor.get("keras_history"), _shape(tensor.get("shape"))
+            if isinstance(history, list) and len(history) == 3 and isinstance(history[0], str) \
+                    and history[2] == 0 and shape is not None:
+                shapes.setdefault(history[0], shape)
+        else:
+            for item in value.values():
+                _tensor_shapes(item, shapes, depth + 1)
+
+
+def _custom_layers(config: dict) -> dict[str, str]:
+    """Layer name -> registered class name, for layers of user-defined classes (never built-ins).
+
+    Keras 3 writes ``module: keras.layers`` and ``registered_name: null`` for its own layers and a
+    registered name (``package>Class``) for user classes, even one named like a built-in ("Conv2D");
+    other packages' layers (keras_hub, ...) name their own module.
+    """
+    body = config.get("config") or {}
+    custom = {}
+    for entry in body.get("layers") or []:
+        if not isinstance(entry, dict):
+            continue
+        registered, module = entry.get("registered_name"), entry.get("module")
+        if isinstance(registered, str) and registered or \
+                isinstance(module, str) and module.split(".")[0] != "keras":
+            name = _entry_name(entry)
+            if name:
+                custom[name] = registered or f"{module}.{entry.get('class_name')}"
+    return custom
 
 
 def layer_graph(config: dict, source: str) -> tuple[str, list[tuple[str, str, dict, list[str]]]]:

@@ -2,10 +2,11 @@
 
 One registry (``_OPS``) maps a Keras class name to three small functions, so the config parser, the
 weight readers and the forward pass agree on every kind, and adding a kind is one ``_register`` call.
-Arrays are float32 and channels-last (NHWC, Keras' default); shapes passed around exclude the batch
-dimension, arrays passed to ``apply`` include it. Spatial sizes may be None (variable-size inputs).
-Conv2D is an im2col (strided views) + one matmul per block of output rows, so it runs at BLAS speed
-without materialising the whole patch matrix of a large image.
+Shapes passed around exclude the batch dimension, arrays passed to ``apply`` include it (float32,
+channels-last). Spatial sizes may be None (variable-size inputs). Config values follow what
+Keras 3's ``get_config()`` writes (checked against keras.applications' models); the array math is in
+``kernels``. What nnvis cannot compute raises ``Unsupported`` (an NNVisError), which the importer
+turns into a block without activations rather than a failed import.
 """
 from __future__ import annotations
 
@@ -14,83 +15,16 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import NNVisError
+from .kernels import (ACTIVATIONS, Unsupported, activate, avg_pool, check_activation, conv2d,
+                      depthwise_conv2d, max_pool, out_length, softmax, upsample)
+
+__all__ = ["ACTIVATIONS", "SUPPORTED", "Unsupported", "apply", "check_supported", "output_shape",
+           "weight_shapes"]
 
 # --------------------------------------------------------------------------------------------------
-# Activations, by the names Keras 3 writes into configs ("swish" and "hard_swish" are its aliases).
-
-
-def _sigmoid(x):
-    return 0.5 * np.tanh(0.5 * x) + 0.5          # no overflow for large |x|, unlike 1/(1+exp(-x))
-
-
-def _softplus(x):
-    return np.logaddexp(np.float32(0), x)
-
-
-def _softmax(x, axis=-1):
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def _log_softmax(x, axis=-1):
-    z = x - x.max(axis=axis, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
-
-
-def _erf(x):
-    """erf in numpy (which has none): Abramowitz & Stegun 7.1.26, |error| < 1.5e-7 (float32-exact)."""
-    a = np.abs(x)
-    t = 1.0 / (1.0 + 0.3275911 * a)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027
-                                                                           + t * 1.061405429))))
-    return np.sign(x) * (1.0 - poly * np.exp(-a * a))
-
-
-def _elu(x, alpha=1.0):
-    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
-
-
-_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772, 1.0507009873554805
-
-ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "linear": lambda x: x,
-    "relu": lambda x: np.maximum(x, 0),
-    "relu6": lambda x: np.clip(x, 0, 6),
-    "leaky_relu": lambda x: np.where(x > 0, x, np.float32(0.2) * x),   # Keras 3 default slope 0.2
-    "sigmoid": _sigmoid,
-    "hard_sigmoid": lambda x: np.clip(x + 3, 0, 6) / 6,                # Keras 3: relu6(x + 3) / 6
-    "hard_silu": lambda x: x * (np.clip(x + 3, 0, 6) / 6),
-    "tanh": np.tanh,
-    "softmax": _softmax,
-    "log_softmax": _log_softmax,
-    "elu": _elu,
-    "selu": lambda x: _SELU_SCALE * _elu(x, _SELU_ALPHA),
-    "softplus": _softplus,
-    "softsign": lambda x: x / (1 + np.abs(x)),
-    "silu": lambda x: x * _sigmoid(x),
-    "gelu": lambda x: 0.5 * x * (1 + _erf(x * np.float32(1 / math.sqrt(2)))),  # exact (erf) form
-    "mish": lambda x: x * np.tanh(_softplus(x)),
-    "exponential": np.exp,
-}
-ACTIVATIONS["swish"] = ACTIVATIONS["silu"]
-ACTIVATIONS["hard_swish"] = ACTIVATIONS["hard_silu"]
-
-
-def activate(name, x: np.ndarray) -> np.ndarray:
-    """Apply the activation a config names (None means linear), keeping float32."""
-    key = "linear" if name is None else name
-    fn = ACTIVATIONS.get(key) if isinstance(key, str) else None
-    if fn is None:
-        raise NNVisError(f"unsupported activation {name!r} "
-                         f"(supported: {', '.join(sorted(ACTIVATIONS))})")
-    return np.asarray(fn(x), dtype=np.float32)
-
-
-# --------------------------------------------------------------------------------------------------
-# Spatial helpers shared by convolution and pooling kinds (TF's 'valid'/'same' rules).
+# Config helpers
 
 
 def pair(value, what: str = "value") -> tuple[int, int]:
@@ -102,53 +36,69 @@ def pair(value, what: str = "value") -> tuple[int, int]:
     raise NNVisError(f"bad {what} {value!r}: expected an int or two ints")
 
 
-def out_length(n, k: int, s: int, d: int, padding: str):
-    """Output length along one spatial axis (None stays None), TF rule."""
-    if n is None:
-        return None
-    if padding == "same":
-        return -(-n // s)
-    if padding == "valid":
-        out = (n - (k - 1) * d - 1) // s + 1
-        if out <= 0:
-            raise NNVisError(f"input size {n} is smaller than the window ({k}, dilation {d})")
-        return out
-    raise NNVisError(f"unsupported padding {padding!r} (supported: 'valid', 'same')")
+def _pad_pairs(value, what: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """ZeroPadding2D/Cropping2D amounts: int, (rows, cols) or ((top, bottom), (left, right))."""
+    if isinstance(value, (list, tuple)) and len(value) == 2 and \
+            all(isinstance(v, (list, tuple)) for v in value):
+        pairs = tuple(pair(v, what) for v in value)
+    else:
+        rows, cols = pair(value, what)
+        pairs = ((rows, rows), (cols, cols))
+    if min(pairs[0] + pairs[1]) < 0:
+        raise NNVisError(f"bad {what} {value!r}: negative")
+    return pairs
 
 
-def pad_amounts(n: int, k: int, s: int, d: int, padding: str) -> tuple[int, int]:
-    """(before, after) padding along one axis; TF puts the odd extra pixel after."""
-    if padding != "same":
-        return 0, 0
-    total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
-    return total // 2, total - total // 2
+def _numbers(value, what: str) -> np.ndarray:
+    """A number or nested list of numbers from a config (Keras wraps numpy arrays in __numpy__)."""
+    if isinstance(value, dict) and value.get("class_name") in ("__numpy__", "__tensor__"):
+        value = (value.get("config") or {}).get("value")
+    try:
+        array = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise Unsupported(f"{what} {value!r} is not a number or a list of numbers") from None
+    if array.size == 0:
+        raise Unsupported(f"{what} {value!r} is empty")
+    return array
+
+
+def _axis(axis, rank: int, what: str) -> int:
+    """A Keras axis (counting the batch; negative from the end) as an index WITH the batch."""
+    if isinstance(axis, (list, tuple)) and len(axis) == 1:
+        axis = axis[0]
+    if not isinstance(axis, int) or isinstance(axis, bool) or not -rank <= axis < rank \
+            or axis % rank == 0:
+        raise Unsupported(f"unsupported {what} axis {axis!r} for a rank-{rank - 1} input")
+    return axis % rank
 
 
 def _check_channels_last(config: dict) -> None:
     fmt = config.get("data_format") or "channels_last"
     if fmt != "channels_last":
-        raise NNVisError(f"unsupported data_format {fmt!r} (only 'channels_last')")
+        raise Unsupported(f"unsupported data_format {fmt!r} (only 'channels_last')")
 
 
-def _spatial_shape(config, shape, k, s, d, channels) -> tuple:
+def _check_hwc(config, shape) -> None:
     _check_channels_last(config)
     if len(shape) != 3:
         raise NNVisError(f"expected an (H, W, C) input, got shape {shape}")
+
+
+def _spatial_shape(config, shape, k, s, d, channels) -> tuple:
+    _check_hwc(config, shape)
     padding = config.get("padding", "valid")
     return (out_length(shape[0], k[0], s[0], d[0], padding),
             out_length(shape[1], k[1], s[1], d[1], padding), channels)
 
 
-def _pad_hw(x, k, s, d, padding, value):
-    (t, b), (l, r) = (pad_amounts(x.shape[1], k[0], s[0], d[0], padding),
-                      pad_amounts(x.shape[2], k[1], s[1], d[1], padding))
-    if t or b or l or r:
-        x = np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=value)
-    return x
+def _bias_act(config, weights, y, bias_index):
+    if config.get("use_bias", True):
+        y += weights[bias_index]
+    return activate(config.get("activation"), y)
 
 
 # --------------------------------------------------------------------------------------------------
-# Kinds
+# Convolutions
 
 
 def _conv_params(config):
@@ -171,38 +121,55 @@ def _conv2d_weights(config, shape):
     return [kernel, (filters,)] if config.get("use_bias", True) else [kernel]
 
 
-_CONV_BLOCK_BYTES = 32 << 20  # patch bytes per matmul: big for BLAS, bounded memory on big images
-
-
-def conv2d(x, kernel, strides, dilation, padding, groups=1):
-    """NHWC convolution with a Keras (kh, kw, C/groups, F) kernel: im2col block + matmul."""
-    kh, kw, cg, f = kernel.shape
-    (sh, sw), (dh, dw) = strides, dilation
-    x = _pad_hw(x, (kh, kw), strides, dilation, padding, 0)
-    n, h, w, c = x.shape
-    ho, wo = (h - (kh - 1) * dh - 1) // sh + 1, (w - (kw - 1) * dw - 1) // sw + 1
-    # (N, Ho, Wo, kh, kw, C) view: strided windows, patch pixels in Keras kernel order
-    win = sliding_window_view(x, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(1, 2))
-    win = win[:, ::sh, ::sw, :, ::dh, ::dw].transpose(0, 1, 2, 4, 5, 3)
-    fg = f // groups
-    kernels = [kernel[..., g * fg:(g + 1) * fg].reshape(kh * kw * cg, fg) for g in range(groups)]
-    out = np.empty((n, ho, wo, f), dtype=np.float32)
-    rows = max(1, _CONV_BLOCK_BYTES // max(1, wo * kh * kw * cg * 4))
-    for i in range(n):
-        for r0 in range(0, ho, rows):
-            block = win[i, r0:r0 + rows]
-            for g, k2 in enumerate(kernels):
-                cols = block[..., g * cg:(g + 1) * cg].reshape(-1, kh * kw * cg)   # the im2col copy
-                out[i, r0:r0 + rows, :, g * fg:(g + 1) * fg] = (cols @ k2).reshape(-1, wo, fg)
-    return out
-
-
 def _conv2d_apply(config, weights, x):
     k, s, d, groups = _conv_params(config)
     y = conv2d(x, weights[0], s, d, config.get("padding", "valid"), groups)
-    if config.get("use_bias", True):
-        y += weights[1]
-    return activate(config.get("activation"), y)
+    return _bias_act(config, weights, y, 1)
+
+
+def _depthwise_channels(config, shape) -> tuple[int, int]:
+    """(input channels, depth_multiplier); the channel count must be known for the kernel."""
+    if not shape or shape[-1] is None:
+        raise NNVisError(f"needs a known channel count, got shape {shape}")
+    return int(shape[-1]), int(config.get("depth_multiplier", 1))
+
+
+def _depthwise_shape(config, shape):
+    k, s, d, _ = _conv_params(config)
+    c, m = _depthwise_channels(config, shape)
+    return _spatial_shape(config, shape, k, s, d, c * m)
+
+
+def _depthwise_weights(config, shape):
+    (kh, kw), _, _, _ = _conv_params(config)
+    c, m = _depthwise_channels(config, shape)
+    return [(kh, kw, c, m)] + ([(c * m,)] if config.get("use_bias", True) else [])
+
+
+def _depthwise_apply(config, weights, x):
+    k, s, d, _ = _conv_params(config)
+    y = depthwise_conv2d(x, weights[0], s, d, config.get("padding", "valid"))
+    return _bias_act(config, weights, y, 1)
+
+
+def _separable_weights(config, shape):
+    (kh, kw), _, _, _ = _conv_params(config)
+    c, m = _depthwise_channels(config, shape)
+    filters = int(config["filters"])
+    return ([(kh, kw, c, m), (1, 1, c * m, filters)]
+            + ([(filters,)] if config.get("use_bias", True) else []))
+
+
+def _separable_apply(config, weights, x):
+    """Depthwise then pointwise (1×1) convolution; Keras' one bias comes after the pointwise."""
+    k, s, d, _ = _conv_params(config)
+    y = depthwise_conv2d(x, weights[0], s, d, config.get("padding", "valid"))
+    y = conv2d(y, weights[1], (1, 1), (1, 1), "valid")
+    return _bias_act(config, weights, y, 2)
+
+
+# --------------------------------------------------------------------------------------------------
+# Pooling, padding, cropping, resizing
 
 
 def _pool_params(config):
@@ -216,40 +183,64 @@ def _pool_shape(config, shape):
     return _spatial_shape(config, shape, k, s, (1, 1), shape[-1])
 
 
-def _pool_windows(x, k, s, ho, wo):
-    """Yield the kh*kw strided (N, Ho, Wo, C) views, one per window offset (loop over the window)."""
-    for i in range(k[0]):
-        for j in range(k[1]):
-            yield x[:, i:i + (ho - 1) * s[0] + 1:s[0], j:j + (wo - 1) * s[1] + 1:s[1]]
+def _pool_apply(pool):
+    def apply(config, weights, x):
+        k, s = _pool_params(config)
+        return pool(x, k, s, config.get("padding", "valid"))
+    return apply
 
 
-def _max_pool_apply(config, weights, x):
-    k, s = _pool_params(config)
-    padding = config.get("padding", "valid")
-    ho, wo, _ = _pool_shape(config, x.shape[1:])
-    xp = _pad_hw(x, k, s, (1, 1), padding, -np.inf)
-    views = _pool_windows(xp, k, s, ho, wo)
-    out = next(views).copy()
-    for v in views:
-        np.maximum(out, v, out=out)
-    return out
+def _global_pool_shape(config, shape):
+    _check_hwc(config, shape)
+    return (1, 1, shape[-1]) if config.get("keepdims") else (shape[-1],)
 
 
-def _avg_pool_apply(config, weights, x):
-    """Average over the real pixels only: TF's 'same' average ignores the padding in the count."""
-    k, s = _pool_params(config)
-    padding = config.get("padding", "valid")
-    ho, wo, _ = _pool_shape(config, x.shape[1:])
-    xp = _pad_hw(x, k, s, (1, 1), padding, 0)
-    views = _pool_windows(xp, k, s, ho, wo)
-    out = next(views).copy()
-    for v in views:
-        out += v
-    if padding == "same":
-        ones = _pad_hw(np.ones((1, x.shape[1], x.shape[2], 1), np.float32), k, s, (1, 1), padding, 0)
-        count = sum(_pool_windows(ones, k, s, ho, wo))
-        return out / count
-    return out / np.float32(k[0] * k[1])
+def _global_pool_apply(reduce):
+    return lambda config, weights, x: reduce(x, axis=(1, 2), keepdims=bool(config.get("keepdims")))
+
+
+def _grow(n, by: int):
+    return None if n is None else n + by
+
+
+def _zero_pad_shape(config, shape):
+    _check_hwc(config, shape)
+    (t, b), (l, r) = _pad_pairs(config.get("padding", 1), "padding")
+    return _grow(shape[0], t + b), _grow(shape[1], l + r), shape[2]
+
+
+def _zero_pad_apply(config, weights, x):
+    (t, b), (l, r) = _pad_pairs(config.get("padding", 1), "padding")
+    return np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)))
+
+
+def _crop_shape(config, shape):
+    _check_hwc(config, shape)
+    (t, b), (l, r) = _pad_pairs(config.get("cropping", 0), "cropping")
+    out = _grow(shape[0], -t - b), _grow(shape[1], -l - r)
+    if any(n is not None and n <= 0 for n in out):
+        raise NNVisError(f"cropping {config.get('cropping')!r} leaves nothing of {shape}")
+    return (*out, shape[2])
+
+
+def _crop_apply(config, weights, x):
+    (t, b), (l, r) = _pad_pairs(config.get("cropping", 0), "cropping")
+    return x[:, t:x.shape[1] - b, l:x.shape[2] - r]
+
+
+def _upsample_shape(config, shape):
+    _check_hwc(config, shape)
+    a, b = pair(config.get("size", 2), "size")
+    return (None if shape[0] is None else shape[0] * a,
+            None if shape[1] is None else shape[1] * b, shape[2])
+
+
+def _upsample_apply(config, weights, x):
+    return upsample(x, pair(config.get("size", 2), "size"), config.get("interpolation", "nearest"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Dense, reshaping, element-wise
 
 
 def _input_shape(config):
@@ -271,10 +262,7 @@ def _dense_weights(config, shape):
 
 
 def _dense_apply(config, weights, x):
-    y = x @ weights[0]
-    if config.get("use_bias", True):
-        y += weights[1]
-    return activate(config.get("activation"), y)
+    return _bias_act(config, weights, x @ weights[0], 1)
 
 
 def _flatten_shape(config, shape):
@@ -282,14 +270,70 @@ def _flatten_shape(config, shape):
     return (None if None in shape else math.prod(shape),)
 
 
+def _reshape_shape(config, shape):
+    target = config["target_shape"]
+    if not isinstance(target, (list, tuple)) or not all(
+            isinstance(d, int) and (d > 0 or d == -1) for d in target) or target.count(-1) > 1:
+        raise NNVisError(f"bad target_shape {target!r}")
+    size = None if None in shape else math.prod(shape)
+    known = math.prod(d for d in target if d != -1)
+    if -1 in target:
+        if size is not None and size % known:
+            raise NNVisError(f"cannot reshape {shape} to {tuple(target)}")
+        return tuple((None if size is None else size // known) if d == -1 else d for d in target)
+    if size is not None and size != known:
+        raise NNVisError(f"cannot reshape {shape} ({size} values) to {tuple(target)}")
+    return tuple(target)
+
+
+def _relu_apply(config, weights, x):
+    """Keras' ReLU layer: thresholded, clipped, with a leaky slope below the threshold."""
+    slope = np.float32(config.get("negative_slope") or 0)
+    threshold = np.float32(config.get("threshold") or 0)
+    max_value = config.get("max_value")
+    y = np.where(x > threshold, x, np.float32(0)) if threshold else np.maximum(x, 0)
+    if max_value is not None:
+        y = np.clip(y, 0, np.float32(max_value))
+    if slope:
+        y = y - slope * np.maximum(threshold - x, 0)
+    return y
+
+
+def _leaky_relu_apply(config, weights, x):
+    slope = np.float32(config.get("negative_slope", 0.3))
+    return np.where(x >= 0, x, slope * x)
+
+
+def _softmax_apply(config, weights, x):
+    axis = config.get("axis", -1)
+    axis = tuple(axis) if isinstance(axis, (list, tuple)) else axis
+    return softmax(x, axis=axis)
+
+
+def _check_broadcast(values: np.ndarray, shape, what: str) -> None:
+    """Config constants must broadcast onto the input without changing its shape."""
+    if values.ndim > len(shape) or any(v != 1 and d is not None and v != d
+                                       for v, d in zip(values.shape[::-1], shape[::-1])):
+        raise NNVisError(f"{what} of shape {values.shape} does not fit an input of shape {shape}")
+
+
+def _rescaling_shape(config, shape):
+    for key in ("scale", "offset"):
+        _check_broadcast(_numbers(config.get(key, 0.0), key), shape, key)
+    return shape
+
+
+def _rescaling_apply(config, weights, x):
+    return x * _numbers(config["scale"], "scale") + _numbers(config.get("offset", 0.0), "offset")
+
+
+# --------------------------------------------------------------------------------------------------
+# Normalizations
+
+
 def _bn_axis(config, shape):
     """The normalised axis as an index into the shape WITHOUT batch (Keras counts the batch)."""
-    axis = config.get("axis", -1)
-    axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
-    rank = len(shape) + 1
-    if not isinstance(axis, int) or not -rank <= axis < rank or axis % rank == 0:
-        raise NNVisError(f"unsupported BatchNormalization axis {config.get('axis')!r}")
-    return axis % rank - 1
+    return _axis(config.get("axis", -1), len(shape) + 1, "BatchNormalization") - 1
 
 
 def _bn_weights(config, shape):
@@ -313,34 +357,137 @@ def _bn_apply(config, weights, x):
     return x * inv.reshape(bshape) + shift.reshape(bshape)
 
 
-def _relu_apply(config, weights, x):
-    """Keras' ReLU layer: thresholded, clipped, with a leaky slope below the threshold."""
-    slope = np.float32(config.get("negative_slope") or 0)
-    threshold = np.float32(config.get("threshold") or 0)
-    max_value = config.get("max_value")
-    y = np.where(x > threshold, x, np.float32(0)) if threshold else np.maximum(x, 0)
-    if max_value is not None:
-        y = np.clip(y, 0, np.float32(max_value))
-    if slope:
-        y = y - slope * np.maximum(threshold - x, 0)
-    return y
+def _axes(config, rank: int, what: str, default) -> list[int]:
+    """A list-valued Keras axis config as sorted indices WITH the batch (never the batch itself)."""
+    raw = config.get("axis", default)
+    raw = [] if raw is None else [raw] if isinstance(raw, int) else raw
+    if not isinstance(raw, (list, tuple)):
+        raise Unsupported(f"unsupported {what} axis {raw!r}")
+    axes = [_axis(a, rank, what) for a in raw]
+    if [a % rank for a in sorted(raw)] != sorted(axes) or len(set(axes)) < len(axes):
+        raise Unsupported(f"unsupported {what} axis {raw!r} (mixed or repeated axes)")
+    return sorted(axes)
 
 
-def _softmax_apply(config, weights, x):
-    axis = config.get("axis", -1)
-    axis = tuple(axis) if isinstance(axis, (list, tuple)) else axis
-    return _softmax(x, axis=axis)
+def _norm_stat_shape(config, shape, what, default):
+    axes = _axes(config, len(shape) + 1, what, default)
+    stat = tuple(shape[a - 1] for a in axes)
+    if None in stat:
+        raise NNVisError(f"{what} axis {config.get('axis')!r} has an unknown size in {shape}")
+    return axes, stat
 
 
-def _gap_shape(config, shape):
-    _check_channels_last(config)
-    if len(shape) != 3:
-        raise NNVisError(f"expected an (H, W, C) input, got shape {shape}")
-    return (1, 1, shape[-1]) if config.get("keepdims") else (shape[-1],)
+def _normalization_weights(config, shape):
+    if config.get("mean") is not None:
+        return []                               # constants in the config, no variables
+    _, stat = _norm_stat_shape(config, shape, "Normalization", [-1])
+    return [stat, stat, ()]                     # mean, variance, count (Keras' variable order)
 
 
-def _gap_apply(config, weights, x):
-    return x.mean(axis=(1, 2), keepdims=bool(config.get("keepdims")))
+def _normalization_apply(config, weights, x):
+    """Keras Normalization: (x - mean) / max(sqrt(var), 1e-7), or the inverse when ``invert``."""
+    axes, _ = _norm_stat_shape(config, x.shape[1:], "Normalization", [-1])
+    bshape = [x.shape[d] if d in axes else 1 for d in range(x.ndim)]
+    if config.get("mean") is None:
+        mean, var = (w.reshape(bshape) for w in weights[:2])
+    else:
+        mean, var = (_numbers(config[key], key) for key in ("mean", "variance"))
+        if mean.ndim:                           # Keras aligns the constants with the last axes
+            expanded = [1] * x.ndim
+            for i in range(1, mean.ndim + 1):
+                expanded[axes[-i]] = mean.shape[-i]
+            mean, var = mean.reshape(expanded), var.reshape(expanded)
+    scale = np.maximum(np.sqrt(var), np.float32(1e-7))
+    if config.get("invert"):
+        return mean + x * scale
+    return (x - mean) / scale
+
+
+def _layer_norm_weights(config, shape):
+    _, stat = _norm_stat_shape(config, shape, "LayerNormalization", -1)
+    rms = bool(config.get("rms_scaling"))
+    return ([stat] if config.get("scale", True) or rms else []) + \
+           ([stat] if config.get("center", True) and not rms else [])
+
+
+def _layer_norm_apply(config, weights, x):
+    """Keras 3 LayerNormalization (its rms_scaling divides by the variance, as Keras 3.15 does)."""
+    axes, _ = _norm_stat_shape(config, x.shape[1:], "LayerNormalization", -1)
+    bshape = [x.shape[d] if d in axes else 1 for d in range(x.ndim)]
+    weights = [w.reshape(bshape) for w in weights]
+    rms = bool(config.get("rms_scaling"))
+    gamma = weights.pop(0) if config.get("scale", True) or rms else None
+    beta = weights.pop(0) if config.get("center", True) and not rms else None
+    mean = x.mean(axis=tuple(axes), keepdims=True)
+    var = np.square(x - mean).mean(axis=tuple(axes), keepdims=True)
+    inv = 1 / np.sqrt(var + np.float32(config.get("epsilon", 1e-3)))
+    if gamma is not None:
+        inv = inv * gamma
+    if rms:
+        return x * inv
+    shift = -mean * inv if beta is None else beta - mean * inv
+    return x * inv + shift
+
+
+# --------------------------------------------------------------------------------------------------
+# Merges (several inputs)
+
+
+def _merge_shape(config, shapes):
+    """Keras' element-wise merge shape: equal ranks, dims equal or 1 (broadcast), None wins."""
+    if len(shapes) < 2:
+        raise NNVisError(f"needs at least 2 inputs, got {len(shapes)}")
+    if len({len(s) for s in shapes}) > 1:
+        raise Unsupported(f"inputs of different ranks {shapes}")
+    out = []
+    for dims in zip(*shapes):
+        sizes = {d for d in dims if d is not None and d != 1}
+        if len(sizes) > 1:
+            raise NNVisError(f"input shapes {shapes} do not match")
+        out.append(None if None in dims else sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+def _subtract_shape(config, shapes):
+    if len(shapes) != 2:
+        raise NNVisError(f"Subtract takes exactly 2 inputs, got {len(shapes)}")
+    return _merge_shape(config, shapes)
+
+
+def _fold(fn):
+    """A merge applying ``fn`` left to right, as Keras' merge layers do."""
+    def apply(config, weights, xs):
+        out = xs[0]
+        for x in xs[1:]:
+            out = fn(out, x)
+        return out
+    return apply
+
+
+def _average_apply(config, weights, xs):
+    return _fold(np.add)(config, weights, xs) / np.float32(len(xs))
+
+
+def _concat_shape(config, shapes):
+    if len(shapes) < 2:
+        raise NNVisError(f"needs at least 2 inputs, got {len(shapes)}")
+    rank = len(shapes[0]) + 1
+    if any(len(s) + 1 != rank for s in shapes):
+        raise NNVisError(f"inputs of different ranks {shapes}")
+    axis = _axis(config.get("axis", -1), rank, "Concatenate") - 1
+    out = []
+    for i, dims in enumerate(zip(*shapes)):
+        if i == axis:
+            out.append(None if None in dims else sum(dims))
+        elif len({d for d in dims if d is not None}) > 1:
+            raise NNVisError(f"input shapes {shapes} differ outside the concatenation axis")
+        else:
+            out.append(next((d for d in dims if d is not None), None))
+    return tuple(out)
+
+
+def _concat_apply(config, weights, xs):
+    return np.concatenate(xs, axis=_axis(config.get("axis", -1), xs[0].ndim, "Concatenate"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -367,28 +514,52 @@ _identity = lambda config, weights, x: x  # noqa: E731 (inference-time no-ops)
 
 _register("InputLayer", None, shape=_input_shape, arity=0)
 _register("Conv2D", _conv2d_apply, shape=_conv2d_shape, weights=_conv2d_weights)
-_register("MaxPooling2D", _max_pool_apply, shape=_pool_shape)
-_register("AveragePooling2D", _avg_pool_apply, shape=_pool_shape)
+_register("DepthwiseConv2D", _depthwise_apply, shape=_depthwise_shape, weights=_depthwise_weights)
+_register("SeparableConv2D", _separable_apply, shape=_conv2d_shape, weights=_separable_weights)
+_register("MaxPooling2D", _pool_apply(max_pool), shape=_pool_shape)
+_register("AveragePooling2D", _pool_apply(avg_pool), shape=_pool_shape)
+_register("GlobalAveragePooling2D", _global_pool_apply(np.mean), shape=_global_pool_shape)
+_register("GlobalMaxPooling2D", _global_pool_apply(np.max), shape=_global_pool_shape)
+_register("ZeroPadding2D", _zero_pad_apply, shape=_zero_pad_shape)
+_register("Cropping2D", _crop_apply, shape=_crop_shape)
+_register("UpSampling2D", _upsample_apply, shape=_upsample_shape)
 _register("Dense", _dense_apply, shape=_dense_shape, weights=_dense_weights)
 _register("Flatten", lambda config, weights, x: x.reshape(x.shape[0], -1), shape=_flatten_shape)
-_register("Dropout", _identity)
+_register("Reshape", lambda config, weights, x: x.reshape(x.shape[0], *config["target_shape"]),
+          shape=_reshape_shape)
 _register("BatchNormalization", _bn_apply, weights=_bn_weights)
+_register("LayerNormalization", _layer_norm_apply, weights=_layer_norm_weights)
+_register("Normalization", _normalization_apply, weights=_normalization_weights)
+_register("Rescaling", _rescaling_apply, shape=_rescaling_shape)
 _register("Activation", lambda config, weights, x: activate(config.get("activation"), x))
 _register("ReLU", _relu_apply)
+_register("LeakyReLU", _leaky_relu_apply)
 _register("Softmax", _softmax_apply)
-_register("GlobalAveragePooling2D", _gap_apply, shape=_gap_shape)
+for _kind in ("Dropout", "SpatialDropout2D", "GaussianDropout", "GaussianNoise", "AlphaDropout",
+              "ActivityRegularization", "Identity"):
+    _register(_kind, _identity)
+_register("Add", _fold(np.add), shape=_merge_shape, arity=None)
+_register("Subtract", _fold(np.subtract), shape=_subtract_shape, arity=None)
+_register("Multiply", _fold(np.multiply), shape=_merge_shape, arity=None)
+_register("Maximum", _fold(np.maximum), shape=_merge_shape, arity=None)
+_register("Minimum", _fold(np.minimum), shape=_merge_shape, arity=None)
+_register("Average", _average_apply, shape=_merge_shape, arity=None)
+_register("Concatenate", _concat_apply, shape=_concat_shape, arity=None)
 
 SUPPORTED: frozenset[str] = frozenset(_OPS)
 
 
+def _where(kind: str, layer_name: str | None) -> str:
+    return f"layer {layer_name!r} ({kind})" if layer_name else kind
+
+
 def _op(kind: str, n_inputs: int, layer_name: str | None) -> _Op:
-    where = f"layer {layer_name!r}: " if layer_name else ""
     op = _OPS.get(kind)
     if op is None:
-        raise NNVisError(f"{where}unsupported layer kind {kind!r} "
-                         f"(supported: {', '.join(sorted(SUPPORTED))})")
+        where = f"layer {layer_name!r}: " if layer_name else ""
+        raise Unsupported(f"{where}unsupported layer kind {kind!r}")   # named, not listed: short
     if op.arity is not None and n_inputs != op.arity:
-        raise NNVisError(f"{where}{kind} takes {op.arity} input(s), got {n_inputs}")
+        raise NNVisError(f"{_where(kind, layer_name)}: takes {op.arity} input(s), got {n_inputs}")
     return op
 
 
@@ -399,11 +570,23 @@ def _call(fn, op, args, inputs, kind, layer_name):
             return fn(*args)
         return fn(*args, inputs[0] if op.arity == 1 else inputs)
     except NNVisError as exc:
-        where = f"layer {layer_name!r} ({kind})" if layer_name else kind
-        raise NNVisError(f"{where}: {exc}") from None
+        raise type(exc)(f"{_where(kind, layer_name)}: {exc}") from None
     except (KeyError, TypeError, ValueError, IndexError) as exc:
-        where = f"layer {layer_name!r} ({kind})" if layer_name else kind
-        raise NNVisError(f"{where}: bad config or input ({type(exc).__name__}: {exc})") from None
+        raise NNVisError(f"{_where(kind, layer_name)}: bad config or input "
+                         f"({type(exc).__name__}: {exc})") from None
+
+
+def check_supported(kind: str, config: dict, *, layer_name: str | None = None) -> None:
+    """Raise Unsupported if nnvis cannot compute this layer (its kind or its activation).
+
+    Shape inference may still work for such a layer (a Conv2D with a custom activation).
+    """
+    if kind not in _OPS:
+        _op(kind, 0, layer_name)                     # raises the unsupported-kind error
+    try:
+        check_activation(config.get("activation"))
+    except Unsupported as exc:
+        raise Unsupported(f"{_where(kind, layer_name)}: {exc}") from None
 
 
 def output_shape(kind: str, config: dict, input_shapes: list[tuple], *,

@@ -1,0 +1,1 @@
+"""Benchmarks behind `nnvis bench ...`: plain numpy workloads timed on this machine."""

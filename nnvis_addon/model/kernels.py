@@ -1,0 +1,260 @@
+"""The array math behind the layer kinds: activations, convolutions, pooling, resizing (NHWC).
+
+No configs here, only arrays and plain parameters, so each routine can be timed and tested on its
+own. Speed matters (the forward pass runs once per epoch on networks like ResNet50 at 224×224):
+Conv2D is im2col (strided views) + one BLAS matmul per block of output rows, 1×1 convolutions are a
+plain matmul, and depthwise convolution is a sum over kernel taps of strided views (vectorised over
+channels).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..errors import NNVisError
+
+
+class Unsupported(NNVisError):
+    """Valid Keras that nnvis cannot compute (a layer kind, activation or option it lacks).
+
+    Distinct from other NNVisErrors (broken input): the importer keeps such a layer as a block
+    without activations instead of failing.
+    """
+
+
+# --------------------------------------------------------------------------------------------------
+# Activations, by the names Keras 3 writes into configs ("swish" and "hard_swish" are its aliases).
+
+
+def _sigmoid(x):
+    return 0.5 * np.tanh(0.5 * x) + 0.5          # no overflow for large |x|, unlike 1/(1+exp(-x))
+
+
+def _softplus(x):
+    return np.logaddexp(np.float32(0), x)
+
+
+def softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _log_softmax(x, axis=-1):
+    z = x - x.max(axis=axis, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
+
+
+def _erf(x):
+    """erf in numpy (which has none): Abramowitz & Stegun 7.1.26, |error| < 1.5e-7 (float32-exact)."""
+    a = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027
+                                                                           + t * 1.061405429))))
+    return np.sign(x) * (1.0 - poly * np.exp(-a * a))
+
+
+def _elu(x, alpha=1.0):
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772, 1.0507009873554805
+
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "linear": lambda x: x,
+    "relu": lambda x: np.maximum(x, 0),
+    "relu6": lambda x: np.clip(x, 0, 6),
+    "leaky_relu": lambda x: np.where(x > 0, x, np.float32(0.2) * x),   # Keras 3 default slope 0.2
+    "sigmoid": _sigmoid,
+    "hard_sigmoid": lambda x: np.clip(x + 3, 0, 6) / 6,                # Keras 3: relu6(x + 3) / 6
+    "hard_silu": lambda x: x * (np.clip(x + 3, 0, 6) / 6),
+    "tanh": np.tanh,
+    "softmax": softmax,
+    "log_softmax": _log_softmax,
+    "elu": _elu,
+    "selu": lambda x: _SELU_SCALE * _elu(x, _SELU_ALPHA),
+    "softplus": _softplus,
+    "softsign": lambda x: x / (1 + np.abs(x)),
+    "silu": lambda x: x * _sigmoid(x),
+    "gelu": lambda x: 0.5 * x * (1 + _erf(x * np.float32(1 / math.sqrt(2)))),  # exact (erf) form
+    "mish": lambda x: x * np.tanh(_softplus(x)),
+    "exponential": np.exp,
+}
+ACTIVATIONS["swish"] = ACTIVATIONS["silu"]
+ACTIVATIONS["hard_swish"] = ACTIVATIONS["hard_silu"]
+
+
+def check_activation(name) -> None:
+    """Raise Unsupported unless ``name`` (a config's activation; None means linear) is known."""
+    if name is not None and not (isinstance(name, str) and name in ACTIVATIONS):
+        shown = name if isinstance(name, str) else "a custom/serialised function"
+        raise Unsupported(f"unsupported activation {shown!r} "
+                          f"(supported: {', '.join(sorted(ACTIVATIONS))})")
+
+
+def activate(name, x: np.ndarray) -> np.ndarray:
+    """Apply the activation a config names (None means linear), keeping float32."""
+    check_activation(name)
+    if name is None or name == "linear":
+        return x
+    return np.asarray(ACTIVATIONS[name](x), dtype=np.float32)
+
+
+# --------------------------------------------------------------------------------------------------
+# Window geometry (TF's 'valid'/'same' rules), shared by convolution and pooling
+
+
+def out_length(n, k: int, s: int, d: int, padding: str):
+    """Output length along one spatial axis (None stays None), TF rule."""
+    if padding not in ("same", "valid"):
+        raise Unsupported(f"unsupported padding {padding!r} (supported: 'valid', 'same')")
+    if n is None:
+        return None
+    if padding == "same":
+        return -(-n // s)
+    out = (n - (k - 1) * d - 1) // s + 1
+    if out <= 0:
+        raise NNVisError(f"input size {n} is smaller than the window ({k}, dilation {d})")
+    return out
+
+
+def pad_amounts(n: int, k: int, s: int, d: int, padding: str) -> tuple[int, int]:
+    """(before, after) padding along one axis; TF puts the odd extra pixel after."""
+    if padding != "same":
+        return 0, 0
+    total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+    return total // 2, total - total // 2
+
+
+def pad_hw(x, k, s, d, padding, value=0):
+    """``x`` padded for a k/s/d window under ``padding`` (no copy when nothing is added)."""
+    (t, b), (l, r) = (pad_amounts(x.shape[1], k[0], s[0], d[0], padding),
+                      pad_amounts(x.shape[2], k[1], s[1], d[1], padding))
+    if t or b or l or r:
+        x = np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=value)
+    return x
+
+
+def _taps(x, k, s, d, ho, wo):
+    """Yield ((i, j), strided (N, Ho, Wo, C) view) for every kernel tap of an already padded x."""
+    for i in range(k[0]):
+        for j in range(k[1]):
+            r, c = i * d[0], j * d[1]
+            yield (i, j), x[:, r:r + (ho - 1) * s[0] + 1:s[0], c:c + (wo - 1) * s[1] + 1:s[1]]
+
+
+def _out_hw(x, k, s, d):
+    return ((x.shape[1] - (k[0] - 1) * d[0] - 1) // s[0] + 1,
+            (x.shape[2] - (k[1] - 1) * d[1] - 1) // s[1] + 1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Convolution
+
+_CONV_BLOCK_BYTES = 32 << 20  # patch bytes per matmul: big for BLAS, bounded memory on big images
+
+
+def conv2d(x, kernel, strides, dilation, padding, groups=1):
+    """NHWC convolution with a Keras (kh, kw, C/groups, F) kernel: im2col block + matmul."""
+    kh, kw, cg, f = kernel.shape
+    if kh == kw == 1 and groups == 1:                   # pointwise: no window, no im2col copy
+        x = x[:, ::strides[0], ::strides[1]]
+        return (x.reshape(-1, cg) @ kernel.reshape(cg, f)).reshape(*x.shape[:3], f)
+    (sh, sw), (dh, dw) = strides, dilation
+    x = pad_hw(x, (kh, kw), strides, dilation, padding)
+    n = x.shape[0]
+    ho, wo = _out_hw(x, (kh, kw), strides, dilation)
+    # (N, Ho, Wo, kh, kw, C) view: strided windows, patch pixels in Keras kernel order
+    win = sliding_window_view(x, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(1, 2))
+    win = win[:, ::sh, ::sw, :, ::dh, ::dw].transpose(0, 1, 2, 4, 5, 3)
+    fg = f // groups
+    kernels = [kernel[..., g * fg:(g + 1) * fg].reshape(kh * kw * cg, fg) for g in range(groups)]
+    out = np.empty((n, ho, wo, f), dtype=np.float32)
+    rows = max(1, _CONV_BLOCK_BYTES // max(1, wo * kh * kw * cg * 4))
+    for i in range(n):
+        for r0 in range(0, ho, rows):
+            block = win[i, r0:r0 + rows]
+            for g, k2 in enumerate(kernels):
+                cols = block[..., g * cg:(g + 1) * cg].reshape(-1, kh * kw * cg)   # the im2col copy
+                out[i, r0:r0 + rows, :, g * fg:(g + 1) * fg] = (cols @ k2).reshape(-1, wo, fg)
+    return out
+
+
+def depthwise_conv2d(x, kernel, strides, dilation, padding):
+    """Keras DepthwiseConv2D: (kh, kw, C, M) kernel, output channel c*M + m filters input channel c.
+
+    One multiply-add of a strided view per kernel tap, all channels at once (no im2col, no loop
+    over channels). Computing bands of rows to keep the sum in cache measured no faster here.
+    """
+    kh, kw, c, m = kernel.shape
+    x = pad_hw(x, (kh, kw), strides, dilation, padding)
+    if m > 1:
+        x = np.repeat(x, m, axis=-1)                    # channel c*M + m reads input channel c
+    k = kernel.reshape(kh, kw, c * m)
+    ho, wo = _out_hw(x, (kh, kw), strides, dilation)
+    out = np.empty((x.shape[0], ho, wo, c * m), dtype=np.float32)
+    tmp = np.empty_like(out)
+    for (i, j), view in _taps(x, (kh, kw), strides, dilation, ho, wo):
+        if i == j == 0:
+            np.multiply(view, k[0, 0], out=out)
+        else:
+            np.multiply(view, k[i, j], out=tmp)
+            out += tmp
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Pooling and resizing
+
+
+def max_pool(x, k, s, padding):
+    """TF max pooling ('same' pads with -inf, so padding never wins)."""
+    xp = pad_hw(x, k, s, (1, 1), padding, -np.inf)
+    ho, wo = _out_hw(xp, k, s, (1, 1))
+    views = (v for _, v in _taps(xp, k, s, (1, 1), ho, wo))
+    out = next(views).copy()
+    for v in views:
+        np.maximum(out, v, out=out)
+    return out
+
+
+def avg_pool(x, k, s, padding):
+    """TF average pooling: with 'same' the mean is over the real pixels only (not the padding)."""
+    xp = pad_hw(x, k, s, (1, 1), padding, 0)
+    ho, wo = _out_hw(xp, k, s, (1, 1))
+    views = (v for _, v in _taps(xp, k, s, (1, 1), ho, wo))
+    out = next(views).copy()
+    for v in views:
+        out += v
+    if padding == "same":
+        ones = pad_hw(np.ones((1, x.shape[1], x.shape[2], 1), np.float32), k, s, (1, 1), padding)
+        count = sum(v for _, v in _taps(ones, k, s, (1, 1), ho, wo))
+        return out / count
+    return out / np.float32(k[0] * k[1])
+
+
+def _bilinear_matrix(n: int, factor: int) -> np.ndarray:
+    """(n*factor, n) weights of TF's bilinear resize with half-pixel centres along one axis."""
+    src = (np.arange(n * factor) + 0.5) / factor - 0.5
+    low = np.floor(src)
+    frac = (src - low).astype(np.float32)
+    lo, hi = np.clip(low, 0, n - 1).astype(int), np.clip(low + 1, 0, n - 1).astype(int)
+    m = np.zeros((n * factor, n), np.float32)
+    rows = np.arange(n * factor)
+    np.add.at(m, (rows, lo), 1 - frac)
+    np.add.at(m, (rows, hi), frac)
+    return m
+
+
+def upsample(x, size, interpolation):
+    """Keras UpSampling2D: pixel repetition ('nearest') or TF's bilinear resize ('bilinear')."""
+    if interpolation == "nearest":
+        return x.repeat(size[0], axis=1).repeat(size[1], axis=2)
+    if interpolation != "bilinear":
+        raise Unsupported(f"unsupported interpolation {interpolation!r} "
+                          "(supported: 'nearest', 'bilinear')")
+    rows, cols = _bilinear_matrix(x.shape[1], size[0]), _bilinear_matrix(x.shape[2], size[1])
+    y = np.einsum("ph,nhwc->npwc", rows, x, optimize=True)
+    return np.einsum("qw,npwc->npqc", cols, y, optimize=True)
