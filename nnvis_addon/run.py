@@ -14,7 +14,7 @@ import numpy as np
 from .errors import NNVisError
 from .io import discover as disc
 from .io import keras_files, recording, tf_checkpoint
-from .model.forward import forward_batch
+from .model.forward import forward_batch_partial
 from .model.keras_config import network_from_config
 from .model.network import Network
 from .probe import load_probe
@@ -52,11 +52,17 @@ class Run:
         self._weights = weights
         start = time.perf_counter()
         if activations is None:
-            activations = {e: forward_batch(network, weights[e], probes) for e in self.epochs}
+            activations, skipped = {}, {}
+            for e in self.epochs:
+                activations[e], skipped = forward_batch_partial(network, weights[e], probes)
+            self.warnings += [f"layer {name!r}: no activations ({why})" for name, why in
+                              skipped.items()]
         self.forward_seconds = time.perf_counter() - start   # 0 when the recording had them
         self._activations = activations
         output = network.layers[-1].name
-        self._predictions = predictions or {e: activations[e][output] for e in self.epochs}
+        if predictions is None and output in activations[self.epochs[0]]:
+            predictions = {e: activations[e][output] for e in self.epochs}
+        self._predictions = predictions or {}
 
     @property
     def layers(self):
@@ -75,11 +81,19 @@ class Run:
         self.network.layer(layer_name)
         return list(self._weights[epoch].get(layer_name, []))
 
+    def has_activations(self, layer_name: str) -> bool:
+        """False for layers nnvis cannot compute (unknown kinds, and layers fed by them)."""
+        return layer_name in self._activations[self.epochs[0]]
+
     def activations(self, layer_name: str, epoch: int) -> np.ndarray:
+        if not self.has_activations(layer_name):
+            raise NNVisError(f"layer {layer_name!r}: no activations (see run.warnings)")
         return np.asarray(self._activations[epoch][layer_name][self.probe_index])
 
-    def predictions(self, epoch: int) -> np.ndarray:
-        return np.asarray(self._predictions[epoch])
+    def predictions(self, epoch: int) -> np.ndarray | None:
+        """(P, classes) class scores, None if the output layer could not be computed."""
+        found = self._predictions.get(epoch)
+        return None if found is None else np.asarray(found)
 
 
 def read_weights(source: disc.EpochSource, network: Network) -> dict[str, list[np.ndarray]]:

@@ -105,3 +105,32 @@ def test_scene_is_set_up_for_rendering(imported):
     assert scene.render.engine == "CYCLES" and scene.cycles.device == "CPU"
     assert scene.render.image_settings.file_format == "FFMPEG"
     assert scene.frame_end >= 1 + 5 * run.epochs[-1]
+
+
+def test_unknown_layer_is_a_labelled_block_and_nothing_runs(empty_scene, tmp_path):
+    """A Lambda (custom code) imports as a grey block; the layers after it lose only their
+    activations; its code is never executed."""
+    import bpy
+    import keras
+    marker = tmp_path / "lambda-ran.txt"
+
+    def side_effect(x):
+        open(marker, "w").write("ran")
+        return x * 2.0
+
+    inp = keras.Input((8, 8, 1), name="pixels")
+    x = keras.layers.Conv2D(3, 3, activation="relu", name="conv")(inp)
+    x = keras.layers.Lambda(side_effect, name="custom")(x)
+    x = keras.layers.Flatten(name="flat")(x)
+    out = keras.layers.Dense(4, name="out")(x)
+    keras.Model(inp, out, name="with_lambda").save(tmp_path / "lambda.keras")
+    marker.unlink(missing_ok=True)
+    collection = import_run(tmp_path / "lambda.keras", all_epochs=False)
+    assert not marker.exists()
+    layer_objs = {o["nnvis_layer"]: o for o in collection.objects if "nnvis_layer" in o}
+    assert set(layer_objs) == {"pixels", "conv", "custom", "flat", "out"}
+    assert "Lambda" in layer_objs["custom"]["nnvis_unsupported"]
+    assert "NNVis" in layer_objs["conv"].modifiers          # computed: animated feature maps
+    assert "NNVis" not in layer_objs["flat"].modifiers      # fed by the Lambda: a block
+    edges = sorted(tuple(o["nnvis_edges"]) for o in collection.objects if "nnvis_edges" in o)
+    assert edges == [("pixels", "conv")]

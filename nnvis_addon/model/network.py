@@ -29,7 +29,7 @@ class Layer:
             return int(self.output_shape[-1])
         n = 1
         for d in self.output_shape:
-            n *= int(d)
+            n *= int(d or 1)        # an unknown (None) size counts as one
         return n
 
 

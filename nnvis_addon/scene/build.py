@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import layout
 from ..model.edges import layer_edges
+from ..model.keras_config import unsupported_reason
 from . import animation, edges as edges_mod, layers, nodes, overlays as overlays_mod, stage
 from .transaction import all_or_nothing
 
@@ -53,8 +54,14 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         collection["nnvis_epochs"] = list(run.epochs)
         scene.collection.children.link(collection)
         animated = []
+        drawable = {l.name for l in network.layers if run.has_activations(l.name)}
         for k, layer in enumerate(network.layers):
             progress(k / steps, f"Layer {layer.name}")
+            if layer.name not in drawable:
+                reason = unsupported_reason(layer) or "fed by a layer nnvis cannot compute"
+                for obj in layers.block_object(layer, placements[layer.name], reason, run.name):
+                    collection.objects.link(obj)
+                continue
             acts = np.stack([run.activations(layer.name, e) for e in run.epochs])
             signed = bool((acts < 0).any())
             cmap = "coolwarm" if signed else options.colormap
@@ -63,8 +70,8 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
             animated.append(obj)
         for k, layer in enumerate(network.layers):
             progress((len(network.layers) + k) / steps, f"Edges into {layer.name}")
-            if not layer.inbound:
-                continue
+            if not layer.inbound or {layer.name, *layer.inbound} - drawable:
+                continue    # edges join drawn cells only; blocks stand unconnected
             for src, edges in layer_edges(network, layer.name, weights_by_epoch).items():
                 obj = edges_mod.edge_object(run.name, src, layer.name, edges, placements[src],
                                             placements[layer.name], options.bundle_strength,

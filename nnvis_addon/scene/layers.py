@@ -74,3 +74,44 @@ def layer_object(layer, placement, activations: np.ndarray, colormap: str, diver
         width = height = placement.cell_size
     set_inputs(mod, {"Width": width, "Height": height, "Material": material})
     return obj
+
+
+def block_object(layer, placement, reason: str, run_name: str):
+    """A layer nnvis cannot compute (unknown kind, Lambda, custom code): a labelled grey block of
+    the layer's footprint, so the structure is complete and the gap is visible."""
+    width, height = max(placement.extent[0], 0.3), max(placement.extent[1], 0.3)
+    depth = 0.15 * max(width, height)
+    x, y, z = (float(v) for v in placement.centers.mean(axis=0))
+    verts = [(x + dx * depth / 2, y + dy * width / 2, z + dz * height / 2)
+             for dx in (-1, 1) for dy in (-1, 1) for dz in (-1, 1)]
+    faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    mesh = bpy.data.meshes.new(f"{run_name}:{layer.name}")
+    mesh.from_pydata(verts, [], faces)
+    mesh.materials.append(_block_material())
+    obj = bpy.data.objects.new(layer.name, mesh)
+    obj["nnvis_layer"] = layer.name
+    obj["nnvis_kind"] = layer.kind
+    obj["nnvis_shape"] = [int(d or 0) for d in layer.output_shape]
+    obj["nnvis_unsupported"] = reason
+    text = bpy.data.curves.new(f"{run_name}:{layer.name} label", "FONT")
+    text.body = f"{layer.name}\n{layer.kind} {tuple(layer.output_shape)}"
+    text.size = 0.12 * max(width, height)
+    text.align_x = "CENTER"
+    label = bpy.data.objects.new(f"{layer.name} label", text)
+    label.location = (x - depth, y, z + height / 2 + text.size)
+    label.rotation_euler = (1.5708, 0.0, -1.5708)
+    label["nnvis_label"] = layer.name
+    return obj, label
+
+
+def _block_material(name: str = "NNVis Unknown Layer"):
+    mat = bpy.data.materials.get(name)
+    if mat is None:
+        mat = bpy.data.materials.new(name)
+        mat.diffuse_color = (0.35, 0.35, 0.38, 1.0)
+        if bpy.app.version < (5, 0, 0):
+            mat.use_nodes = True
+        bsdf = mat.node_tree.nodes.get("Principled BSDF")
+        if bsdf is not None:
+            bsdf.inputs["Base Color"].default_value = (0.35, 0.35, 0.38, 1.0)
+    return mat

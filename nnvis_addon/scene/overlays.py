@@ -281,6 +281,8 @@ def build_curves(run, collection, frame: Matrix, location, width: float, height:
 
 def build_predictions(run, collection, frame: Matrix, location, height: float):
     """Score bars for the shown probe, one per class (only for ≤ 20 classes)."""
+    if run.predictions(run.epochs[0]) is None:
+        return []
     scores = np.stack([np.asarray(run.predictions(e))[run.probe_index] for e in run.epochs])
     classes = scores.shape[1] if scores.ndim == 2 else 0
     if not 2 <= classes <= 20:
