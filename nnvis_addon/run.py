@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import budget
 from .errors import NNVisError
 from .io import discover as disc
 from .io import keras_files, recording, tf_checkpoint
@@ -108,20 +109,24 @@ def is_recording(path: Path) -> bool:
         b"nnvis-recording" in manifest.read_bytes()[:4096]
 
 
-def load_run(path, probe=None, probe_index: int = 0, progress=None) -> Run:
+def load_run(path, probe=None, probe_index: int = 0, progress=None,
+             memory_limit: int | None = None) -> Run:
     """Read `path` and compute what the scene shows.
 
     `path`: a recording folder (or its manifest.json), a .keras file, a .weights.h5 / TF2
     checkpoint with its architecture beside it, or a folder of per-epoch checkpoints.
     `probe`: an image/.npy path or an array fed through the network instead of the recording's
     probes; default the recording's probe `probe_index`, or a probe.npy/png next to the checkpoints,
-    else mid-grey. `progress(fraction, message)` is called as epochs are read.
+    else mid-grey. `progress(fraction, message)` is called as epochs are read. A run that would
+    need more than `memory_limit` bytes (default: most of the free memory) is refused up front.
     """
     path = Path(path)
     if is_recording(path):
-        return _load_recording(path if path.is_dir() else path.parent, probe, probe_index, progress)
+        return _load_recording(path if path.is_dir() else path.parent, probe, probe_index, progress,
+                               memory_limit)
     found = disc.discover(path)
     network = keras_files.read_network(found.architecture)
+    budget.check(network, len(found.epochs), 1, str(path), memory_limit)
     weights = {}
     for k, source in enumerate(found.epochs):
         if progress:
@@ -134,9 +139,11 @@ def load_run(path, probe=None, probe_index: int = 0, progress=None) -> Run:
                probes)
 
 
-def _load_recording(folder: Path, probe, probe_index: int, progress) -> Run:
+def _load_recording(folder: Path, probe, probe_index: int, progress, memory_limit) -> Run:
     rec = recording.read_recording(folder)
     network = network_from_config(rec.architecture, str(folder / recording.ARCHITECTURE))
+    budget.check(network, len(rec.epochs), 1 if probe is not None else len(rec.probes),
+                 str(folder), memory_limit)
     weights, activations, predictions = {}, {}, {}
     for k, epoch in enumerate(rec.epochs):
         if progress:

@@ -105,3 +105,66 @@ def test_failure_while_building_removes_everything(user_scene, digits_run, monke
     with pytest.raises(NNVisError, match="injected"):
         build_scene(run)
     assert digest() == before
+
+
+def test_a_run_too_big_for_memory_is_refused_up_front(digits_run):
+    from nnvis_addon import budget
+    from nnvis_addon.io.keras_files import read_network
+    folder, _ = digits_run
+    need = budget.estimate(read_network(folder / "model.keras"), 4, 1)["total"]
+    with pytest.raises(NNVisError, match=r"needs about .* MB .* fewer epochs"):
+        load_run(folder, memory_limit=need // 2)
+    assert load_run(folder, memory_limit=need * 2).epochs == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("stage", ["layers.layer_object", "edges_mod.edge_object",
+                                   "overlays_mod.build_overlays", "animation.key_epoch_input",
+                                   "stage.add_camera", "stage.render_settings"])
+def test_failure_at_any_stage_leaves_the_file_unchanged(user_scene, digits_run, monkeypatch,
+                                                        stage):
+    from nnvis_addon.scene import build as build_mod, build_scene
+    folder, _ = digits_run
+    run = load_run(folder / "recording")
+    before = digest()
+    module, name = stage.split(".")
+
+    def boom(*args, **kwargs):
+        raise NNVisError(f"injected failure in {stage}")
+
+    monkeypatch.setattr(getattr(build_mod, module), name, boom)
+    with pytest.raises(NNVisError, match="injected"):
+        build_scene(run)
+    assert digest() == before
+
+
+def test_import_without_scene_setup_touches_nothing_else(user_scene, digits_run):
+    import bpy
+    folder, _ = digits_run
+    before_blocks, before_settings, engine = digest()
+    assert bpy.ops.import_scene.nnvis_checkpoint(filepath=str(folder / "recording"),
+                                                 setup_render=False) == {"FINISHED"}
+    after_blocks, after_settings, after_engine = digest()
+    assert (after_settings, after_engine) == (before_settings, engine)
+    for kind, names in before_blocks.items():
+        assert set(names) <= set(after_blocks[kind]), kind
+    assert bpy.data.objects["user object"].users_collection[0] == user_scene.collection
+
+
+def test_same_run_twice_gives_independent_collections(user_scene, digits_run):
+    import bpy
+    folder, _ = digits_run
+    for _ in range(2):
+        assert bpy.ops.import_scene.nnvis_checkpoint(filepath=str(folder / "recording")) == \
+            {"FINISHED"}
+    runs = [c for c in bpy.data.collections if "nnvis_run" in c]
+    assert len(runs) == 2 and runs[0].name != runs[1].name
+    a, b = (set(c.objects) for c in runs)
+    assert not a & b
+    conv_a, conv_b = (next(o for o in c.objects if o.get("nnvis_layer") == "conv1") for c in runs)
+    assert conv_a.data != conv_b.data
+    assert conv_a.modifiers["NNVis"].node_group == conv_b.modifiers["NNVis"].node_group  # shared
+    from nnvis_addon.scene.nodes import input_ids
+    scale = input_ids(conv_a.modifiers["NNVis"].node_group)["Scale"]
+    conv_a.modifiers["NNVis"][scale] = 3.0
+    assert conv_b.modifiers["NNVis"][scale] == 1.0
+    assert conv_a.animation_data.action != conv_b.animation_data.action
