@@ -1,0 +1,351 @@
+"""The edges the scene draws between two layers: which cell feeds which, how strongly, per epoch.
+
+A cell is what a layer is drawn as (``Layer.is_spatial``): feature map c of an (H, W, C) output,
+else a unit of the flattened output. An edge joins a cell of an inbound layer to a cell of the layer
+it feeds; its weight is one number per epoch, so colour and radius animate with the ``Epoch``
+input. Pruning picks one edge set for all epochs, so the bundled curves are computed once.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import NNVisError
+from .network import Layer, Network
+
+
+@dataclass
+class Edges:
+    src: np.ndarray      # (n,) int32: cell index in the source (inbound) layer
+    dst: np.ndarray      # (n,) int32: cell index in the target layer
+    weight: np.ndarray   # (E, n) float32: one row per epoch
+
+    def __len__(self) -> int:
+        return int(self.src.shape[0])
+
+    @property
+    def one_to_one(self) -> bool:
+        """No cell appears twice on either side (pass-through layers): nothing to bundle, so
+        bundling would only bend them; draw them straight."""
+        return len(np.unique(self.src)) == len(self) == len(np.unique(self.dst))
+
+    def subset(self, keep: np.ndarray) -> "Edges":
+        """The edges at `keep` (e.g. what `prune` returns), all epochs."""
+        return Edges(self.src[keep], self.dst[keep], self.weight[:, keep])
+
+
+def layer_edges(network: Network, layer_name: str,
+                weights_by_epoch: list[dict[str, list[np.ndarray]]]) -> dict[str, Edges]:
+    """Edges into `layer_name`, keyed by inbound layer name; weights read per epoch.
+
+    `weights_by_epoch[e][layer]` is that layer's weight list in Keras ``get_weights()`` order.
+    - Dense: unit i → unit o, weight W[i, o]. On a rank>1 input Keras applies W along the last axis
+      at every position: for an (H, W, C) input (drawn as C maps, output H×W×U drawn as U maps) the
+      edges are channel c → map o, weight W[c, o]; for any other shape (..., F) each position p gets
+      its own edges, unit p·F+f → unit p·U+o, weight W[f, o].
+    - Conv2D: input channel i → output channel o, weight = L2 norm of the kernel slice K[:, :, i, o]
+      (how much of channel i reaches channel o, sign-free); grouped convolutions connect only the
+      channels of each group. DepthwiseConv2D: c → c·multiplier + m, norm of K[:, :, c, m].
+      SeparableConv2D: i → o, norm of the effective kernel Σ_m D[:, :, i, m] · P[i·multiplier+m, o].
+    - BatchNormalization: cell c → c, weight = its effective scale gamma / sqrt(moving_var + eps),
+      the factor BN multiplies that channel by (gamma = 1 when ``scale`` is off); normalised over
+      another axis than the last, a cell has no single scale: weight 1.
+    - Pooling, padding, cropping, up-sampling, dropout/noise, activations (Softmax and
+      LayerNormalization too, though they couple a pixel's channels), Rescaling, Normalization:
+      cell c → c, weight 1.
+    - Add, Subtract, Multiply, Maximum, Minimum, Average: from each input, c → c (a broadcast input
+      cell → every cell it is broadcast to), weight 1. Concatenate: each input's cells → their cells
+      in the output (offset along the channel axis), weight 1.
+    - Flatten, Reshape: each input cell → every output cell its elements land in (Flatten of
+      (H, W, C): map c → units (h·W + w)·C + c), weight 1.
+    - InputLayer: no edges ({}). Any other kind: NNVisError naming the layer.
+    """
+    layer = _layer(network, layer_name)
+    if layer.kind == "InputLayer":
+        return {}
+    if not weights_by_epoch:
+        raise NNVisError(f"layer {layer.name!r}: no epochs of weights given")
+    handler = _KINDS.get(layer.kind)
+    if handler is None:
+        raise NNVisError(f"layer {layer.name!r}: no edges known for layer kind {layer.kind!r}")
+    sources = [_layer(network, name) for name in layer.inbound]
+    edges: dict[str, Edges] = {}
+    for k, source in enumerate(sources):
+        src, dst, weight = handler(layer, source, weights_by_epoch, sources, k)
+        if weight is None:
+            weight = np.ones((len(weights_by_epoch), src.shape[0]), np.float32)
+        new = Edges(src.astype(np.int32), dst.astype(np.int32), weight)
+        old = edges.get(source.name)                    # the same layer fed in twice: keep both
+        edges[source.name] = new if old is None else Edges(
+            np.concatenate([old.src, new.src]), np.concatenate([old.dst, new.dst]),
+            np.concatenate([old.weight, new.weight], axis=1))
+    return edges
+
+
+def cell_activations(layer: Layer, activation: np.ndarray) -> np.ndarray:
+    """(E, cells) per-cell activation from a layer's output (E, *output_shape): map mean or unit."""
+    activation = np.asarray(activation)
+    if activation.shape[1:] != tuple(layer.output_shape):
+        raise NNVisError(f"layer {layer.name!r}: activation shape {activation.shape[1:]} is not "
+                         f"its output shape {tuple(layer.output_shape)}")
+    if layer.is_spatial:
+        return activation.mean(axis=(1, 2), dtype=np.float64).astype(np.float32)
+    return activation.reshape(activation.shape[0], -1).astype(np.float32, copy=False)
+
+
+EDGE_VALUE_MODES = ("weight", "abs", "weight_x_activation", "importance")
+
+
+def edge_values(edges: Edges, mode: str, src_activation: np.ndarray | None = None) -> np.ndarray:
+    """(E, n) float32 value per edge and epoch, what colour and radius show.
+
+    weight: w; abs: |w|; weight_x_activation: w · a; importance: |w| · |a|, where a is the source
+    cell's activation that epoch (`src_activation` (E, source cells), see `cell_activations`).
+    The absolute value of a keeps importance a magnitude for sources that go negative (tanh,
+    linear, BN); after ReLU it equals |w| · a.
+    """
+    if mode == "weight":
+        return edges.weight.astype(np.float32, copy=True)
+    if mode == "abs":
+        return np.abs(edges.weight).astype(np.float32, copy=False)
+    if mode not in EDGE_VALUE_MODES:
+        raise NNVisError(f"unknown edge value mode {mode!r}; one of {', '.join(EDGE_VALUE_MODES)}")
+    if src_activation is None:
+        raise NNVisError(f"edge value mode {mode!r} needs the source layer's activations")
+    act = np.asarray(src_activation, np.float32)
+    cells = int(edges.src.max()) + 1 if len(edges) else 0
+    if act.ndim != 2 or act.shape[0] != edges.weight.shape[0] or act.shape[1] < cells:
+        raise NNVisError(f"source activations of shape {act.shape} do not cover "
+                         f"{edges.weight.shape[0]} epochs × {cells} source cells")
+    a = act[:, edges.src]
+    if mode == "weight_x_activation":
+        return edges.weight * a
+    return np.abs(edges.weight) * np.abs(a)
+
+
+def prune(edges: Edges, values: np.ndarray, top_k: int | None = None,
+          threshold: float | None = None, max_edges: int | None = None) -> np.ndarray:
+    """Indices (ascending, int64) of the edges to draw; one set for every epoch.
+
+    Each edge is scored by the max over epochs of |values| (so an edge strong in any epoch stays).
+    Applied in order: `threshold` keeps score ≥ threshold; `top_k` keeps the k strongest edges INTO
+    each target cell (every target keeps its main inputs, which an overall top-k would starve);
+    `max_edges` (the level-of-detail cap) keeps the strongest overall. Ties go to the lower index.
+    """
+    values = np.asarray(values)
+    n = len(edges)
+    if values.ndim != 2 or values.shape[1] != n:
+        raise NNVisError(f"edge values of shape {values.shape} do not match {n} edges")
+    score = np.abs(values).max(axis=0) if values.shape[0] else np.zeros(n, values.dtype)
+    keep = np.arange(n)
+    if threshold is not None:
+        keep = keep[score >= threshold]
+    if top_k is not None:
+        if top_k < 0:
+            raise NNVisError(f"top_k must be ≥ 0, got {top_k}")
+        dst = edges.dst[keep]
+        order = np.argsort(-score[keep], kind="stable")                 # strongest first, ties
+        order = order[np.argsort(dst[order], kind="stable")]            # by index; then by target
+        dst_sorted = dst[order]
+        first = np.searchsorted(dst_sorted, dst_sorted, side="left")
+        rank = np.arange(order.shape[0]) - first
+        keep = keep[order[rank < top_k]]
+    if max_edges is not None:
+        if max_edges < 0:
+            raise NNVisError(f"max_edges must be ≥ 0, got {max_edges}")
+        if keep.shape[0] > max_edges:
+            keep = keep[np.argsort(-score[keep], kind="stable")[:max_edges]]
+    return np.sort(keep).astype(np.int64)
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def _layer(network: Network, name: str) -> Layer:
+    try:
+        return network.layer(name)
+    except KeyError:
+        raise NNVisError(f"network {network.name!r} has no layer {name!r}") from None
+
+
+def _epoch_weights(layer: Layer, weights_by_epoch, count: int) -> list[list[np.ndarray]]:
+    """Each epoch's weight list for `layer`, checked to hold at least `count` arrays."""
+    out = []
+    for e, weights in enumerate(weights_by_epoch):
+        w = weights.get(layer.name)
+        if w is None or len(w) < count:
+            raise NNVisError(f"layer {layer.name!r}: epoch {e} has "
+                             f"{'no' if w is None else len(w)} weight arrays, needs {count}")
+        out.append([np.asarray(a) for a in w])
+    return out
+
+
+def _check_shape(layer: Layer, what: str, array: np.ndarray, expected: tuple) -> None:
+    if array.shape != tuple(expected):
+        raise NNVisError(f"layer {layer.name!r}: {what} has shape {array.shape}, expected "
+                         f"{tuple(expected)}")
+
+
+def _dense(layer: Layer, source: Layer, weights_by_epoch, *_):
+    fan_in, units = int(source.output_shape[-1]), int(layer.output_shape[-1])
+    kernels = [w[0] for w in _epoch_weights(layer, weights_by_epoch, 1)]
+    for k in kernels:
+        _check_shape(layer, "Dense kernel", k, (fan_in, units))
+    positions = 1 if source.is_spatial else math.prod(source.output_shape[:-1])
+    f = np.repeat(np.arange(fan_in), units)
+    o = np.tile(np.arange(units), fan_in)
+    p = np.repeat(np.arange(positions), fan_in * units)
+    src = p * fan_in + np.tile(f, positions)
+    dst = p * units + np.tile(o, positions)
+    weight = np.stack([np.tile(k.astype(np.float32).ravel(), positions) for k in kernels])
+    return src, dst, weight
+
+
+def _slice_norms(kernel: np.ndarray) -> np.ndarray:
+    """(a, b) L2 norms of the (kh, kw) slices of a (kh, kw, a, b) kernel."""
+    return np.sqrt(np.square(kernel, dtype=np.float64).sum(axis=(0, 1)))
+
+
+def _kernels(layer: Layer, weights_by_epoch, count: int, shapes: list[tuple]) -> list[list]:
+    """Each epoch's first `count` kernels, checked against `shapes` (None matches any size)."""
+    out = []
+    for w in _epoch_weights(layer, weights_by_epoch, count):
+        for k, shape in zip(w[:count], shapes):
+            if k.ndim != len(shape) or any(e not in (None, g) for e, g in zip(shape, k.shape)):
+                want = ", ".join("k" if e is None else str(e) for e in shape)
+                raise NNVisError(f"layer {layer.name!r}: {layer.kind} kernel has shape {k.shape}, "
+                                 f"expected ({want})")
+        out.append(w[:count])
+    return out
+
+
+def _conv2d(layer: Layer, source: Layer, weights_by_epoch, *_):
+    cin, cout = int(source.output_shape[-1]), int(layer.output_shape[-1])
+    groups = int(layer.config.get("groups", 1))
+    if groups < 1 or cin % groups or cout % groups:
+        raise NNVisError(f"layer {layer.name!r}: {cin} → {cout} channels do not split into "
+                         f"{groups} groups")
+    cin_g, cout_g = cin // groups, cout // groups
+    kernels = _kernels(layer, weights_by_epoch, 1, [(None, None, cin_g, cout)])
+    j = np.repeat(np.arange(cin_g), cout)
+    dst = np.tile(np.arange(cout), cin_g)
+    src = (dst // cout_g) * cin_g + j
+    weight = np.stack([_slice_norms(k).ravel() for (k,) in kernels]).astype(np.float32)
+    return src, dst, weight
+
+
+def _depthwise(layer: Layer, source: Layer, weights_by_epoch, *_):
+    cin, cout = int(source.output_shape[-1]), int(layer.output_shape[-1])
+    mult = cout // cin
+    kernels = _kernels(layer, weights_by_epoch, 1, [(None, None, cin, mult)])
+    src = np.repeat(np.arange(cin), mult)
+    weight = np.stack([_slice_norms(k).ravel() for (k,) in kernels]).astype(np.float32)
+    return src, np.arange(cin * mult), weight
+
+
+def _separable(layer: Layer, source: Layer, weights_by_epoch, *_):
+    cin, cout = int(source.output_shape[-1]), int(layer.output_shape[-1])
+    mult = int(layer.config.get("depth_multiplier", 1))
+    kernels = _kernels(layer, weights_by_epoch, 2,
+                       [(None, None, cin, mult), (1, 1, cin * mult, cout)])
+    rows = []
+    for depthwise, pointwise in kernels:
+        effective = np.einsum("hwcm,cmf->hwcf", depthwise.astype(np.float64),
+                              pointwise.reshape(cin, mult, cout).astype(np.float64))
+        rows.append(_slice_norms(effective).ravel())
+    return np.repeat(np.arange(cin), cout), np.tile(np.arange(cout), cin), \
+        np.stack(rows).astype(np.float32)
+
+
+def _batch_norm(layer: Layer, source: Layer, weights_by_epoch, *_):
+    cells = _same_cells(layer, source)[0]
+    axis = layer.config.get("axis", -1)
+    axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
+    if axis not in (-1, len(layer.output_shape)):       # Keras counts the batch axis
+        return cells, cells, None
+    channels = int(layer.output_shape[-1])
+    scale_on = bool(layer.config.get("scale", True))
+    count = 2 + scale_on + bool(layer.config.get("center", True))
+    eps = float(layer.config.get("epsilon", 1e-3))
+    rows = []
+    for w in _epoch_weights(layer, weights_by_epoch, count):
+        for a in w[:count]:
+            _check_shape(layer, "a BatchNormalization weight", a, (channels,))
+        gamma = w[0].astype(np.float64) if scale_on else 1.0
+        rows.append((gamma / np.sqrt(w[count - 1].astype(np.float64) + eps))[cells % channels])
+    return cells, cells, np.stack(rows).astype(np.float32)
+
+
+def _same_cells(layer: Layer, source: Layer, *_):
+    if layer.cell_count != source.cell_count:
+        raise NNVisError(f"layer {layer.name!r} ({layer.kind}): {source.cell_count} cells in "
+                         f"{source.name!r} but {layer.cell_count} out; expected the same")
+    cells = np.arange(layer.cell_count)
+    return cells, cells, None
+
+
+def _reshape(layer: Layer, source: Layer, *_):
+    """Flatten, Reshape: output element i is input element i (C order)."""
+    size = math.prod(source.output_shape)
+    if size != math.prod(layer.output_shape):
+        raise NNVisError(f"layer {layer.name!r}: {layer.kind} of {source.output_shape} gives "
+                         f"{size} elements, not {math.prod(layer.output_shape)}")
+    return _element_edges(source, layer, np.arange(size))
+
+
+def _merge(layer: Layer, source: Layer, *_):
+    """Element-wise merges: each output element reads its (possibly broadcast) input element."""
+    if source.is_spatial == layer.is_spatial and source.cell_count == layer.cell_count:
+        return _same_cells(layer, source)
+    shape = tuple(int(d) for d in source.output_shape)
+    index = np.arange(math.prod(shape)).reshape(shape)
+    return _element_edges(source, layer, np.broadcast_to(index, layer.output_shape).ravel())
+
+
+def _concat(layer: Layer, source: Layer, _, sources: list[Layer], k: int):
+    rank = len(layer.output_shape)
+    axis = layer.config.get("axis", -1)
+    axis = (axis[0] if isinstance(axis, (list, tuple)) else axis) % (rank + 1) - 1
+    offset = sum(int(s.output_shape[axis]) for s in sources[:k])
+    if layer.is_spatial:                    # cells are channels: shifted, or kept if H/W grows
+        cells = np.arange(source.cell_count)
+        return cells, cells + (offset if axis == rank - 1 else 0), None
+    out = np.arange(layer.cell_count).reshape(layer.output_shape)
+    block = [slice(None)] * rank
+    block[axis] = slice(offset, offset + int(source.output_shape[axis]))
+    return _element_edges(source, layer, out[tuple(block)].ravel(), inverse=True)
+
+
+def _element_edges(source: Layer, layer: Layer, index: np.ndarray, inverse: bool = False):
+    """Unique (source cell, output cell) pairs of an element map, weight 1.
+
+    index[i]: the source element that output element i reads; with `inverse`, the output element
+    that source element i lands in.
+    """
+    src_el, dst_el = (np.arange(index.shape[0]), index) if inverse else \
+        (index, np.arange(index.shape[0]))
+    src = _cell_of_element(source, src_el)
+    dst = _cell_of_element(layer, dst_el)
+    pairs = np.unique(src.astype(np.int64) * layer.cell_count + dst)
+    return pairs // layer.cell_count, pairs % layer.cell_count, None
+
+
+def _cell_of_element(layer: Layer, element: np.ndarray) -> np.ndarray:
+    return element % int(layer.output_shape[-1]) if layer.is_spatial else element
+
+
+_PASS_THROUGH = ("MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
+                 "GlobalMaxPooling2D", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Dropout",
+                 "SpatialDropout2D", "GaussianDropout", "GaussianNoise", "AlphaDropout",
+                 "ActivityRegularization", "Identity", "Activation", "ReLU", "LeakyReLU", "Softmax",
+                 "Rescaling", "Normalization", "LayerNormalization")
+_KINDS = {
+    "Dense": _dense, "Conv2D": _conv2d, "DepthwiseConv2D": _depthwise,
+    "SeparableConv2D": _separable, "BatchNormalization": _batch_norm,
+    "Flatten": _reshape, "Reshape": _reshape, "Concatenate": _concat,
+    **{kind: _merge for kind in ("Add", "Subtract", "Multiply", "Maximum", "Minimum", "Average")},
+    **{kind: _same_cells for kind in _PASS_THROUGH},
+}
+KINDS = frozenset(_KINDS) | {"InputLayer"}      # every kind layer_edges knows
