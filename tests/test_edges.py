@@ -310,3 +310,30 @@ def test_prune_ties_go_to_the_lower_index_and_subset_follows():
     sub = edges.subset(keep)
     np.testing.assert_array_equal(sub.src, [0, 1])
     assert sub.weight.shape == (1, 2)
+
+
+def test_capped_dense_edges_equal_pruning_the_full_list():
+    """layer_edges(max_edges=k) on a Dense layer picks exactly prune(max_edges=k) of all edges,
+    without building the full list first."""
+    from nnvis_addon.model.edges import layer_edges, prune
+    from nnvis_addon.model.network import Layer, Network
+    net = Network("t", [Layer("i", "InputLayer", {}, [], (50,)),
+                        Layer("d", "Dense", {}, ["i"], (40,), [(50, 40), (40,)])])
+    rng = np.random.default_rng(0)
+    weights = [{"d": [rng.standard_normal((50, 40)).astype(np.float32), np.zeros(40, np.float32)]}
+               for _ in range(3)]
+    full = layer_edges(net, "d", weights)["i"]
+    capped = layer_edges(net, "d", weights, max_edges=300)["i"]
+    keep = prune(full, full.weight, max_edges=300)
+    assert len(capped) == 300
+    np.testing.assert_array_equal(capped.src, full.src[keep])
+    np.testing.assert_array_equal(capped.dst, full.dst[keep])
+    np.testing.assert_array_equal(capped.weight, full.weight[:, keep])
+
+
+def test_connection_caps_fit_the_total():
+    from nnvis_addon.model.edges import connection_caps
+    assert connection_caps([10, 20], 100) is None
+    cap = connection_caps([1000, 50, 5000], 1500)
+    assert sum(min(s, cap) for s in (1000, 50, 5000)) <= 1500
+    assert sum(min(s, cap + 1) for s in (1000, 50, 5000)) > 1500

@@ -37,8 +37,12 @@ class Edges:
 
 
 def layer_edges(network: Network, layer_name: str,
-                weights_by_epoch: list[dict[str, list[np.ndarray]]]) -> dict[str, Edges]:
+                weights_by_epoch: list[dict[str, list[np.ndarray]]],
+                max_edges: int | None = None) -> dict[str, Edges]:
     """Edges into `layer_name`, keyed by inbound layer name; weights read per epoch.
+
+    `max_edges` caps each connection to its strongest edges (`prune`'s max over epochs of |w|);
+    a huge Dense layer (VGG16's 25088 × 4096) is pruned before its edge list is ever built.
 
     `weights_by_epoch[e][layer]` is that layer's weight list in Keras ``get_weights()`` order.
     - Dense: unit i → unit o, weight W[i, o]. On a rank>1 input Keras applies W along the last axis
@@ -73,10 +77,16 @@ def layer_edges(network: Network, layer_name: str,
     sources = [_layer(network, name) for name in layer.inbound]
     edges: dict[str, Edges] = {}
     for k, source in enumerate(sources):
-        src, dst, weight = handler(layer, source, weights_by_epoch, sources, k)
+        if layer.kind == "Dense" and max_edges is not None and len(source.output_shape) == 1 \
+                and source.cell_count * layer.cell_count > max_edges:
+            src, dst, weight = _dense_strongest(layer, source, weights_by_epoch, max_edges)
+        else:
+            src, dst, weight = handler(layer, source, weights_by_epoch, sources, k)
         if weight is None:
             weight = np.ones((len(weights_by_epoch), src.shape[0]), np.float32)
         new = Edges(src.astype(np.int32), dst.astype(np.int32), weight)
+        if max_edges is not None and len(new) > max_edges:
+            new = new.subset(prune(new, new.weight, max_edges=max_edges))
         old = edges.get(source.name)                    # the same layer fed in twice: keep both
         edges[source.name] = new if old is None else Edges(
             np.concatenate([old.src, new.src]), np.concatenate([old.dst, new.dst]),
@@ -201,6 +211,47 @@ def _dense(layer: Layer, source: Layer, weights_by_epoch, *_):
     dst = p * units + np.tile(o, positions)
     weight = np.stack([np.tile(k.astype(np.float32).ravel(), positions) for k in kernels])
     return src, dst, weight
+
+
+def _dense_strongest(layer: Layer, source: Layer, weights_by_epoch, limit: int):
+    """The `limit` strongest unit → unit edges of a Dense layer (max over epochs of |W|, ties to
+    the lower index, as `prune`), found on the kernel itself: memory stays O(kernel)."""
+    fan_in, units = int(source.output_shape[-1]), int(layer.output_shape[-1])
+    kernels = [w[0] for w in _epoch_weights(layer, weights_by_epoch, 1)]
+    for k in kernels:
+        _check_shape(layer, "Dense kernel", k, (fan_in, units))
+    score = np.abs(np.asarray(kernels[0], np.float32))
+    for k in kernels[1:]:
+        np.maximum(score, np.abs(k), out=score)
+    flat = score.ravel()
+    cut = np.partition(flat, flat.size - limit)[flat.size - limit]
+    above = np.flatnonzero(flat > cut)
+    idx = np.sort(np.concatenate([above, np.flatnonzero(flat == cut)[:limit - above.size]]))
+    weight = np.stack([np.asarray(k, np.float32).ravel()[idx] for k in kernels])
+    return idx // units, idx % units, weight
+
+
+def connection_size(network: Network, layer: Layer, source: Layer) -> int:
+    """How many edges `source` → `layer` has, from the shapes alone (for level-of-detail budgets)."""
+    if layer.kind in ("Dense", "Conv2D", "SeparableConv2D"):
+        return source.cell_count * layer.cell_count // max(int(layer.config.get("groups", 1)), 1)
+    if layer.kind in ("Flatten", "Reshape"):
+        return max(source.cell_count, layer.cell_count)
+    return layer.cell_count
+
+
+def connection_caps(sizes: list[int], total: int) -> int | None:
+    """One per-connection cap c with Σ min(size, c) ≤ total (None when everything fits)."""
+    if sum(sizes) <= total:
+        return None
+    lo, hi = 0, max(sizes)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if sum(min(s, mid) for s in sizes) <= total:
+            lo = mid
+        else:
+            hi = mid - 1
+    return max(lo, 1)
 
 
 def _slice_norms(kernel: np.ndarray) -> np.ndarray:

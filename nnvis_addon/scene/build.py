@@ -12,7 +12,7 @@ import bpy
 import numpy as np
 
 from .. import layout
-from ..model.edges import layer_edges
+from ..model.edges import connection_caps, connection_size, layer_edges
 from ..model.keras_config import unsupported_reason
 from . import animation, edges as edges_mod, layers, nodes, overlays as overlays_mod, stage
 from .transaction import all_or_nothing
@@ -24,6 +24,8 @@ class SceneOptions:
     hold_frames: int = 12                 # extra frames showing the last epoch
     colormap: str = "viridis"             # for non-negative outputs; signed ones use coolwarm
     bundle_strength: float = 0.8
+    max_edges: int | None = 250_000       # per connection: the strongest (level of detail)
+    max_total_edges: int | None = 600_000  # all connections together (caps shrink to fit)
     edge_radius: float = 0.0025
     overlays: tuple = overlays_mod.KINDS    # overlays shown (all are built; the rest hidden)
     setup_render: bool = True             # camera as scene camera, world, Cycles settings, range
@@ -36,6 +38,15 @@ class SceneOptions:
 
 def _noop(fraction: float, message: str) -> None:
     pass
+
+
+def edge_cap(network, drawable: set[str], options: SceneOptions) -> int | None:
+    """Per-connection edge cap: `max_edges`, lowered until all connections fit `max_total_edges`."""
+    sizes = [connection_size(network, layer, network.layer(src)) for layer in network.layers
+             if layer.name in drawable for src in layer.inbound if src in drawable]
+    caps = [c for c in (options.max_edges, connection_caps(sizes, options.max_total_edges)
+                        if options.max_total_edges else None) if c is not None]
+    return min(caps) if caps else None
 
 
 def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_noop):
@@ -68,11 +79,12 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
             obj = layers.layer_object(layer, placements[layer.name], acts, cmap, signed, run.name)
             collection.objects.link(obj)
             animated.append(obj)
+        cap = edge_cap(network, drawable, options)
         for k, layer in enumerate(network.layers):
             progress((len(network.layers) + k) / steps, f"Edges into {layer.name}")
             if not layer.inbound or {layer.name, *layer.inbound} - drawable:
                 continue    # edges join drawn cells only; blocks stand unconnected
-            for src, edges in layer_edges(network, layer.name, weights_by_epoch).items():
+            for src, edges in layer_edges(network, layer.name, weights_by_epoch, cap).items():
                 obj = edges_mod.edge_object(run.name, src, layer.name, edges, placements[src],
                                             placements[layer.name], options.bundle_strength,
                                             options.edge_radius)

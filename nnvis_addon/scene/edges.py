@@ -25,10 +25,20 @@ def edges_group():
     group = bpy.data.node_groups.new(GROUP_EDGES, "GeometryNodeTree")
     gin, gout = nodes.geometry_io(group)
     nodes.socket(group, "Radius", "INPUT", "NodeSocketFloat", 0.004, 0.0, description="Edge radius")
+    nodes.socket(group, "Bundle Strength", "INPUT", "NodeSocketFloat", 0.8, 0.0, 1.0,
+                 description="0 = straight edges, 1 = fully bundled (animatable)")
     nodes.socket(group, "Max Edges", "INPUT", "NodeSocketInt", 1 << 30, 0,
                  description="Level of detail: show only the N strongest edges")
     nodes.socket(group, "Material", "INPUT", "NodeSocketMaterial")
     shown = nodes.first(group, gin.outputs["Geometry"], gin.outputs["Max Edges"], "CURVE")
+    bundled = nodes.add(group, "GeometryNodeInputNamedAttribute", {"Name": "nnvis_bundled"},
+                        data_type="FLOAT_VECTOR").outputs["Attribute"]
+    position = nodes.add(group, "GeometryNodeInputPosition").outputs[0]
+    mixed = nodes.add(group, "ShaderNodeMix", {"Factor": gin.outputs["Bundle Strength"],
+                                               "A": position, "B": bundled},
+                      data_type="VECTOR").outputs[1]
+    shown = nodes.add(group, "GeometryNodeSetPosition", {"Geometry": shown,
+                                                         "Position": mixed}).outputs[0]
     geo = nodes.add(group, "GeometryNodeSetCurveRadius", {"Curve": shown,
                                                           "Radius": gin.outputs["Radius"]})
     geo = nodes.store(group, geo.outputs["Curve"], "nnvis_epoch", gin.outputs["Epoch"], "FLOAT",
@@ -39,13 +49,19 @@ def edges_group():
     return group
 
 
-def curves_data(name: str, polylines: np.ndarray):
-    """Hair curves from (n, points, 3) polylines, written through the fast attribute path."""
-    count, points = polylines.shape[:2]
+def curves_data(name: str, straight: np.ndarray, bundled: np.ndarray):
+    """Hair curves from (n, points, 3) polylines, written through the fast attribute path.
+
+    Both bundlers are linear in the bundle strength β, so the curves store their straight (β = 0)
+    and fully bundled (β = 1) points and the edges group mixes them: β is a live, animatable input.
+    """
+    count, points = straight.shape[:2]
     curves = bpy.data.hair_curves.new(name)
     curves.add_curves([points] * count)
     curves.attributes["position"].data.foreach_set(
-        "vector", np.ascontiguousarray(polylines, np.float32).ravel())
+        "vector", np.ascontiguousarray(straight, np.float32).ravel())
+    full = curves.attributes.new("nnvis_bundled", "FLOAT_VECTOR", "POINT")
+    full.data.foreach_set("vector", np.ascontiguousarray(bundled, np.float32).ravel())
     index = curves.attributes.new("nnvis_edge", "FLOAT", "CURVE")
     index.data.foreach_set("value", np.arange(count, dtype=np.float32))
     return curves
@@ -76,10 +92,12 @@ def edge_object(run_name: str, src_name: str, dst_name: str, edges, src_placemen
                 dst_placement, bundle_strength: float, radius: float):
     """The curves object for the edges `src_name` → `dst_name` (an `Edges` with (E, n) weights)."""
     edges = strongest_first(edges)
-    polylines = structural_bundle(src_placement.centers, dst_placement.centers, edges.src,
-                                  edges.dst, beta=bundle_strength)
-    polylines = skip_arc(polylines, src_placement, dst_placement)
-    curves = curves_data(f"{run_name}:{src_name}->{dst_name}", polylines)
+    ends = (src_placement.centers, dst_placement.centers, edges.src, edges.dst)
+    straight = skip_arc(structural_bundle(*ends, beta=0.0), src_placement, dst_placement)
+    # one-to-one links (pooling, BN, activations) stay straight: bundling only bends them
+    bundled = straight if edges.one_to_one else \
+        skip_arc(structural_bundle(*ends, beta=1.0), src_placement, dst_placement)
+    curves = curves_data(f"{run_name}:{src_name}->{dst_name}", straight, bundled)
     atlas = atlas_mod.pack(edges.weight[:, :, None, None])
     image = new_image(f"{run_name}:{src_name}->{dst_name} weights", atlas)
     # Weightless connections (pooling, flatten: every weight 1) stay neutral grey: scale 0.
@@ -92,5 +110,5 @@ def edge_object(run_name: str, src_name: str, dst_name: str, edges, src_placemen
     obj["nnvis_edges"] = [src_name, dst_name]
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = edges_group()
-    set_inputs(mod, {"Radius": radius, "Material": material})
+    set_inputs(mod, {"Radius": radius, "Bundle Strength": bundle_strength, "Material": material})
     return obj

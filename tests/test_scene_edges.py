@@ -1,0 +1,113 @@
+"""Edge curves in the scene: exact ends, live bundle strength, true weights, level of detail."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_scene import import_run, modifier_input
+
+from nnvis_addon import load_run
+from nnvis_addon.atlas import as_cells, pack
+from nnvis_addon.layout import layout_network
+from nnvis_addon.model.edges import layer_edges
+
+
+def evaluated_points(obj):
+    import bpy
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    curves = obj.evaluated_get(depsgraph).data
+    pts = np.empty(len(curves.points) * 3, np.float32)
+    curves.attributes["position"].data.foreach_get("vector", pts)
+    return pts.reshape(len(curves.curves), -1, 3)
+
+
+@pytest.fixture(scope="module")
+def edges_scene(digits_run, addon):
+    import bpy
+    bpy.ops.wm.read_homefile(use_empty=True)
+    folder, _ = digits_run
+    collection = import_run(folder, frames_per_epoch=2, bundle_strength=0.7)
+    return collection, load_run(folder)
+
+
+def edge_obj(collection, src, dst):
+    return next(o for o in collection.objects if list(o.get("nnvis_edges", [])) == [src, dst])
+
+
+def test_curves_start_and_end_on_their_cells_and_bundle_in_between(edges_scene):
+    collection, run = edges_scene
+    obj = edge_obj(collection, "flatten", "dense")
+    pts = evaluated_points(obj)
+    weights = [{l.name: run.weights(l.name, e) for l in run.layers} for e in run.epochs]
+    edges = layer_edges(run.network, "dense", weights)["flatten"]
+    place = {p.name: p for p in layout_network(run.network)}
+    order = np.argsort(-np.abs(edges.weight).max(axis=0), kind="stable")
+    np.testing.assert_allclose(pts[:, 0], place["flatten"].centers[edges.src[order]], atol=1e-5)
+    np.testing.assert_allclose(pts[:, -1], place["dense"].centers[edges.dst[order]], atol=1e-5)
+    straight = pts[:, 0] + (pts[:, -1] - pts[:, 0]) * 0.5
+    assert np.abs(pts[:, pts.shape[1] // 2] - straight).max() > 0.05     # bent: bundled
+
+
+def test_bundle_strength_is_a_live_input(edges_scene):
+    import bpy
+    collection, _ = edges_scene
+    obj = edge_obj(collection, "flatten", "dense")
+    mod, ident = modifier_input(obj, "Bundle Strength")
+    assert mod[ident] == pytest.approx(0.7)
+    mod[ident] = 0.0
+    obj.update_tag()
+    pts = evaluated_points(obj)
+    t = np.linspace(0, 1, pts.shape[1])[None, :, None]
+    np.testing.assert_allclose(pts, pts[:, :1] + (pts[:, -1:] - pts[:, :1]) * t, atol=1e-4)
+    mod[ident] = 0.7
+    obj.update_tag()
+    bpy.context.view_layer.update()
+
+
+def test_edge_colours_read_the_true_weights(edges_scene):
+    collection, run = edges_scene
+    obj = edge_obj(collection, "dense", "classes")
+    mod, ident = modifier_input(obj, "Material")
+    image = next(n.image for n in mod[ident].node_tree.nodes if n.bl_idname == "ShaderNodeTexImage")
+    px = np.empty(image.size[0] * image.size[1] * 4, np.float32)
+    image.pixels.foreach_get(px)
+    rgb = px.reshape(image.size[1], image.size[0], 4)[..., :3]
+    kernels = np.stack([run.weights("classes", e)[0] for e in run.epochs])     # (E, 32, 10)
+    flat = kernels.reshape(len(run.epochs), -1)
+    order = np.argsort(-np.abs(flat).max(axis=0), kind="stable")
+    np.testing.assert_array_equal(rgb, pack(as_cells(flat[:, order], False)).rgb)
+    index = np.empty(len(obj.data.curves), np.float32)
+    obj.data.attributes["nnvis_edge"].data.foreach_get("value", index)
+    np.testing.assert_array_equal(index, np.arange(320))
+
+
+def test_max_edges_keeps_the_strongest(edges_scene):
+    collection, _ = edges_scene
+    obj = edge_obj(collection, "flatten", "dense")
+    mod, ident = modifier_input(obj, "Max Edges")
+    full = evaluated_points(obj)
+    mod[ident] = 100
+    obj.update_tag()
+    shown = evaluated_points(obj)
+    assert len(shown) == 100
+    np.testing.assert_allclose(shown, full[:100], atol=1e-6)
+    mod[ident] = 1 << 30
+    obj.update_tag()
+
+
+def test_import_cap_keeps_exactly_the_top_edges(digits_run, empty_scene):
+    import bpy
+    from nnvis_addon.scene import SceneOptions, build_scene
+    folder, _ = digits_run
+    run = load_run(folder)
+    collection = build_scene(run, SceneOptions(max_edges=500, overlays=()), bpy.context.scene)
+    obj = edge_obj(collection, "flatten", "dense")
+    assert len(obj.data.curves) == 500
+    kernels = np.stack([run.weights("dense", e)[0] for e in run.epochs])
+    score = np.sort(np.abs(kernels).max(axis=0).ravel())[::-1]
+    mod, ident = modifier_input(obj, "Material")
+    image = next(n.image for n in mod[ident].node_tree.nodes if n.bl_idname == "ShaderNodeTexImage")
+    px = np.empty(image.size[0] * image.size[1] * 4, np.float32)
+    image.pixels.foreach_get(px)
+    per_epoch = px.reshape(len(run.epochs), -1, 4)[:, :, :3].reshape(len(run.epochs), -1)
+    values = per_epoch[:, :500]
+    np.testing.assert_allclose(np.abs(values).max(axis=0), score[:500])
