@@ -16,13 +16,16 @@ from .model.network import Network
 ATLAS_BYTES_PER_VALUE = 16 / 3       # RGBA float32 texels holding three values
 CURVE_BYTES_PER_EDGE = 8 * 12 + 16   # 8 float3 points + index/offset attributes
 HEADROOM = 0.8                       # use at most this share of the free memory
+MAX_EDGES = 250_000                  # default edge caps of the scene (SceneOptions): per connection
+MAX_TOTAL_EDGES = 600_000            # and for all connections together
 
 
 def _size(shape) -> int:
     return math.prod(int(d or 1) for d in shape)
 
 
-def estimate(network: Network, epochs: int, probes: int, max_edges: int | None = None) -> dict:
+def estimate(network: Network, epochs: int, probes: int, max_edges: int | None = MAX_EDGES,
+             max_total_edges: int | None = MAX_TOTAL_EDGES) -> dict:
     """Bytes by kind for a run of `epochs` epochs and `probes` probes, and their total."""
     values = sum(_size(l.output_shape) for l in network.layers)
     weights = sum(_size(s) for l in network.layers for s in l.weight_shapes)
@@ -31,6 +34,7 @@ def estimate(network: Network, epochs: int, probes: int, max_edges: int | None =
         for name in layer.inbound:
             n = network.layer(name).cell_count * layer.cell_count
             edges += min(n, max_edges) if max_edges else n
+    edges = min(edges, max_total_edges) if max_total_edges else edges
     parts = {"activations": 4 * values * epochs * probes,
              "weights": 4 * weights * epochs,
              "atlases": int(ATLAS_BYTES_PER_VALUE * values * epochs),
@@ -54,11 +58,10 @@ def available() -> int:
         return 1 << 62
 
 
-def check(network: Network, epochs: int, probes: int, source: str, limit: int | None = None,
-          max_edges: int | None = None) -> dict:
+def check(network: Network, epochs: int, probes: int, source: str, limit: int | None = None) -> dict:
     """Raise NNVisError if the run would need more than `limit` bytes (default: most of the free
     memory), naming the estimate and the level-of-detail options that would make it fit."""
-    need = estimate(network, epochs, probes, max_edges)
+    need = estimate(network, epochs, probes)
     limit = int(HEADROOM * available()) if limit is None else limit
     if need["total"] > limit:
         mb = {k: v / 2**20 for k, v in need.items()}

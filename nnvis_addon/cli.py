@@ -128,6 +128,15 @@ def cmd_record(args) -> int:
     return 0
 
 
+BENCHES = {"bundling": "bundling", "import": "imports", "fuzz": "fuzz"}
+
+
+def cmd_bench(args) -> int:
+    import importlib
+    module = importlib.import_module(f"{__package__}.bench.{BENCHES[args.which]}")
+    return module.main(args.options)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nnvis", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -182,6 +191,11 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--epochs", type=int, default=10)
     blender_options(d)
     d.set_defaults(func=cmd_demo)
+
+    bench = sub.add_parser("bench", help="benchmarks: bundling, import, fuzz (each takes -h)")
+    bench.add_argument("which", choices=sorted(BENCHES))
+    bench.add_argument("options", nargs=argparse.REMAINDER, help="passed to the benchmark")
+    bench.set_defaults(func=cmd_bench)
     return p
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import bpy
 import numpy as np
 
-from .. import layout
+from .. import budget, layout
 from ..model.edges import connection_caps, connection_size, layer_edges
 from ..model.keras_config import unsupported_reason
 from . import animation, edges as edges_mod, layers, nodes, overlays as overlays_mod, stage
@@ -24,8 +24,8 @@ class SceneOptions:
     hold_frames: int = 12                 # extra frames showing the last epoch
     colormap: str = "viridis"             # for non-negative outputs; signed ones use coolwarm
     bundle_strength: float = 0.8
-    max_edges: int | None = 250_000       # per connection: the strongest (level of detail)
-    max_total_edges: int | None = 600_000  # all connections together (caps shrink to fit)
+    max_edges: int | None = budget.MAX_EDGES              # per connection: the strongest
+    max_total_edges: int | None = budget.MAX_TOTAL_EDGES  # all together (caps shrink to fit)
     edge_radius: float = 0.0025
     overlays: tuple = overlays_mod.KINDS    # overlays shown (all are built; the rest hidden)
     setup_render: bool = True             # camera as scene camera, world, Cycles settings, range
