@@ -1,22 +1,25 @@
 """Headless import + render, the path `nnvis render` and `nnvis demo` take: a private Blender user
-folder, the built extension installed through Blender's installer, the import operator, a video."""
+folder, the built extension installed through Blender's installer, the import operator (or a saved
+.blend opened as it is), then a video or an image sequence, whole or one chunk of it."""
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .chunks import chunk_range
 from .errors import NNVisError
 from .packaging import install_extension, start_blender
 
 
 @dataclass
 class RenderResult:
-    video: Path
+    video: Path                       # the MP4, or the folder of frames
     blend: Path | None
-    frames: int
+    frames: int                       # frames this process rendered
     import_seconds: float
     render_seconds: float
+    skipped: int = 0                  # frames of its range already claimed by another process
 
 
 def import_with_operator(path, probe=None, frames_per_epoch: int = 4):
@@ -35,24 +38,56 @@ def import_with_operator(path, probe=None, frames_per_epoch: int = 4):
     return new[0]
 
 
-def render_checkpoint(path, out, zip_path, user_folder, probe=None, blend=None,
-                      resolution=(640, 360), frames_per_epoch: int = 4, samples: int = 8,
-                      on_frame=None) -> RenderResult:
+def open_scene(path, zip_path, user_folder, probe=None, frames_per_epoch: int = 4):
+    """The scene to render: a saved .blend opened as it is (needs no add-on), else `path`'s
+    checkpoints imported by the extension installed from `zip_path`."""
     bpy = start_blender(user_folder)
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    install_extension(zip_path)
+    if Path(path).suffix.lower() == ".blend":
+        if not Path(path).is_file():
+            raise NNVisError(f"{path}: no such .blend file")
+        bpy.ops.wm.open_mainfile(filepath=str(path))
+    else:
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        install_extension(zip_path)
+        import_with_operator(path, probe, frames_per_epoch)
+    return bpy.context.scene
+
+
+def render_checkpoint(path, out, zip_path, user_folder, probe=None, blend=None,
+                      resolution=None, frames_per_epoch: int = 4, samples=None, on_frame=None,
+                      frames: tuple[int, int] | None = None, chunk: tuple[int, int] | None = None,
+                      sequence: str | None = None, fps: int | None = None) -> RenderResult:
+    """Import (or open) `path` and render it to `out`: an MP4, or with `sequence` ('PNG'/'EXR') a
+    folder of frames that several processes may share. `frames` narrows the scene's range and
+    `chunk` (k, n) renders only the k-th of n parts of it. `blend` is saved farm-ready first, with
+    the full range. `resolution`/`samples`/`fps` of None keep the scene's."""
     start = time.perf_counter()
-    import_with_operator(path, probe, frames_per_epoch)
+    scene = open_scene(path, zip_path, user_folder, probe, frames_per_epoch)
+    from .scene.render import render_animation, save_farm_ready, set_engine  # bpy is up now
     import_seconds = time.perf_counter() - start
-    scene = bpy.context.scene
-    scene.render.resolution_x, scene.render.resolution_y = resolution
-    scene.cycles.samples = samples
-    from .scene.render import render_animation
-    start = time.perf_counter()
-    render_animation(scene, Path(out), on_frame)
-    render_seconds = time.perf_counter() - start
+    if resolution:
+        scene.render.resolution_x, scene.render.resolution_y = resolution
+    if samples:
+        set_engine(scene, scene.render.engine, samples)
+    if fps:
+        scene.render.fps, scene.render.fps_base = fps, 1.0
     if blend:
-        Path(blend).parent.mkdir(parents=True, exist_ok=True)
-        bpy.ops.wm.save_as_mainfile(filepath=str(blend))
-    return RenderResult(Path(out), Path(blend) if blend else None,
-                        scene.frame_end - scene.frame_start + 1, import_seconds, render_seconds)
+        blend = save_farm_ready(scene, blend)
+    first, last = frames or (scene.frame_start, scene.frame_end)
+    if chunk:
+        part = chunk_range(first, last, *chunk)
+        if part is None:   # more chunks than frames: this one has nothing to do
+            return RenderResult(Path(out), blend, 0, import_seconds, 0.0)
+        first, last = part
+    scene.frame_start, scene.frame_end = first, last
+    done = []
+
+    def rendered(frame):
+        done.append(frame)
+        if on_frame:
+            on_frame(frame)
+
+    start = time.perf_counter()
+    render_animation(scene, out, rendered, sequence or "MP4")
+    return RenderResult(Path(out), blend, len(done), import_seconds, time.perf_counter() - start,
+                        skipped=last - first + 1 - len(done))

@@ -21,7 +21,9 @@ for obj in scene.objects:
     anim = obj.animation_data
     if anim and anim.action:
         count = 0
-        for layer in anim.action.layers:
+        if not hasattr(anim.action, "layers"):  # Blender 4.2: legacy action
+            count = sum(len(f.keyframe_points) for f in anim.action.fcurves)
+        for layer in getattr(anim.action, "layers", ()):
             for strip in layer.strips:
                 bag = strip.channelbag(anim.action_slot)
                 count += sum(len(f.keyframe_points) for f in bag.fcurves) if bag else 0
@@ -32,7 +34,8 @@ for image in bpy.data.images:
         image.pixels.foreach_get(px)
         report["images"][image.name] = float(np.abs(px[0::4]).sum())
 scene.frame_set(frame)
-scene.render.image_settings.media_type = "IMAGE"
+if hasattr(scene.render.image_settings, "media_type"):  # 5.0
+    scene.render.image_settings.media_type = "IMAGE"
 scene.render.image_settings.file_format = "PNG"
 scene.render.filepath = out
 bpy.ops.render.render(write_still=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import NNVisError
 from . import compat
 
 LINEAR = 1  # index of 'LINEAR' in the keyframe interpolation enum
@@ -29,3 +30,30 @@ def key_epoch_input(obj, modifier, socket_id: str, frames: np.ndarray) -> None:
     points.foreach_set("co", co.ravel())
     points.foreach_set("interpolation", [LINEAR] * len(frames))
     fcurve.update()
+
+
+def retime(collection, frames_per_epoch: int, hold_first: int = 0, hold_last: int = 0,
+           frame_start: int = 1) -> tuple[int, int]:
+    """Move the run's Epoch keyframes to `frames_per_epoch` spacing, after `hold_first` frames on
+    the first epoch; returns the frame range, which ends `hold_last` frames after the last epoch.
+    Key k of every Epoch F-curve belongs to recorded epoch k, so only the frames change."""
+    from .nodes import input_ids
+    frames = epoch_frames(list(collection["nnvis_epochs"]), frames_per_epoch,
+                          frame_start + hold_first)
+    for obj in collection.all_objects:
+        paths = {f'modifiers["{mod.name}"]["{input_ids(mod.node_group)["Epoch"]}"]'
+                 for mod in obj.modifiers
+                 if mod.type == "NODES" and mod.node_group and "Epoch" in input_ids(mod.node_group)}
+        for fcurve in compat.fcurves_of(obj):
+            if fcurve.data_path not in paths:
+                continue
+            points = fcurve.keyframe_points
+            if len(points) != len(frames):
+                raise NNVisError(f"{obj.name}: {len(points)} Epoch keyframes for {len(frames)} "
+                                 "recorded epochs; re-import the run to re-time it")
+            co = np.empty(2 * len(points), np.float32)
+            points.foreach_get("co", co)
+            co[0::2] = frames
+            points.foreach_set("co", co)
+            fcurve.update()
+    return frame_start, int(frames[-1]) + hold_last

@@ -1,7 +1,8 @@
 """Every Blender 4.2 LTS vs 5.0 difference nnvis meets, in one place.
 
 5.0 removed `Action.fcurves` (layered actions: layers → strips → channelbags, reached with
-`fcurve_ensure_for_datablock`), renamed EEVEE's id, and moved video settings behind `media_type`.
+`fcurve_ensure_for_datablock`), renamed EEVEE's id (`BLENDER_EEVEE_NEXT` in 4.2), moved video
+settings behind `media_type`, and renamed the sequencer's `sequences` to `strips` (4.4).
 """
 from __future__ import annotations
 
@@ -57,3 +58,8 @@ def set_image_output(scene, file_format: str = "PNG") -> None:
     if IS_5:
         settings.media_type = "IMAGE"
     settings.file_format = file_format
+
+
+def sequencer_strips(editor):
+    """The sequence editor's top-level strips collection (`strips` from 4.4, `sequences` before)."""
+    return editor.strips if hasattr(editor, "strips") else editor.sequences

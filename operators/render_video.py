@@ -1,0 +1,80 @@
+"""Render Training Video: `apply_video_options` + `set_output`, then Blender's own render job.
+
+In the UI the render runs as Blender's animation render job (INVOKE_DEFAULT): progress in the
+status bar and render window, Esc cancels, and the frames (or the MP4 so far) already written stay.
+Image sequences are written with placeholders and without overwriting, so running the operator
+again resumes after the last finished frame. From scripts/headless the render blocks.
+"""
+from pathlib import Path
+
+import bpy
+from bpy.props import EnumProperty, IntProperty, StringProperty
+
+from ..nnvis_addon import NNVisError
+from ..nnvis_addon.scene import render
+
+
+class NNVIS_OT_render_video(bpy.types.Operator):
+    """Render the imported training as an MP4 or an image sequence with settings for this
+    machine; Esc stops it and keeps the finished frames"""
+
+    bl_idname = "nnvis.render_video"
+    bl_label = "Render Training Video"
+    bl_options = {"REGISTER"}
+
+    engine: EnumProperty(name="Engine", default="AUTO", items=[
+        ("AUTO", "Auto", "EEVEE where a GPU is present, Cycles on the CPU otherwise"),
+        ("CYCLES", "Cycles (CPU)", "Path tracing on the CPU: works everywhere"),
+        ("EEVEE", "EEVEE", "Fast on a GPU, very slow on software OpenGL")])
+    samples: IntProperty(name="Samples", default=16, min=1, max=4096)
+    resolution: EnumProperty(name="Resolution", default="1080p", items=[
+        *((key, key, f"{w}×{h}") for key, (w, h) in render.RESOLUTIONS.items()),
+        ("SCENE", "Scene", "Keep the scene's resolution")])
+    fps: IntProperty(name="FPS", default=24, min=1, max=240)
+    frames_per_epoch: IntProperty(name="Frames per Epoch", default=4, min=1, max=1000)
+    hold_first: IntProperty(name="Hold First", default=0, min=0, max=10000,
+                            description="Frames showing the untrained network before training")
+    hold_last: IntProperty(name="Hold Last", default=12, min=0, max=10000,
+                           description="Frames showing the last epoch")
+    file_format: EnumProperty(name="Output", default="MP4", items=[
+        ("MP4", "MP4 (H.264)", "One video file"),
+        ("PNG", "PNG Sequence", "frame_####.png; resumable, several machines can share it"),
+        ("EXR", "EXR Sequence", "frame_####.exr, linear half float")])
+    directory: StringProperty(name="Folder", subtype="DIR_PATH", default="//render/",
+                              description="Where <run>.mp4 or the <run> frame folder goes")
+
+    @classmethod
+    def poll(cls, context):
+        return render.find_run(context.scene, context.active_object) is not None
+
+    def invoke(self, context, event):
+        self.fps = context.scene.render.fps
+        return context.window_manager.invoke_props_dialog(self, width=340)
+
+    def execute(self, context):
+        scene = context.scene
+        run = render.find_run(scene, context.active_object)
+        if self.directory.startswith("//") and not bpy.data.filepath:
+            self.report({"ERROR"}, "Save the .blend first, or pick an absolute output folder")
+            return {"CANCELLED"}
+        folder = Path(bpy.path.abspath(self.directory))
+        out = folder / (f"{bpy.path.clean_name(run.name)}"
+                        f"{'.mp4' if self.file_format == 'MP4' else ''}")
+        options = render.VideoOptions(
+            engine=self.engine, samples=self.samples, resolution=self.resolution, fps=self.fps,
+            frames_per_epoch=self.frames_per_epoch, hold_first=self.hold_first,
+            hold_last=self.hold_last, file_format=self.file_format)
+        try:
+            start, end = render.apply_video_options(scene, run, options)
+            if self.options.is_invoke and not bpy.app.background:
+                render.set_output(scene, out, self.file_format)
+                bpy.ops.render.render("INVOKE_DEFAULT", animation=True)
+                doing = "Rendering"
+            else:
+                render.render_animation(scene, out, file_format=self.file_format)
+                doing = "Rendered"
+        except NNVisError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"{doing} frames {start}-{end} with {scene.render.engine} to {out}")
+        return {"FINISHED"}
