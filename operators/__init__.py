@@ -1,10 +1,10 @@
 """Thin bpy.types.Operator wrappers over nnvis_addon."""
 import bpy
 
-from . import design, import_checkpoint, render_video
+from . import controls, design, import_checkpoint, render_video
 
 CLASSES = (import_checkpoint.NNVIS_OT_import_checkpoint, render_video.NNVIS_OT_render_video,
-           *design.CLASSES)
+           *design.CLASSES, *controls.CLASSES)
 
 
 def register():

@@ -1,18 +1,19 @@
-"""Sidebar (N panel) tab "NNVis": the active run and the active layer's animatable inputs."""
+"""Sidebar (N panel) tab "NNVis": the active run (look, camera move, overlays) and the active
+layer's animatable inputs, each with buttons that set it — and key it — on all layers of the run."""
 import bpy
 
-from ..nnvis_addon.scene.layers import MODIFIER
+from ..nnvis_addon import colormaps
+from ..nnvis_addon.scene.layers import MODIFIER, run_collection
 from ..nnvis_addon.scene.nodes import input_ids
 
+# Inputs the build sets from the data: shown, but not copied to other layers.
+PER_LAYER = {"Geometry", "Epoch", "Width", "Height", "Material", "Inbound", "Text Material",
+             "Min", "Max", "Title"}
 
-def run_collection(obj):
-    """The imported run's collection that holds `obj` (None if `obj` is not nnvis')."""
-    if obj is None:
-        return None
-    for coll in obj.users_collection:
-        if "nnvis_run" in coll:
-            return coll
-    return None
+
+def colour_map_name(value: float) -> str:
+    k = round(value)
+    return "own ramp" if k <= 0 else colormaps.NAMES[min(k, len(colormaps.NAMES)) - 1]
 
 
 class NNVIS_PT_run(bpy.types.Panel):
@@ -38,7 +39,15 @@ class NNVIS_PT_run(bpy.types.Panel):
         row.prop(scene, "frame_current", text="Frame")
         row.prop(scene.render, "fps", text="FPS")
         layout.operator("nnvis.render_video", icon="RENDER_ANIMATION")
-        overlays = [o for o in coll.objects if "nnvis_overlay_kind" in o]
+        row = layout.row(align=True)
+        row.operator_menu_enum("nnvis.apply_look", "look", text="Look", icon="SHADING_RENDERED")
+        row.operator_menu_enum("nnvis.camera_move", "move", text="Camera", icon="CAMERA_DATA")
+        look, move = coll.get("nnvis_look"), coll.get("nnvis_camera_move")
+        if look or move:
+            move = (move or "still").replace("_", "-")
+            layout.label(text=f"Look: {look or '-'}   Camera: {move}")
+        overlays = [o for o in coll.objects
+                    if "nnvis_overlay_kind" in o or "nnvis_legend_layer" in o]
         if overlays:
             box = layout.box()
             box.label(text="Overlays")
@@ -65,9 +74,20 @@ class NNVIS_PT_layer(bpy.types.Panel):
         obj = context.active_object
         mod = obj.modifiers[MODIFIER]
         layout = self.layout
-        name = obj.get("nnvis_layer") or " → ".join(obj.get("nnvis_edges", []))
-        layout.label(text=f"{name} ({obj.get('nnvis_kind', 'edges')})")
+        if "nnvis_legend_layer" in obj:
+            layout.label(text=f"Colour legend of {obj['nnvis_legend_layer']}")
+        else:
+            name = obj.get("nnvis_layer") or " → ".join(obj.get("nnvis_edges", []))
+            layout.label(text=f"{name} ({obj.get('nnvis_kind', 'edges')})")
         for label, ident in input_ids(mod.node_group).items():
-            if label in ("Geometry",):
+            if label == "Geometry":
                 continue
-            layout.prop(mod, f'["{ident}"]', text=label)
+            row = layout.row(align=True)
+            row.prop(mod, f'["{ident}"]', text=label)
+            if label == "Colour Map":
+                row.label(text=colour_map_name(mod[ident]))
+            if label in PER_LAYER:
+                continue
+            for icon, key in (("LINKED", False), ("DECORATE_KEYFRAME", True)):
+                op = row.operator("nnvis.input_to_run", text="", icon=icon)
+                op.input_name, op.keyframe = label, key

@@ -14,7 +14,8 @@ import numpy as np
 from .. import budget, layout
 from ..model.edges import connection_caps, connection_size, layer_edges
 from ..model.keras_config import unsupported_reason
-from . import animation, edges as edges_mod, layers, nodes, overlays as overlays_mod, stage
+from . import animation, camera_moves, edges as edges_mod, layers, legend as legend_mod, looks, \
+    nodes, overlays as overlays_mod, stage
 from .transaction import all_or_nothing
 
 
@@ -33,6 +34,9 @@ class SceneOptions:
     samples: int = 8
     fps: int = 24
     frame_start: int = 1
+    look: str = "default"                 # a looks.LOOKS key
+    camera_move: str = "still"            # a camera_moves.MOVES key
+    legend: bool = False                  # show the colour legend (always built, else hidden)
     extra: dict = field(default_factory=dict)
 
 
@@ -80,6 +84,19 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
             collection.objects.link(obj)
             animated.append(obj)
         cap = edge_cap(network, drawable, options)
+        layers.add_controls(run, {o["nnvis_layer"]: o for o in animated}, cap)
+        progress((steps - 1) / steps, "Overlays, camera and lights")
+        cells = layout.corners(list(placements.values()))
+        lo, hi = cells.min(axis=0), cells.max(axis=0)
+        shown = overlays_mod.build_overlays(run, collection, lo, hi,
+                                            {p.name: p.x for p in placements.values()},
+                                            stage.VIEW_DIRECTION, options.overlays)
+        legend = legend_mod.build_legend(collection, lo, hi, run.name, options.legend)
+        shown += [legend] if legend is not None else []
+        animated += [o for o in shown if layers.MODIFIER in o.modifiers]
+        # framing evaluates the scene so far: do it before the (possibly millions of) edge curves
+        framed = np.concatenate([cells, stage.world_corners(
+            [o for o in shown if not o.hide_render])])
         for k, layer in enumerate(network.layers):
             progress((len(network.layers) + k) / steps, f"Edges into {layer.name}")
             if not layer.inbound or {layer.name, *layer.inbound} - drawable:
@@ -90,18 +107,9 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
                                             options.edge_radius)
                 collection.objects.link(obj)
                 animated.append(obj)
-        progress((steps - 1) / steps, "Overlays, camera and lights")
-        cells = layout.corners(list(placements.values()))
-        lo, hi = cells.min(axis=0), cells.max(axis=0)
-        shown = overlays_mod.build_overlays(run, collection, lo, hi,
-                                            {p.name: p.x for p in placements.values()},
-                                            stage.VIEW_DIRECTION, options.overlays)
-        animated += [o for o in shown if layers.MODIFIER in o.modifiers]
         for obj in animated:
             mod = obj.modifiers[layers.MODIFIER]
             animation.key_epoch_input(obj, mod, nodes.input_ids(mod.node_group)["Epoch"], frames)
-        framed = np.concatenate([cells, stage.world_corners(
-            [o for o in shown if not o.hide_render])])
         cam = stage.add_camera(collection, framed, options.resolution)
         stage.add_lights(collection, lo, hi)
         if options.setup_render:
@@ -110,6 +118,9 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
             stage.render_settings(scene, options.resolution, options.samples, options.fps)
             scene.frame_start = options.frame_start
             scene.frame_end = int(frames[-1]) + options.hold_frames
+        looks.apply_look(collection, options.look, scene if options.setup_render else None)
+        if options.camera_move != "still":
+            camera_moves.apply_move(collection, options.camera_move, scene)
     progress(1.0, "Done")
     return collection
 

@@ -1,13 +1,20 @@
 """One object per layer: a mesh of cell centres (one vertex per feature map or unit) that the
 `NNVis Feature Maps` / `NNVis Units` geometry-nodes group turns into planes or cubes, coloured from
 the layer's activation atlas. Blender's object count grows with layers, never with cells.
+
+The mesh also carries what the group's controls need, as vertex attributes: the other arrangements
+(`arrange.py`), each map's colour gain for `Normalise Per Map`, the kernel window for Expansion 3
+(`model/window.py`) and one highlight trace per traced unit (`model/trace.py`).
 """
 from __future__ import annotations
 
 import bpy
 import numpy as np
 
+from .. import arrange
 from .. import atlas as atlas_mod
+from ..model.trace import trace, trace_units
+from ..model.window import kernel_window
 from . import nodes
 
 MODIFIER = "NNVis"
@@ -33,15 +40,47 @@ def colour_range(values: np.ndarray, diverging: bool) -> tuple[float, float]:
     return (0.5 / peak, 0.5) if diverging else (1.0 / peak, 0.0)
 
 
-def mesh_of_points(name: str, points: np.ndarray, attributes: dict[str, np.ndarray]):
+def map_gain(cells: np.ndarray) -> np.ndarray:
+    """(C,) factor that scales each cell's values (E, C, H, W) to the layer's peak: what
+    `Normalise Per Map` = 1 applies, so a quiet map shows its own structure. Fixed across epochs;
+    a map that is zero everywhere keeps 1."""
+    peaks = np.abs(cells).max(axis=(0, 2, 3)) if cells.size else np.zeros(cells.shape[1])
+    top = float(peaks.max()) if peaks.size else 0.0
+    return np.divide(top, peaks, out=np.ones_like(peaks), where=peaks > 0).astype(np.float32)
+
+
+def mesh_of_points(name: str, points: np.ndarray, attributes: dict[str, np.ndarray],
+                   vectors: dict[str, np.ndarray] | None = None):
+    """A vertices-only mesh with FLOAT (`attributes`) and FLOAT_VECTOR (`vectors`) point data."""
     mesh = bpy.data.meshes.new(name)
     mesh.vertices.add(len(points))
     mesh.vertices.foreach_set("co", np.ascontiguousarray(points, np.float32).ravel())
     for attr_name, values in attributes.items():
-        attr = mesh.attributes.new(attr_name, "FLOAT", "POINT")
-        attr.data.foreach_set("value", np.ascontiguousarray(values, np.float32))
+        set_point_attribute(mesh, attr_name, values)
+    for attr_name, values in (vectors or {}).items():
+        set_point_attribute(mesh, attr_name, values, "FLOAT_VECTOR")
     mesh.update()
     return mesh
+
+
+def set_point_attribute(mesh, name: str, values, data_type: str = "FLOAT") -> None:
+    """Create or overwrite a point attribute; a single row (3,) fills every vertex."""
+    attr = mesh.attributes.get(name) or mesh.attributes.new(name, data_type, "POINT")
+    if data_type == "FLOAT_VECTOR":
+        values = np.broadcast_to(np.asarray(values, np.float32), (len(mesh.vertices), 3))
+        attr.data.foreach_set("vector", np.ascontiguousarray(values).ravel())
+    else:
+        attr.data.foreach_set("value", np.ascontiguousarray(values, np.float32))
+
+
+def run_collection(obj):
+    """The imported run's collection that holds `obj` (None if `obj` is not nnvis')."""
+    if obj is None:
+        return None
+    for coll in obj.users_collection:
+        if "nnvis_run" in coll:
+            return coll
+    return None
 
 
 def set_inputs(modifier, values: dict) -> None:
@@ -59,8 +98,13 @@ def layer_object(layer, placement, activations: np.ndarray, colormap: str, diver
     scale, offset = colour_range(activations, diverging)
     material = nodes.atlas_material(f"{run_name}:{layer.name}", image, atlas, colormap, scale,
                                     offset, instanced=True)
+    shapes = arrange.arrangements(placement, layer.output_shape)
     mesh = mesh_of_points(f"{run_name}:{layer.name}", placement.centers,
-                          {"nnvis_map": np.arange(layer.cell_count)})
+                          {"nnvis_map": np.arange(layer.cell_count),
+                           "nnvis_map_gain": map_gain(cells)},
+                          {"nnvis_grid": shapes.grid, "nnvis_line": shapes.line,
+                           "nnvis_circle": shapes.circle, "nnvis_stack": shapes.stack,
+                           "nnvis_block": shapes.block})
     obj = bpy.data.objects.new(f"{layer.name}", mesh)
     obj["nnvis_layer"] = layer.name
     obj["nnvis_kind"] = layer.kind
@@ -68,12 +112,53 @@ def layer_object(layer, placement, activations: np.ndarray, colormap: str, diver
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = nodes.cells_group("planes" if layer.is_spatial else "cubes")
     if layer.is_spatial:
-        h, w = layer.output_shape[:2]
-        width, height = placement.cell_size * w / max(h, w), placement.cell_size * h / max(h, w)
+        width, height = arrange.map_size(placement, layer.output_shape)
     else:
         width = height = placement.cell_size
     set_inputs(mod, {"Width": width, "Height": height, "Material": material})
     return obj
+
+
+def add_controls(run, objects: dict, max_edges: int | None = None) -> None:
+    """What the controls need beyond one layer: each feature-map layer's Inbound object and kernel
+    window (Expansion 3), and the highlight traces of the last epoch (Highlight, Trace Unit).
+    `objects`: layer name → its object; `max_edges`: the scene's per-connection edge cap."""
+    network = run.network
+    for layer in network.layers:
+        obj = objects.get(layer.name)
+        source = next((network.layer(n) for n in layer.inbound
+                       if n in objects and network.layer(n).is_spatial), None)
+        window = kernel_window(layer, source) if source is not None else None
+        if obj is None or window is None or "Inbound" not in nodes.input_ids(
+                obj.modifiers[MODIFIER].node_group):
+            continue
+        set_inputs(obj.modifiers[MODIFIER], {"Inbound": objects[source.name]})
+        for axis, name in enumerate("yx"):
+            set_point_attribute(obj.data, f"nnvis_rf_{name}", (
+                window.stride[axis], window.offset[axis], window.size[axis]), "FLOAT_VECTOR")
+        set_point_attribute(obj.data, "nnvis_rf_in", source.output_shape, "FLOAT_VECTOR")
+        set_point_attribute(obj.data, "nnvis_rf_out", (*layer.output_shape[:2], 0), "FLOAT_VECTOR")
+    store_traces(run, objects, max_edges)
+
+
+def store_traces(run, objects: dict, max_edges: int | None = None, limit: int = 16) -> None:
+    """`nnvis_trace_<unit>` on every layer mesh for up to `limit` units of the last layer (see
+    `trace_units`), traced at the last epoch; Trace Unit starts on the predicted class."""
+    epoch, network = run.epochs[-1], run.network
+    activations = {l.name: run.activations(l.name, epoch) for l in network.layers
+                   if run.has_activations(l.name)}
+    output = activations.get(network.layers[-1].name)
+    units = trace_units(network, output, limit)
+    found = trace(network, {l.name: run.weights(l.name, epoch) for l in network.layers},
+                  activations, units, max_edges=max_edges)
+    shown = int(np.argmax(output)) if output is not None else units[0]
+    for name, values in found.cells.items():
+        obj = objects.get(name)
+        if obj is None:
+            continue
+        for unit, row in zip(found.units, values):
+            set_point_attribute(obj.data, f"nnvis_trace_{unit}", row)
+        set_inputs(obj.modifiers[MODIFIER], {"Trace Unit": shown if shown in units else units[0]})
 
 
 def block_object(layer, placement, reason: str, run_name: str):

@@ -41,6 +41,19 @@ def world_corners(objects) -> np.ndarray:
     return np.array(pts, float)
 
 
+def instance_corners(objects) -> np.ndarray:
+    """(8·n, 3) corners of the boxes around every evaluated instance (cell) of `objects`, wherever
+    the controls placed them; an object's own bounding box leaves its instances out."""
+    names = {o.name for o in objects}
+    bpy.context.view_layer.update()
+    pts = []
+    for inst in bpy.context.evaluated_depsgraph_get().object_instances:
+        if inst.is_instance and inst.parent.original.name in names:
+            matrix = inst.matrix_world
+            pts += [tuple(matrix @ Vector(c)) for c in inst.object.bound_box]
+    return np.array(pts, float).reshape(-1, 3)
+
+
 def add_camera(collection, points, resolution: tuple[int, int], name: str = "NNVis Camera"):
     """A camera on `VIEW_DIRECTION` framing `points` (the corners of every cell) tightly."""
     cam_data = bpy.data.cameras.new(name)

@@ -1,0 +1,70 @@
+"""The other arrangements of a layer's cells that the `Morph` and `Expansion` inputs blend between:
+a line, a circle, a stack — beside `layout.py`'s grid — and the box the layer becomes at
+Expansion 0.
+
+Every arrangement is an offset from the layer's centre (the middle of its grid), so the geometry
+nodes place a cell at centre + offset × Spacing. The scene stores them as vertex attributes of the
+layer mesh; edge curves are computed from the grid only (see docs/user-guide.md, "Controls").
+Pure numpy.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .layout import Placement
+
+
+@dataclass
+class Arrangements:
+    centre: np.ndarray   # (3,) middle of the layer's grid
+    grid: np.ndarray     # (n, 3) offsets of layout.py's grid (Morph 1)
+    line: np.ndarray     # (n, 3) a column, first cell on top (Morph 0)
+    circle: np.ndarray   # (n, 3) a ring, clockwise from the top as the camera sees it (Morph 0.5)
+    stack: np.ndarray    # (n, 3) Expansion 1: maps as a deck along depth, units packed tight
+    block: np.ndarray    # (3,) size of the layer's box (Expansion 0) at Scale 1
+
+
+def pitch_of(placement: Placement) -> float:
+    """Distance between neighbouring cells in the grid (the grid's spacing)."""
+    steps = [np.diff(np.unique(placement.centers[:, k])) for k in (1, 2)]
+    steps = np.concatenate(steps)
+    steps = steps[steps > 1e-6]
+    return float(steps.min()) if steps.size else placement.cell_size * 1.15
+
+
+def map_size(placement: Placement, output_shape) -> tuple[float, float]:
+    """World (width, height) of one feature map: the longer side is the placement's cell size."""
+    h, w = output_shape[:2]
+    return placement.cell_size * w / max(h, w), placement.cell_size * h / max(h, w)
+
+
+def arrangements(placement: Placement, output_shape) -> Arrangements:
+    centers = np.asarray(placement.centers, np.float64)
+    n = len(centers)
+    centre = (centers.min(axis=0) + centers.max(axis=0)) / 2 if n else np.zeros(3)
+    grid = centers - centre
+    pitch = pitch_of(placement)
+    k = np.arange(n, dtype=np.float64)
+    line = np.zeros((n, 3))
+    line[:, 2] = -(k - (n - 1) / 2.0) * pitch
+    circle = np.zeros((n, 3))
+    radius = n * pitch / (2 * math.pi) if n > 1 else 0.0
+    angle = 2 * math.pi * k / max(n, 1)
+    circle[:, 1] = -radius * np.sin(angle)      # -Y is the camera's right
+    circle[:, 2] = radius * np.cos(angle)
+    stack = np.zeros((n, 3))
+    if placement.spatial:
+        h, w = output_shape[:2]
+        width, height = map_size(placement, output_shape)
+        thickness = min(n * placement.cell_size / max(h, w), placement.cell_size)   # C pixels deep
+        stack[:, 0] = (k - (n - 1) / 2.0) * thickness / max(n, 1)
+        block = np.array([thickness, width, height])
+    else:
+        stack = grid * (placement.cell_size / pitch)          # units packed face to face
+        block = np.ptp(stack, axis=0) + placement.cell_size if n else np.zeros(3)
+    f32 = np.float32
+    return Arrangements(centre.astype(f32), grid.astype(f32), line.astype(f32), circle.astype(f32),
+                        stack.astype(f32), np.asarray(block, f32))

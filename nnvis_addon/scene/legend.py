@@ -1,0 +1,98 @@
+"""Colour legend: a bar of one layer's colour map with the activation values at its ends.
+
+The values come from the layer material's fixed scale (`nnvis_scale`, `nnvis_offset`): the bar's
+left end is the value drawn as t = 0, its right end t = 1. The legend has its own `Colour Map`
+input, which the sidebar's "all layers" buttons set along with the layers'. With Normalise Per Map
+on, each map has its own scale and the legend shows the layer's.
+"""
+from __future__ import annotations
+
+import bpy
+from mathutils import Matrix, Vector
+
+from . import nodes, stage
+from .layers import MODIFIER, set_inputs
+from .overlays import _flat_material, facing
+
+
+def value_range(material) -> tuple[float, float]:
+    """(value at t = 0, value at t = 1) of an atlas material's colour scale."""
+    scale = material.node_tree.nodes["nnvis_scale"].outputs[0].default_value
+    offset = material.node_tree.nodes["nnvis_offset"].outputs[0].default_value
+    if scale == 0:
+        return offset, offset
+    return -offset / scale + 0.0, (1.0 - offset) / scale     # + 0.0: no "-0" label
+
+
+def bar_material(name: str, layer_material):
+    """Emission of the colour map at the bar's U, using a copy of the layer's own ramp."""
+    mat = bpy.data.materials.new(name)
+    if bpy.app.version < (5, 0, 0):
+        mat.use_nodes = True
+    tree = mat.node_tree
+    tree.nodes.clear()
+    uv = nodes.add(tree, "ShaderNodeAttribute", attribute_type="GEOMETRY",
+                   attribute_name="nnvis_uv").outputs["Vector"]
+    u = nodes.split(tree, uv)["X"]
+    source = layer_material.node_tree.nodes["nnvis_colormap"]
+    ramp = tree.nodes.new("ShaderNodeValToRGB")
+    ramp.name = "nnvis_colormap"
+    elements = ramp.color_ramp.elements
+    for position in [e.position for e in source.color_ramp.elements][2:]:
+        elements.new(position)
+    for element, old in zip(elements, source.color_ramp.elements):
+        element.position, element.color = old.position, old.color
+    ramp.color_ramp.interpolation = source.color_ramp.interpolation
+    tree.links.new(u, ramp.inputs["Fac"])
+    cmap = nodes.add(tree, "ShaderNodeAttribute", attribute_type="GEOMETRY",
+                     attribute_name="nnvis_cmap")
+    maps = nodes.add(tree, "ShaderNodeGroup", {"Fac": u, "Map": cmap.outputs["Fac"],
+                                               "Auto": ramp.outputs["Color"]},
+                     node_tree=nodes.colour_maps_group())
+    emit = nodes.add(tree, "ShaderNodeEmission", {"Color": maps.outputs["Color"]})
+    out = nodes.add(tree, "ShaderNodeOutputMaterial")
+    tree.links.new(emit.outputs[0], out.inputs["Surface"])
+    return mat
+
+
+def legend_layer(collection, name: str = ""):
+    """The layer object the legend describes: `name`, else the first feature-map layer that is
+    not the input, else the first layer with a modifier."""
+    layers = [o for o in collection.objects if "nnvis_layer" in o and MODIFIER in o.modifiers]
+    if name:
+        return next((o for o in layers if o["nnvis_layer"] == name), None)
+    spatial = [o for o in layers if len(o["nnvis_shape"]) == 3 and o["nnvis_kind"] != "InputLayer"]
+    return (spatial or layers or [None])[0]
+
+
+def add_legend(collection, layer_obj, placement: Matrix, width: float, run_name: str):
+    """The legend object for `layer_obj`, at `placement` (its local X-Y is the legend's plane)."""
+    mod = layer_obj.modifiers[MODIFIER]
+    material = mod[nodes.input_ids(mod.node_group)["Material"]]
+    lo, hi = value_range(material)
+    obj = bpy.data.objects.new("Colour legend", bpy.data.meshes.new("Colour legend"))
+    obj["nnvis_legend_layer"] = layer_obj["nnvis_layer"]
+    legend = obj.modifiers.new(MODIFIER, "NODES")
+    legend.node_group = nodes.legend_group()
+    set_inputs(legend, {"Width": width, "Height": width * 0.07, "Min": f"{lo:.3g}",
+                        "Max": f"{hi:.3g}", "Title": f"{layer_obj['nnvis_layer']} activation",
+                        "Material": bar_material(f"{run_name}:legend", material),
+                        "Text Material": _flat_material()})
+    obj.matrix_world = placement
+    collection.objects.link(obj)
+    return obj
+
+
+def build_legend(collection, lo, hi, run_name: str, show: bool, layer: str = ""):
+    """The legend under the network's first layers, facing the camera; hidden unless `show`
+    (the sidebar's overlay list toggles it). None if the run has no layer."""
+    layer_obj = legend_layer(collection, layer)
+    if layer_obj is None:
+        return None
+    height = max(float(hi[2] - lo[2]), 1.0)
+    length = max(float(hi[0] - lo[0]), height)
+    where = Vector((float(lo[0]), float(lo[1] + hi[1]) / 2, float(lo[2]) - 0.3 * height))
+    placement = Matrix.Translation(where) @ facing(stage.VIEW_DIRECTION).to_4x4()
+    obj = add_legend(collection, layer_obj, placement, 0.3 * length, run_name)
+    obj.hide_render = obj.hide_viewport = not show
+    return obj

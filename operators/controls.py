@@ -1,0 +1,89 @@
+"""Sidebar buttons over `nnvis_addon.scene`: a run's look and camera move, and a layer's control
+copied (and keyed) to every layer of its run."""
+import bpy
+from bpy.props import BoolProperty, EnumProperty, StringProperty
+
+from ..nnvis_addon import NNVisError
+from ..nnvis_addon.scene import camera_moves, looks
+from ..nnvis_addon.scene.layers import MODIFIER, run_collection
+from ..nnvis_addon.scene.nodes import input_ids
+
+
+class _RunOperator:
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return run_collection(context.active_object) is not None
+
+    def run(self, context, action):
+        try:
+            action(run_collection(context.active_object))
+        except NNVisError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class NNVIS_OT_apply_look(_RunOperator, bpy.types.Operator):
+    """Give the active run a look preset: background, shading, glow and colour map"""
+
+    bl_idname = "nnvis.apply_look"
+    bl_label = "Apply Look"
+
+    look: EnumProperty(name="Look", items=[(key, look.label, look.description)
+                                           for key, look in looks.LOOKS.items()])
+
+    def execute(self, context):
+        return self.run(context, lambda coll: looks.apply_look(coll, self.look, context.scene))
+
+
+class NNVIS_OT_camera_move(_RunOperator, bpy.types.Operator):
+    """Animate the active run's camera: still, an orbit, or a fly-through timed to the epochs"""
+
+    bl_idname = "nnvis.camera_move"
+    bl_label = "Camera Move"
+
+    move: EnumProperty(name="Move", items=[(key, key.replace("_", "-").capitalize(), text)
+                                           for key, text in camera_moves.MOVES.items()])
+
+    def execute(self, context):
+        return self.run(context, lambda coll: camera_moves.apply_move(coll, self.move,
+                                                                      context.scene))
+
+
+class NNVIS_OT_input_to_run(_RunOperator, bpy.types.Operator):
+    """Set this control to the active layer's value on every layer of the run (and the legend)"""
+
+    bl_idname = "nnvis.input_to_run"
+    bl_label = "Set on All Layers"
+
+    input_name: StringProperty(name="Input")
+    keyframe: BoolProperty(name="Keyframe", default=False,
+                           description="Also insert a keyframe at the current frame on each")
+
+    def execute(self, context):
+        source = context.active_object.modifiers.get(MODIFIER)
+        ids = input_ids(source.node_group) if source and source.node_group else {}
+        if self.input_name not in ids:
+            self.report({"ERROR"}, f"the active object has no input {self.input_name!r}")
+            return {"CANCELLED"}
+        value = source[ids[self.input_name]]
+        count = 0
+        for obj in run_collection(context.active_object).all_objects:
+            mod = obj.modifiers.get(MODIFIER)
+            ident = input_ids(mod.node_group).get(self.input_name) if mod and mod.node_group \
+                else None
+            if ident is None:
+                continue
+            mod[ident] = value
+            obj.update_tag()          # an ID property set from Python does not re-evaluate alone
+            if self.keyframe:
+                mod.keyframe_insert(f'["{ident}"]', frame=context.scene.frame_current)
+            count += 1
+        self.report({"INFO"}, f"{self.input_name} = {value} on {count} objects"
+                              + (" (keyed)" if self.keyframe else ""))
+        return {"FINISHED"}
+
+
+CLASSES = (NNVIS_OT_apply_look, NNVIS_OT_camera_move, NNVIS_OT_input_to_run)
