@@ -467,7 +467,7 @@ def design_run(layers, weights: str = "random", seed: int = 0, probe=None,
 # Blender: build a design's scene, and rebuild it in place (bpy imported here only)
 
 _LOOKUP_VALUES = ("nnvis_scale", "nnvis_offset")   # data-derived Value nodes of an atlas material
-_DATA_INPUTS = {"Geometry", "Epoch", "Width", "Height", "Material"}   # set by the build itself
+_DATA_INPUTS = {"Geometry", "Epoch", "Width", "Height", "Material", "Inbound"}  # set by the build
 
 
 def build_design(layers, weights: str = "random", seed: int = 0, probe=None,

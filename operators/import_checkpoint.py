@@ -3,11 +3,13 @@ import time
 from pathlib import Path
 
 import bpy
-from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
 from ..nnvis_addon import NNVisError, load_run
 from ..nnvis_addon.scene import SceneOptions, build_scene
+from ..nnvis_addon.scene.camera_moves import MOVES
+from ..nnvis_addon.scene.looks import LOOKS
 
 
 class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
@@ -36,6 +38,12 @@ class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
     show_probe: BoolProperty(name="Probe Image", default=True)
     show_predictions: BoolProperty(name="Class Scores", default=True,
                                    description="One bar per class for the shown probe")
+    look: EnumProperty(name="Look", items=[(k, v.label, v.description) for k, v in LOOKS.items()],
+                       default="default")
+    camera_move: EnumProperty(name="Camera", items=[(k, k.replace("_", " ").title(), v)
+                                                    for k, v in MOVES.items()], default="still")
+    legend: BoolProperty(name="Colour Legend", default=False,
+                         description="A colour bar with the first layer's value range")
     frames_per_epoch: IntProperty(name="Frames per Epoch", default=4, min=1, max=1000)
     bundle_strength: FloatProperty(name="Bundle Strength", default=0.8, min=0.0, max=1.0,
                                    description="0 = straight edges, 1 = fully bundled")
@@ -62,7 +70,8 @@ class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
                           if getattr(self, f"show_{kind}"))
             options = SceneOptions(frames_per_epoch=self.frames_per_epoch,
                                    bundle_strength=self.bundle_strength, overlays=shown,
-                                   setup_render=self.setup_render)
+                                   look=self.look, camera_move=self.camera_move,
+                                   legend=self.legend, setup_render=self.setup_render)
             build_scene(run, options, context.scene, progress=progress(lambda f: 0.4 + 0.6 * f))
         except NNVisError as exc:
             self.report({"ERROR"}, str(exc))

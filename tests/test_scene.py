@@ -134,3 +134,13 @@ def test_unknown_layer_is_a_labelled_block_and_nothing_runs(empty_scene, tmp_pat
     assert "NNVis" not in layer_objs["flat"].modifiers      # fed by the Lambda: a block
     edges = sorted(tuple(o["nnvis_edges"]) for o in collection.objects if "nnvis_edges" in o)
     assert edges == [("pixels", "conv")]
+
+
+def test_importer_applies_look_camera_move_and_legend(digits_run, empty_scene):
+    import bpy
+    folder, _ = digits_run
+    collection = import_run(folder / "recording", look="paper", camera_move="orbit", legend=True)
+    background = bpy.context.scene.world.node_tree.nodes["Background"].inputs["Color"]
+    assert tuple(background.default_value)[:3] == pytest.approx((1.0, 1.0, 1.0))
+    assert collection.get("nnvis_camera_move") == "orbit"
+    assert any("nnvis_legend_layer" in o for o in collection.objects)
