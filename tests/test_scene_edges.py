@@ -94,6 +94,32 @@ def test_max_edges_keeps_the_strongest(edges_scene):
     obj.update_tag()
 
 
+def test_highlight_lights_the_traced_edges(edges_scene):
+    import bpy
+    from nnvis_addon.model.trace import trace
+    collection, run = edges_scene
+    obj = edge_obj(collection, "dense", "classes")
+    mod, unit_id = modifier_input(obj, "Trace Unit")
+    _, on_id = modifier_input(obj, "Highlight")
+    unit = mod[unit_id]
+    mod[on_id] = 1.0
+    obj.update_tag()
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    curves = obj.evaluated_get(depsgraph).data
+    lit = np.empty(len(curves.curves), np.float32)
+    curves.attributes["nnvis_lit"].data.foreach_get("value", lit)
+    epoch = run.epochs[-1]
+    found = trace(run.network, {l.name: run.weights(l.name, epoch) for l in run.layers},
+                  {l.name: run.activations(l.name, epoch) for l in run.layers}, [unit],
+                  with_edges=True)
+    flat = np.stack([run.weights("classes", e)[0] for e in run.epochs]).reshape(len(run.epochs), -1)
+    order = np.argsort(-np.abs(flat).max(axis=0), kind="stable")
+    np.testing.assert_allclose(lit, found.edges[("dense", "classes")][0][order], atol=1e-6)
+    assert lit.max() > 0 and (lit == 0).sum() > 0     # some edges lit, others not
+    mod[on_id] = 0.0
+    obj.update_tag()
+
+
 def test_import_cap_keeps_exactly_the_top_edges(digits_run, empty_scene):
     import bpy
     from nnvis_addon.scene import SceneOptions, build_scene

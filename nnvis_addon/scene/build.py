@@ -84,7 +84,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
             collection.objects.link(obj)
             animated.append(obj)
         cap = edge_cap(network, drawable, options)
-        layers.add_controls(run, {o["nnvis_layer"]: o for o in animated}, cap)
+        traced, first_unit = layers.add_controls(run, {o["nnvis_layer"]: o for o in animated}, cap)
         progress((steps - 1) / steps, "Overlays, camera and lights")
         cells = layout.corners(list(placements.values()))
         lo, hi = cells.min(axis=0), cells.max(axis=0)
@@ -104,7 +104,8 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
             for src, edges in layer_edges(network, layer.name, weights_by_epoch, cap).items():
                 obj = edges_mod.edge_object(run.name, src, layer.name, edges, placements[src],
                                             placements[layer.name], options.bundle_strength,
-                                            options.edge_radius)
+                                            options.edge_radius, traced.units,
+                                            traced.edges.get((src, layer.name)), first_unit)
                 collection.objects.link(obj)
                 animated.append(obj)
         for obj in animated:

@@ -19,10 +19,10 @@ GROUP_EDGES = "NNVis Edges"
 
 def edges_group():
     """Gives the edge curves their radius, epoch and material; the curves themselves are data."""
-    group = bpy.data.node_groups.get(GROUP_EDGES)
+    group = nodes.current(GROUP_EDGES)
     if group is not None:
         return group
-    group = bpy.data.node_groups.new(GROUP_EDGES, "GeometryNodeTree")
+    group = nodes.new_group(GROUP_EDGES)
     gin, gout = nodes.geometry_io(group)
     nodes.socket(group, "Radius", "INPUT", "NodeSocketFloat", 0.004, 0.0, description="Edge radius")
     nodes.socket(group, "Bundle Strength", "INPUT", "NodeSocketFloat", 0.8, 0.0, 1.0,
@@ -30,6 +30,7 @@ def edges_group():
     nodes.socket(group, "Max Edges", "INPUT", "NodeSocketInt", 1 << 30, 0,
                  description="Level of detail: show only the N strongest edges")
     nodes.socket(group, "Material", "INPUT", "NodeSocketMaterial")
+    nodes.highlight_sockets(group)
     shown = nodes.first(group, gin.outputs["Geometry"], gin.outputs["Max Edges"], "CURVE")
     bundled = nodes.add(group, "GeometryNodeInputNamedAttribute", {"Name": "nnvis_bundled"},
                         data_type="FLOAT_VECTOR").outputs["Attribute"]
@@ -43,6 +44,7 @@ def edges_group():
                                                           "Radius": gin.outputs["Radius"]})
     geo = nodes.store(group, geo.outputs["Curve"], "nnvis_epoch", gin.outputs["Epoch"], "FLOAT",
                       "CURVE")
+    geo = nodes.store_highlight(group, gin.outputs, geo, "CURVE")
     geo = nodes.add(group, "GeometryNodeSetMaterial", {"Geometry": geo,
                                                        "Material": gin.outputs["Material"]})
     group.links.new(geo.outputs["Geometry"], gout.inputs["Geometry"])
@@ -81,23 +83,30 @@ def skip_arc(polylines: np.ndarray, src_placement, dst_placement) -> np.ndarray:
     return polylines
 
 
-def strongest_first(edges):
-    """The edges ordered by their largest |weight| over epochs, so the `Max Edges` input of the
-    edges group keeps the strongest ones when it hides the rest."""
+def strongest_first(edges) -> np.ndarray:
+    """The order of the edges by their largest |weight| over epochs, so the `Max Edges` input of
+    the edges group keeps the strongest ones when it hides the rest."""
     score = np.abs(edges.weight).max(axis=0) if len(edges) else np.zeros(0)
-    return edges.subset(np.argsort(-score, kind="stable"))
+    return np.argsort(-score, kind="stable")
 
 
 def edge_object(run_name: str, src_name: str, dst_name: str, edges, src_placement,
-                dst_placement, bundle_strength: float, radius: float):
-    """The curves object for the edges `src_name` → `dst_name` (an `Edges` with (E, n) weights)."""
-    edges = strongest_first(edges)
+                dst_placement, bundle_strength: float, radius: float, traced_units=(),
+                traces=None, trace_unit: int = 0):
+    """The curves object for the edges `src_name` → `dst_name` (an `Edges` with (E, n) weights).
+    `traces` (units, n): each edge's share in the highlight trace of `traced_units`."""
+    order = strongest_first(edges)
+    edges = edges.subset(order)
     ends = (src_placement.centers, dst_placement.centers, edges.src, edges.dst)
     straight = skip_arc(structural_bundle(*ends, beta=0.0), src_placement, dst_placement)
     # one-to-one links (pooling, BN, activations) stay straight: bundling only bends them
     bundled = straight if edges.one_to_one else \
         skip_arc(structural_bundle(*ends, beta=1.0), src_placement, dst_placement)
     curves = curves_data(f"{run_name}:{src_name}->{dst_name}", straight, bundled)
+    if traces is not None:
+        for unit, row in zip(traced_units, traces):
+            attr = curves.attributes.new(f"nnvis_trace_{unit}", "FLOAT", "CURVE")
+            attr.data.foreach_set("value", np.ascontiguousarray(row[order], np.float32))
     atlas = atlas_mod.pack(edges.weight[:, :, None, None])
     image = new_image(f"{run_name}:{src_name}->{dst_name} weights", atlas)
     # Weightless connections (pooling, flatten: every weight 1) stay neutral grey: scale 0.
@@ -110,5 +119,6 @@ def edge_object(run_name: str, src_name: str, dst_name: str, edges, src_placemen
     obj["nnvis_edges"] = [src_name, dst_name]
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = edges_group()
-    set_inputs(mod, {"Radius": radius, "Bundle Strength": bundle_strength, "Material": material})
+    set_inputs(mod, {"Radius": radius, "Bundle Strength": bundle_strength, "Material": material,
+                     "Trace Unit": trace_unit})
     return obj

@@ -119,7 +119,7 @@ def layer_object(layer, placement, activations: np.ndarray, colormap: str, diver
     return obj
 
 
-def add_controls(run, objects: dict, max_edges: int | None = None) -> None:
+def add_controls(run, objects: dict, max_edges: int | None = None):
     """What the controls need beyond one layer: each feature-map layer's Inbound object and kernel
     window (Expansion 3), and the highlight traces of the last epoch (Highlight, Trace Unit).
     `objects`: layer name → its object; `max_edges`: the scene's per-connection edge cap."""
@@ -138,19 +138,20 @@ def add_controls(run, objects: dict, max_edges: int | None = None) -> None:
                 window.stride[axis], window.offset[axis], window.size[axis]), "FLOAT_VECTOR")
         set_point_attribute(obj.data, "nnvis_rf_in", source.output_shape, "FLOAT_VECTOR")
         set_point_attribute(obj.data, "nnvis_rf_out", (*layer.output_shape[:2], 0), "FLOAT_VECTOR")
-    store_traces(run, objects, max_edges)
+    return store_traces(run, objects, max_edges)
 
 
-def store_traces(run, objects: dict, max_edges: int | None = None, limit: int = 16) -> None:
+def store_traces(run, objects: dict, max_edges: int | None = None, limit: int = 16):
     """`nnvis_trace_<unit>` on every layer mesh for up to `limit` units of the last layer (see
-    `trace_units`), traced at the last epoch; Trace Unit starts on the predicted class."""
+    `trace_units`), traced at the last epoch; Trace Unit starts on the predicted class.
+    Returns (the Trace, with its edges for the edge curves, and the unit shown first)."""
     epoch, network = run.epochs[-1], run.network
     activations = {l.name: run.activations(l.name, epoch) for l in network.layers
                    if run.has_activations(l.name)}
     output = activations.get(network.layers[-1].name)
     units = trace_units(network, output, limit)
     found = trace(network, {l.name: run.weights(l.name, epoch) for l in network.layers},
-                  activations, units, max_edges=max_edges)
+                  activations, units, with_edges=True, max_edges=max_edges)
     shown = int(np.argmax(output)) if output is not None else units[0]
     for name, values in found.cells.items():
         obj = objects.get(name)
@@ -159,6 +160,7 @@ def store_traces(run, objects: dict, max_edges: int | None = None, limit: int = 
         for unit, row in zip(found.units, values):
             set_point_attribute(obj.data, f"nnvis_trace_{unit}", row)
         set_inputs(obj.modifiers[MODIFIER], {"Trace Unit": shown if shown in units else units[0]})
+    return found, (shown if shown in units else units[0])
 
 
 def block_object(layer, placement, reason: str, run_name: str):
