@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import os
 import re
 import struct
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ CONFIG_MEMBER = "config.json"
 WEIGHTS_MEMBER = "model.weights.h5"
 MAX_CONFIG_BYTES = 64 << 20          # VGG16's config is 21 kB
 MAX_WEIGHTS_BYTES = 8 << 30
+MAX_INFLATION = 100                  # a zip member's size / its compressed size
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -70,7 +72,7 @@ def read_weights(path, network: Network) -> dict[str, list[np.ndarray]]:
         raise NNVisError(f"{path}: not a Keras weights file (neither a .keras zip nor HDF5)")
     _check_complete(data, path)
     try:
-        return _read_h5_weights(pyfive.File(io.BytesIO(data)), network, path)
+        return _read_h5_weights(pyfive.File(io.BytesIO(data)), network, path, len(data))
     except NNVisError:
         raise
     except Exception as e:       # pyfive raises anything (struct.error, KeyError, ...) on bad bytes
@@ -121,7 +123,8 @@ def _snake_case(name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def _read_h5_weights(h5, network: Network, path: Path) -> dict[str, list[np.ndarray]]:
+def _read_h5_weights(h5, network: Network, path: Path, file_size: int
+                     ) -> dict[str, list[np.ndarray]]:
     if "layers" not in h5:
         raise NNVisError(f"{path}: no 'layers' group: not a Keras 3 weights file")
     stored = h5["layers"]
@@ -147,7 +150,8 @@ def _read_h5_weights(h5, network: Network, path: Path) -> dict[str, list[np.ndar
             if got != tuple(expected):
                 raise NNVisError(f"{path}: layer {layer.name!r} ({group}) weight {i} has shape "
                                  f"{got}, expected {tuple(expected)}")
-            arrays.append(_array(dataset, got))
+            arrays.append(_array(dataset, got, f"{path}: layer {layer.name!r} ({group}) weight "
+                                 f"{i}", file_size))
         weights[layer.name] = arrays
     wanted = {groups[layer.name] for layer in network.layers if layer.weight_shapes}
     extra = sorted(f"layers/{key}" for key in stored.keys()
@@ -158,9 +162,23 @@ def _read_h5_weights(h5, network: Network, path: Path) -> dict[str, list[np.ndar
     return weights
 
 
-def _array(dataset, shape: tuple) -> np.ndarray:
+def _array(dataset, shape: tuple, where: str, file_size: int) -> np.ndarray:
     """A stored variable; Keras writes bfloat16 as 2-byte opaque data tagged dtype=bfloat16,
-    returned here as float32 (exact) since Blender's numpy has no bfloat16."""
+    returned here as float32 (exact) since Blender's numpy has no bfloat16.
+
+    What Keras writes is checked before reading, so no field of the file sizes an allocation:
+    a plain number type, no compression filters (Keras writes none), and bytes that fit in the file.
+    """
+    dtype = dataset.dtype
+    if not isinstance(dtype, np.dtype) or dtype.kind not in "fiubV" or dtype.itemsize > 8 \
+            or dtype.fields is not None:
+        raise NNVisError(f"{where} has HDF5 type {dtype!r}, not a number type Keras writes")
+    if dataset.compression or dataset.shuffle or dataset.fletcher32 or dataset.scaleoffset:
+        raise NNVisError(f"{where} is stored with HDF5 filters (compression), which Keras never "
+                         "writes")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > file_size:
+        raise NNVisError(f"{where} claims {nbytes} bytes, more than the {file_size}-byte file")
     array = np.array(dataset[()])
     if dataset.attrs.get("dtype") in ("bfloat16", b"bfloat16"):
         high = np.frombuffer(array.tobytes(), dtype="<u2").astype(np.uint32) << 16
@@ -180,33 +198,62 @@ def _is_zip(path: Path) -> bool:
 
 
 def _read_capped(path: Path, cap: int, whole: bool = True) -> bytes:
-    """The file's bytes (its first `cap` bytes unless `whole`); a file above `cap` is an error."""
+    """The file's bytes (its first `cap` bytes unless `whole`); a file above `cap` is an error.
+
+    The size is checked before reading: `read(n)` reserves n bytes up front, whatever the file
+    holds.
+    """
     try:
         with open(path, "rb") as f:
-            data = f.read(cap + 1 if whole else cap)
+            size = os.fstat(f.fileno()).st_size
+            if whole and size > cap:
+                raise NNVisError(f"{path}: {size} bytes, more than the {cap} expected of this file")
+            return f.read(min(size, cap))
     except OSError as e:
         raise NNVisError(f"{path}: cannot read: {e.strerror or e}") from e
-    if whole and len(data) > cap:
-        raise NNVisError(f"{path}: larger than the {cap} bytes expected of this file")
-    return data
 
 
 def _zip_member(path: Path, member: str, cap: int) -> bytes:
-    """One member of a zip, read in memory (never extracted) and capped in size."""
+    """One member of a zip, read in memory (never extracted), its claimed sizes checked first.
+
+    Only `member` is opened. Its compressed size must fit in the archive and its size may be at
+    most MAX_INFLATION times that (deflate reaches ~1000x on the zeros of a zip bomb; Keras stores
+    members uncompressed, and deflated configs shrink some 45x); zipfile then stops at the
+    claimed size and checks the CRC, so memory stays within the claim.
+    """
     try:
         with zipfile.ZipFile(path) as archive:
             try:
                 info = archive.getinfo(member)
             except KeyError:
                 raise NNVisError(f"{path}: no {member} inside: not a Keras 3 .keras file") from None
-            if info.file_size > cap:
-                raise NNVisError(f"{path}: {member} claims {info.file_size} bytes, "
-                                 f"more than the {cap} allowed")
+            _check_claims(path, info, os.path.getsize(path), cap)
             with archive.open(info) as f:
-                data = f.read(cap + 1)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, ValueError,
-            NotImplementedError) as e:
-        raise NNVisError(f"{path}: damaged or truncated .keras zip: {e}") from e
-    if len(data) > cap:
-        raise NNVisError(f"{path}: {member} is larger than the {cap} bytes allowed")
+                data = f.read(info.file_size + 1)
+    except NNVisError:
+        raise
+    except Exception as e:      # noqa: BLE001 - BadZipFile, zlib.error, EOFError, OSError, ...
+        raise NNVisError(f"{path}: damaged or truncated .keras zip: {type(e).__name__}: "
+                         f"{e}") from e
+    if len(data) != info.file_size:
+        raise NNVisError(f"{path}: {member} holds {len(data)} bytes, its header says "
+                         f"{info.file_size}")
     return data
+
+
+def _check_claims(path: Path, info: zipfile.ZipInfo, archive_size: int, cap: int) -> None:
+    """Refuse a member by what its central-directory entry claims, before reading any of it."""
+    name = info.filename
+    if info.flag_bits & 1:
+        raise NNVisError(f"{path}: {name} is encrypted, which Keras never does")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise NNVisError(f"{path}: {name} uses zip compression method {info.compress_type}; "
+                         f"Keras stores members uncompressed (nnvis also reads deflate)")
+    if info.header_offset + info.compress_size > archive_size:
+        raise NNVisError(f"{path}: {name} claims {info.compress_size} compressed bytes at offset "
+                         f"{info.header_offset}, beyond the {archive_size}-byte file (truncated?)")
+    limit = min(cap, MAX_INFLATION * info.compress_size + (1 << 10))
+    if info.file_size > limit:
+        raise NNVisError(f"{path}: {name} claims {info.file_size} bytes from "
+                         f"{info.compress_size} compressed, more than the {limit} allowed "
+                         f"(a zip bomb?)")

@@ -20,7 +20,7 @@ _FIXED_SIZE = {I64: 8, I32: 4}
 
 
 def read_varint(buf, pos: int, what: str) -> tuple[int, int]:
-    """(value, position after it) of the varint at `pos`; at most 10 bytes (64 bits)."""
+    """(value, position after it) of the varint at `pos`; at most 10 bytes holding 64 bits."""
     value = shift = 0
     end = len(buf)
     while pos < end and shift < 70:
@@ -28,9 +28,11 @@ def read_varint(buf, pos: int, what: str) -> tuple[int, int]:
         pos += 1
         value |= (byte & 0x7F) << shift
         if byte < 0x80:
+            if value >> 64:
+                break
             return value, pos
         shift += 7
-    raise NNVisError(f"{what}: truncated or overlong varint")
+    raise NNVisError(f"{what}: truncated varint, or one over 64 bits")
 
 
 def as_int64(value: int) -> int:

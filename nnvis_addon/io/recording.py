@@ -10,6 +10,7 @@ the manifest alone, so a process killed at any instant leaves every epoch it fin
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -271,25 +272,31 @@ class Recording:
 def _npy_problem(path: str, spec: _Spec) -> str | None:
     """Why the .npy file at ``path`` is not the array ``spec`` promises (None if it is).
 
-    Reads only the header and the file size, so checking a whole recording stays cheap."""
+    Reads only the header and the file size, so checking a whole recording stays cheap. The
+    header's length field is checked against the file first: numpy would reserve that many bytes
+    (up to 4 GB) before finding out the file is shorter."""
+    readers = {(1, 0): (2, np.lib.format.read_array_header_1_0),
+               (2, 0): (4, np.lib.format.read_array_header_2_0)}
     try:
         size = os.path.getsize(path)
         with open(path, "rb") as f:
             version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            elif version == (2, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-            else:
+            if version not in readers:
                 return f"unsupported .npy version {version}"
+            width, read_header = readers[version]
+            header_length = int.from_bytes(f.read(width), "little")
+            if f.tell() + header_length > size:
+                return f"its header claims {header_length} bytes, past the end of the file"
+            f.seek(-width, os.SEEK_CUR)
+            shape, fortran, dtype = read_header(f)
             offset = f.tell()
     except FileNotFoundError:
         return "missing"
-    except (OSError, ValueError) as e:
-        return f"not a valid .npy file ({e})"
+    except Exception as e:      # noqa: BLE001 - numpy's header parser raises ValueError,
+        return f"not a valid .npy file ({type(e).__name__}: {e})"   # TokenError... on garbage
     if shape != spec.shape or dtype != spec.dtype or fortran:
         return f"holds {dtype} {shape}, expected {spec.dtype} {spec.shape}"
-    expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = offset + math.prod(shape) * dtype.itemsize    # Python ints: no overflow
     if size != expected:
         return f"is {size} bytes, expected {expected}"
     return None
@@ -299,7 +306,7 @@ def _load(path: str, spec: _Spec) -> np.ndarray:
     problem = _npy_problem(path, spec)
     if problem:
         raise NNVisError(f"{path}: {problem}")
-    if int(np.prod(spec.shape)) == 0:       # mmap cannot map zero bytes
+    if math.prod(spec.shape) == 0:          # mmap cannot map zero bytes
         return np.load(path, allow_pickle=False)
     return np.load(path, mmap_mode="r", allow_pickle=False)
 
@@ -310,8 +317,8 @@ def _read_json(path: str, what: str):
             raise NNVisError(f"{path}: {what} is larger than {_MAX_JSON_BYTES} bytes")
         with open(path, "rb") as f:
             return json.loads(f.read().decode("utf-8"))
-    except (OSError, ValueError) as e:
-        raise NNVisError(f"{path}: cannot read the {what} ({e})") from None
+    except (OSError, ValueError, RecursionError) as e:     # RecursionError: [[[[...]]]]
+        raise NNVisError(f"{path}: cannot read the {what} ({e!r})") from None
 
 
 def _spec_from(entry, where: str) -> _Spec:
@@ -319,7 +326,7 @@ def _spec_from(entry, where: str) -> _Spec:
     try:
         shape = tuple(int(d) for d in entry["shape"])
         dtype = np.dtype(str(entry["dtype"]))
-    except (TypeError, KeyError, ValueError) as e:
+    except (TypeError, KeyError, ValueError, OverflowError) as e:
         raise NNVisError(f"{where}: bad array spec {entry!r} ({e})") from None
     if any(d < 0 for d in shape) or dtype.kind not in _NUMERIC_KINDS or dtype.fields is not None:
         raise NNVisError(f"{where}: bad array spec {entry!r}")
@@ -377,7 +384,7 @@ def read_recording(path) -> Recording:
         class_names = None if m["class_names"] is None else [str(c) for c in m["class_names"]]
         probes_spec, labels_spec = m["probes"], m["labels"]
         predictions_entry = m["predictions"]
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
         raise NNVisError(f"{manifest_path}: garbled recording manifest ({e!r})") from None
     if layers is None or not listed or predictions_entry is None:
         raise NNVisError(f"{root}: the recording has no usable epoch (none was completed)")

@@ -32,6 +32,7 @@ from .object_graph import I32, LEN, VARINT, as_int64, last, parse_message, read_
 _FOOTER_SIZE = 48
 _MAGIC = 0xDB4775248B80FB57
 _TRAILER_SIZE = 5
+_KEY_BUDGET = 16        # rebuilt key bytes per block byte; TF's keys total about one
 
 _DT_STRING, _DT_BFLOAT16 = 7, 14
 _NUMPY_DTYPES = {  # tensorflow/core/framework/types.proto -> little-endian numpy dtype
@@ -154,8 +155,12 @@ def _read_block(data: bytes, handle, path: str, what: str) -> memoryview:
 
 
 def _block_entries(block: memoryview, path: str, what: str) -> list[tuple[bytes, memoryview]]:
-    """(key, value) pairs of one block, keys rebuilt from their shared prefixes."""
+    """(key, value) pairs of one block, keys rebuilt from their shared prefixes.
+
+    A key shares a prefix of the one before, so a few bytes can rebuild a long key again and
+    again; the rebuilt keys may total at most _KEY_BUDGET times the block's size."""
     size = len(block)
+    budget = _KEY_BUDGET * size + 4096
     if size < 4:
         raise NNVisError(f"{path}: the {what} block is too short ({size} bytes)")
     restarts = int.from_bytes(block[size - 4:], "little")
@@ -171,6 +176,10 @@ def _block_entries(block: memoryview, path: str, what: str) -> list[tuple[bytes,
         if shared > len(key) or unshared + value_len > end - pos:
             raise NNVisError(f"{where}: an entry runs past the block end (corrupted)")
         key = key[:shared] + bytes(block[pos:pos + unshared])
+        budget -= len(key)
+        if budget < 0:
+            raise NNVisError(f"{where}: the keys rebuilt from shared prefixes are far longer "
+                             f"than the block (corrupted)")
         pos += unshared
         entries.append((key, block[pos:pos + value_len]))
         pos += value_len
@@ -197,11 +206,14 @@ def _read_table(path: str) -> list[tuple[bytes, memoryview]]:
         value, pos = read_varint(footer, pos, f"{path}: footer")
         handles.append(value)
     _read_block(data, handles[:2], path, "metaindex")   # unused (no filters), but checksummed
-    entries = []
+    entries, end = [], 0
     index = _read_block(data, handles[2:], path, "index")
     for _, handle in _block_entries(index, path, "index"):
         offset, pos = read_varint(handle, 0, f"{path}: index block")
         size, _ = read_varint(handle, pos, f"{path}: index block")
+        if offset < end:        # each data block once, in file order: no block is read twice
+            raise NNVisError(f"{path}: data blocks overlap or are out of order (corrupted)")
+        end = offset + size + _TRAILER_SIZE
         entries += _block_entries(_read_block(data, (offset, size), path, "data"), path, "data")
     for (a, _), (b, _) in zip(entries, entries[1:]):
         if a >= b:
@@ -294,7 +306,7 @@ class TensorBundle:
         itemsize = np.dtype(_NUMPY_DTYPES[e.dtype]).itemsize if e.dtype in _NUMPY_DTYPES else 0
         if itemsize and e.size != count * itemsize:
             raise NNVisError(f"{where}: {e.size} bytes cannot hold shape {e.shape}")
-        if e.dtype == _DT_STRING and e.size and e.size < count + 4:
+        if e.dtype == _DT_STRING and (e.size or count) and e.size < count + 4:
             raise NNVisError(f"{where}: {e.size} bytes cannot hold {count} strings")
         if e.shard not in self._shard_sizes:
             path = self.shard_path(e.shard)
@@ -376,6 +388,9 @@ class TensorBundle:
         lengths, pos = [], 0
         for _ in range(count):
             n, pos = read_varint(buf, pos, where)
+            if n > len(buf) - pos:
+                raise NNVisError(f"{where}: a string claims {n} bytes, more than the tensor's "
+                                 f"{len(buf)} (corrupted)")
             lengths.append(n)
         packed = b"".join(n.to_bytes(4 if n <= 0xFFFFFFFF else 8, "little") for n in lengths)
         stored = buf[pos:pos + 4]

@@ -98,21 +98,26 @@ def _operations(nodes: list[TrackableObject], where: str) -> list[int]:
     return [c.node_id for c in sorted(children, key=lambda c: int(c.local_name))]
 
 
-def _variable_keys(nodes: list[TrackableObject], node_id: int, seen=None) -> list[str]:
-    """Tensor keys of a layer's variables: its own in attribute order, then its sub-objects'."""
-    seen = {node_id} if seen is None else seen
-    keys, subs = [], []
-    for c in nodes[node_id].children:
-        if c.node_id in seen or c.local_name == "optimizer":
+def _variable_keys(nodes: list[TrackableObject], node_id: int) -> list[str]:
+    """Tensor keys of a layer's variables: its own in attribute order, then its sub-objects'
+    depth-first (an explicit stack: a hostile graph can nest deeper than Python recursion)."""
+    seen, keys, stack = {node_id}, [], [iter([node_id])]
+    while stack:
+        current = next(stack[-1], None)
+        if current is None:
+            stack.pop()
             continue
-        seen.add(c.node_id)
-        key = nodes[c.node_id].variable_key
-        if key is not None:
-            keys.append(key)
-        else:
-            subs.append(c.node_id)
-    for sub in subs:
-        keys += _variable_keys(nodes, sub, seen)
+        subs = []
+        for c in nodes[current].children:
+            if c.node_id in seen or c.local_name == "optimizer":
+                continue
+            seen.add(c.node_id)
+            key = nodes[c.node_id].variable_key
+            if key is not None:
+                keys.append(key)
+            else:
+                subs.append(c.node_id)
+        stack.append(iter(subs))
     return keys
 
 
@@ -136,6 +141,7 @@ _ESCAPE = re.compile(rb"\\([0-7]{1,3}|x[0-9a-fA-F]{1,2}|.)")
 _SIMPLE_ESCAPES = {b"n": b"\n", b"t": b"\t", b"r": b"\r", b"a": b"\a", b"b": b"\b",
                    b"f": b"\f", b"v": b"\v"}
 _NUMBERED = re.compile(r"^(.*)-(\d+)$")
+_MAX_STATE_BYTES = 16 << 20     # CheckpointManager writes some 100 bytes per kept checkpoint
 
 
 def list_checkpoints(folder) -> list[tuple[int, str]]:
@@ -163,6 +169,9 @@ def _from_state_file(folder: Path) -> list[tuple[int, str]]:
     if not state.is_file():
         return []
     try:
+        if state.stat().st_size > _MAX_STATE_BYTES:
+            raise NNVisError(f"{state}: {state.stat().st_size} bytes is too large for a "
+                             f"checkpoint state file")
         content = state.read_text(encoding="utf-8", errors="replace")
     except OSError as e:
         raise NNVisError(f"{state}: cannot read the checkpoint state file ({e.strerror})") from None
@@ -170,12 +179,20 @@ def _from_state_file(folder: Path) -> list[tuple[int, str]]:
     for quoted in _STATE_FIELD.findall(content):
         text = _unescape(quoted)
         path = Path(text) if Path(text).is_absolute() else folder / text
-        if not Path(f"{path}.index").is_file():     # folder copied from another machine
+        if not _is_file(f"{path}.index"):           # folder copied from another machine
             path = folder / re.split(r"[\\/]", text)[-1]
         match = _NUMBERED.match(path.name)
-        if match and Path(f"{path}.index").is_file():
+        if match and _is_file(f"{path}.index"):
             found.append((int(match.group(2)), str(path)))
     return found
+
+
+def _is_file(path: str) -> bool:
+    """Path.is_file, also False for names the OS refuses (too long, NUL bytes)."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _from_index_files(folder: Path) -> list[tuple[int, str]]:
