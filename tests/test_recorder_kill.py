@@ -31,6 +31,7 @@ from recorder_kill_server import PROBES, build_model, data  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 # (anchor line, trials, seconds after the anchor over which the kills are spread)
 PLAN = [("fit", 3, 0.6), ("epoch 1", 6, 1.2), ("writing 3", 4, 0.08)]
+RETRIES = 12
 
 
 class Server:
@@ -109,12 +110,17 @@ def check_against_tensorflow(rec, model, probes):
 def test_sigkill_at_random_instants_leaves_loadable_recordings(tmp_path):
     rng = random.Random(20240503)
     plan = [(anchor, (i + rng.random()) * span / n) for anchor, n, span in PLAN for i in range(n)]
+    # A loaded machine can deliver the "writing 3" line after the write is over; then more kills
+    # right at that line (up to RETRIES) make sure at least one lands inside a write.
+    retries = [("writing 3", 0.0)] * RETRIES
     model, probes = build_model(), data()[0][:PROBES]
     shapes = {name: None for name in ("c1", "c2", "flat", "out")}
     server = Server()
     outcomes = []
     try:
-        for trial, (anchor, delay) in enumerate(plan):
+        for trial, (anchor, delay) in enumerate(plan + retries):
+            if trial >= len(plan) and any(m for *_, m in outcomes):
+                break
             folder = str(tmp_path / f"trial{trial}")
             reported = kill_trial(server, folder, anchor, delay)
             mid_write = interrupted_write(folder)
@@ -146,8 +152,9 @@ def test_sigkill_at_random_instants_leaves_loadable_recordings(tmp_path):
         server.close()
     print("\n(anchor, delay s, epochs loaded, killed mid-write):",
           [(a, round(d, 2), n, m) for a, d, n, m in outcomes])
-    assert len(outcomes) == len(plan)
+    assert len(plan) <= len(outcomes) <= len(plan) + RETRIES
     after_epoch_1 = sum(n for anchor, n, _ in PLAN if anchor != "fit")
-    assert sum(n >= 2 for a, _, n, _ in outcomes if a != "fit") == after_epoch_1
+    assert sum(n >= 2 for a, _, n, _ in outcomes[:len(plan)] if a != "fit") == after_epoch_1
+    assert all(n >= 3 for _, _, n, _ in outcomes[len(plan):])     # retries kill epoch 3 mid-write
     assert max(n for _, _, n, _ in outcomes) >= 4
     assert any(m for _, _, _, m in outcomes), "no kill landed inside a write"
