@@ -5,6 +5,7 @@ runs the same formats with 10,000 inputs each.
 """
 from __future__ import annotations
 
+import json
 import re
 import time
 import tracemalloc
@@ -365,3 +366,24 @@ def test_npy_header_length_checked_before_numpy_reads_it(seeds, tmp_path):
     assert peak < 1 << 20
     assert 1 not in recording.epochs and recording.epochs == [0, 2]
     assert "epoch 1 left out" in recording.warnings[0] and "past the end" in recording.warnings[0]
+
+
+@pytest.mark.parametrize("edit", [
+    lambda c: c["config"]["layers"][1]["config"].update(strides=0),
+    lambda c: c["config"]["layers"][1]["config"].update(groups=0),
+    lambda c: c["config"]["layers"][1]["config"].update(filters=float("inf")),
+    lambda c: c["config"]["layers"][1]["config"].update(kernel_size=[0, 3]),
+    lambda c: c.update(class_name={"not": "a string"}),
+])
+def test_hostile_configs_found_by_the_fuzzer_are_clear_errors(edit):
+    """Regressions from `nnvis bench fuzz`: configs that used to crash shape inference."""
+    from nnvis_addon.model.keras_config import network_from_config
+    config = {"class_name": "Sequential", "config": {"name": "m", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_shape": [None, 8, 8, 1], "name": "in"}},
+        {"class_name": "Conv2D", "config": {"name": "c", "filters": 2, "kernel_size": [3, 3],
+                                            "strides": [1, 1], "padding": "valid",
+                                            "activation": "relu"}}]}}
+    network_from_config(json.loads(json.dumps(config)), "ok.json")     # the unedited one reads
+    edit(config)
+    with pytest.raises(NNVisError, match="hostile.json"):
+        network_from_config(config, "hostile.json")

@@ -20,7 +20,7 @@ import numpy as np
 import pyfive
 
 from ..errors import NNVisError
-from ..model.keras_config import INPUT_KIND, network_from_config
+from ..model.keras_config import INPUT_KIND, network_from_config, unsupported_reason
 from ..model.network import Network
 
 CONFIG_MEMBER = "config.json"
@@ -153,7 +153,9 @@ def _read_h5_weights(h5, network: Network, path: Path, file_size: int
             arrays.append(_array(dataset, got, f"{path}: layer {layer.name!r} ({group}) weight "
                                  f"{i}", file_size))
         weights[layer.name] = arrays
-    wanted = {groups[layer.name] for layer in network.layers if layer.weight_shapes}
+    # a layer nnvis cannot compute (custom kind) may have variables: they are not "extra"
+    wanted = {groups[layer.name] for layer in network.layers
+              if layer.weight_shapes or (unsupported_reason(layer) and layer.name in groups)}
     extra = sorted(f"layers/{key}" for key in stored.keys()
                    if f"layers/{key}" not in wanted and _vars(stored, key))
     if extra:
@@ -179,7 +181,7 @@ def _array(dataset, shape: tuple, where: str, file_size: int) -> np.ndarray:
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes > file_size:
         raise NNVisError(f"{where} claims {nbytes} bytes, more than the {file_size}-byte file")
-    array = np.array(dataset[()])
+    array = np.asarray(dataset[()])     # pyfive returns a fresh array: no second copy
     if dataset.attrs.get("dtype") in ("bfloat16", b"bfloat16"):
         high = np.frombuffer(array.tobytes(), dtype="<u2").astype(np.uint32) << 16
         array = high.view(np.float32)

@@ -169,7 +169,7 @@ def layer_graph(config: dict, source: str) -> tuple[str, list[tuple[str, str, di
     if not isinstance(config, dict):
         raise NNVisError(f"{source}: the architecture is not a JSON object")
     model_kind = config.get("class_name")
-    if model_kind not in MODEL_KINDS:
+    if not isinstance(model_kind, str) or model_kind not in MODEL_KINDS:
         raise NNVisError(f"{source}: model class {model_kind!r} is not one of "
                          f"{', '.join(sorted(MODEL_KINDS))} (subclassed models have no graph)")
     body = config.get("config")

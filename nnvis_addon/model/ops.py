@@ -27,11 +27,14 @@ __all__ = ["ACTIVATIONS", "SUPPORTED", "Unsupported", "apply", "check_supported"
 # Config helpers
 
 
-def pair(value, what: str = "value") -> tuple[int, int]:
-    """A Keras 2-tuple parameter (int or 2-sequence, as configs write kernel_size/strides)."""
+def pair(value, what: str = "value", minimum: int = 1) -> tuple[int, int]:
+    """A Keras 2-tuple parameter (int or 2-sequence, as configs write kernel_size/strides), each at
+    least `minimum` (sizes and strides are ≥ 1; a file may say anything)."""
     if isinstance(value, int):
-        return value, value
+        value = (value, value)
     if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        if min(value) < minimum:
+            raise NNVisError(f"bad {what} {value!r}: must be ≥ {minimum}")
         return int(value[0]), int(value[1])
     raise NNVisError(f"bad {what} {value!r}: expected an int or two ints")
 
@@ -40,9 +43,9 @@ def _pad_pairs(value, what: str) -> tuple[tuple[int, int], tuple[int, int]]:
     """ZeroPadding2D/Cropping2D amounts: int, (rows, cols) or ((top, bottom), (left, right))."""
     if isinstance(value, (list, tuple)) and len(value) == 2 and \
             all(isinstance(v, (list, tuple)) for v in value):
-        pairs = tuple(pair(v, what) for v in value)
+        pairs = tuple(pair(v, what, 0) for v in value)
     else:
-        rows, cols = pair(value, what)
+        rows, cols = pair(value, what, 0)
         pairs = ((rows, rows), (cols, cols))
     if min(pairs[0] + pairs[1]) < 0:
         raise NNVisError(f"bad {what} {value!r}: negative")
@@ -571,7 +574,7 @@ def _call(fn, op, args, inputs, kind, layer_name):
         return fn(*args, inputs[0] if op.arity == 1 else inputs)
     except NNVisError as exc:
         raise type(exc)(f"{_where(kind, layer_name)}: {exc}") from None
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, ArithmeticError) as exc:
         raise NNVisError(f"{_where(kind, layer_name)}: bad config or input "
                          f"({type(exc).__name__}: {exc})") from None
 
