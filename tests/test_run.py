@@ -139,3 +139,29 @@ def test_recording_imports_with_metrics_predictions_and_tf_activations(digits_ru
     np.testing.assert_array_equal(run.weights("conv2", 2)[0],
                                   load_run(folder).weights("conv2", 2)[0])
     assert int(np.argmax(run.predictions(3)[2])) == int(np.argmax(run.activations("classes", 3)))
+
+
+def test_custom_layer_with_variables_imports_as_structure(tmp_path):
+    """A custom (registered) layer holding variables: no activations for it and what follows, the
+    rest reads — its variables in the file are not mistaken for a foreign architecture's."""
+    import keras
+
+    @keras.saving.register_keras_serializable(package="nnvis_test")
+    class Scale(keras.layers.Layer):
+        def build(self, shape):
+            self.factor = self.add_weight(shape=(shape[-1],), initializer="ones")
+
+        def call(self, x):
+            return x * self.factor
+
+    inp = keras.Input((6, 6, 1), name="pixels")
+    x = keras.layers.Conv2D(2, 3, name="conv")(inp)
+    x = Scale(name="scale")(x)
+    out = keras.layers.Dense(3, name="out")(keras.layers.Flatten(name="flat")(x))
+    model = keras.Model(inp, out)
+    model.save(tmp_path / "custom.keras")
+    run = load_run(tmp_path / "custom.keras")
+    assert run.has_activations("conv") and not run.has_activations("scale")
+    assert not run.has_activations("out") and run.predictions(0) is None
+    assert any("scale" in w for w in run.warnings)
+    np.testing.assert_array_equal(run.weights("conv", 0)[0], model.get_layer("conv").get_weights()[0])
