@@ -47,6 +47,9 @@ class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
     frames_per_epoch: IntProperty(name="Frames per Epoch", default=4, min=1, max=1000)
     bundle_strength: FloatProperty(name="Bundle Strength", default=0.8, min=0.0, max=1.0,
                                    description="0 = straight edges, 1 = fully bundled")
+    bundler: EnumProperty(name="Bundling", default="structural", items=[
+        ("structural", "Structural", "Edges routed through shared points of clustered cells (fast)"),
+        ("density", "Density", "KDE bundling: edges drawn together where many run (organic)")])
     setup_render: BoolProperty(
         name="Set Up Scene", default=True,
         description="Make the new camera active and set world, frame range and render settings "
@@ -69,7 +72,8 @@ class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
             shown = tuple(kind for kind in ("counter", "curves", "probe", "predictions")
                           if getattr(self, f"show_{kind}"))
             options = SceneOptions(frames_per_epoch=self.frames_per_epoch,
-                                   bundle_strength=self.bundle_strength, overlays=shown,
+                                   bundle_strength=self.bundle_strength, bundler=self.bundler,
+                                   overlays=shown,
                                    look=self.look, camera_move=self.camera_move,
                                    legend=self.legend, setup_render=self.setup_render)
             build_scene(run, options, context.scene, progress=progress(lambda f: 0.4 + 0.6 * f))

@@ -25,6 +25,7 @@ class SceneOptions:
     hold_frames: int = 12                 # extra frames showing the last epoch
     colormap: str = "viridis"             # for non-negative outputs; signed ones use coolwarm
     bundle_strength: float = 0.8
+    bundler: str = "structural"           # or "density": KDE bundling, the organic look
     max_edges: int | None = budget.MAX_EDGES              # per connection: the strongest
     max_total_edges: int | None = budget.MAX_TOTAL_EDGES  # all together (caps shrink to fit)
     edge_radius: float = 0.0025
@@ -105,7 +106,8 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
                 obj = edges_mod.edge_object(run.name, src, layer.name, edges, placements[src],
                                             placements[layer.name], options.bundle_strength,
                                             options.edge_radius, traced.units,
-                                            traced.edges.get((src, layer.name)), first_unit)
+                                            traced.edges.get((src, layer.name)), first_unit,
+                                            options.bundler)
                 collection.objects.link(obj)
                 animated.append(obj)
         for obj in animated:

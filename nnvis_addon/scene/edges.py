@@ -10,7 +10,10 @@ import bpy
 import numpy as np
 
 from .. import atlas as atlas_mod
-from ..bundling import structural_bundle
+from ..bundling import density_bundle, structural_bundle
+from ..errors import NNVisError
+
+BUNDLERS = ("structural", "density")
 from . import nodes
 from .layers import MODIFIER, colour_range, new_image, set_inputs
 
@@ -92,16 +95,25 @@ def strongest_first(edges) -> np.ndarray:
 
 def edge_object(run_name: str, src_name: str, dst_name: str, edges, src_placement,
                 dst_placement, bundle_strength: float, radius: float, traced_units=(),
-                traces=None, trace_unit: int = 0):
+                traces=None, trace_unit: int = 0, bundler: str = "structural"):
     """The curves object for the edges `src_name` → `dst_name` (an `Edges` with (E, n) weights).
-    `traces` (units, n): each edge's share in the highlight trace of `traced_units`."""
+    `traces` (units, n): each edge's share in the highlight trace of `traced_units`; `bundler`:
+    "structural" (hierarchical, the default) or "density" (KDE, weighted by max |w|)."""
+    if bundler not in BUNDLERS:
+        raise NNVisError(f"unknown bundler {bundler!r}; one of {', '.join(BUNDLERS)}")
     order = strongest_first(edges)
     edges = edges.subset(order)
     ends = (src_placement.centers, dst_placement.centers, edges.src, edges.dst)
     straight = skip_arc(structural_bundle(*ends, beta=0.0), src_placement, dst_placement)
     # one-to-one links (pooling, BN, activations) stay straight: bundling only bends them
-    bundled = straight if edges.one_to_one else \
-        skip_arc(structural_bundle(*ends, beta=1.0), src_placement, dst_placement)
+    if edges.one_to_one:
+        bundled = straight
+    elif bundler == "density":
+        strength = np.abs(edges.weight).max(axis=0) if len(edges) else None
+        bundled = skip_arc(density_bundle(*ends, weights=strength, beta=1.0), src_placement,
+                           dst_placement)
+    else:
+        bundled = skip_arc(structural_bundle(*ends, beta=1.0), src_placement, dst_placement)
     curves = curves_data(f"{run_name}:{src_name}->{dst_name}", straight, bundled)
     if traces is not None:
         for unit, row in zip(traced_units, traces):
