@@ -70,14 +70,40 @@ def test_edge_colours_read_the_true_weights(edges_scene):
     image = next(n.image for n in mod[ident].node_tree.nodes if n.bl_idname == "ShaderNodeTexImage")
     px = np.empty(image.size[0] * image.size[1] * 4, np.float32)
     image.pixels.foreach_get(px)
-    rgb = px.reshape(image.size[1], image.size[0], 4)[..., :3]
+    per_epoch = px.reshape(len(run.epochs), -1, 4)[:, :, :3].reshape(len(run.epochs), -1)
     kernels = np.stack([run.weights("classes", e)[0] for e in run.epochs])     # (E, 32, 10)
     flat = kernels.reshape(len(run.epochs), -1)
     order = np.argsort(-np.abs(flat).max(axis=0), kind="stable")
-    np.testing.assert_array_equal(rgb, pack(as_cells(flat[:, order], False)).rgb)
+    # colour mode blocks: weight, |weight|, weight × activation, importance (|w|·|a|)
+    act = np.stack([run.activations("dense", e) for e in run.epochs])[:, None]   # (E, 1, 32)
+    src = np.repeat(np.arange(32), 10)[order]
+    expected = [flat[:, order], np.abs(flat[:, order]), flat[:, order] * act[:, 0, src],
+                np.abs(flat[:, order]) * np.abs(act[:, 0, src])]
+    for k, block in enumerate(expected):
+        np.testing.assert_allclose(per_epoch[:, k * 320:(k + 1) * 320], block, rtol=1e-6)
     index = np.empty(len(obj.data.curves), np.float32)
     obj.data.attributes["nnvis_edge"].data.foreach_get("value", index)
     np.testing.assert_array_equal(index, np.arange(320))
+
+
+def test_colour_mode_is_an_input_the_curves_carry(edges_scene):
+    import bpy
+    collection, _ = edges_scene
+    obj = edge_obj(collection, "dense", "classes")
+    mod, ident = modifier_input(obj, "Colour Mode")
+    mod[ident] = 3
+    obj.update_tag()
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    curves = obj.evaluated_get(depsgraph).data
+    mode = np.empty(len(curves.curves), np.float32)
+    curves.attributes["nnvis_mode"].data.foreach_get("value", mode)
+    assert set(mode) == {3.0}
+    mat = modifier_input(obj, "Material")[0][modifier_input(obj, "Material")[1]]
+    scales = [mat.node_tree.nodes[f"nnvis_mode_scale_{k}"].outputs[0].default_value
+              for k in range(4)]
+    assert all(s > 0 for s in scales) and len(set(scales)) > 1
+    mod[ident] = 0
+    obj.update_tag()
 
 
 def test_max_edges_keeps_the_strongest(edges_scene):

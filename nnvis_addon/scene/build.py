@@ -107,7 +107,9 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
                                             placements[layer.name], options.bundle_strength,
                                             options.edge_radius, traced.units,
                                             traced.edges.get((src, layer.name)), first_unit,
-                                            options.bundler)
+                                            options.bundler, network.layer(src),
+                                            np.stack([run.activations(src, e)
+                                                      for e in run.epochs]))
                 collection.objects.link(obj)
                 animated.append(obj)
         for obj in animated:

@@ -12,6 +12,7 @@ import numpy as np
 from .. import atlas as atlas_mod
 from ..bundling import density_bundle, structural_bundle
 from ..errors import NNVisError
+from ..model.edges import EDGE_VALUE_MODES, cell_activations, edge_values
 
 BUNDLERS = ("structural", "density")
 from . import nodes
@@ -30,6 +31,9 @@ def edges_group():
     nodes.socket(group, "Radius", "INPUT", "NodeSocketFloat", 0.004, 0.0, description="Edge radius")
     nodes.socket(group, "Bundle Strength", "INPUT", "NodeSocketFloat", 0.8, 0.0, 1.0,
                  description="0 = straight edges, 1 = fully bundled (animatable)")
+    nodes.socket(group, "Colour Mode", "INPUT", "NodeSocketInt", 0, 0, len(EDGE_VALUE_MODES) - 1,
+                 description="Colour by 0 weight, 1 |weight|, 2 weight × activation, "
+                             "3 importance |w|·|a| (animatable)")
     nodes.socket(group, "Max Edges", "INPUT", "NodeSocketInt", 1 << 30, 0,
                  description="Level of detail: show only the N strongest edges")
     nodes.socket(group, "Material", "INPUT", "NodeSocketMaterial")
@@ -47,6 +51,7 @@ def edges_group():
                                                           "Radius": gin.outputs["Radius"]})
     geo = nodes.store(group, geo.outputs["Curve"], "nnvis_epoch", gin.outputs["Epoch"], "FLOAT",
                       "CURVE")
+    geo = nodes.store(group, geo, "nnvis_mode", gin.outputs["Colour Mode"], "FLOAT", "CURVE")
     geo = nodes.store_highlight(group, gin.outputs, geo, "CURVE")
     geo = nodes.add(group, "GeometryNodeSetMaterial", {"Geometry": geo,
                                                        "Material": gin.outputs["Material"]})
@@ -86,6 +91,18 @@ def skip_arc(polylines: np.ndarray, src_placement, dst_placement) -> np.ndarray:
     return polylines
 
 
+def mode_values(edges, src_layer=None, src_activations=None) -> np.ndarray:
+    """(E, modes, n): each edge's value per epoch in every colour mode (EDGE_VALUE_MODES), which
+    the `Colour Mode` input picks between; without source activations the activation modes fall
+    back to the weight."""
+    act = None
+    if src_layer is not None and src_activations is not None:
+        act = cell_activations(src_layer, src_activations)
+    rows = [edge_values(edges, mode, act) if act is not None or mode in ("weight", "abs")
+            else edge_values(edges, "weight") for mode in EDGE_VALUE_MODES]
+    return np.stack(rows, axis=1).astype(np.float32)
+
+
 def strongest_first(edges) -> np.ndarray:
     """The order of the edges by their largest |weight| over epochs, so the `Max Edges` input of
     the edges group keeps the strongest ones when it hides the rest."""
@@ -95,10 +112,12 @@ def strongest_first(edges) -> np.ndarray:
 
 def edge_object(run_name: str, src_name: str, dst_name: str, edges, src_placement,
                 dst_placement, bundle_strength: float, radius: float, traced_units=(),
-                traces=None, trace_unit: int = 0, bundler: str = "structural"):
+                traces=None, trace_unit: int = 0, bundler: str = "structural",
+                src_layer=None, src_activations=None):
     """The curves object for the edges `src_name` → `dst_name` (an `Edges` with (E, n) weights).
     `traces` (units, n): each edge's share in the highlight trace of `traced_units`; `bundler`:
-    "structural" (hierarchical, the default) or "density" (KDE, weighted by max |w|)."""
+    "structural" (hierarchical, the default) or "density" (KDE, weighted by max |w|);
+    `src_activations` (E, *source output shape) of `src_layer` give the activation colour modes."""
     if bundler not in BUNDLERS:
         raise NNVisError(f"unknown bundler {bundler!r}; one of {', '.join(BUNDLERS)}")
     order = strongest_first(edges)
@@ -119,14 +138,17 @@ def edge_object(run_name: str, src_name: str, dst_name: str, edges, src_placemen
         for unit, row in zip(traced_units, traces):
             attr = curves.attributes.new(f"nnvis_trace_{unit}", "FLOAT", "CURVE")
             attr.data.foreach_set("value", np.ascontiguousarray(row[order], np.float32))
-    atlas = atlas_mod.pack(edges.weight[:, :, None, None])
+    values = mode_values(edges, src_layer, src_activations)            # (E, modes, n)
+    atlas = atlas_mod.pack(values.reshape(values.shape[0], -1)[:, :, None, None])
     image = new_image(f"{run_name}:{src_name}->{dst_name} weights", atlas)
     # Weightless connections (pooling, flatten: every weight 1) stay neutral grey: scale 0.
     constant = edges.weight.size == 0 or float(np.ptp(edges.weight)) == 0.0
-    scale, offset = (0.0, 0.5) if constant else colour_range(edges.weight, diverging=True)
+    scales = [0.0 if constant else colour_range(values[:, k], diverging=True)[0]
+              for k in range(values.shape[1])]
     emission = 0.06 if constant else 0.4   # weightless links recede, weighted ones glow
     material = nodes.atlas_material(f"{run_name}:{src_name}->{dst_name}", image, atlas,
-                                    "coolwarm", scale, offset, instanced=False, emission=emission)
+                                    "coolwarm", 1.0, 0.5, instanced=False, emission=emission,
+                                    mode_scales=scales, mode_stride=len(edges))
     obj = bpy.data.objects.new(f"{src_name} → {dst_name}", curves)
     obj["nnvis_edges"] = [src_name, dst_name]
     mod = obj.modifiers.new(MODIFIER, "NODES")

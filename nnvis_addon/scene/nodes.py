@@ -534,7 +534,7 @@ def colour_maps_group():
 
 
 def atlas_material(name: str, image, atlas, colormap: str, scale: float, offset: float,
-                   instanced: bool, emission: float = 0.6):
+                   instanced: bool, emission: float = 0.6, mode_scales=None, mode_stride: int = 0):
     """Material colouring each cell (instanced) or edge (curve) by its atlas values.
 
     colour = map(value × gain × scale + offset): scale/offset are fixed for the whole run so every
@@ -543,6 +543,8 @@ def atlas_material(name: str, image, atlas, colormap: str, scale: float, offset:
     another by the `Colour Map` input (`nnvis_cmap`); then a tint (`nnvis_tint`,
     `nnvis_tint_amount`), the highlight (`nnvis_lit`/`nnvis_dim`) and the look's `nnvis_glow`
     (emission multiplier) and `nnvis_flat` (0 = lit surface, 1 = pure emission: exact colours).
+    Edges with `mode_scales`: the atlas holds one block of `mode_stride` cells per colour mode and
+    the curve attribute `nnvis_mode` picks the block and its scale (`nnvis_mode_scale_<k>`).
     """
     mat = bpy.data.materials.new(name)
     if bpy.app.version < (5, 0, 0):
@@ -561,7 +563,18 @@ def atlas_material(name: str, image, atlas, colormap: str, scale: float, offset:
               "Rows Per Epoch": atlas.rows_per_epoch}
     for key, value in params.items():
         lookup.inputs[key].default_value = float(value)
-    tree.links.new(attribute("nnvis_map" if instanced else "nnvis_edge"), lookup.inputs["Cell"])
+    cell = attribute("nnvis_map" if instanced else "nnvis_edge")
+    if mode_scales is not None:
+        cell = math_node(tree, "MULTIPLY_ADD", attribute("nnvis_mode"), float(mode_stride), cell)
+        picked = None
+        for k, mode_scale in enumerate(mode_scales):
+            term = math_node(tree, "MULTIPLY", math_node(tree, "COMPARE", attribute("nnvis_mode"),
+                                                         float(k), 0.5),
+                             value_node(tree, f"nnvis_mode_scale_{k}", f"Mode {k} scale",
+                                        mode_scale))
+            picked = term if picked is None else math_node(tree, "ADD", picked, term)
+        scale_socket = picked
+    tree.links.new(cell, lookup.inputs["Cell"])
     tree.links.new(attribute("nnvis_epoch"), lookup.inputs["Epoch"])
     if instanced:
         uv = add(tree, "ShaderNodeAttribute", attribute_type="GEOMETRY", attribute_name="nnvis_uv")
@@ -576,8 +589,10 @@ def atlas_material(name: str, image, atlas, colormap: str, scale: float, offset:
     value = mix(tree, lookup.outputs["Factor"], values[0], values[1])
     if instanced:
         value = math_node(tree, "MULTIPLY", value, attribute("nnvis_gain"))
-    t = math_node(tree, "MULTIPLY_ADD", value,
-                  value_node(tree, "nnvis_scale", "Colour scale", scale),
+    run_scale = value_node(tree, "nnvis_scale", "Colour scale", scale)
+    if mode_scales is not None:
+        run_scale = math_node(tree, "MULTIPLY", run_scale, scale_socket)
+    t = math_node(tree, "MULTIPLY_ADD", value, run_scale,
                   value_node(tree, "nnvis_offset", "Colour offset", offset))
     ramp = add(tree, "ShaderNodeValToRGB", {"Fac": t}, name="nnvis_colormap")
     set_ramp(ramp.color_ramp, colormap)
