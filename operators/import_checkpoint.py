@@ -76,7 +76,8 @@ class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
                                    overlays=shown,
                                    look=self.look, camera_move=self.camera_move,
                                    legend=self.legend, setup_render=self.setup_render)
-            build_scene(run, options, context.scene, progress=progress(lambda f: 0.4 + 0.6 * f))
+            collection = build_scene(run, options, context.scene,
+                                     progress=progress(lambda f: 0.4 + 0.6 * f))
         except NNVisError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -84,6 +85,10 @@ class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
             wm.progress_end()
         for warning in run.warnings:
             self.report({"WARNING"}, warning)
+        drawn, total = collection["nnvis_edges_drawn"], collection["nnvis_edges_total"]
+        if drawn < total:
+            self.report({"INFO"}, f"Edges: the strongest {drawn:,} of {total:,} drawn "
+                                  "(level of detail: max_edges per connection)")
         self.report({"INFO"}, f"Imported {run.name}: {len(run.layers)} layers, "
                               f"{len(run.epochs)} epochs in {time.perf_counter() - start:.1f} s")
         return {"FINISHED"}

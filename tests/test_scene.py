@@ -144,3 +144,26 @@ def test_importer_applies_look_camera_move_and_legend(digits_run, empty_scene):
     assert tuple(background.default_value)[:3] == pytest.approx((1.0, 1.0, 1.0))
     assert collection.get("nnvis_camera_move") == "orbit"
     assert any("nnvis_legend_layer" in o for o in collection.objects)
+
+
+def test_a_real_architecture_scales_with_layers_not_cells(empty_scene, tmp_path):
+    """MobileNetV2 (156 layers, DAG with residual Adds): one object per layer plus edges per
+    connection and a bounded set of extras — not one per feature map; the caps are reported."""
+    import bpy
+    import keras
+    from nnvis_addon.scene import SceneOptions, build_scene
+    keras.utils.set_random_seed(0)
+    model = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), classes=10)
+    model.save(tmp_path / "mobilenet.keras")
+    run = load_run(tmp_path / "mobilenet.keras")
+    collection = build_scene(run, SceneOptions(max_total_edges=20_000), bpy.context.scene)
+    layers = [o for o in collection.objects if "nnvis_layer" in o]
+    edges = [o for o in collection.objects if "nnvis_edges" in o]
+    connections = sum(len(l.inbound) for l in run.layers)
+    assert len(layers) == len(run.layers) == len(model.layers)
+    assert len(edges) == connections
+    assert len(collection.objects) <= len(layers) + len(edges) + 40
+    assert sum(len(o.data.curves) for o in edges) == collection["nnvis_edges_drawn"] <= 20_000
+    assert collection["nnvis_edges_total"] > 100_000
+    adds = [l for l in run.layers if l.kind == "Add"]
+    assert adds and all(len(l.inbound) == 2 for l in adds)

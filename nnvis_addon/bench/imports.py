@@ -24,6 +24,7 @@ MODELS = {  # name → (keras.applications key or "digits", input size)
     "mobilenetv2_96": ("mobilenetv2", 96),
     "vgg16_224": ("vgg16", 224),
     "resnet50_224": ("resnet50", 224),
+    "densenet121_224": ("densenet121", 224),
 }
 CACHE = ROOT / "build" / "bench-models"
 

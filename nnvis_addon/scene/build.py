@@ -85,6 +85,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
             collection.objects.link(obj)
             animated.append(obj)
         cap = edge_cap(network, drawable, options)
+        drawn = total = 0
         traced, first_unit = layers.add_controls(run, {o["nnvis_layer"]: o for o in animated}, cap)
         progress((steps - 1) / steps, "Overlays, camera and lights")
         cells = layout.corners(list(placements.values()))
@@ -102,7 +103,9 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
             progress((len(network.layers) + k) / steps, f"Edges into {layer.name}")
             if not layer.inbound or {layer.name, *layer.inbound} - drawable:
                 continue    # edges join drawn cells only; blocks stand unconnected
+            total += sum(connection_size(network, layer, network.layer(n)) for n in layer.inbound)
             for src, edges in layer_edges(network, layer.name, weights_by_epoch, cap).items():
+                drawn += len(edges)
                 obj = edges_mod.edge_object(run.name, src, layer.name, edges, placements[src],
                                             placements[layer.name], options.bundle_strength,
                                             options.edge_radius, traced.units,
@@ -112,6 +115,8 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
                                                       for e in run.epochs]))
                 collection.objects.link(obj)
                 animated.append(obj)
+        # the level-of-detail summary: what the caps left out (the operator reports it)
+        collection["nnvis_edges_drawn"], collection["nnvis_edges_total"] = drawn, max(total, drawn)
         for obj in animated:
             mod = obj.modifiers[layers.MODIFIER]
             animation.key_epoch_input(obj, mod, nodes.input_ids(mod.node_group)["Epoch"], frames)
