@@ -4,7 +4,8 @@
 
 Trains the demo CNN (cached in build/pictures/), imports its recording with the library, and renders
 640×360 stills into docs/images/: the first and last epoch, each control of the layer modifiers
-(set on every layer, as the sidebar's "all layers" button does), the looks and a camera move.
+(set on every layer, as the sidebar's "all layers" button does), the looks, a camera move and the
+edge bundling modes.
 """
 from __future__ import annotations
 
@@ -124,6 +125,24 @@ def main() -> None:
     scene.frame_set(int(frames[len(frames) // 2]))
     render(scene, "camera_fly_through")
     camera_moves.apply_move(collection, "still", scene)
+    bundling_pictures(run)
+
+
+def bundling_pictures(run) -> None:
+    """The edge bundling modes on the dense part of the network (docs/bundling.md)."""
+    import bpy
+    from nnvis_addon.scene import SceneOptions, build_scene, compat
+    for name, options in (("bundling_straight", {"bundle_strength": 0.0}),
+                          ("bundling_structural", {"bundler": "structural"}),
+                          ("bundling_density", {"bundler": "density"})):
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        collection = build_scene(run, SceneOptions(resolution=RESOLUTION, samples=16, overlays=(),
+                                                   **options))
+        scene = bpy.context.scene
+        compat.set_image_output(scene)
+        scene.frame_set(scene.frame_end)
+        with framing(scene, collection, ("pool2", "flatten", "dense", "classes"), ()):
+            render(scene, name)
 
 
 if __name__ == "__main__":
