@@ -12,6 +12,13 @@ IS_5 = bpy.app.version >= (5, 0, 0)
 EEVEE = "BLENDER_EEVEE" if IS_5 else "BLENDER_EEVEE_NEXT"
 
 
+def use_nodes(id_block) -> None:
+    """Give a material/world its node tree (4.2 needs `use_nodes`; 5.0 always has one and
+    deprecates the flag)."""
+    if not IS_5:
+        id_block.use_nodes = True
+
+
 def new_fcurve(id_data, data_path: str, index: int = 0):
     """An empty F-curve animating `id_data.<data_path>` in the ID's own (new) action."""
     anim = id_data.animation_data or id_data.animation_data_create()

@@ -191,14 +191,6 @@ def block_object(layer, placement, reason: str, run_name: str):
     return obj, label
 
 
-def _block_material(name: str = "NNVis Unknown Layer"):
-    mat = bpy.data.materials.get(name)
-    if mat is None:
-        mat = bpy.data.materials.new(name)
-        mat.diffuse_color = (0.35, 0.35, 0.38, 1.0)
-        if bpy.app.version < (5, 0, 0):
-            mat.use_nodes = True
-        bsdf = mat.node_tree.nodes.get("Principled BSDF")
-        if bsdf is not None:
-            bsdf.inputs["Base Color"].default_value = (0.35, 0.35, 0.38, 1.0)
-    return mat
+def _block_material():
+    """Grey, for layers nnvis cannot compute."""
+    return nodes.shared_material("NNVis Unknown Layer", (0.35, 0.35, 0.38), 0.0)

@@ -12,7 +12,7 @@ from mathutils import Matrix, Vector
 
 from . import nodes, stage
 from .layers import MODIFIER, set_inputs
-from .overlays import _flat_material, facing
+from .overlays import facing, label_material
 
 
 def value_range(material) -> tuple[float, float]:
@@ -26,11 +26,8 @@ def value_range(material) -> tuple[float, float]:
 
 def bar_material(name: str, layer_material):
     """Emission of the colour map at the bar's U, using a copy of the layer's own ramp."""
-    mat = bpy.data.materials.new(name)
-    if bpy.app.version < (5, 0, 0):
-        mat.use_nodes = True
+    mat = nodes.empty_material(name)
     tree = mat.node_tree
-    tree.nodes.clear()
     uv = nodes.add(tree, "ShaderNodeAttribute", attribute_type="GEOMETRY",
                    attribute_name="nnvis_uv").outputs["Vector"]
     u = nodes.split(tree, uv)["X"]
@@ -77,7 +74,7 @@ def add_legend(collection, layer_obj, placement: Matrix, width: float, run_name:
     set_inputs(legend, {"Width": width, "Height": width * 0.07, "Min": f"{lo:.3g}",
                         "Max": f"{hi:.3g}", "Title": f"{layer_obj['nnvis_layer']} activation",
                         "Material": bar_material(f"{run_name}:legend", material),
-                        "Text Material": _flat_material()})
+                        "Text Material": label_material()})
     obj.matrix_world = placement
     collection.objects.link(obj)
     return obj

@@ -13,7 +13,7 @@ import bpy
 
 from .. import colormaps
 from ..errors import NNVisError
-from . import nodes
+from . import compat, nodes
 from .layers import MODIFIER
 
 LABEL_MATERIAL = "NNVis Label"      # overlays.py's text material, shared by every run
@@ -111,8 +111,7 @@ def set_background(scene, colour, strength: float = 1.0) -> None:
     world = scene.world
     if world is None:
         world = scene.world = bpy.data.worlds.new("NNVis World")
-    if bpy.app.version < (5, 0, 0):
-        world.use_nodes = True
+    compat.use_nodes(world)
     background = next((n for n in world.node_tree.nodes if n.type == "BACKGROUND"), None)
     if background is None:
         background = world.node_tree.nodes.new("ShaderNodeBackground")

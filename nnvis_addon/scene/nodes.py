@@ -12,6 +12,7 @@ import math
 import bpy
 
 from .. import colormaps
+from . import compat
 
 GROUP_PLANES = "NNVis Feature Maps"
 GROUP_CUBES = "NNVis Units"
@@ -420,16 +421,32 @@ def _computation(group, i, cells, placed, width, height):
                                                   "Material": accent_material()}).outputs[0]
 
 
+def empty_material(name: str):
+    """A new material with an empty node tree, for the builders below to fill."""
+    mat = bpy.data.materials.new(name)
+    compat.use_nodes(mat)
+    mat.node_tree.nodes.clear()
+    return mat
+
+
+def emission_material(name: str, colour):
+    """A material all runs share (found by name): plain emission of `colour` (text, labels)."""
+    mat = bpy.data.materials.get(name)
+    if mat is None:
+        mat = empty_material(name)
+        tree = mat.node_tree
+        emit = add(tree, "ShaderNodeEmission", {"Color": (*colour, 1.0), "Strength": 1.0})
+        tree.links.new(emit.outputs[0], add(tree, "ShaderNodeOutputMaterial").inputs["Surface"])
+    return mat
+
+
 def shared_material(name: str, colour, emission: float):
     """A material all runs share (found by name), its colour in an RGB node `nnvis_colour`."""
     mat = bpy.data.materials.get(name)
     if mat is not None:
         return mat
-    mat = bpy.data.materials.new(name)
-    if bpy.app.version < (5, 0, 0):
-        mat.use_nodes = True
+    mat = empty_material(name)
     tree = mat.node_tree
-    tree.nodes.clear()
     rgb = add(tree, "ShaderNodeRGB", name="nnvis_colour")
     rgb.outputs[0].default_value = (*colour, 1.0)
     bsdf = add(tree, "ShaderNodeBsdfPrincipled", {"Base Color": rgb.outputs[0],
@@ -546,11 +563,8 @@ def atlas_material(name: str, image, atlas, colormap: str, scale: float, offset:
     Edges with `mode_scales`: the atlas holds one block of `mode_stride` cells per colour mode and
     the curve attribute `nnvis_mode` picks the block and its scale (`nnvis_mode_scale_<k>`).
     """
-    mat = bpy.data.materials.new(name)
-    if bpy.app.version < (5, 0, 0):
-        mat.use_nodes = True
+    mat = empty_material(name)
     tree = mat.node_tree
-    tree.nodes.clear()
     source = "INSTANCER" if instanced else "GEOMETRY"
 
     def attribute(attr_name):

@@ -52,11 +52,8 @@ def colour_material(name: str = "NNVis Overlay") -> bpy.types.Material:
     mat = bpy.data.materials.get(name)
     if mat is not None:
         return mat
-    mat = bpy.data.materials.new(name)
-    if bpy.app.version < (5, 0, 0):
-        mat.use_nodes = True
+    mat = nodes.empty_material(name)
     tree = mat.node_tree
-    tree.nodes.clear()
     colour = add(tree, "ShaderNodeAttribute", attribute_type="GEOMETRY", attribute_name="nnvis_color")
     emit = add(tree, "ShaderNodeEmission", {"Color": colour.outputs["Color"], "Strength": 1.0})
     out = add(tree, "ShaderNodeOutputMaterial")
@@ -195,7 +192,7 @@ def _text(name: str, body: str, size: float, collection, matrix: Matrix, align="
     curve.body = body
     curve.size = size
     curve.align_x = align
-    curve.materials.append(_flat_material())
+    curve.materials.append(label_material())
     obj = bpy.data.objects.new(name, curve)
     obj.matrix_world = matrix
     obj["nnvis_overlay"] = "label"
@@ -203,18 +200,9 @@ def _text(name: str, body: str, size: float, collection, matrix: Matrix, align="
     return obj
 
 
-def _flat_material(name: str = "NNVis Label") -> bpy.types.Material:
-    mat = bpy.data.materials.get(name)
-    if mat is None:
-        mat = bpy.data.materials.new(name)
-        if bpy.app.version < (5, 0, 0):
-            mat.use_nodes = True
-        tree = mat.node_tree
-        tree.nodes.clear()
-        emit = add(tree, "ShaderNodeEmission", {"Color": (0.85, 0.85, 0.85, 1.0), "Strength": 1.0})
-        out = add(tree, "ShaderNodeOutputMaterial")
-        tree.links.new(emit.outputs[0], out.inputs["Surface"])
-    return mat
+def label_material(name: str = "NNVis Label") -> bpy.types.Material:
+    """The text of every overlay and label (looks.py recolours its emission)."""
+    return nodes.emission_material(name, (0.85, 0.85, 0.85))
 
 
 def build_counter(run, collection, frame: Matrix, location, size: float):
@@ -227,7 +215,7 @@ def build_counter(run, collection, frame: Matrix, location, size: float):
         lines.append("   ".join(parts))
     group = counter_group(f"NNVis Epoch Counter {run.name}", lines)
     obj = _overlay_object("Epoch counter", bpy.data.meshes.new("Epoch counter"), "counter", group,
-                          {"Size": size, "Material": _flat_material()}, collection)
+                          {"Size": size, "Material": label_material()}, collection)
     obj.matrix_world = Matrix.Translation(location) @ frame.to_4x4()
     return obj
 
@@ -334,11 +322,8 @@ def build_probe(run, collection, frame: Matrix, location, size: float):
     mesh.from_pydata([(0, 0, 0), (sx, 0, 0), (sx, sy, 0), (0, sy, 0)], [], [(0, 1, 2, 3)])
     uv = mesh.uv_layers.new(name="UVMap")
     uv.data.foreach_set("uv", [0, 0, 1, 0, 1, 1, 0, 1])
-    mat = bpy.data.materials.new(f"{run.name}:probe")
-    if bpy.app.version < (5, 0, 0):
-        mat.use_nodes = True
+    mat = nodes.empty_material(f"{run.name}:probe")
     tree = mat.node_tree
-    tree.nodes.clear()
     tex = add(tree, "ShaderNodeTexImage", image=image, interpolation="Closest")
     emit = add(tree, "ShaderNodeEmission", {"Color": tex.outputs["Color"]})
     out = add(tree, "ShaderNodeOutputMaterial")
