@@ -64,6 +64,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
     weights_by_epoch = [{l.name: run.weights(l.name, e) for l in network.layers if l.weight_shapes}
                         for e in run.epochs]
     steps = len(network.layers) * 2 + 1
+    nodes.begin_build()
     with all_or_nothing(scene):
         collection = bpy.data.collections.new(run.name)
         collection["nnvis_run"] = run.source

@@ -550,6 +550,14 @@ def colour_maps_group():
     return group
 
 
+_TEMPLATES: dict[tuple, str] = {}   # material kind → a material of this build to copy
+
+
+def begin_build() -> None:
+    """Forget the previous build's material templates (called at the start of every build)."""
+    _TEMPLATES.clear()
+
+
 def atlas_material(name: str, image, atlas, colormap: str, scale: float, offset: float,
                    instanced: bool, emission: float = 0.6, mode_scales=None, mode_stride: int = 0):
     """Material colouring each cell (instanced) or edge (curve) by its atlas values.
@@ -562,7 +570,41 @@ def atlas_material(name: str, image, atlas, colormap: str, scale: float, offset:
     (emission multiplier) and `nnvis_flat` (0 = lit surface, 1 = pure emission: exact colours).
     Edges with `mode_scales`: the atlas holds one block of `mode_stride` cells per colour mode and
     the curve attribute `nnvis_mode` picks the block and its scale (`nnvis_mode_scale_<k>`).
+
+    The node tree is built once per kind and build; further materials of that kind are copies
+    with their own parameters (≈ 60 nodes each: DenseNet121's 900 materials went from 17 s to <2 s).
     """
+    key = (instanced, emission, None if mode_scales is None else len(mode_scales), colormap)
+    template = bpy.data.materials.get(_TEMPLATES.get(key, ""))
+    if template is not None and template.get("nnvis_kind") == repr(key):
+        mat = template.copy()
+        mat.name = name
+    else:
+        mat = _atlas_tree(name, instanced, emission, key[2])
+        set_ramp(mat.node_tree.nodes["nnvis_colormap"].color_ramp, colormap)
+        mat["nnvis_colormap"] = colormap
+        mat["nnvis_kind"] = repr(key)
+        _TEMPLATES[key] = mat.name
+    nodes = mat.node_tree.nodes
+    lookup = nodes["nnvis_lookup"]
+    params = {"Last Epoch": atlas.epochs - 1, "Tile Width": atlas.tile_w,
+              "Tile Height": atlas.tile_h, "Width": atlas.width, "Height": atlas.height,
+              "Rows Per Epoch": atlas.rows_per_epoch}
+    for key_name, value in params.items():
+        lookup.inputs[key_name].default_value = float(value)
+    for tex in ("nnvis_tex_a", "nnvis_tex_b"):
+        nodes[tex].image = image
+    nodes["nnvis_scale"].outputs[0].default_value = scale
+    nodes["nnvis_offset"].outputs[0].default_value = offset
+    if mode_scales is not None:
+        nodes["nnvis_mode_stride"].inputs[1].default_value = float(mode_stride)
+        for k, mode_scale in enumerate(mode_scales):
+            nodes[f"nnvis_mode_scale_{k}"].outputs[0].default_value = mode_scale
+    return mat
+
+
+def _atlas_tree(name: str, instanced: bool, emission: float, modes: int | None):
+    """The node tree of `atlas_material`, its per-material values left at defaults."""
     mat = empty_material(name)
     tree = mat.node_tree
     source = "INSTANCER" if instanced else "GEOMETRY"
@@ -571,23 +613,17 @@ def atlas_material(name: str, image, atlas, colormap: str, scale: float, offset:
         return add(tree, "ShaderNodeAttribute", attribute_type=source,
                    attribute_name=attr_name).outputs["Fac"]
 
-    lookup = add(tree, "ShaderNodeGroup", node_tree=lookup_group())
-    params = {"Last Epoch": atlas.epochs - 1, "Tile Width": atlas.tile_w,
-              "Tile Height": atlas.tile_h, "Width": atlas.width, "Height": atlas.height,
-              "Rows Per Epoch": atlas.rows_per_epoch}
-    for key, value in params.items():
-        lookup.inputs[key].default_value = float(value)
+    lookup = add(tree, "ShaderNodeGroup", node_tree=lookup_group(), name="nnvis_lookup")
     cell = attribute("nnvis_map" if instanced else "nnvis_edge")
-    if mode_scales is not None:
-        cell = math_node(tree, "MULTIPLY_ADD", attribute("nnvis_mode"), float(mode_stride), cell)
+    if modes is not None:
+        cell = add(tree, "ShaderNodeMath", {0: attribute("nnvis_mode"), 2: cell},
+                   operation="MULTIPLY_ADD", name="nnvis_mode_stride").outputs[0]
         picked = None
-        for k, mode_scale in enumerate(mode_scales):
+        for k in range(modes):
             term = math_node(tree, "MULTIPLY", math_node(tree, "COMPARE", attribute("nnvis_mode"),
                                                          float(k), 0.5),
-                             value_node(tree, f"nnvis_mode_scale_{k}", f"Mode {k} scale",
-                                        mode_scale))
+                             value_node(tree, f"nnvis_mode_scale_{k}", f"Mode {k} scale", 1.0))
             picked = term if picked is None else math_node(tree, "ADD", picked, term)
-        scale_socket = picked
     tree.links.new(cell, lookup.inputs["Cell"])
     tree.links.new(attribute("nnvis_epoch"), lookup.inputs["Epoch"])
     if instanced:
@@ -596,20 +632,19 @@ def atlas_material(name: str, image, atlas, colormap: str, scale: float, offset:
     else:
         lookup.inputs["UV"].default_value = (0.5, 0.5, 0.0)
     values = []
-    for vec in ("Vector A", "Vector B"):
-        tex = add(tree, "ShaderNodeTexImage", {"Vector": lookup.outputs[vec]}, image=image,
-                  interpolation="Closest", extension="EXTEND")
+    for vec, tex_name in (("Vector A", "nnvis_tex_a"), ("Vector B", "nnvis_tex_b")):
+        tex = add(tree, "ShaderNodeTexImage", {"Vector": lookup.outputs[vec]},
+                  interpolation="Closest", extension="EXTEND", name=tex_name)
         values.append(pick_channel(tree, tex.outputs["Color"], lookup.outputs["Channel"]))
     value = mix(tree, lookup.outputs["Factor"], values[0], values[1])
     if instanced:
         value = math_node(tree, "MULTIPLY", value, attribute("nnvis_gain"))
-    run_scale = value_node(tree, "nnvis_scale", "Colour scale", scale)
-    if mode_scales is not None:
-        run_scale = math_node(tree, "MULTIPLY", run_scale, scale_socket)
+    run_scale = value_node(tree, "nnvis_scale", "Colour scale", 1.0)
+    if modes is not None:
+        run_scale = math_node(tree, "MULTIPLY", run_scale, picked)
     t = math_node(tree, "MULTIPLY_ADD", value, run_scale,
-                  value_node(tree, "nnvis_offset", "Colour offset", offset))
+                  value_node(tree, "nnvis_offset", "Colour offset", 0.0))
     ramp = add(tree, "ShaderNodeValToRGB", {"Fac": t}, name="nnvis_colormap")
-    set_ramp(ramp.color_ramp, colormap)
     maps = add(tree, "ShaderNodeGroup", {"Fac": t, "Auto": ramp.outputs["Color"]},
                node_tree=colour_maps_group(), name="nnvis_colormaps")
     tree.links.new(attribute("nnvis_cmap"), maps.inputs["Map"])
@@ -630,7 +665,6 @@ def atlas_material(name: str, image, atlas, colormap: str, scale: float, offset:
         "Fac": value_node(tree, "nnvis_flat", "Flat", 0.0), 1: bsdf.outputs[0], 2: flat.outputs[0]})
     out = add(tree, "ShaderNodeOutputMaterial")
     tree.links.new(shader.outputs[0], out.inputs["Surface"])
-    mat["nnvis_colormap"] = colormap
     return mat
 
 
