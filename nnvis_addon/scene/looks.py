@@ -65,7 +65,7 @@ def _input(obj, name: str):
 def _set_value(material, node_name: str, value) -> None:
     node = material.node_tree.nodes.get(node_name) if material and material.node_tree else None
     if node is not None:
-        node.outputs[0].default_value = value
+        nodes.set_default(node.outputs[0], value)
 
 
 def apply_look(collection, name: str, scene=None) -> Look:

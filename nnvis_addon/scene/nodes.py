@@ -553,6 +553,15 @@ def colour_maps_group():
 _TEMPLATES: dict[tuple, str] = {}   # material kind → a material of this build to copy
 
 
+def set_default(socket_, value) -> None:
+    """Write a socket's default value only if it changes: each write makes Blender update the
+    node tree (≈ 0.4 ms), which adds up over hundreds of materials."""
+    current = socket_.default_value
+    same = tuple(current) == tuple(value) if hasattr(value, "__len__") else current == value
+    if not same:
+        socket_.default_value = value
+
+
 def begin_build() -> None:
     """Forget the previous build's material templates (called at the start of every build)."""
     _TEMPLATES.clear()
@@ -591,15 +600,15 @@ def atlas_material(name: str, image, atlas, colormap: str, scale: float, offset:
               "Tile Height": atlas.tile_h, "Width": atlas.width, "Height": atlas.height,
               "Rows Per Epoch": atlas.rows_per_epoch}
     for key_name, value in params.items():
-        lookup.inputs[key_name].default_value = float(value)
+        set_default(lookup.inputs[key_name], float(value))
     for tex in ("nnvis_tex_a", "nnvis_tex_b"):
         nodes[tex].image = image
-    nodes["nnvis_scale"].outputs[0].default_value = scale
-    nodes["nnvis_offset"].outputs[0].default_value = offset
+    set_default(nodes["nnvis_scale"].outputs[0], scale)
+    set_default(nodes["nnvis_offset"].outputs[0], offset)
     if mode_scales is not None:
-        nodes["nnvis_mode_stride"].inputs[1].default_value = float(mode_stride)
+        set_default(nodes["nnvis_mode_stride"].inputs[1], float(mode_stride))
         for k, mode_scale in enumerate(mode_scales):
-            nodes[f"nnvis_mode_scale_{k}"].outputs[0].default_value = mode_scale
+            set_default(nodes[f"nnvis_mode_scale_{k}"].outputs[0], mode_scale)
     return mat
 
 
