@@ -99,10 +99,10 @@ def growing_lines_group():
     """Polylines revealed up to the shown epoch: a point whose `nnvis_t` (epoch index) lies ahead
     of Epoch moves onto the line's interpolated point at Epoch, so the line grows smoothly."""
     name = "NNVis Growing Lines"
-    group = bpy.data.node_groups.get(name)
+    group = nodes.current(name)
     if group is not None:
         return group
-    group = bpy.data.node_groups.new(name, "GeometryNodeTree")
+    group = nodes.new_group(name)
     i, out = _epoch_io(group, [("Radius", "NodeSocketFloat", 0.03),
                                 ("Material", "NodeSocketMaterial", None)])
 
@@ -141,10 +141,10 @@ def bars_group():
     """One bar per class: points 0..C-1 are the bars, the scores of epoch e sit on points e·C + c
     (`nnvis_score`); each bar's height blends the scores of the two nearest epochs."""
     name = "NNVis Score Bars"
-    group = bpy.data.node_groups.get(name)
+    group = nodes.current(name)
     if group is not None:
         return group
-    group = bpy.data.node_groups.new(name, "GeometryNodeTree")
+    group = nodes.new_group(name)
     i, out = _epoch_io(group, [("Classes", "NodeSocketFloat", 10.0),
                                 ("Height", "NodeSocketFloat", 2.0),
                                 ("Width", "NodeSocketFloat", 0.2),
