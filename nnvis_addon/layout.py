@@ -121,9 +121,3 @@ def corners(placements: list[Placement]) -> np.ndarray:
             for dz in (-half, half):
                 pts.append(p.centers + np.array([0.0, dy, dz], np.float32))
     return np.concatenate(pts)
-
-
-def bounds(placements: list[Placement]) -> tuple[np.ndarray, np.ndarray]:
-    """Axis-aligned (min, max) corners around every cell."""
-    pts = corners(placements)
-    return pts.min(axis=0), pts.max(axis=0)

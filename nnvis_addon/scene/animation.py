@@ -21,15 +21,20 @@ def epoch_frames(epochs: list[int], frames_per_epoch: int, frame_start: int = 1)
     return np.array([frame_start + (e - first) * frames_per_epoch for e in epochs], np.float32)
 
 
-def key_epoch_input(obj, modifier, socket_id: str, frames: np.ndarray) -> None:
-    """Keyframe `modifier[socket_id]` to the epoch index (0, 1, 2, ...) at `frames`."""
-    fcurve = compat.new_fcurve(obj, f'modifiers["{modifier.name}"]["{socket_id}"]')
+def linear_keys(id_data, path: str, frames, values, index: int = 0) -> None:
+    """Linear keyframes of `id_data.<path>[index]` (values at frames), written in bulk."""
+    fcurve = compat.new_fcurve(id_data, path, index)
     points = fcurve.keyframe_points
     points.add(len(frames))
-    co = np.stack([frames, np.arange(len(frames), dtype=np.float32)], axis=1)
-    points.foreach_set("co", co.ravel())
+    points.foreach_set("co", np.stack([frames, values], axis=1).astype(np.float32).ravel())
     points.foreach_set("interpolation", [LINEAR] * len(frames))
     fcurve.update()
+
+
+def key_epoch_input(obj, modifier, socket_id: str, frames: np.ndarray) -> None:
+    """Keyframe `modifier[socket_id]` to the epoch index (0, 1, 2, ...) at `frames`."""
+    linear_keys(obj, f'modifiers["{modifier.name}"]["{socket_id}"]', frames,
+                np.arange(len(frames), dtype=np.float32))
 
 
 def retime(collection, frames_per_epoch: int, hold_first: int = 0, hold_last: int = 0,

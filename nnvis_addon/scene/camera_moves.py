@@ -16,6 +16,7 @@ from mathutils import Matrix, Vector
 
 from ..errors import NNVisError
 from . import compat, stage
+from .animation import linear_keys
 from .layers import MODIFIER
 from .nodes import input_ids
 
@@ -26,7 +27,6 @@ MOVES = {
                    "last epoch",
 }
 PIVOT = "NNVis Orbit"
-LINEAR = 1
 
 
 def run_camera(collection):
@@ -59,15 +59,6 @@ def network_bounds(collection) -> tuple[np.ndarray, np.ndarray]:
     return corners.min(axis=0), corners.max(axis=0)
 
 
-def _keys(id_data, path: str, index: int, frames, values) -> None:
-    fcurve = compat.new_fcurve(id_data, path, index)
-    points = fcurve.keyframe_points
-    points.add(len(frames))
-    points.foreach_set("co", np.stack([frames, values], axis=1).astype(np.float32).ravel())
-    points.foreach_set("interpolation", [LINEAR] * len(frames))
-    fcurve.update()
-
-
 def reset(collection, cam) -> None:
     """Back to the imported framing: no parent, no camera keyframes, no orbit pivot."""
     home = cam.get("nnvis_home")
@@ -94,8 +85,8 @@ def orbit(collection, cam, frame_start: int, frame_end: int, turns: float = 1.0)
     cam.parent = pivot
     cam.matrix_parent_inverse = pivot.matrix_world.inverted()
     cam.matrix_world = world
-    _keys(pivot, "rotation_euler", 2, np.array([frame_start, frame_end], np.float32),
-          np.array([0.0, 2 * math.pi * turns], np.float32))
+    linear_keys(pivot, "rotation_euler", np.array([frame_start, frame_end], np.float32),
+                np.array([0.0, 2 * math.pi * turns], np.float32), index=2)
     return pivot
 
 
@@ -113,7 +104,7 @@ def fly_through(collection, cam) -> None:
     x = lo[0] + t * length - back.x
     for axis, values in ((0, x), (1, np.full_like(x, centre[1] - back.y)),
                          (2, np.full_like(x, centre[2] - back.z))):
-        _keys(cam, "location", axis, frames, values)
+        linear_keys(cam, "location", frames, values, axis)
     cam.rotation_euler = direction.to_track_quat("-Z", "Y").to_euler()
 
 
