@@ -50,8 +50,8 @@ def _render(path, out, args, probe=None, **options) -> "RenderResult":  # noqa: 
     try:
         result = render_checkpoint(path, out, zip_path, Path(args.user_folder), probe=probe,
                                    blend=args.blend, resolution=args.resolution,
-                                   frames_per_epoch=args.frames_per_epoch, samples=args.samples,
-                                   on_frame=on_frame, **options)
+                                   samples=args.samples, on_frame=on_frame,
+                                   import_options=import_options(args), **options)
     finally:
         if bar is not None:
             bar.close()
@@ -60,6 +60,13 @@ def _render(path, out, args, probe=None, **options) -> "RenderResult":  # noqa: 
     if result.skipped:
         print(f"skipped {result.skipped} frames already rendered or claimed by another process")
     return result
+
+
+def import_options(args) -> dict:
+    """The import dialog's options the command line sets."""
+    return {"frames_per_epoch": args.frames_per_epoch,
+            "camera_move": args.camera.replace("-", "_"), "orthographic": args.orthographic,
+            "labels": args.labels}
 
 
 def _encode(args) -> int:
@@ -144,7 +151,13 @@ def parser() -> argparse.ArgumentParser:
     def blender_options(sp, out_default=None):
         sp.add_argument("--blend", help="also save the scene as this .blend")
         sp.add_argument("--resolution", type=_resolution, default=(640, 360), help="WxH")
-        sp.add_argument("--frames-per-epoch", type=int, default=4)
+        sp.add_argument("--frames-per-epoch", type=int, default=0,
+                        help="0 (default): the training lasts 12 s, with a hold at each end")
+        sp.add_argument("--camera", default="static", choices=["static", "orbit", "fly-through"],
+                        help="camera move (default static)")
+        sp.add_argument("--orthographic", action="store_true", help="orthographic camera")
+        sp.add_argument("--labels", default="auto", choices=["auto", "layers", "stages", "none"],
+                        help="layer labels; auto: per layer up to 40 layers, else per stage")
         sp.add_argument("--samples", type=int, default=8, help="Cycles samples per pixel")
         sp.add_argument("--dist", default=str(ROOT / "dist"), help="where the extension zip goes")
         sp.add_argument("--user-folder", default=str(ROOT / "build" / "blender-user"),

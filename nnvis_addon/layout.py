@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .model.edges import passes_through
 from .model.network import Layer, Network
+from .stages import stages
 
 
 @dataclass
@@ -28,6 +30,7 @@ class Placement:
     extent: tuple[float, float]  # (width along Y, height along Z) of the whole layer
     rank: int = 0                # depth step: longest path from the input
     lane: int = 0                # 0 = main path; ±1, ±2, ... = branches beside it
+    row: int = 0                 # wrapped layouts: 0 = the top row
 
 
 def grid_columns(count: int, spatial: bool) -> int:
@@ -76,9 +79,12 @@ def ranks_and_lanes(network: Network) -> tuple[dict[str, int], dict[str, int]]:
 
 
 def layout_network(network: Network, map_size: float = 1.0, unit_size: float = 0.08,
-                   gap: float = 1.0) -> list[Placement]:
+                   gap: float = 1.0, rows: int = 1) -> list[Placement]:
     """Ranks one after another along +X; the space between two ranks is `gap` times the larger of
-    their layers' extents, so edges fan out at a readable angle whatever the layer sizes."""
+    their layers' extents, so edges fan out at a readable angle whatever the layer sizes. Unit
+    layers that only pass values on (Flatten, Dropout) are drawn at half size, the output layer at
+    twice the size, so it reads next to the class scores. `rows` > 1 wraps the ranks into that
+    many rows of about equal length, one under the other, like lines of text."""
     spatial_sides = [max(l.output_shape[:2]) for l in network.layers if l.is_spatial]
     largest = max(spatial_sides) if spatial_sides else 1
     rank, lane = ranks_and_lanes(network)
@@ -88,7 +94,9 @@ def layout_network(network: Network, map_size: float = 1.0, unit_size: float = 0
             size = map_size_of(layer, largest, map_size)
             spacing = size * 1.15
         else:
-            size, spacing = unit_size, unit_size * 1.6
+            size = unit_size * (0.5 if passes_through(layer) else
+                                2.0 if layer is network.layers[-1] else 1.0)
+            spacing = size * 1.6
         yz = _grid(layer.cell_count, spacing, layer.is_spatial)
         extent = (float(np.ptp(yz[:, 0])) + size, float(np.ptp(yz[:, 1])) + size)
         shapes[layer.name] = (size, yz, extent)
@@ -99,17 +107,48 @@ def layout_network(network: Network, map_size: float = 1.0, unit_size: float = 0
         reach[rank[name]] = max(reach[rank[name]], *extent)
         width[rank[name]] = max(width[rank[name]], extent[0])
     xs = np.concatenate([[0.0], np.cumsum(gap * np.maximum(reach[1:], reach[:-1]))])
+    row_of = _rows(xs, rows, [xs[rank[s.layers[0]]] for s in stages(network)[1:]])
+    starts = np.array([xs[row_of == k].min() for k in range(rows)])
+    heights = np.array([max(reach[row_of == k]) for k in range(rows)])
+    pitch = 1.8 * heights.max()                 # room for the skip arcs above each row
     placements = []
     for layer in network.layers:
         size, yz, extent = shapes[layer.name]
         r = rank[layer.name]
+        k = int(row_of[r])
+        x = xs[r] - starts[k]
         centers = np.zeros((layer.cell_count, 3), np.float32)
-        centers[:, 0] = xs[r]
+        centers[:, 0] = x
         centers[:, 1] = yz[:, 0] - lane[layer.name] * width[r] * 1.25
-        centers[:, 2] = yz[:, 1]
-        placements.append(Placement(layer.name, float(xs[r]), centers, size, layer.is_spatial,
-                                    extent, r, lane[layer.name]))
+        centers[:, 2] = yz[:, 1] - k * pitch
+        placements.append(Placement(layer.name, float(x), centers, size, layer.is_spatial,
+                                    extent, r, lane[layer.name], k))
     return placements
+
+
+def _rows(xs: np.ndarray, rows: int, stage_starts=()) -> np.ndarray:
+    """Row of each rank: `rows` runs of consecutive ranks of about equal length, each break
+    moved to a stage's start where one is near, so rows read as stages."""
+    if rows <= 1:
+        return np.zeros(len(xs), int)
+    length = xs[-1] + 1e-9
+    breaks = []
+    for k in range(1, rows):
+        ideal = k * length / rows
+        near = [x for x in stage_starts if abs(x - ideal) < 0.3 * length / rows]
+        breaks.append(min(near, key=lambda x: abs(x - ideal)) if near else ideal)
+    return np.searchsorted(np.sort(breaks), xs, side="right")
+
+
+def choose_rows(network: Network, fits, most: int = 10) -> int:
+    """The row count (1..`most`) whose layout `fits` best: `fits(corner points)` returns the share
+    of the frame the network would fill (framing.py knows the camera)."""
+    best, best_fill = 1, -1.0
+    for rows in range(1, most + 1):
+        fill = fits(corners(layout_network(network, rows=rows)))
+        if fill > best_fill * 1.05:     # more rows only when they really help
+            best, best_fill = rows, fill
+    return best
 
 
 def corners(placements: list[Placement]) -> np.ndarray:

@@ -9,6 +9,8 @@ from bpy_extras.io_utils import ImportHelper
 from ..nnvis_addon import NNVisError, load_run
 from ..nnvis_addon.scene import SceneOptions, build_scene
 from ..nnvis_addon.scene.camera_moves import MOVES
+from ..nnvis_addon.scene.labels import MODES as LABEL_MODES
+from ..nnvis_addon.scene.overlays import KINDS as OVERLAY_KINDS
 from ..nnvis_addon.scene.looks import LOOKS
 
 
@@ -32,19 +34,30 @@ class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
     probe_index: IntProperty(
         name="Recorded Probe", default=0, min=0,
         description="Which of a recording's probes the scene shows (when no probe image is given)")
-    show_counter: BoolProperty(name="Epoch Counter", default=True)
+    show_title: BoolProperty(name="Title", default=True,
+                             description="Model name, layer and parameter counts (top left)")
+    show_counter: BoolProperty(name="Epoch Counter", default=True,
+                               description="The shown epoch with its loss and accuracy")
     show_curves: BoolProperty(name="Training Curves", default=True,
                               description="Loss and accuracy, growing epoch by epoch (recordings)")
-    show_probe: BoolProperty(name="Probe Image", default=True)
+    show_probe: BoolProperty(name="Input Image", default=True,
+                             description="The probe image the activations belong to")
     show_predictions: BoolProperty(name="Class Scores", default=True,
                                    description="One bar per class for the shown probe")
     look: EnumProperty(name="Look", items=[(k, v.label, v.description) for k, v in LOOKS.items()],
                        default="default")
     camera_move: EnumProperty(name="Camera", items=[(k, k.replace("_", " ").title(), v)
-                                                    for k, v in MOVES.items()], default="still")
-    legend: BoolProperty(name="Colour Legend", default=False,
-                         description="A colour bar with the first layer's value range")
-    frames_per_epoch: IntProperty(name="Frames per Epoch", default=4, min=1, max=1000)
+                                                    for k, v in MOVES.items()], default="static",
+                              description="How the camera moves over the training")
+    orthographic: BoolProperty(name="Orthographic", default=False,
+                               description="No perspective: parallel lines stay parallel (figures)")
+    labels: EnumProperty(name="Labels", items=[(k, k.title(), v) for k, v in LABEL_MODES.items()],
+                         default="auto", description="Layer names and output shapes in the scene")
+    show_legend: BoolProperty(name="Colour Legend", default=True,
+                              description="A colour bar with the first layer's value range")
+    frames_per_epoch: IntProperty(
+        name="Frames per Epoch", default=0, min=0, max=1000,
+        description="0: the whole training in 12 seconds, with a hold at each end")
     bundle_strength: FloatProperty(name="Bundle Strength", default=0.8, min=0.0, max=1.0,
                                    description="0 = straight edges, 1 = fully bundled")
     bundler: EnumProperty(name="Bundling", default="structural", items=[
@@ -69,13 +82,13 @@ class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
         try:
             run = load_run(path, probe=bpy.path.abspath(self.probe) if self.probe else None,
                            probe_index=self.probe_index, progress=progress(lambda f: 0.4 * f))
-            shown = tuple(kind for kind in ("counter", "curves", "probe", "predictions")
-                          if getattr(self, f"show_{kind}"))
+            shown = tuple(kind for kind in OVERLAY_KINDS if getattr(self, f"show_{kind}"))
             options = SceneOptions(frames_per_epoch=self.frames_per_epoch,
                                    bundle_strength=self.bundle_strength, bundler=self.bundler,
                                    overlays=shown,
                                    look=self.look, camera_move=self.camera_move,
-                                   legend=self.legend, setup_render=self.setup_render)
+                                   orthographic=self.orthographic, labels=self.labels,
+                                   setup_render=self.setup_render)
             collection = build_scene(run, options, context.scene,
                                      progress=progress(lambda f: 0.4 + 0.6 * f))
         except NNVisError as exc:

@@ -27,11 +27,13 @@ class NNVIS_OT_render_video(bpy.types.Operator):
         ("CYCLES", "Cycles (CPU)", "Path tracing on the CPU: works everywhere"),
         ("EEVEE", "EEVEE", "Fast on a GPU, very slow on software OpenGL")])
     samples: IntProperty(name="Samples", default=16, min=1, max=4096)
-    resolution: EnumProperty(name="Resolution", default="1080p", items=[
+    resolution: EnumProperty(name="Resolution", default="SCENE", items=[
         *((key, key, f"{w}×{h}") for key, (w, h) in render.RESOLUTIONS.items()),
         ("SCENE", "Scene", "Keep the scene's resolution")])
     fps: IntProperty(name="FPS", default=24, min=1, max=240)
-    frames_per_epoch: IntProperty(name="Frames per Epoch", default=4, min=1, max=1000)
+    frames_per_epoch: IntProperty(name="Frames per Epoch", default=0, min=0, max=1000,
+                                  description="0: keep the imported timing; else re-time the "
+                                              "epochs with the holds below")
     hold_first: IntProperty(name="Hold First", default=0, min=0, max=10000,
                             description="Frames showing the untrained network before training")
     hold_last: IntProperty(name="Hold Last", default=12, min=0, max=10000,

@@ -420,3 +420,9 @@ _KINDS = {
     **{kind: _same_cells for kind in _PASS_THROUGH},
 }
 KINDS = frozenset(_KINDS) | {"InputLayer"}      # every kind layer_edges knows
+
+
+def passes_through(layer: Layer) -> bool:
+    """Layers that only move or gate values (Flatten, Dropout, activations, ...): the layout
+    draws them small and the scene their links thin, so the layers that learn stand out."""
+    return layer.kind in _PASS_THROUGH or layer.kind in ("Flatten", "Reshape")

@@ -12,9 +12,28 @@ from ..errors import NNVisError
 from . import compat
 
 LINEAR = 1  # index of 'LINEAR' in the keyframe interpolation enum
+# The default timing: the training lasts this long whatever the epoch count, between a hold on
+# the untrained network and one on the trained network (seconds).
+TRAINING_SECONDS, HOLD_START_SECONDS, HOLD_END_SECONDS = 12.0, 1.0, 1.5
+EXPLICIT_HOLDS = (0, 12)   # frames before / after the epochs when frames per epoch is given
 
 
-def epoch_frames(epochs: list[int], frames_per_epoch: int, frame_start: int = 1) -> np.ndarray:
+def timeline(epochs: list[int], fps: float, frames_per_epoch: float = 0,
+             frame_start: int = 1) -> tuple[np.ndarray, int]:
+    """(frame of each epoch, last frame). `frames_per_epoch` 0 is the default timing: the epochs
+    spread over TRAINING_SECONDS (fractional frames are fine: the Epoch input is interpolated),
+    after HOLD_START_SECONDS and before HOLD_END_SECONDS; a number > 0 spaces them exactly."""
+    span = epochs[-1] - epochs[0]
+    if frames_per_epoch > 0:
+        spacing, (first, last) = frames_per_epoch, EXPLICIT_HOLDS
+    else:
+        spacing = TRAINING_SECONDS * fps / span if span else 1.0
+        first, last = round(HOLD_START_SECONDS * fps), round(HOLD_END_SECONDS * fps)
+    frames = epoch_frames(epochs, spacing, frame_start + first)
+    return frames, int(np.ceil(frames[-1])) + last
+
+
+def epoch_frames(epochs: list[int], frames_per_epoch: float, frame_start: int = 1) -> np.ndarray:
     """Frame of each recorded epoch: proportional to the epoch number, so gaps in the recording
     (every k-th epoch) keep their real length on the timeline."""
     first = epochs[0]

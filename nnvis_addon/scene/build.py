@@ -11,18 +11,20 @@ from dataclasses import dataclass, field
 import bpy
 import numpy as np
 
-from .. import budget, layout
+from .. import budget, framing, layout
 from ..model.edges import connection_caps, connection_size, layer_edges
 from ..model.keras_config import unsupported_reason
-from . import animation, camera_moves, edges as edges_mod, layers, legend as legend_mod, looks, \
-    nodes, overlays as overlays_mod, stage
+from . import animation, camera_moves, edges as edges_mod, hud, labels as labels_mod, layers, \
+    looks, nodes, overlays as overlays_mod, stage
 from .transaction import all_or_nothing
+
+
+WRAP_ABOVE = 40       # deeper networks wrap into rows that fill the frame (layout.choose_rows)
 
 
 @dataclass
 class SceneOptions:
-    frames_per_epoch: int = 4
-    hold_frames: int = 12                 # extra frames showing the last epoch
+    frames_per_epoch: float = 0           # 0: the default timing (animation.timeline)
     colormap: str = "viridis"             # for non-negative outputs; signed ones use coolwarm
     bundle_strength: float = 0.8
     bundler: str = "structural"           # or "density": KDE bundling, the organic look
@@ -30,14 +32,15 @@ class SceneOptions:
     max_total_edges: int | None = budget.MAX_TOTAL_EDGES  # all together (caps shrink to fit)
     edge_radius: float = 0.0025
     overlays: tuple = overlays_mod.KINDS    # overlays shown (all are built; the rest hidden)
+    labels: str = "auto"                  # a labels.MODES key
     setup_render: bool = True             # camera as scene camera, world, Cycles settings, range
-    resolution: tuple[int, int] = (640, 360)
+    resolution: tuple[int, int] | None = None   # None: keep the scene's
     samples: int = 8
     fps: int = 24
     frame_start: int = 1
     look: str = "default"                 # a looks.LOOKS key
-    camera_move: str = "still"            # a camera_moves.MOVES key
-    legend: bool = False                  # show the colour legend (always built, else hidden)
+    camera_move: str = "static"           # a camera_moves.MOVES key
+    orthographic: bool = False            # an orthographic camera (paper figures)
     extra: dict = field(default_factory=dict)
 
 
@@ -59,8 +62,15 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
     options = options or SceneOptions()
     scene = scene or bpy.context.scene
     network = run.network
-    placements = {p.name: p for p in layout.layout_network(network)}
-    frames = animation.epoch_frames(run.epochs, options.frames_per_epoch, options.frame_start)
+    fps = options.fps if options.setup_render else scene.render.fps
+    frames, frame_end = animation.timeline(run.epochs, fps, options.frames_per_epoch,
+                                           options.frame_start)
+    resolution = options.resolution or (scene.render.resolution_x, scene.render.resolution_y)
+    aspect = resolution[0] / resolution[1] if options.setup_render else \
+        camera_moves.aspect_of(scene)
+    rows = 1 if len(network.layers) <= WRAP_ABOVE else \
+        layout.choose_rows(network, lambda pts: framing.magnification(pts, aspect))
+    placements = {p.name: p for p in layout.layout_network(network, rows=rows)}
     weights_by_epoch = [{l.name: run.weights(l.name, e) for l in network.layers if l.weight_shapes}
                         for e in run.epochs]
     steps = len(network.layers) * 2 + 1
@@ -69,6 +79,8 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         collection = bpy.data.collections.new(run.name)
         collection["nnvis_run"] = run.source
         collection["nnvis_epochs"] = list(run.epochs)
+        collection["nnvis_view"] = list(framing.WRAPPED_VIEW_DIRECTION if rows > 1
+                                        else framing.VIEW_DIRECTION)
         scene.collection.children.link(collection)
         animated = []
         drawable = {l.name for l in network.layers if run.has_activations(l.name)}
@@ -88,18 +100,12 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         cap = edge_cap(network, drawable, options)
         drawn = total = 0
         traced, first_unit = layers.add_controls(run, {o["nnvis_layer"]: o for o in animated}, cap)
-        progress((steps - 1) / steps, "Overlays, camera and lights")
-        cells = layout.corners(list(placements.values()))
-        lo, hi = cells.min(axis=0), cells.max(axis=0)
-        shown = overlays_mod.build_overlays(run, collection, lo, hi,
-                                            {p.name: p.x for p in placements.values()},
-                                            stage.VIEW_DIRECTION, options.overlays)
-        legend = legend_mod.build_legend(collection, lo, hi, run.name, options.legend)
-        shown += [legend] if legend is not None else []
-        animated += [o for o in shown if layers.MODIFIER in o.modifiers]
-        # framing evaluates the scene so far: do it before the (possibly millions of) edge curves
-        framed = np.concatenate([cells, stage.world_corners(
-            [o for o in shown if not o.hide_render])])
+        progress((steps - 1) / steps, "Overlays, labels, camera and lights")
+        cam = camera_moves.add_camera(collection)
+        overlays = hud.build_overlays(run, collection, camera_moves.screen_of(cam), aspect, frames,
+                                      options.overlays)
+        animated += [o for o in overlays if layers.MODIFIER in o.modifiers]
+        labels_mod.add_labels(collection, network, placements, cam, options.labels)
         for k, layer in enumerate(network.layers):
             progress((len(network.layers) + k) / steps, f"Edges into {layer.name}")
             if not layer.inbound or {layer.name, *layer.inbound} - drawable:
@@ -121,17 +127,17 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         for obj in animated:
             mod = obj.modifiers[layers.MODIFIER]
             animation.key_epoch_input(obj, mod, nodes.input_ids(mod.node_group)["Epoch"], frames)
-        cam = stage.add_camera(collection, framed, options.resolution)
-        stage.add_lights(collection, lo, hi)
+        cells = layout.corners(list(placements.values()))
+        stage.add_lights(collection, cells.min(axis=0), cells.max(axis=0))
         if options.setup_render:
             scene.camera = cam
             stage.neutral_world(scene)
-            stage.render_settings(scene, options.resolution, options.samples, options.fps)
+            stage.render_settings(scene, resolution, options.samples, fps)
             scene.frame_start = options.frame_start
-            scene.frame_end = int(frames[-1]) + options.hold_frames
+            scene.frame_end = frame_end
         looks.apply_look(collection, options.look, scene if options.setup_render else None)
-        if options.camera_move != "still":
-            camera_moves.apply_move(collection, options.camera_move, scene)
+        camera_moves.apply_move(collection, options.camera_move, scene, options.orthographic,
+                                cells)
     progress(1.0, "Done")
     return collection
 

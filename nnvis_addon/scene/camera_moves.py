@@ -1,32 +1,35 @@
-"""Presentation camera moves for a run's camera: a still frame, an orbit around the network, or a
-fly-through along the depth axis (+X, input to output) timed to the epochs.
+"""The run's camera and its moves: a static framed view, an orbit around the network, or a
+fly-through along it (input to output) — each fitted with `framing.fit` at every key, so the
+network fills its area of the frame and stays inside it at every frame of the move.
 
-Moves are keyframes (written through the fast `keyframe_points` path), so they play without the
-add-on. The camera's framed position from the import is kept as `nnvis_home`, and every move starts
-from it, so moves replace each other. The fly-through reads the epoch frames from the layers'
-`Epoch` keyframes: after re-timing the run (Render Training Video does), apply it again.
+The camera carries the screen: an empty (`SCREEN`) parented to it maps frame coordinates onto a
+plane just in front of the lens, and the overlays (screen.py) hang from it, so they stay put on
+screen, upright and unmirrored, whatever the camera does. When a move changes the lens shift, the
+screen empty is keyed along with it. Everything is keyframes and parenting: it plays without the
+add-on.
 """
 from __future__ import annotations
 
-import math
-
 import bpy
 import numpy as np
-from mathutils import Matrix, Vector
+from mathutils import Euler, Vector
 
+from .. import framing
 from ..errors import NNVisError
-from . import compat, stage
+from . import compat, labels as labels_mod
 from .animation import linear_keys
 from .layers import MODIFIER
 from .nodes import input_ids
 
 MOVES = {
-    "still": "The framed three-quarter view",
-    "orbit": "One turn around the network over the scene's frame range",
-    "fly_through": "Along the network, input to output, arriving at the last layer with the "
-                   "last epoch",
+    "static": "The framed three-quarter view",
+    "orbit": "A swing around the network's side and back over the scene's frame range, the "
+             "network framed at every angle",
+    "fly_through": "Along the network, from behind the input round to the output's side, "
+                   "timed to the epochs",
 }
-PIVOT = "NNVis Orbit"
+SCREEN = "NNVis Screen"
+SCREEN_DEPTH = 1.0          # the overlays' plane, in front of the lens (world units)
 
 
 def run_camera(collection):
@@ -34,6 +37,15 @@ def run_camera(collection):
     if cam is None:
         raise NNVisError(f"run {collection.name!r} has no camera")
     return cam
+
+
+def screen_of(cam):
+    return next((c for c in cam.children if c.get("nnvis_screen")), None)
+
+
+def aspect_of(scene) -> float:
+    r = scene.render
+    return (r.resolution_x * r.pixel_aspect_x) / max(r.resolution_y * r.pixel_aspect_y, 1e-9)
 
 
 def epoch_frames(collection) -> np.ndarray:
@@ -51,72 +63,198 @@ def epoch_frames(collection) -> np.ndarray:
     raise NNVisError(f"run {collection.name!r} has no Epoch keyframes")
 
 
-def network_bounds(collection) -> tuple[np.ndarray, np.ndarray]:
+def network_points(collection) -> np.ndarray:
+    """(n, 3) corners of every layer's box as the scene shows it now (after Morph, Spacing, …):
+    the framing target. Layers built from a layout carry those corners (`nnvis_box`); after the
+    user moves things, the evaluated instances say where the cells are."""
     layers = [o for o in collection.all_objects if "nnvis_layer" in o]
-    corners = stage.instance_corners(layers)
-    if not len(corners):
+    if not layers:
         raise NNVisError(f"run {collection.name!r} has no layer objects")
-    return corners.min(axis=0), corners.max(axis=0)
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    boxes = []
+    for obj in layers:
+        lo_hi = _evaluated_box(obj, depsgraph)
+        if lo_hi is not None:
+            lo, hi = lo_hi
+            boxes.append([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
+                          for z in (lo[2], hi[2])])
+    return np.asarray(boxes, float).reshape(-1, 3)
 
 
-def reset(collection, cam) -> None:
-    """Back to the imported framing: no parent, no camera keyframes, no orbit pivot."""
-    home = cam.get("nnvis_home")
-    if home is None:
-        cam["nnvis_home"] = [v for row in cam.matrix_world for v in row]
-    if cam.animation_data is not None:
-        cam.animation_data_clear()
-    cam.parent = None
-    cam.matrix_world = Matrix(np.reshape(cam["nnvis_home"], (4, 4)).tolist())
-    for obj in list(collection.objects):
-        if obj.get("nnvis_pivot"):
-            bpy.data.objects.remove(obj)
+def _evaluated_box(obj, depsgraph):
+    """(lo, hi) of an object's evaluated geometry, its instances (cells) included; None when it
+    shows nothing."""
+    ev = obj.evaluated_get(depsgraph)
+    matrix = np.array(ev.matrix_world)
+    if obj.modifiers.get(MODIFIER) is None:                  # a plain mesh (an unknown layer)
+        co = np.array([tuple(c) for c in ev.bound_box], float)
+    elif hasattr(ev, "evaluated_geometry"):                  # Blender 4.3+: instances in bulk
+        cloud = ev.evaluated_geometry().instances_pointcloud()
+        if cloud is None or not len(cloud.points):
+            return None
+        co = np.empty(3 * len(cloud.points), np.float32)
+        cloud.points.foreach_get("co", co)
+        co = co.reshape(-1, 3)
+    else:                                                    # 4.2: walk the instances
+        co = np.array([tuple(inst.matrix_world.translation) for inst in depsgraph.object_instances
+                       if inst.is_instance and inst.parent.original == obj], float).reshape(-1, 3)
+        if not len(co):
+            return None
+        matrix = np.eye(4)
+    world = co @ matrix[:3, :3].T + matrix[:3, 3]
+    half = _cell_half_size(obj)
+    return world.min(axis=0) - half, world.max(axis=0) + half
 
 
-def orbit(collection, cam, frame_start: int, frame_end: int, turns: float = 1.0):
-    """Parent the camera to a pivot at the network's centre turning `turns` times about Z."""
-    lo, hi = network_bounds(collection)
-    pivot = bpy.data.objects.new(PIVOT, None)
-    pivot["nnvis_pivot"] = True
-    pivot.location = Vector((lo + hi) / 2)
-    collection.objects.link(pivot)
-    bpy.context.view_layer.update()
-    world = cam.matrix_world.copy()
-    cam.parent = pivot
-    cam.matrix_parent_inverse = pivot.matrix_world.inverted()
-    cam.matrix_world = world
-    linear_keys(pivot, "rotation_euler", np.array([frame_start, frame_end], np.float32),
-                np.array([0.0, 2 * math.pi * turns], np.float32), index=2)
-    return pivot
+def _cell_half_size(obj) -> float:
+    mod = obj.modifiers.get(MODIFIER)
+    if mod is None or mod.node_group is None:
+        return 0.0
+    ids = input_ids(mod.node_group)
+    size = max(float(mod.get(ids.get("Width", ""), 0.0) or 0.0),
+               float(mod.get(ids.get("Height", ""), 0.0) or 0.0))
+    scale = float(mod.get(ids.get("Scale", ""), 1.0) or 1.0)
+    return size * scale / 2
 
 
-def fly_through(collection, cam) -> None:
-    """Keyframe the camera along +X: before the first layer at the first epoch, at the last layer
-    at the last epoch, looking ahead and in from the side so the next layers are in view."""
-    lo, hi = network_bounds(collection)
-    frames = epoch_frames(collection)
-    length = float(hi[0] - lo[0])
-    size = float(max(hi[1] - lo[1], hi[2] - lo[2], 1e-3))
-    centre = (lo + hi) / 2
-    direction = Vector((1.0, 0.75, -0.3)).normalized()
-    back = direction * (1.3 * size)                 # beside the layers, not through them
-    t = np.linspace(0.0, 1.0, len(frames)) if len(frames) > 1 else np.zeros(1)
-    x = lo[0] + t * length - back.x
-    for axis, values in ((0, x), (1, np.full_like(x, centre[1] - back.y)),
-                         (2, np.full_like(x, centre[2] - back.z))):
-        linear_keys(cam, "location", frames, values, axis)
-    cam.rotation_euler = direction.to_track_quat("-Z", "Y").to_euler()
+def add_camera(collection, name: str = "NNVis Camera"):
+    """The run's camera with its screen empty (unframed: `frame` places it)."""
+    data = bpy.data.cameras.new(name)
+    data.lens = framing.LENS_MM
+    data.sensor_width = framing.SENSOR_MM
+    data.sensor_fit = "HORIZONTAL"
+    cam = bpy.data.objects.new(name, data)
+    collection.objects.link(cam)
+    screen = bpy.data.objects.new(SCREEN, None)
+    screen["nnvis_screen"] = True
+    screen.empty_display_size = 0.01
+    screen.parent = cam
+    collection.objects.link(screen)
+    return cam
 
 
-def apply_move(collection, move: str, scene=None, turns: float = 1.0) -> None:
-    """Give the run's camera the move `move` (a MOVES key); the orbit spans the scene's frames."""
+def _screen_transform(view: framing.View, aspect: float):
+    """(location, scale) of the screen empty in camera space: child point (X, Y) with
+    X ∈ [0, aspect], Y ∈ [0, 1] lands on frame coordinates (X / aspect, Y)."""
+    if view.ortho_scale > 0:
+        width = view.ortho_scale
+    else:
+        width = 2.0 * SCREEN_DEPTH * framing.tan_half()
+    height = width / aspect
+    x = -width / 2 + view.shift[0] * width
+    y = -height / 2 + view.shift[1] * width
+    return (x, y, -SCREEN_DEPTH), height
+
+
+def _rotation(direction, previous: Euler | None = None) -> Euler:
+    quat = Vector(-np.asarray(direction)).to_track_quat("-Z", "Y")
+    return quat.to_euler("XYZ", previous) if previous is not None else quat.to_euler("XYZ")
+
+
+def apply_view(cam, view: framing.View, aspect: float) -> None:
+    cam.location = Vector(view.location)
+    cam.rotation_euler = _rotation(view.direction)
+    cam.data.shift_x, cam.data.shift_y = view.shift
+    cam.data.type = "ORTHO" if view.ortho_scale > 0 else "PERSP"
+    if view.ortho_scale > 0:
+        cam.data.ortho_scale = view.ortho_scale
+    reach = float(np.linalg.norm(view.location)) + 1.0
+    cam.data.clip_start = SCREEN_DEPTH * 0.5
+    cam.data.clip_end = max(1000.0, reach * 4)
+    screen = screen_of(cam)
+    if screen is not None:
+        screen.location, s = _screen_transform(view, aspect)
+        screen.scale = (s, s, s)
+        screen.rotation_euler = (0.0, 0.0, 0.0)
+
+
+def key_views(cam, frames, views: list[framing.View], aspect: float) -> None:
+    """Keyframe the camera (and its screen) through `views` at `frames`."""
+    frames = np.asarray(frames, np.float32)
+    loc = np.array([v.location for v in views], np.float32)
+    rot, previous = [], None
+    for v in views:
+        previous = _rotation(v.direction, previous)
+        rot.append(tuple(previous))
+    rot = np.array(rot, np.float32)
+    for axis in range(3):
+        linear_keys(cam, "location", frames, loc[:, axis], axis)
+        linear_keys(cam, "rotation_euler", frames, rot[:, axis], axis)
+    data = cam.data
+    linear_keys(data, "shift_x", frames, np.array([v.shift[0] for v in views], np.float32))
+    linear_keys(data, "shift_y", frames, np.array([v.shift[1] for v in views], np.float32))
+    if views[0].ortho_scale > 0:
+        linear_keys(data, "ortho_scale", frames, np.array([v.ortho_scale for v in views],
+                                                          np.float32))
+    screen = screen_of(cam)
+    if screen is not None:
+        placed = [_screen_transform(v, aspect) for v in views]
+        for axis in range(3):
+            linear_keys(screen, "location", frames,
+                        np.array([p[0][axis] for p in placed], np.float32), axis)
+            linear_keys(screen, "scale", frames, np.array([p[1] for p in placed], np.float32),
+                        axis)
+
+
+def clear_keys(cam) -> None:
+    for block in (cam, cam.data, screen_of(cam)):
+        if block is not None and block.animation_data is not None:
+            block.animation_data_clear()
+
+
+def move_views(move: str, points, aspect: float, orthographic: bool, frame_start: int,
+               frame_end: int, epoch_keys=None, home=framing.VIEW_DIRECTION
+               ) -> tuple[np.ndarray, list[framing.View]]:
+    """(frames, fitted views) of `move` around the `home` view direction. The fly-through
+    arrives with the last epoch."""
+    if move == "static":
+        return np.array([frame_start], np.float32), [
+            framing.fit(points, home, aspect, orthographic=orthographic)]
+    if move == "orbit":
+        directions = framing.orbit_directions(home)
+        frames = np.linspace(frame_start, frame_end, len(directions))
+    elif move == "fly_through":
+        directions = framing.fly_directions()
+        last = float(epoch_keys[-1]) if epoch_keys is not None and len(epoch_keys) else frame_end
+        first = float(epoch_keys[0]) if epoch_keys is not None and len(epoch_keys) else frame_start
+        frames = np.linspace(first, max(last, first + 1), len(directions))
+    else:
+        raise NNVisError(f"unknown camera move {move!r}; one of {', '.join(MOVES)}")
+    # one target for the whole move, so the camera turns about a fixed point
+    lo, hi = np.min(points, axis=0), np.max(points, axis=0)
+    return frames, [framing.fit(points, d, aspect, orthographic=orthographic, target=(lo + hi) / 2)
+                    for d in directions]
+
+
+def apply_move(collection, move: str, scene=None, orthographic: bool | None = None,
+               points=None) -> list[framing.View]:
+    """Give the run's camera the move `move` (a MOVES key), framed for the scene's aspect ratio;
+    the orbit spans the scene's frames. Returns the fitted views."""
+    if move == "still":     # the name before 0.2
+        move = "static"
     if move not in MOVES:
         raise NNVisError(f"unknown camera move {move!r}; one of {', '.join(MOVES)}")
+    scene = scene or bpy.context.scene
     cam = run_camera(collection)
-    reset(collection, cam)
-    if move == "orbit":
-        scene = scene or bpy.context.scene
-        orbit(collection, cam, scene.frame_start, scene.frame_end, turns)
-    elif move == "fly_through":
-        fly_through(collection, cam)
+    if orthographic is None:
+        orthographic = cam.data.type == "ORTHO"
+    points = network_points(collection) if points is None else points
+    aspect = aspect_of(scene)
+    keys = epoch_frames(collection) if move == "fly_through" else None
+    home = np.asarray(collection.get("nnvis_view", framing.VIEW_DIRECTION), float)
+    frames, views = move_views(move, points, aspect, orthographic, scene.frame_start,
+                               scene.frame_end, keys, home)
+    labels = [o for o in labels_mod.labels_of(collection) if not o.hide_render]
+    if labels:     # labels sized for these views, then the views refitted around them too
+        labels_mod.arrange(labels, views, aspect)
+        frames, views = move_views(move, np.concatenate([points, labels_mod.label_points(labels)]),
+                                   aspect, orthographic, scene.frame_start, scene.frame_end, keys,
+                                   home)
+        labels_mod.arrange(labels, views, aspect)
+    clear_keys(cam)
+    apply_view(cam, views[0], aspect)
+    if len(views) > 1:
+        key_views(cam, frames, views, aspect)
     collection["nnvis_camera_move"] = move
+    collection["nnvis_orthographic"] = bool(orthographic)
+    return views

@@ -110,6 +110,18 @@ def strongest_first(edges) -> np.ndarray:
     return np.argsort(-score, kind="stable")
 
 
+def edge_radius(radius: float, edges, crosses_rows: bool = False) -> float:
+    """Thinner curves where they would be a mass: one-to-one links (pass-through layers),
+    connections of thousands of edges and, in a wrapped layout, the links that sweep back from
+    one row's end to the next row's start across the frame — so the layers stay the brightest
+    thing in the frame."""
+    if crosses_rows:
+        return radius * 0.12
+    if edges.one_to_one:
+        return radius * 0.4
+    return radius * float(np.clip(np.sqrt(1500 / max(len(edges), 1)), 0.35, 1.0))
+
+
 def edge_object(run_name: str, src_name: str, dst_name: str, edges, src_placement,
                 dst_placement, bundle_strength: float, radius: float, traced_units=(),
                 traces=None, trace_unit: int = 0, bundler: str = "structural",
@@ -153,6 +165,7 @@ def edge_object(run_name: str, src_name: str, dst_name: str, edges, src_placemen
     obj["nnvis_edges"] = [src_name, dst_name]
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = edges_group()
-    set_inputs(mod, {"Radius": radius, "Bundle Strength": bundle_strength, "Material": material,
+    set_inputs(mod, {"Radius": edge_radius(radius, edges, src_placement.row != dst_placement.row),
+                     "Bundle Strength": bundle_strength, "Material": material,
                      "Trace Unit": trace_unit})
     return obj

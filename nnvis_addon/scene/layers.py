@@ -187,7 +187,7 @@ def block_object(layer, placement, reason: str, run_name: str):
     label = bpy.data.objects.new(f"{layer.name} label", text)
     label.location = (x - depth, y, z + height / 2 + text.size)
     label.rotation_euler = (1.5708, 0.0, -1.5708)
-    label["nnvis_label"] = layer.name
+    label["nnvis_block_label"] = layer.name
     return obj, label
 
 

@@ -8,11 +8,11 @@ on, each map has its own scale and the legend shows the layer's.
 from __future__ import annotations
 
 import bpy
-from mathutils import Matrix, Vector
+from mathutils import Matrix
 
-from . import nodes, stage
+from . import nodes
 from .layers import MODIFIER, set_inputs
-from .overlays import facing, label_material
+from .overlays import label_material
 
 
 def value_range(material) -> tuple[float, float]:
@@ -53,13 +53,14 @@ def bar_material(name: str, layer_material):
 
 
 def legend_layer(collection, name: str = ""):
-    """The layer object the legend describes: `name`, else the first feature-map layer that is
-    not the input, else the first layer with a modifier."""
+    """The layer object the legend describes: `name`, else the first convolution, else the first
+    feature-map layer that is not the input, else the first layer with a modifier."""
     layers = [o for o in collection.objects if "nnvis_layer" in o and MODIFIER in o.modifiers]
     if name:
         return next((o for o in layers if o["nnvis_layer"] == name), None)
     spatial = [o for o in layers if len(o["nnvis_shape"]) == 3 and o["nnvis_kind"] != "InputLayer"]
-    return (spatial or layers or [None])[0]
+    convs = [o for o in spatial if "Conv" in o["nnvis_kind"]]
+    return (convs or spatial or layers or [None])[0]
 
 
 def add_legend(collection, layer_obj, placement: Matrix, width: float, run_name: str):
@@ -77,19 +78,4 @@ def add_legend(collection, layer_obj, placement: Matrix, width: float, run_name:
                         "Text Material": label_material()})
     obj.matrix_world = placement
     collection.objects.link(obj)
-    return obj
-
-
-def build_legend(collection, lo, hi, run_name: str, show: bool, layer: str = ""):
-    """The legend under the network's first layers, facing the camera; hidden unless `show`
-    (the sidebar's overlay list toggles it). None if the run has no layer."""
-    layer_obj = legend_layer(collection, layer)
-    if layer_obj is None:
-        return None
-    height = max(float(hi[2] - lo[2]), 1.0)
-    length = max(float(hi[0] - lo[0]), height)
-    where = Vector((float(lo[0]), float(lo[1] + hi[1]) / 2, float(lo[2]) - 0.3 * height))
-    placement = Matrix.Translation(where) @ facing(stage.VIEW_DIRECTION).to_4x4()
-    obj = add_legend(collection, layer_obj, placement, 0.3 * length, run_name)
-    obj.hide_render = obj.hide_viewport = not show
     return obj

@@ -6,7 +6,7 @@
 - the predicted class scores as one bar per class, the true label's bar marked.
 
 Every overlay is one object with an `NNVis` modifier, like layers, so a .blend plays without the
-add-on. They are flat, laid out in their local X-Y plane; the object turns them to face the camera.
+add-on. They are flat, laid out in their local X-Y plane; hud.py hangs them from the camera's screen.
 """
 from __future__ import annotations
 
@@ -14,27 +14,19 @@ import math
 
 import bpy
 import numpy as np
-from mathutils import Matrix, Vector
+from mathutils import Matrix
 
 from . import nodes
 from .layers import MODIFIER, mesh_of_points, set_inputs
+from .animation import linear_keys
 from .nodes import add, math_node, socket
 
-KINDS = ("counter", "curves", "probe", "predictions")
+KINDS = ("title", "counter", "curves", "probe", "predictions", "legend")   # hud.py places them
 METRIC_COLOURS = {  # linear RGB
     "loss": (1.0, 0.35, 0.08), "val_loss": (0.6, 0.25, 0.1),
     "accuracy": (0.1, 0.75, 0.3), "val_accuracy": (0.08, 0.4, 0.2),
 }
 TRUE_COLOUR, OTHER_COLOUR = (0.1, 0.8, 0.25), (0.25, 0.45, 1.0)
-
-
-def facing(direction) -> Matrix:
-    """Rotation turning local X-Y (text, plots) into the vertical plane facing `direction`."""
-    d = Vector(direction).normalized()
-    normal = Vector((d.x, d.y, 0.0)).normalized()
-    up = Vector((0.0, 0.0, 1.0))
-    right = up.cross(normal)
-    return Matrix((right, up, normal)).transposed()
 
 
 def _overlay_object(name: str, mesh, kind: str, group, inputs: dict, collection):
@@ -186,16 +178,29 @@ def bars_group():
     return group
 
 
-def _text(name: str, body: str, size: float, collection, matrix: Matrix, align="LEFT"):
-    """A static text label (FONT object) in the overlay plane."""
+def _text(name: str, body: str, size: float, collection, place: Matrix, align="LEFT",
+          kind: str = "label"):
+    """A static text (FONT object) in the overlay plane, its baseline at `place`."""
     curve = bpy.data.curves.new(name, "FONT")
     curve.body = body
     curve.size = size
     curve.align_x = align
     curve.materials.append(label_material())
     obj = bpy.data.objects.new(name, curve)
-    obj.matrix_world = matrix
-    obj["nnvis_overlay"] = "label"
+    obj.matrix_world = place
+    obj["nnvis_overlay"] = kind
+    collection.objects.link(obj)
+    return obj
+
+
+def _rect(name: str, x0: float, y0: float, x1: float, y1: float, material, collection,
+          kind: str = "label"):
+    """A flat rectangle (axis lines, ticks, swatches) in the overlay plane."""
+    mesh = bpy.data.meshes.new(name)
+    mesh.from_pydata([(x0, y0, 0), (x1, y0, 0), (x1, y1, 0), (x0, y1, 0)], [], [(0, 1, 2, 3)])
+    mesh.materials.append(material)
+    obj = bpy.data.objects.new(name, mesh)
+    obj["nnvis_overlay"] = kind
     collection.objects.link(obj)
     return obj
 
@@ -205,35 +210,42 @@ def label_material(name: str = "NNVis Label") -> bpy.types.Material:
     return nodes.emission_material(name, (0.85, 0.85, 0.85))
 
 
-def build_counter(run, collection, frame: Matrix, location, size: float):
+def counter_lines(run) -> list[str]:
+    """One line per recorded epoch: "Epoch 7 / 10   loss 0.079   accuracy 97.2%"."""
     lines = []
     for epoch in run.epochs:
-        parts = [f"Epoch {epoch}"]
+        parts = [f"Epoch {epoch} / {run.epochs[-1]}"]
         for key, label in (("loss", "loss {:.3f}"), ("accuracy", "accuracy {:.1%}")):
             if key in run.metrics.get(epoch, {}):
                 parts.append(label.format(run.metrics[epoch][key]))
         lines.append("   ".join(parts))
-    group = counter_group(f"NNVis Epoch Counter {run.name}", lines)
+    return lines
+
+
+def build_counter(run, collection, place: Matrix, size: float):
+    group = counter_group(f"NNVis Epoch Counter {run.name}", counter_lines(run))
     obj = _overlay_object("Epoch counter", bpy.data.meshes.new("Epoch counter"), "counter", group,
                           {"Size": size, "Material": label_material()}, collection)
-    obj.matrix_world = Matrix.Translation(location) @ frame.to_4x4()
-    return obj
+    obj.matrix_world = place
+    return [obj]
 
 
 def curve_points(run, width: float, height: float):
-    """(points, attributes) of the training-curve polylines in a width × height box."""
+    """(points, attributes, metric keys, loss scale) of the training-curve polylines in a
+    width × height box: accuracies as they are (0–1), losses divided by their largest value."""
     keys = [k for k in METRIC_COLOURS if any(k in m for m in run.metrics.values())]
     numbers = sorted(e for e in run.metrics if all(k in run.metrics[e] for k in keys))
     if not keys or len(numbers) < 2:
         return None
     index_of = np.interp(numbers, run.epochs, np.arange(len(run.epochs)))
     x = (np.asarray(numbers) - numbers[0]) / (numbers[-1] - numbers[0]) * width
+    losses = [run.metrics[e][k] for e in numbers for k in keys if "loss" in k]
+    loss_scale = max(max(losses), 1e-12) if losses else 1.0
     pts, attrs = [], {"nnvis_t": [], "nnvis_start": [], "nnvis_last": [], "nnvis_color": []}
     for key in keys:
         values = np.array([run.metrics[e][key] for e in numbers], float)
         if "loss" in key:
-            losses = [run.metrics[e][k] for e in numbers for k in keys if "loss" in k]
-            values = values / max(max(losses), 1e-12)
+            values = values / loss_scale
         start = len(pts)
         for xi, yi, ti in zip(x, np.clip(values, 0, 1) * height, index_of):
             pts.append((xi, yi, 0.0))
@@ -241,14 +253,17 @@ def curve_points(run, width: float, height: float):
             attrs["nnvis_start"].append(start)
             attrs["nnvis_last"].append(len(numbers) - 1)
             attrs["nnvis_color"].append(METRIC_COLOURS[key])
-    return np.array(pts, np.float32), attrs, keys
+    return np.array(pts, np.float32), attrs, keys, loss_scale, numbers
 
 
-def build_curves(run, collection, frame: Matrix, location, width: float, height: float):
+def build_curves(run, collection, place: Matrix, width: float, height: float, frames,
+                 text: float = 0.022):
+    """The training curves with axes, ticks, a legend and a marker on the shown epoch (keyed at
+    the epochs' `frames`), `text` high. `place` (a translation) puts the axes' corner."""
     made = curve_points(run, width, height)
     if made is None:
-        return None
-    pts, attrs, keys = made
+        return []
+    pts, attrs, keys, loss_scale, numbers = made
     colours = np.array(attrs.pop("nnvis_color"), np.float32)
     mesh = mesh_of_points("Training curves", pts, {k: np.array(v, np.float32)
                                                    for k, v in attrs.items()})
@@ -261,24 +276,68 @@ def build_curves(run, collection, frame: Matrix, location, width: float, height:
     colour.data.foreach_set("color", np.c_[colours, np.ones(len(colours))].astype(np.float32).ravel())
     mesh.update()
     obj = _overlay_object("Training curves", mesh, "curves", growing_lines_group(),
-                          {"Radius": height * 0.012, "Material": colour_material()}, collection)
-    obj.matrix_world = Matrix.Translation(location) @ frame.to_4x4()
+                          {"Radius": height * 0.018, "Material": colour_material()}, collection)
+    obj.matrix_world = place
     obj["nnvis_metrics"] = keys
-    return obj
+    line = text * 0.12
+    parts = [obj,
+             _rect("Curves x axis", 0.0, -line, width, 0.0, label_material(), collection),
+             _rect("Curves y axis", -line, 0.0, 0.0, height, label_material(), collection)]
+    for value in (0.0, 0.5, 1.0):
+        y = value * height
+        parts.append(_rect(f"Curves tick {value}", -3 * line, y - line / 2, 0.0, y + line / 2,
+                           label_material(), collection))
+        parts.append(_text(f"Curves tick label {value}", f"{value:g}", text, collection,
+                           Matrix.Translation((-4 * line, y - text * 0.35, 0.0)), "RIGHT"))
+    ticks = sorted({numbers[0], numbers[len(numbers) // 2], numbers[-1]})
+    for number in ticks:
+        x = (number - numbers[0]) / (numbers[-1] - numbers[0]) * width
+        parts.append(_rect(f"Curves epoch tick {number}", x - line / 2, -3 * line, x + line / 2,
+                           0.0, label_material(), collection))
+        parts.append(_text(f"Curves epoch label {number}", str(number), text, collection,
+                           Matrix.Translation((x, -3 * line - text, 0.0)), "CENTER"))
+    parts.append(_text("Curves x title", "epoch", text, collection,
+                       Matrix.Translation((width + 2 * line, -text * 0.35, 0.0))))
+    for k, key in enumerate(keys):
+        y = height - k * text * 1.3 - text
+        swatch = emission_of(f"NNVis Metric {key}", METRIC_COLOURS[key])
+        parts.append(_rect(f"Curves legend {key}", width + 3 * line, y + text * 0.2,
+                           width + 3 * line + text, y + text * 0.5, swatch, collection))
+        name = f"{key} (÷ {loss_scale:.3g})" if "loss" in key and loss_scale != 1 else key
+        parts.append(_text(f"Curves legend text {key}", name, text, collection,
+                           Matrix.Translation((width + 4 * line + text * 1.3, y, 0.0))))
+    marker = _rect("Curves epoch marker", -line / 2, 0.0, line / 2, height,
+                   emission_of("NNVis Marker", (1.0, 1.0, 1.0)), collection, "curves")
+    xs = np.interp(np.asarray(run.epochs, float), numbers,
+                   (np.asarray(numbers, float) - numbers[0]) / (numbers[-1] - numbers[0]) * width)
+    parts.append(marker)
+    for part in parts[1:]:
+        part.matrix_world = place @ part.matrix_world
+    linear_keys(marker, "location", np.asarray(frames, np.float32),
+                (xs + place.translation.x).astype(np.float32), 0)
+    return parts
 
 
-def build_predictions(run, collection, frame: Matrix, location, height: float):
-    """Score bars for the shown probe, one per class (only for ≤ 20 classes)."""
+def emission_of(name: str, colour) -> bpy.types.Material:
+    return nodes.emission_material(name, colour)
+
+
+def build_predictions(run, collection, place: Matrix, width: float, height: float):
+    """Horizontal score bars for the shown probe in a width × height box hanging down from
+    `place` (its top-left): one row per class (only for ≤ 20 classes), class names at the left,
+    the true class's bar green; a score of 1 fills the width."""
     if run.predictions(run.epochs[0]) is None:
         return []
     scores = np.stack([np.asarray(run.predictions(e))[run.probe_index] for e in run.epochs])
     classes = scores.shape[1] if scores.ndim == 2 else 0
     if not 2 <= classes <= 20:
         return []
-    width = height / 12
-    spacing = width * 1.6
+    row = height / classes
+    names = run.class_names or [str(c) for c in range(classes)]
+    text = min(row * 0.75, height * 0.06)
+    name_width = max(len(n) for n in names) * text * 0.6 + text * 0.4
     base = np.zeros((len(run.epochs) * classes, 3), np.float32)
-    base[:, 0] = np.tile(np.arange(classes) * spacing, len(run.epochs))
+    base[:, 0] = np.tile((np.arange(classes) + 0.5) * row, len(run.epochs))
     label = None if run.label is None else int(np.asarray(run.label).ravel()[0])
     colour = np.array([TRUE_COLOUR if c == label else OTHER_COLOUR for c in range(classes)],
                       np.float32)
@@ -288,26 +347,31 @@ def build_predictions(run, collection, frame: Matrix, location, height: float):
     attr = mesh.attributes.new("nnvis_color", "FLOAT_COLOR", "POINT")
     attr.data.foreach_set("color", np.c_[np.tile(colour, (len(run.epochs), 1)),
                                          np.ones(len(base))].astype(np.float32).ravel())
-    place = Matrix.Translation(location) @ frame.to_4x4()
     obj = _overlay_object("Predictions", mesh, "predictions", bars_group(),
-                          {"Classes": float(classes), "Height": height, "Width": width,
-                           "Material": colour_material()}, collection)
-    obj.matrix_world = place
-    names = run.class_names or [str(c) for c in range(classes)]
-    labels = [_text(f"Class {names[c]}", names[c], width * 1.3, collection,
-                    place @ Matrix.Translation((c * spacing, -width * 1.6, 0.0)), "CENTER")
-              for c in range(classes)]
+                          {"Classes": float(classes), "Height": max(width - name_width, row),
+                           "Width": row * 0.7, "Material": colour_material()}, collection)
+    # the bars group stands bars along local +Y, classes along +X: turn it so classes run down
+    # and bars grow to the right
+    obj.matrix_world = place @ Matrix.Translation((name_width, 0.0, 0.0)) @ \
+        Matrix.Rotation(-math.pi / 2, 4, "Z")
+    parts = [obj]
+    for c in range(classes):
+        y = -(c + 0.5) * row - text * 0.35
+        parts.append(_text(f"Class {names[c]}", names[c], text, collection,
+                           place @ Matrix.Translation((name_width - text * 0.4, y, 0.0)), "RIGHT"))
+    parts.append(_text("Predictions title", "prediction", text, collection,
+                       place @ Matrix.Translation((0.0, text * 0.6, 0.0))))
     if label is not None:
-        labels.append(_text("True label", f"true: {names[label]}", width * 1.3, collection,
-                            place @ Matrix.Translation((0.0, height + width, 0.0))))
-    return [obj, *labels]
+        parts.append(_text("True label", f"true: {names[label]}", text, collection,
+                           place @ Matrix.Translation((0.0, -height - text * 1.2, 0.0))))
+    return parts
 
 
-def build_probe(run, collection, frame: Matrix, location, size: float):
-    """The probe image on a plane (static: the same input every epoch)."""
+def build_probe(run, collection, place: Matrix, size: float):
+    """The probe image on a plane (static: the same input every epoch), captioned "input"."""
     probe = np.asarray(run.probe, np.float32)
     if probe.ndim != 3:
-        return None
+        return []
     h, w, c = probe.shape
     rgb = probe[..., :3] if c >= 3 else np.repeat(probe[..., :1], 3, axis=2)
     lo, hi = float(rgb.min()), float(rgb.max())
@@ -331,39 +395,8 @@ def build_probe(run, collection, frame: Matrix, location, size: float):
     mesh.materials.append(mat)
     obj = bpy.data.objects.new("Probe", mesh)
     obj["nnvis_overlay"] = "probe"
-    obj.matrix_world = Matrix.Translation(location) @ frame.to_4x4()
+    obj.matrix_world = place
     collection.objects.link(obj)
-    return obj
-
-
-def build_overlays(run, collection, lo, hi, layer_x: dict, direction, shown=KINDS) -> list:
-    """All overlays for `run`, placed around the network's box [lo, hi]; kinds not in `shown` are
-    built hidden (toggle them in the sidebar). Returns the objects."""
-    lo, hi = Vector(lo), Vector(hi)
-    frame = facing(direction)
-    right = frame.col[0]
-    height = max(hi.z - lo.z, 1.0)
-    mid_y = (lo.y + hi.y) / 2
-    first, last = layer_x[run.layers[0].name], layer_x[run.layers[-1].name]
-    length = max(last - first, height)
-    made = {"counter": [build_counter(run, collection, frame,
-                                      Vector((first, mid_y, hi.z + 0.45 * height)), 0.14 * height)]}
-    made["curves"] = [build_curves(run, collection, frame,
-                                   Vector((first + 0.55 * length, mid_y, hi.z + 0.3 * height)),
-                                   0.3 * length, 0.55 * height)]
-    size = 0.6 * height
-    made["probe"] = [build_probe(run, collection, frame,
-                                 Vector((first - 0.06 * length, mid_y, -size / 2)) - right * size,
-                                 size)]
-    made["predictions"] = build_predictions(run, collection, frame,
-                                            Vector((last + 0.12 * length, mid_y, -0.5 * height)),
-                                            height)
-    objects = []
-    for kind, objs in made.items():
-        for obj in objs:
-            if obj is None:
-                continue
-            obj.hide_render = obj.hide_viewport = kind not in shown
-            obj["nnvis_overlay_kind"] = kind
-            objects.append(obj)
-    return objects
+    caption = _text("Probe title", "input", size * 0.16, collection,
+                    place @ Matrix.Translation((0.0, sy + size * 0.06, 0.0)))
+    return [obj, caption]

@@ -32,9 +32,9 @@ class VideoOptions:
     """What Render Training Video sets before rendering."""
     engine: str = "AUTO"            # AUTO: EEVEE where a GPU is present, Cycles CPU otherwise
     samples: int = 16
-    resolution: str = "1080p"       # a RESOLUTIONS key, or SCENE to keep the scene's
-    fps: int = 24
-    frames_per_epoch: int = 4
+    resolution: str = "SCENE"       # a RESOLUTIONS key, or SCENE to keep the scene's
+    fps: int = 0                    # 0: keep the scene's
+    frames_per_epoch: int = 0       # 0: keep the imported timing; > 0 re-times with the holds
     hold_first: int = 0             # frames showing the untrained network before training starts
     hold_last: int = 12             # frames showing the last epoch
     file_format: str = "MP4"        # MP4, PNG or EXR
@@ -82,16 +82,20 @@ def apply_video_options(scene, collection, options: VideoOptions) -> tuple[int, 
         raise NNVisError(f"resolution {options.resolution!r}: expected SCENE or one of "
                          f"{list(RESOLUTIONS)}")
     set_engine(scene, pick_engine(options.engine), options.samples)
+    before = (camera_moves.aspect_of(scene), scene.frame_start, scene.frame_end)
     if options.resolution != "SCENE":
         scene.render.resolution_x, scene.render.resolution_y = RESOLUTIONS[options.resolution]
         scene.render.resolution_percentage = 100
-    scene.render.fps, scene.render.fps_base = options.fps, 1.0
-    start, end = animation.retime(collection, options.frames_per_epoch, options.hold_first,
-                                  options.hold_last, scene.frame_start)
-    scene.frame_start, scene.frame_end = start, end
-    if collection.get("nnvis_camera_move"):   # camera moves are timed to the epochs: redo
+    if options.fps:
+        scene.render.fps, scene.render.fps_base = options.fps, 1.0
+    if options.frames_per_epoch:
+        scene.frame_start, scene.frame_end = animation.retime(
+            collection, options.frames_per_epoch, options.hold_first, options.hold_last,
+            scene.frame_start)
+    if (camera_moves.aspect_of(scene), scene.frame_start, scene.frame_end) != before \
+            and collection.get("nnvis_camera_move"):   # framed and timed for the old settings
         camera_moves.apply_move(collection, collection["nnvis_camera_move"], scene)
-    return start, end
+    return scene.frame_start, scene.frame_end
 
 
 def find_run(scene, obj=None):

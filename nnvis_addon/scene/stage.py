@@ -1,8 +1,7 @@
 """Camera, lights, world and render settings: a scene that renders well headless by default.
 
 Headless defaults pick Cycles on the CPU with few samples and denoising (measured fastest here;
-EEVEE on software GL is 50-200× slower). The camera is fitted to the network's bounding box from a
-three-quarter view, so every layer is in frame whatever the network's length.
+EEVEE on software GL is 50-200× slower). The camera lives in camera_moves.py.
 """
 from __future__ import annotations
 
@@ -11,68 +10,6 @@ import numpy as np
 from mathutils import Vector
 
 from . import compat
-
-VIEW_DIRECTION = np.array([-0.75, -0.66, 0.3])  # from the network's centre towards the camera
-
-
-def fit_distance(points, centre, direction, tan_x: float, tan_y: float) -> float:
-    """Smallest camera distance along `direction` from `centre` that keeps every point in frame."""
-    d = direction / np.linalg.norm(direction)
-    forward = -d
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    up = np.cross(right, forward)
-    corners = np.asarray(points, float) - centre
-    depth = corners @ forward
-    need = np.maximum(np.abs(corners @ right) / tan_x, np.abs(corners @ up) / tan_y) - depth
-    return float(need.max())
-
-
-def world_corners(objects) -> np.ndarray:
-    """(8·n, 3) world-space corners of the evaluated bounding boxes of `objects`."""
-    if not objects:
-        return np.zeros((0, 3))
-    bpy.context.view_layer.update()
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    pts = []
-    for obj in objects:
-        ev = obj.evaluated_get(depsgraph)
-        pts += [tuple(ev.matrix_world @ Vector(c)) for c in ev.bound_box]
-    return np.array(pts, float)
-
-
-def instance_corners(objects) -> np.ndarray:
-    """(8·n, 3) corners of the boxes around every evaluated instance (cell) of `objects`, wherever
-    the controls placed them; an object's own bounding box leaves its instances out."""
-    names = {o.name for o in objects}
-    bpy.context.view_layer.update()
-    pts = []
-    for inst in bpy.context.evaluated_depsgraph_get().object_instances:
-        if inst.is_instance and inst.parent.original.name in names:
-            matrix = inst.matrix_world
-            pts += [tuple(matrix @ Vector(c)) for c in inst.object.bound_box]
-    return np.array(pts, float).reshape(-1, 3)
-
-
-def add_camera(collection, points, resolution: tuple[int, int], name: str = "NNVis Camera"):
-    """A camera on `VIEW_DIRECTION` framing `points` (the corners of every cell) tightly."""
-    cam_data = bpy.data.cameras.new(name)
-    cam_data.lens = 35.0
-    cam_data.sensor_fit = "HORIZONTAL"
-    cam = bpy.data.objects.new(name, cam_data)
-    collection.objects.link(cam)
-    half_fov_x = np.arctan(cam_data.sensor_width / (2 * cam_data.lens))
-    tan_x = np.tan(half_fov_x)
-    tan_y = tan_x * resolution[1] / resolution[0]
-    points = np.asarray(points, float)
-    centre = (points.min(axis=0) + points.max(axis=0)) / 2
-    distance = fit_distance(points, centre, VIEW_DIRECTION, tan_x, tan_y) * 1.06
-    d = VIEW_DIRECTION / np.linalg.norm(VIEW_DIRECTION)
-    cam.location = Vector(centre + d * distance)
-    cam.rotation_euler = Vector(-d).to_track_quat("-Z", "Y").to_euler()
-    cam_data.clip_end = max(1000.0, distance * 4)
-    return cam
-
 
 def add_lights(collection, lo, hi, name: str = "NNVis"):
     size = float(np.linalg.norm(np.asarray(hi) - np.asarray(lo)))

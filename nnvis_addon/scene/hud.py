@@ -1,0 +1,82 @@
+"""The screen: where each overlay sits in the frame, in the margins around the network's area.
+
+The camera fits the network into `framing.NETWORK`; the overlays hang from the camera's screen
+empty (`camera_moves.SCREEN`), whose local units are frame heights — X from 0 to the aspect
+ratio, Y from 0 (bottom) to 1 (top) — so they stay in their margin, upright and readable, at every
+frame of every camera move, and never cover the network:
+
+    title, epoch counter (loss, accuracy)                       top band
+    probe image | network                  | class score bars   middle
+    training curves with axes and legend     colour legend      bottom band
+"""
+from __future__ import annotations
+
+import math
+
+import bpy
+from mathutils import Matrix
+
+from .. import framing
+from . import legend as legend_mod
+from .layers import MODIFIER
+from .overlays import (KINDS, build_counter, build_curves, build_predictions, build_probe,
+                       _text)
+
+MARGIN = 0.03          # frame heights between an overlay and the frame's edge
+TITLE_SIZE, COUNTER_SIZE = 0.032, 0.045
+
+
+def parameter_count(network) -> int:
+    return sum(math.prod(shape) for layer in network.layers for shape in layer.weight_shapes)
+
+
+def title_text(run) -> str:
+    network = run.network
+    return (f"{network.name}  ·  {len(network.layers)} layers  ·  "
+            f"{parameter_count(network):,} parameters")
+
+
+def build_overlays(run, collection, screen, aspect: float, frames, shown=KINDS) -> list:
+    """Every overlay of `run`, parented to `screen` in its margin; kinds not in `shown` are built
+    hidden (the sidebar toggles them). Returns the objects, each tagged `nnvis_overlay_kind`."""
+    u0, v0, u1, v1 = framing.NETWORK
+    left, right = u0 * aspect, u1 * aspect
+    made = {
+        "title": [_text("Title", title_text(run), TITLE_SIZE, collection,
+                        Matrix.Translation((MARGIN, 1.0 - MARGIN - TITLE_SIZE, 0.0)))],
+        "counter": build_counter(run, collection, Matrix.Translation(
+            (MARGIN, 1.0 - 2 * MARGIN - TITLE_SIZE - COUNTER_SIZE, 0.0)), COUNTER_SIZE),
+    }
+    size = min(left - 2 * MARGIN, 0.3)
+    made["probe"] = build_probe(run, collection, Matrix.Translation(
+        (MARGIN + (left - 2 * MARGIN - size) / 2, (v0 + v1) / 2 - size / 2, 0.0)), size)
+    width = aspect - right - 2 * MARGIN
+    made["predictions"] = build_predictions(run, collection, Matrix.Translation(
+        (right + MARGIN, v1 - 2 * MARGIN, 0.0)), width, (v1 - v0) - 3 * MARGIN)
+    made["curves"] = build_curves(run, collection, Matrix.Translation(
+        (MARGIN + 0.06, 2 * MARGIN, 0.0)), 0.28 * aspect, v0 - 2 * MARGIN - 0.05, frames)
+    layer_obj = legend_mod.legend_layer(collection)
+    if layer_obj is not None:
+        legend_width = min(0.25 * aspect, 0.5)
+        made["legend"] = [legend_mod.add_legend(
+            collection, layer_obj, Matrix.Translation((aspect - MARGIN - legend_width,
+                                                       2 * MARGIN + 0.02, 0.0)),
+            legend_width, run.name)]
+    objects = []
+    for kind, objs in made.items():
+        for obj in objs:
+            obj.parent = screen
+            obj.matrix_parent_inverse = Matrix.Identity(4)
+            obj.hide_render = obj.hide_viewport = kind not in shown
+            obj["nnvis_overlay_kind"] = kind
+            if "nnvis_overlay" not in obj:
+                obj["nnvis_overlay"] = kind
+            objects.append(obj)
+    return objects
+
+
+def animated(objects) -> list:
+    """The overlays whose geometry nodes follow the Epoch keyframes."""
+    return [o for o in objects if MODIFIER in o.modifiers and "Epoch" in
+            {s.name for s in o.modifiers[MODIFIER].node_group.interface.items_tree
+             if getattr(s, "in_out", "") == "INPUT"}]

@@ -1,0 +1,149 @@
+"""Layer labels: each layer's name and output shape (`conv1` / `32×32×8`) beside it in the scene.
+
+A label is a text object turned to the camera by a Copy Rotation constraint, so it faces the
+viewer in every camera move, and sized by its distance from the camera so it reads at `SIZE` of the
+frame height in every view of the move. Labels stand above their layer, or below it where a
+neighbour's label already takes the space. Networks over `MAX_LAYER_LABELS` layers get one label
+per stage (stages.py: input, stem, stage 1..n, head) unless per-layer labels are asked for.
+"""
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+from .. import framing
+from ..stages import stages
+from .overlays import label_material
+
+SIZE = 0.024               # text size, in frame heights (a two-line label stands ≈ 2 × as tall)
+MAX_LAYER_LABELS = 40
+MODES = {"auto": "Layer labels up to 40 layers, stage labels above",
+         "layers": "One label per layer", "stages": "One label per stage (input, stem, "
+         "stages, head)", "none": "No labels"}
+CHAR_WIDTH = 0.6           # a character's width, in text sizes (for staggering)
+
+
+def shape_text(layer) -> str:
+    return "×".join(str(d) for d in layer.output_shape)
+
+
+def label_specs(network, placements: dict, mode: str = "auto") -> list[tuple[str, str, list]]:
+    """(label name, text, layer names) per label."""
+    if mode == "none":
+        return []
+    if mode == "stages" or (mode == "auto" and len(network.layers) > MAX_LAYER_LABELS):
+        return [(s.name, s.text(network), s.layers) for s in stages(network)]
+    return [(l.name, f"{l.name}\n{shape_text(l)}", [l.name]) for l in network.layers]
+
+
+def _anchors(names: list, placements: dict, front: float) -> tuple[np.ndarray, np.ndarray]:
+    """(top, bottom) anchor points above and below the labelled layers' box — in a wrapped
+    layout, the box of those in the row holding most of them."""
+    rows = [placements[n].row for n in names]
+    main = max(set(rows), key=rows.count)
+    pts = []
+    for name in names:
+        p = placements[name]
+        if p.row != main:
+            continue
+        half = p.cell_size / 2
+        pts += [p.centers.min(axis=0) - [0, half, half], p.centers.max(axis=0) + [0, half, half]]
+    pts = np.asarray(pts, float)
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    # in the network's front plane (the cameras look from -Y), so no layer or edge hides a label
+    x = (lo[0] + hi[0]) / 2
+    return np.array([x, front, hi[2]]), np.array([x, front, lo[2]])
+
+
+def add_labels(collection, network, placements: dict, camera, mode: str = "auto") -> list:
+    """The label objects of `network`, unsized and unplaced until `arrange`."""
+    objects = []
+    front = min(float(p.centers[:, 1].min()) - p.cell_size / 2 for p in placements.values())
+    for name, text, names in label_specs(network, placements, mode):
+        curve = bpy.data.curves.new(f"Label {name}", "FONT")
+        curve.body = text
+        curve.align_x = "CENTER"
+        curve.materials.append(label_material())
+        obj = bpy.data.objects.new(f"Label {name}", curve)
+        obj["nnvis_label"] = name
+        obj["nnvis_label_layers"] = names
+        top, bottom = _anchors(names, placements, front)
+        obj["nnvis_anchor_top"], obj["nnvis_anchor_bottom"] = top.tolist(), bottom.tolist()
+        constraint = obj.constraints.new("COPY_ROTATION")
+        constraint.target = camera
+        collection.objects.link(obj)
+        objects.append(obj)
+    return objects
+
+
+def labels_of(collection) -> list:
+    return [o for o in collection.all_objects if "nnvis_label" in o]
+
+
+def _frame_height(depth, view: framing.View, aspect: float):
+    """World height of the frame at `depth` in front of the camera."""
+    if view.ortho_scale > 0:
+        return np.full_like(np.asarray(depth, float), view.ortho_scale / aspect)
+    return 2.0 * np.asarray(depth, float) * framing.tan_half() / aspect
+
+
+def arrange(labels: list, views: list, aspect: float) -> None:
+    """Size every label for the farthest view of the move and stack them so neighbours on screen
+    don't overlap: above the layer first, then below, then a row further out."""
+    if not labels:
+        return
+    tops = np.array([o["nnvis_anchor_top"] for o in labels], float)
+    bottoms = np.array([o["nnvis_anchor_bottom"] for o in labels], float)
+    depth = np.max([framing.project(tops, v.location, v.direction, aspect,
+                                    ortho_scale=v.ortho_scale)[:, 2] for v in views], axis=0)
+    sizes = SIZE * np.max([_frame_height(depth, v, aspect) for v in views], axis=0)
+    first = views[0]
+
+    def screen(points):
+        return framing.project(points, first.location, first.direction, aspect,
+                               shift=first.shift, ortho_scale=first.ortho_scale)
+
+    top_uv, bottom_uv = screen(tops), screen(bottoms)
+    lines = [o.data.body.split("\n") for o in labels]
+    half_u = np.array([max(len(x) for x in ls) for ls in lines]) * CHAR_WIDTH * SIZE / aspect / 2
+    tall = np.array([len(ls) for ls in lines]) * 1.2 * SIZE + 0.4 * SIZE   # frame heights
+    placed: list[tuple[float, float, float, float]] = []
+    for k in np.argsort(top_uv[:, 0]):
+        u = top_uv[k, 0]
+        for row in (0, -1, 1, -2, 2, -3, 3, -4, 4):
+            if row >= 0:
+                v0 = top_uv[k, 1] + row * tall[k]
+            else:
+                v0 = bottom_uv[k, 1] + row * tall[k]
+            box = (u - half_u[k], v0, u + half_u[k], v0 + tall[k])
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
+                       for b in placed):
+                break
+        placed.append(box)
+        obj, size = labels[k], sizes[k]
+        step = len(lines[k]) * 1.2 * size + 0.4 * size     # one label's height, in world units
+        obj.data.size = size
+        if row >= 0:      # above: the text's bottom sits a little over the layer
+            obj.data.align_y = "BOTTOM"
+            obj.location = (tops[k][0], tops[k][1], tops[k][2] + 0.4 * size + row * step)
+        else:             # below: the first line hangs under the layer
+            obj.data.align_y = "TOP"
+            obj.location = (bottoms[k][0], bottoms[k][1],
+                            bottoms[k][2] - 0.4 * size + (row + 1) * step)
+
+
+def label_points(labels: list) -> np.ndarray:
+    """(n, 3) rough corners of the labels as placed (for framing): the text's extent around its
+    anchor in every horizontal direction, so the box holds whatever way the camera turns."""
+    pts = []
+    for obj in labels:
+        size = obj.data.size
+        lines = obj.data.body.split("\n")
+        half = max(len(x) for x in lines) * CHAR_WIDTH * size / 2
+        height = len(lines) * 1.2 * size
+        x, y, z = obj.location
+        lo = z - height if obj.data.align_y == "TOP" else z
+        for dx in (-half, half):
+            for dy in (-half, half):
+                pts += [(x + dx, y + dy, lo), (x + dx, y + dy, lo + height)]
+    return np.asarray(pts, float).reshape(-1, 3)

@@ -1,0 +1,71 @@
+"""A deep network's stages: the spans of layers that work at one spatial resolution.
+
+ResNet50's 177 layers read as input, stem, four stages and a head — the words an explainer uses.
+Stages name the labels of deep networks (scene/labels.py) and the rows of the wrapped layout.
+Pure Python: no bpy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .model.network import Network
+
+SHORT = 3        # spans shorter than this (padding, a lone pool) join the next span
+
+
+@dataclass
+class Stage:
+    name: str                 # "input", "stem", "stage 1", ..., "head"
+    layers: list[str]
+
+    def text(self, network: Network) -> str:
+        last = network.layer(self.layers[-1])
+        shape = "×".join(str(d) for d in last.output_shape)
+        count = f"{len(self.layers)} layers" if len(self.layers) > 1 else self.layers[0]
+        return f"{self.name} · {count}\n{shape}"
+
+
+def _resolution(layer) -> object:
+    return layer.output_shape[0] if layer.is_spatial else "head"
+
+
+def stages(network: Network) -> list[Stage]:
+    """Input, stem, stage 1..n, head: contiguous spans (in network order) of one resolution,
+    short spans merged into the next."""
+    layers = network.layers
+    spans: list[list] = []
+    for layer in layers:
+        key = "input" if layer.kind == "InputLayer" else _resolution(layer)
+        if spans and spans[-1][0] == key:
+            spans[-1][1].append(layer.name)
+        else:
+            spans.append([key, [layer.name]])
+    merged: list[list] = []
+    carry: list[str] = []
+    for key, names in spans:
+        names = carry + names
+        carry = []
+        if key not in ("input", "head") and len(names) < SHORT and key is not spans[-1][0]:
+            carry = names
+            continue
+        merged.append([key, names])
+    if carry:
+        merged.append(["head", carry])
+    body = [m for m in merged if m[0] not in ("input", "head")]
+    out, number = [], 0
+    for key, names in merged:
+        if key in ("input", "head"):
+            name = key
+        elif _is_stem(body, names):
+            name = "stem"
+        else:
+            number += 1
+            name = f"stage {number}"
+        out.append(Stage(name, names))
+    return out
+
+
+def _is_stem(body: list[list], names: list[str]) -> bool:
+    """The first body span is the stem when it is short next to the stages after it."""
+    return (len(body) >= 4 and names is body[0][1]
+            and len(names) * 3 < max(len(b[1]) for b in body[1:]))
