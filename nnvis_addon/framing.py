@@ -19,7 +19,7 @@ import numpy as np
 
 # Where things go on screen, in frame coordinates (u, v): the network's box is fitted inside
 # NETWORK; the overlays use the margins around it (see scene/screen.py).
-NETWORK = (0.125, 0.24, 0.875, 0.80)      # u0, v0, u1, v1
+NETWORK = (0.12, 0.22, 0.88, 0.81)    # u0, v0, u1, v1
 # From the network's centre towards the camera: low and three-quarter, so feature maps (which face
 # -X) read as pictures and the network runs across the wide frame.
 VIEW_DIRECTION = np.array([-0.62, -0.76, 0.2])

@@ -79,7 +79,7 @@ def ranks_and_lanes(network: Network) -> tuple[dict[str, int], dict[str, int]]:
 
 
 def layout_network(network: Network, map_size: float = 1.0, unit_size: float = 0.08,
-                   gap: float = 1.0, rows: int = 1) -> list[Placement]:
+                   gap: float = 0.75, rows: int = 1) -> list[Placement]:
     """Ranks one after another along +X; the space between two ranks is `gap` times the larger of
     their layers' extents, so edges fan out at a readable angle whatever the layer sizes. Unit
     layers that only pass values on (Flatten, Dropout) are drawn at half size, the output layer at

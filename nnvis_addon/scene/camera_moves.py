@@ -64,46 +64,46 @@ def epoch_frames(collection) -> np.ndarray:
 
 
 def network_points(collection) -> np.ndarray:
-    """(n, 3) corners of every layer's box as the scene shows it now (after Morph, Spacing, …):
-    the framing target. Layers built from a layout carry those corners (`nnvis_box`); after the
-    user moves things, the evaluated instances say where the cells are."""
-    layers = [o for o in collection.all_objects if "nnvis_layer" in o]
+    """(n, 3) corners of every layer's box as the scene shows it now (after Morph, Spacing,
+    object transforms, …): the framing target."""
+    layers = [o for o in collection.all_objects if "nnvis_layer" in o and not o.hide_render]
     if not layers:
         raise NNVisError(f"run {collection.name!r} has no layer objects")
-    depsgraph = bpy.context.evaluated_depsgraph_get()
     boxes = []
-    for obj in layers:
-        lo_hi = _evaluated_box(obj, depsgraph)
-        if lo_hi is not None:
-            lo, hi = lo_hi
-            boxes.append([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
-                          for z in (lo[2], hi[2])])
+    for lo, hi in evaluated_boxes(layers).values():
+        boxes.append([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
+                      for z in (lo[2], hi[2])])
     return np.asarray(boxes, float).reshape(-1, 3)
 
 
-def _evaluated_box(obj, depsgraph):
-    """(lo, hi) of an object's evaluated geometry, its instances (cells) included; None when it
-    shows nothing."""
-    ev = obj.evaluated_get(depsgraph)
-    matrix = np.array(ev.matrix_world)
-    if obj.modifiers.get(MODIFIER) is None:                  # a plain mesh (an unknown layer)
-        co = np.array([tuple(c) for c in ev.bound_box], float)
-    elif hasattr(ev, "evaluated_geometry"):                  # Blender 4.3+: instances in bulk
-        cloud = ev.evaluated_geometry().instances_pointcloud()
-        if cloud is None or not len(cloud.points):
-            return None
-        co = np.empty(3 * len(cloud.points), np.float32)
-        cloud.points.foreach_get("co", co)
-        co = co.reshape(-1, 3)
-    else:                                                    # 4.2: walk the instances
-        co = np.array([tuple(inst.matrix_world.translation) for inst in depsgraph.object_instances
-                       if inst.is_instance and inst.parent.original == obj], float).reshape(-1, 3)
-        if not len(co):
-            return None
-        matrix = np.eye(4)
-    world = co @ matrix[:3, :3].T + matrix[:3, 3]
-    half = _cell_half_size(obj)
-    return world.min(axis=0) - half, world.max(axis=0) + half
+def evaluated_boxes(objects) -> dict:
+    """{object name: (lo, hi)} world box of each object's evaluated geometry, its instances (the
+    cells) included; objects that show nothing are left out. One pass over the depsgraph's
+    instances serves every object."""
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    names = {o.name for o in objects}
+    cells: dict[str, list] = {}
+    for inst in depsgraph.object_instances:
+        if inst.is_instance and inst.parent is not None and inst.parent.original.name in names:
+            cells.setdefault(inst.parent.original.name, []).append(
+                tuple(inst.matrix_world.translation))
+    boxes = {}
+    for obj in objects:
+        ev = obj.evaluated_get(depsgraph)
+        if obj.name in cells:
+            world = np.array(cells[obj.name], float)
+            half = np.full(3, _cell_half_size(obj))
+            if len(obj.get("nnvis_shape", ())) == 3:    # feature maps: planes facing -X
+                half[0] = 0.0
+        else:
+            co = np.array([tuple(c) for c in ev.bound_box], float)
+            if not np.ptp(co, axis=0).any():
+                continue
+            matrix = np.array(ev.matrix_world)
+            world = co @ matrix[:3, :3].T + matrix[:3, 3]
+            half = 0.0
+        boxes[obj.name] = (world.min(axis=0) - half, world.max(axis=0) + half)
+    return boxes
 
 
 def _cell_half_size(obj) -> float:

@@ -36,7 +36,8 @@ def label_specs(network, placements: dict, mode: str = "auto") -> list[tuple[str
     return [(l.name, f"{l.name}\n{shape_text(l)}", [l.name]) for l in network.layers]
 
 
-def _anchors(names: list, placements: dict, front: float) -> tuple[np.ndarray, np.ndarray]:
+def _anchors(names: list, placements: dict, front: float | None
+             ) -> tuple[np.ndarray, np.ndarray]:
     """(top, bottom) anchor points above and below the labelled layers' box — in a wrapped
     layout, the box of those in the row holding most of them."""
     rows = [placements[n].row for n in names]
@@ -50,15 +51,18 @@ def _anchors(names: list, placements: dict, front: float) -> tuple[np.ndarray, n
         pts += [p.centers.min(axis=0) - [0, half, half], p.centers.max(axis=0) + [0, half, half]]
     pts = np.asarray(pts, float)
     lo, hi = pts.min(axis=0), pts.max(axis=0)
-    # in the network's front plane (the cameras look from -Y), so no layer or edge hides a label
-    x = (lo[0] + hi[0]) / 2
-    return np.array([x, front, hi[2]]), np.array([x, front, lo[2]])
+    # on the layers' front edge (the cameras look from -Y); deep networks: in the network's front
+    # plane, before the rows' edges and skip arcs
+    x, y = (lo[0] + hi[0]) / 2, (lo[1] if front is None else front)
+    return np.array([x, y, hi[2]]), np.array([x, y, lo[2]])
 
 
 def add_labels(collection, network, placements: dict, camera, mode: str = "auto") -> list:
     """The label objects of `network`, unsized and unplaced until `arrange`."""
     objects = []
-    front = min(float(p.centers[:, 1].min()) - p.cell_size / 2 for p in placements.values())
+    front = None
+    if any(p.row for p in placements.values()):
+        front = min(float(p.centers[:, 1].min()) - p.cell_size / 2 for p in placements.values())
     for name, text, names in label_specs(network, placements, mode):
         curve = bpy.data.curves.new(f"Label {name}", "FONT")
         curve.body = text
