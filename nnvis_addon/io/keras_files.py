@@ -1,9 +1,18 @@
-"""Keras 3 files without Keras: architecture (`.keras`, `.json`), weights (`.keras`, `.weights.h5`).
+"""Keras files without Keras: architecture (`.keras`, `.json`, legacy `.h5`), weights (`.keras`,
+`.weights.h5`, legacy `.h5`), as written by Keras 3 and by Keras 2 (tf.keras ≤ 2.15).
 
 HDF5 is read with pyfive (pure Python, bundled into Blender), always from an in-memory copy so a
 truncated file fails on a short read instead of a memory map. Keras stores a layer's variables under
 its object path, `layers/<snake_case(class)>[_<n>]/vars/<i>`, counting per class in `model.layers`
 order (saving_lib._save_container_state) — not under the user's layer names; see `weight_groups`.
+Keras 2.13–2.15 write `.keras`/`.weights.h5` the same way.
+
+The legacy HDF5 format (`model.save("m.h5")`, `save_weights("w.h5")`, Keras 2's default and still
+written by Keras 3 for a `.h5` name) keys weights by layer name instead: a group per layer, listed
+in the `layer_names` attribute (under `model_weights/` in a full model, whose `model_config`
+attribute is the architecture), each with a `weight_names` attribute giving its datasets in
+`get_weights()` order. Every architecture dict carries the `keras_version` of its file, which
+tells `model.keras2` whether to read it as Keras 2.
 """
 from __future__ import annotations
 
@@ -24,6 +33,7 @@ from ..model.keras_config import INPUT_KIND, network_from_config, unsupported_re
 from ..model.network import Network
 
 CONFIG_MEMBER = "config.json"
+METADATA_MEMBER = "metadata.json"
 WEIGHTS_MEMBER = "model.weights.h5"
 MAX_CONFIG_BYTES = 64 << 20          # VGG16's config is 21 kB
 MAX_WEIGHTS_BYTES = 8 << 30
@@ -36,10 +46,21 @@ _SUPERBLOCK_BASE_EOF = {0: (24, 40), 2: (12, 28), 3: (12, 28)}
 
 
 def read_architecture(path) -> dict:
-    """The model config dict of a `.keras` zip (its config.json) or a `model.to_json()` file."""
+    """The model config dict of a `.keras` zip (its config.json), a `model.to_json()` file or a
+    legacy full-model `.h5` (its `model_config`), with the file's `keras_version` filled in."""
     path = Path(path)
+    version = None
     if _is_zip(path):
         data = _zip_member(path, CONFIG_MEMBER, MAX_CONFIG_BYTES)
+        version = _json_field(_zip_member(path, METADATA_MEMBER, MAX_CONFIG_BYTES, optional=True),
+                              "keras_version")
+    elif _is_hdf5(path):
+        h5 = _open_h5(path, MAX_WEIGHTS_BYTES)
+        data, version = _attr(h5, "model_config"), _attr(h5, "keras_version")
+        if data is None:
+            raise NNVisError(f"{path}: an HDF5 file with weights only (no model_config): put the "
+                             "model's model.to_json() .json or .keras file next to it")
+        data = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     else:
         data = _read_capped(path, MAX_CONFIG_BYTES)
     try:
@@ -49,19 +70,38 @@ def read_architecture(path) -> dict:
                          f"file): {e}") from e
     if not isinstance(config, dict):
         raise NNVisError(f"{path}: the architecture is not a JSON object")
+    if isinstance(version, str) and "keras_version" not in config:
+        config = {**config, "keras_version": version}
     return config
 
 
+def is_model_config(config) -> bool:
+    """True for a dict that is a Keras model's architecture (not a history, a label list, ...)."""
+    body = config.get("config") if isinstance(config, dict) else None
+    return isinstance(body, dict) and isinstance(body.get("layers"), list) \
+        and isinstance(config.get("class_name"), str)
+
+
+def is_full_h5(path) -> bool:
+    """True for a legacy HDF5 file that holds its architecture (`model.save("m.h5")`)."""
+    try:
+        return _is_hdf5(Path(path)) and _attr(_open_h5(Path(path), MAX_WEIGHTS_BYTES),
+                                             "model_config") is not None
+    except NNVisError:
+        return False
+
+
 def read_network(path) -> Network:
-    """The Network described by a `.keras` zip or a `model.to_json()` file."""
+    """The Network described by a `.keras` zip, a `model.to_json()` file or a full-model `.h5`."""
     return network_from_config(read_architecture(path), str(path))
 
 
 def read_weights(path, network: Network) -> dict[str, list[np.ndarray]]:
     """Layer name -> arrays in Keras `get_weights()` order, for the layers that have weights.
 
-    `path` is a `.keras` zip or a `.weights.h5` file (model.save_weights, ModelCheckpoint); every
-    array is checked against the network's weight shapes; weights the network lacks are an error.
+    `path` is a `.keras` zip, a `.weights.h5` file (model.save_weights, ModelCheckpoint) or a
+    legacy `.h5` (full model or weights only); every array is checked against the network's
+    weight shapes; weights the network lacks are an error.
     """
     path = Path(path)
     if _is_zip(path):
@@ -72,12 +112,101 @@ def read_weights(path, network: Network) -> dict[str, list[np.ndarray]]:
         raise NNVisError(f"{path}: not a Keras weights file (neither a .keras zip nor HDF5)")
     _check_complete(data, path)
     try:
-        return _read_h5_weights(pyfive.File(io.BytesIO(data)), network, path, len(data))
+        h5 = pyfive.File(io.BytesIO(data))
+        if "layers" not in h5 and (_attr(h5, "layer_names") is not None or "model_weights" in h5):
+            return _read_legacy_weights(h5, network, path, len(data))
+        return _read_h5_weights(h5, network, path, len(data))
     except NNVisError:
         raise
     except Exception as e:       # pyfive raises anything (struct.error, KeyError, ...) on bad bytes
         raise NNVisError(f"{path}: unreadable HDF5 weights (truncated or damaged?): "
                          f"{type(e).__name__}: {e}") from e
+
+
+def _open_h5(path: Path, cap: int):
+    data = _read_capped(path, cap)
+    _check_complete(data, path)
+    try:
+        return pyfive.File(io.BytesIO(data))
+    except Exception as e:       # noqa: BLE001 - pyfive raises anything on bad bytes
+        raise NNVisError(f"{path}: unreadable HDF5 file (truncated or damaged?): "
+                         f"{type(e).__name__}: {e}") from e
+
+
+def _attr(node, name: str):
+    """An HDF5 attribute as str / list of str / array, or None if absent or unreadable."""
+    try:
+        value = node.attrs.get(name)
+    except Exception:            # noqa: BLE001 - pyfive on a damaged attribute
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.ndarray) and value.dtype.kind in "OSU":
+        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+                for v in value.ravel()]
+    return value
+
+
+def _json_field(data: bytes | None, key: str):
+    try:
+        value = json.loads(data.decode("utf-8")) if data else None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return value.get(key) if isinstance(value, dict) else None
+
+
+def _read_legacy_weights(h5, network: Network, path: Path, file_size: int
+                         ) -> dict[str, list[np.ndarray]]:
+    """Legacy HDF5 weights: per stored layer group, its `weight_names` datasets in order.
+
+    Paired with the network's layers by name when every stored layer with weights is one of
+    them; else in order, as Keras 2's own `load_weights` does (a nested model's group holds all
+    its inner layers' weights, handed out in order to the layers it contains).
+    """
+    root = h5["model_weights"] if "model_weights" in h5 else h5
+    names = _attr(root, "layer_names")
+    if not isinstance(names, list):
+        raise NNVisError(f"{path}: no 'layer_names' attribute: not a Keras weights file")
+    stored = []
+    for name in names:
+        if name not in root:
+            raise NNVisError(f"{path}: layer group {name!r} listed in layer_names is missing")
+        weight_names = _attr(root[name], "weight_names")
+        weight_names = weight_names if isinstance(weight_names, list) else []
+        arrays = []
+        for weight_name in weight_names:
+            try:
+                dataset = root[name][weight_name]
+            except (KeyError, ValueError):
+                raise NNVisError(f"{path}: layer {name!r} lacks its weight {weight_name!r}") \
+                    from None
+            where = f"{path}: layer {name!r} weight {weight_name!r}"
+            arrays.append(_array(dataset, tuple(int(d) for d in dataset.shape), where, file_size))
+        if arrays:
+            stored.append((name, arrays))
+    wanted = [layer for layer in network.layers if layer.weight_shapes]
+    by_name = {layer.name: layer for layer in wanted}
+    if all(name in by_name for name, _ in stored) and len(stored) == len(wanted):
+        pairs = [(by_name[name], arrays) for name, arrays in stored]
+    else:
+        flat = [a for _, arrays in stored for a in arrays]
+        if len(flat) != sum(len(layer.weight_shapes) for layer in wanted):
+            raise NNVisError(f"{path}: holds {len(flat)} weight arrays in layers "
+                             f"{', '.join(n for n, _ in stored)}; the architecture needs "
+                             f"{sum(len(layer.weight_shapes) for layer in wanted)}: saved from a "
+                             "different architecture?")
+        pairs, start = [], 0
+        for layer in wanted:
+            pairs.append((layer, flat[start:start + len(layer.weight_shapes)]))
+            start += len(layer.weight_shapes)
+    weights = {}
+    for layer, arrays in pairs:
+        got = [tuple(a.shape) for a in arrays]
+        if got != [tuple(s) for s in layer.weight_shapes]:
+            raise NNVisError(f"{path}: layer {layer.name!r} ({layer.kind}) has weights of shapes "
+                             f"{got}, expected {[tuple(s) for s in layer.weight_shapes]}")
+        weights[layer.name] = arrays
+    return weights
 
 
 def _check_complete(data: bytes, path: Path) -> None:
@@ -195,6 +324,10 @@ def _vars(stored, key: str):
     return stored[key]["vars"]
 
 
+def _is_hdf5(path: Path) -> bool:
+    return _read_capped(path, len(_HDF5_MAGIC), whole=False) == _HDF5_MAGIC
+
+
 def _is_zip(path: Path) -> bool:
     return _read_capped(path, len(_ZIP_MAGIC), whole=False) == _ZIP_MAGIC
 
@@ -215,7 +348,7 @@ def _read_capped(path: Path, cap: int, whole: bool = True) -> bytes:
         raise NNVisError(f"{path}: cannot read: {e.strerror or e}") from e
 
 
-def _zip_member(path: Path, member: str, cap: int) -> bytes:
+def _zip_member(path: Path, member: str, cap: int, optional: bool = False) -> bytes | None:
     """One member of a zip, read in memory (never extracted), its claimed sizes checked first.
 
     Only `member` is opened. Its compressed size must fit in the archive and its size may be at
@@ -228,6 +361,8 @@ def _zip_member(path: Path, member: str, cap: int) -> bytes:
             try:
                 info = archive.getinfo(member)
             except KeyError:
+                if optional:
+                    return None
                 raise NNVisError(f"{path}: no {member} inside: not a Keras 3 .keras file") from None
             _check_claims(path, info, os.path.getsize(path), cap)
             with archive.open(info) as f:

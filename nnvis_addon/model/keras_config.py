@@ -9,7 +9,7 @@ from __future__ import annotations
 import heapq
 
 from ..errors import NNVisError
-from . import ops
+from . import keras2, ops
 from .network import Layer, Network
 
 MODEL_KINDS = frozenset({"Sequential", "Functional", "Model"})
@@ -29,8 +29,10 @@ def network_from_config(config: dict, source: str) -> Network:
     the import: it is kept with ``config[UNSUPPORTED_KEY]`` set to the reason, no weight shapes
     (unless its kind is known), and the output shape Keras recorded for it in the config (the shape
     of the tensor its consumers read); ``()`` when the config records none (a model output).
-    Custom and Lambda code is never deserialised, let alone run.
+    Custom and Lambda code is never deserialised, let alone run. A Keras 2 config is first
+    rewritten into the Keras 3 form (``keras2.normalize``).
     """
+    config = keras2.normalize(config)
     name, specs = layer_graph(config, source)
     declared = declared_output_shapes(config)
     custom = _custom_layers(config)
@@ -166,6 +168,7 @@ def layer_graph(config: dict, source: str) -> tuple[str, list[tuple[str, str, di
 
     No shape inference, so any layer kind passes: the graph of a model with unsupported layers.
     """
+    config = keras2.normalize(config)
     if not isinstance(config, dict):
         raise NNVisError(f"{source}: the architecture is not a JSON object")
     model_kind = config.get("class_name")

@@ -62,6 +62,8 @@ def _elu(x, alpha=1.0):
 
 _SELU_ALPHA, _SELU_SCALE = 1.6732632423543772, 1.0507009873554805
 
+KERAS2_HARD_SIGMOID = "hard_sigmoid_keras2"
+
 ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "linear": lambda x: x,
     "relu": lambda x: np.maximum(x, 0),
@@ -70,6 +72,8 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "sigmoid": _sigmoid,
     "hard_sigmoid": lambda x: np.clip(x + 3, 0, 6) / 6,                # Keras 3: relu6(x + 3) / 6
     "hard_silu": lambda x: x * (np.clip(x + 3, 0, 6) / 6),
+    # Keras 2 wrote "hard_sigmoid" for clip(0.2x + 0.5, 0, 1); model.keras2 renames it to this
+    KERAS2_HARD_SIGMOID: lambda x: np.clip(np.float32(0.2) * x + np.float32(0.5), 0, 1),
     "tanh": np.tanh,
     "softmax": softmax,
     "log_softmax": _log_softmax,

@@ -20,7 +20,7 @@ from ..errors import NNVisError
 from .kernels import (ACTIVATIONS, Unsupported, activate, avg_pool, check_activation, conv2d,
                       depthwise_conv2d, max_pool, out_length, softmax, upsample)
 
-__all__ = ["ACTIVATIONS", "SUPPORTED", "Unsupported", "apply", "check_supported", "output_shape",
+__all__ = ["ACTIVATIONS", "SUPPORTED", "Unsupported", "IDENTITY_KINDS", "apply", "check_supported", "output_shape",
            "weight_shapes"]
 
 # --------------------------------------------------------------------------------------------------
@@ -303,8 +303,14 @@ def _relu_apply(config, weights, x):
 
 
 def _leaky_relu_apply(config, weights, x):
+    """Keras 3's `negative_slope` (Keras 2's `alpha`, renamed by model.keras2)."""
     slope = np.float32(config.get("negative_slope", 0.3))
     return np.where(x >= 0, x, slope * x)
+
+
+def _thresholded_relu_apply(config, weights, x):
+    """Keras 2's ThresholdedReLU (gone in Keras 3): x where x > theta, else 0."""
+    return np.where(x > np.float32(config.get("theta", 1.0)), x, np.float32(0))
 
 
 def _softmax_apply(config, weights, x):
@@ -537,9 +543,20 @@ _register("Rescaling", _rescaling_apply, shape=_rescaling_shape)
 _register("Activation", lambda config, weights, x: activate(config.get("activation"), x))
 _register("ReLU", _relu_apply)
 _register("LeakyReLU", _leaky_relu_apply)
+_register("ThresholdedReLU", _thresholded_relu_apply)
 _register("Softmax", _softmax_apply)
-for _kind in ("Dropout", "SpatialDropout2D", "GaussianDropout", "GaussianNoise", "AlphaDropout",
-              "ActivityRegularization", "Identity"):
+# identity at inference: regularisers, and the random augmentations (Keras applies them only with
+# training=True; their configs hold factors and seeds, never the shape they would produce)
+IDENTITY_KINDS = frozenset({
+    "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianDropout",
+    "GaussianNoise", "AlphaDropout", "ActivityRegularization", "Identity",
+    "RandomFlip", "RandomRotation", "RandomZoom", "RandomContrast", "RandomTranslation",
+    "RandomBrightness", "RandomHeight", "RandomWidth", "RandomGrayscale", "RandomHue",
+    "RandomSaturation", "RandomSharpness", "RandomShear", "RandomColorJitter",
+    "RandomColorDegeneration", "RandomPosterization", "RandomInvert", "RandomErasing",
+    "RandomGaussianBlur", "RandomElasticTransform", "RandomPerspective", "RandAugment", "AugMix",
+    "Solarization"})
+for _kind in sorted(IDENTITY_KINDS):
     _register(_kind, _identity)
 _register("Add", _fold(np.add), shape=_merge_shape, arity=None)
 _register("Subtract", _fold(np.subtract), shape=_subtract_shape, arity=None)
