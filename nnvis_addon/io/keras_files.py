@@ -31,6 +31,7 @@ import pyfive
 from ..errors import NNVisError
 from ..model.keras_config import INPUT_KIND, network_from_config, unsupported_reason
 from ..model.network import Network
+from . import saved_model
 
 CONFIG_MEMBER = "config.json"
 METADATA_MEMBER = "metadata.json"
@@ -47,8 +48,12 @@ _SUPERBLOCK_BASE_EOF = {0: (24, 40), 2: (12, 28), 3: (12, 28)}
 
 def read_architecture(path) -> dict:
     """The model config dict of a `.keras` zip (its config.json), a `model.to_json()` file or a
-    legacy full-model `.h5` (its `model_config`), with the file's `keras_version` filled in."""
+    legacy full-model `.h5` (its `model_config`) or a SavedModel directory (its Keras metadata),
+    with the file's `keras_version` filled in."""
     path = Path(path)
+    folder = saved_model.saved_model_dir(path)
+    if folder is not None:
+        return saved_model.read_architecture(folder)
     version = None
     if _is_zip(path):
         data = _zip_member(path, CONFIG_MEMBER, MAX_CONFIG_BYTES)

@@ -9,7 +9,8 @@ numbers (audited against tf.keras 2.15 and Keras 3; docs/architecture.md lists t
 - `LeakyReLU(alpha=...)` (Keras 3: `negative_slope`);
 - the activation `"hard_sigmoid"` is clip(0.2x + 0.5, 0, 1) (Keras 3: relu6(x + 3) / 6);
 - a `.keras` written by Keras 2.13–2.15 may serialise an activation as
-  `{"module": "keras.activations", "class_name": "function", "config": "relu"}`.
+  `{"module": "keras.activations", "class_name": "function", "config": "relu"}`;
+- a SavedModel's Keras metadata writes tuples as `{"class_name": "__tuple__", "items": [...]}`.
 
 A config is Keras 2 when its `keras_version` says so (`keras_files` fills it in from the file's
 metadata), or, with no version, when an inbound node is in the list form. Nothing is evaluated.
@@ -48,7 +49,7 @@ def _layer(entry: dict) -> dict:
     entry = dict(entry)
     layer_config = entry.get("config")
     if isinstance(layer_config, dict):
-        layer_config = dict(layer_config)
+        layer_config = {key: _untuple(value, 0) for key, value in layer_config.items()}
         if "batch_input_shape" in layer_config and "batch_shape" not in layer_config:
             layer_config["batch_shape"] = layer_config.pop("batch_input_shape")
         if entry.get("class_name") == "LeakyReLU" and "alpha" in layer_config:
@@ -61,6 +62,17 @@ def _layer(entry: dict) -> dict:
         entry["inbound_nodes"] = [_node(node) if isinstance(node, list) else node
                                   for node in nodes]
     return entry
+
+
+def _untuple(value, depth: int):
+    if depth > 32:
+        return value
+    if isinstance(value, dict) and value.get("class_name") == "__tuple__" \
+            and isinstance(value.get("items"), list):
+        value = value["items"]
+    if isinstance(value, list):
+        return [_untuple(v, depth + 1) for v in value]
+    return value
 
 
 def _activation(value):

@@ -7,6 +7,7 @@ earliest on", so the config order is already topological; the stable sort below 
 from __future__ import annotations
 
 import heapq
+from dataclasses import replace
 
 from ..errors import NNVisError
 from . import keras2, ops
@@ -47,6 +48,30 @@ def network_from_config(config: dict, source: str) -> Network:
         layers.append(Layer(name=layer_name, kind=kind, config=layer_config, inbound=inbound,
                             output_shape=() if out is None else out, weight_shapes=weights))
     return Network(name=name, layers=layers)
+
+
+def with_input_shape(network: Network, shape: tuple, source: str) -> Network:
+    """The network with its variable (None) input sizes set to ``shape``'s, every layer's output
+    shape recomputed: a fully convolutional model (`Input((None, None, 3))`) drawn at the probe's
+    size. A size the model fixes must match."""
+    first = network.layers[0]
+    if len(shape) != len(first.output_shape) or any(
+            d is not None and d != s for d, s in zip(first.output_shape, shape)):
+        raise NNVisError(f"{source}: input of shape {tuple(shape)} does not fit the model's "
+                         f"input {first.output_shape}")
+    shapes = {first.name: tuple(int(s) for s in shape)}
+    layers = [replace(first, output_shape=shapes[first.name])]
+    for layer in network.layers[1:]:
+        inputs = [shapes[n] for n in layer.inbound]
+        out = layer.output_shape
+        if not unsupported_reason(layer) and all(inputs):
+            try:
+                out = ops.output_shape(layer.kind, layer.config, inputs, layer_name=layer.name)
+            except NNVisError as e:
+                raise NNVisError(f"{source}: at input size {tuple(shape)}: {e}") from None
+        shapes[layer.name] = out
+        layers.append(replace(layer, output_shape=out))
+    return Network(name=network.name, layers=layers)
 
 
 def _infer(layer_name, kind, layer_config, input_shapes, declared, custom, source):
