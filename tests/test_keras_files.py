@@ -362,10 +362,21 @@ def test_not_keras_files(tmp_path, saved):
     bad_json.write_text('{"class_name": "Sequential", ')
     with pytest.raises(NNVisError, match="arch.json"):
         read_network(bad_json)
-    legacy = tmp_path / "legacy.h5"               # Keras 2's HDF5 layout: no layers/ group
-    saved["named"]["model"].save(legacy)
-    with pytest.raises(NNVisError, match="legacy.h5: no 'layers' group"):
-        read_weights(legacy, network)
+
+
+
+def test_legacy_h5_written_by_keras3(tmp_path, saved):
+    """Keras 3 still writes the legacy layout for a `.h5` name: weights keyed by layer name."""
+    model = saved["named"]["model"]
+    legacy = tmp_path / "legacy.h5"
+    model.save(legacy)
+    model.save_weights(tmp_path / "weights_only.h5")
+    for architecture, weights in ((legacy, legacy), (legacy, tmp_path / "weights_only.h5")):
+        network = read_network(architecture)
+        got = read_weights(weights, network)
+        for layer in model.layers:
+            for mine, theirs in zip(got.get(layer.name, []), layer.get_weights()):
+                np.testing.assert_array_equal(mine, theirs)
 
 
 def test_weights_from_other_architecture(saved):

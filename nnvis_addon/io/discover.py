@@ -75,6 +75,12 @@ def _numbered(paths: list[Path], kind: str) -> list[EpochSource]:
     return sorted((EpochSource(n, p, kind) for n, p in zip(numbers, paths)), key=lambda s: s.epoch)
 
 
+def _single(path: Path, kind: str, weights: Path | None = None) -> EpochSource:
+    """One checkpoint: the epoch its name states, else 0."""
+    number = epoch_number(path.name)
+    return EpochSource(0 if number is None else number, weights or path, kind)
+
+
 def _is_architecture(path: Path) -> bool:
     if path.suffix.lower() in _H5:
         return keras_files.is_full_h5(path)
@@ -111,25 +117,24 @@ def discover(path) -> Discovery:
     path = Path(path)
     folder = saved_model.saved_model_dir(path)
     if folder is not None:
-        number = epoch_number(folder.name)
-        return Discovery(folder, [EpochSource(number or 0, saved_model.weights_prefix(folder),
-                                              TF2)])
+        return Discovery(folder, [_single(folder, TF2, saved_model.weights_prefix(folder))])
     if path.is_dir():
         return _discover_folder(path)
     tf_prefix = _tf_prefix(path)
     if tf_prefix is not None:
-        number = epoch_number(tf_prefix.name)
-        return Discovery(_architecture_beside(tf_prefix.parent),
-                         [EpochSource(number or 0, tf_prefix, TF2)])
+        return Discovery(_architecture_beside(tf_prefix.parent), [_single(tf_prefix, TF2)])
     if not path.exists():
         raise NNVisError(f"{path}: no such file or folder")
     if path.name.endswith(".weights.h5"):
-        return Discovery(_architecture_beside(path.parent), [EpochSource(0, path, WEIGHTS_H5)])
+        return Discovery(_architecture_beside(path.parent), [_single(path, WEIGHTS_H5)])
     if path.suffix == ".keras" or path.suffix.lower() in _H5 and keras_files.is_full_h5(path):
-        return Discovery(path, [EpochSource(0, path, KERAS)])
+        return Discovery(path, [_single(path, KERAS)])
     if path.suffix.lower() in _H5:
+        if not keras_files.is_hdf5(path):
+            raise NNVisError(f"{path}: not an HDF5 file, so not a Keras .h5 (damaged, or "
+                             "another program's file?)")
         return Discovery(_architecture_beside(path.parent, frozenset({path})),
-                         [EpochSource(0, path, WEIGHTS_H5)])
+                         [_single(path, WEIGHTS_H5)])
     raise NNVisError(f"{path}: not a checkpoint nnvis reads (expected .keras, .h5, .weights.h5, "
                      "a TF checkpoint's .index, a SavedModel, or a folder of them)")
 

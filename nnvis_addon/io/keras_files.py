@@ -59,7 +59,7 @@ def read_architecture(path) -> dict:
         data = _zip_member(path, CONFIG_MEMBER, MAX_CONFIG_BYTES)
         version = _json_field(_zip_member(path, METADATA_MEMBER, MAX_CONFIG_BYTES, optional=True),
                               "keras_version")
-    elif _is_hdf5(path):
+    elif is_hdf5(path):
         h5 = _open_h5(path, MAX_WEIGHTS_BYTES)
         data, version = _attr(h5, "model_config"), _attr(h5, "keras_version")
         if data is None:
@@ -90,7 +90,7 @@ def is_model_config(config) -> bool:
 def is_full_h5(path) -> bool:
     """True for a legacy HDF5 file that holds its architecture (`model.save("m.h5")`)."""
     try:
-        return _is_hdf5(Path(path)) and _attr(_open_h5(Path(path), MAX_WEIGHTS_BYTES),
+        return is_hdf5(Path(path)) and _attr(_open_h5(Path(path), MAX_WEIGHTS_BYTES),
                                              "model_config") is not None
     except NNVisError:
         return False
@@ -329,7 +329,7 @@ def _vars(stored, key: str):
     return stored[key]["vars"]
 
 
-def _is_hdf5(path: Path) -> bool:
+def is_hdf5(path: Path) -> bool:
     return _read_capped(path, len(_HDF5_MAGIC), whole=False) == _HDF5_MAGIC
 
 
