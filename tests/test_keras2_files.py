@@ -16,6 +16,7 @@ import pytest
 from nnvis_addon.errors import NNVisError
 from nnvis_addon.io.discover import discover, epoch_number
 from nnvis_addon.model import keras2
+from nnvis_addon.model.keras_config import block_path
 from nnvis_addon.model.kernels import activate
 from nnvis_addon.probe import load_probe
 from nnvis_addon.run import load_run
@@ -46,6 +47,11 @@ CASES = [
     ("fcn/full.h5", None),                                    # Input((None, None, 3))
     ("fcn/weights_h5", None),
     ("fcn/tf_weights", None),
+    ("nested/full.h5", None),                                 # a Functional inside a Sequential
+    ("nested/weights_h5", None),
+    ("nested/nested.keras", None),
+    ("nested/json_weights", None),
+    ("nested/tf_weights", None),
 ]
 
 
@@ -166,6 +172,30 @@ def test_folder_of_saved_models_is_epochs(tmp_path):
     assert found.epochs[0].path == tmp_path / "epoch_1" / "variables" / "variables"
 
 
-def test_nested_model_is_a_clear_error():
-    with pytest.raises(NNVisError, match="nested model"):
-        load_run(DATA / "nested" / "full.h5")
+def test_nested_model_is_flattened_with_its_block():
+    run = load_run(DATA / "nested" / "full.h5")
+    assert [layer.name for layer in run.layers] == ["image", "b_conv", "b_bn", "b_relu", "gap",
+                                                    "out"]
+    assert run.network.layer("b_conv").inbound == ["image"]
+    assert run.network.layer("gap").inbound == ["b_relu"]
+    assert block_path(run.network.layer("b_bn")) == [("backbone", "Functional")]
+    assert block_path(run.network.layer("out")) == []
+
+
+def test_transfer_learning_model_matches_keras3(tmp_path):
+    """Every fine-tuning tutorial's model, written by the main venv's Keras 3."""
+    import keras
+    backbone = keras.applications.MobileNetV2(input_shape=(32, 32, 3), include_top=False,
+                                              weights=None, alpha=0.35)
+    model = keras.Sequential([keras.Input((32, 32, 3)), backbone,
+                              keras.layers.GlobalAveragePooling2D(name="pool"),
+                              keras.layers.Dense(10, name="head")])
+    probe = np.random.default_rng(1).uniform(-1, 1, (32, 32, 3)).astype(np.float32)
+    model.save(tmp_path / "transfer.keras")
+    run = load_run(tmp_path / "transfer.keras", probe=probe)
+    inner = keras.Model(backbone.inputs, [layer.output for layer in backbone.layers[1:]])
+    for layer, want in zip(backbone.layers[1:], inner(probe[None])):
+        np.testing.assert_allclose(run.activations(layer.name, 0), np.asarray(want)[0],
+                                   rtol=RTOL, atol=1e-4, err_msg=layer.name)
+    np.testing.assert_allclose(run.activations("head", 0), np.asarray(model(probe[None]))[0],
+                               rtol=RTOL, atol=1e-4)

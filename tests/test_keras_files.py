@@ -286,7 +286,6 @@ GARBLED = [
      "no InputLayer.*'conv_a' declares no input shape"),
     (lambda c, s: _set_history(_functional_config(s), "head", "nowhere"), "'head'.*'nowhere'"),
     (lambda c, s: _set_history(_functional_config(s), "stem", "head"), "cycle.*stem"),
-    (lambda c, s: s["nested"], "nested model"),
     (lambda c, s: s["shared"], "'shared'.*called 2 times"),
 ]
 
@@ -350,6 +349,13 @@ def test_zip_without_members(tmp_path, saved):
         read_network(path)
     with pytest.raises(NNVisError, match="empty.keras.*model.weights.h5"):
         read_weights(path, network)
+
+
+def test_nested_model_is_flattened(saved):
+    network = network_from_config(saved["nested"], "nested.json")
+    dense = network.layers[-1]
+    assert dense.kind == "Dense" and dense.inbound == ["v"]
+    assert dense.config["_nnvis_block"] == [["inner", "Sequential"]]
 
 
 def test_not_keras_files(tmp_path, saved):

@@ -29,7 +29,8 @@ import numpy as np
 import pyfive
 
 from ..errors import NNVisError
-from ..model.keras_config import INPUT_KIND, network_from_config, unsupported_reason
+from ..model.keras_config import (INPUT_KIND, block_path, network_from_config,
+                                  unsupported_reason)
 from ..model.network import Network
 from . import saved_model
 
@@ -164,54 +165,60 @@ def _read_legacy_weights(h5, network: Network, path: Path, file_size: int
                          ) -> dict[str, list[np.ndarray]]:
     """Legacy HDF5 weights: per stored layer group, its `weight_names` datasets in order.
 
-    Paired with the network's layers by name when every stored layer with weights is one of
-    them; else in order, as Keras 2's own `load_weights` does (a nested model's group holds all
-    its inner layers' weights, handed out in order to the layers it contains).
+    A group named like a network layer is that layer's; a nested model's group holds its inner
+    layers' weights, each named `<inner layer>/<variable>:0`. If names do not place every
+    array, they are handed out in order, as Keras 2's own `load_weights` does; shapes are
+    checked either way.
     """
     root = h5["model_weights"] if "model_weights" in h5 else h5
     names = _attr(root, "layer_names")
     if not isinstance(names, list):
         raise NNVisError(f"{path}: no 'layer_names' attribute: not a Keras weights file")
-    stored = []
-    for name in names:
-        if name not in root:
-            raise NNVisError(f"{path}: layer group {name!r} listed in layer_names is missing")
-        weight_names = _attr(root[name], "weight_names")
-        weight_names = weight_names if isinstance(weight_names, list) else []
-        arrays = []
-        for weight_name in weight_names:
-            try:
-                dataset = root[name][weight_name]
-            except (KeyError, ValueError):
-                raise NNVisError(f"{path}: layer {name!r} lacks its weight {weight_name!r}") \
-                    from None
-            where = f"{path}: layer {name!r} weight {weight_name!r}"
-            arrays.append(_array(dataset, tuple(int(d) for d in dataset.shape), where, file_size))
-        if arrays:
-            stored.append((name, arrays))
     wanted = [layer for layer in network.layers if layer.weight_shapes]
-    by_name = {layer.name: layer for layer in wanted}
-    if all(name in by_name for name, _ in stored) and len(stored) == len(wanted):
-        pairs = [(by_name[name], arrays) for name, arrays in stored]
-    else:
-        flat = [a for _, arrays in stored for a in arrays]
-        if len(flat) != sum(len(layer.weight_shapes) for layer in wanted):
+    by_name = {layer.name: [] for layer in wanted}
+    flat, placed = [], True
+    for name in names:
+        for weight_name, array in _legacy_group(root, name, path, file_size):
+            flat.append(array)
+            owner = name if name in by_name else next(
+                (p for p in reversed(weight_name.split("/")[:-1]) if p in by_name), None)
+            if owner is None:
+                placed = False
+            else:
+                by_name[owner].append(array)
+    if not placed or any(len(by_name[layer.name]) != len(layer.weight_shapes)
+                         for layer in wanted):
+        need = sum(len(layer.weight_shapes) for layer in wanted)
+        if len(flat) != need:
             raise NNVisError(f"{path}: holds {len(flat)} weight arrays in layers "
-                             f"{', '.join(n for n, _ in stored)}; the architecture needs "
-                             f"{sum(len(layer.weight_shapes) for layer in wanted)}: saved from a "
+                             f"{', '.join(names)}; the architecture needs {need}: saved from a "
                              "different architecture?")
-        pairs, start = [], 0
+        start = 0
         for layer in wanted:
-            pairs.append((layer, flat[start:start + len(layer.weight_shapes)]))
+            by_name[layer.name] = flat[start:start + len(layer.weight_shapes)]
             start += len(layer.weight_shapes)
-    weights = {}
-    for layer, arrays in pairs:
-        got = [tuple(a.shape) for a in arrays]
+    for layer in wanted:
+        got = [tuple(a.shape) for a in by_name[layer.name]]
         if got != [tuple(s) for s in layer.weight_shapes]:
             raise NNVisError(f"{path}: layer {layer.name!r} ({layer.kind}) has weights of shapes "
                              f"{got}, expected {[tuple(s) for s in layer.weight_shapes]}")
-        weights[layer.name] = arrays
-    return weights
+    return by_name
+
+
+def _legacy_group(root, name: str, path: Path, file_size: int) -> list[tuple[str, np.ndarray]]:
+    if name not in root:
+        raise NNVisError(f"{path}: layer group {name!r} listed in layer_names is missing")
+    weight_names = _attr(root[name], "weight_names")
+    found = []
+    for weight_name in weight_names if isinstance(weight_names, list) else []:
+        try:
+            dataset = root[name][weight_name]
+        except (KeyError, ValueError):
+            raise NNVisError(f"{path}: layer {name!r} lacks its weight {weight_name!r}") from None
+        where = f"{path}: layer {name!r} weight {weight_name!r}"
+        found.append((weight_name, _array(dataset, tuple(int(d) for d in dataset.shape), where,
+                                          file_size)))
+    return found
 
 
 def _check_complete(data: bytes, path: Path) -> None:
@@ -229,24 +236,34 @@ def _check_complete(data: bytes, path: Path) -> None:
 
 
 def weight_groups(network: Network) -> dict[str, str]:
-    """Layer name -> the HDF5 group Keras 3 saves its variables in (`layers/conv2d_1`).
+    """Layer name -> the HDF5 group Keras saves its variables in (`layers/conv2d_1`).
 
     Keras counts per snake-cased class name over `model.layers`; a Sequential leaves its InputLayer
     out of that list and a Functional model includes it, but an InputLayer only consumes an
-    `input_layer*` name, so skipping InputLayers gives the same names for both.
+    `input_layer*` name, so skipping InputLayers gives the same names for both. A nested model is
+    one entry of its container's list (`layers/functional`) holding its own layers' groups
+    (`layers/functional/layers/conv2d`), counted apart.
     """
-    used: dict[str, int] = {}
+    used: dict[tuple, dict[str, int]] = {}
+    blocks: dict[tuple, str] = {(): "layers"}
+
+    def name_in(container: tuple, kind: str) -> str:
+        counts = used.setdefault(container, {})
+        base = _snake_case(kind)
+        counts[base] = counts.get(base, -1) + 1
+        return f"{blocks[container]}/{base}" + (f"_{counts[base]}" if counts[base] else "")
+
     groups = {}
     for layer in network.layers:
         if layer.kind == INPUT_KIND:
             continue
-        base = _snake_case(layer.kind)
-        if base in used:
-            used[base] += 1
-            groups[layer.name] = f"layers/{base}_{used[base]}"
-        else:
-            used[base] = 0
-            groups[layer.name] = f"layers/{base}"
+        path = ()
+        for block in block_path(layer):
+            inner = path + (block[0],)
+            if inner not in blocks:
+                blocks[inner] = name_in(path, block[1]) + "/layers"
+            path = inner
+        groups[layer.name] = name_in(path, layer.kind)
     return groups
 
 
@@ -268,7 +285,7 @@ def _read_h5_weights(h5, network: Network, path: Path, file_size: int
         if not layer.weight_shapes:
             continue
         group = groups[layer.name]
-        variables = _vars(stored, group.removeprefix("layers/"))
+        variables = _vars(h5, group)
         if variables is None:
             raise NNVisError(f"{path}: no weights for layer {layer.name!r} (expected group "
                              f"{group}/vars): saved from a different architecture?")
@@ -291,7 +308,7 @@ def _read_h5_weights(h5, network: Network, path: Path, file_size: int
     wanted = {groups[layer.name] for layer in network.layers
               if layer.weight_shapes or (unsupported_reason(layer) and layer.name in groups)}
     extra = sorted(f"layers/{key}" for key in stored.keys()
-                   if f"layers/{key}" not in wanted and _vars(stored, key))
+                   if f"layers/{key}" not in wanted and _vars(h5, f"layers/{key}"))
     if extra:
         raise NNVisError(f"{path}: holds weights for {', '.join(extra)}, which the architecture "
                          "does not have: saved from a different architecture?")
@@ -322,11 +339,14 @@ def _array(dataset, shape: tuple, where: str, file_size: int) -> np.ndarray:
     return array.reshape(shape)
 
 
-def _vars(stored, key: str):
-    """The `vars` group of the stored layer `layers/<key>`, or None."""
-    if key not in stored or "vars" not in stored[key]:
-        return None
-    return stored[key]["vars"]
+def _vars(h5, group: str):
+    """The `vars` group of the stored layer `group` (`layers/functional/layers/conv2d`), or None."""
+    node = h5
+    for part in group.split("/") + ["vars"]:
+        if part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 def is_hdf5(path: Path) -> bool:

@@ -75,39 +75,54 @@ def object_graph(bundle: TensorBundle) -> list[TrackableObject]:
 
 
 def _operations(nodes: list[TrackableObject], where: str) -> list[int]:
-    """Node ids of the model's operations, in order: those of the root's child `model`, else
-    the only operations reachable from the root or its children."""
+    """Node ids of the model's operations, in order, nested models' operations in their place:
+    those of the root's child `model`, else of the root, else the only ones reachable from the
+    root's children."""
     found = {}
     for name, node_id in [("(root)", 0)] + [(c.local_name, c.node_id) for c in nodes[0].children]:
-        node = nodes[node_id]
-        keras2 = _keras2_layers(node)
-        if keras2:
-            found.setdefault(name, keras2)
-            continue
-        functional = node.child("_functional")
-        if functional is not None:
-            node = nodes[functional]
-        ops = node.child("_operations")
+        ops = _model_ops(nodes, node_id, where, 0)
         if ops is not None:
             found.setdefault(name, ops)
-    if "model" in found:
-        ops = found["model"]
-    elif len({repr(v) for v in found.values()}) == 1:  # e.g. Checkpoint(root=model): many paths
-        ops = next(iter(found.values()))
-    elif not found:
+    for name in ("model", "(root)"):          # Checkpoint(model=m); save_weights (root = model)
+        if name in found:
+            return found[name]
+    if len({tuple(v) for v in found.values()}) == 1:
+        return next(iter(found.values()))
+    if not found:
         raise NNVisError(f"{where}: no Keras model in the checkpoint (expected "
                          f"tf.train.Checkpoint(model=...) or model.save_weights of a Sequential "
                          f"or Functional model)")
-    else:
-        raise NNVisError(f"{where}: several Keras models in the checkpoint ({', '.join(found)}); "
-                         f"cannot tell which one to read")
-    if isinstance(ops, list):
-        return ops
-    children = nodes[ops].children
-    if sorted(c.local_name for c in children) != sorted(str(i) for i in range(len(children))):
-        raise NNVisError(f"{where}: the model's operations are not numbered "
-                         f"0..{len(children) - 1}")
-    return [c.node_id for c in sorted(children, key=lambda c: int(c.local_name))]
+    raise NNVisError(f"{where}: several Keras models in the checkpoint ({', '.join(found)}); "
+                     f"cannot tell which one to read")
+
+
+_MAX_NESTING = 16
+
+
+def _model_ops(nodes: list[TrackableObject], node_id: int, where: str, depth: int
+               ) -> list[int] | None:
+    """A model node's operations (Keras 3 `_operations`, Keras 2 `layer_with_weights-N`) with
+    nested models expanded, or None if the node is not a model."""
+    node = nodes[node_id]
+    ops = _keras2_layers(node)
+    if not ops:
+        functional = node.child("_functional")
+        container = nodes[functional].child("_operations") if functional is not None \
+            else node.child("_operations")
+        if container is None:
+            return None
+        children = nodes[container].children
+        if sorted(c.local_name for c in children) != sorted(str(i) for i in range(len(children))):
+            raise NNVisError(f"{where}: the model's operations are not numbered "
+                             f"0..{len(children) - 1}")
+        ops = [c.node_id for c in sorted(children, key=lambda c: int(c.local_name))]
+    if depth >= _MAX_NESTING:
+        raise NNVisError(f"{where}: models nested more than {_MAX_NESTING} deep")
+    flat = []
+    for op in ops:
+        inner = _model_ops(nodes, op, where, depth + 1) if op != node_id else None
+        flat.extend(inner if inner is not None else [op])
+    return flat
 
 
 _KERAS2_LAYER = re.compile(r"^layer_with_weights-(\d+)$")

@@ -35,7 +35,8 @@ def normalize(config: dict) -> dict:
     if not isinstance(config, dict) or not is_keras2(config):
         return config
     body = dict(config.get("config") or {})
-    body["layers"] = [_layer(entry) for entry in _entries(config)]
+    version = config.get("keras_version")
+    body["layers"] = [_layer(entry, version) for entry in _entries(config)]
     return {**config, "config": body}
 
 
@@ -45,7 +46,7 @@ def _entries(config) -> list[dict]:
     return [e for e in layers if isinstance(e, dict)] if isinstance(layers, list) else []
 
 
-def _layer(entry: dict) -> dict:
+def _layer(entry: dict, version) -> dict:
     entry = dict(entry)
     layer_config = entry.get("config")
     if isinstance(layer_config, dict):
@@ -56,6 +57,10 @@ def _layer(entry: dict) -> dict:
             layer_config["negative_slope"] = layer_config.pop("alpha")
         if "activation" in layer_config:
             layer_config["activation"] = _activation(layer_config["activation"])
+        if isinstance(layer_config.get("layers"), list):          # a nested model
+            inner = {"class_name": entry.get("class_name"), "config": layer_config,
+                     "keras_version": version if isinstance(version, str) else "2"}
+            layer_config = normalize(inner)["config"]
         entry["config"] = layer_config
     nodes = entry.get("inbound_nodes")
     if isinstance(nodes, list):

@@ -16,6 +16,8 @@ from .network import Layer, Network
 MODEL_KINDS = frozenset({"Sequential", "Functional", "Model"})
 INPUT_KIND = "InputLayer"
 UNSUPPORTED_KEY = "_nnvis_unsupported"     # in Layer.config: why nnvis cannot compute the layer
+BLOCK_KEY = "_nnvis_block"     # in Layer.config: [[model name, model class], ...] it is nested in
+MAX_NESTING = 16
 
 
 def unsupported_reason(layer: Layer) -> str | None:
@@ -188,10 +190,20 @@ def _custom_layers(config: dict) -> dict[str, str]:
     return custom
 
 
-def layer_graph(config: dict, source: str) -> tuple[str, list[tuple[str, str, dict, list[str]]]]:
+def block_path(layer: Layer) -> list[tuple[str, str]]:
+    """(model name, model class) of the nested models ``layer`` sits in, outermost first."""
+    return [tuple(b) for b in layer.config.get(BLOCK_KEY, [])]
+
+
+def layer_graph(config: dict, source: str, depth: int = 0
+                ) -> tuple[str, list[tuple[str, str, dict, list[str]]]]:
     """(model name, [(layer name, kind, layer config, inbound names)]) in topological order.
 
     No shape inference, so any layer kind passes: the graph of a model with unsupported layers.
+    A nested model (transfer learning: a backbone inside a Sequential) is flattened: its layers
+    keep their own names, its input is wired to what feeds the nested model, consumers of the
+    nested model read its output layer, and each inner layer's config records the block
+    (``BLOCK_KEY``).
     """
     config = keras2.normalize(config)
     if not isinstance(config, dict):
@@ -218,10 +230,63 @@ def layer_graph(config: dict, source: str) -> tuple[str, list[tuple[str, str, di
         seen.add(layer_name)
 
     if model_kind == "Sequential":
-        specs = _sequential(parsed, body, source)
+        specs = _sequential(parsed, body, source, nested=depth > 0)
     else:
         specs = [(n, k, c, _functional_inbound(n, k, e, source)) for n, k, c, e in parsed]
+    if any(_is_model(k, c) for _, k, c, _ in specs):
+        specs = _flatten(specs, config.get("keras_version"), source, depth)
     return name, _topological(specs, source)
+
+
+def _is_model(kind: str, layer_config: dict) -> bool:
+    return kind in MODEL_KINDS or isinstance(layer_config.get("layers"), list)
+
+
+def _flatten(specs, version, source: str, depth: int):
+    """Replace every nested-model node by its own layers (see ``layer_graph``)."""
+    if depth >= MAX_NESTING:
+        raise NNVisError(f"{source}: models nested more than {MAX_NESTING} deep")
+    out, alias = [], {}
+    for layer_name, kind, layer_config, inbound in specs:
+        if not _is_model(kind, layer_config):
+            out.append((layer_name, kind, layer_config, inbound))
+            continue
+        inner = {"class_name": kind, "config": layer_config}
+        if isinstance(version, str):
+            inner["keras_version"] = version
+        _, inner_specs = layer_graph(inner, source, depth + 1)
+        inputs = [n for n, k, _, _ in inner_specs if k == INPUT_KIND]
+        if len(inputs) != 1 or len(inbound) != 1:
+            raise NNVisError(f"{source}: nested model {layer_name!r} has {len(inputs)} inputs "
+                             f"and is fed by {len(inbound)} layers; nnvis flattens nested models "
+                             "with one input")
+        wire = {inputs[0]: inbound[0]}
+        block = [[layer_name, kind]]
+        for n, k, c, i in inner_specs:
+            if k != INPUT_KIND:
+                out.append((n, k, {**c, BLOCK_KEY: block + c.get(BLOCK_KEY, [])},
+                            [wire.get(x, x) for x in i]))
+        alias[layer_name] = _model_output(layer_config, inner_specs, layer_name, source)
+    names = [spec[0] for spec in out]
+    if len(set(names)) < len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise NNVisError(f"{source}: after flattening the nested models, several layers are "
+                         f"named {', '.join(map(repr, twice))}")
+    return [(n, k, c, [alias.get(x, x) for x in i]) for n, k, c, i in out]
+
+
+def _model_output(layer_config: dict, inner_specs, layer_name: str, source: str) -> str:
+    """The layer whose output is a nested model's output (its config's `output_layers`)."""
+    outputs = layer_config.get("output_layers")
+    if outputs is None:                                   # Sequential: the last layer
+        return inner_specs[-1][0]
+    if isinstance(outputs, list) and len(outputs) == 3 and isinstance(outputs[0], str):
+        outputs = [outputs]                               # Keras 3 writes a single output bare
+    if not (isinstance(outputs, list) and len(outputs) == 1 and isinstance(outputs[0], list)
+            and outputs[0] and isinstance(outputs[0][0], str)):
+        raise NNVisError(f"{source}: nested model {layer_name!r} has outputs {outputs!r}; "
+                         "nnvis flattens nested models with one output")
+    return outputs[0][0]
 
 
 def _parse_entry(entry, index: int, source: str) -> tuple[str, str, dict, dict]:
@@ -239,14 +304,13 @@ def _parse_entry(entry, index: int, source: str) -> tuple[str, str, dict, dict]:
         raise NNVisError(f"{source}: layer {layer_name!r} has no class_name")
     if not isinstance(layer_config, dict):
         raise NNVisError(f"{source}: layer {layer_name!r} ({kind}) has no 'config' object")
-    if kind in MODEL_KINDS or "layers" in layer_config:
-        raise NNVisError(f"{source}: layer {layer_name!r} is a nested model ({kind}); "
-                         "nested models are not supported")
     return layer_name, kind, layer_config, entry
 
 
-def _sequential(parsed, body: dict, source: str) -> list[tuple[str, str, dict, list[str]]]:
-    """A chain; an InputLayer is synthesised from the first layer's declared input shape."""
+def _sequential(parsed, body: dict, source: str, nested: bool = False
+                ) -> list[tuple[str, str, dict, list[str]]]:
+    """A chain; an InputLayer is synthesised from the first layer's declared input shape (a
+    nested Sequential may declare none: its input is what feeds it)."""
     for layer_name, kind, _, _ in parsed[1:]:
         if kind == INPUT_KIND:
             raise NNVisError(f"{source}: InputLayer {layer_name!r} is not the first layer "
@@ -255,7 +319,9 @@ def _sequential(parsed, body: dict, source: str) -> list[tuple[str, str, dict, l
     if specs[0][1] != INPUT_KIND:
         first_name, _, first_config, _ = parsed[0]
         batch_shape = _declared_batch_shape(first_config, body)
-        if batch_shape is None:
+        if batch_shape is None and nested:
+            batch_shape = [None, None]
+        elif batch_shape is None:
             raise NNVisError(f"{source}: the Sequential model has no InputLayer and its first "
                              f"layer {first_name!r} declares no input shape")
         if not all(d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0)
