@@ -199,3 +199,36 @@ def test_transfer_learning_model_matches_keras3(tmp_path):
                                    rtol=RTOL, atol=1e-4, err_msg=layer.name)
     np.testing.assert_allclose(run.activations("head", 0), np.asarray(model(probe[None]))[0],
                                rtol=RTOL, atol=1e-4)
+
+
+def test_mixed_float16_model_within_float16_rounding():
+    """TF computes a mixed_float16 model in float16, nnvis in float32: they agree to float16
+    rounding accumulated over a few layers, 2^-8 of each layer's largest value."""
+    expected = _expected("mixed")
+    run = load_run(DATA / "mixed" / "full.h5", probe=expected["probe"])
+    assert not run.warnings
+    for layer in run.layers:
+        want = expected[f"e3/{layer.name}"]
+        np.testing.assert_allclose(run.activations(layer.name, 0), want, rtol=0,
+                                   atol=2 ** -8 * float(np.abs(want).max()), err_msg=layer.name)
+
+
+def test_keras3_image_classification_tutorial_model(tmp_path):
+    """keras.io "image classification from scratch": augmentation, Rescaling, then a CNN, fed a
+    0–255 image file (the probe rule) — against the main venv's Keras 3."""
+    import keras
+    from PIL import Image
+    L = keras.layers
+    model = keras.Sequential([
+        keras.Input((16, 16, 3)), L.RandomFlip("horizontal"), L.RandomRotation(0.1),
+        L.RandomZoom(0.1), L.RandomContrast(0.2), L.RandomTranslation(0.1, 0.1),
+        L.Rescaling(1.0 / 255), L.Conv2D(8, 3, strides=2, padding="same"),
+        L.BatchNormalization(), L.Activation("relu"), L.SeparableConv2D(8, 3, padding="same"),
+        L.GlobalAveragePooling2D(), L.Dropout(0.25), L.Dense(1)])
+    model.save(tmp_path / "tutorial.keras")
+    pixels = np.random.default_rng(2).integers(0, 256, (16, 16, 3)).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "cat.png")
+    run = load_run(tmp_path / "tutorial.keras", probe=tmp_path / "cat.png")
+    assert not run.warnings
+    want = np.asarray(model(pixels[None].astype(np.float32), training=False))[0]
+    np.testing.assert_allclose(run.predictions(0)[0], want, rtol=RTOL, atol=1e-5)

@@ -75,6 +75,21 @@ def nested():
                              layers.Dense(3, name="out")], name="transfer")
 
 
+def mixed_precision():
+    """mixed_float16: float16 compute, float32 variables (the policy is set around the build)."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        x = inputs = keras.Input((8, 8, 3), name="image")
+        x = layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(x)
+        x = layers.BatchNormalization(name="bn")(x)
+        x = layers.GlobalAveragePooling2D(name="gap")(x)
+        x = layers.Dense(3, name="logits")(x)
+        outputs = layers.Activation("softmax", dtype="float32", name="probs")(x)
+        return keras.Model(inputs, outputs, name="mixed")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 def activations(model, probe):
     """Every layer's output at inference (nested models: every inner layer's, by its own name)."""
     found = {}
@@ -83,10 +98,11 @@ def activations(model, probe):
         if isinstance(m, keras.Sequential):
             for layer in m.layers:
                 x = walk(layer, x) if isinstance(layer, keras.Model) else layer(x, training=False)
-                found[layer.name] = np.asarray(x)
+                found[layer.name] = np.asarray(x, np.float32)
             return x
         outs = keras.Model(m.inputs, [layer.output for layer in m.layers])(x)
-        found.update((layer.name, np.asarray(out)) for layer, out in zip(m.layers, outs))
+        found.update((layer.name, np.asarray(out, np.float32))
+                     for layer, out in zip(m.layers, outs))
         return outs[-1]
     walk(model, tf.constant(probe[None]))
     found[model.inputs[0].name.split(":")[0]] = probe[None]
@@ -157,6 +173,7 @@ def main():
     write("fcn", fully_convolutional(), rng.uniform(0, 1, (10, 12, 3)).astype("float32"),
           {"weights"}, rng)
     write("nested", nested(), probe, {"weights"}, rng)
+    write("mixed", mixed_precision(), probe, set(), rng)
     total = sum(p.stat().st_size for p in HERE.rglob("*") if p.is_file())
     print(f"fixtures: {total / 1e6:.2f} MB")
 
