@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import NNVisError
+from .model.kernels import resize_bilinear
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".exr")
 
@@ -130,18 +131,3 @@ def fit(array: np.ndarray, input_shape: tuple, what: str) -> np.ndarray:
         grey = array[..., :3].mean(axis=2, keepdims=True)
         array = grey if c == 1 else np.repeat(grey, c, axis=2)
     return np.ascontiguousarray(array, np.float32)
-
-
-def resize_bilinear(image: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Bilinear resize with half-pixel centres (as TF's resize with antialias off)."""
-    H, W = image.shape[:2]
-    if (H, W) == (h, w):
-        return image
-    ys = np.clip((np.arange(h) + 0.5) * H / h - 0.5, 0, H - 1)
-    xs = np.clip((np.arange(w) + 0.5) * W / w - 0.5, 0, W - 1)
-    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
-    y1, x1 = np.minimum(y0 + 1, H - 1), np.minimum(x0 + 1, W - 1)
-    fy, fx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
-    top = image[y0][:, x0] * (1 - fx) + image[y0][:, x1] * fx
-    bottom = image[y1][:, x0] * (1 - fx) + image[y1][:, x1] * fx
-    return top * (1 - fy) + bottom * fy

@@ -18,7 +18,20 @@ from .io import keras_files, recording, tf_checkpoint
 from .model.forward import forward_batch_partial
 from .model.keras_config import network_from_config, with_input_shape
 from .model.network import Network
+from .model.ops import unread_keys
 from .probe import DEFAULT_SIZE, load_probe, pixel_scale
+
+
+def config_warnings(network: Network) -> list[str]:
+    """One line per layer whose config has keys nnvis does not read (ops.unread_keys)."""
+    lines = []
+    for layer in network.layers:
+        keys = unread_keys(layer.kind, layer.config)
+        if keys:
+            lines.append(f"layer {layer.name!r} ({layer.kind}): config "
+                         f"{'keys' if len(keys) > 1 else 'key'} {', '.join(map(repr, keys))} not "
+                         "understood by nnvis; its activations may differ from Keras'")
+    return lines
 
 
 class Run:
@@ -49,7 +62,7 @@ class Run:
         self.labels = labels
         self.class_names = class_names
         self.metrics = metrics or {}
-        self.warnings = list(warnings or [])
+        self.warnings = list(warnings or []) + config_warnings(network)
         self._weights = weights
         start = time.perf_counter()
         if activations is None:

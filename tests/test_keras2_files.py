@@ -232,3 +232,36 @@ def test_keras3_image_classification_tutorial_model(tmp_path):
     assert not run.warnings
     want = np.asarray(model(pixels[None].astype(np.float32), training=False))[0]
     np.testing.assert_allclose(run.predictions(0)[0], want, rtol=RTOL, atol=1e-5)
+
+
+def test_unknown_config_key_on_a_known_layer_is_a_warning(tmp_path):
+    import json
+    config = json.loads((DATA / "func" / "json_weights" / "model.json").read_text())
+    for entry in config["config"]["layers"]:
+        if entry["name"] == "out":
+            entry["config"]["lora_rank"] = 4            # a newer Keras option nnvis ignores
+    (tmp_path / "model.json").write_text(json.dumps(config))
+    shutil.copy(DATA / "func" / "json_weights" / "model.weights.h5", tmp_path)
+    run = load_run(tmp_path)
+    assert run.warnings == ["layer 'out' (Dense): config key 'lora_rank' not understood by nnvis; "
+                            "its activations may differ from Keras'"]
+
+
+@pytest.mark.parametrize("kind, kwargs", [
+    ("Resizing", dict(height=6, width=10)),
+    ("Resizing", dict(height=12, width=8, crop_to_aspect_ratio=True)),
+    ("CenterCrop", dict(height=5, width=7)),
+    ("CenterCrop", dict(height=12, width=20))])                  # larger: smart_resize
+def test_preprocessing_layers_match_keras3(tmp_path, kind, kwargs):
+    import keras
+    model = keras.Sequential([keras.Input((9, 11, 2)), getattr(keras.layers, kind)(**kwargs),
+                              keras.layers.Conv2D(2, 3, name="conv")])
+    model.save(tmp_path / "m.keras")
+    probe = np.random.default_rng(3).uniform(0, 1, (9, 11, 2)).astype(np.float32)
+    run = load_run(tmp_path / "m.keras", probe=probe)
+    assert not run.warnings
+    want = np.asarray(model.layers[0](probe[None]))[0]
+    np.testing.assert_allclose(run.activations(model.layers[0].name, 0), want, rtol=RTOL,
+                               atol=1e-6)
+    np.testing.assert_allclose(run.activations("conv", 0), np.asarray(model(probe[None]))[0],
+                               rtol=RTOL, atol=1e-5)

@@ -262,3 +262,28 @@ def upsample(x, size, interpolation):
     rows, cols = _bilinear_matrix(x.shape[1], size[0]), _bilinear_matrix(x.shape[2], size[1])
     y = np.einsum("ph,nhwc->npwc", rows, x, optimize=True)
     return np.einsum("qw,npwc->npqc", cols, y, optimize=True)
+
+
+def resize_bilinear(image: np.ndarray, h: int, w: int) -> np.ndarray:
+    """An (H, W, C) image resized bilinearly with half-pixel centres, as TF's resize with
+    antialias off (the probe, Keras' Resizing)."""
+    H, W = image.shape[:2]
+    if (H, W) == (h, w):
+        return image
+    ys = np.clip((np.arange(h) + 0.5) * H / h - 0.5, 0, H - 1)
+    xs = np.clip((np.arange(w) + 0.5) * W / w - 0.5, 0, W - 1)
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, H - 1), np.minimum(x0 + 1, W - 1)
+    fy, fx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
+    top = image[y0][:, x0] * (1 - fx) + image[y0][:, x1] * fx
+    bottom = image[y1][:, x0] * (1 - fx) + image[y1][:, x1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def smart_resize(image: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Keras' smart_resize: the largest centred window of the target's aspect ratio, resized."""
+    H, W = image.shape[:2]
+    ch = max(min(H, int(W * h / w)), 1)
+    cw = max(min(W, int(H * w / h)), 1)
+    top, left = int((H - ch) / 2), int((W - cw) / 2)
+    return resize_bilinear(image[top:top + ch, left:left + cw], h, w)
