@@ -265,3 +265,23 @@ def test_preprocessing_layers_match_keras3(tmp_path, kind, kwargs):
                                atol=1e-6)
     np.testing.assert_allclose(run.activations("conv", 0), np.asarray(model(probe[None]))[0],
                                rtol=RTOL, atol=1e-5)
+
+
+def test_shared_layer_calls_match_keras3(tmp_path):
+    """One Conv2D applied twice (Siamese/recurrent-style): drawn once per call, same weights."""
+    import keras
+    L = keras.layers
+    inp = keras.Input((8, 8, 3), name="img")
+    shared = L.Conv2D(4, 3, padding="same", activation="relu", name="shared")
+    first = shared(L.Conv2D(4, 3, padding="same", name="a")(inp))
+    second = shared(first)
+    out = L.Dense(2, name="out")(L.GlobalAveragePooling2D()(L.Add()([first, second])))
+    model = keras.Model(inp, out)
+    probe = np.random.default_rng(4).uniform(0, 1, (8, 8, 3)).astype(np.float32)
+    want = keras.Model(inp, [first, second, out])(probe[None])
+    for name in ("m.keras", "m.h5"):
+        model.save(tmp_path / name)
+        run = load_run(tmp_path / name, probe=probe)
+        for layer, tensor in zip(("shared", "shared@1", "out"), want):
+            np.testing.assert_allclose(run.activations(layer, 0), np.asarray(tensor)[0],
+                                       rtol=RTOL, atol=1e-6)

@@ -24,6 +24,7 @@ from . import keras_files, saved_model, tf_checkpoint
 KERAS, WEIGHTS_H5, TF2 = "keras", "weights.h5", "tf2"
 _SUFFIXES = (".weights.h5", ".h5", ".hdf5", ".keras", ".index", ".ckpt")
 _H5 = (".h5", ".hdf5")
+_TORCH = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
 
 
 @dataclass
@@ -135,6 +136,10 @@ def discover(path) -> Discovery:
                              "another program's file?)")
         return Discovery(_architecture_beside(path.parent, frozenset({path})),
                          [_single(path, WEIGHTS_H5)])
+    if path.suffix.lower() in _TORCH:
+        raise NNVisError(f"{path}: a PyTorch file; nnvis reads Keras/TensorFlow checkpoints (a "
+                         "state dict has no layer graph, and nnvis never unpickles): record the "
+                         "training with a Keras model and nnvis_addon.record.Recorder")
     raise NNVisError(f"{path}: not a checkpoint nnvis reads (expected .keras, .h5, .weights.h5, "
                      "a TF checkpoint's .index, a SavedModel, or a folder of them)")
 

@@ -29,7 +29,7 @@ import numpy as np
 import pyfive
 
 from ..errors import NNVisError
-from ..model.keras_config import (INPUT_KIND, block_path, network_from_config,
+from ..model.keras_config import (INPUT_KIND, SHARED_KEY, block_path, network_from_config,
                                   unsupported_reason)
 from ..model.network import Network
 from . import saved_model
@@ -255,7 +255,7 @@ def weight_groups(network: Network) -> dict[str, str]:
 
     groups = {}
     for layer in network.layers:
-        if layer.kind == INPUT_KIND:
+        if layer.kind == INPUT_KIND or SHARED_KEY in layer.config:
             continue
         path = ()
         for block in block_path(layer):

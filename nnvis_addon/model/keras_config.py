@@ -16,6 +16,7 @@ from .network import Layer, Network
 MODEL_KINDS = frozenset({"Sequential", "Functional", "Model"})
 INPUT_KIND = "InputLayer"
 UNSUPPORTED_KEY = "_nnvis_unsupported"     # in Layer.config: why nnvis cannot compute the layer
+SHARED_KEY = "_nnvis_shares"     # in Layer.config: the layer whose weights this call reuses
 BLOCK_KEY = "_nnvis_block"     # in Layer.config: [[model name, model class], ...] it is nested in
 MAX_NESTING = 16
 
@@ -47,6 +48,9 @@ def network_from_config(config: dict, source: str) -> Network:
         shapes[layer_name] = out
         if reason:
             layer_config = {**layer_config, UNSUPPORTED_KEY: reason}
+        if SHARED_KEY in layer_config:
+            weights = []              # read once, for the layer it repeats
+
         layers.append(Layer(name=layer_name, kind=kind, config=layer_config, inbound=inbound,
                             output_shape=() if out is None else out, weight_shapes=weights))
     return Network(name=name, layers=layers)
@@ -163,7 +167,10 @@ def _tensor_shapes(value, shapes: dict, depth: int) -> None:
             history, shape = tensor.get("keras_history"), _shape(tensor.get("shape"))
             if isinstance(history, list) and len(history) == 3 and isinstance(history[0], str) \
                     and history[2] == 0 and shape is not None:
-                shapes.setdefault(history[0], shape)
+                node = history[1]
+                name = f"{history[0]}@{node}" if isinstance(node, int) and node > 0 \
+                    else history[0]
+                shapes.setdefault(name, shape)
         else:
             for item in value.values():
                 _tensor_shapes(item, shapes, depth + 1)
@@ -211,7 +218,8 @@ def layer_graph(config: dict, source: str, depth: int = 0
     model_kind = config.get("class_name")
     if not isinstance(model_kind, str) or model_kind not in MODEL_KINDS:
         raise NNVisError(f"{source}: model class {model_kind!r} is not one of "
-                         f"{', '.join(sorted(MODEL_KINDS))} (subclassed models have no graph)")
+                         f"{', '.join(sorted(MODEL_KINDS))}: a subclassed model's file has no layer "
+                         "graph; record its training with nnvis_addon.record.Recorder instead")
     body = config.get("config")
     if not isinstance(body, dict):
         raise NNVisError(f"{source}: the model has no 'config' object")
@@ -232,7 +240,7 @@ def layer_graph(config: dict, source: str, depth: int = 0
     if model_kind == "Sequential":
         specs = _sequential(parsed, body, source, nested=depth > 0)
     else:
-        specs = [(n, k, c, _functional_inbound(n, k, e, source)) for n, k, c, e in parsed]
+        specs = _functional(parsed, source)
     if any(_is_model(k, c) for _, k, c, _ in specs):
         specs = _flatten(specs, config.get("keras_version"), source, depth)
     return name, _topological(specs, source)
@@ -351,8 +359,25 @@ def _declared_batch_shape(layer_config: dict, body: dict):
     return None
 
 
-def _functional_inbound(layer_name: str, kind: str, entry: dict, source: str) -> list[str]:
-    """Names of the layers whose tensors feed a Functional layer's one call (Keras 3 nodes)."""
+def _functional(parsed, source: str) -> list[tuple[str, str, dict, list[str]]]:
+    """One spec per call of each layer: a layer applied k times (a shared layer) is drawn once per
+    call, call i > 0 named ``<name>@<i>`` and marked ``SHARED_KEY`` (it uses the weights of the
+    layer it repeats); inputs refer to the call (node index) they read."""
+    calls = {n: _functional_calls(n, k, e, source) for n, k, _, e in parsed}
+
+    def ref(layer: str, node) -> str:
+        n_calls = len(calls.get(layer) or [None])
+        return f"{layer}@{node}" if isinstance(node, int) and 0 < node < n_calls else layer
+    specs = []
+    for n, k, c, _ in parsed:
+        for i, inbound in enumerate(calls[n] or [[]]):
+            specs.append((n if i == 0 else f"{n}@{i}", k, c if i == 0 else {**c, SHARED_KEY: n},
+                          [ref(layer, node) for layer, node in inbound]))
+    return specs
+
+
+def _functional_calls(layer_name: str, kind: str, entry: dict, source: str) -> list[list[tuple]]:
+    """Per call of a Functional layer (Keras 3 node), the (layer, node index) pairs feeding it."""
     nodes = entry.get("inbound_nodes", [])
     if not isinstance(nodes, list):
         raise NNVisError(f"{source}: layer {layer_name!r} has a bad 'inbound_nodes' entry")
@@ -363,23 +388,24 @@ def _functional_inbound(layer_name: str, kind: str, entry: dict, source: str) ->
     if not nodes:
         raise NNVisError(f"{source}: layer {layer_name!r} ({kind}) is not connected "
                          "(no inbound nodes)")
-    if len(nodes) > 1:
-        raise NNVisError(f"{source}: layer {layer_name!r} is called {len(nodes)} times; "
-                         "shared layers are not supported")
-    node = nodes[0]
-    if not isinstance(node, dict) or not isinstance(node.get("args", []), list) \
-            or not isinstance(node.get("kwargs", {}), dict):
-        raise NNVisError(f"{source}: layer {layer_name!r} has an inbound node that is not in the "
-                         "Keras 3 format ({'args': [...], 'kwargs': {...}})")
-    inbound: list[str] = []
-    _collect_tensors([node.get("args", []), node.get("kwargs", {})], inbound, layer_name, source)
-    if not inbound:
-        raise NNVisError(f"{source}: layer {layer_name!r} has an inbound node with no input tensor")
-    return inbound
+    calls = []
+    for node in nodes:
+        if not isinstance(node, dict) or not isinstance(node.get("args", []), list) \
+                or not isinstance(node.get("kwargs", {}), dict):
+            raise NNVisError(f"{source}: layer {layer_name!r} has an inbound node that is not in "
+                             "the Keras 3 format ({'args': [...], 'kwargs': {...}})")
+        inbound: list[tuple] = []
+        _collect_tensors([node.get("args", []), node.get("kwargs", {})], inbound, layer_name,
+                         source)
+        if not inbound:
+            raise NNVisError(f"{source}: layer {layer_name!r} has an inbound node with no input "
+                             "tensor")
+        calls.append(inbound)
+    return calls
 
 
-def _collect_tensors(value, out: list[str], layer_name: str, source: str, depth: int = 0):
-    """Append the source layer of every `__keras_tensor__` in args/kwargs, in order."""
+def _collect_tensors(value, out: list[tuple], layer_name: str, source: str, depth: int = 0):
+    """Append (source layer, node index) of every `__keras_tensor__` in args/kwargs, in order."""
     if depth > 32:
         raise NNVisError(f"{source}: layer {layer_name!r} has inbound nodes nested too deeply")
     if isinstance(value, list):
@@ -392,7 +418,7 @@ def _collect_tensors(value, out: list[str], layer_name: str, source: str, depth:
                     and isinstance(history[0], str)):
                 raise NNVisError(f"{source}: layer {layer_name!r} has an input tensor without a "
                                  "valid keras_history [layer, node, tensor]")
-            out.append(history[0])
+            out.append((history[0], history[1]))
         else:
             for item in value.values():
                 _collect_tensors(item, out, layer_name, source, depth + 1)
