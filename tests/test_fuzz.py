@@ -152,7 +152,7 @@ def test_only_expected_members_read_nothing_extracted(seeds, tmp_path, monkeypat
     monkeypatch.chdir(tmp_path / "in")
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     weights = read_weights(path, read_network(path))
-    assert sorted(opened) == ["config.json", "model.weights.h5"]
+    assert sorted(opened) == ["config.json", "metadata.json", "model.weights.h5"]  # its version
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
     assert set(weights) == {"conv", "bn", "classes"}
 

@@ -140,17 +140,73 @@ def _open_h5(path: Path, cap: int):
 
 
 def _attr(node, name: str):
-    """An HDF5 attribute as str / list of str / array, or None if absent or unreadable."""
-    try:
-        value = node.attrs.get(name)
-    except Exception:            # noqa: BLE001 - pyfive on a damaged attribute
-        return None
+    """An HDF5 attribute as str / list of str / array, or None if absent or unreadable.
+
+    Keras splits an attribute over 64 kB into `name0`, `name1`, ... (legacy saving); those are
+    joined. Every attribute's claimed size is checked against its message first (`_attributes`).
+    """
+    attrs = _attributes(node)
+    if name not in attrs and f"{name}0" in attrs:
+        parts, i = [], 0
+        while f"{name}{i}" in attrs:
+            part = _attr_value(attrs[f"{name}{i}"])
+            if not isinstance(part, list):
+                return None
+            parts, i = parts + part, i + 1
+        return parts
+    return _attr_value(attrs.get(name))
+
+
+def _attr_value(value):
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, np.ndarray) and value.dtype.kind in "OSU":
         return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
                 for v in value.ravel()]
     return value
+
+
+_ATTRIBUTE_MSG, _ATTRIBUTE_INFO_MSG = 0x000C, 0x0015
+_ATTR_HEADER = {1: ("<BBHHH", 8, 8), 3: ("<BBHHHB", 9, 1)}  # version: layout, size, padding
+
+
+def _attributes(node) -> dict:
+    """pyfive's attributes of a group, after checking what each attribute message claims.
+
+    pyfive sizes an attribute's array by its dataspace before reading it, so a damaged count
+    would allocate terabytes: every attribute must fit in its object header (variable-length
+    strings and references store 16 / 8 bytes per item there). Keras files keep attributes
+    compact, never in dense (fractal heap) storage, which is refused.
+    """
+    try:
+        objects = node._dataobjects
+        buffer = objects.msg_data
+        if objects.find_msg_type(_ATTRIBUTE_INFO_MSG):
+            return {}
+        for msg in objects.find_msg_type(_ATTRIBUTE_MSG):
+            if not _attribute_fits(buffer, msg["offset_to_message"]):
+                return {}
+        return node.attrs
+    except Exception:            # noqa: BLE001 - pyfive raises anything on damaged headers
+        return {}
+
+
+def _attribute_fits(buffer, offset: int) -> bool:
+    from pyfive.dataobjects import DatatypeMessage, determine_data_shape
+    layout = _ATTR_HEADER.get(buffer[offset])
+    if layout is None:
+        return False
+    fmt, size, pad = layout
+    _, _, name_size, type_size, space_size, *_ = struct.unpack_from(fmt, buffer, offset)
+    padded = lambda n: -(-n // pad) * pad  # noqa: E731
+    type_offset = offset + size + padded(name_size)
+    dtype = DatatypeMessage(buffer, type_offset).dtype
+    shape, _ = determine_data_shape(buffer, type_offset + padded(type_size))
+    if shape is None:
+        return True
+    item = 16 if isinstance(dtype, tuple) else np.dtype(dtype).itemsize
+    data_offset = type_offset + padded(type_size) + padded(space_size)
+    return math.prod(shape) * max(item, 1) <= len(buffer) - data_offset
 
 
 def _json_field(data: bytes | None, key: str):

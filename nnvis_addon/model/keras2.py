@@ -32,9 +32,10 @@ def is_keras2(config: dict) -> bool:
 
 def normalize(config: dict) -> dict:
     """The Keras 3 form of a Keras 2 model config (a new dict); any other config unchanged."""
-    if not isinstance(config, dict) or not is_keras2(config):
-        return config
-    body = dict(config.get("config") or {})
+    if not isinstance(config, dict) or not isinstance(config.get("config"), dict) \
+            or not is_keras2(config):
+        return config                     # a malformed config: keras_config names the problem
+    body = dict(config["config"])
     version = config.get("keras_version")
     body["layers"] = [_layer(entry, version) for entry in _entries(config)]
     return {**config, "config": body}
