@@ -1,38 +1,31 @@
 """Keras files without Keras: architecture (`.keras`, `.json`, legacy `.h5`), weights (`.keras`,
 `.weights.h5`, legacy `.h5`), as written by Keras 3 and by Keras 2 (tf.keras ≤ 2.15).
 
-HDF5 is read with pyfive (pure Python, bundled into Blender), always from an in-memory copy so a
-truncated file fails on a short read instead of a memory map. Keras stores a layer's variables under
+HDF5 is read with pyfive through `hdf5` (whole files from memory, every claimed size checked).
+Keras stores a layer's variables under
 its object path, `layers/<snake_case(class)>[_<n>]/vars/<i>`, counting per class in `model.layers`
 order (saving_lib._save_container_state) — not under the user's layer names; see `weight_groups`.
 Keras 2.13–2.15 write `.keras`/`.weights.h5` the same way.
 
-The legacy HDF5 format (`model.save("m.h5")`, `save_weights("w.h5")`, Keras 2's default and still
-written by Keras 3 for a `.h5` name) keys weights by layer name instead: a group per layer, listed
-in the `layer_names` attribute (under `model_weights/` in a full model, whose `model_config`
-attribute is the architecture), each with a `weight_names` attribute giving its datasets in
-`get_weights()` order. Every architecture dict carries the `keras_version` of its file, which
+The legacy HDF5 format keys weights by layer name instead (`legacy_h5`); a full legacy model's
+`model_config` attribute is its architecture. Every architecture dict carries the `keras_version` of its file, which
 tells `model.keras2` whether to read it as Keras 2.
 """
 from __future__ import annotations
 
-import io
 import json
-import math
 import os
 import re
-import struct
 import zipfile
 from pathlib import Path
 
 import numpy as np
-import pyfive
 
 from ..errors import NNVisError
 from ..model.keras_config import (INPUT_KIND, SHARED_KEY, block_path, network_from_config,
                                   unsupported_reason)
 from ..model.network import Network
-from . import saved_model
+from . import hdf5, legacy_h5, saved_model
 
 CONFIG_MEMBER = "config.json"
 METADATA_MEMBER = "metadata.json"
@@ -42,9 +35,6 @@ MAX_WEIGHTS_BYTES = 8 << 30
 MAX_INFLATION = 100                  # a zip member's size / its compressed size
 
 _ZIP_MAGIC = b"PK\x03\x04"
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-# superblock version -> byte offsets of its base address and end-of-file address (8-byte offsets)
-_SUPERBLOCK_BASE_EOF = {0: (24, 40), 2: (12, 28), 3: (12, 28)}
 
 
 def read_architecture(path) -> dict:
@@ -61,8 +51,8 @@ def read_architecture(path) -> dict:
         version = _json_field(_zip_member(path, METADATA_MEMBER, MAX_CONFIG_BYTES, optional=True),
                               "keras_version")
     elif is_hdf5(path):
-        h5 = _open_h5(path, MAX_WEIGHTS_BYTES)
-        data, version = _attr(h5, "model_config"), _attr(h5, "keras_version")
+        h5 = hdf5.open_bytes(_read_capped(path, MAX_WEIGHTS_BYTES), path)
+        data, version = hdf5.attribute(h5, "model_config"), hdf5.attribute(h5, "keras_version")
         if data is None:
             raise NNVisError(f"{path}: an HDF5 file with weights only (no model_config): put the "
                              "model's model.to_json() .json or .keras file next to it")
@@ -90,11 +80,7 @@ def is_model_config(config) -> bool:
 
 def is_full_h5(path) -> bool:
     """True for a legacy HDF5 file that holds its architecture (`model.save("m.h5")`)."""
-    try:
-        return is_hdf5(Path(path)) and _attr(_open_h5(Path(path), MAX_WEIGHTS_BYTES),
-                                             "model_config") is not None
-    except NNVisError:
-        return False
+    return hdf5.has_attribute(Path(path), "model_config")
 
 
 def read_network(path) -> Network:
@@ -114,13 +100,12 @@ def read_weights(path, network: Network) -> dict[str, list[np.ndarray]]:
         data = _zip_member(path, WEIGHTS_MEMBER, MAX_WEIGHTS_BYTES)
     else:
         data = _read_capped(path, MAX_WEIGHTS_BYTES)
-    if not data.startswith(_HDF5_MAGIC):
+    if not data.startswith(hdf5.MAGIC):
         raise NNVisError(f"{path}: not a Keras weights file (neither a .keras zip nor HDF5)")
-    _check_complete(data, path)
+    h5 = hdf5.open_bytes(data, path)
     try:
-        h5 = pyfive.File(io.BytesIO(data))
-        if "layers" not in h5 and (_attr(h5, "layer_names") is not None or "model_weights" in h5):
-            return _read_legacy_weights(h5, network, path, len(data))
+        if legacy_h5.is_legacy(h5):
+            return legacy_h5.read_weights(h5, network, path, len(data))
         return _read_h5_weights(h5, network, path, len(data))
     except NNVisError:
         raise
@@ -129,166 +114,12 @@ def read_weights(path, network: Network) -> dict[str, list[np.ndarray]]:
                          f"{type(e).__name__}: {e}") from e
 
 
-def _open_h5(path: Path, cap: int):
-    data = _read_capped(path, cap)
-    _check_complete(data, path)
-    try:
-        return pyfive.File(io.BytesIO(data))
-    except Exception as e:       # noqa: BLE001 - pyfive raises anything on bad bytes
-        raise NNVisError(f"{path}: unreadable HDF5 file (truncated or damaged?): "
-                         f"{type(e).__name__}: {e}") from e
-
-
-def _attr(node, name: str):
-    """An HDF5 attribute as str / list of str / array, or None if absent or unreadable.
-
-    Keras splits an attribute over 64 kB into `name0`, `name1`, ... (legacy saving); those are
-    joined. Every attribute's claimed size is checked against its message first (`_attributes`).
-    """
-    attrs = _attributes(node)
-    if name not in attrs and f"{name}0" in attrs:
-        parts, i = [], 0
-        while f"{name}{i}" in attrs:
-            part = _attr_value(attrs[f"{name}{i}"])
-            if not isinstance(part, list):
-                return None
-            parts, i = parts + part, i + 1
-        return parts
-    return _attr_value(attrs.get(name))
-
-
-def _attr_value(value):
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, np.ndarray) and value.dtype.kind in "OSU":
-        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
-                for v in value.ravel()]
-    return value
-
-
-_ATTRIBUTE_MSG, _ATTRIBUTE_INFO_MSG = 0x000C, 0x0015
-_ATTR_HEADER = {1: ("<BBHHH", 8, 8), 3: ("<BBHHHB", 9, 1)}  # version: layout, size, padding
-
-
-def _attributes(node) -> dict:
-    """pyfive's attributes of a group, after checking what each attribute message claims.
-
-    pyfive sizes an attribute's array by its dataspace before reading it, so a damaged count
-    would allocate terabytes: every attribute must fit in its object header (variable-length
-    strings and references store 16 / 8 bytes per item there). Keras files keep attributes
-    compact, never in dense (fractal heap) storage, which is refused.
-    """
-    try:
-        objects = node._dataobjects
-        buffer = objects.msg_data
-        if objects.find_msg_type(_ATTRIBUTE_INFO_MSG):
-            return {}
-        for msg in objects.find_msg_type(_ATTRIBUTE_MSG):
-            if not _attribute_fits(buffer, msg["offset_to_message"]):
-                return {}
-        return node.attrs
-    except Exception:            # noqa: BLE001 - pyfive raises anything on damaged headers
-        return {}
-
-
-def _attribute_fits(buffer, offset: int) -> bool:
-    from pyfive.dataobjects import DatatypeMessage, determine_data_shape
-    layout = _ATTR_HEADER.get(buffer[offset])
-    if layout is None:
-        return False
-    fmt, size, pad = layout
-    _, _, name_size, type_size, space_size, *_ = struct.unpack_from(fmt, buffer, offset)
-    padded = lambda n: -(-n // pad) * pad  # noqa: E731
-    type_offset = offset + size + padded(name_size)
-    dtype = DatatypeMessage(buffer, type_offset).dtype
-    shape, _ = determine_data_shape(buffer, type_offset + padded(type_size))
-    if shape is None:
-        return True
-    item = 16 if isinstance(dtype, tuple) else np.dtype(dtype).itemsize
-    data_offset = type_offset + padded(type_size) + padded(space_size)
-    return math.prod(shape) * max(item, 1) <= len(buffer) - data_offset
-
-
 def _json_field(data: bytes | None, key: str):
     try:
         value = json.loads(data.decode("utf-8")) if data else None
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     return value.get(key) if isinstance(value, dict) else None
-
-
-def _read_legacy_weights(h5, network: Network, path: Path, file_size: int
-                         ) -> dict[str, list[np.ndarray]]:
-    """Legacy HDF5 weights: per stored layer group, its `weight_names` datasets in order.
-
-    A group named like a network layer is that layer's; a nested model's group holds its inner
-    layers' weights, each named `<inner layer>/<variable>:0`. If names do not place every
-    array, they are handed out in order, as Keras 2's own `load_weights` does; shapes are
-    checked either way.
-    """
-    root = h5["model_weights"] if "model_weights" in h5 else h5
-    names = _attr(root, "layer_names")
-    if not isinstance(names, list):
-        raise NNVisError(f"{path}: no 'layer_names' attribute: not a Keras weights file")
-    wanted = [layer for layer in network.layers if layer.weight_shapes]
-    by_name = {layer.name: [] for layer in wanted}
-    flat, placed = [], True
-    for name in names:
-        for weight_name, array in _legacy_group(root, name, path, file_size):
-            flat.append(array)
-            owner = name if name in by_name else next(
-                (p for p in reversed(weight_name.split("/")[:-1]) if p in by_name), None)
-            if owner is None:
-                placed = False
-            else:
-                by_name[owner].append(array)
-    if not placed or any(len(by_name[layer.name]) != len(layer.weight_shapes)
-                         for layer in wanted):
-        need = sum(len(layer.weight_shapes) for layer in wanted)
-        if len(flat) != need:
-            raise NNVisError(f"{path}: holds {len(flat)} weight arrays in layers "
-                             f"{', '.join(names)}; the architecture needs {need}: saved from a "
-                             "different architecture?")
-        start = 0
-        for layer in wanted:
-            by_name[layer.name] = flat[start:start + len(layer.weight_shapes)]
-            start += len(layer.weight_shapes)
-    for layer in wanted:
-        got = [tuple(a.shape) for a in by_name[layer.name]]
-        if got != [tuple(s) for s in layer.weight_shapes]:
-            raise NNVisError(f"{path}: layer {layer.name!r} ({layer.kind}) has weights of shapes "
-                             f"{got}, expected {[tuple(s) for s in layer.weight_shapes]}")
-    return by_name
-
-
-def _legacy_group(root, name: str, path: Path, file_size: int) -> list[tuple[str, np.ndarray]]:
-    if name not in root:
-        raise NNVisError(f"{path}: layer group {name!r} listed in layer_names is missing")
-    weight_names = _attr(root[name], "weight_names")
-    found = []
-    for weight_name in weight_names if isinstance(weight_names, list) else []:
-        try:
-            dataset = root[name][weight_name]
-        except (KeyError, ValueError):
-            raise NNVisError(f"{path}: layer {name!r} lacks its weight {weight_name!r}") from None
-        where = f"{path}: layer {name!r} weight {weight_name!r}"
-        found.append((weight_name, _array(dataset, tuple(int(d) for d in dataset.shape), where,
-                                          file_size)))
-    return found
-
-
-def _check_complete(data: bytes, path: Path) -> None:
-    """Reject a truncated HDF5 file by the length its superblock records.
-
-    pyfive reads only what it is asked for, so without this a file cut inside the optimizer
-    variables (stored after the layers) would still read.
-    """
-    fields = _SUPERBLOCK_BASE_EOF.get(data[8] if len(data) > 8 else None)
-    if fields is None or len(data) < max(fields) + 8:
-        return                   # an unknown superblock: pyfive reports it
-    base, end = (struct.unpack_from("<Q", data, offset)[0] for offset in fields)
-    if len(data) < base + end:
-        raise NNVisError(f"{path}: truncated HDF5 file ({len(data)} of {base + end} bytes)")
 
 
 def weight_groups(network: Network) -> dict[str, str]:
@@ -357,7 +188,7 @@ def _read_h5_weights(h5, network: Network, path: Path, file_size: int
             if got != tuple(expected):
                 raise NNVisError(f"{path}: layer {layer.name!r} ({group}) weight {i} has shape "
                                  f"{got}, expected {tuple(expected)}")
-            arrays.append(_array(dataset, got, f"{path}: layer {layer.name!r} ({group}) weight "
+            arrays.append(hdf5.array(dataset, got, f"{path}: layer {layer.name!r} ({group}) weight "
                                  f"{i}", file_size))
         weights[layer.name] = arrays
     # a layer nnvis cannot compute (custom kind) may have variables: they are not "extra"
@@ -371,30 +202,6 @@ def _read_h5_weights(h5, network: Network, path: Path, file_size: int
     return weights
 
 
-def _array(dataset, shape: tuple, where: str, file_size: int) -> np.ndarray:
-    """A stored variable; Keras writes bfloat16 as 2-byte opaque data tagged dtype=bfloat16,
-    returned here as float32 (exact) since Blender's numpy has no bfloat16.
-
-    What Keras writes is checked before reading, so no field of the file sizes an allocation:
-    a plain number type, no compression filters (Keras writes none), and bytes that fit in the file.
-    """
-    dtype = dataset.dtype
-    if not isinstance(dtype, np.dtype) or dtype.kind not in "fiubV" or dtype.itemsize > 8 \
-            or dtype.fields is not None:
-        raise NNVisError(f"{where} has HDF5 type {dtype!r}, not a number type Keras writes")
-    if dataset.compression or dataset.shuffle or dataset.fletcher32 or dataset.scaleoffset:
-        raise NNVisError(f"{where} is stored with HDF5 filters (compression), which Keras never "
-                         "writes")
-    nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes > file_size:
-        raise NNVisError(f"{where} claims {nbytes} bytes, more than the {file_size}-byte file")
-    array = np.asarray(dataset[()])     # pyfive returns a fresh array: no second copy
-    if dataset.attrs.get("dtype") in ("bfloat16", b"bfloat16"):
-        high = np.frombuffer(array.tobytes(), dtype="<u2").astype(np.uint32) << 16
-        array = high.view(np.float32)
-    return array.reshape(shape)
-
-
 def _vars(h5, group: str):
     """The `vars` group of the stored layer `group` (`layers/functional/layers/conv2d`), or None."""
     node = h5
@@ -406,7 +213,7 @@ def _vars(h5, group: str):
 
 
 def is_hdf5(path: Path) -> bool:
-    return _read_capped(path, len(_HDF5_MAGIC), whole=False) == _HDF5_MAGIC
+    return _read_capped(path, len(hdf5.MAGIC), whole=False) == hdf5.MAGIC
 
 
 def _is_zip(path: Path) -> bool:
