@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .probe import resize_bilinear
+from .model.kernels import resize_bilinear
 
 
 def digits(size: int = 32):

@@ -1,10 +1,14 @@
 """The probe: the one input image whose activations the scene shows.
 
-Accepted: a numpy `.npy` array (loaded without pickle) or an image file (PNG/JPEG; read by Blender's
-own image loader inside Blender, Pillow outside). It is resized (bilinear) to the model's input
-height/width, converted to its channel count and scaled to [0, 1] — the range the demo trains on;
-a `.npy` is taken as it is when its shape already fits. Defaults: a `probe.npy`/`probe.png` next to
-the checkpoints, else a mid-grey image.
+Accepted: a numpy array, a `.npy` file (loaded without pickle) or an image file (PNG/JPEG; read by
+Blender's own image loader inside Blender, Pillow outside). One rule for all three: the probe is
+resized (bilinear) to the model's input height/width and converted to its channel count, and its
+values are never guessed at — an array or `.npy` is fed as it is (a 0–255 array stays 0–255), an
+image file is read as [0, 1] pixel values, or as 0–255 when the model rescales its input itself
+(`pixels=255`: a Rescaling layer first, as in Keras' image tutorials; see `pixel_scale`).
+A model with a variable input size (None) takes the probe's own height/width. Defaults: a
+`probe.npy`/`probe.png` next to the checkpoints, else a mid-grey image (0.5, or 128 with
+`pixels=255`) of the model's size, or DEFAULT_SIZE² when the model fixes none.
 """
 from __future__ import annotations
 
@@ -13,8 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from .errors import NNVisError
+from .model.kernels import resize_bilinear
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".exr")
+
+
+DEFAULT_SIZE = 224          # height and width of the default probe for a variable-size model
 
 
 def find_default(folder: Path) -> Path | None:
@@ -24,12 +32,15 @@ def find_default(folder: Path) -> Path | None:
     return None
 
 
-def load_probe(probe, input_shape: tuple, folder: Path | None = None) -> np.ndarray:
-    """An array of exactly `input_shape` (float32) from a path, an array, or the defaults."""
+def load_probe(probe, input_shape: tuple, folder: Path | None = None,
+               pixels: float = 1.0) -> np.ndarray:
+    """A float32 array fitting `input_shape` (None sizes take the probe's own) from a path, an
+    array, or the defaults; image files and the grey default are scaled to [0, `pixels`]."""
     if probe is None and folder is not None:
         probe = find_default(folder)
     if probe is None:
-        return np.full(input_shape, 0.5, np.float32)
+        shape = [DEFAULT_SIZE if d is None else d for d in input_shape]
+        return np.full(shape, 0.5 * pixels, np.float32)
     if isinstance(probe, (str, Path)):
         path = Path(probe)
         if not path.is_file():
@@ -39,16 +50,39 @@ def load_probe(probe, input_shape: tuple, folder: Path | None = None) -> np.ndar
                 array = np.load(path, allow_pickle=False)
             except (ValueError, OSError) as exc:
                 raise NNVisError(f"{path}: not a readable .npy array ({exc})") from None
-            if array.shape == tuple(input_shape):
+            if array.dtype.kind not in "fiub":
+                raise NNVisError(f"{path}: a .npy of {array.dtype}, not numbers")
+            if array.ndim == len(input_shape) + 1 and array.shape[0] == 1:
+                array = array[0]
+            if _fits(array.shape, input_shape):
                 return array.astype(np.float32)
-            if array.shape[:1] == (1,) and array.shape[1:] == tuple(input_shape):
-                return array[0].astype(np.float32)
         elif path.suffix.lower() in IMAGE_SUFFIXES:
-            array = read_image(path)
+            array = read_image(path) * np.float32(pixels)
         else:
             raise NNVisError(f"{path}: probe must be an image ({', '.join(IMAGE_SUFFIXES)}) or .npy")
         return fit(array, input_shape, str(path))
-    return fit(np.asarray(probe, np.float32), input_shape, "probe array")
+    array = np.asarray(probe, np.float32)
+    if _fits(array.shape, input_shape):
+        return array
+    return fit(array, input_shape, "probe array")
+
+
+def pixel_scale(network) -> float:
+    """255 when the model rescales raw pixels itself (its first computing layer is a Rescaling
+    by 1/255 or 1/127.5, as in Keras' image tutorials, possibly after augmentation layers, which
+    are the identity at inference), else 1."""
+    from .model.ops import IDENTITY_KINDS
+    for layer in network.layers[1:]:
+        if layer.kind in IDENTITY_KINDS:
+            continue
+        scale = layer.config.get("scale") if layer.kind == "Rescaling" else None
+        return 255.0 if isinstance(scale, (int, float)) and 0 < scale <= 1 / 127 else 1.0
+    return 1.0
+
+
+def _fits(shape: tuple, input_shape: tuple) -> bool:
+    return len(shape) == len(input_shape) and all(d is None or s == d
+                                                  for s, d in zip(shape, input_shape))
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -85,32 +119,15 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def fit(array: np.ndarray, input_shape: tuple, what: str) -> np.ndarray:
-    """Resize/convert an (H, W[, C]) image to the model's (H, W, C) input."""
+    """Resize/convert an (H, W[, C]) image to the model's (H, W, C) input; values unchanged."""
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or len(input_shape) != 3:
         raise NNVisError(f"{what}: shape {array.shape} can't be fitted to the model's input "
                          f"{tuple(input_shape)}")
     h, w, c = input_shape
-    array = resize_bilinear(array.astype(np.float32), h, w)
-    if array.shape[2] != c:
+    array = resize_bilinear(array.astype(np.float32), h or array.shape[0], w or array.shape[1])
+    if c is not None and array.shape[2] != c:
         grey = array[..., :3].mean(axis=2, keepdims=True)
         array = grey if c == 1 else np.repeat(grey, c, axis=2)
-    if array.max() > 1.0:
-        array = array / 255.0
     return np.ascontiguousarray(array, np.float32)
-
-
-def resize_bilinear(image: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Bilinear resize with half-pixel centres (as TF's resize with antialias off)."""
-    H, W = image.shape[:2]
-    if (H, W) == (h, w):
-        return image
-    ys = np.clip((np.arange(h) + 0.5) * H / h - 0.5, 0, H - 1)
-    xs = np.clip((np.arange(w) + 0.5) * W / w - 0.5, 0, W - 1)
-    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
-    y1, x1 = np.minimum(y0 + 1, H - 1), np.minimum(x0 + 1, W - 1)
-    fy, fx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
-    top = image[y0][:, x0] * (1 - fx) + image[y0][:, x1] * fx
-    bottom = image[y1][:, x0] * (1 - fx) + image[y1][:, x1] * fx
-    return top * (1 - fy) + bottom * fy

@@ -16,9 +16,22 @@ from .errors import NNVisError
 from .io import discover as disc
 from .io import keras_files, recording, tf_checkpoint
 from .model.forward import forward_batch_partial
-from .model.keras_config import network_from_config
+from .model.keras_config import network_from_config, with_input_shape
 from .model.network import Network
-from .probe import load_probe
+from .model.ops import unread_keys
+from .probe import DEFAULT_SIZE, load_probe, pixel_scale
+
+
+def config_warnings(network: Network) -> list[str]:
+    """One line per layer whose config has keys nnvis does not read (ops.unread_keys)."""
+    lines = []
+    for layer in network.layers:
+        keys = unread_keys(layer.kind, layer.config)
+        if keys:
+            lines.append(f"layer {layer.name!r} ({layer.kind}): config "
+                         f"{'keys' if len(keys) > 1 else 'key'} {', '.join(map(repr, keys))} not "
+                         "understood by nnvis; its activations may differ from Keras'")
+    return lines
 
 
 class Run:
@@ -49,7 +62,7 @@ class Run:
         self.labels = labels
         self.class_names = class_names
         self.metrics = metrics or {}
-        self.warnings = list(warnings or [])
+        self.warnings = list(warnings or []) + config_warnings(network)
         self._weights = weights
         start = time.perf_counter()
         if activations is None:
@@ -126,17 +139,29 @@ def load_run(path, probe=None, probe_index: int = 0, progress=None,
                                memory_limit)
     found = disc.discover(path)
     network = keras_files.read_network(found.architecture)
+    folder = path if path.is_dir() else path.parent
+    probes = load_probe(probe, network.input_shape, folder, pixel_scale(network))[None]
+    network, warnings = _sized(network, probes, probe, str(found.architecture))
     budget.check(network, len(found.epochs), 1, str(path), memory_limit)
     weights = {}
     for k, source in enumerate(found.epochs):
         if progress:
             progress(k / len(found.epochs), f"Reading epoch {source.epoch}: {source.path.name}")
         weights[source.epoch] = read_weights(source, network)
-    folder = path if path.is_dir() else path.parent
-    probes = load_probe(probe, network.input_shape, folder)[None]
     name = path.name if path.is_dir() else path.name.split(".")[0]
     return Run(name or network.name, str(path), network, [s.epoch for s in found.epochs], weights,
-               probes)
+               probes, warnings=warnings)
+
+
+def _sized(network: Network, probes: np.ndarray, probe, source: str) -> tuple[Network, list[str]]:
+    """A variable-size model (None in its input shape) at the probe's size, and a warning when
+    that size is nnvis' default rather than a probe's."""
+    if None not in network.input_shape:
+        return network, []
+    warnings = [] if probe is not None else [
+        f"the model takes any input size {network.input_shape}; without a probe it is shown at "
+        f"{DEFAULT_SIZE}×{DEFAULT_SIZE} (pass a probe image to choose)"]
+    return with_input_shape(network, probes.shape[1:], source), warnings
 
 
 def _load_recording(folder: Path, probe, probe_index: int, progress, memory_limit) -> Run:
@@ -156,7 +181,8 @@ def _load_recording(folder: Path, probe, probe_index: int, progress, memory_limi
             predictions[epoch] = rec.predictions(epoch)
     if probe is not None:
         probes, labels, activations, predictions = (
-            load_probe(probe, network.input_shape, None)[None], None, None, None)
+            load_probe(probe, network.input_shape, None, pixel_scale(network))[None], None, None,
+            None)
         probe_index = 0
     else:
         probes, labels = np.asarray(rec.probes), rec.labels

@@ -24,7 +24,8 @@ from nnvis_addon.errors import NNVisError
 from nnvis_addon.io.keras_files import read_network, read_weights
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = {"tf2": 300, "keras": 300, "h5": 300, "recording": 250}
+EXAMPLES = {"tf2": 300, "keras": 300, "h5": 300, "recording": 250, "keras2-tf": 300,
+            "legacy-h5": 300, "savedmodel": 300}
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +152,7 @@ def test_only_expected_members_read_nothing_extracted(seeds, tmp_path, monkeypat
     monkeypatch.chdir(tmp_path / "in")
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     weights = read_weights(path, read_network(path))
-    assert sorted(opened) == ["config.json", "model.weights.h5"]
+    assert sorted(opened) == ["config.json", "metadata.json", "model.weights.h5"]  # its version
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
     assert set(weights) == {"conv", "bn", "classes"}
 

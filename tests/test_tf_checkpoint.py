@@ -310,7 +310,7 @@ def copied(seq_run, tmp_path):
     return folder
 
 
-def test_state_file_is_honoured(copied):
+def test_state_file_adds_to_the_prefixes_on_disk(copied):
     sub = copied / "rü"                                  # stored as octal escapes by TensorFlow
     sub.mkdir()
     for suffix in (".index", ".data-00000-of-00001"):
@@ -322,8 +322,10 @@ def test_state_file_is_honoured(copied):
         f'all_model_checkpoint_paths: "{escaped}/ckpt-7"\n'
         'all_model_checkpoint_paths: "ckpt-3"\n'
         'all_model_checkpoint_timestamps: 1795812522.9\n')
-    assert list_checkpoints(copied) == [(2, str(copied / "ckpt-2")), (3, str(copied / "ckpt-3")),
-                                        (7, str(sub / "ckpt-7"))]
+    # every prefix on disk counts (Checkpoint.save without a manager lists only the last one);
+    # the state file adds the one it names in a subfolder
+    assert list_checkpoints(copied) == [(1, str(copied / "ckpt-1")), (2, str(copied / "ckpt-2")),
+                                        (3, str(copied / "ckpt-3")), (7, str(sub / "ckpt-7"))]
     (copied / "checkpoint").unlink()
     assert [n for n, _ in list_checkpoints(copied)] == [1, 2, 3]
 

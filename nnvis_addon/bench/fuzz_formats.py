@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import keras_files, recording, tensorbundle, tf_checkpoint
+from ..io import keras_files, recording, saved_model, tensorbundle, tf_checkpoint
 from ..model.keras_config import network_from_config
 from . import mutate as mu
 
@@ -31,17 +31,19 @@ def _touch(array) -> None:
 class TF2:
     """A TF2 checkpoint (`ckpt-1.index` + `.data-00000-of-00001` + `checkpoint` state file)."""
     name = "tf2"
+    FOLDER, PREFIX = "tf2", "ckpt-1"
     INDEX, DATA, STATE = "ckpt-1.index", "ckpt-1.data-00000-of-00001", "checkpoint"
 
     def __init__(self, seeds: Path):
-        folder = seeds / "tf2"
+        folder = seeds / self.FOLDER
         self.index = (folder / self.INDEX).read_bytes()
         self.data = (folder / self.DATA).read_bytes()
-        self.state = (folder / self.STATE).read_bytes()
+        state = folder / self.STATE
+        self.state = state.read_bytes() if state.is_file() else b""
         self.network = _network(folder / "model.json")
         table = tensorbundle._read_table(str(folder / self.INDEX))
         self.entries = [(key, bytes(value)) for key, value in table]
-        bundle = tensorbundle.TensorBundle(folder / "ckpt-1")
+        bundle = tensorbundle.TensorBundle(folder / self.PREFIX)
         self.graph = bundle.read(tf_checkpoint.OBJECT_GRAPH_KEY)[()]
 
     def seed_files(self) -> dict[str, bytes]:
@@ -105,7 +107,7 @@ class TF2:
         return mu.table(entries), self.data + tensor
 
     def steps(self, folder: Path):
-        prefix = folder / "ckpt-1"
+        prefix = folder / self.PREFIX
 
         def every_tensor():
             bundle = tensorbundle.TensorBundle(prefix)
@@ -113,6 +115,72 @@ class TF2:
                 bundle.read(key)
         return [every_tensor, lambda: tf_checkpoint.read_tf_checkpoint(prefix, self.network),
                 lambda: tf_checkpoint.list_checkpoints(folder)]
+
+
+class Keras2Checkpoint(TF2):
+    """A Keras 2 `save_weights("w")` checkpoint (`layer_with_weights-N` object graph)."""
+    name = "keras2-tf"
+    FOLDER, PREFIX = "keras2", "w"
+    INDEX, DATA = "w.index", "w.data-00000-of-00001"
+
+
+class LegacyH5:
+    """A legacy full-model `.h5` (`model_config` attribute + `model_weights` group)."""
+    name = "legacy-h5"
+    FILE = "model.h5"
+
+    def __init__(self, seeds: Path):
+        self.data = (seeds / "legacy" / self.FILE).read_bytes()
+        self.network = keras_files.read_network(seeds / "legacy" / self.FILE)
+
+    def seed_files(self) -> dict[str, bytes]:
+        return {self.FILE: self.data}
+
+    def variant(self, rng) -> dict[str, bytes]:
+        if rng.random() < 0.3:
+            return {self.FILE: mu.mutate_header(rng, self.data, 2048)}
+        return {self.FILE: mu.mutate_bytes(rng, self.data)}
+
+    def steps(self, folder: Path):
+        path = folder / self.FILE
+        found = {}
+
+        def network():
+            found["network"] = keras_files.read_network(path)
+        return [network,
+                lambda: keras_files.read_weights(path, found.get("network", self.network))]
+
+
+class SavedModelMetadata:
+    """A SavedModel's `keras_metadata.pb` (protobuf holding the model config as JSON)."""
+    name = "savedmodel"
+    FILE = "keras_metadata.pb"
+
+    def __init__(self, seeds: Path):
+        self.data = (seeds / "savedmodel" / self.FILE).read_bytes()
+
+    def seed_files(self) -> dict[str, bytes]:
+        return {self.FILE: self.data, "saved_model.pb": b""}
+
+    def variant(self, rng) -> dict[str, bytes]:
+        r = rng.random()
+        if r < 0.4:
+            data = mu.mutate_proto(rng, self.data)
+        elif r < 0.7:           # the JSON inside: rebuild the proto around an edited config
+            data = self._edit_json(rng)
+        else:
+            data = mu.mutate_bytes(rng, self.data)
+        return {self.FILE: data, "saved_model.pb": b""}
+
+    def _edit_json(self, rng) -> bytes:
+        node = mu.decode_fields(mu.decode_fields(self.data)[0][2])
+        for field in node:
+            if field[0] == 5:
+                field[2] = mu.mutate_json(rng, field[2])
+        return mu.encode_fields([[1, 2, mu.encode_fields(node)]])
+
+    def steps(self, folder: Path):
+        return [lambda: network_from_config(saved_model.read_architecture(folder), str(folder))]
 
 
 class Keras:
@@ -286,4 +354,5 @@ class Recording:
         return [read]
 
 
-FORMATS = {f.name: f for f in (TF2, Keras, H5, Recording)}
+FORMATS = {f.name: f for f in (TF2, Keras, H5, Recording, Keras2Checkpoint, LegacyH5,
+                                SavedModelMetadata)}

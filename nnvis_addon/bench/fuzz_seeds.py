@@ -7,6 +7,12 @@ trained for two epochs on scikit-learn's digits, saved every way nnvis reads:
     h5/model.weights.h5, model.json model.save_weights + model.to_json (the network it is read for)
     tf2/ckpt-1.index, .data-*, model.json   tf.train.CheckpointManager with the optimizer
     recording/...                   the Recorder callback (three epochs, two probes)
+    legacy/model.h5                 model.save("model.h5"): the legacy HDF5 full model
+    keras2/w.index, .data-*, model.json     the Keras 2 `save_weights("w")` object graph (root =
+                                    the model, `layer_with_weights-N` children), rebuilt with
+                                    tf.Module since Keras 3 no longer writes it
+    savedmodel/keras_metadata.pb    a Keras 2 SavedModel's metadata (SavedMetadata proto, root
+                                    node's JSON with the model config), encoded here
 
 Small on purpose: every fuzz input is a variant of these, and ten thousand are read per format.
 """
@@ -57,9 +63,43 @@ def make_seeds(folder) -> Path:
     model.save_weights(folder / "h5" / "model.weights.h5")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     tf.train.CheckpointManager(checkpoint, str(folder / "tf2"), max_to_keep=1).save()
-    for sub in ("h5", "tf2"):
+    for sub in ("legacy", "keras2", "savedmodel"):
+        (folder / sub).mkdir(exist_ok=True)
+    model.save(folder / "legacy" / "model.h5")
+    _keras2_weights(tf, model, folder / "keras2" / "w")
+    _keras2_metadata(model, folder / "savedmodel" / "keras_metadata.pb")
+    for sub in ("h5", "tf2", "keras2"):
         (folder / sub / "model.json").write_text(model.to_json())
     return folder
+
+
+def _keras2_weights(tf, model, prefix: Path) -> None:
+    """What Keras 2's `model.save_weights(prefix)` writes: the model at the root, its layers with
+    weights as `layer_with_weights-N` holding their variables by attribute name."""
+    children = {}
+    for n, layer in enumerate(l for l in model.layers if l.weights):
+        module = tf.Module()
+        for variable in layer.weights:
+            setattr(module, variable.path.split("/")[-1], tf.Variable(variable.numpy()))
+        children[f"layer_with_weights-{n}"] = module
+    tf.train.Checkpoint(**children).write(str(prefix))
+
+
+def _keras2_metadata(model, path: Path) -> None:
+    """keras_metadata.pb: SavedMetadata{nodes=1: SavedObject{node_path=3, identifier=4,
+    metadata=5}}, the root's metadata holding the model config, as Keras 2 writes it."""
+    import json
+
+    from .mutate import varint
+
+    def field(number: int, payload: bytes) -> bytes:
+        return varint(number << 3 | 2) + varint(len(payload)) + payload
+    config = json.loads(model.to_json())
+    metadata = json.dumps({"class_name": config["class_name"], "keras_version": "2.15.0",
+                           "model_config": {"class_name": config["class_name"],
+                                            "config": config["config"]}}).encode()
+    node = field(3, b"root") + field(4, b"_tf_keras_sequential") + field(5, metadata)
+    path.write_bytes(field(1, node))
 
 
 if __name__ == "__main__":      # python -m nnvis_addon.bench.fuzz_seeds FOLDER (the bench's child)

@@ -1,10 +1,16 @@
 """What a path holds: which files give the architecture and which give each epoch's weights.
 
-Accepted: one `.keras` file; one `.weights.h5` or TF2 checkpoint (`ckpt-N.index` or its prefix) with
-an architecture (`.keras` or `model.to_json()` `.json`) beside it; or a folder of per-epoch
-checkpoints of one of those kinds. Epoch numbers come from the file names (the number after
-"epoch", else the first number — ModelCheckpoint's `{epoch}`; `ckpt-N`'s N for TF2 checkpoints);
-names without usable numbers are taken in natural order as 0, 1, 2, ...
+Accepted (docs/user-guide.md has the table): a `.keras` file or a legacy full-model `.h5`; a
+weights file (`.weights.h5`, a weights-only `.h5`, a TF checkpoint prefix) with an architecture
+beside it; a SavedModel directory (or its `saved_model.pb` / `variables/variables.index`); or a
+folder of per-epoch checkpoints of one of those kinds, SavedModels included.
+
+Epoch numbers come from epoch-like parts of the names only: the number after `epoch`/`ep`/`e`,
+TF's `<name>-N` / `cp-N.ckpt`, else the first number standing alone between separators
+(`weights.03-0.42` → 3, `model_07` → 7). Digits glued to letters are a model's name, not an epoch
+(`ResNet50.keras`, `VGG16`); names without usable numbers are taken in natural order as 0, 1, ...
+The architecture beside weights is whichever `.json`, `.keras` or full `.h5` *is* a model config
+(sniffed; a history or label JSON is ignored); several different ones are an error naming them.
 """
 from __future__ import annotations
 
@@ -13,16 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import NNVisError
-from . import tf_checkpoint
+from . import keras_files, saved_model, tf_checkpoint
 
 KERAS, WEIGHTS_H5, TF2 = "keras", "weights.h5", "tf2"
+_SUFFIXES = (".weights.h5", ".h5", ".hdf5", ".keras", ".index", ".ckpt")
+_H5 = (".h5", ".hdf5")
+_TORCH = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
 
 
 @dataclass
 class EpochSource:
     epoch: int
     path: Path          # the file (for TF2: the checkpoint prefix, without .index)
-    kind: str           # KERAS, WEIGHTS_H5 or TF2
+    kind: str           # KERAS (architecture and weights), WEIGHTS_H5 (HDF5 weights) or TF2
 
 
 @dataclass
@@ -35,53 +44,104 @@ def _natural_key(name: str):
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
+def _stem(name: str) -> str:
+    name = re.sub(r"\.data-\d+-of-\d+$", "", name)
+    changed = True
+    while changed:
+        changed = False
+        for suffix in _SUFFIXES:
+            if name.lower().endswith(suffix) and len(name) > len(suffix):
+                name, changed = name[:-len(suffix)], True
+    return name
+
+
 def epoch_number(name: str) -> int | None:
-    m = re.search(r"epoch[^0-9a-z]*(\d+)", name, re.IGNORECASE)
-    if m:
-        return int(m.group(1))
-    m = re.search(r"(\d+)", name)
-    return int(m.group(1)) if m else None
+    """The epoch a file or checkpoint name states, or None (see the module docstring)."""
+    stem = _stem(name)
+    for pattern in (r"(?:^|[^a-z])(?:epoch|ep|e)[^0-9a-z]*(\d+)(?![0-9a-z])",
+                    r"-(\d+)$",
+                    r"(?:^|[^0-9a-z])(\d+)(?![0-9a-z])"):
+        m = re.search(pattern, stem, re.IGNORECASE)
+        if m:
+            return int(m.group(1))
+    return None
 
 
 def _numbered(paths: list[Path], kind: str) -> list[EpochSource]:
-    """Epochs from file names; natural order when names give no distinct numbers."""
+    """Epochs from the names; natural order when the names give no distinct numbers."""
     paths = sorted(paths, key=lambda p: _natural_key(p.name))
-    numbers = [epoch_number(p.name.split(".")[0] if kind != KERAS else p.stem) for p in paths]
+    numbers = [epoch_number(p.name) for p in paths]
     if None in numbers or len(set(numbers)) != len(numbers):
         numbers = list(range(len(paths)))
     return sorted((EpochSource(n, p, kind) for n, p in zip(numbers, paths)), key=lambda s: s.epoch)
 
 
-def _architecture_beside(folder: Path, exclude: set[Path] = frozenset()) -> Path:
-    candidates = sorted((p for p in folder.iterdir()
-                         if p.suffix in (".keras", ".json") and p not in exclude
-                         and p.name not in ("manifest.json",)), key=lambda p: _natural_key(p.name))
-    kerases = [p for p in candidates if p.suffix == ".keras"]
-    if kerases:
-        return kerases[0]
-    if candidates:
-        return candidates[0]
-    raise NNVisError(f"{folder}: no architecture found — put the model's .keras file or its "
-                     "model.to_json() .json next to the weights")
+def _single(path: Path, kind: str, weights: Path | None = None) -> EpochSource:
+    """One checkpoint: the epoch its name states, else 0."""
+    number = epoch_number(path.name)
+    return EpochSource(0 if number is None else number, weights or path, kind)
+
+
+def _is_architecture(path: Path) -> bool:
+    if path.suffix.lower() in _H5:
+        return keras_files.is_full_h5(path)
+    try:
+        return keras_files.is_model_config(keras_files.read_architecture(path))
+    except NNVisError:
+        return False
+
+
+def _architecture_beside(folder: Path, exclude: frozenset = frozenset()) -> Path:
+    candidates = sorted((p for p in folder.iterdir() if p.is_file() and p not in exclude
+                         and p.suffix.lower() in (".json", ".keras", *_H5)
+                         and not p.name.endswith(".weights.h5") and _is_architecture(p)),
+                        key=lambda p: (p.suffix != ".keras", _natural_key(p.name)))
+    if not candidates:
+        raise NNVisError(f"{folder}: no architecture found — put the model's .keras file, its "
+                         "model.to_json() .json or its model.save('m.h5') file next to the "
+                         "weights")
+    graphs = {_layer_list(p) for p in candidates}
+    if len(graphs) > 1:
+        raise NNVisError(f"{folder}: several different model architectures "
+                         f"({', '.join(p.name for p in candidates)}); keep only the one the "
+                         "weights belong to")
+    return candidates[0]
+
+
+def _layer_list(path: Path) -> str:
+    layers = keras_files.read_architecture(path)["config"]["layers"]
+    return repr([(e.get("class_name"), e.get("name") or (e.get("config") or {}).get("name"))
+                 for e in layers if isinstance(e, dict)])
 
 
 def discover(path) -> Discovery:
     path = Path(path)
+    folder = saved_model.saved_model_dir(path)
+    if folder is not None:
+        return Discovery(folder, [_single(folder, TF2, saved_model.weights_prefix(folder))])
     if path.is_dir():
         return _discover_folder(path)
     tf_prefix = _tf_prefix(path)
     if tf_prefix is not None:
-        number = epoch_number(tf_prefix.name)
-        return Discovery(_architecture_beside(tf_prefix.parent),
-                         [EpochSource(number if number is not None else 0, tf_prefix, TF2)])
+        return Discovery(_architecture_beside(tf_prefix.parent), [_single(tf_prefix, TF2)])
     if not path.exists():
         raise NNVisError(f"{path}: no such file or folder")
     if path.name.endswith(".weights.h5"):
-        return Discovery(_architecture_beside(path.parent), _numbered([path], WEIGHTS_H5))
-    if path.suffix == ".keras":
-        return Discovery(path, _numbered([path], KERAS))
-    raise NNVisError(f"{path}: not a checkpoint nnvis reads (expected .keras, .weights.h5, a TF2 "
-                     "checkpoint ckpt-N.index, or a folder of them)")
+        return Discovery(_architecture_beside(path.parent), [_single(path, WEIGHTS_H5)])
+    if path.suffix == ".keras" or path.suffix.lower() in _H5 and keras_files.is_full_h5(path):
+        return Discovery(path, [_single(path, KERAS)])
+    if path.suffix.lower() in _H5:
+        if not keras_files.is_hdf5(path):
+            raise NNVisError(f"{path}: not an HDF5 file, so not a Keras .h5 (damaged, or "
+                             "another program's file?)")
+        return Discovery(_architecture_beside(path.parent, frozenset({path})),
+                         [_single(path, WEIGHTS_H5)])
+    if path.suffix.lower() in _TORCH:
+        raise NNVisError(f"{path}: a PyTorch file; nnvis reads Keras/TensorFlow checkpoints (a "
+                         "state dict has no layer graph, and nnvis never unpickles): record the "
+                         "training with a Keras model and nnvis_addon.record.Recorder")
+    raise NNVisError(f"{path}: not a checkpoint nnvis reads (expected .keras, .h5, .weights.h5, "
+                     "a TF checkpoint's .index, a SavedModel, or a folder of them)")
 
 
 def _tf_prefix(path: Path) -> Path | None:
@@ -96,17 +156,31 @@ def _tf_prefix(path: Path) -> Path | None:
 
 def _discover_folder(folder: Path) -> Discovery:
     files = [p for p in folder.iterdir() if p.is_file()]
-    if any(p.suffix == ".index" for p in files) or (folder / "checkpoint").exists():
+    models = [p for p in folder.iterdir() if p.is_dir() and saved_model.saved_model_dir(p)]
+    if models:
+        epochs = _numbered(models, TF2)
+        return Discovery(epochs[0].path, [EpochSource(e.epoch, saved_model.weights_prefix(e.path),
+                                                      TF2) for e in epochs])
+    indexes = [p for p in files if p.suffix == ".index"]
+    if indexes or (folder / "checkpoint").exists():
         found = tf_checkpoint.list_checkpoints(folder)
+        if not found and len(indexes) == 1:           # save_weights("dir/w"): one unnumbered
+            found = [(0, str(indexes[0].with_suffix("")))]
+        elif not found and indexes:
+            raise NNVisError(f"{folder}: several unnumbered TF checkpoints "
+                             f"({', '.join(sorted(p.stem for p in indexes))}); pick one's .index")
         if found:
             return Discovery(_architecture_beside(folder),
                              [EpochSource(n, Path(prefix), TF2) for n, prefix in found])
-    weights = [p for p in files if p.name.endswith(".weights.h5")]
+    h5s = [p for p in files if p.suffix.lower() in _H5]
+    full = [p for p in h5s if not p.name.endswith(".weights.h5") and keras_files.is_full_h5(p)]
+    weights = [p for p in h5s if p not in full]
     if weights:
-        return Discovery(_architecture_beside(folder), _numbered(weights, WEIGHTS_H5))
-    kerases = [p for p in files if p.suffix == ".keras"]
+        return Discovery(_architecture_beside(folder, frozenset(weights)),
+                         _numbered(weights, WEIGHTS_H5))
+    kerases = [p for p in files if p.suffix == ".keras"] + full
     if kerases:
         epochs = _numbered(kerases, KERAS)
         return Discovery(epochs[0].path, epochs)
-    raise NNVisError(f"{folder}: no checkpoints found (looked for .keras, .weights.h5 and TF2 "
-                     "ckpt-N.index files)")
+    raise NNVisError(f"{folder}: no checkpoints found (looked for .keras, .h5, .weights.h5, TF "
+                     "checkpoint .index files and SavedModel folders)")

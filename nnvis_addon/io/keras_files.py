@@ -1,45 +1,62 @@
-"""Keras 3 files without Keras: architecture (`.keras`, `.json`), weights (`.keras`, `.weights.h5`).
+"""Keras files without Keras: architecture (`.keras`, `.json`, legacy `.h5`), weights (`.keras`,
+`.weights.h5`, legacy `.h5`), as written by Keras 3 and by Keras 2 (tf.keras ≤ 2.15).
 
-HDF5 is read with pyfive (pure Python, bundled into Blender), always from an in-memory copy so a
-truncated file fails on a short read instead of a memory map. Keras stores a layer's variables under
+HDF5 is read with pyfive through `hdf5` (whole files from memory, every claimed size checked).
+Keras stores a layer's variables under
 its object path, `layers/<snake_case(class)>[_<n>]/vars/<i>`, counting per class in `model.layers`
 order (saving_lib._save_container_state) — not under the user's layer names; see `weight_groups`.
+Keras 2.13–2.15 write `.keras`/`.weights.h5` the same way.
+
+The legacy HDF5 format keys weights by layer name instead (`legacy_h5`); a full legacy model's
+`model_config` attribute is its architecture. Every architecture dict carries the `keras_version` of its file, which
+tells `model.keras2` whether to read it as Keras 2.
 """
 from __future__ import annotations
 
-import io
 import json
-import math
 import os
 import re
-import struct
 import zipfile
 from pathlib import Path
 
 import numpy as np
-import pyfive
 
 from ..errors import NNVisError
-from ..model.keras_config import INPUT_KIND, network_from_config, unsupported_reason
+from ..model.keras_config import (INPUT_KIND, SHARED_KEY, block_path, network_from_config,
+                                  unsupported_reason)
 from ..model.network import Network
+from . import hdf5, legacy_h5, saved_model
 
 CONFIG_MEMBER = "config.json"
+METADATA_MEMBER = "metadata.json"
 WEIGHTS_MEMBER = "model.weights.h5"
 MAX_CONFIG_BYTES = 64 << 20          # VGG16's config is 21 kB
 MAX_WEIGHTS_BYTES = 8 << 30
 MAX_INFLATION = 100                  # a zip member's size / its compressed size
 
 _ZIP_MAGIC = b"PK\x03\x04"
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-# superblock version -> byte offsets of its base address and end-of-file address (8-byte offsets)
-_SUPERBLOCK_BASE_EOF = {0: (24, 40), 2: (12, 28), 3: (12, 28)}
 
 
 def read_architecture(path) -> dict:
-    """The model config dict of a `.keras` zip (its config.json) or a `model.to_json()` file."""
+    """The model config dict of a `.keras` zip (its config.json), a `model.to_json()` file or a
+    legacy full-model `.h5` (its `model_config`) or a SavedModel directory (its Keras metadata),
+    with the file's `keras_version` filled in."""
     path = Path(path)
+    folder = saved_model.saved_model_dir(path)
+    if folder is not None:
+        return saved_model.read_architecture(folder)
+    version = None
     if _is_zip(path):
         data = _zip_member(path, CONFIG_MEMBER, MAX_CONFIG_BYTES)
+        version = _json_field(_zip_member(path, METADATA_MEMBER, MAX_CONFIG_BYTES, optional=True),
+                              "keras_version")
+    elif is_hdf5(path):
+        h5 = hdf5.open_bytes(_read_capped(path, MAX_WEIGHTS_BYTES), path)
+        data, version = hdf5.attribute(h5, "model_config"), hdf5.attribute(h5, "keras_version")
+        if data is None:
+            raise NNVisError(f"{path}: an HDF5 file with weights only (no model_config): put the "
+                             "model's model.to_json() .json or .keras file next to it")
+        data = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     else:
         data = _read_capped(path, MAX_CONFIG_BYTES)
     try:
@@ -49,30 +66,47 @@ def read_architecture(path) -> dict:
                          f"file): {e}") from e
     if not isinstance(config, dict):
         raise NNVisError(f"{path}: the architecture is not a JSON object")
+    if isinstance(version, str) and "keras_version" not in config:
+        config = {**config, "keras_version": version}
     return config
 
 
+def is_model_config(config) -> bool:
+    """True for a dict that is a Keras model's architecture (not a history, a label list, ...)."""
+    body = config.get("config") if isinstance(config, dict) else None
+    return isinstance(body, dict) and isinstance(body.get("layers"), list) \
+        and isinstance(config.get("class_name"), str)
+
+
+def is_full_h5(path) -> bool:
+    """True for a legacy HDF5 file that holds its architecture (`model.save("m.h5")`)."""
+    return hdf5.has_attribute(Path(path), "model_config")
+
+
 def read_network(path) -> Network:
-    """The Network described by a `.keras` zip or a `model.to_json()` file."""
+    """The Network described by a `.keras` zip, a `model.to_json()` file or a full-model `.h5`."""
     return network_from_config(read_architecture(path), str(path))
 
 
 def read_weights(path, network: Network) -> dict[str, list[np.ndarray]]:
     """Layer name -> arrays in Keras `get_weights()` order, for the layers that have weights.
 
-    `path` is a `.keras` zip or a `.weights.h5` file (model.save_weights, ModelCheckpoint); every
-    array is checked against the network's weight shapes; weights the network lacks are an error.
+    `path` is a `.keras` zip, a `.weights.h5` file (model.save_weights, ModelCheckpoint) or a
+    legacy `.h5` (full model or weights only); every array is checked against the network's
+    weight shapes; weights the network lacks are an error.
     """
     path = Path(path)
     if _is_zip(path):
         data = _zip_member(path, WEIGHTS_MEMBER, MAX_WEIGHTS_BYTES)
     else:
         data = _read_capped(path, MAX_WEIGHTS_BYTES)
-    if not data.startswith(_HDF5_MAGIC):
+    if not data.startswith(hdf5.MAGIC):
         raise NNVisError(f"{path}: not a Keras weights file (neither a .keras zip nor HDF5)")
-    _check_complete(data, path)
+    h5 = hdf5.open_bytes(data, path)
     try:
-        return _read_h5_weights(pyfive.File(io.BytesIO(data)), network, path, len(data))
+        if legacy_h5.is_legacy(h5):
+            return legacy_h5.read_weights(h5, network, path, len(data))
+        return _read_h5_weights(h5, network, path, len(data))
     except NNVisError:
         raise
     except Exception as e:       # pyfive raises anything (struct.error, KeyError, ...) on bad bytes
@@ -80,39 +114,43 @@ def read_weights(path, network: Network) -> dict[str, list[np.ndarray]]:
                          f"{type(e).__name__}: {e}") from e
 
 
-def _check_complete(data: bytes, path: Path) -> None:
-    """Reject a truncated HDF5 file by the length its superblock records.
-
-    pyfive reads only what it is asked for, so without this a file cut inside the optimizer
-    variables (stored after the layers) would still read.
-    """
-    fields = _SUPERBLOCK_BASE_EOF.get(data[8] if len(data) > 8 else None)
-    if fields is None or len(data) < max(fields) + 8:
-        return                   # an unknown superblock: pyfive reports it
-    base, end = (struct.unpack_from("<Q", data, offset)[0] for offset in fields)
-    if len(data) < base + end:
-        raise NNVisError(f"{path}: truncated HDF5 file ({len(data)} of {base + end} bytes)")
+def _json_field(data: bytes | None, key: str):
+    try:
+        value = json.loads(data.decode("utf-8")) if data else None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return value.get(key) if isinstance(value, dict) else None
 
 
 def weight_groups(network: Network) -> dict[str, str]:
-    """Layer name -> the HDF5 group Keras 3 saves its variables in (`layers/conv2d_1`).
+    """Layer name -> the HDF5 group Keras saves its variables in (`layers/conv2d_1`).
 
     Keras counts per snake-cased class name over `model.layers`; a Sequential leaves its InputLayer
     out of that list and a Functional model includes it, but an InputLayer only consumes an
-    `input_layer*` name, so skipping InputLayers gives the same names for both.
+    `input_layer*` name, so skipping InputLayers gives the same names for both. A nested model is
+    one entry of its container's list (`layers/functional`) holding its own layers' groups
+    (`layers/functional/layers/conv2d`), counted apart.
     """
-    used: dict[str, int] = {}
+    used: dict[tuple, dict[str, int]] = {}
+    blocks: dict[tuple, str] = {(): "layers"}
+
+    def name_in(container: tuple, kind: str) -> str:
+        counts = used.setdefault(container, {})
+        base = _snake_case(kind)
+        counts[base] = counts.get(base, -1) + 1
+        return f"{blocks[container]}/{base}" + (f"_{counts[base]}" if counts[base] else "")
+
     groups = {}
     for layer in network.layers:
-        if layer.kind == INPUT_KIND:
+        if layer.kind == INPUT_KIND or SHARED_KEY in layer.config:
             continue
-        base = _snake_case(layer.kind)
-        if base in used:
-            used[base] += 1
-            groups[layer.name] = f"layers/{base}_{used[base]}"
-        else:
-            used[base] = 0
-            groups[layer.name] = f"layers/{base}"
+        path = ()
+        for block in block_path(layer):
+            inner = path + (block[0],)
+            if inner not in blocks:
+                blocks[inner] = name_in(path, block[1]) + "/layers"
+            path = inner
+        groups[layer.name] = name_in(path, layer.kind)
     return groups
 
 
@@ -134,7 +172,7 @@ def _read_h5_weights(h5, network: Network, path: Path, file_size: int
         if not layer.weight_shapes:
             continue
         group = groups[layer.name]
-        variables = _vars(stored, group.removeprefix("layers/"))
+        variables = _vars(h5, group)
         if variables is None:
             raise NNVisError(f"{path}: no weights for layer {layer.name!r} (expected group "
                              f"{group}/vars): saved from a different architecture?")
@@ -150,49 +188,32 @@ def _read_h5_weights(h5, network: Network, path: Path, file_size: int
             if got != tuple(expected):
                 raise NNVisError(f"{path}: layer {layer.name!r} ({group}) weight {i} has shape "
                                  f"{got}, expected {tuple(expected)}")
-            arrays.append(_array(dataset, got, f"{path}: layer {layer.name!r} ({group}) weight "
+            arrays.append(hdf5.array(dataset, got, f"{path}: layer {layer.name!r} ({group}) weight "
                                  f"{i}", file_size))
         weights[layer.name] = arrays
     # a layer nnvis cannot compute (custom kind) may have variables: they are not "extra"
     wanted = {groups[layer.name] for layer in network.layers
               if layer.weight_shapes or (unsupported_reason(layer) and layer.name in groups)}
     extra = sorted(f"layers/{key}" for key in stored.keys()
-                   if f"layers/{key}" not in wanted and _vars(stored, key))
+                   if f"layers/{key}" not in wanted and _vars(h5, f"layers/{key}"))
     if extra:
         raise NNVisError(f"{path}: holds weights for {', '.join(extra)}, which the architecture "
                          "does not have: saved from a different architecture?")
     return weights
 
 
-def _array(dataset, shape: tuple, where: str, file_size: int) -> np.ndarray:
-    """A stored variable; Keras writes bfloat16 as 2-byte opaque data tagged dtype=bfloat16,
-    returned here as float32 (exact) since Blender's numpy has no bfloat16.
-
-    What Keras writes is checked before reading, so no field of the file sizes an allocation:
-    a plain number type, no compression filters (Keras writes none), and bytes that fit in the file.
-    """
-    dtype = dataset.dtype
-    if not isinstance(dtype, np.dtype) or dtype.kind not in "fiubV" or dtype.itemsize > 8 \
-            or dtype.fields is not None:
-        raise NNVisError(f"{where} has HDF5 type {dtype!r}, not a number type Keras writes")
-    if dataset.compression or dataset.shuffle or dataset.fletcher32 or dataset.scaleoffset:
-        raise NNVisError(f"{where} is stored with HDF5 filters (compression), which Keras never "
-                         "writes")
-    nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes > file_size:
-        raise NNVisError(f"{where} claims {nbytes} bytes, more than the {file_size}-byte file")
-    array = np.asarray(dataset[()])     # pyfive returns a fresh array: no second copy
-    if dataset.attrs.get("dtype") in ("bfloat16", b"bfloat16"):
-        high = np.frombuffer(array.tobytes(), dtype="<u2").astype(np.uint32) << 16
-        array = high.view(np.float32)
-    return array.reshape(shape)
+def _vars(h5, group: str):
+    """The `vars` group of the stored layer `group` (`layers/functional/layers/conv2d`), or None."""
+    node = h5
+    for part in group.split("/") + ["vars"]:
+        if part not in node:
+            return None
+        node = node[part]
+    return node
 
 
-def _vars(stored, key: str):
-    """The `vars` group of the stored layer `layers/<key>`, or None."""
-    if key not in stored or "vars" not in stored[key]:
-        return None
-    return stored[key]["vars"]
+def is_hdf5(path: Path) -> bool:
+    return _read_capped(path, len(hdf5.MAGIC), whole=False) == hdf5.MAGIC
 
 
 def _is_zip(path: Path) -> bool:
@@ -215,7 +236,7 @@ def _read_capped(path: Path, cap: int, whole: bool = True) -> bytes:
         raise NNVisError(f"{path}: cannot read: {e.strerror or e}") from e
 
 
-def _zip_member(path: Path, member: str, cap: int) -> bytes:
+def _zip_member(path: Path, member: str, cap: int, optional: bool = False) -> bytes | None:
     """One member of a zip, read in memory (never extracted), its claimed sizes checked first.
 
     Only `member` is opened. Its compressed size must fit in the archive and its size may be at
@@ -228,6 +249,8 @@ def _zip_member(path: Path, member: str, cap: int) -> bytes:
             try:
                 info = archive.getinfo(member)
             except KeyError:
+                if optional:
+                    return None
                 raise NNVisError(f"{path}: no {member} inside: not a Keras 3 .keras file") from None
             _check_claims(path, info, os.path.getsize(path), cap)
             with archive.open(info) as f:

@@ -16,7 +16,12 @@ A layer's weights, in `get_weights()` order, are its direct variable children in
 (= creation) order, then those of its sub-objects (a nested model: `_functional` →
 `_operations` → its layers) depth-first; the model's `optimizer` child is never followed.
 Keras creates trainable weights before non-trainable ones in its own layers, so creation order
-is `weights` order. Layers without variables (InputLayer, pooling, Flatten, Dropout — whose
+is `weights` order.
+
+Keras 2 (tf.keras ≤ 2.15: `save_weights("ckpt/w")`, `tf.train.Checkpoint(model=m)`, and a
+SavedModel's `variables/`) tracks a model's layers directly as children `layer-N` (every layer)
+and `layer_with_weights-N` (the N-th layer that has weights, in `model.layers` order); the model
+is the root, or the root's child `model`. Those children are the operations with variables. Layers without variables (InputLayer, pooling, Flatten, Dropout — whose
 seed is not checkpointed) are skipped on both sides; the operations holding variables are
 paired in order with the Network's layers that have weights, and every shape is checked. If
 that fails but each layer's list of weight shapes is unique on both sides, layers are paired
@@ -70,32 +75,69 @@ def object_graph(bundle: TensorBundle) -> list[TrackableObject]:
 
 
 def _operations(nodes: list[TrackableObject], where: str) -> list[int]:
-    """Node ids of the model's operations, in order: those of the root's child `model`, else
-    the only operations reachable from the root or its children."""
+    """Node ids of the model's operations, in order, nested models' operations in their place:
+    those of the root's child `model`, else of the root, else the only ones reachable from the
+    root's children."""
     found = {}
     for name, node_id in [("(root)", 0)] + [(c.local_name, c.node_id) for c in nodes[0].children]:
-        node = nodes[node_id]
-        functional = node.child("_functional")
-        if functional is not None:
-            node = nodes[functional]
-        ops = node.child("_operations")
+        ops = _model_ops(nodes, node_id, where, 0)
         if ops is not None:
             found.setdefault(name, ops)
-    if "model" in found:
-        ops = found["model"]
-    elif len(set(found.values())) == 1:           # e.g. Checkpoint(root=model): many paths
-        ops = next(iter(found.values()))
-    elif not found:
-        raise NNVisError(f"{where}: no Keras 3 model in the checkpoint (expected "
-                         f"tf.train.Checkpoint(model=...) of a Sequential or Functional model)")
-    else:
-        raise NNVisError(f"{where}: several Keras models in the checkpoint ({', '.join(found)}); "
-                         f"cannot tell which one to read")
-    children = nodes[ops].children
-    if sorted(c.local_name for c in children) != sorted(str(i) for i in range(len(children))):
-        raise NNVisError(f"{where}: the model's operations are not numbered "
-                         f"0..{len(children) - 1}")
-    return [c.node_id for c in sorted(children, key=lambda c: int(c.local_name))]
+    for name in ("model", "(root)"):          # Checkpoint(model=m); save_weights (root = model)
+        if name in found:
+            return found[name]
+    if len({tuple(v) for v in found.values()}) == 1:
+        return next(iter(found.values()))
+    if not found:
+        raise NNVisError(f"{where}: no Keras model in the checkpoint (expected "
+                         f"tf.train.Checkpoint(model=...) or model.save_weights of a Sequential "
+                         f"or Functional model)")
+    raise NNVisError(f"{where}: several Keras models in the checkpoint ({', '.join(found)}); "
+                     f"cannot tell which one to read")
+
+
+_MAX_NESTING = 16
+
+
+def _model_ops(nodes: list[TrackableObject], node_id: int, where: str, depth: int
+               ) -> list[int] | None:
+    """A model node's operations (Keras 3 `_operations`, Keras 2 `layer_with_weights-N`) with
+    nested models expanded, or None if the node is not a model."""
+    node = nodes[node_id]
+    ops = _keras2_layers(node)
+    if not ops:
+        functional = node.child("_functional")
+        container = nodes[functional].child("_operations") if functional is not None \
+            else node.child("_operations")
+        if container is None:
+            return None
+        children = nodes[container].children
+        if sorted(c.local_name for c in children) != sorted(str(i) for i in range(len(children))):
+            raise NNVisError(f"{where}: the model's operations are not numbered "
+                             f"0..{len(children) - 1}")
+        ops = [c.node_id for c in sorted(children, key=lambda c: int(c.local_name))]
+    if depth >= _MAX_NESTING:
+        raise NNVisError(f"{where}: models nested more than {_MAX_NESTING} deep")
+    flat = []
+    for op in ops:
+        inner = _model_ops(nodes, op, where, depth + 1) if op != node_id else None
+        flat.extend(inner if inner is not None else [op])
+    return flat
+
+
+_KERAS2_LAYER = re.compile(r"^layer_with_weights-(\d+)$")
+
+
+def _keras2_layers(node: TrackableObject) -> list[int]:
+    """Node ids of a Keras 2 model's `layer_with_weights-N` children, by N (empty if none)."""
+    numbered = {}
+    for c in node.children:
+        match = _KERAS2_LAYER.match(c.local_name)
+        if match:
+            numbered.setdefault(int(match.group(1)), c.node_id)
+    if sorted(numbered) != list(range(len(numbered))):
+        return []
+    return [numbered[n] for n in sorted(numbered)]
 
 
 def _variable_keys(nodes: list[TrackableObject], node_id: int) -> list[str]:
@@ -140,31 +182,42 @@ _STATE_FIELD = re.compile(r'^\s*(?:all_model_checkpoint_paths|model_checkpoint_p
 _ESCAPE = re.compile(rb"\\([0-7]{1,3}|x[0-9a-fA-F]{1,2}|.)")
 _SIMPLE_ESCAPES = {b"n": b"\n", b"t": b"\t", b"r": b"\r", b"a": b"\a", b"b": b"\b",
                    b"f": b"\f", b"v": b"\v"}
-_NUMBERED = re.compile(r"^(.*)-(\d+)$")
+_NUMBERED = re.compile(r"^(.*)-(\d+)(?:\.ckpt)?$")
 _MAX_STATE_BYTES = 16 << 20     # CheckpointManager writes some 100 bytes per kept checkpoint
 
 
 def list_checkpoints(folder) -> list[tuple[int, str]]:
-    """(N, prefix) of the folder's checkpoints `<name>-N`, ascending by N.
+    """(N, prefix) of the folder's numbered checkpoints, ascending by N.
 
-    The `checkpoint` state file, when present, says which ones CheckpointManager keeps; its
-    paths may be relative or absolute, and absolute paths from another machine are looked up
-    by file name in this folder. Without it (or if none of its entries exist) every
-    `<name>-N.index` in the folder counts.
+    Numbered: `<name>-N` (tf.train.Checkpoint.save, CheckpointManager) or `<name>-N.ckpt`
+    (the TF tutorial's `cp-{epoch:04d}.ckpt`). Every such prefix on disk counts, whatever the
+    `checkpoint` state file says (Checkpoint.save without a manager lists only the last one);
+    the state file adds the checkpoints it names elsewhere (paths relative or absolute; absolute
+    paths from another machine are looked up by file name in this folder) and, when the folder
+    holds checkpoints of several names, says which name is meant.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise NNVisError(f"{folder}: not a folder")
-    found = _from_state_file(folder) or _from_index_files(folder)
+    listed = _from_state_file(folder)
+    on_disk = _from_index_files(folder)
+    names = {name for name, _, _ in on_disk}
+    if len(names) > 1:
+        wanted = {name for name, _, _ in listed}
+        if not wanted:
+            raise NNVisError(f"{folder}: checkpoints of several names ({', '.join(sorted(names))}) "
+                             f"and no `checkpoint` state file saying which to use")
+        on_disk = [entry for entry in on_disk if entry[0] in wanted]
     by_number = {}
-    for n, prefix in found:
-        if by_number.setdefault(n, prefix) != prefix:
+    for _, n, prefix in listed + on_disk:
+        if by_number.setdefault(n, prefix) != prefix and \
+                Path(by_number[n]).resolve() != Path(prefix).resolve():
             raise NNVisError(f"{folder}: two checkpoints are numbered {n} "
                              f"({by_number[n]}, {prefix})")
     return sorted(by_number.items())
 
 
-def _from_state_file(folder: Path) -> list[tuple[int, str]]:
+def _from_state_file(folder: Path) -> list[tuple[str, int, str]]:
     state = folder / "checkpoint"
     if not state.is_file():
         return []
@@ -183,7 +236,7 @@ def _from_state_file(folder: Path) -> list[tuple[int, str]]:
             path = folder / re.split(r"[\\/]", text)[-1]
         match = _NUMBERED.match(path.name)
         if match and _is_file(f"{path}.index"):
-            found.append((int(match.group(2)), str(path)))
+            found.append((match.group(1), int(match.group(2)), str(path)))
     return found
 
 
@@ -195,16 +248,12 @@ def _is_file(path: str) -> bool:
         return False
 
 
-def _from_index_files(folder: Path) -> list[tuple[int, str]]:
-    found, names = [], set()
+def _from_index_files(folder: Path) -> list[tuple[str, int, str]]:
+    found = []
     for index in folder.glob("*.index"):
         match = _NUMBERED.match(index.name[:-len(".index")])
         if match:
-            found.append((int(match.group(2)), str(index.with_suffix(""))))
-            names.add(match.group(1))
-    if len(names) > 1:
-        raise NNVisError(f"{folder}: checkpoints of several names ({', '.join(sorted(names))}) "
-                         f"and no `checkpoint` state file saying which to use")
+            found.append((match.group(1), int(match.group(2)), str(index.with_suffix(""))))
     return found
 
 

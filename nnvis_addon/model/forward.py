@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import NNVisError
 from . import ops
-from .keras_config import unsupported_reason
+from .keras_config import SHARED_KEY, unsupported_reason
 from .network import Network
 
 
@@ -24,7 +24,7 @@ def _fits(shape: tuple, expected: tuple) -> bool:
 
 def _checked_weights(layer, weights: dict, input_shapes: list[tuple]) -> list[np.ndarray]:
     expected = ops.weight_shapes(layer.kind, layer.config, input_shapes, layer_name=layer.name)
-    given = weights.get(layer.name, [])
+    given = weights.get(layer.config.get(SHARED_KEY, layer.name), [])   # a shared layer's call
     got = [tuple(np.shape(w)) for w in given]
     if got != expected:
         raise NNVisError(f"layer {layer.name!r} ({layer.kind}): weights have shapes {got}, "

@@ -7,14 +7,18 @@ earliest on", so the config order is already topological; the stable sort below 
 from __future__ import annotations
 
 import heapq
+from dataclasses import replace
 
 from ..errors import NNVisError
-from . import ops
+from . import keras2, ops
 from .network import Layer, Network
 
 MODEL_KINDS = frozenset({"Sequential", "Functional", "Model"})
 INPUT_KIND = "InputLayer"
 UNSUPPORTED_KEY = "_nnvis_unsupported"     # in Layer.config: why nnvis cannot compute the layer
+SHARED_KEY = "_nnvis_shares"     # in Layer.config: the layer whose weights this call reuses
+BLOCK_KEY = "_nnvis_block"     # in Layer.config: [[model name, model class], ...] it is nested in
+MAX_NESTING = 16
 
 
 def unsupported_reason(layer: Layer) -> str | None:
@@ -29,8 +33,10 @@ def network_from_config(config: dict, source: str) -> Network:
     the import: it is kept with ``config[UNSUPPORTED_KEY]`` set to the reason, no weight shapes
     (unless its kind is known), and the output shape Keras recorded for it in the config (the shape
     of the tensor its consumers read); ``()`` when the config records none (a model output).
-    Custom and Lambda code is never deserialised, let alone run.
+    Custom and Lambda code is never deserialised, let alone run. A Keras 2 config is first
+    rewritten into the Keras 3 form (``keras2.normalize``).
     """
+    config = keras2.normalize(config)
     name, specs = layer_graph(config, source)
     declared = declared_output_shapes(config)
     custom = _custom_layers(config)
@@ -42,9 +48,36 @@ def network_from_config(config: dict, source: str) -> Network:
         shapes[layer_name] = out
         if reason:
             layer_config = {**layer_config, UNSUPPORTED_KEY: reason}
+        if SHARED_KEY in layer_config:
+            weights = []              # read once, for the layer it repeats
+
         layers.append(Layer(name=layer_name, kind=kind, config=layer_config, inbound=inbound,
                             output_shape=() if out is None else out, weight_shapes=weights))
     return Network(name=name, layers=layers)
+
+
+def with_input_shape(network: Network, shape: tuple, source: str) -> Network:
+    """The network with its variable (None) input sizes set to ``shape``'s, every layer's output
+    shape recomputed: a fully convolutional model (`Input((None, None, 3))`) drawn at the probe's
+    size. A size the model fixes must match."""
+    first = network.layers[0]
+    if len(shape) != len(first.output_shape) or any(
+            d is not None and d != s for d, s in zip(first.output_shape, shape)):
+        raise NNVisError(f"{source}: input of shape {tuple(shape)} does not fit the model's "
+                         f"input {first.output_shape}")
+    shapes = {first.name: tuple(int(s) for s in shape)}
+    layers = [replace(first, output_shape=shapes[first.name])]
+    for layer in network.layers[1:]:
+        inputs = [shapes[n] for n in layer.inbound]
+        out = layer.output_shape
+        if not unsupported_reason(layer) and all(inputs):
+            try:
+                out = ops.output_shape(layer.kind, layer.config, inputs, layer_name=layer.name)
+            except NNVisError as e:
+                raise NNVisError(f"{source}: at input size {tuple(shape)}: {e}") from None
+        shapes[layer.name] = out
+        layers.append(replace(layer, output_shape=out))
+    return Network(name=network.name, layers=layers)
 
 
 def _infer(layer_name, kind, layer_config, input_shapes, declared, custom, source):
@@ -134,7 +167,10 @@ def _tensor_shapes(value, shapes: dict, depth: int) -> None:
             history, shape = tensor.get("keras_history"), _shape(tensor.get("shape"))
             if isinstance(history, list) and len(history) == 3 and isinstance(history[0], str) \
                     and history[2] == 0 and shape is not None:
-                shapes.setdefault(history[0], shape)
+                node = history[1]
+                name = f"{history[0]}@{node}" if isinstance(node, int) and node > 0 \
+                    else history[0]
+                shapes.setdefault(name, shape)
         else:
             for item in value.values():
                 _tensor_shapes(item, shapes, depth + 1)
@@ -161,17 +197,29 @@ def _custom_layers(config: dict) -> dict[str, str]:
     return custom
 
 
-def layer_graph(config: dict, source: str) -> tuple[str, list[tuple[str, str, dict, list[str]]]]:
+def block_path(layer: Layer) -> list[tuple[str, str]]:
+    """(model name, model class) of the nested models ``layer`` sits in, outermost first."""
+    return [tuple(b) for b in layer.config.get(BLOCK_KEY, [])]
+
+
+def layer_graph(config: dict, source: str, depth: int = 0
+                ) -> tuple[str, list[tuple[str, str, dict, list[str]]]]:
     """(model name, [(layer name, kind, layer config, inbound names)]) in topological order.
 
     No shape inference, so any layer kind passes: the graph of a model with unsupported layers.
+    A nested model (transfer learning: a backbone inside a Sequential) is flattened: its layers
+    keep their own names, its input is wired to what feeds the nested model, consumers of the
+    nested model read its output layer, and each inner layer's config records the block
+    (``BLOCK_KEY``).
     """
+    config = keras2.normalize(config)
     if not isinstance(config, dict):
         raise NNVisError(f"{source}: the architecture is not a JSON object")
     model_kind = config.get("class_name")
     if not isinstance(model_kind, str) or model_kind not in MODEL_KINDS:
         raise NNVisError(f"{source}: model class {model_kind!r} is not one of "
-                         f"{', '.join(sorted(MODEL_KINDS))} (subclassed models have no graph)")
+                         f"{', '.join(sorted(MODEL_KINDS))}: a subclassed model's file has no layer "
+                         "graph; record its training with nnvis_addon.record.Recorder instead")
     body = config.get("config")
     if not isinstance(body, dict):
         raise NNVisError(f"{source}: the model has no 'config' object")
@@ -190,10 +238,63 @@ def layer_graph(config: dict, source: str) -> tuple[str, list[tuple[str, str, di
         seen.add(layer_name)
 
     if model_kind == "Sequential":
-        specs = _sequential(parsed, body, source)
+        specs = _sequential(parsed, body, source, nested=depth > 0)
     else:
-        specs = [(n, k, c, _functional_inbound(n, k, e, source)) for n, k, c, e in parsed]
+        specs = _functional(parsed, source)
+    if any(_is_model(k, c) for _, k, c, _ in specs):
+        specs = _flatten(specs, config.get("keras_version"), source, depth)
     return name, _topological(specs, source)
+
+
+def _is_model(kind: str, layer_config: dict) -> bool:
+    return kind in MODEL_KINDS or isinstance(layer_config.get("layers"), list)
+
+
+def _flatten(specs, version, source: str, depth: int):
+    """Replace every nested-model node by its own layers (see ``layer_graph``)."""
+    if depth >= MAX_NESTING:
+        raise NNVisError(f"{source}: models nested more than {MAX_NESTING} deep")
+    out, alias = [], {}
+    for layer_name, kind, layer_config, inbound in specs:
+        if not _is_model(kind, layer_config):
+            out.append((layer_name, kind, layer_config, inbound))
+            continue
+        inner = {"class_name": kind, "config": layer_config}
+        if isinstance(version, str):
+            inner["keras_version"] = version
+        _, inner_specs = layer_graph(inner, source, depth + 1)
+        inputs = [n for n, k, _, _ in inner_specs if k == INPUT_KIND]
+        if len(inputs) != 1 or len(inbound) != 1:
+            raise NNVisError(f"{source}: nested model {layer_name!r} has {len(inputs)} inputs "
+                             f"and is fed by {len(inbound)} layers; nnvis flattens nested models "
+                             "with one input")
+        wire = {inputs[0]: inbound[0]}
+        block = [[layer_name, kind]]
+        for n, k, c, i in inner_specs:
+            if k != INPUT_KIND:
+                out.append((n, k, {**c, BLOCK_KEY: block + c.get(BLOCK_KEY, [])},
+                            [wire.get(x, x) for x in i]))
+        alias[layer_name] = _model_output(layer_config, inner_specs, layer_name, source)
+    names = [spec[0] for spec in out]
+    if len(set(names)) < len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise NNVisError(f"{source}: after flattening the nested models, several layers are "
+                         f"named {', '.join(map(repr, twice))}")
+    return [(n, k, c, [alias.get(x, x) for x in i]) for n, k, c, i in out]
+
+
+def _model_output(layer_config: dict, inner_specs, layer_name: str, source: str) -> str:
+    """The layer whose output is a nested model's output (its config's `output_layers`)."""
+    outputs = layer_config.get("output_layers")
+    if outputs is None:                                   # Sequential: the last layer
+        return inner_specs[-1][0]
+    if isinstance(outputs, list) and len(outputs) == 3 and isinstance(outputs[0], str):
+        outputs = [outputs]                               # Keras 3 writes a single output bare
+    if not (isinstance(outputs, list) and len(outputs) == 1 and isinstance(outputs[0], list)
+            and outputs[0] and isinstance(outputs[0][0], str)):
+        raise NNVisError(f"{source}: nested model {layer_name!r} has outputs {outputs!r}; "
+                         "nnvis flattens nested models with one output")
+    return outputs[0][0]
 
 
 def _parse_entry(entry, index: int, source: str) -> tuple[str, str, dict, dict]:
@@ -211,14 +312,13 @@ def _parse_entry(entry, index: int, source: str) -> tuple[str, str, dict, dict]:
         raise NNVisError(f"{source}: layer {layer_name!r} has no class_name")
     if not isinstance(layer_config, dict):
         raise NNVisError(f"{source}: layer {layer_name!r} ({kind}) has no 'config' object")
-    if kind in MODEL_KINDS or "layers" in layer_config:
-        raise NNVisError(f"{source}: layer {layer_name!r} is a nested model ({kind}); "
-                         "nested models are not supported")
     return layer_name, kind, layer_config, entry
 
 
-def _sequential(parsed, body: dict, source: str) -> list[tuple[str, str, dict, list[str]]]:
-    """A chain; an InputLayer is synthesised from the first layer's declared input shape."""
+def _sequential(parsed, body: dict, source: str, nested: bool = False
+                ) -> list[tuple[str, str, dict, list[str]]]:
+    """A chain; an InputLayer is synthesised from the first layer's declared input shape (a
+    nested Sequential may declare none: its input is what feeds it)."""
     for layer_name, kind, _, _ in parsed[1:]:
         if kind == INPUT_KIND:
             raise NNVisError(f"{source}: InputLayer {layer_name!r} is not the first layer "
@@ -227,7 +327,9 @@ def _sequential(parsed, body: dict, source: str) -> list[tuple[str, str, dict, l
     if specs[0][1] != INPUT_KIND:
         first_name, _, first_config, _ = parsed[0]
         batch_shape = _declared_batch_shape(first_config, body)
-        if batch_shape is None:
+        if batch_shape is None and nested:
+            batch_shape = [None, None]
+        elif batch_shape is None:
             raise NNVisError(f"{source}: the Sequential model has no InputLayer and its first "
                              f"layer {first_name!r} declares no input shape")
         if not all(d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0)
@@ -257,8 +359,25 @@ def _declared_batch_shape(layer_config: dict, body: dict):
     return None
 
 
-def _functional_inbound(layer_name: str, kind: str, entry: dict, source: str) -> list[str]:
-    """Names of the layers whose tensors feed a Functional layer's one call (Keras 3 nodes)."""
+def _functional(parsed, source: str) -> list[tuple[str, str, dict, list[str]]]:
+    """One spec per call of each layer: a layer applied k times (a shared layer) is drawn once per
+    call, call i > 0 named ``<name>@<i>`` and marked ``SHARED_KEY`` (it uses the weights of the
+    layer it repeats); inputs refer to the call (node index) they read."""
+    calls = {n: _functional_calls(n, k, e, source) for n, k, _, e in parsed}
+
+    def ref(layer: str, node) -> str:
+        n_calls = len(calls.get(layer) or [None])
+        return f"{layer}@{node}" if isinstance(node, int) and 0 < node < n_calls else layer
+    specs = []
+    for n, k, c, _ in parsed:
+        for i, inbound in enumerate(calls[n] or [[]]):
+            specs.append((n if i == 0 else f"{n}@{i}", k, c if i == 0 else {**c, SHARED_KEY: n},
+                          [ref(layer, node) for layer, node in inbound]))
+    return specs
+
+
+def _functional_calls(layer_name: str, kind: str, entry: dict, source: str) -> list[list[tuple]]:
+    """Per call of a Functional layer (Keras 3 node), the (layer, node index) pairs feeding it."""
     nodes = entry.get("inbound_nodes", [])
     if not isinstance(nodes, list):
         raise NNVisError(f"{source}: layer {layer_name!r} has a bad 'inbound_nodes' entry")
@@ -269,23 +388,24 @@ def _functional_inbound(layer_name: str, kind: str, entry: dict, source: str) ->
     if not nodes:
         raise NNVisError(f"{source}: layer {layer_name!r} ({kind}) is not connected "
                          "(no inbound nodes)")
-    if len(nodes) > 1:
-        raise NNVisError(f"{source}: layer {layer_name!r} is called {len(nodes)} times; "
-                         "shared layers are not supported")
-    node = nodes[0]
-    if not isinstance(node, dict) or not isinstance(node.get("args", []), list) \
-            or not isinstance(node.get("kwargs", {}), dict):
-        raise NNVisError(f"{source}: layer {layer_name!r} has an inbound node that is not in the "
-                         "Keras 3 format ({'args': [...], 'kwargs': {...}})")
-    inbound: list[str] = []
-    _collect_tensors([node.get("args", []), node.get("kwargs", {})], inbound, layer_name, source)
-    if not inbound:
-        raise NNVisError(f"{source}: layer {layer_name!r} has an inbound node with no input tensor")
-    return inbound
+    calls = []
+    for node in nodes:
+        if not isinstance(node, dict) or not isinstance(node.get("args", []), list) \
+                or not isinstance(node.get("kwargs", {}), dict):
+            raise NNVisError(f"{source}: layer {layer_name!r} has an inbound node that is not in "
+                             "the Keras 3 format ({'args': [...], 'kwargs': {...}})")
+        inbound: list[tuple] = []
+        _collect_tensors([node.get("args", []), node.get("kwargs", {})], inbound, layer_name,
+                         source)
+        if not inbound:
+            raise NNVisError(f"{source}: layer {layer_name!r} has an inbound node with no input "
+                             "tensor")
+        calls.append(inbound)
+    return calls
 
 
-def _collect_tensors(value, out: list[str], layer_name: str, source: str, depth: int = 0):
-    """Append the source layer of every `__keras_tensor__` in args/kwargs, in order."""
+def _collect_tensors(value, out: list[tuple], layer_name: str, source: str, depth: int = 0):
+    """Append (source layer, node index) of every `__keras_tensor__` in args/kwargs, in order."""
     if depth > 32:
         raise NNVisError(f"{source}: layer {layer_name!r} has inbound nodes nested too deeply")
     if isinstance(value, list):
@@ -298,7 +418,7 @@ def _collect_tensors(value, out: list[str], layer_name: str, source: str, depth:
                     and isinstance(history[0], str)):
                 raise NNVisError(f"{source}: layer {layer_name!r} has an input tensor without a "
                                  "valid keras_history [layer, node, tensor]")
-            out.append(history[0])
+            out.append((history[0], history[1]))
         else:
             for item in value.values():
                 _collect_tensors(item, out, layer_name, source, depth + 1)

@@ -62,6 +62,8 @@ def _elu(x, alpha=1.0):
 
 _SELU_ALPHA, _SELU_SCALE = 1.6732632423543772, 1.0507009873554805
 
+KERAS2_HARD_SIGMOID = "hard_sigmoid_keras2"
+
 ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "linear": lambda x: x,
     "relu": lambda x: np.maximum(x, 0),
@@ -70,6 +72,8 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "sigmoid": _sigmoid,
     "hard_sigmoid": lambda x: np.clip(x + 3, 0, 6) / 6,                # Keras 3: relu6(x + 3) / 6
     "hard_silu": lambda x: x * (np.clip(x + 3, 0, 6) / 6),
+    # Keras 2 wrote "hard_sigmoid" for clip(0.2x + 0.5, 0, 1); model.keras2 renames it to this
+    KERAS2_HARD_SIGMOID: lambda x: np.clip(np.float32(0.2) * x + np.float32(0.5), 0, 1),
     "tanh": np.tanh,
     "softmax": softmax,
     "log_softmax": _log_softmax,
@@ -258,3 +262,28 @@ def upsample(x, size, interpolation):
     rows, cols = _bilinear_matrix(x.shape[1], size[0]), _bilinear_matrix(x.shape[2], size[1])
     y = np.einsum("ph,nhwc->npwc", rows, x, optimize=True)
     return np.einsum("qw,npwc->npqc", cols, y, optimize=True)
+
+
+def resize_bilinear(image: np.ndarray, h: int, w: int) -> np.ndarray:
+    """An (H, W, C) image resized bilinearly with half-pixel centres, as TF's resize with
+    antialias off (the probe, Keras' Resizing)."""
+    H, W = image.shape[:2]
+    if (H, W) == (h, w):
+        return image
+    ys = np.clip((np.arange(h) + 0.5) * H / h - 0.5, 0, H - 1)
+    xs = np.clip((np.arange(w) + 0.5) * W / w - 0.5, 0, W - 1)
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, H - 1), np.minimum(x0 + 1, W - 1)
+    fy, fx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
+    top = image[y0][:, x0] * (1 - fx) + image[y0][:, x1] * fx
+    bottom = image[y1][:, x0] * (1 - fx) + image[y1][:, x1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def smart_resize(image: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Keras' smart_resize: the largest centred window of the target's aspect ratio, resized."""
+    H, W = image.shape[:2]
+    ch = max(min(H, int(W * h / w)), 1)
+    cw = max(min(W, int(H * w / h)), 1)
+    top, left = int((H - ch) / 2), int((W - cw) / 2)
+    return resize_bilinear(image[top:top + ch, left:left + cw], h, w)

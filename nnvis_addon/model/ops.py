@@ -18,10 +18,11 @@ import numpy as np
 
 from ..errors import NNVisError
 from .kernels import (ACTIVATIONS, Unsupported, activate, avg_pool, check_activation, conv2d,
-                      depthwise_conv2d, max_pool, out_length, softmax, upsample)
+                      depthwise_conv2d, max_pool, out_length, resize_bilinear, smart_resize,
+                      softmax, upsample)
 
-__all__ = ["ACTIVATIONS", "SUPPORTED", "Unsupported", "apply", "check_supported", "output_shape",
-           "weight_shapes"]
+__all__ = ["ACTIVATIONS", "CONFIG_KEYS", "IDENTITY_KINDS", "SUPPORTED", "Unsupported", "apply",
+           "check_supported", "output_shape", "unread_keys", "weight_shapes"]
 
 # --------------------------------------------------------------------------------------------------
 # Config helpers
@@ -242,6 +243,40 @@ def _upsample_apply(config, weights, x):
     return upsample(x, pair(config.get("size", 2), "size"), config.get("interpolation", "nearest"))
 
 
+def _target_size(config) -> tuple[int, int]:
+    return pair([config["height"], config["width"]], "height/width")
+
+
+def _resize_shape(config, shape):
+    _check_hwc(config, shape)
+    if config.get("interpolation", "bilinear") != "bilinear" or config.get("antialias") \
+            or config.get("pad_to_aspect_ratio"):
+        raise Unsupported("only bilinear Resizing without antialias or padding is supported")
+    return (*_target_size(config), shape[2])
+
+
+def _resize_apply(config, weights, x):
+    """Keras' Resizing: bilinear (half-pixel), after a centred aspect-ratio crop if asked."""
+    h, w = _target_size(config)
+    resize = smart_resize if config.get("crop_to_aspect_ratio") else resize_bilinear
+    return np.stack([resize(image, h, w) for image in x])
+
+
+def _center_crop_shape(config, shape):
+    _check_hwc(config, shape)
+    return (*_target_size(config), shape[2])
+
+
+def _center_crop_apply(config, weights, x):
+    """Keras' CenterCrop: a centred window when the image is large enough, else smart_resize."""
+    h, w = _target_size(config)
+    H, W = x.shape[1:3]
+    if H >= h and W >= w:
+        top, left = (H - h) // 2, (W - w) // 2
+        return x[:, top:top + h, left:left + w]
+    return np.stack([smart_resize(image, h, w) for image in x])
+
+
 # --------------------------------------------------------------------------------------------------
 # Dense, reshaping, element-wise
 
@@ -303,8 +338,14 @@ def _relu_apply(config, weights, x):
 
 
 def _leaky_relu_apply(config, weights, x):
+    """Keras 3's `negative_slope` (Keras 2's `alpha`, renamed by model.keras2)."""
     slope = np.float32(config.get("negative_slope", 0.3))
     return np.where(x >= 0, x, slope * x)
+
+
+def _thresholded_relu_apply(config, weights, x):
+    """Keras 2's ThresholdedReLU (gone in Keras 3): x where x > theta, else 0."""
+    return np.where(x > np.float32(config.get("theta", 1.0)), x, np.float32(0))
 
 
 def _softmax_apply(config, weights, x):
@@ -526,6 +567,8 @@ _register("GlobalMaxPooling2D", _global_pool_apply(np.max), shape=_global_pool_s
 _register("ZeroPadding2D", _zero_pad_apply, shape=_zero_pad_shape)
 _register("Cropping2D", _crop_apply, shape=_crop_shape)
 _register("UpSampling2D", _upsample_apply, shape=_upsample_shape)
+_register("Resizing", _resize_apply, shape=_resize_shape)
+_register("CenterCrop", _center_crop_apply, shape=_center_crop_shape)
 _register("Dense", _dense_apply, shape=_dense_shape, weights=_dense_weights)
 _register("Flatten", lambda config, weights, x: x.reshape(x.shape[0], -1), shape=_flatten_shape)
 _register("Reshape", lambda config, weights, x: x.reshape(x.shape[0], *config["target_shape"]),
@@ -537,9 +580,20 @@ _register("Rescaling", _rescaling_apply, shape=_rescaling_shape)
 _register("Activation", lambda config, weights, x: activate(config.get("activation"), x))
 _register("ReLU", _relu_apply)
 _register("LeakyReLU", _leaky_relu_apply)
+_register("ThresholdedReLU", _thresholded_relu_apply)
 _register("Softmax", _softmax_apply)
-for _kind in ("Dropout", "SpatialDropout2D", "GaussianDropout", "GaussianNoise", "AlphaDropout",
-              "ActivityRegularization", "Identity"):
+# identity at inference: regularisers, and the random augmentations (Keras applies them only with
+# training=True; their configs hold factors and seeds, never the shape they would produce)
+IDENTITY_KINDS = frozenset({
+    "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianDropout",
+    "GaussianNoise", "AlphaDropout", "ActivityRegularization", "Identity",
+    "RandomFlip", "RandomRotation", "RandomZoom", "RandomContrast", "RandomTranslation",
+    "RandomBrightness", "RandomHeight", "RandomWidth", "RandomGrayscale", "RandomHue",
+    "RandomSaturation", "RandomSharpness", "RandomShear", "RandomColorJitter",
+    "RandomColorDegeneration", "RandomPosterization", "RandomInvert", "RandomErasing",
+    "RandomGaussianBlur", "RandomElasticTransform", "RandomPerspective", "RandAugment", "AugMix",
+    "Solarization"})
+for _kind in sorted(IDENTITY_KINDS):
     _register(_kind, _identity)
 _register("Add", _fold(np.add), shape=_merge_shape, arity=None)
 _register("Subtract", _fold(np.subtract), shape=_subtract_shape, arity=None)
@@ -550,6 +604,49 @@ _register("Average", _average_apply, shape=_merge_shape, arity=None)
 _register("Concatenate", _concat_apply, shape=_concat_shape, arity=None)
 
 SUPPORTED: frozenset[str] = frozenset(_OPS)
+
+# The config keys tf.keras 2.15 and Keras 3 write for each kind (read from their get_config()):
+# each is either read by the op above or has no effect at inference (initializers, regularizers,
+# constraints, momentum). Any other key (a newer Keras option, a hand edit) may change the numbers
+# unseen, so `unread_keys` reports it and the run warns. Identity kinds are not checked.
+_ANY = {"name", "trainable", "dtype", "data_format", "seed"}
+_INIT = {f"{w}_{what}" for w in ("kernel", "bias", "depthwise", "pointwise", "gamma", "beta")
+         for what in ("initializer", "regularizer", "constraint")} | {"activity_regularizer"}
+_CONV = {"activation", "dilation_rate", "filters", "groups", "kernel_size", "padding", "strides",
+         "use_bias"} | _INIT
+_NORM = {"axis", "center", "epsilon", "scale", "momentum"} | _INIT
+_POOL = {"padding", "pool_size", "strides"}
+CONFIG_KEYS: dict[str, frozenset[str]] = {kind: frozenset(keys | _ANY) for kind, keys in {
+    "InputLayer": {"batch_shape", "batch_input_shape", "ragged", "sparse", "optional"},
+    "Conv2D": _CONV, "DepthwiseConv2D": _CONV | {"depth_multiplier"},
+    "SeparableConv2D": _CONV | {"depth_multiplier"},
+    "Dense": {"activation", "units", "use_bias"} | _INIT,
+    "MaxPooling2D": _POOL, "AveragePooling2D": _POOL,
+    "GlobalAveragePooling2D": {"keepdims"}, "GlobalMaxPooling2D": {"keepdims"},
+    "ZeroPadding2D": {"padding"}, "Cropping2D": {"cropping"},
+    "UpSampling2D": {"interpolation", "size"}, "Flatten": set(), "Reshape": {"target_shape"},
+    "Resizing": {"height", "width", "interpolation", "crop_to_aspect_ratio",
+                 "pad_to_aspect_ratio", "fill_mode", "fill_value", "antialias"},
+    "CenterCrop": {"height", "width"},
+    "BatchNormalization": _NORM | {"moving_mean_initializer", "moving_variance_initializer",
+                                   "renorm", "renorm_clipping", "renorm_momentum",
+                                   "synchronized"},
+    "LayerNormalization": _NORM | {"rms_scaling"},
+    "Normalization": {"axis", "invert", "mean", "variance"}, "Rescaling": {"offset", "scale"},
+    "Activation": {"activation"}, "ReLU": {"max_value", "negative_slope", "threshold"},
+    "LeakyReLU": {"negative_slope"}, "ThresholdedReLU": {"theta"}, "Softmax": {"axis"},
+    "Concatenate": {"axis"},
+    **{kind: set() for kind in ("Add", "Subtract", "Multiply", "Maximum", "Minimum", "Average")},
+}.items()}
+
+
+def unread_keys(kind: str, config: dict) -> list[str]:
+    """Config keys of a layer that nnvis neither reads nor knows to be harmless at inference."""
+    known = CONFIG_KEYS.get(kind)
+    if known is None:
+        return []
+    return sorted(k for k in config if k not in known and not k.startswith("_nnvis")
+                  and not (k == "quantization_config" and config[k] is None))
 
 
 def _where(kind: str, layer_name: str | None) -> str:

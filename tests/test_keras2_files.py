@@ -1,0 +1,287 @@
+"""Files written by TensorFlow 2.15 (Keras 2), in every layout users save them, against the
+activations TF 2.15 computed when it wrote them (tests/data/keras2/make_keras2_fixtures.py).
+
+Each case loads like a user would (`load_run` on a file or folder) and compares every layer of
+every epoch. The silently-wrong cases of issue 14 (LeakyReLU `alpha`, Keras 2 `hard_sigmoid`,
+probe scaling) are also checked against the main venv's Keras 3 where it can express them.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nnvis_addon.errors import NNVisError
+from nnvis_addon.io.discover import discover, epoch_number
+from nnvis_addon.model import keras2
+from nnvis_addon.model.keras_config import block_path
+from nnvis_addon.model.kernels import activate
+from nnvis_addon.probe import load_probe
+from nnvis_addon.run import load_run
+
+DATA = Path(__file__).parent / "data" / "keras2"
+RTOL, ATOL = 1e-4, 1e-5
+
+# (path under DATA, epochs it holds; None: the last epoch's state shown as epoch 0)
+CASES = [
+    ("func/full.h5", None),                                   # model.save("m.h5")
+    ("func/epochs_h5", [1, 2, 3]),                            # ModelCheckpoint("ep{epoch:02d}.h5")
+    ("func/weights_h5", None),                                # save_weights("w.h5") + to_json
+    ("func/weights_h5/w.h5", None),
+    ("func/func.keras", None),                                # a Keras-2.15 .keras
+    ("func/json_weights", None),                              # .json + .weights.h5
+    ("func/tf_weights", None),                                # save_weights("ckpt/w")
+    ("func/tf_weights/w.index", None),
+    ("func/manager", [1, 2, 3]),                              # Checkpoint + CheckpointManager
+    ("func/no_manager", [1, 2, 3]),                           # Checkpoint.save, no manager
+    ("func/tutorial", [1, 2, 3]),                             # cp-{epoch:04d}.ckpt
+    ("func/keras_pattern", [1, 2, 3]),          # weights.{epoch:02d}-{val_loss:.2f}.weights.h5
+    ("func/savedmodel", None),                                # model.save("dir"), SavedModel
+    ("func/savedmodel/saved_model.pb", None),
+    ("func/savedmodel/variables/variables.index", None),
+    ("seq/full.h5", None),                                    # augmentation + Rescaling(1/255)
+    ("seq/seq.keras", None),
+    ("seq/tf_weights", None),
+    ("fcn/full.h5", None),                                    # Input((None, None, 3))
+    ("fcn/weights_h5", None),
+    ("fcn/tf_weights", None),
+    ("nested/full.h5", None),                                 # a Functional inside a Sequential
+    ("nested/weights_h5", None),
+    ("nested/nested.keras", None),
+    ("nested/json_weights", None),
+    ("nested/tf_weights", None),
+]
+
+
+def _expected(case: str):
+    return np.load(DATA / case.split("/")[0] / "expected.npz")
+
+
+@pytest.mark.parametrize("case, epochs", CASES, ids=[c for c, _ in CASES])
+def test_every_layer_of_every_epoch_matches_tf215(case, epochs):
+    expected = _expected(case)
+    run = load_run(DATA / case, probe=expected["probe"])
+    assert run.epochs == (epochs or [0])
+    assert not run.warnings
+    for epoch in run.epochs:
+        stored = f"e{epoch}" if epochs else "e3"
+        for layer in run.layers:
+            np.testing.assert_allclose(run.activations(layer.name, epoch),
+                                       expected[f"{stored}/{layer.name}"], rtol=RTOL, atol=ATOL,
+                                       err_msg=f"{case} epoch {epoch} layer {layer.name}")
+
+
+def test_keras2_leaky_relu_and_hard_sigmoid_are_honoured():
+    """The two formulas Keras 2 and 3 disagree on: with Keras 3's, the numbers are off."""
+    run = load_run(DATA / "func" / "full.h5", probe=_expected("func")["probe"])
+    assert run.network.layer("leaky").config["negative_slope"] == pytest.approx(0.1)
+    assert run.network.layer("hard").config["activation"] == "hard_sigmoid_keras2"
+    x = np.linspace(-4, 4, 81, dtype=np.float32)
+    np.testing.assert_allclose(activate("hard_sigmoid_keras2", x), np.clip(0.2 * x + 0.5, 0, 1))
+
+
+def test_keras3_formulas_still_match_keras3():
+    """A Keras 3 config keeps Keras 3's hard_sigmoid and LeakyReLU(negative_slope)."""
+    import keras
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Activation("hard_sigmoid"),
+                              keras.layers.LeakyReLU(negative_slope=0.1)])
+    config = {**model.get_config(), "keras_version": keras.__version__}
+    config = {"class_name": "Sequential", "config": config, "keras_version": keras.__version__}
+    assert keras2.normalize(config) is config
+    x = np.linspace(-4, 4, 5, dtype=np.float32)[None]
+    np.testing.assert_allclose(activate("hard_sigmoid", x), np.asarray(model.layers[0](x)),
+                               rtol=1e-6)
+
+
+def test_probe_rule_is_one_rule(tmp_path):
+    """An array and the same array as .npy give the same probe (never rescaled); an image file
+    gives 0–255 to a model that starts with Rescaling(1/255), else [0, 1]."""
+    from PIL import Image
+    expected = _expected("seq")
+    pixels = expected["probe"]                       # 0..255, what TF 2.15 was fed
+    np.save(tmp_path / "probe.npy", pixels)
+    Image.fromarray(pixels.astype(np.uint8)).save(tmp_path / "probe.png")
+    from_array = load_run(DATA / "seq" / "full.h5", probe=pixels)
+    from_npy = load_run(DATA / "seq" / "full.h5", probe=tmp_path / "probe.npy")
+    from_png = load_run(DATA / "seq" / "full.h5", probe=tmp_path / "probe.png")
+    for run in (from_array, from_npy, from_png):
+        np.testing.assert_allclose(run.activations("logits", 0), expected["e3/logits"],
+                                   rtol=RTOL, atol=1e-4)
+    plain = load_probe(tmp_path / "probe.png", (8, 8, 3))
+    assert 0 <= plain.min() and plain.max() <= 1
+
+
+def test_variable_input_size_without_probe_uses_the_documented_default():
+    run = load_run(DATA / "fcn" / "full.h5")
+    assert run.network.input_shape == (224, 224, 3)
+    assert run.network.layer("conv").output_shape == (112, 112, 4)
+    assert any("224" in w for w in run.warnings)
+
+
+def test_variable_input_size_takes_the_probe_size():
+    run = load_run(DATA / "fcn" / "full.h5", probe=np.zeros((6, 10, 3), np.float32))
+    assert run.network.layer("head").output_shape == (3, 5, 2)
+
+
+def test_augmentation_layers_are_identity_at_inference():
+    run = load_run(DATA / "seq" / "full.h5", probe=_expected("seq")["probe"])
+    np.testing.assert_array_equal(run.activations("rotate", 0), run.probe)
+
+
+@pytest.mark.parametrize("name, epoch", [
+    ("ResNet50.keras", None), ("VGG16.keras", None), ("DenseNet121.keras", None),
+    ("weights.03-0.42.weights.h5", 3), ("cp-0001.ckpt", 1), ("ckpt-12", 12), ("ep07.h5", 7),
+    ("e5.weights.h5", 5), ("model_v2_epoch-5.keras", 5), ("epoch_07.weights.h5", 7),
+    ("05.keras", 5), ("final.keras", None), ("model_03.keras", 3)])
+def test_epochs_from_epoch_like_names_only(name, epoch):
+    assert epoch_number(name) == epoch
+
+
+def test_single_file_named_after_its_model_is_not_an_epoch(tmp_path):
+    shutil.copy(DATA / "func" / "func.keras", tmp_path / "ResNet50.keras")
+    assert [e.epoch for e in discover(tmp_path / "ResNet50.keras").epochs] == [0]
+    assert [e.epoch for e in discover(tmp_path).epochs] == [0]
+
+
+def test_architecture_is_picked_by_content(tmp_path):
+    """case.json and history.json sort before model.json: they are not model configs."""
+    for p in (DATA / "func" / "json_weights").iterdir():
+        shutil.copy(p, tmp_path / p.name)
+    (tmp_path / "case.json").write_text('{"cases": [1, 2]}')
+    (tmp_path / "a_history.json").write_text('{"loss": [0.5]}')
+    assert discover(tmp_path).architecture.name == "model.json"
+    shutil.copy(DATA / "seq" / "json_weights" / "model.json", tmp_path / "b_other.json")
+    with pytest.raises(NNVisError, match="several different model architectures"):
+        discover(tmp_path)
+
+
+def test_saved_model_without_keras_metadata_says_what_to_do(tmp_path):
+    shutil.copytree(DATA / "func" / "savedmodel", tmp_path / "sm")
+    (tmp_path / "sm" / "keras_metadata.pb").unlink()
+    with pytest.raises(NNVisError, match="without keras_metadata.pb.*model.save"):
+        load_run(tmp_path / "sm")
+
+
+def test_folder_of_saved_models_is_epochs(tmp_path):
+    for n in (1, 2):
+        shutil.copytree(DATA / "func" / "savedmodel", tmp_path / f"epoch_{n}")
+    found = discover(tmp_path)
+    assert [e.epoch for e in found.epochs] == [1, 2]
+    assert found.epochs[0].path == tmp_path / "epoch_1" / "variables" / "variables"
+
+
+def test_nested_model_is_flattened_with_its_block():
+    run = load_run(DATA / "nested" / "full.h5")
+    assert [layer.name for layer in run.layers] == ["image", "b_conv", "b_bn", "b_relu", "gap",
+                                                    "out"]
+    assert run.network.layer("b_conv").inbound == ["image"]
+    assert run.network.layer("gap").inbound == ["b_relu"]
+    assert block_path(run.network.layer("b_bn")) == [("backbone", "Functional")]
+    assert block_path(run.network.layer("out")) == []
+
+
+def test_transfer_learning_model_matches_keras3(tmp_path):
+    """Every fine-tuning tutorial's model, written by the main venv's Keras 3."""
+    import keras
+    backbone = keras.applications.MobileNetV2(input_shape=(32, 32, 3), include_top=False,
+                                              weights=None, alpha=0.35)
+    model = keras.Sequential([keras.Input((32, 32, 3)), backbone,
+                              keras.layers.GlobalAveragePooling2D(name="pool"),
+                              keras.layers.Dense(10, name="head")])
+    probe = np.random.default_rng(1).uniform(-1, 1, (32, 32, 3)).astype(np.float32)
+    model.save(tmp_path / "transfer.keras")
+    run = load_run(tmp_path / "transfer.keras", probe=probe)
+    inner = keras.Model(backbone.inputs, [layer.output for layer in backbone.layers[1:]])
+    for layer, want in zip(backbone.layers[1:], inner(probe[None])):
+        np.testing.assert_allclose(run.activations(layer.name, 0), np.asarray(want)[0],
+                                   rtol=RTOL, atol=1e-4, err_msg=layer.name)
+    np.testing.assert_allclose(run.activations("head", 0), np.asarray(model(probe[None]))[0],
+                               rtol=RTOL, atol=1e-4)
+
+
+def test_mixed_float16_model_within_float16_rounding():
+    """TF computes a mixed_float16 model in float16, nnvis in float32: they agree to float16
+    rounding accumulated over a few layers, 2^-8 of each layer's largest value."""
+    expected = _expected("mixed")
+    run = load_run(DATA / "mixed" / "full.h5", probe=expected["probe"])
+    assert not run.warnings
+    for layer in run.layers:
+        want = expected[f"e3/{layer.name}"]
+        np.testing.assert_allclose(run.activations(layer.name, 0), want, rtol=0,
+                                   atol=2 ** -8 * float(np.abs(want).max()), err_msg=layer.name)
+
+
+def test_keras3_image_classification_tutorial_model(tmp_path):
+    """keras.io "image classification from scratch": augmentation, Rescaling, then a CNN, fed a
+    0–255 image file (the probe rule) — against the main venv's Keras 3."""
+    import keras
+    from PIL import Image
+    L = keras.layers
+    model = keras.Sequential([
+        keras.Input((16, 16, 3)), L.RandomFlip("horizontal"), L.RandomRotation(0.1),
+        L.RandomZoom(0.1), L.RandomContrast(0.2), L.RandomTranslation(0.1, 0.1),
+        L.Rescaling(1.0 / 255), L.Conv2D(8, 3, strides=2, padding="same"),
+        L.BatchNormalization(), L.Activation("relu"), L.SeparableConv2D(8, 3, padding="same"),
+        L.GlobalAveragePooling2D(), L.Dropout(0.25), L.Dense(1)])
+    model.save(tmp_path / "tutorial.keras")
+    pixels = np.random.default_rng(2).integers(0, 256, (16, 16, 3)).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "cat.png")
+    run = load_run(tmp_path / "tutorial.keras", probe=tmp_path / "cat.png")
+    assert not run.warnings
+    want = np.asarray(model(pixels[None].astype(np.float32), training=False))[0]
+    np.testing.assert_allclose(run.predictions(0)[0], want, rtol=RTOL, atol=1e-5)
+
+
+def test_unknown_config_key_on_a_known_layer_is_a_warning(tmp_path):
+    import json
+    config = json.loads((DATA / "func" / "json_weights" / "model.json").read_text())
+    for entry in config["config"]["layers"]:
+        if entry["name"] == "out":
+            entry["config"]["lora_rank"] = 4            # a newer Keras option nnvis ignores
+    (tmp_path / "model.json").write_text(json.dumps(config))
+    shutil.copy(DATA / "func" / "json_weights" / "model.weights.h5", tmp_path)
+    run = load_run(tmp_path)
+    assert run.warnings == ["layer 'out' (Dense): config key 'lora_rank' not understood by nnvis; "
+                            "its activations may differ from Keras'"]
+
+
+@pytest.mark.parametrize("kind, kwargs", [
+    ("Resizing", dict(height=6, width=10)),
+    ("Resizing", dict(height=12, width=8, crop_to_aspect_ratio=True)),
+    ("CenterCrop", dict(height=5, width=7)),
+    ("CenterCrop", dict(height=12, width=20))])                  # larger: smart_resize
+def test_preprocessing_layers_match_keras3(tmp_path, kind, kwargs):
+    import keras
+    model = keras.Sequential([keras.Input((9, 11, 2)), getattr(keras.layers, kind)(**kwargs),
+                              keras.layers.Conv2D(2, 3, name="conv")])
+    model.save(tmp_path / "m.keras")
+    probe = np.random.default_rng(3).uniform(0, 1, (9, 11, 2)).astype(np.float32)
+    run = load_run(tmp_path / "m.keras", probe=probe)
+    assert not run.warnings
+    want = np.asarray(model.layers[0](probe[None]))[0]
+    np.testing.assert_allclose(run.activations(model.layers[0].name, 0), want, rtol=RTOL,
+                               atol=1e-6)
+    np.testing.assert_allclose(run.activations("conv", 0), np.asarray(model(probe[None]))[0],
+                               rtol=RTOL, atol=1e-5)
+
+
+def test_shared_layer_calls_match_keras3(tmp_path):
+    """One Conv2D applied twice (Siamese/recurrent-style): drawn once per call, same weights."""
+    import keras
+    L = keras.layers
+    inp = keras.Input((8, 8, 3), name="img")
+    shared = L.Conv2D(4, 3, padding="same", activation="relu", name="shared")
+    first = shared(L.Conv2D(4, 3, padding="same", name="a")(inp))
+    second = shared(first)
+    out = L.Dense(2, name="out")(L.GlobalAveragePooling2D()(L.Add()([first, second])))
+    model = keras.Model(inp, out)
+    probe = np.random.default_rng(4).uniform(0, 1, (8, 8, 3)).astype(np.float32)
+    want = keras.Model(inp, [first, second, out])(probe[None])
+    for name in ("m.keras", "m.h5"):
+        model.save(tmp_path / name)
+        run = load_run(tmp_path / name, probe=probe)
+        for layer, tensor in zip(("shared", "shared@1", "out"), want):
+            np.testing.assert_allclose(run.activations(layer, 0), np.asarray(tensor)[0],
+                                       rtol=RTOL, atol=1e-6)
