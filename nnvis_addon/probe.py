@@ -24,8 +24,13 @@ def find_default(folder: Path) -> Path | None:
     return None
 
 
-def load_probe(probe, input_shape: tuple, folder: Path | None = None) -> np.ndarray:
-    """An array of exactly `input_shape` (float32) from a path, an array, or the defaults."""
+def load_probe(probe, input_shape: tuple, folder: Path | None = None,
+               order: str = "hwc") -> np.ndarray:
+    """An array of exactly `input_shape` (float32) from a path, an array, or the defaults.
+
+    `order` "chw" (a PyTorch/ONNX model, see Network.input_order): an array in the model's own
+    (C, H, W) layout is transposed to the (H, W, C) `input_shape`.
+    """
     if probe is None and folder is not None:
         probe = find_default(folder)
     if probe is None:
@@ -39,6 +44,7 @@ def load_probe(probe, input_shape: tuple, folder: Path | None = None) -> np.ndar
                 array = np.load(path, allow_pickle=False)
             except (ValueError, OSError) as exc:
                 raise NNVisError(f"{path}: not a readable .npy array ({exc})") from None
+            array = _from_chw(array, input_shape) if order == "chw" else array
             if array.shape == tuple(input_shape):
                 return array.astype(np.float32)
             if array.shape[:1] == (1,) and array.shape[1:] == tuple(input_shape):
@@ -48,7 +54,19 @@ def load_probe(probe, input_shape: tuple, folder: Path | None = None) -> np.ndar
         else:
             raise NNVisError(f"{path}: probe must be an image ({', '.join(IMAGE_SUFFIXES)}) or .npy")
         return fit(array, input_shape, str(path))
-    return fit(np.asarray(probe, np.float32), input_shape, "probe array")
+    array = np.asarray(probe, np.float32)
+    array = _from_chw(array, input_shape) if order == "chw" else array
+    if array.shape == tuple(input_shape):
+        return np.ascontiguousarray(array)
+    return fit(array, input_shape, "probe array")
+
+
+def _from_chw(array: np.ndarray, input_shape: tuple) -> np.ndarray:
+    """(C, H, W) or (1, C, H, W) → (H, W, C) when that is the model's input; else as it is."""
+    h, w, c = input_shape
+    if array.shape in ((c, h, w), (1, c, h, w)) and array.shape[-3:] != tuple(input_shape):
+        return array.reshape(c, h, w).transpose(1, 2, 0)
+    return array
 
 
 def read_image(path: Path) -> np.ndarray:

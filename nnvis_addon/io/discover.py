@@ -1,8 +1,8 @@
 """What a path holds: which files give the architecture and which give each epoch's weights.
 
-Accepted: one `.keras` file; one `.weights.h5` or TF2 checkpoint (`ckpt-N.index` or its prefix) with
-an architecture (`.keras` or `model.to_json()` `.json`) beside it; or a folder of per-epoch
-checkpoints of one of those kinds. Epoch numbers come from the file names (the number after
+Accepted: one `.keras` or `.onnx` file; one `.weights.h5` or TF2 checkpoint (`ckpt-N.index` or its
+prefix) with an architecture (`.keras` or `model.to_json()` `.json`) beside it; or a folder of
+per-epoch checkpoints of one of those kinds (an ONNX file is its own architecture). Epoch numbers come from the file names (the number after
 "epoch", else the first number — ModelCheckpoint's `{epoch}`; `ckpt-N`'s N for TF2 checkpoints);
 names without usable numbers are taken in natural order as 0, 1, 2, ...
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import NNVisError
 from . import tf_checkpoint
 
-KERAS, WEIGHTS_H5, TF2 = "keras", "weights.h5", "tf2"
+KERAS, WEIGHTS_H5, TF2, ONNX = "keras", "weights.h5", "tf2", "onnx"
 
 
 @dataclass
@@ -80,8 +80,10 @@ def discover(path) -> Discovery:
         return Discovery(_architecture_beside(path.parent), _numbered([path], WEIGHTS_H5))
     if path.suffix == ".keras":
         return Discovery(path, _numbered([path], KERAS))
-    raise NNVisError(f"{path}: not a checkpoint nnvis reads (expected .keras, .weights.h5, a TF2 "
-                     "checkpoint ckpt-N.index, or a folder of them)")
+    if path.suffix == ".onnx":
+        return Discovery(path, _numbered([path], ONNX))
+    raise NNVisError(f"{path}: not a checkpoint nnvis reads (expected .keras, .weights.h5, .onnx, "
+                     "a TF2 checkpoint ckpt-N.index, or a folder of them)")
 
 
 def _tf_prefix(path: Path) -> Path | None:
@@ -104,9 +106,10 @@ def _discover_folder(folder: Path) -> Discovery:
     weights = [p for p in files if p.name.endswith(".weights.h5")]
     if weights:
         return Discovery(_architecture_beside(folder), _numbered(weights, WEIGHTS_H5))
-    kerases = [p for p in files if p.suffix == ".keras"]
-    if kerases:
-        epochs = _numbered(kerases, KERAS)
-        return Discovery(epochs[0].path, epochs)
-    raise NNVisError(f"{folder}: no checkpoints found (looked for .keras, .weights.h5 and TF2 "
-                     "ckpt-N.index files)")
+    for suffix, kind in ((".keras", KERAS), (".onnx", ONNX)):
+        found = [p for p in files if p.suffix == suffix]
+        if found:
+            epochs = _numbered(found, kind)
+            return Discovery(epochs[0].path, epochs)
+    raise NNVisError(f"{folder}: no checkpoints found (looked for .keras, .weights.h5, .onnx and "
+                     "TF2 ckpt-N.index files)")
