@@ -67,15 +67,18 @@ def network_from_onnx(model: OnnxModel) -> tuple[Network, dict[str, list[np.ndar
     producer = {first.name: first.name}            # value name -> layer whose output it is
     shapes = {first.name: shape}                   # layer name -> output shape (None: unknown)
     consts = dict(model.initializers)
+    unknown = set()                                # values of nodes that could not be folded
     for node in model.nodes:
         dynamic = [v for v in node.inputs if v in producer]
         if node.op_type == "Shape" and dynamic and shapes[producer[dynamic[0]]] is not None:
             consts[node.outputs[0]] = np.array([1, *_onnx_order(shapes[producer[dynamic[0]]])])
             continue
         if not dynamic:
-            _fold(node, consts)
+            if not _fold(node, consts):
+                unknown.update(node.outputs)
             continue
-        missing = [v for v in node.inputs if v and v not in producer and v not in consts]
+        missing = [v for v in node.inputs if v and v not in producer and v not in consts
+                   and v not in unknown]
         if missing:
             raise NNVisError(f"{model.source}: node {node.name!r} reads {missing[0]!r}, which no "
                              "earlier node or initializer gives (not in topological order?)")
@@ -359,9 +362,9 @@ _FOLD = {
 }
 
 
-def _fold(node, consts) -> None:
-    """Evaluate a node on constants (Constant, shape arithmetic) into `consts`; a node it cannot
-    evaluate leaves its outputs unknown (a layer reading them becomes unsupported)."""
+def _fold(node, consts) -> bool:
+    """Evaluate a node on constants (Constant, shape arithmetic) into `consts`; False for a node
+    it cannot evaluate (its outputs are unknown: a layer reading them becomes unsupported)."""
     a = node.attributes
     try:
         if node.op_type == "Constant":
@@ -372,6 +375,7 @@ def _fold(node, consts) -> None:
         else:
             value = _FOLD[node.op_type](a, *[consts[v] for v in node.inputs if v])
     except (KeyError, StopIteration, TypeError, ValueError, IndexError, np.AxisError):
-        return
+        return False
     if node.outputs:
         consts[node.outputs[0]] = np.asarray(value)
+    return True
