@@ -24,7 +24,7 @@ from nnvis_addon.errors import NNVisError
 from nnvis_addon.io.keras_files import read_network, read_weights
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = {"tf2": 300, "keras": 300, "h5": 300, "recording": 250}
+EXAMPLES = {"tf2": 300, "keras": 300, "h5": 300, "recording": 250, "onnx": 300}
 
 
 @pytest.fixture(scope="module")

@@ -247,3 +247,36 @@ def test_onnx_import_builds_the_scene(small_cnn_epochs, addon, tmp_path):
 def _input_ids(obj):
     from nnvis_addon.scene.nodes import input_ids
     return input_ids(obj.modifiers["NNVis"].node_group)
+
+
+def test_hand_encoded_fuzz_seed_is_valid_onnx_and_computes_like_onnxruntime(tmp_path):
+    """The fuzzer's seed (encoded without the onnx package; weights as raw_data and packed
+    float_data) passes onnx's full checker, and nnvis' output equals onnxruntime's."""
+    import onnxruntime as ort
+    from nnvis_addon.bench.fuzz_seeds import _onnx_seed
+    data = _onnx_seed(np.random.default_rng(0))
+    onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
+    path = tmp_path / "seed.onnx"
+    path.write_bytes(data)
+    x = np.random.default_rng(1).standard_normal((1, 1, 8, 8)).astype(np.float32)
+    want = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    run = load_run(path, probe=x[0])
+    np.testing.assert_allclose(run.predictions(run.epochs[0])[0], want[0], rtol=RTOL, atol=1e-7)
+
+
+def test_nnvis_render_takes_an_onnx_file(small_cnn_epochs, tmp_path):
+    """`nnvis render epoch_01.onnx` imports the folder's epochs and writes the video."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import imageio.v3 as iio
+    out = tmp_path / "clip.mp4"
+    done = subprocess.run(
+        [sys.executable, "-m", "nnvis_addon.cli", "render", str(small_cnn_epochs / "epoch_01.onnx"),
+         "--out", str(out), "--frames", "1-2", "--resolution", "64x36", "--samples", "1",
+         "--frames-per-epoch", "1", "--dist", str(tmp_path / "dist"),
+         "--user-folder", str(tmp_path / "user")],
+        cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(list(iio.imiter(out))) == 2

@@ -349,6 +349,7 @@ def _binary(node, in_shapes, consts, rank):
                          "offset": np.asarray(offset).tolist()}, []
 
 
+_FOLD_MAX = 1024                        # elements of an input to a folded node (not Identity)
 _FOLD = {
     "Identity": lambda a, x: x,
     "Cast": lambda a, x: x.astype({1: np.float32, 6: np.int32, 7: np.int64, 9: bool,
@@ -366,6 +367,9 @@ def _fold(node, consts) -> bool:
     """Evaluate a node on constants (Constant, shape arithmetic) into `consts`; False for a node
     it cannot evaluate (its outputs are unknown: a layer reading them becomes unsupported)."""
     a = node.attributes
+    inputs = [consts.get(v) for v in node.inputs if v]
+    if node.op_type != "Identity" and any(x is not None and x.size > _FOLD_MAX for x in inputs):
+        return False                    # shape arithmetic is small; this would only amplify
     try:
         if node.op_type == "Constant":
             value = a.get("value")
