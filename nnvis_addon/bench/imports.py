@@ -144,10 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         row = _child(["--child", "import", "--models", name])
         row["tf_forward_s"] = tf["tf_forward_s"]
         row["oracle"] = tf.get("oracle", "TF")
+        row["side_by_side_numpy_s"] = tf.get("numpy_forward_s")
         rows.append(row)
         if not args.json:
             share = row["forward_total_s"] / row["seconds"] if row["seconds"] else 0.0
-            tf_s = "—" if row["tf_forward_s"] is None else f"{row['tf_forward_s']:.2f}"
+            tf_s = "—" if row["tf_forward_s"] is None else \
+                f"{row['tf_forward_s']:.2f} vs numpy {row['side_by_side_numpy_s']:.2f}"
             print(f"{name:16s} {row['seconds']:7.1f} s  peak {row['peak_rss_mb']:7.0f} MB  "
                   f"forward {row['forward_s']:5.2f} s/pass ({row['oracle']} {tf_s}; "
                   f"{share:4.0%} of import)  "
