@@ -233,11 +233,8 @@ def _map(node: OnnxNode, in_shapes, consts, opset):
             raise _Skip("count_include_pad with padding")
         return ("MaxPooling2D" if op == "MaxPool" else "AveragePooling2D"), \
             {"pool_size": k, "strides": config["strides"], "padding": config["padding"]}, []
-    if op in ("GlobalAveragePool", "GlobalMaxPool") or (
-            op == "ReduceMean" and rank == 4 and sorted(
-                int(v) % 4 for v in (a.get("axes") or list(_const(node, consts, 1, "axes")
-                                                            if len(node.inputs) > 1 else [])))
-            == [2, 3]):
+    if op in ("GlobalAveragePool", "GlobalMaxPool") or op == "ReduceMean" and _mean_hw(
+            node, consts, rank):
         if rank != 4:
             raise _Skip("only 2-D pooling is supported")
         kind = "GlobalMaxPooling2D" if op == "GlobalMaxPool" else "GlobalAveragePooling2D"
@@ -322,6 +319,15 @@ def _map(node: OnnxNode, in_shapes, consts, opset):
             raise _Skip("only zero padding of the feature maps is supported")
         return "ZeroPadding2D", {"padding": [[pads[2], pads[6]], [pads[3], pads[7]]]}, []
     raise _Skip(f"unsupported ONNX operator {op!r}")
+
+
+def _mean_hw(node, consts, rank) -> bool:
+    """A ReduceMean over H and W of a feature map (axes an attribute before opset 18, an input
+    after)."""
+    axes = node.attributes.get("axes")
+    if axes is None and len(node.inputs) > 1:
+        axes = _const(node, consts, 1, "axes")
+    return rank == 4 and axes is not None and sorted(int(v) % 4 for v in axes) == [2, 3]
 
 
 def _binary(node, in_shapes, consts, rank):

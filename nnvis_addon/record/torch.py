@@ -13,6 +13,8 @@ Only this module imports torch; ``nnvis_addon.record.torch`` is imported explici
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 import operator
 import os
@@ -202,13 +204,17 @@ def _shape(t: torch.Tensor) -> tuple:
     return (s[1], s[2], s[0]) if len(s) == 3 else s
 
 
+@dataclasses.dataclass
 class _Layer:
-    """One recorded layer: how to read its weights (a module, or none) and its Keras entry."""
-
-    def __init__(self, name, kind, config, inbound, shape, module=None, in_shapes=(),
-                 warning=None):
-        self.name, self.kind, self.config, self.inbound = name, kind, config, inbound
-        self.shape, self.module, self.in_shapes, self.warning = shape, module, in_shapes, warning
+    """One recorded layer: its Keras entry, and the module its weights come from (if any)."""
+    name: str
+    kind: str
+    config: dict
+    inbound: list
+    shape: tuple
+    module: nn.Module | None = None
+    in_shapes: list = dataclasses.field(default_factory=list)
+    warning: str | None = None
 
     def weights(self) -> list[np.ndarray]:
         if self.module is None:
@@ -399,21 +405,17 @@ class Recorder:
             type(model).__name__)
         self._last, self._written = None, set()
 
+    @contextlib.contextmanager
     def _eval(self):
-        recorder = self
-
-        class Mode:
-            def __enter__(self):
-                self.modes = [(m, m.training) for m in recorder.model.modules()]
-                recorder.model.eval()
-                self.grad = torch.no_grad()
-                self.grad.__enter__()
-
-            def __exit__(self, *exc):
-                self.grad.__exit__(*exc)
-                for m, training in self.modes:
-                    m.training = training
-        return Mode()
+        """Eval mode under no_grad; every module's own train/eval mode restored after."""
+        modes = [(m, m.training) for m in self.model.modules()]
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            for m, training in modes:
+                m.training = training
 
     def epoch_end(self, epoch: int, **metrics) -> None:
         """The model after training epoch `epoch` (1, 2, ...); metrics: any numbers by name."""
