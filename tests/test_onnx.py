@@ -202,17 +202,49 @@ def test_bad_file_names_the_file(tmp_path, content, match):
     assert str(path) in str(err.value)
 
 
-def test_truncated_and_external_data_files_are_refused(small_cnn_epochs, tmp_path):
+def test_truncated_file_is_refused(small_cnn_epochs, tmp_path):
     data = (small_cnn_epochs / "epoch_01.onnx").read_bytes()
     cut = tmp_path / "cut.onnx"
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(NNVisError, match=r"cut\.onnx"):
         load_run(cut)
+
+
+def test_external_data_beside_the_model_is_read_and_checked(small_cnn_epochs, tmp_path):
+    """Weights in a `.data` file (the dynamo exporter's default) read like inline ones; a missing,
+    short or escaping data file is a clear error naming the model."""
     model = onnx.load(str(small_cnn_epochs / "epoch_01.onnx"))
     onnx.save(model, str(tmp_path / "ext.onnx"), save_as_external_data=True,
-              all_tensors_to_one_file=True, location="ext.data", size_threshold=0)
-    with pytest.raises(NNVisError, match=r"ext\.onnx: tensor .* external data file"):
+              all_tensors_to_one_file=True, location="ext.onnx.data", size_threshold=0)
+    inline, external = load_run(small_cnn_epochs / "epoch_01.onnx"), load_run(tmp_path / "ext.onnx")
+    for layer in inline.layers:
+        for a, b in zip(inline.weights(layer.name, 1), external.weights(layer.name, 1),
+                        strict=True):
+            np.testing.assert_array_equal(a, b)
+    data = tmp_path / "ext.onnx.data"
+    data.write_bytes(data.read_bytes()[:-4])
+    with pytest.raises(NNVisError, match=r"ext\.onnx: tensor .* ends before"):
         load_run(tmp_path / "ext.onnx")
+    data.unlink()
+    with pytest.raises(NNVisError, match=r"ext\.onnx: tensor .* cannot read external data"):
+        load_run(tmp_path / "ext.onnx")
+    (tmp_path / "sub").mkdir()
+    onnx.save(model, str(tmp_path / "sub" / "up.onnx"), save_as_external_data=True,
+              location="../escape.data", size_threshold=0)
+    with pytest.raises(NNVisError, match=r"up\.onnx: tensor .* outside the model's folder"):
+        load_run(tmp_path / "sub" / "up.onnx")
+
+
+def test_dynamo_exporter_file_every_node_equals_onnxruntime(probe, tmp_path):
+    """torch.onnx.export(dynamo=True): node names like `node_conv2d`, BatchNorm folded, weights
+    in an external `.data` file by default."""
+    model = torchvision_model("resnet18")
+    x, _ = probe
+    path = tmp_path / "dynamo.onnx"
+    torch.onnx.export(model.eval(), (torch.as_tensor(x[None]),), str(path), dynamo=True,
+                      input_names=["input"])
+    run = load_run(path, probe=x)
+    assert_nodes_match(run, path, x, run.epochs[0])
 
 
 def test_onnx_import_builds_the_scene(small_cnn_epochs, addon, tmp_path):

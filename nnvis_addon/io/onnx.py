@@ -2,9 +2,9 @@
 
 Blender has no onnx or protobuf package, so the ModelProto is decoded with ``protowire``
 (field numbers from onnx/onnx.proto). Tensors come from ``raw_data`` (little-endian, zero-copy
-views of the file bytes) or the typed ``*_data`` fields; tensors stored outside the file
-(``data_location = EXTERNAL``, models over 2 GB) are refused: nnvis reads one self-contained file
-per epoch. Subgraphs (If/Loop bodies) are not decoded; such nodes import as unsupported blocks.
+views of the file bytes), the typed ``*_data`` fields, or external data files (``data_location =
+EXTERNAL``: torch's dynamo exporter writes ``model.onnx.data`` beside the model by default), which
+must lie in the model's own folder. Subgraphs (If/Loop bodies) are not decoded; such nodes import as unsupported blocks.
 """
 from __future__ import annotations
 
@@ -73,15 +73,16 @@ def read_onnx(path) -> OnnxModel:
     except OSError as exc:
         raise NNVisError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
-        return parse_model(data, str(path))
+        return parse_model(data, str(path), path.parent)
     except NNVisError as exc:
         message = str(exc)
         raise NNVisError(message if message.startswith(str(path)) else
                          f"{path}: not a usable ONNX model ({message})") from None
 
 
-def parse_model(data, source: str) -> OnnxModel:
-    """An OnnxModel from ModelProto bytes (a memoryview keeps tensors zero-copy)."""
+def parse_model(data, source: str, folder: Path | None = None) -> OnnxModel:
+    """An OnnxModel from ModelProto bytes (a memoryview keeps tensors zero-copy); external data
+    files are looked up in `folder` (None: refused)."""
     if not len(data):
         raise NNVisError(f"{source}: empty file")
     m = parse_message(data, {1: VARINT, 7: LEN, 8: LEN}, "ModelProto")
@@ -97,7 +98,7 @@ def parse_model(data, source: str) -> OnnxModel:
         raise NNVisError(f"{source}: sparse initializers are not supported")
     initializers = {}
     for raw in g.get(5, []):
-        name, array = _tensor(raw, source)
+        name, array = _tensor(raw, source, folder)
         initializers[name] = array
     inputs = [i for i in (_value_info(raw) for raw in g.get(11, []))
               if i.name not in initializers]
@@ -115,13 +116,10 @@ def parse_model(data, source: str) -> OnnxModel:
                      nodes, initializers)
 
 
-def _tensor(raw, source: str) -> tuple[str, np.ndarray]:
+def _tensor(raw, source: str, folder: Path | None = None) -> tuple[str, np.ndarray]:
     t = parse_message(raw, _TENSOR_SCHEMA, "TensorProto")
     name = text(last(t, _FIELD["name"], b""), "tensor name")
     where = f"{source}: tensor {name!r}"
-    if last(t, _FIELD["data_location"]) == 1 or t.get(_FIELD["external_data"]):
-        raise NNVisError(f"{where} is stored in an external data file; nnvis reads self-contained "
-                         "ONNX files only (save the model without external data)")
     if t.get(_FIELD["segment"]):
         raise NNVisError(f"{where} is segmented; not supported")
     dims = tuple(repeated_ints(t.get(_FIELD["dims"], []), where))
@@ -132,8 +130,12 @@ def _tensor(raw, source: str) -> tuple[str, np.ndarray]:
         raise NNVisError(f"{where} has data type {data_type}, which nnvis does not read")
     dtype = np.dtype(_DTYPES[data_type])
     count = math.prod(dims)
-    if _FIELD["raw_data"] in t:
-        raw_data = last(t, _FIELD["raw_data"])
+    if last(t, _FIELD["data_location"]) == 1 or t.get(_FIELD["external_data"]):
+        raw_data = _external(t.get(_FIELD["external_data"], []), count * dtype.itemsize, folder,
+                             where)
+    else:
+        raw_data = last(t, _FIELD["raw_data"]) if _FIELD["raw_data"] in t else None
+    if raw_data is not None:
         if len(raw_data) != count * dtype.itemsize:
             raise NNVisError(f"{where}: {len(raw_data)} bytes of data for shape {dims} of "
                              f"{dtype.name}")
@@ -153,6 +155,37 @@ def _tensor(raw, source: str) -> tuple[str, np.ndarray]:
     if values.size != count:
         raise NNVisError(f"{where}: {values.size} values for shape {dims}")
     return name, values.astype(dtype).reshape(dims)
+
+
+def _external(entries: list, size: int, folder: Path | None, where: str) -> bytes:
+    """`size` bytes of an external data file (location, offset, length) in the model's folder."""
+    info = {}
+    for raw in entries:
+        e = parse_message(raw, {1: LEN, 2: LEN}, "external_data")
+        info[text(last(e, 1, b""), where)] = text(last(e, 2, b""), where)
+    location = info.get("location", "")
+    if folder is None or not location:
+        raise NNVisError(f"{where} is stored in an external data file that cannot be found")
+    path = (folder / location).resolve()
+    if folder.resolve() not in path.parents:
+        raise NNVisError(f"{where}: external data file {location!r} is outside the model's folder")
+    try:
+        offset, length = int(info.get("offset", 0)), int(info.get("length", size))
+    except ValueError:
+        raise NNVisError(f"{where}: bad external data offset/length {info}") from None
+    if offset < 0 or length != size:
+        raise NNVisError(f"{where}: external data of {length} bytes at {offset}, the tensor "
+                         f"needs {size}")
+    try:
+        if path.stat().st_size < offset + size:       # checked before reading (no huge buffer)
+            raise NNVisError(f"{where}: external data file {location!r} ends before "
+                             f"{offset + size} bytes")
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read(size)
+    except OSError as exc:
+        raise NNVisError(f"{where}: cannot read external data file {location!r} "
+                         f"({exc.strerror or exc})") from None
 
 
 def _value_info(raw) -> OnnxInput:
@@ -197,7 +230,7 @@ def _attribute(raw, where: str):
     if kind == _STRING:
         return name, text(last(a, 4, b""), f"{where} attribute {name!r}")
     if kind == _TENSOR:
-        return name, _tensor(last(a, 5, b""), where)[1]
+        return name, _tensor(last(a, 5, b""), where)[1]           # inline (Constant values)
     if kind == _FLOATS:
         return name, [float(v) for v in repeated_fixed(a.get(7, []), "<f4", where)]
     if kind == _INTS:
