@@ -183,3 +183,21 @@ def test_untraceable_model_falls_back_to_hook_order(tmp_path):
     x = torch.as_tensor(run.probes[:1].transpose(0, 3, 1, 2).copy())
     with torch.no_grad():
         np.testing.assert_allclose(run.activations("fc", 1), model(x)[0].numpy(), rtol=RTOL)
+
+
+def test_module_without_a_keras_kind_is_recorded_as_a_block(tmp_path):
+    """nn.Upsample has no rule: it is recorded (activations, shape) under kind torch.Upsample,
+    with a warning; nnvis shows it from the recording."""
+    from nnvis_addon.record.torch import Recorder
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Upsample(scale_factor=2), nn.ReLU())
+    probes = torch.randn(2, 1, 4, 4)
+    with pytest.warns(UserWarning, match="no Keras kind for Upsample"):
+        with Recorder(model, tmp_path / "run", probes=probes) as rec:
+            rec.epoch_end(1, loss=0.5)
+    run = load_run(tmp_path / "run")
+    up = run.network.layer("1")
+    assert up.kind == "torch.Upsample" and up.output_shape == (8, 8, 2)
+    want = hook_outputs(model, probes)
+    for name in ("0", "1", "2"):
+        np.testing.assert_allclose(run.activations(name, 1), want[name][0], rtol=RTOL)
