@@ -35,8 +35,13 @@ class _Skip(Exception):
 
 
 def read_onnx_epoch(path) -> tuple[Network, dict[str, list[np.ndarray]]]:
-    """The Network and weights of one ONNX file."""
-    return network_from_onnx(read_onnx(path))
+    """The Network and weights of one ONNX file; every error names the file."""
+    try:
+        return network_from_onnx(read_onnx(path))
+    except NNVisError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise NNVisError(f"{path}: {exc}") from None
 
 
 def read_onnx_weights(path, network: Network) -> dict[str, list[np.ndarray]]:
