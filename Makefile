@@ -15,7 +15,7 @@ BPY42 := 4.2.23
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[blender,tf,test]"
+	$(PY) -m pip install --quiet -e ".[blender,tf,test,torch]"
 	touch $(STAMP)
 
 $(STAMP42): pyproject.toml

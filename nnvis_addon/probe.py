@@ -33,9 +33,13 @@ def find_default(folder: Path) -> Path | None:
 
 
 def load_probe(probe, input_shape: tuple, folder: Path | None = None,
-               pixels: float = 1.0) -> np.ndarray:
+               pixels: float = 1.0, order: str = "hwc") -> np.ndarray:
     """A float32 array fitting `input_shape` (None sizes take the probe's own) from a path, an
-    array, or the defaults; image files and the grey default are scaled to [0, `pixels`]."""
+    array, or the defaults; image files and the grey default are scaled to [0, `pixels`].
+
+    `order` "chw" (a PyTorch/ONNX model, see Network.input_order): an array in the model's own
+    (C, H, W) layout is transposed to the (H, W, C) `input_shape`.
+    """
     if probe is None and folder is not None:
         probe = find_default(folder)
     if probe is None:
@@ -52,6 +56,7 @@ def load_probe(probe, input_shape: tuple, folder: Path | None = None,
                 raise NNVisError(f"{path}: not a readable .npy array ({exc})") from None
             if array.dtype.kind not in "fiub":
                 raise NNVisError(f"{path}: a .npy of {array.dtype}, not numbers")
+            array = _from_chw(array, input_shape) if order == "chw" else array
             if array.ndim == len(input_shape) + 1 and array.shape[0] == 1:
                 array = array[0]
             if _fits(array.shape, input_shape):
@@ -62,8 +67,9 @@ def load_probe(probe, input_shape: tuple, folder: Path | None = None,
             raise NNVisError(f"{path}: probe must be an image ({', '.join(IMAGE_SUFFIXES)}) or .npy")
         return fit(array, input_shape, str(path))
     array = np.asarray(probe, np.float32)
+    array = _from_chw(array, input_shape) if order == "chw" else array
     if _fits(array.shape, input_shape):
-        return array
+        return np.ascontiguousarray(array)
     return fit(array, input_shape, "probe array")
 
 
@@ -83,6 +89,14 @@ def pixel_scale(network) -> float:
 def _fits(shape: tuple, input_shape: tuple) -> bool:
     return len(shape) == len(input_shape) and all(d is None or s == d
                                                   for s, d in zip(shape, input_shape))
+
+
+def _from_chw(array: np.ndarray, input_shape: tuple) -> np.ndarray:
+    """(C, H, W) or (1, C, H, W) → (H, W, C) when that is the model's input; else as it is."""
+    h, w, c = input_shape
+    if array.shape in ((c, h, w), (1, c, h, w)) and array.shape[-3:] != tuple(input_shape):
+        return array.reshape(c, h, w).transpose(1, 2, 0)
+    return array
 
 
 def read_image(path: Path) -> np.ndarray:

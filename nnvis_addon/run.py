@@ -17,6 +17,7 @@ from .io import discover as disc
 from .io import keras_files, recording, tf_checkpoint
 from .model.forward import forward_batch_partial
 from .model.keras_config import network_from_config, with_input_shape
+from .model.onnx_graph import read_onnx_epoch, read_onnx_weights
 from .model.network import Network
 from .model.ops import unread_keys
 from .probe import DEFAULT_SIZE, load_probe, pixel_scale
@@ -113,6 +114,8 @@ class Run:
 def read_weights(source: disc.EpochSource, network: Network) -> dict[str, list[np.ndarray]]:
     if source.kind == disc.TF2:
         return tf_checkpoint.read_tf_checkpoint(source.path, network)
+    if source.kind == disc.ONNX:
+        return read_onnx_weights(source.path, network)
     return keras_files.read_weights(source.path, network)
 
 
@@ -126,8 +129,8 @@ def load_run(path, probe=None, probe_index: int = 0, progress=None,
              memory_limit: int | None = None) -> Run:
     """Read `path` and compute what the scene shows.
 
-    `path`: a recording folder (or its manifest.json), a .keras file, a .weights.h5 / TF2
-    checkpoint with its architecture beside it, or a folder of per-epoch checkpoints.
+    `path`: a recording folder (or its manifest.json), a .keras or .onnx file, a .weights.h5 /
+    TF2 checkpoint with its architecture beside it, or a folder of per-epoch checkpoints.
     `probe`: an image/.npy path or an array fed through the network instead of the recording's
     probes; default the recording's probe `probe_index`, or a probe.npy/png next to the checkpoints,
     else mid-grey. `progress(fraction, message)` is called as epochs are read. A run that would
@@ -138,16 +141,22 @@ def load_run(path, probe=None, probe_index: int = 0, progress=None,
         return _load_recording(path if path.is_dir() else path.parent, probe, probe_index, progress,
                                memory_limit)
     found = disc.discover(path)
-    network = keras_files.read_network(found.architecture)
+    first = None                     # an ONNX file is architecture and weights in one
+    if found.epochs[0].kind == disc.ONNX:
+        network, first = read_onnx_epoch(found.epochs[0].path)
+    else:
+        network = keras_files.read_network(found.architecture)
     folder = path if path.is_dir() else path.parent
-    probes = load_probe(probe, network.input_shape, folder, pixel_scale(network))[None]
+    probes = load_probe(probe, network.input_shape, folder, pixel_scale(network),
+                        network.input_order)[None]
     network, warnings = _sized(network, probes, probe, str(found.architecture))
     budget.check(network, len(found.epochs), 1, str(path), memory_limit)
     weights = {}
     for k, source in enumerate(found.epochs):
         if progress:
             progress(k / len(found.epochs), f"Reading epoch {source.epoch}: {source.path.name}")
-        weights[source.epoch] = read_weights(source, network)
+        weights[source.epoch] = first if k == 0 and first is not None else \
+            read_weights(source, network)
     name = path.name if path.is_dir() else path.name.split(".")[0]
     return Run(name or network.name, str(path), network, [s.epoch for s in found.epochs], weights,
                probes, warnings=warnings)

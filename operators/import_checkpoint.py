@@ -22,7 +22,7 @@ class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
     bl_label = "Import CNN Checkpoint"
     bl_options = {"REGISTER", "UNDO"}
 
-    filter_glob: StringProperty(default="*.keras;*.h5;*.index;*.json", options={"HIDDEN"})
+    filter_glob: StringProperty(default="*.keras;*.h5;*.index;*.json;*.onnx", options={"HIDDEN"})
     # a recording is picked by its manifest.json (or its folder)
     all_epochs: BoolProperty(
         name="All Epochs in Folder", default=True,
@@ -108,4 +108,4 @@ class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
 
 
 def menu_import(self, context):
-    self.layout.operator(NNVIS_OT_import_checkpoint.bl_idname, text="CNN Checkpoint (.keras/.h5/ckpt)")
+    self.layout.operator(NNVIS_OT_import_checkpoint.bl_idname, text="CNN Checkpoint (.keras/.h5/ckpt/.onnx)")

@@ -25,7 +25,7 @@ from nnvis_addon.io.keras_files import read_network, read_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = {"tf2": 300, "keras": 300, "h5": 300, "recording": 250, "keras2-tf": 300,
-            "legacy-h5": 300, "savedmodel": 300}
+            "legacy-h5": 300, "savedmodel": 300, "onnx": 300}
 
 
 @pytest.fixture(scope="module")
@@ -330,7 +330,7 @@ def test_recording_shape_product_does_not_overflow(seeds, tmp_path):
 
 
 def test_varints_stop_at_64_bits():
-    from nnvis_addon.io.object_graph import read_varint
+    from nnvis_addon.io.protowire import read_varint
     assert read_varint(b"\xff" * 9 + b"\x01", 0, "x") == ((1 << 64) - 1, 10)
     with pytest.raises(NNVisError, match="over 64 bits"):
         read_varint(b"\xff" * 9 + b"\x7f", 0, "x")       # 70 bits: once overflowed to_bytes

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import keras_files, recording, saved_model, tensorbundle, tf_checkpoint
+from ..io import keras_files, onnx, recording, saved_model, tensorbundle, tf_checkpoint
 from ..model.keras_config import network_from_config
+from ..model.onnx_graph import network_from_onnx
 from . import mutate as mu
 
 
@@ -354,5 +355,37 @@ class Recording:
         return [read]
 
 
+class ONNX:
+    """An ONNX model file (ModelProto, decoded by nnvis' own protobuf reader), read into a Network
+    and its weights, as `load_run` does before any computing."""
+    name = "onnx"
+    FILE = "model.onnx"
+
+    def __init__(self, seeds: Path):
+        self.data = (seeds / "onnx" / self.FILE).read_bytes()
+
+    def seed_files(self) -> dict[str, bytes]:
+        return {self.FILE: self.data}
+
+    def variant(self, rng) -> dict[str, bytes]:
+        r = rng.random()
+        if r < 0.6:
+            data = self.data
+            for _ in range(rng.choice((1, 1, 2, 3))):
+                data = mu.mutate_proto(rng, data)
+            return {self.FILE: data}
+        if r < 0.9:
+            return {self.FILE: mu.mutate_bytes(rng, self.data)}
+        return {self.FILE: mu.truncate(rng, self.data)}
+
+    def steps(self, folder: Path):
+        def read():
+            network, weights = network_from_onnx(onnx.read_onnx(folder / self.FILE))
+            for arrays in weights.values():
+                for array in arrays:
+                    _touch(array)
+        return [read]
+
+
 FORMATS = {f.name: f for f in (TF2, Keras, H5, Recording, Keras2Checkpoint, LegacyH5,
-                                SavedModelMetadata)}
+                                SavedModelMetadata, ONNX)}

@@ -13,6 +13,8 @@ trained for two epochs on scikit-learn's digits, saved every way nnvis reads:
                                     tf.Module since Keras 3 no longer writes it
     savedmodel/keras_metadata.pb    a Keras 2 SavedModel's metadata (SavedMetadata proto, root
                                     node's JSON with the model config), encoded here
+    onnx/model.onnx                 a small ONNX CNN encoded here (no onnx package needed): raw
+                                    and float_data tensors, int/ints/float attributes
 
 Small on purpose: every fuzz input is a variant of these, and ten thousand are read per format.
 """
@@ -39,6 +41,63 @@ def _model():
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     return model
+
+
+def _onnx_seed(rng) -> bytes:
+    """An ONNX ModelProto (opset 13): Conv (pads) → BatchNormalization → Relu → MaxPool → Flatten →
+    Gemm (transB, weights as float_data) → Softmax, for a (1, 1, 8, 8) input "x"."""
+    from .mutate import encode_fields
+
+    def msg(*fields):
+        return encode_fields(list(fields))
+
+    def s(n, text):
+        return [n, 2, text.encode()]
+
+    def i(n, v):
+        return [n, 0, v & ((1 << 64) - 1)]
+
+    def m(n, body):
+        return [n, 2, body]
+
+    def tensor(name, array, packed=False):
+        data = [4, 2, array.astype("<f4").tobytes()] if packed else \
+            [9, 2, array.astype("<f4").tobytes()]
+        return msg(*[i(1, d) for d in array.shape], i(2, 1), s(8, name), data)
+
+    def ints(name, values):
+        return msg(s(1, name), i(20, 7), *[i(8, v) for v in values])
+
+    def node(name, op, inputs, *attrs):
+        return msg(*[s(1, v) for v in inputs], s(2, name + ":0"), s(3, name), s(4, op),
+                   *[m(5, a) for a in attrs])
+
+    def value_info(name, dims):
+        shape = msg(*[m(1, msg(i(1, d))) for d in dims])
+        return msg(s(1, name), m(2, msg(m(1, msg(i(1, 1), m(2, shape))))))
+
+    weights = {"conv.w": rng.standard_normal((4, 1, 3, 3)), "conv.b": rng.standard_normal(4),
+               "bn.scale": rng.uniform(0.5, 1.5, 4), "bn.bias": rng.standard_normal(4),
+               "bn.mean": rng.standard_normal(4), "bn.var": rng.uniform(0.5, 1.5, 4),
+               "dense.w": rng.standard_normal((10, 64)) * 0.1, "dense.b": rng.standard_normal(10)}
+    epsilon = msg(s(1, "epsilon"), i(20, 1), [2, 5, int.from_bytes(
+        np.float32(1e-3).tobytes(), "little")])
+    nodes = [
+        node("conv", "Conv", ["x", "conv.w", "conv.b"], ints("kernel_shape", [3, 3]),
+             ints("pads", [1, 1, 1, 1]), ints("strides", [1, 1])),
+        node("bn", "BatchNormalization", ["conv:0", "bn.scale", "bn.bias", "bn.mean", "bn.var"],
+             epsilon),
+        node("relu", "Relu", ["bn:0"]),
+        node("pool", "MaxPool", ["relu:0"], ints("kernel_shape", [2, 2]), ints("strides", [2, 2])),
+        node("flat", "Flatten", ["pool:0"], msg(s(1, "axis"), i(20, 2), i(3, 1))),
+        node("dense", "Gemm", ["flat:0", "dense.w", "dense.b"],
+             msg(s(1, "transB"), i(20, 2), i(3, 1))),
+        node("probs", "Softmax", ["dense:0"], msg(s(1, "axis"), i(20, 2), i(3, 1))),
+    ]
+    graph = msg(*[m(1, n) for n in nodes], s(2, "fuzz_cnn"),
+                *[m(5, tensor(k, v, packed=k == "dense.w")) for k, v in weights.items()],
+                m(11, value_info("x", [1, 1, 8, 8])), m(12, value_info("probs:0", [1, 10])))
+    return msg(i(1, 8), m(8, msg(s(1, ""), i(2, 13))), m(7, graph))
 
 
 def make_seeds(folder) -> Path:
@@ -70,6 +129,8 @@ def make_seeds(folder) -> Path:
     _keras2_metadata(model, folder / "savedmodel" / "keras_metadata.pb")
     for sub in ("h5", "tf2", "keras2"):
         (folder / sub / "model.json").write_text(model.to_json())
+    (folder / "onnx").mkdir(exist_ok=True)
+    (folder / "onnx" / "model.onnx").write_bytes(_onnx_seed(np.random.default_rng(0)))
     return folder
 
 

@@ -3,7 +3,8 @@
 Accepted (docs/user-guide.md has the table): a `.keras` file or a legacy full-model `.h5`; a
 weights file (`.weights.h5`, a weights-only `.h5`, a TF checkpoint prefix) with an architecture
 beside it; a SavedModel directory (or its `saved_model.pb` / `variables/variables.index`); or a
-folder of per-epoch checkpoints of one of those kinds, SavedModels included.
+folder of per-epoch checkpoints of one of those kinds, SavedModels included. An ONNX file
+(`.onnx`, or a folder of per-epoch ones) is architecture and weights in one.
 
 Epoch numbers come from epoch-like parts of the names only: the number after `epoch`/`ep`/`e`,
 TF's `<name>-N` / `cp-N.ckpt`, else the first number standing alone between separators
@@ -21,7 +22,7 @@ from pathlib import Path
 from ..errors import NNVisError
 from . import keras_files, saved_model, tf_checkpoint
 
-KERAS, WEIGHTS_H5, TF2 = "keras", "weights.h5", "tf2"
+KERAS, WEIGHTS_H5, TF2, ONNX = "keras", "weights.h5", "tf2", "onnx"
 _SUFFIXES = (".weights.h5", ".h5", ".hdf5", ".keras", ".index", ".ckpt")
 _H5 = (".h5", ".hdf5")
 _TORCH = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
@@ -130,6 +131,8 @@ def discover(path) -> Discovery:
         return Discovery(_architecture_beside(path.parent), [_single(path, WEIGHTS_H5)])
     if path.suffix == ".keras" or path.suffix.lower() in _H5 and keras_files.is_full_h5(path):
         return Discovery(path, [_single(path, KERAS)])
+    if path.suffix == ".onnx":
+        return Discovery(path, [_single(path, ONNX)])
     if path.suffix.lower() in _H5:
         if not keras_files.is_hdf5(path):
             raise NNVisError(f"{path}: not an HDF5 file, so not a Keras .h5 (damaged, or "
@@ -141,7 +144,7 @@ def discover(path) -> Discovery:
                          "state dict has no layer graph, and nnvis never unpickles): record the "
                          "training with a Keras model and nnvis_addon.record.Recorder")
     raise NNVisError(f"{path}: not a checkpoint nnvis reads (expected .keras, .h5, .weights.h5, "
-                     "a TF checkpoint's .index, a SavedModel, or a folder of them)")
+                     "a TF checkpoint's .index, a SavedModel, .onnx, or a folder of them)")
 
 
 def _tf_prefix(path: Path) -> Path | None:
@@ -179,8 +182,10 @@ def _discover_folder(folder: Path) -> Discovery:
         return Discovery(_architecture_beside(folder, frozenset(weights)),
                          _numbered(weights, WEIGHTS_H5))
     kerases = [p for p in files if p.suffix == ".keras"] + full
-    if kerases:
-        epochs = _numbered(kerases, KERAS)
-        return Discovery(epochs[0].path, epochs)
+    onnxes = [p for p in files if p.suffix == ".onnx"]
+    for found, kind in ((kerases, KERAS), (onnxes, ONNX)):
+        if found:
+            epochs = _numbered(found, kind)
+            return Discovery(epochs[0].path, epochs)
     raise NNVisError(f"{folder}: no checkpoints found (looked for .keras, .h5, .weights.h5, TF "
-                     "checkpoint .index files and SavedModel folders)")
+                     "checkpoint .index files, SavedModel folders and .onnx files)")

@@ -27,7 +27,7 @@ import os
 import numpy as np
 
 from ..errors import NNVisError
-from .object_graph import I32, LEN, VARINT, as_int64, last, parse_message, read_varint
+from .protowire import I32, LEN, VARINT, as_int64, last, parse_message, read_varint
 
 _FOOTER_SIZE = 48
 _MAGIC = 0xDB4775248B80FB57

@@ -358,12 +358,16 @@ def _same_cells(layer: Layer, source: Layer, *_):
 
 
 def _reshape(layer: Layer, source: Layer, *_):
-    """Flatten, Reshape: output element i is input element i (C order)."""
+    """Flatten, Reshape: output element i is input element i (C order); a Flatten with
+    ``order: "chw"`` (PyTorch/ONNX) reads the (H, W, C) map in (C, H, W) order."""
     size = math.prod(source.output_shape)
     if size != math.prod(layer.output_shape):
         raise NNVisError(f"layer {layer.name!r}: {layer.kind} of {source.output_shape} gives "
                          f"{size} elements, not {math.prod(layer.output_shape)}")
-    return _element_edges(source, layer, np.arange(size))
+    index = np.arange(size)
+    if layer.config.get("order") == "chw" and len(source.output_shape) == 3:
+        index = index.reshape(source.output_shape).transpose(2, 0, 1).ravel()
+    return _element_edges(source, layer, index)
 
 
 def _merge(layer: Layer, source: Layer, *_):

@@ -110,22 +110,37 @@ def activate(name, x: np.ndarray) -> np.ndarray:
 # Window geometry (TF's 'valid'/'same' rules), shared by convolution and pooling
 
 
-def out_length(n, k: int, s: int, d: int, padding: str):
-    """Output length along one spatial axis (None stays None), TF rule."""
-    if padding not in ("same", "valid"):
-        raise Unsupported(f"unsupported padding {padding!r} (supported: 'valid', 'same')")
+def axis_padding(padding, axis: int):
+    """One axis' share of a padding: 'same'/'valid' as they are, explicit pads as (before, after).
+
+    Explicit pads ((top, bottom), (left, right)) are what PyTorch and ONNX models say (nnvis' one
+    extension of Keras' padding config); TF's 'same' is not the same thing for even windows.
+    """
+    return padding if isinstance(padding, str) else tuple(padding[axis])
+
+
+def out_length(n, k: int, s: int, d: int, padding):
+    """Output length along one spatial axis (None stays None), TF rule; `padding` is 'same',
+    'valid' or this axis' explicit (before, after) pads."""
+    if isinstance(padding, str) and padding not in ("same", "valid"):
+        raise Unsupported(f"unsupported padding {padding!r} (supported: 'valid', 'same', "
+                          "explicit pads)")
     if n is None:
         return None
     if padding == "same":
         return -(-n // s)
+    if not isinstance(padding, str):
+        n = n + padding[0] + padding[1]
     out = (n - (k - 1) * d - 1) // s + 1
     if out <= 0:
         raise NNVisError(f"input size {n} is smaller than the window ({k}, dilation {d})")
     return out
 
 
-def pad_amounts(n: int, k: int, s: int, d: int, padding: str) -> tuple[int, int]:
+def pad_amounts(n: int, k: int, s: int, d: int, padding) -> tuple[int, int]:
     """(before, after) padding along one axis; TF puts the odd extra pixel after."""
+    if not isinstance(padding, str):
+        return int(padding[0]), int(padding[1])
     if padding != "same":
         return 0, 0
     total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
@@ -134,8 +149,8 @@ def pad_amounts(n: int, k: int, s: int, d: int, padding: str) -> tuple[int, int]
 
 def pad_hw(x, k, s, d, padding, value=0):
     """``x`` padded for a k/s/d window under ``padding`` (no copy when nothing is added)."""
-    (t, b), (l, r) = (pad_amounts(x.shape[1], k[0], s[0], d[0], padding),
-                      pad_amounts(x.shape[2], k[1], s[1], d[1], padding))
+    (t, b), (l, r) = (pad_amounts(x.shape[1], k[0], s[0], d[0], axis_padding(padding, 0)),
+                      pad_amounts(x.shape[2], k[1], s[1], d[1], axis_padding(padding, 1)))
     if t or b or l or r:
         x = np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=value)
     return x
@@ -163,11 +178,11 @@ _CONV_BLOCK_BYTES = 32 << 20  # patch bytes per matmul: big for BLAS, bounded me
 def conv2d(x, kernel, strides, dilation, padding, groups=1):
     """NHWC convolution with a Keras (kh, kw, C/groups, F) kernel: im2col block + matmul."""
     kh, kw, cg, f = kernel.shape
+    x = pad_hw(x, (kh, kw), strides, dilation, padding)
     if kh == kw == 1 and groups == 1:                   # pointwise: no window, no im2col copy
         x = x[:, ::strides[0], ::strides[1]]
         return (x.reshape(-1, cg) @ kernel.reshape(cg, f)).reshape(*x.shape[:3], f)
     (sh, sw), (dh, dw) = strides, dilation
-    x = pad_hw(x, (kh, kw), strides, dilation, padding)
     n = x.shape[0]
     ho, wo = _out_hw(x, (kh, kw), strides, dilation)
     # (N, Ho, Wo, kh, kw, C) view: strided windows, patch pixels in Keras kernel order
@@ -225,14 +240,15 @@ def max_pool(x, k, s, padding):
 
 
 def avg_pool(x, k, s, padding):
-    """TF average pooling: with 'same' the mean is over the real pixels only (not the padding)."""
+    """TF average pooling: with padding the mean is over the real pixels only (as TF's 'same' and
+    ONNX's default count_include_pad=0)."""
     xp = pad_hw(x, k, s, (1, 1), padding, 0)
     ho, wo = _out_hw(xp, k, s, (1, 1))
     views = (v for _, v in _taps(xp, k, s, (1, 1), ho, wo))
     out = next(views).copy()
     for v in views:
         out += v
-    if padding == "same":
+    if padding != "valid":
         ones = pad_hw(np.ones((1, x.shape[1], x.shape[2], 1), np.float32), k, s, (1, 1), padding)
         count = sum(v for _, v in _taps(ones, k, s, (1, 1), ho, wo))
         return out / count

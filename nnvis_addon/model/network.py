@@ -37,6 +37,8 @@ class Layer:
 class Network:
     name: str                      # the model's Keras name
     layers: list[Layer]            # topological order, inputs first (InputLayer included)
+    input_order: str = "hwc"       # "chw": the model's own input is (C, H, W) (PyTorch, ONNX);
+                                   # probe arrays in that order are transposed to input_shape
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:

@@ -17,9 +17,9 @@ from typing import Callable
 import numpy as np
 
 from ..errors import NNVisError
-from .kernels import (ACTIVATIONS, Unsupported, activate, avg_pool, check_activation, conv2d,
-                      depthwise_conv2d, max_pool, out_length, resize_bilinear, smart_resize,
-                      softmax, upsample)
+from .kernels import (ACTIVATIONS, Unsupported, activate, avg_pool, axis_padding, check_activation,
+                      conv2d, depthwise_conv2d, max_pool, out_length, resize_bilinear,
+                      smart_resize, softmax, upsample)
 
 __all__ = ["ACTIVATIONS", "CONFIG_KEYS", "IDENTITY_KINDS", "SUPPORTED", "Unsupported", "apply",
            "check_supported", "output_shape", "unread_keys", "weight_shapes"]
@@ -88,11 +88,24 @@ def _check_hwc(config, shape) -> None:
         raise NNVisError(f"expected an (H, W, C) input, got shape {shape}")
 
 
+def padding_of(config):
+    """A config's padding: 'valid'/'same' (Keras), or explicit ((top, bottom), (left, right))
+    pads as PyTorch and ONNX models give them (checked: two pairs of ints ≥ 0)."""
+    padding = config.get("padding", "valid")
+    if isinstance(padding, str):
+        return padding
+    if not (isinstance(padding, (list, tuple)) and len(padding) == 2
+            and all(isinstance(p, (list, tuple)) for p in padding)):
+        raise NNVisError(f"bad padding {padding!r}: expected 'valid', 'same' or "
+                         "((top, bottom), (left, right))")
+    return _pad_pairs(padding, "padding")
+
+
 def _spatial_shape(config, shape, k, s, d, channels) -> tuple:
     _check_hwc(config, shape)
-    padding = config.get("padding", "valid")
-    return (out_length(shape[0], k[0], s[0], d[0], padding),
-            out_length(shape[1], k[1], s[1], d[1], padding), channels)
+    padding = padding_of(config)
+    return (out_length(shape[0], k[0], s[0], d[0], axis_padding(padding, 0)),
+            out_length(shape[1], k[1], s[1], d[1], axis_padding(padding, 1)), channels)
 
 
 def _bias_act(config, weights, y, bias_index):
@@ -127,7 +140,7 @@ def _conv2d_weights(config, shape):
 
 def _conv2d_apply(config, weights, x):
     k, s, d, groups = _conv_params(config)
-    y = conv2d(x, weights[0], s, d, config.get("padding", "valid"), groups)
+    y = conv2d(x, weights[0], s, d, padding_of(config), groups)
     return _bias_act(config, weights, y, 1)
 
 
@@ -152,7 +165,7 @@ def _depthwise_weights(config, shape):
 
 def _depthwise_apply(config, weights, x):
     k, s, d, _ = _conv_params(config)
-    y = depthwise_conv2d(x, weights[0], s, d, config.get("padding", "valid"))
+    y = depthwise_conv2d(x, weights[0], s, d, padding_of(config))
     return _bias_act(config, weights, y, 1)
 
 
@@ -167,7 +180,7 @@ def _separable_weights(config, shape):
 def _separable_apply(config, weights, x):
     """Depthwise then pointwise (1×1) convolution; Keras' one bias comes after the pointwise."""
     k, s, d, _ = _conv_params(config)
-    y = depthwise_conv2d(x, weights[0], s, d, config.get("padding", "valid"))
+    y = depthwise_conv2d(x, weights[0], s, d, padding_of(config))
     y = conv2d(y, weights[1], (1, 1), (1, 1), "valid")
     return _bias_act(config, weights, y, 2)
 
@@ -190,7 +203,7 @@ def _pool_shape(config, shape):
 def _pool_apply(pool):
     def apply(config, weights, x):
         k, s = _pool_params(config)
-        return pool(x, k, s, config.get("padding", "valid"))
+        return pool(x, k, s, padding_of(config))
     return apply
 
 
@@ -303,9 +316,25 @@ def _dense_apply(config, weights, x):
     return _bias_act(config, weights, x @ weights[0], 1)
 
 
+def _flatten_order(config, shape) -> bool:
+    """True for ``order: "chw"``: a feature map flattened in (C, H, W) element order, as PyTorch
+    and ONNX models do (nnvis' extension of Keras' Flatten; their weights expect that order)."""
+    order = config.get("order", "hwc")
+    if order not in ("hwc", "chw") or order == "chw" and len(shape) != 3:
+        raise NNVisError(f"bad Flatten order {order!r} for an input of shape {shape}")
+    return order == "chw"
+
+
 def _flatten_shape(config, shape):
     _check_channels_last(config)
+    _flatten_order(config, shape)
     return (None if None in shape else math.prod(shape),)
+
+
+def _flatten_apply(config, weights, x):
+    if _flatten_order(config, x.shape[1:]):
+        x = x.transpose(0, 3, 1, 2)
+    return x.reshape(x.shape[0], -1)
 
 
 def _reshape_shape(config, shape):
@@ -570,7 +599,7 @@ _register("UpSampling2D", _upsample_apply, shape=_upsample_shape)
 _register("Resizing", _resize_apply, shape=_resize_shape)
 _register("CenterCrop", _center_crop_apply, shape=_center_crop_shape)
 _register("Dense", _dense_apply, shape=_dense_shape, weights=_dense_weights)
-_register("Flatten", lambda config, weights, x: x.reshape(x.shape[0], -1), shape=_flatten_shape)
+_register("Flatten", _flatten_apply, shape=_flatten_shape)
 _register("Reshape", lambda config, weights, x: x.reshape(x.shape[0], *config["target_shape"]),
           shape=_reshape_shape)
 _register("BatchNormalization", _bn_apply, weights=_bn_weights)

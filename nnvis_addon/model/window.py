@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .kernels import pad_amounts
+from .kernels import axis_padding, pad_amounts
 from .network import Layer
-from .ops import _pad_pairs, pair
+from .ops import _pad_pairs, padding_of, pair
 
 _CONV = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D")
 _POOL = ("MaxPooling2D", "AveragePooling2D")
@@ -48,8 +48,9 @@ def kernel_window(layer: Layer, source: Layer) -> Window | None:
             k = pair(config["pool_size"], "pool_size")
             s = pair(config.get("strides") or k, "strides")
             d = (1, 1)
-        padding = config.get("padding", "valid")
-        before = [pad_amounts(n, k[a], s[a], d[a], padding)[0] for a, n in enumerate(in_hw)]
+        padding = padding_of(config)
+        before = [pad_amounts(n, k[a], s[a], d[a], axis_padding(padding, a))[0]
+                  for a, n in enumerate(in_hw)]
         return Window((float(s[0]), float(s[1])), (-float(before[0]), -float(before[1])),
                       ((k[0] - 1) * d[0] + 1, (k[1] - 1) * d[1] + 1))
     if kind == "ZeroPadding2D":

@@ -1,4 +1,5 @@
 """Recording a Keras training run for nnvis (needs TensorFlow/Keras; never used inside Blender).
+A PyTorch loop records with ``nnvis_addon.record.torch.Recorder`` (imported explicitly; needs torch).
 
 ``Recorder`` (a ``keras.callbacks.Callback``) and ``record_checkpoints`` are loaded on first access,
 so importing this package does not import Keras or TensorFlow: it must also import where they don't

@@ -1,0 +1,49 @@
+"""ONNX files written by torch for the ONNX tests, and onnxruntime's value of every node (the oracle).
+
+torch and onnxruntime are test-only (the `torch` extra); nnvis reads the files without them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def export(model, path: Path, size: int = 64, channels: int = 3, **kwargs) -> Path:
+    """`model` (eval mode) exported by the TorchScript exporter with a fixed (1, C, size, size)
+    input named "input"."""
+    import torch
+    model.eval()
+    x = torch.zeros(1, channels, size, size)
+    torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["input"],
+                      output_names=["output"], **kwargs)
+    return path
+
+
+def torchvision_model(name: str, seed: int = 0):
+    import torch
+    import torchvision
+    torch.manual_seed(seed)
+    return getattr(torchvision.models, name)(weights=None)
+
+
+def node_outputs(path, x: np.ndarray) -> dict[str, np.ndarray]:
+    """onnxruntime's first output of every node for the batch `x` (NCHW), by node name."""
+    import onnx
+    import onnxruntime as ort
+    model = onnx.load(str(path))
+    graph_outputs = {o.name for o in model.graph.output}
+    for node in model.graph.node:
+        if node.output and node.output[0] not in graph_outputs:
+            model.graph.output.append(onnx.helper.make_empty_tensor_value_info(node.output[0]))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    values = dict(zip(names, session.run(None, {model.graph.input[0].name: x})))
+    return {node.name: values[node.output[0]] for node in model.graph.node
+            if node.output and node.output[0] in values}
+
+
+def channels_last(value: np.ndarray) -> np.ndarray:
+    """onnxruntime's (1, C, H, W) as nnvis shows it: (H, W, C); other ranks: batch dropped."""
+    value = value[0]
+    return value.transpose(1, 2, 0) if value.ndim == 3 else value

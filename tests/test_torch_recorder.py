@@ -1,0 +1,203 @@
+"""The PyTorch Recorder: a small CNN trained 3 epochs; the recording loads in a process without
+torch, and every recorded layer equals the module outputs seen by forward hooks (eval, no_grad)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from nnvis_addon import load_run  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+RTOL = 1e-4
+
+
+class TinyCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                                      nn.MaxPool2d(2))
+        self.skip = nn.Conv2d(4, 4, 3, stride=1, padding=1, groups=4)
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(4 * 4 * 4, 3))
+
+    def forward(self, x):
+        x = self.features(x)
+        x = torch.relu(x + self.skip(x))
+        return self.head(x)
+
+
+def hook_outputs(model, x) -> dict[str, np.ndarray]:
+    """Every leaf module's output for `x` in eval mode under no_grad, channels-last."""
+    found, handles = {}, []
+
+    def keep(name):
+        def hook(module, args, out):
+            found.setdefault(name, out.detach().numpy().copy())
+        return hook
+
+    for name, module in model.named_modules():
+        if name and not list(module.children()):
+            handles.append(module.register_forward_hook(keep(name)))
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        model(x)
+    model.train(was)
+    for h in handles:
+        h.remove()
+    return {k: v.transpose(0, 2, 3, 1) if v.ndim == 4 else v for k, v in found.items()}
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    from nnvis_addon.record.torch import Recorder
+    out = tmp_path_factory.mktemp("torch_run")
+    torch.manual_seed(0)
+    model = TinyCNN()
+    opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.5)
+    x, y = torch.randn(96, 1, 8, 8), torch.randint(0, 3, (96,))
+    probes, labels = x[:5], y[:5]
+    oracle, losses = {}, {}
+    with Recorder(model, out / "run", probes=probes, labels=labels.numpy(),
+                  class_names=["a", "b", "c"]) as rec:
+        for epoch in range(1, 4):
+            model.train()
+            total = 0.0
+            for k in range(0, 96, 16):
+                opt.zero_grad()
+                loss = nn.functional.cross_entropy(model(x[k:k + 16]), y[k:k + 16])
+                loss.backward()
+                opt.step()
+                total += loss.item() / 6
+            rec.epoch_end(epoch, loss=total, accuracy=torch.tensor(0.5))
+            assert model.training                       # the recorder restored the mode
+            oracle[epoch] = hook_outputs(model, probes)
+            losses[epoch] = total
+    np.savez(out / "oracle.npz", **{f"{e}|{k}": v for e, d in oracle.items() for k, v in d.items()})
+    return out, oracle, losses, probes.numpy()
+
+
+def load_without_torch(folder: Path) -> dict:
+    """Every layer's activations per epoch, loaded by a Python in which torch cannot import."""
+    script = textwrap.dedent(f"""
+        import sys, json, numpy as np
+        sys.modules["torch"] = None                     # any import of torch fails
+        from nnvis_addon import load_run
+        run = load_run({str(folder)!r})
+        def every_probe(name, epoch):
+            out = []
+            for p in range(len(run.probes)):
+                run.probe_index = p
+                out.append(run.activations(name, epoch))
+            return np.stack(out)
+        np.savez({str(folder / "loaded.npz")!r}, **{{f"{{e}}|{{l.name}}": every_probe(l.name, e)
+                 for e in run.epochs for l in run.layers}})
+        print(json.dumps({{"epochs": run.epochs, "metrics": {{str(k): v for k, v in
+                          run.metrics.items()}}, "kinds": {{l.name: l.kind for l in run.layers}},
+                          "inbound": {{l.name: l.inbound for l in run.layers}},
+                          "warnings": run.warnings}}))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+    info = json.loads(done.stdout.strip().splitlines()[-1])
+    with np.load(folder / "loaded.npz") as npz:
+        info["activations"] = {k: npz[k] for k in npz.files}
+    return info
+
+
+def test_recording_loads_without_torch_and_equals_the_hooks(recorded):
+    out, oracle, losses, _ = recorded
+    info = load_without_torch(out / "run")
+    assert info["epochs"] == [1, 2, 3]
+    assert info["kinds"] == {"x": "InputLayer", "features.0": "Conv2D",
+                             "features.1": "BatchNormalization", "features.2": "ReLU",
+                             "features.3": "MaxPooling2D", "skip": "DepthwiseConv2D",
+                             "add": "Add", "relu": "ReLU", "head.0": "Flatten",
+                             "head.1": "Dropout", "head.2": "Dense"}
+    assert info["inbound"]["add"] == ["features.3", "skip"]
+    assert not info["warnings"]
+    acts = info["activations"]
+    for epoch in (1, 2, 3):
+        assert info["metrics"][str(epoch)] == {"loss": pytest.approx(losses[epoch]),
+                                               "accuracy": 0.5}
+        for module, want in oracle[epoch].items():
+            np.testing.assert_allclose(acts[f"{epoch}|{module}"], want, rtol=RTOL, atol=1e-6,
+                                       err_msg=f"{module} epoch {epoch}")
+        np.testing.assert_allclose(acts[f"{epoch}|add"], oracle[epoch]["features.3"] +
+                                   oracle[epoch]["skip"], rtol=RTOL, atol=1e-6)
+    assert not np.allclose(acts["1|head.2"], acts["3|head.2"])
+
+
+def test_numpy_forward_from_recorded_weights_equals_the_recording(recorded):
+    """The Keras kinds and weights the recorder wrote compute what torch computed."""
+    out, oracle, _, probes = recorded
+    run = load_run(out / "run")
+    fresh = load_run(out / "run", probe=probes[2].transpose(1, 2, 0))
+    for epoch in run.epochs:
+        run.probe_index = 2
+        for layer in run.layers:
+            np.testing.assert_allclose(fresh.activations(layer.name, epoch),
+                                       run.activations(layer.name, epoch), rtol=RTOL, atol=1e-5,
+                                       err_msg=layer.name)
+    assert run.class_names == ["a", "b", "c"] and list(run.labels) == list(recorded_labels(out))
+
+
+def recorded_labels(out):
+    return np.load(out / "run" / "labels.npy")
+
+
+class Branchy(nn.Module):
+    """Data-dependent control flow: torch.fx cannot trace it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3)
+        self.fc = nn.Linear(2 * 6 * 6, 2)
+
+    def forward(self, x):
+        x = self.conv(x)
+        if x.sum() > 1e9:
+            x = x * 2
+        return self.fc(torch.flatten(torch.relu(x), 1))
+
+
+def test_untraceable_model_falls_back_to_hook_order(tmp_path):
+    from nnvis_addon.record.torch import Recorder
+    torch.manual_seed(0)
+    model = Branchy()
+    with pytest.warns(UserWarning, match="torch.fx cannot trace Branchy"):
+        rec = Recorder(model, tmp_path / "run", probes=torch.randn(2, 1, 8, 8))
+    rec.epoch_end(1, loss=1.0)
+    rec.close()
+    run = load_run(tmp_path / "run")
+    assert [l.name for l in run.layers] == ["input", "conv", "fc"]
+    assert run.layers[2].inbound == ["conv"]
+    x = torch.as_tensor(run.probes[:1].transpose(0, 3, 1, 2).copy())
+    with torch.no_grad():
+        np.testing.assert_allclose(run.activations("fc", 1), model(x)[0].numpy(), rtol=RTOL)
+
+
+def test_module_without_a_keras_kind_is_recorded_as_a_block(tmp_path):
+    """nn.Upsample has no rule: it is recorded (activations, shape) under kind torch.Upsample,
+    with a warning; nnvis shows it from the recording."""
+    from nnvis_addon.record.torch import Recorder
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Upsample(scale_factor=2), nn.ReLU())
+    probes = torch.randn(2, 1, 4, 4)
+    with pytest.warns(UserWarning, match="no Keras kind for Upsample"):
+        with Recorder(model, tmp_path / "run", probes=probes) as rec:
+            rec.epoch_end(1, loss=0.5)
+    run = load_run(tmp_path / "run")
+    up = run.network.layer("1")
+    assert up.kind == "torch.Upsample" and up.output_shape == (8, 8, 2)
+    want = hook_outputs(model, probes)
+    for name in ("0", "1", "2"):
+        np.testing.assert_allclose(run.activations(name, 1), want[name][0], rtol=RTOL)
