@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -16,6 +17,10 @@ USER_FOLDER = Path(tempfile.mkdtemp(prefix="nnvis-test-blender-user-"))
 os.environ["BLENDER_USER_RESOURCES"] = str(USER_FOLDER)
 atexit.register(shutil.rmtree, USER_FOLDER, ignore_errors=True)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# torch imports triton (GPU kernels) when it is installed; triton's LLVM crashes a process that
+# already holds Blender's (measured: segfault in triton/knobs.py). The tests run torch on the CPU
+# only, so torch is told triton is absent.
+sys.modules.setdefault("triton", None)
 
 ROOT = Path(__file__).resolve().parent.parent
 

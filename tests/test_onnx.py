@@ -138,7 +138,7 @@ def test_folder_of_epoch_files_every_node_every_epoch(small_cnn_epochs):
     x = np.random.default_rng(1).standard_normal((3, 32, 32)).astype(np.float32)
     run = load_run(small_cnn_epochs, probe=x)
     assert run.epochs == [1, 2, 3]
-    kinds = {l.config.get("onnx_op"): l.kind for l in run.layers[1:]}
+    kinds = {l.config.get("_nnvis_onnx_op"): l.kind for l in run.layers[1:]}
     assert kinds["Conv"] in ("Conv2D", "DepthwiseConv2D") and kinds["Flatten"] == "Flatten"
     assert {"BatchNormalization", "DepthwiseConv2D", "Rescaling", "Concatenate", "Add", "Multiply",
             "MaxPooling2D", "AveragePooling2D", "Dense", "Softmax"} <= {l.kind for l in run.layers}

@@ -132,7 +132,7 @@ def _layer(node, inbound, in_shapes, consts, opset):
     if [a.shape for a in w] != [tuple(s) for s in expected]:
         raise NNVisError(f"{where}: weights of shapes {[a.shape for a in w]} do not fit its input "
                          f"{in_shapes} (expected {expected})")
-    config.setdefault("onnx_op", node.op_type)
+    config.setdefault("_nnvis_onnx_op", node.op_type)
     return Layer(node.name, kind, config, inbound, out, [a.shape for a in w]), w
 
 
