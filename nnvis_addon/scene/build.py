@@ -70,7 +70,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         collection["nnvis_run"] = run.source
         collection["nnvis_epochs"] = list(run.epochs)
         scene.collection.children.link(collection)
-        animated = []
+        animated, objects = [], {}
         drawable = {l.name for l in network.layers if run.has_activations(l.name)}
         for k, layer in enumerate(network.layers):
             progress(k / steps, f"Layer {layer.name}")
@@ -85,9 +85,10 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
             obj = layers.layer_object(layer, placements[layer.name], acts, cmap, signed, run.name)
             collection.objects.link(obj)
             animated.append(obj)
+            objects[layer.name] = obj
         cap = edge_cap(network, drawable, options)
         drawn = total = 0
-        traced, first_unit = layers.add_controls(run, {o["nnvis_layer"]: o for o in animated}, cap)
+        traced, first_unit = layers.add_controls(run, objects, cap)
         progress((steps - 1) / steps, "Overlays, camera and lights")
         cells = layout.corners(list(placements.values()))
         lo, hi = cells.min(axis=0), cells.max(axis=0)
@@ -107,8 +108,9 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
             total += sum(connection_size(network, layer, network.layer(n)) for n in layer.inbound)
             for src, edges in layer_edges(network, layer.name, weights_by_epoch, cap).items():
                 drawn += len(edges)
-                obj = edges_mod.edge_object(run.name, src, layer.name, edges, placements[src],
-                                            placements[layer.name], options.bundle_strength,
+                obj = edges_mod.edge_object(run.name, objects[src], objects[layer.name], edges,
+                                            placements[src], placements[layer.name],
+                                            options.bundle_strength,
                                             options.edge_radius, traced.units,
                                             traced.edges.get((src, layer.name)), first_unit,
                                             options.bundler, network.layer(src),
