@@ -467,7 +467,8 @@ def design_run(layers, weights: str = "random", seed: int = 0, probe=None,
 # Blender: build a design's scene, and rebuild it in place (bpy imported here only)
 
 _LOOKUP_VALUES = ("nnvis_scale", "nnvis_offset")   # data-derived Value nodes of an atlas material
-_DATA_INPUTS = {"Geometry", "Epoch", "Width", "Height", "Material", "Inbound"}  # set by the build
+_DATA_INPUTS = {"Geometry", "Epoch", "Width", "Height", "Material", "Inbound", "Source",
+                "Target"}  # set by the build
 
 
 def build_design(layers, weights: str = "random", seed: int = 0, probe=None,
@@ -506,7 +507,7 @@ def rebuild_design(collection, layers, scene=None):
     scene = scene or bpy.context.scene
     run = design_run(layers, settings["weights"], settings["seed"], settings["probe"] or None,
                      settings["name"])
-    fresh = build_scene(run, SceneOptions(setup_render=False), scene)
+    fresh = build_scene(run, SceneOptions(setup_render=False), scene, label=collection.name)
     _swap_objects(collection, fresh)
     for key in ("nnvis_run", "nnvis_epochs"):
         collection[key] = fresh[key]

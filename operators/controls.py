@@ -1,10 +1,10 @@
-"""Sidebar buttons over `nnvis_addon.scene`: a run's look and camera move, and a layer's control
-copied (and keyed) to every layer of its run."""
+"""Sidebar buttons over `nnvis_addon.scene`: a run's look and camera move, removing a run, and a
+layer's control copied (and keyed) to every layer of its run."""
 import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from ..nnvis_addon import NNVisError
-from ..nnvis_addon.scene import camera_moves, looks
+from ..nnvis_addon.scene import camera_moves, looks, runs
 from ..nnvis_addon.scene.layers import MODIFIER, run_collection
 from ..nnvis_addon.scene.nodes import input_ids
 
@@ -52,6 +52,30 @@ class NNVIS_OT_camera_move(_RunOperator, bpy.types.Operator):
                                                                       context.scene))
 
 
+class NNVIS_OT_remove_run(bpy.types.Operator):
+    """Delete the active object's run (or the run collection named): its objects and every
+    mesh, curve, image, material and node group no other run uses"""
+
+    bl_idname = "nnvis.remove_run"
+    bl_label = "Remove Run"
+    bl_options = {"REGISTER", "UNDO"}
+
+    collection: StringProperty(name="Run", description="The run's collection (default: the "
+                                                       "active object's run)")
+
+    def execute(self, context):
+        coll = bpy.data.collections.get(self.collection) if self.collection else \
+            run_collection(context.active_object)
+        if coll is None or "nnvis_run" not in coll:
+            self.report({"ERROR"}, f"no imported run {self.collection or 'selected'}")
+            return {"CANCELLED"}
+        name = coll.name
+        removed = runs.remove_run(coll)
+        self.report({"INFO"}, f"Removed {name}: {removed['objects']} objects, "
+                              f"{sum(removed.values()) - removed['objects']} other datablocks")
+        return {"FINISHED"}
+
+
 class NNVIS_OT_input_to_run(_RunOperator, bpy.types.Operator):
     """Set this control to the active layer's value on every layer of the run (and the legend)"""
 
@@ -86,4 +110,4 @@ class NNVIS_OT_input_to_run(_RunOperator, bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (NNVIS_OT_apply_look, NNVIS_OT_camera_move, NNVIS_OT_input_to_run)
+CLASSES = (NNVIS_OT_apply_look, NNVIS_OT_camera_move, NNVIS_OT_remove_run, NNVIS_OT_input_to_run)

@@ -7,8 +7,8 @@ from ..nnvis_addon.scene.layers import MODIFIER, run_collection
 from ..nnvis_addon.scene.nodes import input_ids
 
 # Inputs the build sets from the data: shown, but not copied to other layers.
-PER_LAYER = {"Geometry", "Epoch", "Width", "Height", "Material", "Inbound", "Text Material",
-             "Min", "Max", "Title"}
+PER_LAYER = {"Geometry", "Epoch", "Width", "Height", "Material", "Inbound", "Source", "Target",
+             "Text Material", "Min", "Max", "Title"}
 
 
 def colour_map_name(value: float) -> str:
@@ -39,6 +39,7 @@ class NNVIS_PT_run(bpy.types.Panel):
         row.prop(scene, "frame_current", text="Frame")
         row.prop(scene.render, "fps", text="FPS")
         layout.operator("nnvis.render_video", icon="RENDER_ANIMATION")
+        layout.operator("nnvis.remove_run", icon="TRASH")
         row = layout.row(align=True)
         row.operator_menu_enum("nnvis.apply_look", "look", text="Look", icon="SHADING_RENDERED")
         row.operator_menu_enum("nnvis.camera_move", "move", text="Camera", icon="CAMERA_DATA")

@@ -57,7 +57,7 @@ def emissive_conv1(digits_run, addon):
     collection = import_run(folder, frames_per_epoch=2)
     for o in collection.objects:
         o.hide_render = o.name != "conv1"
-    obj = collection.objects["conv1"]
+    obj = collection.objects[f"{collection.name}:conv1"]
     mod, mat_id = modifier_input(obj, "Material")
     tree = mod[mat_id].node_tree
     emission = tree.nodes.new("ShaderNodeEmission")

@@ -15,7 +15,7 @@ from .. import budget, layout
 from ..model.edges import connection_caps, connection_size, layer_edges
 from ..model.keras_config import unsupported_reason
 from . import animation, camera_moves, edges as edges_mod, layers, legend as legend_mod, looks, \
-    nodes, overlays as overlays_mod, stage
+    nodes, overlays as overlays_mod, runs, stage
 from .transaction import all_or_nothing
 
 
@@ -54,19 +54,23 @@ def edge_cap(network, drawable: set[str], options: SceneOptions) -> int | None:
     return min(caps) if caps else None
 
 
-def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_noop):
-    """Create the collection for `run` in `scene` (default: the context scene) and return it."""
+def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_noop,
+                label: str | None = None):
+    """Create the collection for `run` in `scene` (default: the context scene) and return it;
+    `label` names it and prefixes its objects (default: `runs.new_label`)."""
     options = options or SceneOptions()
     scene = scene or bpy.context.scene
     network = run.network
-    placements = {p.name: p for p in layout.layout_network(network)}
+    label = label or runs.new_label(run)
+    placements = {p.name: p for p in runs.beside_others(layout.layout_network(network), scene,
+                                                        but=label)}
     frames = animation.epoch_frames(run.epochs, options.frames_per_epoch, options.frame_start)
     weights_by_epoch = [{l.name: run.weights(l.name, e) for l in network.layers if l.weight_shapes}
                         for e in run.epochs]
     steps = len(network.layers) * 2 + 1
     nodes.begin_build()
     with all_or_nothing(scene):
-        collection = bpy.data.collections.new(run.name)
+        collection = bpy.data.collections.new(label)
         collection["nnvis_run"] = run.source
         collection["nnvis_epochs"] = list(run.epochs)
         scene.collection.children.link(collection)
@@ -76,13 +80,13 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
             progress(k / steps, f"Layer {layer.name}")
             if layer.name not in drawable:
                 reason = unsupported_reason(layer) or "fed by a layer nnvis cannot compute"
-                for obj in layers.block_object(layer, placements[layer.name], reason, run.name):
+                for obj in layers.block_object(layer, placements[layer.name], reason, label):
                     collection.objects.link(obj)
                 continue
             acts = np.stack([run.activations(layer.name, e) for e in run.epochs])
             signed = bool((acts < 0).any())
             cmap = "coolwarm" if signed else options.colormap
-            obj = layers.layer_object(layer, placements[layer.name], acts, cmap, signed, run.name)
+            obj = layers.layer_object(layer, placements[layer.name], acts, cmap, signed, label)
             collection.objects.link(obj)
             animated.append(obj)
             objects[layer.name] = obj
@@ -95,7 +99,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         shown = overlays_mod.build_overlays(run, collection, lo, hi,
                                             {p.name: p.x for p in placements.values()},
                                             stage.VIEW_DIRECTION, options.overlays)
-        legend = legend_mod.build_legend(collection, lo, hi, run.name, options.legend)
+        legend = legend_mod.build_legend(collection, lo, hi, label, options.legend)
         shown += [legend] if legend is not None else []
         animated += [o for o in shown if layers.MODIFIER in o.modifiers]
         # framing evaluates the scene so far: do it before the (possibly millions of) edge curves
@@ -108,7 +112,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
             total += sum(connection_size(network, layer, network.layer(n)) for n in layer.inbound)
             for src, edges in layer_edges(network, layer.name, weights_by_epoch, cap).items():
                 drawn += len(edges)
-                obj = edges_mod.edge_object(run.name, objects[src], objects[layer.name], edges,
+                obj = edges_mod.edge_object(label, objects[src], objects[layer.name], edges,
                                             placements[src], placements[layer.name],
                                             options.bundle_strength,
                                             options.edge_radius, traced.units,
@@ -123,8 +127,9 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         for obj in animated:
             mod = obj.modifiers[layers.MODIFIER]
             animation.key_epoch_input(obj, mod, nodes.input_ids(mod.node_group)["Epoch"], frames)
-        cam = stage.add_camera(collection, framed, options.resolution)
-        stage.add_lights(collection, lo, hi)
+        (cam,) = runs.shared(scene, collection, "camera", lambda: [
+            stage.add_camera(collection, framed, options.resolution)])
+        runs.shared(scene, collection, "lights", lambda: stage.add_lights(collection, lo, hi))
         if options.setup_render:
             scene.camera = cam
             stage.neutral_world(scene)
@@ -134,6 +139,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         looks.apply_look(collection, options.look, scene if options.setup_render else None)
         if options.camera_move != "still":
             camera_moves.apply_move(collection, options.camera_move, scene)
+        runs.scope_names(collection, label)
     progress(1.0, "Done")
     return collection
 

@@ -188,7 +188,7 @@ def edge_object(run_name: str, src_obj, dst_obj, edges, src_placement,
     material = nodes.atlas_material(f"{run_name}:{src_name}->{dst_name}", image, atlas,
                                     "coolwarm", 1.0, 0.5, instanced=False, emission=emission,
                                     mode_scales=scales, mode_stride=len(edges))
-    obj = bpy.data.objects.new(f"{src_name} → {dst_name}", curves)
+    obj = bpy.data.objects.new(f"{run_name}:{src_name} → {dst_name}", curves)
     obj["nnvis_edges"] = [src_name, dst_name]
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = edges_group()

@@ -106,7 +106,7 @@ def layer_object(layer, placement, activations: np.ndarray, colormap: str, diver
                           {"nnvis_grid": shapes.grid, "nnvis_line": shapes.line,
                            "nnvis_circle": shapes.circle, "nnvis_stack": shapes.stack,
                            "nnvis_block": shapes.block})
-    obj = bpy.data.objects.new(f"{layer.name}", mesh)
+    obj = bpy.data.objects.new(f"{run_name}:{layer.name}", mesh)
     obj.location = shapes.centre.tolist()          # the layer turns and scales about its centre
     obj["nnvis_layer"] = layer.name
     obj["nnvis_kind"] = layer.kind
@@ -177,7 +177,7 @@ def block_object(layer, placement, reason: str, run_name: str):
     mesh = bpy.data.meshes.new(f"{run_name}:{layer.name}")
     mesh.from_pydata(verts, [], faces)
     mesh.materials.append(_block_material())
-    obj = bpy.data.objects.new(layer.name, mesh)
+    obj = bpy.data.objects.new(f"{run_name}:{layer.name}", mesh)
     obj.location = (x, y, z)
     obj["nnvis_layer"] = layer.name
     obj["nnvis_kind"] = layer.kind
@@ -187,7 +187,7 @@ def block_object(layer, placement, reason: str, run_name: str):
     text.body = f"{layer.name}\n{layer.kind} {tuple(layer.output_shape)}"
     text.size = 0.12 * max(width, height)
     text.align_x = "CENTER"
-    label = bpy.data.objects.new(f"{layer.name} label", text)
+    label = bpy.data.objects.new(f"{run_name}:{layer.name} label", text)
     label.location = (x - depth, y, z + height / 2 + text.size)
     label.rotation_euler = (1.5708, 0.0, -1.5708)
     label["nnvis_label"] = layer.name
