@@ -525,7 +525,7 @@ def _object_key(obj):
 
 def _swap_objects(collection, fresh) -> None:
     """Move `fresh`'s layer, edge and overlay objects into `collection` in place of the old ones;
-    drop the rest of `fresh` (its camera and lights: the old ones stay)."""
+    drop the rest of `fresh` (the camera and lights are shared: they stay)."""
     old, old_overlays = {}, []
     for obj in collection.objects:
         if _object_key(obj) is not None:
@@ -534,7 +534,7 @@ def _swap_objects(collection, fresh) -> None:
             old_overlays.append(obj)
     hidden = {o.get("nnvis_overlay_kind"): (o.hide_viewport, o.hide_render) for o in old_overlays}
     moved = [o for o in fresh.objects if _object_key(o) is not None or "nnvis_overlay" in o]
-    doomed = [o for o in fresh.objects if o not in moved]
+    doomed = [o for o in fresh.objects if o not in moved and "nnvis_shared" not in o]
     made_names = _blocks_of(moved)             # the new build's own datablocks, maybe suffixed
     actions = [(o, o.animation_data.action) for o in moved if o.animation_data
                and o.animation_data.action and o.animation_data.action.name == f"{o.name} Action"]

@@ -22,14 +22,13 @@ class RenderResult:
     skipped: int = 0                  # frames of its range already claimed by another process
 
 
-def import_with_operator(path, probe=None, frames_per_epoch: int = 4):
-    """Run File > Import > CNN Checkpoint on `path`; raise NNVisError with its report if it fails."""
+def import_with_operator(path, **options):
+    """Run File > Import > CNN Checkpoint on `path` with the dialog's `options` (`options.py`
+    names); raise NNVisError with its report if it fails."""
     import bpy
     before = set(bpy.data.collections)
     try:  # headless, an operator's error report arrives as a RuntimeError("Error: ...")
-        result = bpy.ops.import_scene.nnvis_checkpoint(
-            filepath=str(path), probe=str(probe or ""), frames_per_epoch=frames_per_epoch,
-            all_epochs=False)
+        result = bpy.ops.import_scene.nnvis_checkpoint(filepath=str(path), **options)
     except RuntimeError as exc:
         raise NNVisError(str(exc).removeprefix("Error: ").strip()) from None
     if result != {"FINISHED"}:
@@ -38,9 +37,10 @@ def import_with_operator(path, probe=None, frames_per_epoch: int = 4):
     return new[0]
 
 
-def open_scene(path, zip_path, user_folder, probe=None, frames_per_epoch: int = 4):
+def open_scene(path, zip_path, user_folder, **options):
     """The scene to render: a saved .blend opened as it is (needs no add-on), else `path`'s
-    checkpoints imported by the extension installed from `zip_path`."""
+    checkpoints imported by the extension installed from `zip_path` with the dialog's
+    `options`."""
     bpy = start_blender(user_folder)
     if Path(path).suffix.lower() == ".blend":
         if not Path(path).is_file():
@@ -49,20 +49,22 @@ def open_scene(path, zip_path, user_folder, probe=None, frames_per_epoch: int = 
     else:
         bpy.ops.wm.read_factory_settings(use_empty=True)
         install_extension(zip_path)
-        import_with_operator(path, probe, frames_per_epoch)
+        import_with_operator(path, **options)
     return bpy.context.scene
 
 
-def render_checkpoint(path, out, zip_path, user_folder, probe=None, blend=None,
-                      resolution=None, frames_per_epoch: int = 4, samples=None, on_frame=None,
+def render_checkpoint(path, out, zip_path, user_folder, blend=None,
+                      resolution=None, samples=None, on_frame=None,
                       frames: tuple[int, int] | None = None, chunk: tuple[int, int] | None = None,
-                      sequence: str | None = None, fps: int | None = None) -> RenderResult:
+                      sequence: str | None = None, fps: int | None = None,
+                      import_options: dict | None = None) -> RenderResult:
     """Import (or open) `path` and render it to `out`: an MP4, or with `sequence` ('PNG'/'EXR') a
     folder of frames that several processes may share. `frames` narrows the scene's range and
     `chunk` (k, n) renders only the k-th of n parts of it. `blend` is saved farm-ready first, with
-    the full range. `resolution`/`samples`/`fps` of None keep the scene's."""
+    the full range. `resolution`/`samples`/`fps` of None keep the scene's; `import_options` are
+    the import dialog's (`options.py`: look, bundler, frames_per_epoch, ...)."""
     start = time.perf_counter()
-    scene = open_scene(path, zip_path, user_folder, probe, frames_per_epoch)
+    scene = open_scene(path, zip_path, user_folder, **(import_options or {}))
     from .scene.render import render_animation, save_farm_ready, set_engine  # bpy is up now
     import_seconds = time.perf_counter() - start
     if resolution:

@@ -208,7 +208,8 @@ def test_expansion_3_draws_the_kernel_window_of_the_focus_pixel(imported):
     finally:
         for name, value in {"Expansion": 2.0, "Focus X": 0, "Focus Y": 0, "Focus Map": 0}.items():
             set_input(obj, name, value)
-    maps = np.array([v.co for v in inbound.data.vertices])
+    to_obj = obj.matrix_world.inverted() @ inbound.matrix_world     # tubes: in conv2's space
+    maps = np.array([to_obj @ v.co for v in inbound.data.vertices])
     mod, ident = modifier_input(inbound, "Width")
     side = mod[ident]
     r0, r1, c0, c1 = window.span(3, 5, 16, 16)
@@ -321,7 +322,7 @@ def flat_conv1(imported):
     assert bpy.ops.nnvis.apply_look(look="paper") == {"FINISHED"}
     hidden = {o: o.hide_render for o in collection.objects}
     for o in collection.objects:
-        o.hide_render = o.name != "conv1"
+        o.hide_render = o.get("nnvis_layer") != "conv1"
     obj = collection.objects[f"{collection.name}:conv1"]
     mod, ident = modifier_input(obj, "Material")
     nodes = mod[ident].node_tree.nodes

@@ -175,13 +175,15 @@ def test_import_cap_keeps_exactly_the_top_edges(digits_run, empty_scene):
 def test_density_bundler_keeps_ends_and_bends_differently(digits_run, empty_scene):
     import bpy
     from nnvis_addon.scene import SceneOptions, build_scene
+    from nnvis_addon.scene.runs import remove_run
     folder, _ = digits_run
     run = load_run(folder)
     shapes = {}
-    for bundler in ("structural", "density"):
+    for bundler in ("structural", "density"):     # one at a time: a second run stands aside
         collection = build_scene(run, SceneOptions(bundler=bundler, overlays=()),
                                  bpy.context.scene)
         shapes[bundler] = evaluated_points(edge_obj(collection, "flatten", "dense"))
+        remove_run(collection)
     a, b = shapes["structural"], shapes["density"]
     np.testing.assert_allclose(a[:, [0, -1]], b[:, [0, -1]], atol=1e-5)
     assert np.abs(a[:, 1:-1] - b[:, 1:-1]).max() > 1e-3

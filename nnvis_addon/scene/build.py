@@ -38,6 +38,7 @@ class SceneOptions:
     look: str = "default"                 # a looks.LOOKS key
     camera_move: str = "still"            # a camera_moves.MOVES key
     legend: bool = False                  # show the colour legend (always built, else hidden)
+    controls: dict = field(default_factory=dict)   # initial modifier inputs, e.g. {"Morph": 0.5}
     extra: dict = field(default_factory=dict)
 
 
@@ -139,6 +140,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         looks.apply_look(collection, options.look, scene if options.setup_render else None)
         if options.camera_move != "still":
             camera_moves.apply_move(collection, options.camera_move, scene)
+        layers.set_run_inputs(collection.objects, options.controls)
         runs.scope_names(collection, label)
     progress(1.0, "Done")
     return collection

@@ -90,6 +90,15 @@ def set_inputs(modifier, values: dict) -> None:
         modifier[ids[name]] = value
 
 
+def set_run_inputs(objects, values: dict) -> None:
+    """Set each modifier input of `values` (name → value) on every object that has it."""
+    for obj in objects:
+        mod = obj.modifiers.get(MODIFIER)
+        if mod is not None and mod.node_group is not None:
+            set_inputs(mod, {k: v for k, v in values.items()
+                             if k in nodes.input_ids(mod.node_group)})
+
+
 def layer_object(layer, placement, activations: np.ndarray, colormap: str, diverging: bool,
                  run_name: str):
     """The object drawing `layer`; `activations` is (E, *output_shape), one row per epoch."""
