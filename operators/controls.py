@@ -4,6 +4,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from ..nnvis_addon import NNVisError
+from ..nnvis_addon.options import choice_label
 from ..nnvis_addon.scene import camera_moves, looks, runs
 from ..nnvis_addon.scene.layers import MODIFIER, run_collection
 from ..nnvis_addon.scene.nodes import input_ids
@@ -31,7 +32,7 @@ class NNVIS_OT_apply_look(_RunOperator, bpy.types.Operator):
     bl_idname = "nnvis.apply_look"
     bl_label = "Apply Look"
 
-    look: EnumProperty(name="Look", items=[(key, look.label, look.description)
+    look: EnumProperty(name="Look", items=[(key, choice_label(key), look.description)
                                            for key, look in looks.LOOKS.items()])
 
     def execute(self, context):
@@ -44,7 +45,7 @@ class NNVIS_OT_camera_move(_RunOperator, bpy.types.Operator):
     bl_idname = "nnvis.camera_move"
     bl_label = "Camera Move"
 
-    move: EnumProperty(name="Move", items=[(key, key.replace("_", "-").capitalize(), text)
+    move: EnumProperty(name="Move", items=[(key, choice_label(key), text)
                                            for key, text in camera_moves.MOVES.items()])
 
     def execute(self, context):
@@ -52,9 +53,21 @@ class NNVIS_OT_camera_move(_RunOperator, bpy.types.Operator):
                                                                       context.scene))
 
 
+class NNVIS_OT_show_overlay(_RunOperator, bpy.types.Operator):
+    """Show or hide one kind of overlay of the active run (all its objects)"""
+
+    bl_idname = "nnvis.show_overlay"
+    bl_label = "Show Overlay"
+
+    kind: StringProperty(name="Kind")
+    show: BoolProperty(name="Show", default=True)
+
+    def execute(self, context):
+        return self.run(context, lambda coll: runs.show_overlay(coll, self.kind, self.show))
+
+
 class NNVIS_OT_remove_run(bpy.types.Operator):
-    """Delete the active object's run (or the run collection named): its objects and every
-    mesh, curve, image, material and node group no other run uses"""
+    """Delete the run and every mesh, curve, image, material and node group no other run uses"""
 
     bl_idname = "nnvis.remove_run"
     bl_label = "Remove Run"
@@ -86,6 +99,13 @@ class NNVIS_OT_input_to_run(_RunOperator, bpy.types.Operator):
     keyframe: BoolProperty(name="Keyframe", default=False,
                            description="Also insert a keyframe at the current frame on each")
 
+    @classmethod
+    def description(cls, context, properties):
+        if properties.keyframe:
+            return "Set this control to the active layer's value and key it, on every layer of " \
+                   "the run, at the current frame"
+        return cls.__doc__
+
     def execute(self, context):
         source = context.active_object.modifiers.get(MODIFIER)
         ids = input_ids(source.node_group) if source and source.node_group else {}
@@ -110,4 +130,5 @@ class NNVIS_OT_input_to_run(_RunOperator, bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (NNVIS_OT_apply_look, NNVIS_OT_camera_move, NNVIS_OT_remove_run, NNVIS_OT_input_to_run)
+CLASSES = (NNVIS_OT_apply_look, NNVIS_OT_camera_move, NNVIS_OT_show_overlay, NNVIS_OT_remove_run,
+           NNVIS_OT_input_to_run)

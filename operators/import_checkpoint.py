@@ -14,8 +14,7 @@ from ..nnvis_addon.scene.looks import LOOKS
 
 
 class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
-    """Import a Keras/TensorFlow CNN checkpoint (or a folder of epoch checkpoints) as an animated
-    scene: feature maps, edges and one keyframe per epoch"""
+    """Import a Keras/TensorFlow CNN checkpoint, epoch folder or recording as an animated scene"""
 
     bl_idname = "import_scene.nnvis_checkpoint"
     bl_label = "Import CNN Checkpoint"

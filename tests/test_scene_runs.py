@@ -68,3 +68,41 @@ def test_two_runs_stand_apart_share_the_stage_and_remove_cleanly(digits_run, emp
     assert bpy.ops.nnvis.remove_run() == {"FINISHED"}
     left = counts()
     assert left == dict(empty, worlds=left["worlds"]), left   # the scene's world stays its world
+
+
+def test_import_selects_the_new_runs_first_layer_and_overlays_toggle_by_kind(digits_run,
+                                                                              empty_scene):
+    import bpy
+    from nnvis_addon.scene.runs import overlays_of
+    folder, _ = digits_run
+    first = import_run(folder / "recording", frames_per_epoch=2)
+    second = import_run(folder / "recording", frames_per_epoch=2)
+    active = bpy.context.view_layer.objects.active
+    assert active.get("nnvis_layer") == "digit" and second in active.users_collection
+    assert bpy.context.selected_objects == [active]
+    kinds = overlays_of(second)
+    assert len(kinds["predictions"]) > 10 and len(kinds) <= 5   # bars, labels: one sidebar row
+    assert bpy.ops.nnvis.show_overlay(kind="predictions", show=False) == {"FINISHED"}
+    assert all(o.hide_render and o.hide_viewport for o in kinds["predictions"])
+    assert not any(o.hide_render for o in overlays_of(first)["predictions"])
+    assert bpy.ops.nnvis.show_overlay(kind="predictions", show=True) == {"FINISHED"}
+    assert not any(o.hide_render for o in kinds["predictions"])
+
+
+def test_operator_tooltips_are_one_line_and_the_two_run_buttons_differ(addon):
+    import bpy
+    from nnvis_addon.options import IMPORT_OPTIONS
+    ops = [getattr(getattr(bpy.ops, m), n) for m, n in (
+        ("import_scene", "nnvis_checkpoint"), ("nnvis", "render_video"), ("nnvis", "remove_run"),
+        ("nnvis", "apply_look"), ("nnvis", "camera_move"), ("nnvis", "load_keras_design"),
+        ("nnvis", "show_overlay"), ("nnvis", "input_to_run"))]
+    for op in ops:
+        text = op.get_rna_type().description
+        assert text and "\n" not in text and "  " not in text, op
+    props = bpy.ops.import_scene.nnvis_checkpoint.get_rna_type().properties
+    assert all(props[o.name].description for o in IMPORT_OPTIONS)
+    labels = [props[o.name].name for o in IMPORT_OPTIONS]
+    assert len(set(labels)) == len(labels)                       # no two "Probe Image"
+    op_class = bpy.types.Operator.bl_rna_get_subclass_py("NNVIS_OT_input_to_run")
+    texts = {op_class.description(bpy.context, type("P", (), {"keyframe": k})) for k in (0, 1)}
+    assert len(texts) == 2

@@ -76,6 +76,24 @@ def shared(scene, collection, kind: str, make) -> list:
     return made
 
 
+def overlays_of(collection) -> dict:
+    """Overlay kind ("counter", ..., "legend") → the run's objects of that kind, in order."""
+    kinds: dict = {}
+    for obj in collection.objects:
+        kind = obj.get("nnvis_overlay_kind") or ("legend" if "nnvis_legend_layer" in obj else "")
+        if kind:
+            kinds.setdefault(kind, []).append(obj)
+    return kinds
+
+
+def show_overlay(collection, kind: str, shown: bool) -> int:
+    """Show or hide (viewport and render) every overlay object of `kind`; returns how many."""
+    objects = overlays_of(collection).get(kind, [])
+    for obj in objects:
+        obj.hide_viewport = obj.hide_render = not shown
+    return len(objects)
+
+
 def remove_run(collection) -> dict:
     """Delete the run `collection`: its objects (shared ones only when no other collection holds
     them), the collection, and every datablock they used that nothing else uses now — meshes,
