@@ -103,3 +103,33 @@ def test_the_cli_and_the_dialog_make_the_same_scene(addon, digits_run, empty_sce
         for name, value in expected["controls"].items():
             if name in ids:
                 assert mod[ids[name]] == value, (obj.name, name)
+
+
+def test_the_dialog_shows_every_option_once_in_its_panel(addon):
+    """The dialog's draw, on a stand-in layout: panels in GROUPS order, Input open, each option
+    once under its group."""
+    import bpy
+    from nnvis_addon.options import GROUPS, IMPORT_OPTIONS
+
+    class Layout:
+        def __init__(self, log, group=None):
+            self.log, self.group = log, group
+
+        def panel(self, idname, default_closed=False):
+            group = idname.rpartition("_")[2]
+            self.log.append(("panel", group, default_closed))
+            return Layout(self.log, group), Layout(self.log, group)
+
+        def label(self, text=""):
+            pass
+
+        def prop(self, data, name):
+            self.log.append(("prop", self.group, name))
+
+    log = []
+    op_class = bpy.types.Operator.bl_rna_get_subclass_py("IMPORT_SCENE_OT_nnvis_checkpoint")
+    op_class.draw(type("Op", (), {"layout": Layout(log)})(), bpy.context)
+    assert [(g, closed) for kind, g, closed in log if kind == "panel"] == \
+        [(g, g != "Input") for g in GROUPS]
+    assert [(g, name) for kind, g, name in log if kind == "prop"] == \
+        [(o.group, o.name) for g in GROUPS for o in IMPORT_OPTIONS if o.group == g]

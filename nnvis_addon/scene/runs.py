@@ -104,7 +104,10 @@ def remove_run(collection) -> dict:
     used = _used_by(objects)
     removed = {"objects": len(objects), "collections": 1 + len(collection.children_recursive)}
     bpy.data.batch_remove([*objects, *collection.children_recursive, collection])
-    while unused := [b for b in used if b.users == 0]:
+    # "unused" as the user map sees it: Blender 4.2 over-counts `users` of images whose
+    # materials were copied (Material.copy), so those would never reach 0
+    while unused := [b for b, by in bpy.data.user_map(subset=used).items()
+                     if not by - {b} and not b.use_fake_user]:
         for block in unused:
             key = type(block).__name__.lower()
             removed[key] = removed.get(key, 0) + 1
