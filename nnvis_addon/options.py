@@ -19,7 +19,6 @@ from .model.edges import EDGE_VALUE_MODES
 GROUPS = ("Input", "Look", "Edges", "Animation", "Render")       # the dialog's panels, in order
 LOOK_KEYS = ("default", "paper", "dark_studio", "blueprint")      # scene.looks.LOOKS
 CAMERA_MOVES = ("still", "orbit", "fly_through")                  # scene.camera_moves.MOVES
-OVERLAY_KINDS = ("counter", "curves", "probe", "predictions")     # scene.overlays.KINDS
 
 
 @dataclass(frozen=True)

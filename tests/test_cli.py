@@ -133,3 +133,13 @@ def test_the_dialog_shows_every_option_once_in_its_panel(addon):
         [(g, g != "Input") for g in GROUPS]
     assert [(g, name) for kind, g, name in log if kind == "prop"] == \
         [(o.group, o.name) for g in GROUPS for o in IMPORT_OPTIONS if o.group == g]
+
+
+def test_the_tables_keys_are_the_scenes(addon):
+    """options.py lists the scene modules' keys (the CLI reads it before Blender starts)."""
+    from nnvis_addon import options
+    from nnvis_addon.scene import camera_moves, looks, overlays
+    assert options.LOOK_KEYS == tuple(looks.LOOKS)
+    assert options.CAMERA_MOVES == tuple(camera_moves.MOVES)
+    assert {o.name.removeprefix("show_") for o in options.IMPORT_OPTIONS
+            if o.to == "overlay"} == set(overlays.KINDS)
