@@ -4,7 +4,7 @@ Expansion 0.
 
 Every arrangement is an offset from the layer's centre (the middle of its grid), so the geometry
 nodes place a cell at centre + offset × Spacing. The scene stores them as vertex attributes of the
-layer mesh; edge curves are computed from the grid only (see docs/user-guide.md, "Controls").
+layer mesh; edge curves are bundled on the grid and follow the cells from there (scene/edges.py).
 Pure numpy.
 """
 from __future__ import annotations

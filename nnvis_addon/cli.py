@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from .errors import NNVisError
+from .options import IMPORT_OPTIONS
 from .packaging import ROOT
 
 
@@ -30,7 +31,7 @@ def cmd_build(args) -> int:
     return 0
 
 
-def _render(path, out, args, probe=None, **options) -> "RenderResult":  # noqa: F821
+def _render(path, out, args, **options) -> "RenderResult":  # noqa: F821
     """Import (or open a .blend) and render with a progress bar; `options` go to
     `render_checkpoint` (frames, chunk, sequence, fps)."""
     from .headless import render_checkpoint
@@ -48,7 +49,7 @@ def _render(path, out, args, probe=None, **options) -> "RenderResult":  # noqa: 
         bar.update(1)
 
     try:
-        result = render_checkpoint(path, out, zip_path, Path(args.user_folder), probe=probe,
+        result = render_checkpoint(path, out, zip_path, Path(args.user_folder),
                                    blend=args.blend, resolution=args.resolution,
                                    samples=args.samples, on_frame=on_frame,
                                    import_options=import_options(args), **options)
@@ -63,10 +64,29 @@ def _render(path, out, args, probe=None, **options) -> "RenderResult":  # noqa: 
 
 
 def import_options(args) -> dict:
-    """The import dialog's options the command line sets."""
-    return {"frames_per_epoch": args.frames_per_epoch,
-            "camera_move": args.camera.replace("-", "_"), "orthographic": args.orthographic,
-            "labels": args.labels}
+    """The import dialog's options as the command line set them (None: the dialog's default)."""
+    return {o.name: getattr(args, o.name) for o in IMPORT_OPTIONS
+            if getattr(args, o.name, None) is not None}
+
+
+def add_import_options(sp) -> None:
+    """One flag per import dialog option (`options.IMPORT_OPTIONS`): same names, defaults and
+    tooltips."""
+    group = sp.add_argument_group("import options", "as in File > Import > CNN Checkpoint")
+    for option in IMPORT_OPTIONS:
+        help_text = f"{option.description} (default: {option.default!r})".replace("%", "%%")
+        if isinstance(option.default, bool):      # --flag / --no-flag
+            group.add_argument(option.flag, dest=option.name, default=option.default,
+                               action=argparse.BooleanOptionalAction, help=help_text)
+        else:                                     # choices also spelled with dashes: fly-through
+            kind = _key if option.choices else type(option.default)
+            group.add_argument(option.flag, dest=option.name, type=kind, default=option.default,
+                               choices=option.choices or None, help=help_text,
+                               metavar="PATH" if option.path else None)
+
+
+def _key(text: str) -> str:
+    return text.replace("-", "_")
 
 
 def _encode(args) -> int:
@@ -92,7 +112,7 @@ def cmd_render(args) -> int:
     if not args.sequence and Path(args.out).suffix.lower() != ".mp4":
         raise NNVisError(f"--out {args.out}: expected a .mp4 file, or add --sequence for a folder "
                          "of frames")
-    result = _render(args.path, args.out, args, probe=args.probe,
+    result = _render(args.path, args.out, args,
                      frames=parse_frames(args.frames) if args.frames else None,
                      chunk=parse_chunk(args.chunk) if args.chunk else None,
                      sequence=args.sequence, fps=args.fps)
@@ -151,17 +171,10 @@ def parser() -> argparse.ArgumentParser:
     def blender_options(sp, out_default=None):
         sp.add_argument("--blend", help="also save the scene as this .blend")
         sp.add_argument("--resolution", type=_resolution, default=(640, 360), help="WxH")
-        sp.add_argument("--frames-per-epoch", type=int, default=0,
-                        help="0 (default): the training lasts 12 s, with a hold at each end")
-        sp.add_argument("--camera", default="static", choices=["static", "orbit", "fly-through"],
-                        help="camera move (default static)")
-        sp.add_argument("--orthographic", action="store_true", help="orthographic camera")
-        sp.add_argument("--labels", default="auto", choices=["auto", "layers", "stages", "none"],
-                        help="layer labels; auto: per layer up to 40 layers, else per stage")
-        sp.add_argument("--samples", type=int, default=8, help="Cycles samples per pixel")
         sp.add_argument("--dist", default=str(ROOT / "dist"), help="where the extension zip goes")
         sp.add_argument("--user-folder", default=str(ROOT / "build" / "blender-user"),
                         help="private Blender user folder the extension is installed into")
+        add_import_options(sp)
 
     b = sub.add_parser("build", help="build + validate the extension zip")
     b.add_argument("--dist", default=str(ROOT / "dist"))
@@ -176,7 +189,6 @@ def parser() -> argparse.ArgumentParser:
                     "and --fps default to the scene's.")
     r.add_argument("path", help="checkpoint file or folder, a .blend, or with --encode a folder of "
                                 "frames")
-    r.add_argument("--probe", help="probe image (PNG/JPEG) or .npy")
     r.add_argument("--out", required=True,
                    help="video file (.mp4); with --sequence the folder of frames")
     r.add_argument("--frames", metavar="START-END", help="render only these frames")

@@ -467,7 +467,8 @@ def design_run(layers, weights: str = "random", seed: int = 0, probe=None,
 # Blender: build a design's scene, and rebuild it in place (bpy imported here only)
 
 _LOOKUP_VALUES = ("nnvis_scale", "nnvis_offset")   # data-derived Value nodes of an atlas material
-_DATA_INPUTS = {"Geometry", "Epoch", "Width", "Height", "Material", "Inbound"}  # set by the build
+_DATA_INPUTS = {"Geometry", "Epoch", "Width", "Height", "Material", "Inbound", "Source",
+                "Target"}  # set by the build
 
 
 def build_design(layers, weights: str = "random", seed: int = 0, probe=None,
@@ -506,7 +507,7 @@ def rebuild_design(collection, layers, scene=None):
     scene = scene or bpy.context.scene
     run = design_run(layers, settings["weights"], settings["seed"], settings["probe"] or None,
                      settings["name"])
-    fresh = build_scene(run, SceneOptions(setup_render=False), scene)
+    fresh = build_scene(run, SceneOptions(setup_render=False), scene, label=collection.name)
     _swap_objects(collection, fresh)
     for key in ("nnvis_run", "nnvis_epochs"):
         collection[key] = fresh[key]
@@ -524,7 +525,7 @@ def _object_key(obj):
 
 def _swap_objects(collection, fresh) -> None:
     """Move `fresh`'s layer, edge and overlay objects into `collection` in place of the old ones;
-    drop the rest of `fresh` (its camera and lights: the old ones stay)."""
+    drop the rest of `fresh` (the camera and lights are shared: they stay)."""
     old, old_overlays = {}, []
     for obj in collection.objects:
         if _object_key(obj) is not None:
@@ -533,7 +534,7 @@ def _swap_objects(collection, fresh) -> None:
             old_overlays.append(obj)
     hidden = {o.get("nnvis_overlay_kind"): (o.hide_viewport, o.hide_render) for o in old_overlays}
     moved = [o for o in fresh.objects if _object_key(o) is not None or "nnvis_overlay" in o]
-    doomed = [o for o in fresh.objects if o not in moved]
+    doomed = [o for o in fresh.objects if o not in moved and "nnvis_shared" not in o]
     made_names = _blocks_of(moved)             # the new build's own datablocks, maybe suffixed
     actions = [(o, o.animation_data.action) for o in moved if o.animation_data
                and o.animation_data.action and o.animation_data.action.name == f"{o.name} Action"]

@@ -22,14 +22,13 @@ class RenderResult:
     skipped: int = 0                  # frames of its range already claimed by another process
 
 
-def import_with_operator(path, probe=None, **options):
-    """Run File > Import > CNN Checkpoint on `path` with the dialog's `options` (its property
+def import_with_operator(path, **options):
+    """Run File > Import > CNN Checkpoint on `path` with the dialog's `options` (`options.py`
     names); raise NNVisError with its report if it fails."""
     import bpy
     before = set(bpy.data.collections)
     try:  # headless, an operator's error report arrives as a RuntimeError("Error: ...")
-        result = bpy.ops.import_scene.nnvis_checkpoint(
-            filepath=str(path), probe=str(probe or ""), all_epochs=False, **options)
+        result = bpy.ops.import_scene.nnvis_checkpoint(filepath=str(path), **options)
     except RuntimeError as exc:
         raise NNVisError(str(exc).removeprefix("Error: ").strip()) from None
     if result != {"FINISHED"}:
@@ -38,10 +37,10 @@ def import_with_operator(path, probe=None, **options):
     return new[0]
 
 
-def open_scene(path, zip_path, user_folder, probe=None, resolution=None, **options):
+def open_scene(path, zip_path, user_folder, resolution=None, **options):
     """The scene to render: a saved .blend opened as it is (needs no add-on), else `path`'s
-    checkpoints imported by the extension installed from `zip_path` at `resolution` (the
-    framing and the overlays are made for its aspect ratio) with the dialog's `options`."""
+    checkpoints imported by the extension installed from `zip_path` at `resolution` (framing
+    and overlays are made for its aspect ratio) with the dialog's `options`."""
     bpy = start_blender(user_folder)
     if Path(path).suffix.lower() == ".blend":
         if not Path(path).is_file():
@@ -53,11 +52,11 @@ def open_scene(path, zip_path, user_folder, probe=None, resolution=None, **optio
         if resolution:
             render = bpy.context.scene.render
             render.resolution_x, render.resolution_y = resolution
-        import_with_operator(path, probe, **options)
+        import_with_operator(path, **options)
     return bpy.context.scene
 
 
-def render_checkpoint(path, out, zip_path, user_folder, probe=None, blend=None,
+def render_checkpoint(path, out, zip_path, user_folder, blend=None,
                       resolution=None, samples=None, on_frame=None,
                       frames: tuple[int, int] | None = None, chunk: tuple[int, int] | None = None,
                       sequence: str | None = None, fps: int | None = None,
@@ -66,9 +65,9 @@ def render_checkpoint(path, out, zip_path, user_folder, probe=None, blend=None,
     folder of frames that several processes may share. `frames` narrows the scene's range and
     `chunk` (k, n) renders only the k-th of n parts of it. `blend` is saved farm-ready first, with
     the full range. `resolution`/`samples`/`fps` of None keep the scene's; `import_options` are
-    the import dialog's (e.g. camera_move, labels, frames_per_epoch)."""
+    the import dialog's (`options.py`: look, bundler, frames_per_epoch, ...)."""
     start = time.perf_counter()
-    scene = open_scene(path, zip_path, user_folder, probe, resolution, **(import_options or {}))
+    scene = open_scene(path, zip_path, user_folder, resolution, **(import_options or {}))
     from .scene.render import render_animation, save_farm_ready, set_engine  # bpy is up now
     import_seconds = time.perf_counter() - start
     if resolution:

@@ -1,10 +1,11 @@
-"""Sidebar buttons over `nnvis_addon.scene`: a run's look and camera move, and a layer's control
-copied (and keyed) to every layer of its run."""
+"""Sidebar buttons over `nnvis_addon.scene`: a run's look and camera move, removing a run, and a
+layer's control copied (and keyed) to every layer of its run."""
 import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from ..nnvis_addon import NNVisError
-from ..nnvis_addon.scene import camera_moves, looks
+from ..nnvis_addon.options import choice_label
+from ..nnvis_addon.scene import camera_moves, looks, runs
 from ..nnvis_addon.scene.layers import MODIFIER, run_collection
 from ..nnvis_addon.scene.nodes import input_ids
 
@@ -31,7 +32,7 @@ class NNVIS_OT_apply_look(_RunOperator, bpy.types.Operator):
     bl_idname = "nnvis.apply_look"
     bl_label = "Apply Look"
 
-    look: EnumProperty(name="Look", items=[(key, look.label, look.description)
+    look: EnumProperty(name="Look", items=[(key, choice_label(key), look.description)
                                            for key, look in looks.LOOKS.items()])
 
     def execute(self, context):
@@ -39,17 +40,53 @@ class NNVIS_OT_apply_look(_RunOperator, bpy.types.Operator):
 
 
 class NNVIS_OT_camera_move(_RunOperator, bpy.types.Operator):
-    """Animate the active run's camera: still, an orbit, or a fly-through timed to the epochs"""
+    """Animate the active run's camera: static, a swing around it, or a fly-through timed to the epochs"""
 
     bl_idname = "nnvis.camera_move"
     bl_label = "Camera Move"
 
-    move: EnumProperty(name="Move", items=[(key, key.replace("_", "-").capitalize(), text)
+    move: EnumProperty(name="Move", items=[(key, choice_label(key), text)
                                            for key, text in camera_moves.MOVES.items()])
 
     def execute(self, context):
         return self.run(context, lambda coll: camera_moves.apply_move(coll, self.move,
                                                                       context.scene))
+
+
+class NNVIS_OT_show_overlay(_RunOperator, bpy.types.Operator):
+    """Show or hide one kind of overlay of the active run (all its objects)"""
+
+    bl_idname = "nnvis.show_overlay"
+    bl_label = "Show Overlay"
+
+    kind: StringProperty(name="Kind")
+    show: BoolProperty(name="Show", default=True)
+
+    def execute(self, context):
+        return self.run(context, lambda coll: runs.show_overlay(coll, self.kind, self.show))
+
+
+class NNVIS_OT_remove_run(bpy.types.Operator):
+    """Delete the run and every mesh, curve, image, material and node group no other run uses"""
+
+    bl_idname = "nnvis.remove_run"
+    bl_label = "Remove Run"
+    bl_options = {"REGISTER", "UNDO"}
+
+    collection: StringProperty(name="Run", description="The run's collection (default: the "
+                                                       "active object's run)")
+
+    def execute(self, context):
+        coll = bpy.data.collections.get(self.collection) if self.collection else \
+            run_collection(context.active_object)
+        if coll is None or "nnvis_run" not in coll:
+            self.report({"ERROR"}, f"no imported run {self.collection or 'selected'}")
+            return {"CANCELLED"}
+        name = coll.name
+        removed = runs.remove_run(coll)
+        self.report({"INFO"}, f"Removed {name}: {removed['objects']} objects, "
+                              f"{sum(removed.values()) - removed['objects']} other datablocks")
+        return {"FINISHED"}
 
 
 class NNVIS_OT_input_to_run(_RunOperator, bpy.types.Operator):
@@ -61,6 +98,13 @@ class NNVIS_OT_input_to_run(_RunOperator, bpy.types.Operator):
     input_name: StringProperty(name="Input")
     keyframe: BoolProperty(name="Keyframe", default=False,
                            description="Also insert a keyframe at the current frame on each")
+
+    @classmethod
+    def description(cls, context, properties):
+        if properties.keyframe:
+            return "Set this control to the active layer's value and key it, on every layer of " \
+                   "the run, at the current frame"
+        return cls.__doc__
 
     def execute(self, context):
         source = context.active_object.modifiers.get(MODIFIER)
@@ -86,4 +130,5 @@ class NNVIS_OT_input_to_run(_RunOperator, bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (NNVIS_OT_apply_look, NNVIS_OT_camera_move, NNVIS_OT_input_to_run)
+CLASSES = (NNVIS_OT_apply_look, NNVIS_OT_camera_move, NNVIS_OT_show_overlay, NNVIS_OT_remove_run,
+           NNVIS_OT_input_to_run)

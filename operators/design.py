@@ -315,8 +315,7 @@ class NNVIS_OT_export_keras_json(bpy.types.Operator, ExportHelper):
 
 
 class NNVIS_OT_load_keras_design(bpy.types.Operator, ImportHelper):
-    """Fill the layer stack from a Keras architecture (.keras or model.to_json() file; no
-    weights are read)"""
+    """Fill the layer stack from a Keras architecture (.keras or to_json() file; no weights)"""
 
     bl_idname = "nnvis.load_keras_design"
     bl_label = "Load Keras Architecture"

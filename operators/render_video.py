@@ -15,8 +15,7 @@ from ..nnvis_addon.scene import render
 
 
 class NNVIS_OT_render_video(bpy.types.Operator):
-    """Render the imported training as an MP4 or an image sequence with settings for this
-    machine; Esc stops it and keeps the finished frames"""
+    """Render the imported training as an MP4 or image sequence; Esc stops, keeping the frames"""
 
     bl_idname = "nnvis.render_video"
     bl_label = "Render Training Video"

@@ -3,12 +3,19 @@ layer's animatable inputs, each with buttons that set it — and key it — on a
 import bpy
 
 from ..nnvis_addon import colormaps
+from ..nnvis_addon.options import OPTIONS, choice_label
 from ..nnvis_addon.scene.layers import MODIFIER, run_collection
+from ..nnvis_addon.scene.runs import overlays_of
 from ..nnvis_addon.scene.nodes import input_ids
 
 # Inputs the build sets from the data: shown, but not copied to other layers.
-PER_LAYER = {"Geometry", "Epoch", "Width", "Height", "Material", "Inbound", "Text Material",
-             "Min", "Max", "Title"}
+PER_LAYER = {"Geometry", "Epoch", "Width", "Height", "Material", "Inbound", "Source", "Target",
+             "Text Material", "Min", "Max", "Title"}
+
+
+def overlay_label(kind: str) -> str:
+    option = OPTIONS.get(f"show_{kind}") or OPTIONS.get(kind)
+    return option.label if option else choice_label(kind)
 
 
 def colour_map_name(value: float) -> str:
@@ -44,18 +51,21 @@ class NNVIS_PT_run(bpy.types.Panel):
         row.operator_menu_enum("nnvis.camera_move", "move", text="Camera", icon="CAMERA_DATA")
         look, move = coll.get("nnvis_look"), coll.get("nnvis_camera_move")
         if look or move:
-            move = (move or "still").replace("_", "-")
-            layout.label(text=f"Look: {look or '-'}   Camera: {move}")
-        overlays = [o for o in coll.objects
-                    if "nnvis_overlay_kind" in o or "nnvis_legend_layer" in o]
+            look, move = choice_label(look or "default"), choice_label(move or "static")
+            layout.label(text=f"Look: {look}   Camera: {move}")
+        overlays = overlays_of(coll)
         if overlays:
             box = layout.box()
             box.label(text="Overlays")
-            for obj in overlays:
+            for kind, objects in overlays.items():    # one row a kind, however many objects
                 row = box.row(align=True)
-                row.label(text=obj.name)
-                row.prop(obj, "hide_viewport", text="", emboss=False)
-                row.prop(obj, "hide_render", text="", emboss=False)
+                count = f" ({len(objects)})" if len(objects) > 1 else ""
+                row.label(text=overlay_label(kind) + count)
+                shown = not objects[0].hide_render
+                op = row.operator("nnvis.show_overlay", text="", emboss=False,
+                                  icon="HIDE_OFF" if shown else "HIDE_ON")
+                op.kind, op.show = kind, not shown
+        layout.operator("nnvis.remove_run", icon="TRASH")
 
 
 class NNVIS_PT_layer(bpy.types.Panel):
@@ -76,9 +86,12 @@ class NNVIS_PT_layer(bpy.types.Panel):
         layout = self.layout
         if "nnvis_legend_layer" in obj:
             layout.label(text=f"Colour legend of {obj['nnvis_legend_layer']}")
+        elif "nnvis_layer" in obj:
+            layout.label(text=f"{obj['nnvis_layer']} ({obj.get('nnvis_kind', '?')})")
+        elif "nnvis_edges" in obj:
+            layout.label(text=" → ".join(obj["nnvis_edges"]) + " (edges)")
         else:
-            name = obj.get("nnvis_layer") or " → ".join(obj.get("nnvis_edges", []))
-            layout.label(text=f"{name} ({obj.get('nnvis_kind', 'edges')})")
+            layout.label(text=f"Overlay: {overlay_label(obj.get('nnvis_overlay_kind', '?'))}")
         for label, ident in input_ids(mod.node_group).items():
             if label == "Geometry":
                 continue

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON42 = ROOT / ".venv-blender42" / "bin" / "python"
 SUITE = ["test_packaging.py", "test_scene.py", "test_render.py", "test_bad_input.py",
-         "test_render_farm.py"]
+         "test_render_farm.py", "test_scene_edges.py", "test_scene_runs.py"]
 NO_TF = "needs TensorFlow, which the Blender 4.2 venv does not have"   # the plugin's skip reason
 MUST_PASS = {  # the checks: installs, imports, renders, farm-ready, chunks, MP4
     "test_packaging.test_installed_through_blenders_installer",
@@ -26,6 +26,8 @@ MUST_PASS = {  # the issue's checks: installs, imports, renders, farm-ready, chu
     "test_render_farm.test_operator_renders_a_sequence_with_hold_frames",
     "test_render_farm.test_two_processes_render_one_range_into_one_folder",
     "test_render_farm.test_encode_keeps_order_and_colours_and_refuses_gaps",
+    "test_scene_edges.test_edges_follow_the_cells_also_without_the_addon",
+    "test_scene_runs.test_two_runs_stand_apart_share_the_stage_and_remove_cleanly",
 }
 
 

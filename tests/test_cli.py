@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from nnvis_addon import load_run
 from nnvis_addon.cli import main
@@ -28,3 +29,122 @@ def test_bad_path_is_one_line_naming_it(tmp_path, capsys):
                  str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("nnvis: error: ") and "nothing" in err and err.count("\n") == 1
+
+
+RENDER = ["render", "run", "--out", "run.mp4"]
+SET = ["--look", "paper", "--colormap", "magma", "--no-show-legend", "--no-show-curves",
+       "--expansion", "1.5", "--morph", "0.5", "--bundler", "density", "--bundle-strength", "0.3",
+       "--edge-colour", "importance", "--max-edges", "0", "--max-total-edges", "5000",
+       "--frames-per-epoch", "3", "--camera", "fly-through", "--labels", "stages",
+       "--orthographic",
+       "--samples", "4", "--no-all-epochs", "--probe-index", "1"]
+
+
+def dialog_properties():
+    import bpy
+    props = bpy.ops.import_scene.nnvis_checkpoint.get_rna_type().properties
+    return {p.identifier: p for p in props
+            if p.identifier not in ("rna_type", "filepath", "filter_glob")}
+
+
+def test_render_help_lists_every_import_option_with_the_dialogs_default(addon, capsys):
+    from nnvis_addon.cli import parser
+    with pytest.raises(SystemExit):
+        parser().parse_args(["render", "-h"])
+    text = capsys.readouterr().out
+    props = dialog_properties()
+    assert len(props) >= 20
+    args = parser().parse_args(["demo"])          # render keeps the scene's samples: None
+    from nnvis_addon.options import OPTIONS
+    for name, prop in props.items():
+        flag = OPTIONS[name].flag
+        assert flag in text, flag
+        assert prop.description and prop.description.split()[0] in text, name
+        if prop.type == "ENUM":
+            keys = ",".join(i.identifier for i in prop.enum_items)
+            assert f"{flag} {{{keys}}}" in text, name
+        assert getattr(args, name) == pytest.approx(prop.default), name
+
+
+def test_the_cli_and_the_dialog_make_the_same_scene(addon, digits_run, empty_scene, monkeypatch):
+    """The flags above, given to `nnvis render`, become the import dialog's values; the dialog
+    with those values builds with exactly the SceneOptions the command line's values give."""
+    import dataclasses
+    import importlib
+
+    import bpy
+    from nnvis_addon.cli import import_options, parser
+    from nnvis_addon.options import split
+    from nnvis_addon.scene import SceneOptions
+    values = import_options(parser().parse_args(RENDER + SET))
+    expected = dataclasses.asdict(SceneOptions(**split(values)[1]))
+    assert expected["look"] == "paper" and expected["overlays"] == ("title", "counter", "probe",
+                                                                   "predictions")
+    assert (expected["camera_move"], expected["labels"], expected["orthographic"]) == \
+        ("fly_through", "stages", True)
+    assert expected["controls"] == {"Expansion": 1.5, "Morph": 0.5, "Colour Mode": 3}
+    assert expected["max_edges"] is None and expected["max_total_edges"] == 5000
+    operator = importlib.import_module(f"{addon}.operators.import_checkpoint")
+    seen = []
+
+    def build(run, options, *args, **kwargs):   # the dialog's floats are float32
+        seen.append((run.probe_index, {k: round(v, 6) if isinstance(v, float) else v
+                                       for k, v in dataclasses.asdict(options).items()}))
+        return real(run, options, *args, **kwargs)
+
+    real = operator.build_scene
+    monkeypatch.setattr(operator, "build_scene", build)
+    folder, _ = digits_run
+    assert bpy.ops.import_scene.nnvis_checkpoint(filepath=str(folder / "recording"),
+                                                 **values) == {"FINISHED"}
+    assert seen == [(1, expected)]
+    collection = bpy.context.view_layer.objects.active.users_collection[0]
+    assert collection.get("nnvis_look") == "paper"
+    for obj in collection.objects:
+        mod = obj.modifiers.get("NNVis")
+        ids = {i.name: i.identifier for i in mod.node_group.interface.items_tree
+               if i.item_type == "SOCKET" and i.in_out == "INPUT"} if mod else {}
+        for name, value in expected["controls"].items():
+            if name in ids:
+                assert mod[ids[name]] == value, (obj.name, name)
+
+
+def test_the_dialog_shows_every_option_once_in_its_panel(addon):
+    """The dialog's draw, on a stand-in layout: panels in GROUPS order, Input open, each option
+    once under its group."""
+    import bpy
+    from nnvis_addon.options import GROUPS, IMPORT_OPTIONS
+
+    class Layout:
+        def __init__(self, log, group=None):
+            self.log, self.group = log, group
+
+        def panel(self, idname, default_closed=False):
+            group = idname.rpartition("_")[2]
+            self.log.append(("panel", group, default_closed))
+            return Layout(self.log, group), Layout(self.log, group)
+
+        def label(self, text=""):
+            pass
+
+        def prop(self, data, name):
+            self.log.append(("prop", self.group, name))
+
+    log = []
+    op_class = bpy.types.Operator.bl_rna_get_subclass_py("IMPORT_SCENE_OT_nnvis_checkpoint")
+    op_class.draw(type("Op", (), {"layout": Layout(log)})(), bpy.context)
+    assert [(g, closed) for kind, g, closed in log if kind == "panel"] == \
+        [(g, g != "Input") for g in GROUPS]
+    assert [(g, name) for kind, g, name in log if kind == "prop"] == \
+        [(o.group, o.name) for g in GROUPS for o in IMPORT_OPTIONS if o.group == g]
+
+
+def test_the_tables_keys_are_the_scenes(addon):
+    """options.py lists the scene modules' keys (the CLI reads it before Blender starts)."""
+    from nnvis_addon import options
+    from nnvis_addon.scene import camera_moves, labels, looks, overlays
+    assert options.LOOK_KEYS == tuple(looks.LOOKS)
+    assert options.LABEL_MODES == tuple(labels.MODES)
+    assert options.CAMERA_MOVES == tuple(camera_moves.MOVES)
+    assert {o.name.removeprefix("show_") for o in options.IMPORT_OPTIONS
+            if o.to == "overlay"} == set(overlays.KINDS)

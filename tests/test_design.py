@@ -308,7 +308,7 @@ def test_rebuild_in_place_keeps_camera_and_material_edits_and_leaves_no_orphans(
     assert bpy.context.scene.camera == camera and tuple(camera.location) == (1.0, -9.0, 4.0)
     assert [o.type for o in collection.objects].count("CAMERA") == 1
     conv = objects["layer", "conv2d"]
-    assert conv.name == "conv2d" and len(conv.data.vertices) == 4
+    assert conv.name == "cnn:conv2d" and len(conv.data.vertices) == 4
     mod = conv.modifiers[MODIFIER]
     assert mod[ids["Material"]] == material and mod[ids["Scale"]] == pytest.approx(0.75)
     assert material.node_tree.nodes["Principled BSDF"].inputs["Roughness"].default_value \

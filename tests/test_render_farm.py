@@ -109,7 +109,7 @@ def test_engine_presets_and_retiming(run_scene):
     cam = camera_moves.run_camera(collection)
     (x,) = [f for f in compat.fcurves_of(cam) if f.data_path == "location" and f.array_index == 0]
     assert [p.co[0] for p in x.keyframe_points] == [5 + 5 * e for e in epochs]   # moved along
-    camera_moves.apply_move(collection, "still", scene)
+    camera_moves.apply_move(collection, "static", scene)
     mod, fcurve = keyed[0].modifiers["NNVis"], epoch_fcurve(keyed[0])
     scene.frame_set(3)                                  # inside the hold: the first epoch
     assert fcurve.evaluate(3) == 0.0
@@ -128,7 +128,7 @@ def test_operator_renders_a_sequence_with_hold_frames(run_scene, tmp_path):
         hold_last=1, file_format="PNG", directory=str(tmp_path))
     assert result == {"FINISHED"}
     last = 1 + 1 + list(collection["nnvis_epochs"])[-1] + 1
-    files = sorted((tmp_path / collection.name).iterdir())
+    files = sorted((tmp_path / bpy.path.clean_name(collection.name)).iterdir())
     assert [f.name for f in files] == [f"frame_{i:04d}.png" for i in range(1, last + 1)]
     frames = [read_image(f) for f in files]
     assert frames[0].shape == (36, 64, 3) and frames[0].std() > 1.0

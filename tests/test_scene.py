@@ -46,7 +46,7 @@ def test_one_object_per_layer_and_one_curves_object_per_connection(imported):
     assert sorted(tuple(o["nnvis_edges"]) for o in edge_objs) == sorted(
         (src, l.name) for l in run.layers for src in l.inbound)
     assert all(o.type == "CURVES" for o in edge_objs)
-    assert collection.name == run.name
+    assert collection.name == f"{run.network.name} · {run.name}"
 
 
 def test_instances_equal_cells(imported):
@@ -76,7 +76,7 @@ def test_epoch_keyframes_one_per_epoch_linear(imported):
 def test_epoch_input_blends_between_epochs(imported):
     import bpy
     collection, run = imported
-    obj = collection.objects["conv1"]
+    obj = collection.objects[f"{collection.name}:conv1"]
     mod, ident = modifier_input(obj, "Epoch")
     scene = bpy.context.scene
     scene.frame_set(1 + 5 * 1 + 2)            # 2/5 of the way from epoch 1 to epoch 2
@@ -86,7 +86,7 @@ def test_epoch_input_blends_between_epochs(imported):
 def test_atlas_pixels_hold_the_true_activations(imported):
     collection, run = imported
     for layer in run.layers:
-        obj = collection.objects[layer.name]
+        obj = collection.objects[f"{collection.name}:{layer.name}"]
         mod, ident = modifier_input(obj, "Material")
         material = mod[ident]
         image = next(n.image for n in material.node_tree.nodes if n.bl_idname == "ShaderNodeTexImage")

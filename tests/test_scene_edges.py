@@ -1,6 +1,11 @@
 """Edge curves in the scene: exact ends, live bundle strength, true weights, level of detail."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from test_scene import import_run, modifier_input
@@ -9,6 +14,8 @@ from nnvis_addon import load_run
 from nnvis_addon.atlas import as_cells, pack
 from nnvis_addon.layout import layout_network
 from nnvis_addon.model.edges import layer_edges
+
+HERE = Path(__file__).parent
 
 
 def evaluated_points(obj):
@@ -168,13 +175,77 @@ def test_import_cap_keeps_exactly_the_top_edges(digits_run, empty_scene):
 def test_density_bundler_keeps_ends_and_bends_differently(digits_run, empty_scene):
     import bpy
     from nnvis_addon.scene import SceneOptions, build_scene
+    from nnvis_addon.scene.runs import remove_run
     folder, _ = digits_run
     run = load_run(folder)
     shapes = {}
-    for bundler in ("structural", "density"):
+    for bundler in ("structural", "density"):     # one at a time: a second run stands aside
         collection = build_scene(run, SceneOptions(bundler=bundler, overlays=()),
                                  bpy.context.scene)
         shapes[bundler] = evaluated_points(edge_obj(collection, "flatten", "dense"))
+        remove_run(collection)
     a, b = shapes["structural"], shapes["density"]
     np.testing.assert_allclose(a[:, [0, -1]], b[:, [0, -1]], atol=1e-5)
     assert np.abs(a[:, 1:-1] - b[:, 1:-1]).max() > 1e-3
+
+
+def key(obj, frames: dict, name=None, path=None):
+    """Keyframe modifier input `name` (or object property `path`) at {frame: value}."""
+    mod, ident = modifier_input(obj, name) if name else (obj, path)
+    for frame, value in frames.items():
+        if name:
+            mod[ident] = value
+            obj.keyframe_insert(f'modifiers["NNVis"]["{ident}"]', frame=frame)
+        else:
+            setattr(obj, path, value)
+            obj.keyframe_insert(path, frame=frame)
+
+
+def test_edges_follow_the_cells_also_without_the_addon(digits_run, empty_scene, tmp_path):
+    """Morph 0 → 0.5 → 1, Spacing, Expansion and moving/turning layer objects, keyed on the
+    timeline: at every frame every curve's ends sit on the centres of the cells they join, in
+    this process and in a saved .blend opened by a Blender without nnvis."""
+    import bpy
+    from edges_without_addon import end_gaps
+    from nnvis_addon.scene import SceneOptions, build_scene
+    folder, _ = digits_run
+    run = load_run(folder)
+    collection = build_scene(run, SceneOptions(overlays=(), max_edges=400), bpy.context.scene)
+    layer = {o["nnvis_layer"]: o for o in collection.objects if "nnvis_layer" in o}
+    key(layer["conv2"], {1: 1.0, 2: 0.0, 3: 0.5, 4: 1.0}, "Morph")
+    key(layer["conv2"], {4: 1.0, 5: 2.0}, "Spacing")
+    key(layer["conv2"], {5: 2.0, 6: 1.5, 7: 0.5, 8: 2.0}, "Expansion")
+    key(layer["dense"], {1: 1.0, 3: 0.0}, "Morph")
+    key(layer["dense"], {4: 1.0, 5: 0.4}, "Spacing")
+    for name, turn in (("pool1", 0.5), ("conv2", -0.3)):
+        start = tuple(layer[name].location)
+        key(layer[name], {8: start, 9: (start[0], start[1] + 1.0, start[2] + 0.5)},
+            path="location")
+        key(layer[name], {8: (0.0, 0.0, 0.0), 9: (0.0, 0.2, turn)}, path="rotation_euler")
+    frames = range(1, 10)
+    tolerance = 0.01 * min(max(p.extent) for p in layout_network(run.network))
+    edge_objs = [o for o in collection.objects if "nnvis_edges" in o]
+    bpy.context.scene.frame_set(1)
+    rest = {o.name: evaluated_points(o)[:, [0, -1]] for o in edge_objs}
+    moved = {}
+    for frame in frames:
+        bpy.context.scene.frame_set(frame)
+        gaps = end_gaps(bpy)
+        assert set(gaps) == {o.name for o in edge_objs}
+        assert max(g for g, _ in gaps.values()) < tolerance, (frame, gaps)
+        assert all(n > 0 for _, n in gaps.values())
+        moved[frame] = max(float(np.abs(evaluated_points(o)[:, [0, -1]] - rest[o.name]).max())
+                           for o in edge_objs)
+    assert all(moved[f] > 0.1 for f in frames[1:]), moved     # the ends really travelled
+    blend = tmp_path / "follow.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True)
+    done = subprocess.run([sys.executable, str(HERE / "edges_without_addon.py"), str(blend),
+                           *map(str, frames)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.split("REPORT", 1)[1])
+    assert not any("nnvis" in a for a in report["addons"])
+    for frame in frames:
+        gaps = report["gaps"][str(frame)]
+        assert set(gaps) == {o.name for o in edge_objs}
+        assert max(g for g, _ in gaps.values()) < tolerance, (frame, gaps)
+        assert all(n > 0 for _, n in gaps.values())

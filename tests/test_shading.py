@@ -25,7 +25,7 @@ def render_map(scene, obj, cell, frame, path):
     mod, width_id = modifier_input(obj, "Width")
     _, height_id = modifier_input(obj, "Height")
     h, w = obj["nnvis_shape"][:2]
-    centre = Vector(obj.data.vertices[cell].co)
+    centre = obj.matrix_world @ Vector(obj.data.vertices[cell].co)
     cam = bpy.data.objects.new("close-up", bpy.data.cameras.new("close-up"))
     scene.collection.objects.link(cam)
     cam.data.type = "ORTHO"
@@ -56,8 +56,8 @@ def emissive_conv1(digits_run, addon):
     folder, _ = digits_run
     collection = import_run(folder, frames_per_epoch=2)
     for o in collection.objects:
-        o.hide_render = o.name != "conv1"
-    obj = collection.objects["conv1"]
+        o.hide_render = o.get("nnvis_layer") != "conv1"
+    obj = collection.objects[f"{collection.name}:conv1"]
     mod, mat_id = modifier_input(obj, "Material")
     tree = mod[mat_id].node_tree
     emission = tree.nodes.new("ShaderNodeEmission")

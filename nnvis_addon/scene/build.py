@@ -15,7 +15,7 @@ from .. import budget, framing, layout
 from ..model.edges import connection_caps, connection_size, layer_edges
 from ..model.keras_config import unsupported_reason
 from . import animation, camera_moves, edges as edges_mod, hud, labels as labels_mod, layers, \
-    looks, nodes, overlays as overlays_mod, stage
+    looks, nodes, overlays as overlays_mod, runs, stage
 from .transaction import all_or_nothing
 
 
@@ -41,6 +41,7 @@ class SceneOptions:
     look: str = "default"                 # a looks.LOOKS key
     camera_move: str = "static"           # a camera_moves.MOVES key
     orthographic: bool = False            # an orthographic camera (paper figures)
+    controls: dict = field(default_factory=dict)   # initial modifier inputs, e.g. {"Morph": 0.5}
     extra: dict = field(default_factory=dict)
 
 
@@ -57,11 +58,14 @@ def edge_cap(network, drawable: set[str], options: SceneOptions) -> int | None:
     return min(caps) if caps else None
 
 
-def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_noop):
-    """Create the collection for `run` in `scene` (default: the context scene) and return it."""
+def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_noop,
+                label: str | None = None):
+    """Create the collection for `run` in `scene` (default: the context scene) and return it;
+    `label` names it and prefixes its objects (default: `runs.new_label`)."""
     options = options or SceneOptions()
     scene = scene or bpy.context.scene
     network = run.network
+    label = label or runs.new_label(run)
     fps = options.fps if options.setup_render else scene.render.fps
     frames, frame_end = animation.timeline(run.epochs, fps, options.frames_per_epoch,
                                            options.frame_start)
@@ -70,36 +74,38 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         camera_moves.aspect_of(scene)
     rows = 1 if len(network.layers) <= WRAP_ABOVE else \
         layout.choose_rows(network, lambda pts: framing.magnification(pts, aspect))
-    placements = {p.name: p for p in layout.layout_network(network, rows=rows)}
+    placements = {p.name: p for p in runs.beside_others(layout.layout_network(network, rows=rows),
+                                                        scene, but=label)}
     weights_by_epoch = [{l.name: run.weights(l.name, e) for l in network.layers if l.weight_shapes}
                         for e in run.epochs]
     steps = len(network.layers) * 2 + 1
     nodes.begin_build()
     with all_or_nothing(scene):
-        collection = bpy.data.collections.new(run.name)
+        collection = bpy.data.collections.new(label)
         collection["nnvis_run"] = run.source
         collection["nnvis_epochs"] = list(run.epochs)
         collection["nnvis_view"] = list(framing.WRAPPED_VIEW_DIRECTION if rows > 1
                                         else framing.VIEW_DIRECTION)
         scene.collection.children.link(collection)
-        animated = []
+        animated, objects = [], {}
         drawable = {l.name for l in network.layers if run.has_activations(l.name)}
         for k, layer in enumerate(network.layers):
             progress(k / steps, f"Layer {layer.name}")
             if layer.name not in drawable:
                 reason = unsupported_reason(layer) or "fed by a layer nnvis cannot compute"
-                for obj in layers.block_object(layer, placements[layer.name], reason, run.name):
+                for obj in layers.block_object(layer, placements[layer.name], reason, label):
                     collection.objects.link(obj)
                 continue
             acts = np.stack([run.activations(layer.name, e) for e in run.epochs])
             signed = bool((acts < 0).any())
             cmap = "coolwarm" if signed else options.colormap
-            obj = layers.layer_object(layer, placements[layer.name], acts, cmap, signed, run.name)
+            obj = layers.layer_object(layer, placements[layer.name], acts, cmap, signed, label)
             collection.objects.link(obj)
             animated.append(obj)
+            objects[layer.name] = obj
         cap = edge_cap(network, drawable, options)
         drawn = total = 0
-        traced, first_unit = layers.add_controls(run, {o["nnvis_layer"]: o for o in animated}, cap)
+        traced, first_unit = layers.add_controls(run, objects, cap)
         progress((steps - 1) / steps, "Overlays, labels, camera and lights")
         cam = camera_moves.add_camera(collection)
         overlays = hud.build_overlays(run, collection, camera_moves.screen_of(cam), aspect, frames,
@@ -113,8 +119,9 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
             total += sum(connection_size(network, layer, network.layer(n)) for n in layer.inbound)
             for src, edges in layer_edges(network, layer.name, weights_by_epoch, cap).items():
                 drawn += len(edges)
-                obj = edges_mod.edge_object(run.name, src, layer.name, edges, placements[src],
-                                            placements[layer.name], options.bundle_strength,
+                obj = edges_mod.edge_object(label, objects[src], objects[layer.name], edges,
+                                            placements[src], placements[layer.name],
+                                            options.bundle_strength,
                                             options.edge_radius, traced.units,
                                             traced.edges.get((src, layer.name)), first_unit,
                                             options.bundler, network.layer(src),
@@ -128,7 +135,8 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
             mod = obj.modifiers[layers.MODIFIER]
             animation.key_epoch_input(obj, mod, nodes.input_ids(mod.node_group)["Epoch"], frames)
         cells = layout.corners(list(placements.values()))
-        stage.add_lights(collection, cells.min(axis=0), cells.max(axis=0))
+        runs.shared(scene, collection, "lights", lambda: stage.add_lights(
+            collection, cells.min(axis=0), cells.max(axis=0)))
         if options.setup_render:
             scene.camera = cam
             stage.neutral_world(scene)
@@ -138,6 +146,8 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         looks.apply_look(collection, options.look, scene if options.setup_render else None)
         camera_moves.apply_move(collection, options.camera_move, scene, options.orthographic,
                                 cells)
+        layers.set_run_inputs(collection.objects, options.controls)
+        runs.scope_names(collection, label)
     progress(1.0, "Done")
     return collection
 

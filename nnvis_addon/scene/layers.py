@@ -1,6 +1,7 @@
-"""One object per layer: a mesh of cell centres (one vertex per feature map or unit) that the
-`NNVis Feature Maps` / `NNVis Units` geometry-nodes group turns into planes or cubes, coloured from
-the layer's activation atlas. Blender's object count grows with layers, never with cells.
+"""One object per layer, its origin at the layer's centre: a mesh of cell centres (one vertex per
+feature map or unit, relative to that centre) that the `NNVis Feature Maps` / `NNVis Units`
+geometry-nodes group turns into planes or cubes, coloured from the layer's activation atlas.
+Blender's object count grows with layers, never with cells.
 
 The mesh also carries what the group's controls need, as vertex attributes: the other arrangements
 (`arrange.py`), each map's colour gain for `Normalise Per Map`, the kernel window for Expansion 3
@@ -89,6 +90,15 @@ def set_inputs(modifier, values: dict) -> None:
         modifier[ids[name]] = value
 
 
+def set_run_inputs(objects, values: dict) -> None:
+    """Set each modifier input of `values` (name → value) on every object that has it."""
+    for obj in objects:
+        mod = obj.modifiers.get(MODIFIER)
+        if mod is not None and mod.node_group is not None:
+            set_inputs(mod, {k: v for k, v in values.items()
+                             if k in nodes.input_ids(mod.node_group)})
+
+
 def layer_object(layer, placement, activations: np.ndarray, colormap: str, diverging: bool,
                  run_name: str):
     """The object drawing `layer`; `activations` is (E, *output_shape), one row per epoch."""
@@ -99,13 +109,14 @@ def layer_object(layer, placement, activations: np.ndarray, colormap: str, diver
     material = nodes.atlas_material(f"{run_name}:{layer.name}", image, atlas, colormap, scale,
                                     offset, instanced=True)
     shapes = arrange.arrangements(placement, layer.output_shape)
-    mesh = mesh_of_points(f"{run_name}:{layer.name}", placement.centers,
+    mesh = mesh_of_points(f"{run_name}:{layer.name}", placement.centers - shapes.centre,
                           {"nnvis_map": np.arange(layer.cell_count),
                            "nnvis_map_gain": map_gain(cells)},
                           {"nnvis_grid": shapes.grid, "nnvis_line": shapes.line,
                            "nnvis_circle": shapes.circle, "nnvis_stack": shapes.stack,
                            "nnvis_block": shapes.block})
-    obj = bpy.data.objects.new(f"{layer.name}", mesh)
+    obj = bpy.data.objects.new(f"{run_name}:{layer.name}", mesh)
+    obj.location = shapes.centre.tolist()          # the layer turns and scales about its centre
     obj["nnvis_layer"] = layer.name
     obj["nnvis_kind"] = layer.kind
     obj["nnvis_shape"] = list(layer.output_shape)
@@ -169,13 +180,14 @@ def block_object(layer, placement, reason: str, run_name: str):
     width, height = max(placement.extent[0], 0.3), max(placement.extent[1], 0.3)
     depth = 0.15 * max(width, height)
     x, y, z = (float(v) for v in placement.centers.mean(axis=0))
-    verts = [(x + dx * depth / 2, y + dy * width / 2, z + dz * height / 2)
+    verts = [(dx * depth / 2, dy * width / 2, dz * height / 2)
              for dx in (-1, 1) for dy in (-1, 1) for dz in (-1, 1)]
     faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
     mesh = bpy.data.meshes.new(f"{run_name}:{layer.name}")
     mesh.from_pydata(verts, [], faces)
     mesh.materials.append(_block_material())
-    obj = bpy.data.objects.new(layer.name, mesh)
+    obj = bpy.data.objects.new(f"{run_name}:{layer.name}", mesh)
+    obj.location = (x, y, z)
     obj["nnvis_layer"] = layer.name
     obj["nnvis_kind"] = layer.kind
     obj["nnvis_shape"] = [int(d or 0) for d in layer.output_shape]
@@ -184,7 +196,7 @@ def block_object(layer, placement, reason: str, run_name: str):
     text.body = f"{layer.name}\n{layer.kind} {tuple(layer.output_shape)}"
     text.size = 0.12 * max(width, height)
     text.align_x = "CENTER"
-    label = bpy.data.objects.new(f"{layer.name} label", text)
+    label = bpy.data.objects.new(f"{run_name}:{layer.name} label", text)
     label.location = (x - depth, y, z + height / 2 + text.size)
     label.rotation_euler = (1.5708, 0.0, -1.5708)
     label["nnvis_block_label"] = layer.name

@@ -21,7 +21,7 @@ GROUP_COLOURS = "NNVis Colour Maps"
 GROUP_LEGEND = "NNVis Legend"
 BLOCK_MATERIAL = "NNVis Block"
 ACCENT_MATERIAL = "NNVis Accent"
-VERSION = 2          # bump when a group's sockets or behaviour change: older copies are not reused
+VERSION = 3          # bump when a group's sockets or behaviour change: older copies are not reused
 
 # Cell planes face -X with their image columns along -Y and rows along +Z (see layout.py).
 PLANE_ROTATION = (math.pi / 2, 0.0, -math.pi / 2)
@@ -195,7 +195,8 @@ def cells_group(shape: str):
     the layer's centre (`arrange.py`: nnvis_grid/line/circle/stack, nnvis_block), the cell index
     `nnvis_map`, the per-map colour gain and the highlight traces; instancing copies them to the
     instances, and the group adds what the shader reads (`nnvis_epoch`, `nnvis_cmap`, `nnvis_gain`,
-    `nnvis_lit`, `nnvis_dim`). Expansion 0 → 1 → 2 → 3: the layer's box, the maps stacked, spread
+    `nnvis_lit`, `nnvis_dim`), and every cell's current centre as loose vertex k of its mesh (the
+    anchors the edge curves follow). Expansion 0 → 1 → 2 → 3: the layer's box, the maps stacked, spread
     out, and (planes) the kernel window of one output pixel on the inbound layer's maps with lines
     to that pixel.
     """
@@ -238,9 +239,10 @@ def cells_group(shape: str):
     cells = first(group, i["Geometry"], i["Max Cells"], "POINT")
     centre = vec_math(group, "SUBTRACT", position(group),
                       named(group, "nnvis_grid", "FLOAT_VECTOR"))
-    placed = add(group, "GeometryNodeSetPosition", {
-        "Geometry": cells, "Position": vec_math(group, "ADD", centre, _offset(group, i))}
+    anchors = add(group, "GeometryNodeSetPosition", {
+        "Geometry": i["Geometry"], "Position": vec_math(group, "ADD", centre, _offset(group, i))}
     ).outputs[0]
+    placed = first(group, anchors, i["Max Cells"], "POINT")
     width = math_node(group, "MULTIPLY", i["Width"], i["Scale"])
     height = math_node(group, "MULTIPLY", i["Height"], i["Scale"])
     grown = clamp01(group, level)                       # 0 → 1: the cells grow out of the block
@@ -248,7 +250,9 @@ def cells_group(shape: str):
              _block(group, cells, centre, i["Scale"], grown)]
     if shape == "planes":
         parts.append(_computation(group, i, cells, placed, width, height))
-    group.links.new(join(group, parts), gout.inputs["Geometry"])   # cells first: instance k = map k
+    # cells first: instance k = map k; anchors first: loose vertex k = where cell k is, shown or
+    # not (Max Cells, Expansion 0), which the edge curves follow (loose vertices never render)
+    group.links.new(join(group, [anchors, *parts]), gout.inputs["Geometry"])
     return group
 
 

@@ -27,7 +27,7 @@ def add_lights(collection, lo, hi, name: str = "NNVis"):
 
 
 def neutral_world(scene, strength: float = 1.0, colour=(0.035, 0.037, 0.045)):
-    world = bpy.data.worlds.new("NNVis World")
+    world = bpy.data.worlds.get("NNVis World") or bpy.data.worlds.new("NNVis World")
     compat.use_nodes(world)
     background = world.node_tree.nodes.get("Background")
     background.inputs["Color"].default_value = (*colour, 1.0)

@@ -1,0 +1,147 @@
+"""The import options, described once: the File > Import dialog's properties and `nnvis render`'s
+flags are both made from `IMPORT_OPTIONS`, and `split` turns their values into `load_run` and
+`SceneOptions` arguments, so the dialog and the command line cannot drift apart.
+
+Pure Python (the CLI reads it before Blender starts). An option's `name` is the dialog property
+and, with dashes, the CLI flag (`bundle_strength` → `--bundle-strength`; booleans also take
+`--no-...`); `to` says where its value goes: "load" (a `load_run` argument), "scene" (the
+`SceneOptions` field of that name), "overlay" (`show_<kind>` → `SceneOptions.overlays`),
+"control" (the initial value of the modifier input `control` on every object of the run that
+has it) or "import" (the importer itself: how a chosen file is read).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import budget, colormaps
+from .model.edges import EDGE_VALUE_MODES
+
+GROUPS = ("Input", "Look", "Edges", "Animation", "Render")       # the dialog's panels, in order
+LOOK_KEYS = ("default", "paper", "dark_studio", "blueprint")      # scene.looks.LOOKS
+CAMERA_MOVES = ("static", "orbit", "fly_through")                 # scene.camera_moves.MOVES
+LABEL_MODES = ("auto", "layers", "stages", "none")                # scene.labels.MODES
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    default: object                 # its type is the option's type (bool, int, float, str)
+    label: str
+    description: str
+    group: str
+    to: str = "scene"
+    choices: tuple = ()             # an enum's keys
+    min: float | None = None
+    max: float | None = None
+    control: str = ""               # for to="control": the modifier input's name
+    path: bool = False              # a file path (the dialog shows a file browser)
+    cli: str = ""                   # the flag's name when it is not the option's (`camera`)
+
+    @property
+    def flag(self) -> str:
+        return "--" + (self.cli or self.name).replace("_", "-")
+
+
+def _overlay(kind: str, label: str, description: str) -> Option:
+    return Option(f"show_{kind}", True, label, description, "Look", "overlay")
+
+
+IMPORT_OPTIONS = (
+    Option("all_epochs", True, "All Epochs in Folder",
+           "Import every epoch checkpoint in the chosen file's folder, not just the file",
+           "Input", "import"),
+    Option("probe", "", "Probe Image",
+           "Image (PNG/JPEG) or .npy fed through the network; empty: probe.npy/png next to the "
+           "checkpoints, else mid-grey", "Input", "load", path=True),
+    Option("probe_index", 0, "Recorded Probe",
+           "Which of a recording's probes the scene shows (when no probe image is given)",
+           "Input", "load", min=0),
+    Option("look", "default", "Look", "Background, shading, glow and colour map of the scene",
+           "Look", choices=LOOK_KEYS),
+    Option("colormap", "viridis", "Colour Map",
+           "Colour map of layers whose values are never negative (signed ones use coolwarm)",
+           "Look", choices=colormaps.NAMES),
+    _overlay("title", "Title", "Model name, layer and parameter counts (top left)"),
+    _overlay("counter", "Epoch Counter", "The shown epoch, counting up as the training plays"),
+    _overlay("curves", "Training Curves",
+             "Loss and accuracy, growing epoch by epoch (recordings only: a checkpoint has no "
+             "training history)"),
+    _overlay("probe", "Input Image", "The probe image the activations belong to"),
+    _overlay("predictions", "Class Scores", "One bar per class for the shown probe"),
+    _overlay("legend", "Colour Legend", "A colour bar with the first convolution's value range"),
+    Option("labels", "auto", "Labels",
+           "Layer names and output shapes beside the layers: auto = per layer up to 40 layers, "
+           "per stage (input, stem, stages, head) above", "Look", choices=LABEL_MODES),
+    Option("expansion", 2.0, "Expansion",
+           "0 = each layer one block, 1 = maps stacked, 2 = spread out, 3 = show the computation",
+           "Look", "control", min=0.0, max=3.0, control="Expansion"),
+    Option("morph", 1.0, "Morph", "Arrangement of each layer's cells: 0 = line, 0.5 = circle, "
+           "1 = grid", "Look", "control", min=0.0, max=1.0, control="Morph"),
+    Option("bundler", "structural", "Bundling",
+           "structural: edges routed through shared points of clustered cells (fast); density: "
+           "KDE bundling, edges drawn together where many run (organic)", "Edges",
+           choices=("structural", "density")),
+    Option("bundle_strength", 0.8, "Bundle Strength", "0 = straight edges, 1 = fully bundled",
+           "Edges", min=0.0, max=1.0),
+    Option("edge_colour", "weight", "Edge Colour",
+           "What colours an edge: its weight, |weight|, weight × source activation, or "
+           "importance |w|·|a|", "Edges", "control", choices=EDGE_VALUE_MODES,
+           control="Colour Mode"),
+    Option("max_edges", budget.MAX_EDGES, "Max Edges per Connection",
+           "Level of detail: draw only the strongest edges of each connection (0 = all)",
+           "Edges", min=0),
+    Option("max_total_edges", budget.MAX_TOTAL_EDGES, "Max Edges in Total",
+           "Level of detail for the whole network: the per-connection caps shrink to fit "
+           "(0 = no limit)", "Edges", min=0),
+    Option("edge_radius", 0.0025, "Edge Radius", "Thickness of the edge curves", "Edges",
+           min=0.0),
+    Option("frames_per_epoch", 0, "Frames per Epoch",
+           "Frames from one recorded epoch to the next; 0 = the whole training in 12 seconds, "
+           "with a hold on the first and the last epoch", "Animation", min=0, max=1000),
+    Option("camera_move", "static", "Camera",
+           "static: the framed three-quarter view; orbit: a swing around the network and back; "
+           "fly through: along the network, input to output", "Animation", choices=CAMERA_MOVES,
+           cli="camera"),
+    Option("orthographic", False, "Orthographic",
+           "No perspective: parallel lines stay parallel (figures for papers)", "Animation"),
+    Option("setup_render", True, "Set Up Scene",
+           "Make the new camera active and set world, frame range and render settings "
+           "(Cycles CPU, MP4)", "Render"),
+    Option("samples", 8, "Samples", "Cycles samples per pixel (with Set Up Scene)", "Render",
+           min=1, max=4096),
+)
+OPTIONS = {o.name: o for o in IMPORT_OPTIONS}
+
+
+def choice_label(key: str) -> str:
+    """How the dialog and the sidebar spell an enum key: 'dark_studio' → 'Dark Studio',
+    'fly_through' → 'Fly-Through'."""
+    return {"fly_through": "Fly-Through"}.get(key, key.replace("_", " ").title())
+
+
+def defaults() -> dict:
+    return {o.name: o.default for o in IMPORT_OPTIONS}
+
+
+def split(values: dict) -> tuple[dict, dict]:
+    """Dialog/CLI values by option name (missing ones: defaults) → (`load_run` keyword
+    arguments, `SceneOptions` keyword arguments)."""
+    values = {**defaults(), **values}
+    unknown = set(values) - set(OPTIONS)
+    if unknown:
+        raise KeyError(f"unknown import options: {', '.join(sorted(unknown))}")
+    load, scene, controls = {}, {"overlays": ()}, {}
+    for option in IMPORT_OPTIONS:
+        value = values[option.name]
+        if option.to == "load":
+            load[option.name] = value if value != "" else None
+        elif option.to == "overlay":
+            scene["overlays"] += (option.name.removeprefix("show_"),) if value else ()
+        elif option.to == "control":
+            controls[option.control] = option.choices.index(value) if option.choices else value
+        elif option.to == "scene":
+            scene[option.name] = value
+    for cap in ("max_edges", "max_total_edges"):
+        scene[cap] = scene[cap] or None
+    scene["controls"] = controls
+    return load, scene

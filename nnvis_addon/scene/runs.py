@@ -1,0 +1,134 @@
+"""Each import is a self-contained run: its own collection named after the model and the run, its
+objects named within it, placed beside the runs already in the scene; the camera, lights and world
+are shared, not duplicated. `remove_run` takes a run out again with everything only it used.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import bpy
+import numpy as np
+
+from . import stage
+
+SEPARATOR = " · "
+_SUFFIX = re.compile(r"\.\d{3,}$")      # Blender's ".001" for a name already taken
+
+
+def new_label(run) -> str:
+    """'digits_cnn · recording' (model · run), numbered ' 2', ' 3', ... when that name is taken:
+    the run's collection name and its objects' prefix."""
+    base = SEPARATOR.join(dict.fromkeys(n for n in (run.network.name, run.name) if n))
+    label, k = base, 1
+    while bpy.data.collections.get(label) is not None or \
+            any(o.name.startswith(f"{label}:") for o in bpy.data.objects):
+        k += 1
+        label = f"{base} {k}"
+    return label
+
+
+def scoped(label: str, name: str) -> str:
+    return f"{label}:{name}"
+
+
+def scope_names(collection, label: str) -> None:
+    """Prefix the run's own objects that are not yet (overlays, legend, camera moves' pivot) with
+    `label:`, dropping the '.001' a clash with another run gave them; shared objects keep theirs."""
+    for obj in collection.objects:
+        if "nnvis_shared" not in obj and not obj.name.startswith(f"{label}:"):
+            obj.name = scoped(label, _SUFFIX.sub("", obj.name))
+
+
+def runs_in(scene) -> list:
+    return [c for c in scene.collection.children_recursive if "nnvis_run" in c]
+
+
+def beside_others(placements: list, scene, gap: float = 0.5, but: str = "") -> list:
+    """`placements` moved along the width axis (+Y) to stand clear of the networks already in
+    `scene` (their layer and edge objects as they are now; not run `but`, which this one
+    replaces), `gap` × this network's width apart."""
+    others = [o for c in runs_in(scene) if c.name != but for o in c.all_objects
+              if "nnvis_layer" in o or "nnvis_edges" in o]
+    corners = stage.world_corners(others)
+    if not len(corners):
+        return placements
+    ys = np.concatenate([p.centers[:, 1] for p in placements])
+    half = max(max(p.extent) for p in placements) / 2
+    width = float(ys.max() - ys.min()) + 2 * half
+    shift = float(corners[:, 1].max()) + gap * width + half - float(ys.min())
+    return [replace(p, centers=p.centers + np.array([0.0, shift, 0.0], np.float32))
+            for p in placements]
+
+
+def shared(scene, collection, kind: str, make) -> list:
+    """The scene's shared objects of `kind` ("camera", "lights"), linked into `collection` too;
+    made by `make()` (and tagged shared) when the scene has none yet."""
+    found = [o for o in scene.objects if o.get("nnvis_shared") == kind]
+    for obj in found:
+        if collection not in obj.users_collection:
+            collection.objects.link(obj)
+    if found:
+        return found
+    made = list(make())
+    for obj in made:
+        obj["nnvis_shared"] = kind
+    return made
+
+
+def overlays_of(collection) -> dict:
+    """Overlay kind ("counter", ..., "legend") → the run's objects of that kind, in order."""
+    kinds: dict = {}
+    for obj in collection.objects:
+        kind = obj.get("nnvis_overlay_kind") or ("legend" if "nnvis_legend_layer" in obj else "")
+        if kind:
+            kinds.setdefault(kind, []).append(obj)
+    return kinds
+
+
+def show_overlay(collection, kind: str, shown: bool) -> int:
+    """Show or hide (viewport and render) every overlay object of `kind`; returns how many."""
+    objects = overlays_of(collection).get(kind, [])
+    for obj in objects:
+        obj.hide_viewport = obj.hide_render = not shown
+    return len(objects)
+
+
+def remove_run(collection) -> dict:
+    """Delete the run `collection`: its objects (shared ones only when no other collection holds
+    them), the collection, and every datablock they used that nothing else uses now — meshes,
+    curves, actions, materials, images, node groups. Returns the counts removed by kind."""
+    objects = [o for o in collection.all_objects
+               if all(c == collection or c in collection.children_recursive
+                      for c in o.users_collection)]
+    used = _used_by(objects)
+    removed = {"objects": len(objects), "collections": 1 + len(collection.children_recursive)}
+    bpy.data.batch_remove([*objects, *collection.children_recursive, collection])
+    # "unused" as the user map sees it: Blender 4.2 over-counts `users` of images whose
+    # materials were copied (Material.copy), so those would never reach 0
+    while unused := [b for b, by in bpy.data.user_map(subset=used).items()
+                     if not by - {b} and not b.use_fake_user]:
+        for block in unused:
+            key = type(block).__name__.lower()
+            removed[key] = removed.get(key, 0) + 1
+        bpy.data.batch_remove(unused)
+        used = [b for b in used if b not in unused]
+    return removed
+
+
+def _used_by(objects) -> list:
+    """Every datablock the `objects` use, directly or through one another (data, actions,
+    materials, their images and node groups), the objects themselves left out."""
+    users = bpy.data.user_map()
+    uses: dict = {}
+    for block, by in users.items():
+        for user in by:
+            uses.setdefault(user, set()).add(block)
+    seen, todo = set(objects), list(objects)
+    while todo:
+        for block in uses.get(todo.pop(), ()):
+            if block not in seen and not isinstance(block, (bpy.types.Scene, bpy.types.Object,
+                                                            bpy.types.Collection)):
+                seen.add(block)
+                todo.append(block)
+    return [b for b in seen if not isinstance(b, bpy.types.Object)]
