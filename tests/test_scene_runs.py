@@ -27,9 +27,11 @@ def own(collection) -> set:
 
 def network_span(collection):
     """(lo, hi) corners of every cell the run draws now."""
-    from nnvis_addon.scene import stage
-    corners = stage.instance_corners([o for o in collection.objects if "nnvis_layer" in o])
-    return corners.min(axis=0), corners.max(axis=0)
+    import numpy as np
+    from nnvis_addon.scene.camera_moves import evaluated_boxes
+    boxes = np.array(list(evaluated_boxes([o for o in collection.objects
+                                           if "nnvis_layer" in o]).values()))
+    return boxes[:, 0].min(axis=0), boxes[:, 1].max(axis=0)
 
 
 def test_two_runs_stand_apart_share_the_stage_and_remove_cleanly(digits_run, empty_scene,

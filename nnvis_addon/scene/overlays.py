@@ -298,14 +298,15 @@ def build_curves(run, collection, place: Matrix, width: float, height: float, fr
                            Matrix.Translation((x, -3 * line - text, 0.0)), "CENTER"))
     parts.append(_text("Curves x title", "epoch", text, collection,
                        Matrix.Translation((width + 2 * line, -text * 0.35, 0.0))))
+    legend_x = width + 5 * text          # right of the "epoch" axis title
     for k, key in enumerate(keys):
         y = height - k * text * 1.3 - text
         swatch = emission_of(f"NNVis Metric {key}", METRIC_COLOURS[key])
-        parts.append(_rect(f"Curves legend {key}", width + 3 * line, y + text * 0.2,
-                           width + 3 * line + text, y + text * 0.5, swatch, collection))
+        parts.append(_rect(f"Curves legend {key}", legend_x, y + text * 0.2,
+                           legend_x + text, y + text * 0.5, swatch, collection))
         name = f"{key} (÷ {loss_scale:.3g})" if "loss" in key and loss_scale != 1 else key
         parts.append(_text(f"Curves legend text {key}", name, text, collection,
-                           Matrix.Translation((width + 4 * line + text * 1.3, y, 0.0))))
+                           Matrix.Translation((legend_x + text * 1.4, y, 0.0))))
     marker = _rect("Curves epoch marker", -line / 2, 0.0, line / 2, height,
                    emission_of("NNVis Marker", (1.0, 1.0, 1.0)), collection, "curves")
     xs = np.interp(np.asarray(run.epochs, float), numbers,

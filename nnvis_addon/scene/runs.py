@@ -10,7 +10,7 @@ from dataclasses import replace
 import bpy
 import numpy as np
 
-from . import stage
+from .camera_moves import evaluated_boxes
 
 SEPARATOR = " · "
 _SUFFIX = re.compile(r"\.\d{3,}$")      # Blender's ".001" for a name already taken
@@ -50,13 +50,14 @@ def beside_others(placements: list, scene, gap: float = 0.5, but: str = "") -> l
     replaces), `gap` × this network's width apart."""
     others = [o for c in runs_in(scene) if c.name != but for o in c.all_objects
               if "nnvis_layer" in o or "nnvis_edges" in o]
-    corners = stage.world_corners(others)
-    if not len(corners):
+    boxes = evaluated_boxes(others)
+    if not boxes:
         return placements
     ys = np.concatenate([p.centers[:, 1] for p in placements])
     half = max(max(p.extent) for p in placements) / 2
     width = float(ys.max() - ys.min()) + 2 * half
-    shift = float(corners[:, 1].max()) + gap * width + half - float(ys.min())
+    top = max(float(hi[1]) for _, hi in boxes.values())
+    shift = top + gap * width + half - float(ys.min())
     return [replace(p, centers=p.centers + np.array([0.0, shift, 0.0], np.float32))
             for p in placements]
 
