@@ -3,9 +3,9 @@
     .venv/bin/python docs/make_pictures.py
 
 Trains the demo CNN (cached in build/pictures/), imports its recording with the library, and renders
-640×360 stills into docs/images/: the first and last epoch, each control of the layer modifiers
-(set on every layer, as the sidebar's "all layers" button does), the looks, a camera move and the
-edge bundling modes.
+1280×720 stills into docs/images/: the first, middle and last epoch, each control of the layer
+modifiers (set on every layer, as the sidebar's "all layers" button does), the looks, the camera
+moves, the edge bundling modes, and a gallery of keras.applications networks (random weights).
 """
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "docs" / "images"
 CACHE = ROOT / "build" / "pictures"
-RESOLUTION = (640, 360)
+RESOLUTION = (1280, 720)
+SAMPLES = 8
 
 # picture → (inputs, layers they are set on (None: every layer, as the sidebar's "all layers" button
 # does), layers to frame (None: the whole network), objects hidden)
@@ -70,27 +71,42 @@ def layer_inputs(collection, values: dict, layers=None):
             obj.update_tag()
 
 
+def find(collection, name: str):
+    """The run's object for layer or edge `name` (object names are scoped: 'run:conv1')."""
+    return next(o for o in collection.objects if o.name.rsplit(":", 1)[-1] == name)
+
+
 @contextmanager
 def framing(scene, collection, layers, hidden):
-    """A camera framing `layers` (all: the run's own camera); `hidden` objects not rendered."""
+    """A camera framing `layers` (all: the run's own camera), without overlays and labels (made
+    for the whole network's view); `hidden` objects not rendered either."""
     import bpy
-    from nnvis_addon.scene import stage
+    import numpy as np
+    from nnvis_addon import framing as fit
+    from nnvis_addon.scene import camera_moves
     old, cam = scene.camera, None
-    if layers:                      # a close-up: the overlays around the network are not in it
-        hidden = (*hidden, *(o.name for o in collection.objects if "nnvis_overlay" in o
-                             or "nnvis_legend_layer" in o))
-        corners = stage.instance_corners([collection.objects[n] for n in layers])
-        cam = scene.camera = stage.add_camera(collection, corners, RESOLUTION, "NNVis Close-up")
-    shown = {name: collection.objects[name].hide_render for name in hidden}
-    for name in hidden:
-        collection.objects[name].hide_render = True
+    hidden = [find(collection, n) for n in hidden]
+    if layers:
+        hidden += [o for o in collection.objects if "nnvis_overlay" in o or "nnvis_label" in o]
+        boxes = camera_moves.evaluated_boxes([find(collection, n) for n in layers]).values()
+        points = np.array([[x, y, z] for lo, hi in boxes for x in (lo[0], hi[0])
+                           for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+        aspect = camera_moves.aspect_of(scene)
+        cam = scene.camera = camera_moves.add_camera(collection, "NNVis Close-up")
+        camera_moves.apply_view(cam, fit.fit(points, fit.VIEW_DIRECTION, aspect,
+                                             area=(0.06, 0.08, 0.94, 0.92)), aspect)
+    shown = {obj: obj.hide_render for obj in hidden}
+    for obj in hidden:
+        obj.hide_render = True
     try:
         yield
     finally:
-        for name, state in shown.items():
-            collection.objects[name].hide_render = state
+        for obj, state in shown.items():
+            obj.hide_render = state
         scene.camera = old
         if cam is not None:
+            for child in cam.children:
+                bpy.data.objects.remove(child)
             bpy.data.objects.remove(cam)
 
 
@@ -105,12 +121,14 @@ def main() -> None:
     from nnvis_addon.scene import SceneOptions, build_scene, camera_moves, compat, looks
     bpy.ops.wm.read_factory_settings(use_empty=True)
     run = load_run(CACHE / "recording")
-    collection = build_scene(run, SceneOptions(resolution=RESOLUTION, samples=16, legend=True))
+    collection = build_scene(run, SceneOptions(resolution=RESOLUTION, samples=SAMPLES))
     scene = bpy.context.scene
     compat.set_image_output(scene)
     OUT.mkdir(parents=True, exist_ok=True)
     scene.frame_set(scene.frame_start)
     render(scene, "demo_first_epoch")
+    scene.frame_set((scene.frame_start + scene.frame_end) // 2)
+    render(scene, "demo_middle")
     scene.frame_set(scene.frame_end)
     render(scene, "demo")
     for name, (values, on, layers, hidden) in CONTROLS.items():
@@ -122,10 +140,16 @@ def main() -> None:
     looks.apply_look(collection, "default", scene)
     camera_moves.apply_move(collection, "fly_through", scene)
     frames = camera_moves.epoch_frames(collection)
-    scene.frame_set(int(frames[len(frames) // 2]))
+    scene.frame_set(int(frames[len(frames) // 3]))
     render(scene, "camera_fly_through")
-    camera_moves.apply_move(collection, "still", scene)
+    camera_moves.apply_move(collection, "orbit", scene)
+    scene.frame_set(scene.frame_start + (scene.frame_end - scene.frame_start) // 4)
+    render(scene, "camera_orbit")
+    camera_moves.apply_move(collection, "static", scene, orthographic=True)
+    scene.frame_set(scene.frame_end)
+    render(scene, "camera_orthographic")
     bundling_pictures(run)
+    gallery()
 
 
 def bundling_pictures(run) -> None:
@@ -136,13 +160,38 @@ def bundling_pictures(run) -> None:
                           ("bundling_structural", {"bundler": "structural"}),
                           ("bundling_density", {"bundler": "density"})):
         bpy.ops.wm.read_factory_settings(use_empty=True)
-        collection = build_scene(run, SceneOptions(resolution=RESOLUTION, samples=16, overlays=(),
-                                                   **options))
+        collection = build_scene(run, SceneOptions(resolution=RESOLUTION, samples=SAMPLES,
+                                                   overlays=(), labels="none", **options))
         scene = bpy.context.scene
         compat.set_image_output(scene)
         scene.frame_set(scene.frame_end)
         with framing(scene, collection, ("pool2", "flatten", "dense", "classes"), ()):
             render(scene, name)
+
+
+def gallery() -> None:
+    """keras.applications networks at nnvis' defaults (random weights, 2 epochs: the untrained
+    one and a nudged copy), probed with a synthetic colour image; needs TensorFlow."""
+    import bpy
+    import numpy as np
+    from nnvis_addon import load_run
+    from nnvis_addon.bench.forward import build_application
+    from nnvis_addon.scene import SceneOptions, build_scene, compat
+    for name, size in (("resnet50", 224), ("mobilenetv2", 224), ("densenet121", 224)):
+        folder = CACHE / name
+        if not (folder / f"{name}.keras").exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            build_application(name, size, classes=10).save(folder / f"{name}.keras")
+        y, x = np.mgrid[0:size, 0:size] / size
+        probe = np.stack([np.sin(9 * x + 3 * y), np.cos(7 * y - 2 * x), np.sin(5 * (x + y))],
+                         axis=-1).astype(np.float32)
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        run = load_run(folder / f"{name}.keras", probe=probe)
+        build_scene(run, SceneOptions(resolution=RESOLUTION, samples=SAMPLES))
+        scene = bpy.context.scene
+        compat.set_image_output(scene)
+        scene.frame_set(scene.frame_end)
+        render(scene, f"gallery_{name}")
 
 
 if __name__ == "__main__":

@@ -44,8 +44,11 @@ def _keras_jacobians(layer, in_shapes, weights):
             tape.watch(x)
         y = layer(xs if len(xs) > 1 else xs[0], training=False)
     out_shape = tuple(y.shape[1:])
-    jacs = [tape.jacobian(y, x).numpy().reshape(int(np.prod(out_shape)), int(np.prod(shape)))
-            for x, shape in zip(xs, in_shapes)]
+    # TF's vectorised (pfor) jacobian cannot differentiate a grouped convolution on the CPU
+    # (Conv2DBackpropInput with groups): loop over the outputs there instead
+    pfor = getattr(layer, "groups", 1) == 1
+    jacs = [tape.jacobian(y, x, experimental_use_pfor=pfor).numpy().reshape(
+        int(np.prod(out_shape)), int(np.prod(shape))) for x, shape in zip(xs, in_shapes)]
     return jacs, out_shape
 
 
