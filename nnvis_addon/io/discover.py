@@ -140,9 +140,9 @@ def discover(path) -> Discovery:
         return Discovery(_architecture_beside(path.parent, frozenset({path})),
                          [_single(path, WEIGHTS_H5)])
     if path.suffix.lower() in _TORCH:
-        raise NNVisError(f"{path}: a PyTorch file; nnvis reads Keras/TensorFlow checkpoints (a "
-                         "state dict has no layer graph, and nnvis never unpickles): record the "
-                         "training with a Keras model and nnvis_addon.record.Recorder")
+        raise NNVisError(f"{path}: a PyTorch file; a state dict has no layer graph and nnvis "
+                         "never unpickles: export the model with torch.onnx.export and import the "
+                         ".onnx, or record the training with nnvis_addon.record.torch.Recorder")
     raise NNVisError(f"{path}: not a checkpoint nnvis reads (expected .keras, .h5, .weights.h5, "
                      "a TF checkpoint's .index, a SavedModel, .onnx, or a folder of them)")
 

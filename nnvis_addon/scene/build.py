@@ -137,6 +137,10 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         cells = layout.corners(list(placements.values()))
         runs.shared(scene, collection, "lights", lambda: stage.add_lights(
             collection, cells.min(axis=0), cells.max(axis=0)))
+        # the camera before any scene setting, so a failure leaves the scene as it was
+        camera_moves.apply_move(collection, options.camera_move, scene, options.orthographic,
+                                cells, aspect, (options.frame_start, frame_end)
+                                if options.setup_render else None)
         if options.setup_render:
             scene.camera = cam
             stage.neutral_world(scene)
@@ -144,8 +148,6 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
             scene.frame_start = options.frame_start
             scene.frame_end = frame_end
         looks.apply_look(collection, options.look, scene if options.setup_render else None)
-        camera_moves.apply_move(collection, options.camera_move, scene, options.orthographic,
-                                cells)
         layers.set_run_inputs(collection.objects, options.controls)
         runs.scope_names(collection, label)
     progress(1.0, "Done")

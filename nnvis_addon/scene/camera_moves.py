@@ -227,9 +227,9 @@ def move_views(move: str, points, aspect: float, orthographic: bool, frame_start
 
 
 def apply_move(collection, move: str, scene=None, orthographic: bool | None = None,
-               points=None) -> list[framing.View]:
-    """Give the run's camera the move `move` (a MOVES key), framed for the scene's aspect ratio;
-    the orbit spans the scene's frames. Returns the fitted views."""
+               points=None, aspect: float | None = None, frame_range=None) -> list[framing.View]:
+    """Give the run's camera the move `move` (a MOVES key), framed for the scene's aspect ratio
+    (or `aspect`); the orbit spans the scene's frames (or `frame_range`). Returns the views."""
     if move == "still":     # the name before 0.2
         move = "static"
     if move not in MOVES:
@@ -239,17 +239,16 @@ def apply_move(collection, move: str, scene=None, orthographic: bool | None = No
     if orthographic is None:
         orthographic = cam.data.type == "ORTHO"
     points = network_points(collection) if points is None else points
-    aspect = aspect_of(scene)
+    aspect = aspect or aspect_of(scene)
+    start, end = frame_range or (scene.frame_start, scene.frame_end)
     keys = epoch_frames(collection) if move == "fly_through" else None
     home = np.asarray(collection.get("nnvis_view", framing.VIEW_DIRECTION), float)
-    frames, views = move_views(move, points, aspect, orthographic, scene.frame_start,
-                               scene.frame_end, keys, home)
+    frames, views = move_views(move, points, aspect, orthographic, start, end, keys, home)
     labels = [o for o in labels_mod.labels_of(collection) if not o.hide_render]
     if labels:     # labels sized for these views, then the views refitted around them too
         labels_mod.arrange(labels, views, aspect)
         frames, views = move_views(move, np.concatenate([points, labels_mod.label_points(labels)]),
-                                   aspect, orthographic, scene.frame_start, scene.frame_end, keys,
-                                   home)
+                                   aspect, orthographic, start, end, keys, home)
         labels_mod.arrange(labels, views, aspect)
     clear_keys(cam)
     apply_view(cam, views[0], aspect)
