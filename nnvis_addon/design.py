@@ -524,16 +524,23 @@ def _object_key(obj):
 
 
 def _swap_objects(collection, fresh) -> None:
-    """Move `fresh`'s layer, edge and overlay objects into `collection` in place of the old ones;
-    drop the rest of `fresh` (the camera and lights are shared: they stay)."""
+    """Move `fresh`'s layer, edge, overlay and label objects into `collection` in place of the old
+    ones, the overlays onto the kept camera's screen and the labels turned to it; drop the rest of
+    `fresh` (its camera; the lights are shared: they stay)."""
+    from .scene.camera_moves import screen_of
+
     old, old_overlays = {}, []
     for obj in collection.objects:
         if _object_key(obj) is not None:
             old[_object_key(obj)] = obj
-        elif "nnvis_overlay" in obj:
+        elif "nnvis_overlay" in obj or "nnvis_label" in obj:
             old_overlays.append(obj)
-    hidden = {o.get("nnvis_overlay_kind"): (o.hide_viewport, o.hide_render) for o in old_overlays}
-    moved = [o for o in fresh.objects if _object_key(o) is not None or "nnvis_overlay" in o]
+    camera = next((o for o in collection.objects if o.type == "CAMERA"), None)
+    screen = screen_of(camera) if camera is not None else None
+    hidden = {o["nnvis_overlay_kind"]: (o.hide_viewport, o.hide_render) for o in old_overlays
+              if "nnvis_overlay_kind" in o}
+    moved = [o for o in fresh.objects if _object_key(o) is not None or "nnvis_overlay" in o
+             or "nnvis_label" in o]
     doomed = [o for o in fresh.objects if o not in moved and "nnvis_shared" not in o]
     made_names = _blocks_of(moved)             # the new build's own datablocks, maybe suffixed
     actions = [(o, o.animation_data.action) for o in moved if o.animation_data
@@ -543,8 +550,13 @@ def _swap_objects(collection, fresh) -> None:
         key = _object_key(obj)
         if key in old:
             _carry_over(old[key], obj, leftovers)
-        elif obj.get("nnvis_overlay_kind") in hidden:      # overlays are data: rebuilt, but stay
+        elif obj.get("nnvis_overlay_kind", "") in hidden:  # overlays are data: rebuilt, but stay
             obj.hide_viewport, obj.hide_render = hidden[obj["nnvis_overlay_kind"]]   # as shown
+        if obj.parent is not None and obj.parent.get("nnvis_screen") and screen is not None:
+            obj.parent = screen
+        for constraint in obj.constraints:
+            if constraint.type == "COPY_ROTATION" and camera is not None:
+                constraint.target = camera
         collection.objects.link(obj)
     _remove_with_data(doomed + list(old.values()) + old_overlays, leftovers)
     for block in made_names:

@@ -64,6 +64,7 @@ class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
             self.report({"INFO"}, f"Edges: the strongest {drawn:,} of {total:,} drawn "
                                   "(level of detail: max_edges per connection)")
         first = next((o for o in collection.objects if "nnvis_layer" in o), None)
+        context.view_layer.update()          # the new collection's objects join the view layer
         if first is not None and first.name in context.view_layer.objects:  # the sidebar shows
             for obj in context.selected_objects:                            # the new run
                 obj.select_set(False)
