@@ -285,3 +285,15 @@ def test_shared_layer_calls_match_keras3(tmp_path):
         for layer, tensor in zip(("shared", "shared@1", "out"), want):
             np.testing.assert_allclose(run.activations(layer, 0), np.asarray(tensor)[0],
                                        rtol=RTOL, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["seq/full.h5", "fcn/full.h5", "nested/full.h5"])
+def test_scene_builds_for_new_structures(case):
+    """The importer's own path: augmentation layers, variable sizes and flattened nested models
+    all get layer objects and edges (no raw exception anywhere)."""
+    import bpy
+    from nnvis_addon.scene.build import build_scene
+    run = load_run(DATA / case)
+    build_scene(run, scene=bpy.data.scenes.new(f"t-{case}"))
+    names = {obj.get("nnvis_layer") for obj in bpy.data.objects}
+    assert {layer.name for layer in run.layers} <= names
