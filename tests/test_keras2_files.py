@@ -297,3 +297,19 @@ def test_scene_builds_for_new_structures(case):
     build_scene(run, scene=bpy.data.scenes.new(f"t-{case}"))
     names = {obj.get("nnvis_layer") for obj in bpy.data.objects}
     assert {layer.name for layer in run.layers} <= names
+
+
+@pytest.mark.parametrize("name", ["legacy_h5_huge_attribute.h5", "legacy_h5_slow_attribute.h5"])
+def test_damaged_attribute_counts_allocate_nothing(name):
+    """Found by the fuzzer: attribute dataspaces claiming 2^61 items made pyfive allocate them
+    (and one take 2 s); every attribute's size is now checked against its header first."""
+    import tracemalloc
+    path = Path(__file__).parent / "data" / "fuzz" / name
+    tracemalloc.start()
+    try:
+        with pytest.raises(NNVisError):
+            load_run(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * path.stat().st_size + (1 << 20)
