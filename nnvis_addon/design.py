@@ -338,9 +338,11 @@ def _compact(key: str, value):
 
 def _without_shared_ids(value):
     """The value without the `shared_object_id` keys a `.keras` file's config.json adds to objects
-    it stores once (the dtype policy): a saving artifact, not configuration."""
+    it stores once (the dtype policy): a saving artifact, not configuration; nor nnvis' own
+    `_nnvis*` notes (a flattened nested model's block)."""
     if isinstance(value, dict):
-        return {k: _without_shared_ids(v) for k, v in value.items() if k != "shared_object_id"}
+        return {k: _without_shared_ids(v) for k, v in value.items()
+                if k != "shared_object_id" and not k.startswith("_nnvis")}
     if isinstance(value, list):
         return [_without_shared_ids(v) for v in value]
     return value

@@ -285,3 +285,31 @@ def test_shared_layer_calls_match_keras3(tmp_path):
         for layer, tensor in zip(("shared", "shared@1", "out"), want):
             np.testing.assert_allclose(run.activations(layer, 0), np.asarray(tensor)[0],
                                        rtol=RTOL, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["seq/full.h5", "fcn/full.h5", "nested/full.h5"])
+def test_scene_builds_for_new_structures(case):
+    """The importer's own path: augmentation layers, variable sizes and flattened nested models
+    all get layer objects and edges (no raw exception anywhere)."""
+    import bpy
+    from nnvis_addon.scene.build import build_scene
+    run = load_run(DATA / case)
+    build_scene(run, scene=bpy.data.scenes.new(f"t-{case}"))
+    names = {obj.get("nnvis_layer") for obj in bpy.data.objects}
+    assert {layer.name for layer in run.layers} <= names
+
+
+@pytest.mark.parametrize("name", ["legacy_h5_huge_attribute.h5", "legacy_h5_slow_attribute.h5"])
+def test_damaged_attribute_counts_allocate_nothing(name):
+    """Found by the fuzzer: attribute dataspaces claiming 2^61 items made pyfive allocate them
+    (and one take 2 s); every attribute's size is now checked against its header first."""
+    import tracemalloc
+    path = Path(__file__).parent / "data" / "fuzz" / name
+    tracemalloc.start()
+    try:
+        with pytest.raises(NNVisError):
+            load_run(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * path.stat().st_size + (1 << 20)

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import NNVisError
 from .network import Layer, Network
+from .ops import IDENTITY_KINDS
 
 
 @dataclass
@@ -56,9 +57,9 @@ def layer_edges(network: Network, layer_name: str,
     - BatchNormalization: cell c → c, weight = its effective scale gamma / sqrt(moving_var + eps),
       the factor BN multiplies that channel by (gamma = 1 when ``scale`` is off); normalised over
       another axis than the last, a cell has no single scale: weight 1.
-    - Pooling, padding, cropping, up-sampling, dropout/noise, activations (Softmax and
-      LayerNormalization too, though they couple a pixel's channels), Rescaling, Normalization:
-      cell c → c, weight 1.
+    - Pooling, padding, cropping, resizing, dropout/noise, augmentation (identity at inference),
+      activations (Softmax and LayerNormalization too, though they couple a pixel's channels),
+      Rescaling, Normalization: cell c → c, weight 1.
     - Add, Subtract, Multiply, Maximum, Minimum, Average: from each input, c → c (a broadcast input
       cell → every cell it is broadcast to), weight 1. Concatenate: each input's cells → their cells
       in the output (offset along the channel axis), weight 1.
@@ -412,10 +413,9 @@ def _cell_of_element(layer: Layer, element: np.ndarray) -> np.ndarray:
 
 
 _PASS_THROUGH = ("MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
-                 "GlobalMaxPooling2D", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Dropout",
-                 "SpatialDropout2D", "GaussianDropout", "GaussianNoise", "AlphaDropout",
-                 "ActivityRegularization", "Identity", "Activation", "ReLU", "LeakyReLU", "Softmax",
-                 "Rescaling", "Normalization", "LayerNormalization")
+                 "GlobalMaxPooling2D", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Resizing",
+                 "CenterCrop", "Activation", "ReLU", "LeakyReLU", "ThresholdedReLU", "Softmax",
+                 "Rescaling", "Normalization", "LayerNormalization", *sorted(IDENTITY_KINDS))
 _KINDS = {
     "Dense": _dense, "Conv2D": _conv2d, "DepthwiseConv2D": _depthwise,
     "SeparableConv2D": _separable, "BatchNormalization": _batch_norm,

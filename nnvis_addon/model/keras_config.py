@@ -50,7 +50,6 @@ def network_from_config(config: dict, source: str) -> Network:
             layer_config = {**layer_config, UNSUPPORTED_KEY: reason}
         if SHARED_KEY in layer_config:
             weights = []              # read once, for the layer it repeats
-
         layers.append(Layer(name=layer_name, kind=kind, config=layer_config, inbound=inbound,
                             output_shape=() if out is None else out, weight_shapes=weights))
     return Network(name=name, layers=layers)
@@ -176,16 +175,17 @@ def _tensor_shapes(value, shapes: dict, depth: int) -> None:
                 _tensor_shapes(item, shapes, depth + 1)
 
 
-def _custom_layers(config: dict) -> dict[str, str]:
-    """Layer name -> registered class name, for layers of user-defined classes (never built-ins).
+def _custom_layers(config: dict, depth: int = 0) -> dict[str, str]:
+    """Layer name -> registered class name, for layers of user-defined classes (never built-ins),
+    nested models' layers included.
 
     Keras 3 writes ``module: keras.layers`` and ``registered_name: null`` for its own layers and a
     registered name (``package>Class``) for user classes, even one named like a built-in ("Conv2D");
     other packages' layers (keras_hub, ...) name their own module.
     """
-    body = config.get("config") or {}
+    body = config.get("config") if isinstance(config, dict) else None
     custom = {}
-    for entry in body.get("layers") or []:
+    for entry in (body.get("layers") if isinstance(body, dict) else None) or []:
         if not isinstance(entry, dict):
             continue
         registered, module = entry.get("registered_name"), entry.get("module")
@@ -194,6 +194,9 @@ def _custom_layers(config: dict) -> dict[str, str]:
             name = _entry_name(entry)
             if name:
                 custom[name] = registered or f"{module}.{entry.get('class_name')}"
+        if depth < MAX_NESTING and isinstance(entry.get("config"), dict) \
+                and isinstance(entry["config"].get("layers"), list):
+            custom.update(_custom_layers(entry, depth + 1))
     return custom
 
 
