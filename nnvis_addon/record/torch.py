@@ -233,6 +233,12 @@ class _Graph:
         self.model = model
         self.warnings: list[str] = []
         try:
+            model(probe)
+        except Exception as exc:              # noqa: BLE001 (whatever the model raises)
+            raise NNVisError(f"Recorder: model {type(model).__name__} fails on probes of shape "
+                             f"{tuple(probe.shape[1:])} (one probe: (C, H, W) or (features,)): "
+                             f"{type(exc).__name__}: {exc}") from None
+        try:
             self._init_fx(probe)
         except Exception as exc:              # noqa: BLE001 (any tracing failure: fall back)
             self.warnings.append(f"torch.fx cannot trace {type(model).__name__} ({exc}); the graph "
