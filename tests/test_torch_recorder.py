@@ -24,9 +24,9 @@ class TinyCNN(nn.Module):
     def __init__(self):
         super().__init__()
         self.features = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-                                      nn.MaxPool2d(2))
+                                      nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True))
         self.skip = nn.Conv2d(4, 4, 3, stride=1, padding=1, groups=4)
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(4 * 4 * 4, 3))
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(4 * 5 * 5, 3))
 
     def forward(self, x):
         x = self.features(x)
