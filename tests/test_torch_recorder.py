@@ -24,9 +24,9 @@ class TinyCNN(nn.Module):
     def __init__(self):
         super().__init__()
         self.features = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-                                      nn.MaxPool2d(2))
+                                      nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True))
         self.skip = nn.Conv2d(4, 4, 3, stride=1, padding=1, groups=4)
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(4 * 4 * 4, 3))
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(4 * 5 * 5, 3))
 
     def forward(self, x):
         x = self.features(x)
@@ -201,3 +201,22 @@ def test_module_without_a_keras_kind_is_recorded_as_a_block(tmp_path):
     want = hook_outputs(model, probes)
     for name in ("0", "1", "2"):
         np.testing.assert_allclose(run.activations(name, 1), want[name][0], rtol=RTOL)
+
+
+def test_probes_that_do_not_fit_are_refused_before_writing(tmp_path):
+    from nnvis_addon.errors import NNVisError
+    from nnvis_addon.record.torch import Recorder
+    with pytest.raises(NNVisError, match=r"fails on probes of shape \(3, 8, 8\)"):
+        Recorder(TinyCNN(), tmp_path / "run", probes=torch.randn(2, 3, 8, 8))
+    assert not (tmp_path / "run").exists()
+
+
+def test_every_other_epoch_and_the_last_at_close(tmp_path):
+    from nnvis_addon.record.torch import Recorder
+    model = TinyCNN()
+    with Recorder(model, tmp_path / "run", probes=torch.randn(2, 1, 8, 8), every=2) as rec:
+        for epoch in range(1, 6):
+            rec.epoch_end(epoch, loss=1.0 / epoch)
+    run = load_run(tmp_path / "run")
+    assert run.epochs == [2, 4, 5]
+    assert sorted(run.metrics) == [1, 2, 3, 4, 5] and run.metrics[3]["loss"] == pytest.approx(1 / 3)

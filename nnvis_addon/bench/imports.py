@@ -80,7 +80,7 @@ def _prepare_onnx(key: str, size: int, folder: Path) -> dict:
                     p.add_(0.02 * float(p.std() if p.numel() > 1 else 1.0) * torch.randn_like(p))
         np.save(folder / "probe.npy", np.random.default_rng(0).uniform(0, 1, (3, size, size))
                 .astype(np.float32))
-    probe = np.load(folder / "probe.npy")[None]
+    probe = np.load(folder / "probe.npy", allow_pickle=False)[None]
     session = ort.InferenceSession(str(folder / "epoch_00.onnx"),
                                    providers=["CPUExecutionProvider"])
     ort_s = []

@@ -147,6 +147,16 @@ def pad_amounts(n: int, k: int, s: int, d: int, padding) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def ceil_mode_extra(n: int, k: int, s: int, d: int, before: int, after: int) -> int:
+    """Rows to add after the pads so a floor-rule window count equals PyTorch/ONNX ``ceil_mode``
+    (a last, partial window, unless it would start inside the end padding)."""
+    span = n + before + after - (k - 1) * d - 1
+    out = -(-span // s) + 1
+    if (out - 1) * s >= n + before:
+        out -= 1
+    return max((out - 1) * s - span, 0)
+
+
 def pad_hw(x, k, s, d, padding, value=0):
     """``x`` padded for a k/s/d window under ``padding`` (no copy when nothing is added)."""
     (t, b), (l, r) = (pad_amounts(x.shape[1], k[0], s[0], d[0], axis_padding(padding, 0)),

@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import NNVisError
 from ..io.onnx import OnnxModel, OnnxNode, read_onnx
 from . import ops
+from .kernels import ceil_mode_extra
 from .keras_config import INPUT_KIND, UNSUPPORTED_KEY
 from .network import Layer, Network
 
@@ -168,12 +169,8 @@ def _window(node, kernel, in_hw):
         padding = [[p[0], p[2]], [p[1], p[3]]]
         if a.get("ceil_mode"):
             for axis in range(2):
-                n, k, s, d = in_hw[axis], kernel[axis], strides[axis], dilations[axis]
-                span = n + sum(padding[axis]) - (k - 1) * d - 1
-                out = -(-span // s) + 1
-                if (out - 1) * s >= n + padding[axis][0]:     # last window starts in the padding
-                    out -= 1
-                padding[axis][1] += max((out - 1) * s - span, 0)
+                padding[axis][1] += ceil_mode_extra(in_hw[axis], kernel[axis], strides[axis],
+                                                    dilations[axis], *padding[axis])
     return {"kernel_size": list(kernel), "strides": strides, "dilation_rate": dilations,
             "padding": padding}
 

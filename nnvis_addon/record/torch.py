@@ -27,6 +27,7 @@ from torch.nn import functional as F
 
 from ..errors import NNVisError
 from ..io.recording import RecordingWriter
+from ..model.kernels import ceil_mode_extra
 
 _PROBE_BATCH = 32
 _ACTIVATION_MODULES = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.Hardswish: "hard_swish",
@@ -81,12 +82,7 @@ def _pool(kind, kernel, stride, padding, ceil_mode, in_hw):
     pads = [[p[0], p[0]], [p[1], p[1]]]
     if ceil_mode:
         for axis in range(2):
-            n = in_hw[axis]
-            span = n + 2 * p[axis] - k[axis]
-            out = -(-span // s[axis]) + 1
-            if (out - 1) * s[axis] >= n + p[axis]:
-                out -= 1
-            pads[axis][1] += max((out - 1) * s[axis] - span, 0)
+            pads[axis][1] += ceil_mode_extra(in_hw[axis], k[axis], s[axis], 1, *pads[axis])
     return kind, {"pool_size": k, "strides": s, "padding": pads}, []
 
 
@@ -232,6 +228,12 @@ class _Graph:
     def __init__(self, model: nn.Module, probe: torch.Tensor):
         self.model = model
         self.warnings: list[str] = []
+        try:
+            model(probe)
+        except Exception as exc:              # noqa: BLE001 (whatever the model raises)
+            raise NNVisError(f"Recorder: model {type(model).__name__} fails on probes of shape "
+                             f"{tuple(probe.shape[1:])} (one probe: (C, H, W) or (features,)): "
+                             f"{type(exc).__name__}: {exc}") from None
         try:
             self._init_fx(probe)
         except Exception as exc:              # noqa: BLE001 (any tracing failure: fall back)
