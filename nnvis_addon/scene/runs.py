@@ -44,12 +44,14 @@ def runs_in(scene) -> list:
     return [c for c in scene.collection.children_recursive if "nnvis_run" in c]
 
 
-def beside_others(placements: list, scene, gap: float = 0.5, but: str = "") -> list:
-    """`placements` moved along the width axis (+Y) to stand clear of the networks already in
-    `scene` (their layer and edge objects as they are now; not run `but`, which this one
-    replaces), `gap` × this network's width apart."""
+def beside_others(placements: list, scene, gap: float = 1.0, but: str = "") -> list:
+    """`placements` moved along the width axis (+Y) to stand clear of the runs already in `scene`
+    (their objects as they are now, but the shared ones and those riding on a parent, such as a
+    camera's; not run `but`, which this one replaces), `gap` × this network's width apart: room
+    for the overlays beside it."""
     others = [o for c in runs_in(scene) if c.name != but for o in c.all_objects
-              if "nnvis_layer" in o or "nnvis_edges" in o]
+              if "nnvis_shared" not in o and o.parent is None and o.type not in ("CAMERA", "LIGHT")
+              and not o.get("nnvis_pivot")]
     corners = stage.world_corners(others)
     if not len(corners):
         return placements
