@@ -44,12 +44,12 @@ def runs_in(scene) -> list:
     return [c for c in scene.collection.children_recursive if "nnvis_run" in c]
 
 
-def beside_others(placements: list, scene, gap: float = 0.5, but: str = "") -> list:
-    """`placements` moved along the width axis (+Y) to stand clear of the networks already in
-    `scene` (their layer and edge objects as they are now; not run `but`, which this one
-    replaces), `gap` × this network's width apart."""
+def beside_others(placements: list, scene, gap: float = 1.0, but: str = "") -> list:
+    """`placements` moved along the width axis (+Y) to stand clear of the runs already in `scene`
+    (their layers, edges and labels as they are now; not run `but`, which this one replaces),
+    `gap` × this network's width apart (each run's overlays ride on its own camera)."""
     others = [o for c in runs_in(scene) if c.name != but for o in c.all_objects
-              if "nnvis_layer" in o or "nnvis_edges" in o]
+              if "nnvis_layer" in o or "nnvis_edges" in o or "nnvis_label" in o]
     boxes = evaluated_boxes(others)
     if not boxes:
         return placements
