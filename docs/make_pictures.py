@@ -1,6 +1,6 @@
 """Render the pictures in docs/ from the digits demo, so they always show what the code does.
 
-    .venv/bin/python docs/make_pictures.py
+    .venv/bin/python docs/make_pictures.py [NAME ...]     # all pictures, or only these
 
 Trains the demo CNN (cached in build/pictures/), imports its recording with the library, and renders
 1280×720 stills into docs/images/: the first, middle and last epoch, each control of the layer
@@ -36,10 +36,15 @@ CONTROLS = {
     "normalise_per_map": ({"Normalise Per Map": 1.0}, None, MAPS, ()),
 }
 
+ONLY = set(sys.argv[1:])
+
+
 def render(scene, name: str) -> None:
-    """Render to docs/images/<name>.png, kept small: 256 colours (≈ 20-60 KB a picture)."""
+    """Render to docs/images/<name>.png, kept small: 256 colours (≈ 50-150 KB a picture)."""
     import bpy
     from PIL import Image
+    if ONLY and name not in ONLY:
+        return
     path = OUT / f"{name}.png"
     scene.render.filepath = str(path)
     bpy.ops.render.render(write_still=True)
@@ -55,7 +60,7 @@ def layer_inputs(collection, values: dict, layers=None):
     saved = []
     for obj in collection.objects:
         mod = obj.modifiers.get("NNVis")
-        if mod is None or "nnvis_layer" not in obj or layers and obj.name not in layers:
+        if mod is None or "nnvis_layer" not in obj or layers and obj["nnvis_layer"] not in layers:
             continue
         ids = input_ids(mod.node_group)
         for name, value in values.items():
@@ -178,6 +183,8 @@ def gallery() -> None:
     from nnvis_addon.bench.forward import build_application
     from nnvis_addon.scene import SceneOptions, build_scene, compat
     for name, size in (("resnet50", 224), ("mobilenetv2", 224), ("densenet121", 224)):
+        if ONLY and f"gallery_{name}" not in ONLY:
+            continue
         folder = CACHE / name
         if not (folder / f"{name}.keras").exists():
             folder.mkdir(parents=True, exist_ok=True)
