@@ -122,6 +122,9 @@ def cmd_render(args) -> int:
     return 0
 
 
+DEMO_RESOLUTION, DEMO_SAMPLES = (480, 270), 2
+
+
 def cmd_demo(args) -> int:
     import shutil
     from .demo import train_digits
@@ -215,7 +218,8 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default=str(ROOT / "out" / "demo"))
     d.add_argument("--epochs", type=int, default=10)
     blender_options(d)
-    d.set_defaults(func=cmd_demo)
+    # the default video is ~14.5 s (348 frames): small and few samples keep the demo under 5 min
+    d.set_defaults(func=cmd_demo, resolution=DEMO_RESOLUTION, samples=DEMO_SAMPLES)
 
     bench = sub.add_parser("bench", help="benchmarks: bundling, import, fuzz (each takes -h)")
     bench.add_argument("which", choices=sorted(BENCHES))

@@ -361,7 +361,7 @@ def test_rendered_pixels_use_the_chosen_colour_map_and_normalisation(flat_conv1,
 def test_legend_labels_the_layer_scale(imported):
     collection, run = imported
     (legend,) = [o for o in collection.objects if "nnvis_legend_layer" in o]
-    assert legend["nnvis_legend_layer"] == "conv1" and legend.hide_render
+    assert legend["nnvis_legend_layer"] == "conv1" and not legend.hide_render   # shown by default
     peak = max(np.abs(run.activations("conv1", e)).max() for e in run.epochs)
     values = {name: modifier_input(legend, name) for name in ("Min", "Max")}
     assert {k: m[i] for k, (m, i) in values.items()} == {"Min": "0", "Max": f"{peak:.3g}"}

@@ -34,7 +34,7 @@ def overlay(collection, kind):
 def test_every_overlay_exists_and_the_toggled_off_one_is_hidden(recorded):
     collection, _ = recorded
     kinds = {o.get("nnvis_overlay_kind") for o in collection.objects} - {None}
-    assert kinds == {"counter", "curves", "probe", "predictions"}
+    assert kinds == {"title", "counter", "curves", "probe", "predictions", "legend"}
     assert overlay(collection, "probe").hide_render
     assert not overlay(collection, "counter").hide_render
 
@@ -44,8 +44,8 @@ def test_counter_lines_carry_the_recorded_metrics(recorded):
     group = overlay(collection, "counter").modifiers["NNVis"].node_group
     switch = next(n for n in group.nodes if n.bl_idname == "GeometryNodeIndexSwitch")
     lines = [s.default_value for s in switch.inputs[1:] if s.bl_idname != "NodeSocketVirtual"]
-    assert lines[0] == "Epoch 0"
-    assert lines[3] == (f"Epoch 3   loss {history.history['loss'][2]:.3f}   "
+    assert lines[0] == "Epoch 0 / 3"
+    assert lines[3] == (f"Epoch 3 / 3   loss {history.history['loss'][2]:.3f}   "
                         f"accuracy {history.history['accuracy'][2]:.1%}")
 
 
@@ -90,3 +90,20 @@ def test_bars_show_the_recorded_scores(recorded, digits_run):
     bar = v[:, :, 1].max(axis=1) - v[:, :, 1].min(axis=1)
     np.testing.assert_allclose(bar, np.maximum(run.predictions(3)[1] * height, 1e-3), rtol=1e-4,
                                atol=1e-5)
+
+
+def test_epoch_marker_moves_along_the_curves(recorded):
+    """The marker on the curves' epoch axis stands on the shown epoch: the first at the axis'
+    start, the last at its end."""
+    import bpy
+    from nnvis_addon.scene.camera_moves import epoch_frames
+    collection, _ = recorded
+    curves = overlay(collection, "curves")
+    (marker,) = [o for o in collection.objects if o.get("nnvis_overlay") == "marker"]
+    width = max(v.co.x for v in curves.data.vertices)
+    scene = bpy.context.scene
+    at = []
+    for frame in (epoch_frames(collection)[0], epoch_frames(collection)[-1]):
+        scene.frame_set(int(round(frame)))
+        at.append(marker.location.x - curves.location.x)
+    assert at == pytest.approx([0.0, width], abs=1e-4) and width > 0.1

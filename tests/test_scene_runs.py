@@ -46,12 +46,13 @@ def test_two_runs_stand_apart_share_the_stage_and_remove_cleanly(digits_run, emp
     assert own(first).isdisjoint(own(second))
     for run in (first, second):
         assert all(o.name.startswith(f"{run.name}:") for o in own(run)), sorted(own(run))
-    # one camera, one set of lights, one world: shared, not duplicated
+    # one set of lights, one world: shared, not duplicated; a camera per run (it frames that run
+    # and carries its overlays), the newest one the scene's
     two_runs = counts()
-    for kind in ("cameras", "lights", "worlds"):
+    for kind in ("lights", "worlds"):
         assert two_runs[kind] == one_run[kind], kind
-    assert one_run["cameras"] == 1 and one_run["worlds"] == 1
-    assert bpy.context.scene.camera in first.objects.values()
+    assert one_run["cameras"] == 1 and two_runs["cameras"] == 2 and one_run["worlds"] == 1
+    assert bpy.context.scene.camera in second.objects.values()
     # side by side along the width axis, not on top of each other
     (lo1, hi1), (lo2, hi2) = network_span(first), network_span(second)
     assert hi1[1] < lo2[1]
@@ -83,7 +84,7 @@ def test_import_selects_the_new_runs_first_layer_and_overlays_toggle_by_kind(dig
     assert active.get("nnvis_layer") == "digit" and second in active.users_collection
     assert bpy.context.selected_objects == [active]
     kinds = overlays_of(second)
-    assert len(kinds["predictions"]) > 10 and len(kinds) <= 5   # bars, labels: one sidebar row
+    assert len(kinds["predictions"]) > 10 and len(kinds) <= 6   # bars, labels: one sidebar row
     assert bpy.ops.nnvis.show_overlay(kind="predictions", show=False) == {"FINISHED"}
     assert all(o.hide_render and o.hide_viewport for o in kinds["predictions"])
     assert not any(o.hide_render for o in overlays_of(first)["predictions"])

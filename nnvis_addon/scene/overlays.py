@@ -308,7 +308,7 @@ def build_curves(run, collection, place: Matrix, width: float, height: float, fr
         parts.append(_text(f"Curves legend text {key}", name, text, collection,
                            Matrix.Translation((legend_x + text * 1.4, y, 0.0))))
     marker = _rect("Curves epoch marker", -line / 2, 0.0, line / 2, height,
-                   emission_of("NNVis Marker", (1.0, 1.0, 1.0)), collection, "curves")
+                   emission_of("NNVis Marker", (1.0, 1.0, 1.0)), collection, "marker")
     xs = np.interp(np.asarray(run.epochs, float), numbers,
                    (np.asarray(numbers, float) - numbers[0]) / (numbers[-1] - numbers[0]) * width)
     parts.append(marker)
