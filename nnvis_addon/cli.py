@@ -19,6 +19,10 @@ def _resolution(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _path(text: str | None) -> Path | None:
+    return Path(text) if text else None
+
+
 def _progress_bar(total: int, desc: str):
     from tqdm import tqdm
     return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr)
@@ -37,7 +41,7 @@ def _render(path, out, args, **options) -> "RenderResult":  # noqa: F821
     from .headless import render_checkpoint
     from .packaging import build_extension
     is_blend = Path(path).suffix.lower() == ".blend"   # a saved scene needs no extension
-    zip_path = None if is_blend else build_extension(ROOT, Path(args.dist))
+    zip_path = None if is_blend else build_extension(ROOT, _path(args.dist))
     bar = None
 
     def on_frame(frame):
@@ -49,7 +53,7 @@ def _render(path, out, args, **options) -> "RenderResult":  # noqa: F821
         bar.update(1)
 
     try:
-        result = render_checkpoint(path, out, zip_path, Path(args.user_folder),
+        result = render_checkpoint(path, out, zip_path, _path(args.user_folder),
                                    blend=args.blend, resolution=args.resolution,
                                    samples=args.samples, on_frame=on_frame,
                                    import_options=import_options(args), **options)
@@ -93,7 +97,7 @@ def _encode(args) -> int:
     """--encode: join the finished frame sequence in PATH into the MP4 --out."""
     from .chunks import parse_frames
     from .packaging import start_blender
-    bpy = start_blender(Path(args.user_folder))
+    bpy = start_blender(_path(args.user_folder))
     bpy.ops.wm.read_factory_settings(use_empty=True)
     from .scene.render import encode_sequence
     frames = parse_frames(args.frames) if args.frames else None
@@ -155,7 +159,7 @@ def cmd_record(args) -> int:
     return 0
 
 
-BENCHES = {"bundling": "bundling", "import": "imports", "fuzz": "fuzz"}
+BENCHES = {"bundling": "bundling", "import": "imports", "fuzz": "fuzz", "render": "render"}
 
 
 def cmd_bench(args) -> int:
@@ -171,9 +175,10 @@ def parser() -> argparse.ArgumentParser:
     def blender_options(sp, out_default=None):
         sp.add_argument("--blend", help="also save the scene as this .blend")
         sp.add_argument("--resolution", type=_resolution, default=(640, 360), help="WxH")
-        sp.add_argument("--dist", default=str(ROOT / "dist"), help="where the extension zip goes")
-        sp.add_argument("--user-folder", default=str(ROOT / "build" / "blender-user"),
-                        help="private Blender user folder the extension is installed into")
+        sp.add_argument("--dist", help="where the extension zip goes (default: built once per "
+                                       "source into the user cache, ~/.cache/nnvis)")
+        sp.add_argument("--user-folder", help="Blender user folder the extension is installed "
+                                              "into (default: a private one per process)")
         add_import_options(sp)
 
     b = sub.add_parser("build", help="build + validate the extension zip")
@@ -217,7 +222,7 @@ def parser() -> argparse.ArgumentParser:
     blender_options(d)
     d.set_defaults(func=cmd_demo)
 
-    bench = sub.add_parser("bench", help="benchmarks: bundling, import, fuzz (each takes -h)")
+    bench = sub.add_parser("bench", help="benchmarks: bundling, import, fuzz, render (each takes -h)")
     bench.add_argument("which", choices=sorted(BENCHES))
     bench.add_argument("options", nargs=argparse.REMAINDER, help="passed to the benchmark")
     bench.set_defaults(func=cmd_bench)

@@ -1,0 +1,58 @@
+"""Rendering is safe to run many times at once: each process builds nothing next to the package
+(the zip comes from the per-user cache, built once per source with an atomic rename), installs
+into its own private Blender user folder, and needs no network (pyfive from the installed copy)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tree(root: Path) -> set[str]:
+    """The files under `root`, leaving out what Python and git write on their own."""
+    skip = {"__pycache__", ".git", ".pytest_cache", ".venv", ".venv-blender42"}
+    found = set()
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in skip]
+        found |= {str(Path(folder, f).relative_to(root)) for f in files}
+    return found
+
+
+def test_wheel_is_rebuilt_from_the_installed_pyfive(tmp_path):
+    from importlib import metadata
+    from nnvis_addon.packaging import bundled_wheel
+    wheel = bundled_wheel("./wheels/pyfive-0.9.0-py3-none-any.whl", tmp_path, root=tmp_path)
+    names = zipfile.ZipFile(wheel).namelist()
+    installed = [f.as_posix() for f in metadata.distribution("pyfive").files
+                 if f.as_posix().endswith(".py") and "__pycache__" not in f.as_posix()]
+    assert "pyfive/__init__.py" in names and set(installed) <= set(names)
+    assert "pyfive-0.9.0.dist-info/METADATA" in names and "pyfive-0.9.0.dist-info/RECORD" in names
+
+
+def test_four_renders_at_once_all_succeed_and_write_nothing_beside_the_package(digits_run,
+                                                                                tmp_path):
+    folder, _ = digits_run
+    cwd, cache = tmp_path / "cwd", tmp_path / "cache"
+    cwd.mkdir()
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache), "PYTHONPATH": str(ROOT),
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("BLENDER_USER_RESOURCES", None)      # each node picks its own private folder
+    before = tree(ROOT)
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "nnvis_addon.cli", "render", str(folder), "--frames", "1-1",
+         "--resolution", "64x36", "--samples", "1", "--out", str(tmp_path / f"v{i}.mp4")],
+        cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for i in range(4)]
+    logs = [p.communicate(timeout=600)[0] for p in procs]
+    for proc, log in zip(procs, logs):
+        assert proc.returncode == 0, log[-3000:]
+        assert "render 1 frames" in log
+    assert all((tmp_path / f"v{i}.mp4").stat().st_size > 0 for i in range(4))
+    assert tree(ROOT) == before                  # no dist/, wheels/, build/ next to the package
+    assert list(cwd.iterdir()) == []
+    zips = list((cache / "nnvis").iterdir())     # one zip, no staging folder left behind
+    assert len(zips) == 1 and zips[0].suffix == ".zip"
