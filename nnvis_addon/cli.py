@@ -10,6 +10,8 @@ from .errors import NNVisError
 from .options import IMPORT_OPTIONS
 from .packaging import ROOT
 
+QUALITY = ("draft", "final")     # stage.QUALITY's keys (stage needs bpy; a test keeps them equal)
+
 
 def _resolution(text: str) -> tuple[int, int]:
     try:
@@ -55,7 +57,8 @@ def _render(path, out, args, **options) -> "RenderResult":  # noqa: F821
     try:
         result = render_checkpoint(path, out, zip_path, _path(args.user_folder),
                                    blend=args.blend, resolution=args.resolution,
-                                   samples=args.samples, on_frame=on_frame,
+                                   samples=args.samples, quality=args.quality,
+                                   on_frame=on_frame,
                                    import_options=import_options(args), **options)
     finally:
         if bar is not None:
@@ -175,6 +178,10 @@ def parser() -> argparse.ArgumentParser:
     def blender_options(sp, out_default=None):
         sp.add_argument("--blend", help="also save the scene as this .blend")
         sp.add_argument("--resolution", type=_resolution, default=(640, 360), help="WxH")
+        sp.add_argument("--quality", choices=list(QUALITY),
+                        help="render preset: draft (fast, the default for an import) or final "
+                             "(more samples, high-quality denoising); a .blend keeps its own "
+                             "settings unless given. Cost: docs/benchmarks.md")
         sp.add_argument("--dist", help="where the extension zip goes (default: built once per "
                                        "source into the user cache, ~/.cache/nnvis)")
         sp.add_argument("--user-folder", help="Blender user folder the extension is installed "

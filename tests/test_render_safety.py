@@ -9,6 +9,10 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
+from nnvis_addon.errors import NNVisError
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -56,3 +60,26 @@ def test_four_renders_at_once_all_succeed_and_write_nothing_beside_the_package(d
     assert list(cwd.iterdir()) == []
     zips = list((cache / "nnvis").iterdir())     # one zip, no staging folder left behind
     assert len(zips) == 1 and zips[0].suffix == ".zip"
+
+
+def test_quality_presets_come_from_one_table(empty_scene, addon):
+    import bpy
+    from nnvis_addon import cli
+    from nnvis_addon.scene import stage
+    from nnvis_addon.scene.render import VideoOptions, set_engine
+    assert tuple(stage.QUALITY) == cli.QUALITY
+    assert VideoOptions().quality == stage.DEFAULT_QUALITY == "draft"
+    props = bpy.ops.nnvis.render_video.get_rna_type().properties
+    assert [i.identifier for i in props["quality"].enum_items] == list(stage.QUALITY)
+    cycles = empty_scene.cycles
+    for name, preset in stage.QUALITY.items():
+        set_engine(empty_scene, "CYCLES", 0, name)
+        assert (cycles.samples, cycles.use_adaptive_sampling, cycles.use_denoising,
+                cycles.max_bounces, cycles.filter_width) == pytest.approx(
+            (preset.samples, preset.adaptive, preset.denoise is not None, preset.bounces,
+             preset.filter_width))
+        assert empty_scene.render.use_persistent_data == preset.persistent
+    set_engine(empty_scene, "CYCLES", 5, "final")        # explicit samples win over the preset's
+    assert cycles.samples == 5 and cycles.denoising_quality == "HIGH"
+    with pytest.raises(NNVisError, match="quality 'best'"):
+        set_engine(empty_scene, "CYCLES", 0, "best")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -145,6 +146,13 @@ def main(argv: list[str]) -> int:
         keep = {n.strip() for n in args.only.split(",")}
         variants = {n: v for i, (n, v) in enumerate(VARIANTS.items()) if i == 0 or n in keep}
     log = (lambda line: print(line, file=sys.stderr)) if args.json else print
-    rows = run(variants, args.resolution, args.repeats, args.recording, log)
+    stdout = os.dup(1)
+    if args.json:          # Blender's own "Saved: ..." lines go to stderr: stdout is the JSON
+        os.dup2(2, 1)
+    try:
+        rows = run(variants, args.resolution, args.repeats, args.recording, log)
+    finally:
+        sys.stdout.flush()
+        os.dup2(stdout, 1)
     print(json.dumps(rows, indent=1) if args.json else table(rows))
     return 0

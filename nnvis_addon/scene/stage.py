@@ -58,6 +58,7 @@ QUALITY = {
                             bounces=3),
 }
 DEFAULT_QUALITY = "draft"
+EEVEE_SAMPLES = {"draft": 16, "final": 64}    # EEVEE, where a GPU is present: not measured here
 
 
 def apply_cycles(scene, settings: CyclesSettings) -> None:
