@@ -33,6 +33,13 @@ VARIANTS = {   # name → CyclesSettings fields; "draft"/"final" are stage.QUALI
     "2 spp, OIDN fast": dict(samples=2, denoise="FAST"),
     "2 spp, OIDN balanced": dict(samples=2, denoise="BALANCED"),
     "4 spp, OIDN high": dict(samples=4, denoise="HIGH", prefilter="ACCURATE"),
+    "1 spp, OIDN fast": dict(samples=1, denoise="FAST"),
+    "2 spp, OIDN fast, no prefilter": dict(samples=2, denoise="FAST", prefilter="NONE"),
+    "4 spp, OIDN fast": dict(samples=4, denoise="FAST"),
+    "8 spp, OIDN fast": dict(samples=8, denoise="FAST"),
+    "2 spp, OIDN high, no prefilter": dict(samples=2, denoise="HIGH", prefilter="NONE"),
+    "12 spp": dict(samples=12),
+    "16 spp": dict(samples=16),
 }
 
 
@@ -50,19 +57,40 @@ def demo_scene(recording: Path | None, resolution: tuple[int, int]):
     return open_scene(recording, build_extension(), None, resolution)
 
 
-def render_once(scene, path: Path) -> tuple[float, "np.ndarray"]:  # noqa: F821
-    """Render the current frame to `path` (PNG); returns (seconds, pixels 0..1)."""
+def render_once(scene, path: Path, render: bool = True) -> tuple[float, "np.ndarray"]:  # noqa: F821
+    """Render the current frame to `path` (PNG; `render` False only reads it); returns
+    (seconds, pixels 0..1)."""
     import bpy
     import numpy as np
     scene.render.filepath = str(path)
     start = time.perf_counter()
-    bpy.ops.render.render(write_still=True, scene=scene.name)
+    if render:
+        bpy.ops.render.render(write_still=True, scene=scene.name)
     seconds = time.perf_counter() - start
     image = bpy.data.images.load(str(path), check_existing=False)
     pixels = np.empty(len(image.pixels), np.float32)
     image.pixels.foreach_get(pixels)
     bpy.data.images.remove(image)
     return seconds, pixels.reshape(-1, 4)[:, :3]
+
+
+def reference_frame(scene, frame: int, recording, tmp: Path):
+    """(seconds, pixels) of the 64-spp reference, cached per scene code (scene/), recording, frame
+    and size (seconds 0.0 when it came from the cache: it takes minutes on 2 cores)."""
+    import hashlib
+    from ..packaging import ROOT, cache_dir, source_hash
+    from ..scene.stage import CyclesSettings, apply_cycles
+    key = hashlib.sha256(f"{source_hash(ROOT / 'nnvis_addon' / 'scene')} {recording} {frame} "
+                         f"{scene.render.resolution_x}x{scene.render.resolution_y}".encode())
+    key = key.hexdigest()[:16]
+    cached = cache_dir() / f"bench-render-reference-{key}.png"
+    if cached.is_file():
+        return 0.0, render_once(scene, cached, render=False)[1]
+    apply_cycles(scene, CyclesSettings(**REFERENCE))
+    seconds, pixels = render_once(scene, tmp / "reference.png")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp / "reference.png", cached)
+    return seconds, pixels
 
 
 def psnr(a, b) -> float:
@@ -82,8 +110,7 @@ def run(variants: dict, resolution, repeats: int, recording=None, log=print) -> 
     settings = {name: CyclesSettings(**fields) for name, fields in variants.items()}
     settings |= {f"{name} preset": s for name, s in QUALITY.items()}
     with tempfile.TemporaryDirectory(prefix="nnvis-bench-render-") as tmp:
-        apply_cycles(scene, CyclesSettings(**REFERENCE))
-        ref_seconds, reference = render_once(scene, Path(tmp) / "reference.png")
+        ref_seconds, reference = reference_frame(scene, frame, recording, Path(tmp))
         log(f"reference (64 spp, OIDN high): {ref_seconds:.1f} s")
         times = {name: [] for name in settings}
         quality = {}
@@ -107,8 +134,8 @@ def run(variants: dict, resolution, repeats: int, recording=None, log=print) -> 
                     f"{statistics.median(animation[persistent]):.2f} s")
     old = statistics.median(times[next(iter(settings))])
     rows = [dict(variant="reference", engine="CYCLES", resolution=f"{resolution[0]}x{resolution[1]}",
-                 samples=REFERENCE["samples"], seconds_per_frame=round(ref_seconds, 2),
-                 psnr_db=None, speedup=round(old / ref_seconds, 2))]
+                 samples=REFERENCE["samples"], seconds_per_frame=round(ref_seconds, 2) or None,
+                 psnr_db=None, speedup=round(old / ref_seconds, 2) if ref_seconds else None)]
     for name, s in settings.items():
         median = statistics.median(times[name])
         rows.append(dict(variant=name, engine="CYCLES", resolution=rows[0]["resolution"],
@@ -125,10 +152,13 @@ def run(variants: dict, resolution, repeats: int, recording=None, log=print) -> 
 
 def table(rows: list[dict]) -> str:
     lines = ["| variant | samples | s/frame | PSNR dB | speed-up vs old |", "|---|---|---|---|---|"]
-    lines += [f"| {r['variant']} | {r['samples']} | {r['seconds_per_frame']:.2f} | "
-              f"{'—' if r['psnr_db'] is None else r['psnr_db']} | {r['speedup']:.1f}× |"
-              for r in rows]
+    lines += [f"| {r['variant']} | {r['samples']} | {_cell(r['seconds_per_frame'], '.2f')} | "
+              f"{_cell(r['psnr_db'], '.1f', '—')} | {_cell(r['speedup'], '.1f')}× |" for r in rows]
     return "\n".join(lines)
+
+
+def _cell(value, spec: str, missing: str = "cached") -> str:
+    return missing if value is None else format(value, spec)
 
 
 def main(argv: list[str]) -> int:
@@ -139,11 +169,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--resolution", type=_resolution, default=(1280, 720), help="WxH")
     parser.add_argument("--repeats", type=int, default=3, help="renders per variant (median)")
     parser.add_argument("--recording", type=Path, help="a recording folder instead of the demo's")
-    parser.add_argument("--only", help="comma-separated variant names to keep (old always runs)")
+    parser.add_argument("--only", help="variant names to keep, separated by ';' (old always runs)")
     args = parser.parse_args(argv)
     variants = VARIANTS
     if args.only:
-        keep = {n.strip() for n in args.only.split(",")}
+        keep = {n.strip() for n in args.only.split(";")}
         variants = {n: v for i, (n, v) in enumerate(VARIANTS.items()) if i == 0 or n in keep}
     log = (lambda line: print(line, file=sys.stderr)) if args.json else print
     stdout = os.dup(1)

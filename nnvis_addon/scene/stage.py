@@ -53,9 +53,8 @@ class CyclesSettings:
 # One table for `nnvis render --quality` and the Render Training Video dialog. Draft is the shipped
 # default; measured cost and PSNR against a 64-spp reference are in docs/benchmarks.md.
 QUALITY = {
-    "draft": CyclesSettings(samples=2),
-    "final": CyclesSettings(samples=16, adaptive=True, denoise="HIGH", prefilter="ACCURATE",
-                            bounces=3),
+    "draft": CyclesSettings(samples=1, denoise="FAST"),
+    "final": CyclesSettings(samples=8, denoise="HIGH"),
 }
 DEFAULT_QUALITY = "draft"
 EEVEE_SAMPLES = {"draft": 16, "final": 64}    # EEVEE, where a GPU is present: not measured here
