@@ -47,14 +47,16 @@ class CyclesSettings:
     prefilter: str = "FAST"           # denoiser's albedo/normal prefilter: NONE/FAST/ACCURATE
     bounces: int = 0                  # 0: direct light only (the picture is emission + lights)
     filter_width: float = 1.5         # pixel filter width in pixels (Blender's default)
-    persistent: bool = True           # keep the synced scene between the frames of an animation
+    persistent: bool = False          # keep Cycles' scene between frames: measured no faster here
+                                      # (every frame's geometry changes), so off
 
 
 # One table for `nnvis render --quality` and the Render Training Video dialog. Draft is the shipped
 # default; measured cost and PSNR against a 64-spp reference are in docs/benchmarks.md.
 QUALITY = {
     "draft": CyclesSettings(samples=1, denoise="FAST"),
-    "final": CyclesSettings(samples=8, denoise="HIGH"),
+    "final": CyclesSettings(samples=16, adaptive=True, denoise="HIGH", prefilter="ACCURATE",
+                            bounces=3),
 }
 DEFAULT_QUALITY = "draft"
 EEVEE_SAMPLES = {"draft": 16, "final": 64}    # EEVEE, where a GPU is present: not measured here
