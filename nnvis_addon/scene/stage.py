@@ -47,8 +47,8 @@ class CyclesSettings:
     prefilter: str = "FAST"           # denoiser's albedo/normal prefilter: NONE/FAST/ACCURATE
     bounces: int = 0                  # 0: direct light only (the picture is emission + lights)
     filter_width: float = 1.5         # pixel filter width in pixels (Blender's default)
-    persistent: bool = False          # keep Cycles' scene between frames: measured no faster here
-                                      # (every frame's geometry changes), so off
+    persistent: bool = False          # keep Cycles' scene between frames: measured no faster
+                                      # here (every frame's geometry changes)
 
 
 # One table for `nnvis render --quality` and the Render Training Video dialog. Draft is the shipped
