@@ -229,7 +229,8 @@ def parser() -> argparse.ArgumentParser:
     blender_options(d)
     d.set_defaults(func=cmd_demo)
 
-    bench = sub.add_parser("bench", help="benchmarks: bundling, import, fuzz, render (each takes -h)")
+    bench = sub.add_parser("bench",
+                           help="benchmarks: bundling, import, fuzz, render (each takes -h)")
     bench.add_argument("which", choices=sorted(BENCHES))
     bench.add_argument("options", nargs=argparse.REMAINDER, help="passed to the benchmark")
     bench.set_defaults(func=cmd_bench)

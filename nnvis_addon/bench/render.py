@@ -133,7 +133,8 @@ def run(variants: dict, resolution, repeats: int, recording=None, log=print) -> 
                 log(f"  [{rep + 1}/{repeats}] draft over frames, persistent={persistent}: "
                     f"{statistics.median(animation[persistent]):.2f} s")
     old = statistics.median(times[next(iter(settings))])
-    rows = [dict(variant="reference", engine="CYCLES", resolution=f"{resolution[0]}x{resolution[1]}",
+    size = f"{resolution[0]}x{resolution[1]}"
+    rows = [dict(variant="reference", engine="CYCLES", resolution=size,
                  samples=REFERENCE["samples"], seconds_per_frame=round(ref_seconds, 2) or None,
                  psnr_db=None, speedup=round(old / ref_seconds, 2) if ref_seconds else None)]
     for name, s in settings.items():
@@ -153,7 +154,8 @@ def run(variants: dict, resolution, repeats: int, recording=None, log=print) -> 
 def table(rows: list[dict]) -> str:
     lines = ["| variant | samples | s/frame | PSNR dB | speed-up vs old |", "|---|---|---|---|---|"]
     lines += [f"| {r['variant']} | {r['samples']} | {_cell(r['seconds_per_frame'], '.2f')} | "
-              f"{_cell(r['psnr_db'], '.1f', '—')} | {_cell(r['speedup'], '.1f')}× |" for r in rows]
+              f"{_cell(r['psnr_db'], '.1f', '—')} | {_cell(r['speedup'], '.1f')}× |"
+              for r in rows]
     return "\n".join(lines)
 
 

@@ -84,8 +84,9 @@ def set_engine(scene, engine: str, samples: int = 0, quality: str | None = None)
 
 
 def apply_video_options(scene, collection, options: VideoOptions) -> tuple[int, int]:
-    """Engine and quality preset, samples, resolution, fps and the run's timing (re-timed Epoch keyframes and hold
-    frames, the camera move re-applied); returns the new frame range, also set on the scene."""
+    """Engine and quality preset, samples, resolution, fps and the run's timing (re-timed Epoch
+    keyframes and hold frames, the camera move re-applied); returns the new frame range, also set
+    on the scene."""
     if options.resolution != "SCENE" and options.resolution not in RESOLUTIONS:
         raise NNVisError(f"resolution {options.resolution!r}: expected SCENE or one of "
                          f"{list(RESOLUTIONS)}")
