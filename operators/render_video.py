@@ -76,12 +76,20 @@ class NNVIS_OT_render_video(bpy.types.Operator):
             if self.options.is_invoke and not bpy.app.background:
                 render.set_output(scene, out, self.file_format)
                 bpy.ops.render.render("INVOKE_DEFAULT", animation=True)
-                doing = "Rendering"
-            else:
-                render.render_animation(scene, out, file_format=self.file_format)
-                doing = "Rendered"
+                self.report({"INFO"}, f"Rendering frames {start}-{end} with "
+                                      f"{scene.render.engine} to {out}")
+                return {"FINISHED"}
+            done = []
+            render.render_animation(scene, out, done.append, self.file_format)
         except NNVisError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"{doing} frames {start}-{end} with {scene.render.engine} to {out}")
+        skipped = end - start + 1 - len(done)
+        if not done:
+            self.report({"WARNING"}, f"No frames rendered: frames {start}-{end} are already in "
+                                     f"{out}; delete them to render again")
+        else:
+            self.report({"INFO"}, f"Rendered {len(done)} of frames {start}-{end} with "
+                                  f"{scene.render.engine} to {out}"
+                                  + (f" ({skipped} already there, skipped)" if skipped else ""))
         return {"FINISHED"}

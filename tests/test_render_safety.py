@@ -83,3 +83,26 @@ def test_quality_presets_come_from_one_table(empty_scene, addon):
     assert cycles.samples == 5 and cycles.denoising_quality == "HIGH"
     with pytest.raises(NNVisError, match="quality 'best'"):
         set_engine(empty_scene, "CYCLES", 0, "best")
+
+
+def test_render_video_reports_what_it_rendered(digits_run, addon, tmp_path, capfd):
+    """A second run over a finished PNG sequence renders nothing and says so, rather than
+    'Rendered frames 1-N'; with one frame deleted it renders exactly that one."""
+    import bpy
+    from test_scene import import_run
+    bpy.ops.wm.read_homefile(use_empty=True)
+    collection = import_run(digits_run[0], frames_per_epoch=1)
+    scene = bpy.context.scene
+    scene.render.resolution_x, scene.render.resolution_y = 32, 18
+    options = dict(engine="CYCLES", samples=1, resolution="SCENE", frames_per_epoch=1,
+                   hold_first=0, hold_last=0, file_format="PNG", directory=str(tmp_path))
+    assert bpy.ops.nnvis.render_video(**options) == {"FINISHED"}
+    frames = sorted((tmp_path / bpy.path.clean_name(collection.name)).iterdir())
+    n = len(frames)
+    assert n >= 4 and f"Rendered {n} of frames 1-{n}" in capfd.readouterr().out
+    assert bpy.ops.nnvis.render_video(**options) == {"FINISHED"}
+    assert f"No frames rendered: frames 1-{n} are already in" in capfd.readouterr().out
+    frames[1].unlink()
+    assert bpy.ops.nnvis.render_video(**options) == {"FINISHED"}
+    assert f"Rendered 1 of frames 1-{n} with CYCLES to" in capfd.readouterr().out
+    assert frames[1].stat().st_size > 0
