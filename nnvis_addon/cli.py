@@ -10,6 +10,8 @@ from .errors import NNVisError
 from .options import IMPORT_OPTIONS
 from .packaging import ROOT
 
+QUALITY = ("draft", "final")     # stage.QUALITY's keys (stage needs bpy; a test keeps them equal)
+
 
 def _resolution(text: str) -> tuple[int, int]:
     try:
@@ -17,6 +19,10 @@ def _resolution(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT, e.g. 640x360") from None
     return w, h
+
+
+def _path(text: str | None) -> Path | None:
+    return Path(text) if text else None
 
 
 def _progress_bar(total: int, desc: str):
@@ -37,7 +43,7 @@ def _render(path, out, args, **options) -> "RenderResult":  # noqa: F821
     from .headless import render_checkpoint
     from .packaging import build_extension
     is_blend = Path(path).suffix.lower() == ".blend"   # a saved scene needs no extension
-    zip_path = None if is_blend else build_extension(ROOT, Path(args.dist))
+    zip_path = None if is_blend else build_extension(ROOT, _path(args.dist))
     bar = None
 
     def on_frame(frame):
@@ -49,9 +55,10 @@ def _render(path, out, args, **options) -> "RenderResult":  # noqa: F821
         bar.update(1)
 
     try:
-        result = render_checkpoint(path, out, zip_path, Path(args.user_folder),
+        result = render_checkpoint(path, out, zip_path, _path(args.user_folder),
                                    blend=args.blend, resolution=args.resolution,
-                                   samples=args.samples, on_frame=on_frame,
+                                   samples=args.samples, quality=args.quality,
+                                   on_frame=on_frame,
                                    import_options=import_options(args), **options)
     finally:
         if bar is not None:
@@ -93,7 +100,7 @@ def _encode(args) -> int:
     """--encode: join the finished frame sequence in PATH into the MP4 --out."""
     from .chunks import parse_frames
     from .packaging import start_blender
-    bpy = start_blender(Path(args.user_folder))
+    bpy = start_blender(_path(args.user_folder))
     bpy.ops.wm.read_factory_settings(use_empty=True)
     from .scene.render import encode_sequence
     frames = parse_frames(args.frames) if args.frames else None
@@ -158,7 +165,7 @@ def cmd_record(args) -> int:
     return 0
 
 
-BENCHES = {"bundling": "bundling", "import": "imports", "fuzz": "fuzz"}
+BENCHES = {"bundling": "bundling", "import": "imports", "fuzz": "fuzz", "render": "render"}
 
 
 def cmd_bench(args) -> int:
@@ -174,9 +181,14 @@ def parser() -> argparse.ArgumentParser:
     def blender_options(sp, out_default=None):
         sp.add_argument("--blend", help="also save the scene as this .blend")
         sp.add_argument("--resolution", type=_resolution, default=(640, 360), help="WxH")
-        sp.add_argument("--dist", default=str(ROOT / "dist"), help="where the extension zip goes")
-        sp.add_argument("--user-folder", default=str(ROOT / "build" / "blender-user"),
-                        help="private Blender user folder the extension is installed into")
+        sp.add_argument("--quality", choices=list(QUALITY),
+                        help="render preset: draft (fast, the default for an import) or final "
+                             "(more samples, high-quality denoising); a .blend keeps its own "
+                             "settings unless given. Cost: docs/benchmarks.md")
+        sp.add_argument("--dist", help="where the extension zip goes (default: built once per "
+                                       "source into the user cache, ~/.cache/nnvis)")
+        sp.add_argument("--user-folder", help="Blender user folder the extension is installed "
+                                              "into (default: a private one per process)")
         add_import_options(sp)
 
     b = sub.add_parser("build", help="build + validate the extension zip")
@@ -221,7 +233,8 @@ def parser() -> argparse.ArgumentParser:
     # the default video is ~14.5 s (348 frames): small and few samples keep the demo under 5 min
     d.set_defaults(func=cmd_demo, resolution=DEMO_RESOLUTION, samples=DEMO_SAMPLES)
 
-    bench = sub.add_parser("bench", help="benchmarks: bundling, import, fuzz (each takes -h)")
+    bench = sub.add_parser("bench",
+                           help="benchmarks: bundling, import, fuzz, render (each takes -h)")
     bench.add_argument("which", choices=sorted(BENCHES))
     bench.add_argument("options", nargs=argparse.REMAINDER, help="passed to the benchmark")
     bench.set_defaults(func=cmd_bench)

@@ -57,23 +57,27 @@ def open_scene(path, zip_path, user_folder, resolution=None, **options):
 
 
 def render_checkpoint(path, out, zip_path, user_folder, blend=None,
-                      resolution=None, samples=None, on_frame=None,
+                      resolution=None, samples=None, quality=None, on_frame=None,
                       frames: tuple[int, int] | None = None, chunk: tuple[int, int] | None = None,
                       sequence: str | None = None, fps: int | None = None,
                       import_options: dict | None = None) -> RenderResult:
     """Import (or open) `path` and render it to `out`: an MP4, or with `sequence` ('PNG'/'EXR') a
     folder of frames that several processes may share. `frames` narrows the scene's range and
     `chunk` (k, n) renders only the k-th of n parts of it. `blend` is saved farm-ready first, with
-    the full range. `resolution`/`samples`/`fps` of None keep the scene's; `import_options` are
-    the import dialog's (`options.py`: look, bundler, frames_per_epoch, ...)."""
+    the full range. `quality` is a `stage.QUALITY` preset (None: the draft for an import, the
+    saved settings for a .blend); `resolution`/`samples`/`fps` of None keep the scene's or the
+    preset's; `import_options` are the import dialog's (`options.py`: look, bundler, ...)."""
     start = time.perf_counter()
     scene = open_scene(path, zip_path, user_folder, resolution, **(import_options or {}))
     from .scene.render import render_animation, save_farm_ready, set_engine  # bpy is up now
+    from .scene.stage import DEFAULT_QUALITY
     import_seconds = time.perf_counter() - start
     if resolution:
         scene.render.resolution_x, scene.render.resolution_y = resolution
-    if samples:
-        set_engine(scene, scene.render.engine, samples)
+    if quality is None and Path(path).suffix.lower() != ".blend":
+        quality = DEFAULT_QUALITY
+    if quality or samples:
+        set_engine(scene, scene.render.engine, samples or 0, quality)
     if fps:
         scene.render.fps, scene.render.fps_base = fps, 1.0
     if blend:

@@ -11,7 +11,7 @@ import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
 from ..nnvis_addon import NNVisError
-from ..nnvis_addon.scene import render
+from ..nnvis_addon.scene import render, stage
 
 
 class NNVIS_OT_render_video(bpy.types.Operator):
@@ -25,7 +25,12 @@ class NNVIS_OT_render_video(bpy.types.Operator):
         ("AUTO", "Auto", "EEVEE where a GPU is present, Cycles on the CPU otherwise"),
         ("CYCLES", "Cycles (CPU)", "Path tracing on the CPU: works everywhere"),
         ("EEVEE", "EEVEE", "Fast on a GPU, very slow on software OpenGL")])
-    samples: IntProperty(name="Samples", default=16, min=1, max=4096)
+    quality: EnumProperty(name="Quality", default=stage.DEFAULT_QUALITY, items=[
+        (key, key.title(), f"{preset.samples} samples, denoising {preset.denoise or 'off'}, "
+                           f"{preset.bounces} bounces (Cycles)")
+        for key, preset in stage.QUALITY.items()])
+    samples: IntProperty(name="Samples", default=0, min=0, max=4096,
+                         description="0: the quality preset's samples")
     resolution: EnumProperty(name="Resolution", default="SCENE", items=[
         *((key, key, f"{w}×{h}") for key, (w, h) in render.RESOLUTIONS.items()),
         ("SCENE", "Scene", "Keep the scene's resolution")])
@@ -62,7 +67,8 @@ class NNVIS_OT_render_video(bpy.types.Operator):
         out = folder / (f"{bpy.path.clean_name(run.name)}"
                         f"{'.mp4' if self.file_format == 'MP4' else ''}")
         options = render.VideoOptions(
-            engine=self.engine, samples=self.samples, resolution=self.resolution, fps=self.fps,
+            engine=self.engine, quality=self.quality, samples=self.samples,
+            resolution=self.resolution, fps=self.fps,
             frames_per_epoch=self.frames_per_epoch, hold_first=self.hold_first,
             hold_last=self.hold_last, file_format=self.file_format)
         try:
@@ -70,12 +76,20 @@ class NNVIS_OT_render_video(bpy.types.Operator):
             if self.options.is_invoke and not bpy.app.background:
                 render.set_output(scene, out, self.file_format)
                 bpy.ops.render.render("INVOKE_DEFAULT", animation=True)
-                doing = "Rendering"
-            else:
-                render.render_animation(scene, out, file_format=self.file_format)
-                doing = "Rendered"
+                self.report({"INFO"}, f"Rendering frames {start}-{end} with "
+                                      f"{scene.render.engine} to {out}")
+                return {"FINISHED"}
+            done = []
+            render.render_animation(scene, out, done.append, self.file_format)
         except NNVisError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"{doing} frames {start}-{end} with {scene.render.engine} to {out}")
+        skipped = end - start + 1 - len(done)
+        if not done:
+            self.report({"WARNING"}, f"No frames rendered: frames {start}-{end} are already in "
+                                     f"{out}; delete them to render again")
+        else:
+            self.report({"INFO"}, f"Rendered {len(done)} of frames {start}-{end} with "
+                                  f"{scene.render.engine} to {out}"
+                                  + (f" ({skipped} already there, skipped)" if skipped else ""))
         return {"FINISHED"}

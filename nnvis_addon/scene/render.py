@@ -17,7 +17,7 @@ from pathlib import Path
 import bpy
 
 from ..errors import NNVisError
-from . import animation, camera_moves, compat
+from . import animation, camera_moves, compat, stage
 
 RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080), "4K": (3840, 2160)}
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov")
@@ -31,7 +31,8 @@ SOFTWARE_GL = ("llvmpipe", "softpipe", "swiftshader", "software rasterizer")
 class VideoOptions:
     """What Render Training Video sets before rendering."""
     engine: str = "AUTO"            # AUTO: EEVEE where a GPU is present, Cycles CPU otherwise
-    samples: int = 16
+    quality: str = stage.DEFAULT_QUALITY   # a stage.QUALITY preset
+    samples: int = 0                # 0: the preset's
     resolution: str = "SCENE"       # a RESOLUTIONS key, or SCENE to keep the scene's
     fps: int = 0                    # 0: keep the scene's
     frames_per_epoch: int = 0       # 0: keep the imported timing; > 0 re-times with the holds
@@ -66,22 +67,30 @@ def pick_engine(choice: str = "AUTO") -> str:
     return compat.EEVEE if choice == "EEVEE" else "CYCLES"
 
 
-def set_engine(scene, engine: str, samples: int) -> None:
+def set_engine(scene, engine: str, samples: int = 0, quality: str | None = None) -> None:
+    """`engine` at the `quality` preset (None: keep the scene's settings); `samples` > 0
+    overrides the preset's samples."""
+    if quality is not None and quality not in stage.QUALITY:
+        raise NNVisError(f"quality {quality!r}: expected one of {list(stage.QUALITY)}")
     scene.render.engine = engine
     if engine == "CYCLES":
+        if quality:
+            stage.apply_cycles(scene, stage.QUALITY[quality])
         scene.cycles.device = "CPU"
-        scene.cycles.samples = samples
-    else:
-        scene.eevee.taa_render_samples = samples
+        if samples:
+            scene.cycles.samples = samples
+    elif samples or quality:
+        scene.eevee.taa_render_samples = samples or stage.EEVEE_SAMPLES[quality]
 
 
 def apply_video_options(scene, collection, options: VideoOptions) -> tuple[int, int]:
-    """Engine, samples, resolution, fps and the run's timing (re-timed Epoch keyframes and hold
-    frames, the camera move re-applied); returns the new frame range, also set on the scene."""
+    """Engine and quality preset, samples, resolution, fps and the run's timing (re-timed Epoch
+    keyframes and hold frames, the camera move re-applied); returns the new frame range, also set
+    on the scene."""
     if options.resolution != "SCENE" and options.resolution not in RESOLUTIONS:
         raise NNVisError(f"resolution {options.resolution!r}: expected SCENE or one of "
                          f"{list(RESOLUTIONS)}")
-    set_engine(scene, pick_engine(options.engine), options.samples)
+    set_engine(scene, pick_engine(options.engine), options.samples, options.quality)
     before = (camera_moves.aspect_of(scene), scene.frame_start, scene.frame_end)
     if options.resolution != "SCENE":
         scene.render.resolution_x, scene.render.resolution_y = RESOLUTIONS[options.resolution]

@@ -1,9 +1,11 @@
 """Camera, lights, world and render settings: a scene that renders well headless by default.
 
-Headless defaults pick Cycles on the CPU with few samples and denoising (measured fastest here;
+Headless defaults pick Cycles on the CPU at the draft preset (`QUALITY`; measured fastest here,
 EEVEE on software GL is 50-200× slower). The camera lives in camera_moves.py.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass, replace
 
 import bpy
 import numpy as np
@@ -36,24 +38,56 @@ def neutral_world(scene, strength: float = 1.0, colour=(0.035, 0.037, 0.045)):
     return world
 
 
-def render_settings(scene, resolution=(640, 360), samples: int = 8, fps: int = 24):
-    """Cycles CPU, few samples and bounces, fast denoising; MP4 (H.264) output.
+@dataclass(frozen=True)
+class CyclesSettings:
+    """The Cycles levers that set a frame's cost and quality (`nnvis bench render` weighs them)."""
+    samples: int
+    adaptive: bool = False
+    denoise: str | None = None        # OpenImageDenoise quality FAST/BALANCED/HIGH, None: off
+    prefilter: str = "FAST"           # denoiser's albedo/normal prefilter: NONE/FAST/ACCURATE
+    bounces: int = 0                  # 0: direct light only (the picture is emission + lights)
+    filter_width: float = 1.5         # pixel filter width in pixels (Blender's default)
+    persistent: bool = False          # keep Cycles' scene between frames: measured no faster
+                                      # here (every frame's geometry changes)
 
-    Measured on the digits scene at 640×360 (2 cores): 16 samples with default bounces and
-    high-quality denoising ≈ 5.3 s a frame; 8 samples, 3 bounces, 'FAST' denoising ≈ 2.3 s, with no
-    visible difference — the picture is mostly emission and direct light. Standard view transform,
-    so colour maps show their true colours.
-    """
+
+# One table for `nnvis render --quality` and the Render Training Video dialog. Draft is the shipped
+# default; measured cost and PSNR against a 64-spp reference are in docs/benchmarks.md.
+QUALITY = {
+    "draft": CyclesSettings(samples=1, denoise="FAST"),
+    "final": CyclesSettings(samples=16, adaptive=True, denoise="HIGH", prefilter="ACCURATE",
+                            bounces=3),
+}
+DEFAULT_QUALITY = "draft"
+EEVEE_SAMPLES = {"draft": 16, "final": 64}    # EEVEE, where a GPU is present: not measured here
+
+
+def apply_cycles(scene, settings: CyclesSettings) -> None:
+    """Cycles on the CPU with `settings`."""
     scene.render.engine = "CYCLES"
     cycles = scene.cycles
     cycles.device = "CPU"
-    cycles.samples = samples
-    cycles.use_adaptive_sampling = True
-    cycles.use_denoising = True
-    cycles.denoising_quality = "FAST"
-    cycles.max_bounces, cycles.diffuse_bounces, cycles.glossy_bounces = 3, 1, 1
+    cycles.samples = settings.samples
+    cycles.use_adaptive_sampling = settings.adaptive
+    cycles.use_denoising = settings.denoise is not None
+    if settings.denoise:
+        cycles.denoiser = "OPENIMAGEDENOISE"
+        cycles.denoising_quality = settings.denoise
+        cycles.denoising_prefilter = settings.prefilter
+    cycles.max_bounces = settings.bounces
+    cycles.diffuse_bounces = cycles.glossy_bounces = min(settings.bounces, 1)
     cycles.transmission_bounces = cycles.volume_bounces = 0
     cycles.transparent_max_bounces = 4
+    cycles.filter_width = settings.filter_width
+    scene.render.use_persistent_data = settings.persistent
+
+
+def render_settings(scene, resolution=(640, 360), samples: int | None = None, fps: int = 24,
+                    quality: str = DEFAULT_QUALITY):
+    """Cycles CPU at the `quality` preset (`samples` overrides its samples); MP4 (H.264) output.
+    Standard view transform, so colour maps show their true colours."""
+    settings = QUALITY[quality]
+    apply_cycles(scene, replace(settings, samples=samples) if samples else settings)
     scene.render.resolution_x, scene.render.resolution_y = resolution
     scene.render.resolution_percentage = 100
     scene.render.fps = fps

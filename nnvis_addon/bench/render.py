@@ -1,0 +1,190 @@
+"""`nnvis bench render`: seconds per frame and PSNR against a 64-spp reference for Cycles settings.
+
+The digits demo scene (trained once into the user cache, or `--recording`) is imported through the
+installed extension at the benchmark resolution; one frame of the last epoch is rendered with each
+variant (`stage.CyclesSettings`). Variants are timed side by side in one process, alternating,
+`--repeats` times each, and the median is reported, so load from other processes hits them alike.
+PSNR is over the 8-bit PNG Blender writes, against the reference rendered once.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+OLD = dict(samples=8, adaptive=True, denoise="FAST", bounces=3, persistent=False)
+REFERENCE = dict(samples=64, denoise="HIGH", prefilter="ACCURATE", bounces=3, persistent=False)
+VARIANTS = {   # name → CyclesSettings fields; "draft"/"final" are stage.QUALITY's
+    "old (8 spp adaptive, OIDN fast, 3 bounces)": OLD,
+    "1 spp": dict(samples=1),
+    "2 spp": dict(samples=2),
+    "4 spp": dict(samples=4),
+    "8 spp": dict(samples=8),
+    "4 spp adaptive": dict(samples=4, adaptive=True),
+    "2 spp, 3 bounces": dict(samples=2, bounces=3),
+    "2 spp, filter 1.0": dict(samples=2, filter_width=1.0),
+    "2 spp, filter 2.0": dict(samples=2, filter_width=2.0),
+    "1 spp, OIDN fast, no prefilter": dict(samples=1, denoise="FAST", prefilter="NONE"),
+    "2 spp, OIDN fast": dict(samples=2, denoise="FAST"),
+    "2 spp, OIDN balanced": dict(samples=2, denoise="BALANCED"),
+    "4 spp, OIDN high": dict(samples=4, denoise="HIGH", prefilter="ACCURATE"),
+    "1 spp, OIDN fast": dict(samples=1, denoise="FAST"),
+    "2 spp, OIDN fast, no prefilter": dict(samples=2, denoise="FAST", prefilter="NONE"),
+    "4 spp, OIDN fast": dict(samples=4, denoise="FAST"),
+    "8 spp, OIDN fast": dict(samples=8, denoise="FAST"),
+    "2 spp, OIDN high, no prefilter": dict(samples=2, denoise="HIGH", prefilter="NONE"),
+    "12 spp": dict(samples=12),
+    "16 spp": dict(samples=16),
+}
+
+
+def demo_scene(recording: Path | None, resolution: tuple[int, int]):
+    """The digits demo scene imported headless at `resolution` (trains it on first use)."""
+    from ..headless import open_scene
+    from ..packaging import build_extension, cache_dir
+    if recording is None:
+        training = cache_dir() / "bench-digits"
+        recording = training / "recording"
+        if not recording.is_dir():
+            from ..demo import train_digits
+            print(f"training the digits CNN (3 epochs) → {training}", file=sys.stderr)
+            train_digits(training, epochs=3)
+    return open_scene(recording, build_extension(), None, resolution)
+
+
+def render_once(scene, path: Path, render: bool = True) -> tuple[float, "np.ndarray"]:  # noqa: F821
+    """Render the current frame to `path` (PNG; `render` False only reads it); returns
+    (seconds, pixels 0..1)."""
+    import bpy
+    import numpy as np
+    scene.render.filepath = str(path)
+    start = time.perf_counter()
+    if render:
+        bpy.ops.render.render(write_still=True, scene=scene.name)
+    seconds = time.perf_counter() - start
+    image = bpy.data.images.load(str(path), check_existing=False)
+    pixels = np.empty(len(image.pixels), np.float32)
+    image.pixels.foreach_get(pixels)
+    bpy.data.images.remove(image)
+    return seconds, pixels.reshape(-1, 4)[:, :3]
+
+
+def reference_frame(scene, frame: int, recording, tmp: Path):
+    """(seconds, pixels) of the 64-spp reference, cached per scene code (scene/), recording, frame
+    and size (seconds 0.0 when it came from the cache: it takes minutes on 2 cores)."""
+    import hashlib
+    from ..packaging import ROOT, cache_dir, source_hash
+    from ..scene.stage import CyclesSettings, apply_cycles
+    key = hashlib.sha256(f"{source_hash(ROOT / 'nnvis_addon' / 'scene')} {recording} {frame} "
+                         f"{scene.render.resolution_x}x{scene.render.resolution_y}".encode())
+    key = key.hexdigest()[:16]
+    cached = cache_dir() / f"bench-render-reference-{key}.png"
+    if cached.is_file():
+        return 0.0, render_once(scene, cached, render=False)[1]
+    apply_cycles(scene, CyclesSettings(**REFERENCE))
+    seconds, pixels = render_once(scene, tmp / "reference.png")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp / "reference.png", cached)
+    return seconds, pixels
+
+
+def psnr(a, b) -> float:
+    import numpy as np
+    mse = float(np.mean((a - b) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def run(variants: dict, resolution, repeats: int, recording=None, log=print) -> list[dict]:
+    from ..scene import compat
+    from dataclasses import replace
+    from ..scene.stage import QUALITY, CyclesSettings, apply_cycles
+    scene = demo_scene(recording, resolution)
+    compat.set_image_output(scene, "PNG")
+    frame = max(scene.frame_start + 2, scene.frame_end - 1)
+    scene.frame_set(frame)
+    settings = {name: CyclesSettings(**fields) for name, fields in variants.items()}
+    settings |= {f"{name} preset": s for name, s in QUALITY.items()}
+    with tempfile.TemporaryDirectory(prefix="nnvis-bench-render-") as tmp:
+        ref_seconds, reference = reference_frame(scene, frame, recording, Path(tmp))
+        log(f"reference (64 spp, OIDN high): {ref_seconds:.1f} s")
+        times = {name: [] for name in settings}
+        quality = {}
+        for rep in range(repeats):
+            for name, s in settings.items():
+                apply_cycles(scene, s)
+                seconds, pixels = render_once(scene, Path(tmp) / "variant.png")
+                times[name].append(seconds)
+                quality[name] = psnr(pixels, reference)
+                log(f"  [{rep + 1}/{repeats}] {name}: {seconds:.2f} s, {quality[name]:.1f} dB")
+        animation = {}   # the draft over consecutive frames: does persistent data pay off?
+        for rep in range(repeats):
+            for persistent in (False, True):
+                apply_cycles(scene, replace(QUALITY["draft"], persistent=persistent))
+                for k in range(3):
+                    scene.frame_set(frame - 2 + k)
+                    seconds, _ = render_once(scene, Path(tmp) / "frame.png")
+                    if k:      # the first frame of a run syncs everything either way
+                        animation.setdefault(persistent, []).append(seconds)
+                log(f"  [{rep + 1}/{repeats}] draft over frames, persistent={persistent}: "
+                    f"{statistics.median(animation[persistent]):.2f} s")
+    old = statistics.median(times[next(iter(settings))])
+    size = f"{resolution[0]}x{resolution[1]}"
+    rows = [dict(variant="reference", engine="CYCLES", resolution=size,
+                 samples=REFERENCE["samples"], seconds_per_frame=round(ref_seconds, 2) or None,
+                 psnr_db=None, speedup=round(old / ref_seconds, 2) if ref_seconds else None)]
+    for name, s in settings.items():
+        median = statistics.median(times[name])
+        rows.append(dict(variant=name, engine="CYCLES", resolution=rows[0]["resolution"],
+                         samples=s.samples, seconds_per_frame=round(median, 2),
+                         psnr_db=round(quality[name], 2), speedup=round(old / median, 2)))
+    for persistent, seconds in animation.items():
+        rows.append(dict(variant=f"draft preset, consecutive frames, persistent data "
+                                 f"{'on' if persistent else 'off'}", engine="CYCLES",
+                         resolution=rows[0]["resolution"], samples=QUALITY["draft"].samples,
+                         seconds_per_frame=round(statistics.median(seconds), 2), psnr_db=None,
+                         speedup=round(old / statistics.median(seconds), 2)))
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| variant | samples | s/frame | PSNR dB | speed-up vs old |", "|---|---|---|---|---|"]
+    lines += [f"| {r['variant']} | {r['samples']} | {_cell(r['seconds_per_frame'], '.2f')} | "
+              f"{_cell(r['psnr_db'], '.1f', '—')} | {_cell(r['speedup'], '.1f')}× |"
+              for r in rows]
+    return "\n".join(lines)
+
+
+def _cell(value, spec: str, missing: str = "cached") -> str:
+    return missing if value is None else format(value, spec)
+
+
+def main(argv: list[str]) -> int:
+    from ..cli import _resolution
+    parser = argparse.ArgumentParser(prog="nnvis bench render",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--json", action="store_true", help="print the rows as a JSON list")
+    parser.add_argument("--resolution", type=_resolution, default=(1280, 720), help="WxH")
+    parser.add_argument("--repeats", type=int, default=3, help="renders per variant (median)")
+    parser.add_argument("--recording", type=Path, help="a recording folder instead of the demo's")
+    parser.add_argument("--only", help="variant names to keep, separated by ';' (old always runs)")
+    args = parser.parse_args(argv)
+    variants = VARIANTS
+    if args.only:
+        keep = {n.strip() for n in args.only.split(";")}
+        variants = {n: v for i, (n, v) in enumerate(VARIANTS.items()) if i == 0 or n in keep}
+    log = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    stdout = os.dup(1)
+    if args.json:          # Blender's own "Saved: ..." lines go to stderr: stdout is the JSON
+        os.dup2(2, 1)
+    try:
+        rows = run(variants, args.resolution, args.repeats, args.recording, log)
+    finally:
+        sys.stdout.flush()
+        os.dup2(stdout, 1)
+    print(json.dumps(rows, indent=1) if args.json else table(rows))
+    return 0

@@ -1,0 +1,108 @@
+"""Rendering is safe to run many times at once: each process builds nothing next to the package
+(the zip comes from the per-user cache, built once per source with an atomic rename), installs
+into its own private Blender user folder, and needs no network (pyfive from the installed copy)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from nnvis_addon.errors import NNVisError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tree(root: Path) -> set[str]:
+    """The files under `root`, leaving out what Python and git write on their own."""
+    skip = {"__pycache__", ".git", ".pytest_cache", ".venv", ".venv-blender42"}
+    found = set()
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in skip]
+        found |= {str(Path(folder, f).relative_to(root)) for f in files}
+    return found
+
+
+def test_wheel_is_rebuilt_from_the_installed_pyfive(tmp_path):
+    from importlib import metadata
+    from nnvis_addon.packaging import bundled_wheel
+    wheel = bundled_wheel("./wheels/pyfive-0.9.0-py3-none-any.whl", tmp_path, root=tmp_path)
+    names = zipfile.ZipFile(wheel).namelist()
+    installed = [f.as_posix() for f in metadata.distribution("pyfive").files
+                 if f.as_posix().endswith(".py") and "__pycache__" not in f.as_posix()]
+    assert "pyfive/__init__.py" in names and set(installed) <= set(names)
+    assert "pyfive-0.9.0.dist-info/METADATA" in names and "pyfive-0.9.0.dist-info/RECORD" in names
+
+
+def test_four_renders_at_once_all_succeed_and_write_nothing_beside_the_package(digits_run,
+                                                                                tmp_path):
+    folder, _ = digits_run
+    cwd, cache = tmp_path / "cwd", tmp_path / "cache"
+    cwd.mkdir()
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache), "PYTHONPATH": str(ROOT),
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("BLENDER_USER_RESOURCES", None)      # each node picks its own private folder
+    before = tree(ROOT)
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "nnvis_addon.cli", "render", str(folder), "--frames", "1-1",
+         "--resolution", "64x36", "--samples", "1", "--out", str(tmp_path / f"v{i}.mp4")],
+        cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for i in range(4)]
+    logs = [p.communicate(timeout=600)[0] for p in procs]
+    for proc, log in zip(procs, logs):
+        assert proc.returncode == 0, log[-3000:]
+        assert "render 1 frames" in log
+    assert all((tmp_path / f"v{i}.mp4").stat().st_size > 0 for i in range(4))
+    assert tree(ROOT) == before                  # no dist/, wheels/, build/ next to the package
+    assert list(cwd.iterdir()) == []
+    zips = list((cache / "nnvis").iterdir())     # one zip, no staging folder left behind
+    assert len(zips) == 1 and zips[0].suffix == ".zip"
+
+
+def test_quality_presets_come_from_one_table(empty_scene, addon):
+    import bpy
+    from nnvis_addon import cli
+    from nnvis_addon.scene import stage
+    from nnvis_addon.scene.render import VideoOptions, set_engine
+    assert tuple(stage.QUALITY) == cli.QUALITY
+    assert VideoOptions().quality == stage.DEFAULT_QUALITY == "draft"
+    props = bpy.ops.nnvis.render_video.get_rna_type().properties
+    assert [i.identifier for i in props["quality"].enum_items] == list(stage.QUALITY)
+    cycles = empty_scene.cycles
+    for name, preset in stage.QUALITY.items():
+        set_engine(empty_scene, "CYCLES", 0, name)
+        assert (cycles.samples, cycles.use_adaptive_sampling, cycles.use_denoising,
+                cycles.max_bounces, cycles.filter_width) == pytest.approx(
+            (preset.samples, preset.adaptive, preset.denoise is not None, preset.bounces,
+             preset.filter_width))
+        assert empty_scene.render.use_persistent_data == preset.persistent
+    set_engine(empty_scene, "CYCLES", 5, "final")        # explicit samples win over the preset's
+    assert cycles.samples == 5 and cycles.denoising_quality == "HIGH"
+    with pytest.raises(NNVisError, match="quality 'best'"):
+        set_engine(empty_scene, "CYCLES", 0, "best")
+
+
+def test_render_video_reports_what_it_rendered(digits_run, addon, tmp_path, capfd):
+    """A second run over a finished PNG sequence renders nothing and says so, rather than
+    'Rendered frames 1-N'; with one frame deleted it renders exactly that one."""
+    import bpy
+    from test_scene import import_run
+    bpy.ops.wm.read_homefile(use_empty=True)
+    collection = import_run(digits_run[0], frames_per_epoch=1)
+    scene = bpy.context.scene
+    scene.render.resolution_x, scene.render.resolution_y = 32, 18
+    options = dict(engine="CYCLES", samples=1, resolution="SCENE", frames_per_epoch=1,
+                   hold_first=0, hold_last=0, file_format="PNG", directory=str(tmp_path))
+    assert bpy.ops.nnvis.render_video(**options) == {"FINISHED"}
+    frames = sorted((tmp_path / bpy.path.clean_name(collection.name)).iterdir())
+    n = len(frames)
+    assert n >= 4 and f"Rendered {n} of frames 1-{n}" in capfd.readouterr().out
+    assert bpy.ops.nnvis.render_video(**options) == {"FINISHED"}
+    assert f"No frames rendered: frames 1-{n} are already in" in capfd.readouterr().out
+    frames[1].unlink()
+    assert bpy.ops.nnvis.render_video(**options) == {"FINISHED"}
+    assert f"Rendered 1 of frames 1-{n} with CYCLES to" in capfd.readouterr().out
+    assert frames[1].stat().st_size > 0
