@@ -107,8 +107,9 @@ IMPORT_OPTIONS = (
     Option("setup_render", True, "Set Up Scene",
            "Make the new camera active and set world, frame range and render settings "
            "(Cycles CPU, MP4)", "Render"),
-    Option("samples", 8, "Samples", "Cycles samples per pixel (with Set Up Scene)", "Render",
-           min=1, max=4096),
+    Option("samples", 0, "Samples",
+           "Cycles samples per pixel (with Set Up Scene); 0 = the draft preset's (1, denoised)",
+           "Render", min=0, max=4096),
 )
 OPTIONS = {o.name: o for o in IMPORT_OPTIONS}
 

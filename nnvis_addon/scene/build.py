@@ -35,7 +35,7 @@ class SceneOptions:
     labels: str = "auto"                  # a labels.MODES key
     setup_render: bool = True             # camera as scene camera, world, Cycles settings, range
     resolution: tuple[int, int] | None = None   # None: keep the scene's
-    samples: int = 8
+    samples: int = 0                      # 0: the draft quality preset's (stage.QUALITY)
     fps: int = 24
     frame_start: int = 1
     look: str = "default"                 # a looks.LOOKS key
