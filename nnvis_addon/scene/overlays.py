@@ -214,7 +214,7 @@ def counter_lines(run) -> list[str]:
     """One line per recorded epoch: "Epoch 7 / 10   loss 0.079   accuracy 97.2%"."""
     lines = []
     for epoch in run.epochs:
-        parts = [f"Epoch {epoch} / {run.epochs[-1]}"]
+        parts = [f"Epoch {epoch} / {run.epochs[-1]}" if len(run.epochs) > 1 else f"Epoch {epoch}"]
         for key, label in (("loss", "loss {:.3f}"), ("accuracy", "accuracy {:.1%}")):
             if key in run.metrics.get(epoch, {}):
                 parts.append(label.format(run.metrics[epoch][key]))
