@@ -110,8 +110,6 @@ def framing(scene, collection, layers, hidden):
             obj.hide_render = state
         scene.camera = old
         if cam is not None:
-            for child in cam.children:
-                bpy.data.objects.remove(child)
             bpy.data.objects.remove(cam)
 
 

@@ -538,7 +538,7 @@ def _swap_objects(collection, fresh) -> None:
         elif "nnvis_overlay" in obj or "nnvis_label" in obj:
             old_overlays.append(obj)
     camera = next((o for o in collection.objects if o.type == "CAMERA"), None)
-    screen = screen_of(camera) if camera is not None else None
+    screen = screen_of(collection)
     hidden = {o["nnvis_overlay_kind"]: (o.hide_viewport, o.hide_render) for o in old_overlays
               if "nnvis_overlay_kind" in o}
     moved = [o for o in fresh.objects if _object_key(o) is not None or "nnvis_overlay" in o

@@ -46,13 +46,17 @@ def test_two_runs_stand_apart_share_the_stage_and_remove_cleanly(digits_run, emp
     assert own(first).isdisjoint(own(second))
     for run in (first, second):
         assert all(o.name.startswith(f"{run.name}:") for o in own(run)), sorted(own(run))
-    # one set of lights, one world: shared, not duplicated; a camera per run (it frames that run
-    # and carries its overlays), the newest one the scene's
+    # one camera, one set of lights, one world: shared, not duplicated; the camera frames the
+    # newest run and shows its overlays, the first run's wait out of sight
     two_runs = counts()
-    for kind in ("lights", "worlds"):
+    for kind in ("cameras", "lights", "worlds"):
         assert two_runs[kind] == one_run[kind], kind
-    assert one_run["cameras"] == 1 and two_runs["cameras"] == 2 and one_run["worlds"] == 1
-    assert bpy.context.scene.camera in second.objects.values()
+    assert one_run["cameras"] == 1 and one_run["worlds"] == 1
+    cam = bpy.context.scene.camera
+    assert cam in first.objects.values() and cam in second.objects.values()
+    screens = {run.name: next(o for o in run.objects if o.get("nnvis_screen"))
+               for run in (first, second)}
+    assert tuple(screens[first.name].scale) == (0, 0, 0) and screens[second.name].scale.x > 0
     # side by side along the width axis, not on top of each other
     (lo1, hi1), (lo2, hi2) = network_span(first), network_span(second)
     assert hi1[1] < lo2[1]

@@ -107,9 +107,11 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         drawn = total = 0
         traced, first_unit = layers.add_controls(run, objects, cap)
         progress((steps - 1) / steps, "Overlays, labels, camera and lights")
-        cam = camera_moves.add_camera(collection)
-        overlays = hud.build_overlays(run, collection, camera_moves.screen_of(cam), aspect, frames,
-                                      options.overlays)
+        had_camera = any(o.get("nnvis_shared") == "camera" for o in scene.objects)
+        (cam,) = runs.shared(scene, collection, "camera",
+                             lambda: [camera_moves.add_camera(collection)])
+        screen = camera_moves.add_screen(collection, cam)
+        overlays = hud.build_overlays(run, collection, screen, aspect, frames, options.overlays)
         animated += [o for o in overlays if layers.MODIFIER in o.modifiers]
         labels_mod.add_labels(collection, network, placements, cam, options.labels)
         for k, layer in enumerate(network.layers):
@@ -137,10 +139,15 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         cells = layout.corners(list(placements.values()))
         runs.shared(scene, collection, "lights", lambda: stage.add_lights(
             collection, cells.min(axis=0), cells.max(axis=0)))
-        # the camera before any scene setting, so a failure leaves the scene as it was
-        camera_moves.apply_move(collection, options.camera_move, scene, options.orthographic,
-                                cells, aspect, (options.frame_start, frame_end)
-                                if options.setup_render else None)
+        # the camera before any scene setting, so a failure leaves the scene as it was; the
+        # shared camera turns to the new run unless asked to leave the scene as it is
+        if options.setup_render or not had_camera:
+            camera_moves.apply_move(collection, options.camera_move, scene, options.orthographic,
+                                    cells, aspect, (options.frame_start, frame_end)
+                                    if options.setup_render else None)
+        else:           # its overlays wait, out of sight, until its camera move is applied
+            screen.scale = (0.0, 0.0, 0.0)
+            collection["nnvis_camera_move"] = options.camera_move
         if options.setup_render:
             scene.camera = cam
             stage.neutral_world(scene)

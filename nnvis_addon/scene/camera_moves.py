@@ -39,8 +39,9 @@ def run_camera(collection):
     return cam
 
 
-def screen_of(cam):
-    return next((c for c in cam.children if c.get("nnvis_screen")), None)
+def screen_of(collection):
+    """The run's screen: the empty its overlays hang from, a child of the shared camera."""
+    return next((o for o in collection.objects if o.get("nnvis_screen")), None)
 
 
 def aspect_of(scene) -> float:
@@ -118,19 +119,34 @@ def _cell_half_size(obj) -> float:
 
 
 def add_camera(collection, name: str = "NNVis Camera"):
-    """The run's camera with its screen empty (unframed: `frame` places it)."""
+    """A camera (unframed: `apply_move` places it), linked into `collection`."""
     data = bpy.data.cameras.new(name)
     data.lens = framing.LENS_MM
     data.sensor_width = framing.SENSOR_MM
     data.sensor_fit = "HORIZONTAL"
     cam = bpy.data.objects.new(name, data)
     collection.objects.link(cam)
+    return cam
+
+
+def add_screen(collection, cam):
+    """The run's screen empty, parented to `cam` (placed by `apply_move`)."""
     screen = bpy.data.objects.new(SCREEN, None)
     screen["nnvis_screen"] = True
     screen.empty_display_size = 0.01
     screen.parent = cam
     collection.objects.link(screen)
-    return cam
+    return screen
+
+
+def park_other_screens(collection, cam) -> None:
+    """One camera serves every run but shows one run's overlays: the screens of the other runs
+    riding on it shrink to nothing (their overlays stay as they are, out of sight)."""
+    for screen in cam.children:
+        if screen.get("nnvis_screen") and screen.name not in collection.objects:
+            if screen.animation_data is not None:
+                screen.animation_data_clear()
+            screen.scale = (0.0, 0.0, 0.0)
 
 
 def _screen_transform(view: framing.View, aspect: float):
@@ -151,7 +167,7 @@ def _rotation(direction, previous: Euler | None = None) -> Euler:
     return quat.to_euler("XYZ", previous) if previous is not None else quat.to_euler("XYZ")
 
 
-def apply_view(cam, view: framing.View, aspect: float) -> None:
+def apply_view(cam, view: framing.View, aspect: float, screen=None) -> None:
     cam.location = Vector(view.location)
     cam.rotation_euler = _rotation(view.direction)
     cam.data.shift_x, cam.data.shift_y = view.shift
@@ -161,14 +177,13 @@ def apply_view(cam, view: framing.View, aspect: float) -> None:
     reach = float(np.linalg.norm(view.location)) + 1.0
     cam.data.clip_start = SCREEN_DEPTH * 0.5
     cam.data.clip_end = max(1000.0, reach * 4)
-    screen = screen_of(cam)
     if screen is not None:
         screen.location, s = _screen_transform(view, aspect)
         screen.scale = (s, s, s)
         screen.rotation_euler = (0.0, 0.0, 0.0)
 
 
-def key_views(cam, frames, views: list[framing.View], aspect: float) -> None:
+def key_views(cam, frames, views: list[framing.View], aspect: float, screen=None) -> None:
     """Keyframe the camera (and its screen) through `views` at `frames`."""
     frames = np.asarray(frames, np.float32)
     loc = np.array([v.location for v in views], np.float32)
@@ -186,7 +201,6 @@ def key_views(cam, frames, views: list[framing.View], aspect: float) -> None:
     if views[0].ortho_scale > 0:
         linear_keys(data, "ortho_scale", frames, np.array([v.ortho_scale for v in views],
                                                           np.float32))
-    screen = screen_of(cam)
     if screen is not None:
         placed = [_screen_transform(v, aspect) for v in views]
         for axis in range(3):
@@ -196,8 +210,8 @@ def key_views(cam, frames, views: list[framing.View], aspect: float) -> None:
                         axis)
 
 
-def clear_keys(cam) -> None:
-    for block in (cam, cam.data, screen_of(cam)):
+def clear_keys(cam, screen=None) -> None:
+    for block in (cam, cam.data, screen):
         if block is not None and block.animation_data is not None:
             block.animation_data_clear()
 
@@ -250,10 +264,12 @@ def apply_move(collection, move: str, scene=None, orthographic: bool | None = No
         frames, views = move_views(move, np.concatenate([points, labels_mod.label_points(labels)]),
                                    aspect, orthographic, start, end, keys, home)
         labels_mod.arrange(labels, views, aspect)
-    clear_keys(cam)
-    apply_view(cam, views[0], aspect)
+    screen = screen_of(collection)
+    clear_keys(cam, screen)
+    apply_view(cam, views[0], aspect, screen)
     if len(views) > 1:
-        key_views(cam, frames, views, aspect)
+        key_views(cam, frames, views, aspect, screen)
+    park_other_screens(collection, cam)
     collection["nnvis_camera_move"] = move
     collection["nnvis_orthographic"] = bool(orthographic)
     return views

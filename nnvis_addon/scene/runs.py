@@ -114,6 +114,10 @@ def remove_run(collection) -> dict:
             removed[key] = removed.get(key, 0) + 1
         bpy.data.batch_remove(unused)
         used = [b for b in used if b not in unused]
+    remaining = runs_in(bpy.context.scene)
+    if remaining:     # the shared camera turns back to a remaining run and shows its overlays
+        from .camera_moves import apply_move
+        apply_move(remaining[-1], remaining[-1].get("nnvis_camera_move", "static"))
     return removed
 
 
