@@ -127,13 +127,12 @@ def rotate_z(direction, angle: float) -> np.ndarray:
     return np.array([c * x - s * y, s * x + c * y, z])
 
 
-def orbit_directions(home, steps: int = 48, swing_degrees: float = 40.0) -> list[np.ndarray]:
-    """`steps + 1` directions swinging `home` about +Z towards the input's side by up to
-    `swing_degrees` and back: the camera circles round to face the feature maps more and returns,
-    never reaching the side views where the maps stand edge-on, nor the back where they read
-    mirrored."""
+def orbit_directions(home, steps: int = 48, swing_degrees: float = 20.0) -> list[np.ndarray]:
+    """`steps + 1` directions swinging `home` about +Z by ±`swing_degrees` and back home: a
+    gentle orbit that shows the depth of the network without reaching the views where the maps
+    stand edge-on (side) or the layers and their labels hide each other (end-on)."""
     swing = math.radians(swing_degrees)
-    return [rotate_z(home, -swing * math.sin(math.pi * k / steps)) for k in range(steps + 1)]
+    return [rotate_z(home, swing * math.sin(2 * math.pi * k / steps)) for k in range(steps + 1)]
 
 
 def fly_directions(steps: int = 24) -> list[np.ndarray]:

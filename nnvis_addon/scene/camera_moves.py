@@ -23,8 +23,8 @@ from .nodes import input_ids
 
 MOVES = {
     "static": "The framed three-quarter view",
-    "orbit": "A swing round towards the feature maps' faces and back over the scene's frame "
-             "range, the network framed at every angle",
+    "orbit": "A gentle swing (±20°) around the network and back over the scene's frame range, "
+             "the network framed at every angle",
     "fly_through": "Along the network, from behind the input round to the output's side, "
                    "timed to the epochs",
 }
