@@ -129,7 +129,7 @@ def cmd_render(args) -> int:
     return 0
 
 
-DEMO_RESOLUTION = (480, 270)
+DEMO = {"resolution": (480, 270), "fps": 12}     # the demo's own defaults
 
 
 def cmd_demo(args) -> int:
@@ -214,10 +214,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--encode", action="store_true",
                    help="join the finished frame sequence in PATH into the MP4 --out (FFmpeg via "
                         "Blender's sequencer); --frames picks the range, --fps the rate")
-    r.add_argument("--fps", type=int, help="frames per second (default: the scene's; 24 for "
-                                           "--encode)")
-    blender_options(r)
-    r.set_defaults(func=cmd_render, resolution=None, samples=None)
+    blender_options(r)      # its --fps: the import's frame rate; a .blend's own, 24 for --encode
+    r.set_defaults(func=cmd_render, resolution=None, samples=None, fps=None)
 
     rec = sub.add_parser("record", help="build a recording from per-epoch checkpoints (needs TF)")
     rec.add_argument("path", help="a folder of per-epoch .keras / .weights.h5 checkpoints")
@@ -230,9 +228,9 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default=str(ROOT / "out" / "demo"))
     d.add_argument("--epochs", type=int, default=10)
     blender_options(d)
-    # the default video is ~14.5 s (348 frames): small frames at the draft quality keep the demo
-    # under 5 minutes
-    d.set_defaults(func=cmd_demo, resolution=DEMO_RESOLUTION)
+    # the default video lasts ~14.5 s: small frames at 12 fps and the draft quality keep the demo
+    # under 5 minutes (174 frames)
+    d.set_defaults(func=cmd_demo, **DEMO)
 
     bench = sub.add_parser("bench",
                            help="benchmarks: bundling, import, fuzz, render (each takes -h)")

@@ -98,6 +98,9 @@ IMPORT_OPTIONS = (
     Option("frames_per_epoch", 0, "Frames per Epoch",
            "Frames from one recorded epoch to the next; 0 = the whole training in 12 seconds, "
            "with a hold on the first and the last epoch", "Animation", min=0, max=1000),
+    Option("fps", 24, "Frame Rate", "Frames per second of the scene (with Set Up Scene): the "
+           "default timing spreads the training over 12 seconds of them", "Animation", min=1,
+           max=240),
     Option("camera_move", "static", "Camera",
            "static: the framed three-quarter view; orbit: a swing around the network and back; "
            "fly through: along the network, input to output", "Animation", choices=CAMERA_MOVES,
