@@ -129,7 +129,7 @@ def cmd_render(args) -> int:
     return 0
 
 
-DEMO = {"resolution": (480, 270), "fps": 12}     # the demo's own defaults
+DEMO = {"resolution": (640, 360), "fps": 12}     # the demo's own defaults
 
 
 def cmd_demo(args) -> int:
@@ -228,7 +228,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default=str(ROOT / "out" / "demo"))
     d.add_argument("--epochs", type=int, default=10)
     blender_options(d)
-    # the default video lasts ~14.5 s: small frames at 12 fps and the draft quality keep the demo
+    # the default video lasts ~14.5 s: 360p at 12 fps and the draft quality keep the demo
     # under 5 minutes (174 frames)
     d.set_defaults(func=cmd_demo, **DEMO)
 
