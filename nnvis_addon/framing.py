@@ -19,7 +19,7 @@ import numpy as np
 
 # Where things go on screen, in frame coordinates (u, v): the network's box is fitted inside
 # NETWORK; the overlays use the margins around it (see scene/screen.py).
-NETWORK = (0.12, 0.22, 0.88, 0.81)    # u0, v0, u1, v1
+NETWORK = (0.12, 0.2, 0.88, 0.835)    # u0, v0, u1, v1
 # From the network's centre towards the camera: low and three-quarter, so feature maps (which face
 # -X) read as pictures and the network runs across the wide frame.
 VIEW_DIRECTION = np.array([-0.62, -0.76, 0.2])
@@ -138,7 +138,7 @@ def orbit_directions(home, steps: int = 48, swing_degrees: float = 20.0) -> list
 def fly_directions(steps: int = 24) -> list[np.ndarray]:
     """Along the network, input to output: from low behind the input (looking down the depth
     axis +X) round to the output's flank, so the view travels with the data."""
-    start, end = np.array([-0.85, -0.5, 0.15]), np.array([0.35, -0.9, 0.26])
+    start, end = np.array([-0.8, -0.6, 0.15]), np.array([0.35, -0.9, 0.26])
     out = []
     for t in np.linspace(0.0, 1.0, steps + 1):
         a = (1 - t) * math.atan2(start[1], start[0]) + t * math.atan2(end[1], end[0])

@@ -139,11 +139,13 @@ def test_unknown_layer_is_a_labelled_block_and_nothing_runs(empty_scene, tmp_pat
 def test_importer_applies_look_camera_move_and_legend(digits_run, empty_scene):
     import bpy
     folder, _ = digits_run
-    collection = import_run(folder / "recording", look="paper", camera_move="orbit", legend=True)
+    collection = import_run(folder / "recording", look="paper", camera_move="orbit",
+                            show_legend=True)
     background = bpy.context.scene.world.node_tree.nodes["Background"].inputs["Color"]
     assert tuple(background.default_value)[:3] == pytest.approx((1.0, 1.0, 1.0))
     assert collection.get("nnvis_camera_move") == "orbit"
-    assert any("nnvis_legend_layer" in o for o in collection.objects)
+    (legend,) = [o for o in collection.objects if "nnvis_legend_layer" in o]
+    assert not legend.hide_render
 
 
 def test_a_real_architecture_scales_with_layers_not_cells(empty_scene, tmp_path):

@@ -29,6 +29,8 @@ def timeline(epochs: list[int], fps: float, frames_per_epoch: float = 0,
     else:
         spacing = TRAINING_SECONDS * fps / span if span else 1.0
         first, last = round(HOLD_START_SECONDS * fps), round(HOLD_END_SECONDS * fps)
+        if not span:        # one checkpoint: the same length, for the camera move to play
+            last += round(TRAINING_SECONDS * fps)
     frames = epoch_frames(epochs, spacing, frame_start + first)
     return frames, int(np.ceil(frames[-1])) + last
 

@@ -16,6 +16,7 @@ from ..stages import stages
 from .overlays import label_material
 
 SIZE = 0.024               # text size, in frame heights (a two-line label stands ≈ 2 × as tall)
+SMALLEST = 0.017           # ... and never less than this in any view of a camera move
 MAX_LAYER_LABELS = 40
 MODES = {"auto": "Layer labels up to 40 layers, stage labels above",
          "layers": "One label per layer", "stages": "One label per stage (input, stem, "
@@ -92,15 +93,17 @@ def _frame_height(depth, view: framing.View, aspect: float):
 
 
 def arrange(labels: list, views: list, aspect: float) -> None:
-    """Size every label for the farthest view of the move and stack them so neighbours on screen
-    don't overlap: above the layer first, then below, then a row further out."""
+    """Size every label for the views of the move and stack them so neighbours on screen don't
+    overlap: above the layer first, then below, then a row further out."""
     if not labels:
         return
     tops = np.array([o["nnvis_anchor_top"] for o in labels], float)
     bottoms = np.array([o["nnvis_anchor_bottom"] for o in labels], float)
-    depth = np.max([framing.project(tops, v.location, v.direction, aspect,
-                                    ortho_scale=v.ortho_scale)[:, 2] for v in views], axis=0)
-    sizes = SIZE * np.max([_frame_height(depth, v, aspect) for v in views], axis=0)
+    heights = np.array([_frame_height(framing.project(tops, v.location, v.direction, aspect,
+                                                      ortho_scale=v.ortho_scale)[:, 2], v, aspect)
+                        for v in views])
+    # SIZE in the first (home) view, but at least SMALLEST in every other one
+    sizes = np.maximum(SIZE * heights[0], SMALLEST * heights.max(axis=0))
     first = views[0]
 
     def screen(points):
