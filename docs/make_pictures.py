@@ -94,8 +94,7 @@ def framing(scene, collection, layers, hidden):
     if layers:
         hidden += [o for o in collection.objects if "nnvis_overlay" in o or "nnvis_label" in o]
         boxes = camera_moves.evaluated_boxes([find(collection, n) for n in layers]).values()
-        points = np.array([[x, y, z] for lo, hi in boxes for x in (lo[0], hi[0])
-                           for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+        points = np.concatenate([fit.box_corners(lo, hi) for lo, hi in boxes])
         aspect = camera_moves.aspect_of(scene)
         cam = scene.camera = camera_moves.add_camera(collection, "NNVis Close-up")
         camera_moves.apply_view(cam, fit.fit(points, fit.VIEW_DIRECTION, aspect,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # Where things go on screen, in frame coordinates (u, v): the network's box is fitted inside
-# NETWORK; the overlays use the margins around it (see scene/screen.py).
+# NETWORK; the overlays use the margins around it (see scene/hud.py).
 NETWORK = (0.12, 0.2, 0.88, 0.835)    # u0, v0, u1, v1
 # From the network's centre towards the camera: low and three-quarter, so feature maps (which face
 # -X) read as pictures and the network runs across the wide frame.
@@ -37,6 +37,12 @@ class View:
     shift: tuple[float, float]
     ortho_scale: float = 0.0      # > 0: orthographic
     box: tuple = (0.0, 0.0, 1.0, 1.0)   # the network's projected box (u0, v0, u1, v1)
+
+
+def box_corners(lo, hi) -> np.ndarray:
+    """(8, 3) corners of the axis-aligned box [lo, hi]."""
+    return np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
+                     for z in (lo[2], hi[2])], float)
 
 
 def basis(direction) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

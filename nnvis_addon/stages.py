@@ -13,14 +13,18 @@ from .model.network import Network
 SHORT = 3        # spans shorter than this (padding, a lone pool) join the next span
 
 
+def shape_text(layer) -> str:
+    """'32×32×8': a layer's output shape as labels print it."""
+    return "×".join(str(d) for d in layer.output_shape)
+
+
 @dataclass
 class Stage:
     name: str                 # "input", "stem", "stage 1", ..., "head"
     layers: list[str]
 
     def text(self, network: Network) -> str:
-        last = network.layer(self.layers[-1])
-        shape = "×".join(str(d) for d in last.output_shape)
+        shape = shape_text(network.layer(self.layers[-1]))
         count = f"{len(self.layers)} layers" if len(self.layers) > 1 else self.layers[0]
         return f"{self.name} · {count}\n{shape}"
 

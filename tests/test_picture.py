@@ -87,13 +87,12 @@ def _box(uvz) -> tuple[float, float, float, float]:
 
 def layer_boxes(scene, cam) -> dict:
     """Screen box (u0, v0, u1, v1) of every layer object as evaluated now (cells included)."""
+    from nnvis_addon.framing import box_corners
     from nnvis_addon.scene.camera_moves import evaluated_boxes
     boxes = {}
     layers = [o for o in scene.objects if "nnvis_layer" in o and not o.hide_render]
     for name, (lo, hi) in evaluated_boxes(layers).items():
-        corners = [(x, y, z) for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
-                   for z in (lo[2], hi[2])]
-        boxes[name] = _box(_project(scene, cam, corners))
+        boxes[name] = _box(_project(scene, cam, box_corners(lo, hi)))
     return boxes
 
 

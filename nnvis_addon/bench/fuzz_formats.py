@@ -29,6 +29,16 @@ def _touch(array) -> None:
 
 # --- the formats -------------------------------------------------------------------------------
 
+
+def _network_then_weights(path: Path, fallback) -> list:
+    """The two reads of a file holding architecture and weights: its network, then its weights
+    for that network (the seed's when the first read failed)."""
+    found = {}
+
+    def network():
+        found["network"] = keras_files.read_network(path)
+    return [network, lambda: keras_files.read_weights(path, found.get("network", fallback))]
+
 class TF2:
     """A TF2 checkpoint (`ckpt-1.index` + `.data-00000-of-00001` + `checkpoint` state file)."""
     name = "tf2"
@@ -143,13 +153,7 @@ class LegacyH5:
         return {self.FILE: mu.mutate_bytes(rng, self.data)}
 
     def steps(self, folder: Path):
-        path = folder / self.FILE
-        found = {}
-
-        def network():
-            found["network"] = keras_files.read_network(path)
-        return [network,
-                lambda: keras_files.read_weights(path, found.get("network", self.network))]
+        return _network_then_weights(folder / self.FILE, self.network)
 
 
 class SavedModelMetadata:
@@ -255,13 +259,7 @@ class Keras:
             members.insert(i, mu.zip_member(name, rng.randbytes(rng.randint(0, 64))))
 
     def steps(self, folder: Path):
-        path = folder / self.FILE
-        found = {}
-
-        def network():
-            found["network"] = keras_files.read_network(path)
-        return [network,
-                lambda: keras_files.read_weights(path, found.get("network", self.network))]
+        return _network_then_weights(folder / self.FILE, self.network)
 
 
 class H5:

@@ -2,11 +2,11 @@
 fly-through along it (input to output) — each fitted with `framing.fit` at every key, so the
 network fills its area of the frame and stays inside it at every frame of the move.
 
-The camera carries the screen: an empty (`SCREEN`) parented to it maps frame coordinates onto a
-plane just in front of the lens, and the overlays (screen.py) hang from it, so they stay put on
-screen, upright and unmirrored, whatever the camera does. When a move changes the lens shift, the
-screen empty is keyed along with it. Everything is keyframes and parenting: it plays without the
-add-on.
+One camera serves every run. Each run has a screen: an empty (`SCREEN`) parented to the camera
+that maps frame coordinates onto a plane just in front of the lens; the run's overlays (hud.py)
+hang from it, so they stay put on screen, upright and unmirrored, whatever the camera does. When a
+move changes the lens shift, the screen is keyed along with it; the other runs' screens are parked.
+Everything is keyframes and parenting: it plays without the add-on.
 """
 from __future__ import annotations
 
@@ -70,11 +70,8 @@ def network_points(collection) -> np.ndarray:
     layers = [o for o in collection.all_objects if "nnvis_layer" in o and not o.hide_render]
     if not layers:
         raise NNVisError(f"run {collection.name!r} has no layer objects")
-    boxes = []
-    for lo, hi in evaluated_boxes(layers).values():
-        boxes.append([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
-                      for z in (lo[2], hi[2])])
-    return np.asarray(boxes, float).reshape(-1, 3)
+    return np.concatenate([framing.box_corners(lo, hi)
+                           for lo, hi in evaluated_boxes(layers).values()])
 
 
 def evaluated_boxes(objects) -> dict:

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import math
 
-import bpy
 from mathutils import Matrix
 
 from .. import framing
 from . import legend as legend_mod
-from .layers import MODIFIER
 from .overlays import (KINDS, build_counter, build_curves, build_predictions, build_probe,
                        _text)
 
@@ -74,9 +72,3 @@ def build_overlays(run, collection, screen, aspect: float, frames, shown=KINDS) 
             objects.append(obj)
     return objects
 
-
-def animated(objects) -> list:
-    """The overlays whose geometry nodes follow the Epoch keyframes."""
-    return [o for o in objects if MODIFIER in o.modifiers and "Epoch" in
-            {s.name for s in o.modifiers[MODIFIER].node_group.interface.items_tree
-             if getattr(s, "in_out", "") == "INPUT"}]

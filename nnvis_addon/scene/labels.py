@@ -12,7 +12,7 @@ import bpy
 import numpy as np
 
 from .. import framing
-from ..stages import stages
+from ..stages import shape_text, stages
 from .overlays import label_material
 
 SIZE = 0.024               # text size, in frame heights (a two-line label stands ≈ 2 × as tall)
@@ -22,10 +22,6 @@ MODES = {"auto": "Layer labels up to 40 layers, stage labels above",
          "layers": "One label per layer", "stages": "One label per stage (input, stem, "
          "stages, head)", "none": "No labels"}
 CHAR_WIDTH = 0.6           # a character's width, in text sizes (for staggering)
-
-
-def shape_text(layer) -> str:
-    return "×".join(str(d) for d in layer.output_shape)
 
 
 def label_specs(network, placements: dict, mode: str = "auto") -> list[tuple[str, str, list]]:
@@ -149,8 +145,7 @@ def label_points(labels: list) -> np.ndarray:
         half = max(len(x) for x in lines) * CHAR_WIDTH * size / 2
         height = len(lines) * 1.2 * size
         x, y, z = obj.location
-        lo = z - height if obj.data.align_y == "TOP" else z
-        for dx in (-half, half):
-            for dy in (-half, half):
-                pts += [(x + dx, y + dy, lo), (x + dx, y + dy, lo + height)]
-    return np.asarray(pts, float).reshape(-1, 3)
+        bottom = z - height if obj.data.align_y == "TOP" else z
+        pts.append(framing.box_corners((x - half, y - half, bottom), (x + half, y + half,
+                                                                      bottom + height)))
+    return np.concatenate(pts) if pts else np.zeros((0, 3))

@@ -301,14 +301,14 @@ def build_curves(run, collection, place: Matrix, width: float, height: float, fr
     legend_x = width + 5 * text          # right of the "epoch" axis title
     for k, key in enumerate(keys):
         y = height - k * text * 1.3 - text
-        swatch = emission_of(f"NNVis Metric {key}", METRIC_COLOURS[key])
+        swatch = nodes.emission_material(f"NNVis Metric {key}", METRIC_COLOURS[key])
         parts.append(_rect(f"Curves legend {key}", legend_x, y + text * 0.2,
                            legend_x + text, y + text * 0.5, swatch, collection))
         name = f"{key} (÷ {loss_scale:.3g})" if "loss" in key and loss_scale != 1 else key
         parts.append(_text(f"Curves legend text {key}", name, text, collection,
                            Matrix.Translation((legend_x + text * 1.4, y, 0.0))))
     marker = _rect("Curves epoch marker", -line / 2, 0.0, line / 2, height,
-                   emission_of("NNVis Marker", (1.0, 1.0, 1.0)), collection, "marker")
+                   nodes.emission_material("NNVis Marker", (1.0, 1.0, 1.0)), collection, "marker")
     xs = np.interp(np.asarray(run.epochs, float), numbers,
                    (np.asarray(numbers, float) - numbers[0]) / (numbers[-1] - numbers[0]) * width)
     parts.append(marker)
@@ -317,10 +317,6 @@ def build_curves(run, collection, place: Matrix, width: float, height: float, fr
     linear_keys(marker, "location", np.asarray(frames, np.float32),
                 (xs + place.translation.x).astype(np.float32), 0)
     return parts
-
-
-def emission_of(name: str, colour) -> bpy.types.Material:
-    return nodes.emission_material(name, colour)
 
 
 def build_predictions(run, collection, place: Matrix, width: float, height: float):
