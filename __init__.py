@@ -2,7 +2,8 @@
 
 All the work happens in the `nnvis_addon` library; operators and panels only plumb arguments.
 """
-from . import operators, panels
+if __package__:     # Blender imports this file as the extension's package; pytest imports it
+    from . import operators, panels     # alone when the checkout's folder is not a Python name
 
 
 def register():
