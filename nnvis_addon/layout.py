@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .framing import box_corners
 from .model.edges import passes_through
 from .model.network import Layer, Network
 from .stages import stages
@@ -156,11 +157,12 @@ def choose_rows(network: Network, fits, most: int = 10) -> int:
 
 
 def corners(placements: list[Placement]) -> np.ndarray:
-    """(n, 3) points around every cell (its centre ± half its size in Y and Z), for framing."""
+    """(8 per layer, 3) corners of each layer's box — its cells ± half a cell (unit cubes in X
+    too) — for framing: the same boxes the camera frames from the scene's evaluated layers, so a
+    camera fitted at import and one refitted later agree."""
     pts = []
     for p in placements:
         half = p.cell_size / 2
-        for dy in (-half, half):
-            for dz in (-half, half):
-                pts.append(p.centers + np.array([0.0, dy, dz], np.float32))
+        pad = np.array([0.0 if p.spatial else half, half, half])
+        pts.append(box_corners(p.centers.min(axis=0) - pad, p.centers.max(axis=0) + pad))
     return np.concatenate(pts)

@@ -467,7 +467,7 @@ _KINDS = {
     **{kind: _merge for kind in ("Add", "Subtract", "Multiply", "Maximum", "Minimum", "Average")},
     **{kind: _same_cells for kind in _PASS_THROUGH},
 }
-KINDS = frozenset(_KINDS) | {"InputLayer"}      # every kind layer_edges knows
+KINDS = frozenset(_KINDS) - {"Block"} | {"InputLayer"}    # every model layer kind it knows
 
 
 def passes_through(layer: Layer) -> bool:
