@@ -95,6 +95,33 @@ def layer_edges(network: Network, layer_name: str,
     return edges
 
 
+def edge_weights(network: Network, layer_name: str, source_name: str,
+                 weights_by_epoch: list[dict[str, list[np.ndarray]]], src: np.ndarray,
+                 dst: np.ndarray) -> np.ndarray:
+    """(E, n) weights of the given edges `src[i]` → `dst[i]` of one connection, as `layer_edges`
+    gives them: a live refresh extends the edges a scene already draws (its pruning was done
+    once, on the epochs of the import). A Dense kernel is indexed directly (it may be huge)."""
+    layer, source = _layer(network, layer_name), _layer(network, source_name)
+    src, dst = np.asarray(src, np.int64), np.asarray(dst, np.int64)
+    if layer.kind == "Dense" and len(source.output_shape) == 1:
+        units = int(layer.output_shape[-1])
+        kernels = [np.asarray(w[0], np.float32) for w in
+                   _epoch_weights(layer, weights_by_epoch, 1)]
+        return np.stack([k.ravel()[src * units + dst] for k in kernels])
+    full = layer_edges(network, layer_name, weights_by_epoch).get(source_name)
+    if full is None:
+        raise NNVisError(f"layer {layer_name!r} has no edges from {source_name!r}")
+    stride = int(max(full.dst.max(initial=0), dst.max(initial=0))) + 1
+    keys = full.src.astype(np.int64) * stride + full.dst
+    order = np.argsort(keys, kind="stable")
+    wanted = src * stride + dst
+    at = np.minimum(np.searchsorted(keys[order], wanted), len(keys) - 1)
+    if len(keys) == 0 or not np.array_equal(keys[order][at], wanted):
+        raise NNVisError(f"edges {source_name!r} → {layer_name!r}: the drawn edges are not "
+                         "edges of this connection; re-import the run")
+    return full.weight[:, order[at]]
+
+
 def cell_activations(layer: Layer, activation: np.ndarray) -> np.ndarray:
     """(E, cells) per-cell activation from a layer's output (E, *output_shape): map mean or unit."""
     activation = np.asarray(activation)

@@ -1,0 +1,240 @@
+"""Live refresh: a run's scene takes in the epochs its source gained since the import.
+
+`refresh_run` asks `live.check` which epochs are complete now (cheap when nothing changed), reads
+the run again at those epochs and writes the new values into the data the scene already has: each
+layer's and connection's atlas image (resized, repacked), the lookup sizes and colour scales of
+their materials, the per-map gains, the Epoch keyframes, the epoch counter's lines, the score bars'
+points, the legend's values and the training curves (the one overlay rebuilt, as its axes and ticks
+depend on the epochs). Objects, looks, camera, visibility and every keyed control stay as the user
+left them. Timing: the import's rule is kept — the default spreads the epochs over
+`animation.TRAINING_SECONDS` again (the frame range stays), a fixed frames-per-epoch appends at
+that spacing (the frame range grows).
+
+A new epoch that is half written, still settling or damaged is left out and named in the report;
+a source that is gone, or lost epochs the scene shows, leaves the scene exactly as it was.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import bpy
+import numpy as np
+
+from .. import atlas as atlas_mod
+from .. import live
+from ..errors import NNVisError
+from ..model.edges import Edges, edge_weights
+from . import animation, compat, hud, legend, nodes, overlays, runs
+from .edges import mode_values
+from .layers import MODIFIER, colour_range, map_gain, set_inputs, set_point_attribute
+from .transaction import all_or_nothing
+
+
+@dataclass
+class Report:
+    run: str
+    added: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        head = f"{self.run}: " + (f"added epochs {self.added}" if self.added else "nothing new")
+        return "; ".join([head, *self.notes])
+
+
+def remember(collection, run, timing: tuple, aspect: float, frame_end: int) -> None:
+    """What a refresh needs to redo the import's choices: the probe, the timing rule
+    (frames per epoch, fps, first frame), the frame's aspect, the range and the source's state."""
+    collection["nnvis_probe"] = "" if run.probe_source is None else str(run.probe_source)
+    collection["nnvis_probe_index"] = run.probe_index
+    collection["nnvis_timing"] = [float(t) for t in timing]
+    collection["nnvis_aspect"] = float(aspect)
+    collection["nnvis_frame_end"] = int(frame_end)
+    collection["nnvis_source_state"] = json.dumps(live.state(run.source))
+
+
+def refresh_all(scene=None) -> list[Report]:
+    """`refresh_run` for every imported run of `scene` (default: the context scene)."""
+    scene = scene or bpy.context.scene
+    return [refresh_run(c, scene) for c in runs.runs_in(scene)]
+
+
+def refresh_run(collection, scene=None) -> Report:
+    """Bring the run `collection` up to the epochs its source holds now (see the module doc)."""
+    from ..run import load_run
+    scene = scene or bpy.context.scene
+    report = Report(collection.name)
+    shown = [int(e) for e in collection["nnvis_epochs"]]
+    previous = collection.get("nnvis_source_state")
+    found = live.check(collection["nnvis_run"], shown, json.loads(previous) if previous else None)
+    report.notes += found.notes
+    collection["nnvis_source_state"] = json.dumps(found.state)
+    if found.load is None:
+        return report
+    probe = collection.get("nnvis_probe") or None
+    if probe == "<array>":
+        report.notes.append("imported with a probe given as an array: re-import to refresh")
+        return report
+    bad = []
+    try:
+        run = load_run(collection["nnvis_run"], probe=probe,
+                       probe_index=int(collection.get("nnvis_probe_index", 0)), epochs=found.load,
+                       on_bad_epoch=lambda e, why: bad.append((e, why)))
+    except NNVisError as exc:
+        report.notes.append(f"{exc}; the scene keeps its {len(shown)} epochs")
+        return report
+    report.notes += [f"epoch {e} left out: {why}" for e, why in bad]
+    if not set(shown) <= set(run.epochs):
+        report.notes.append(f"epochs {sorted(set(shown) - set(run.epochs))} no longer read; the "
+                            f"scene keeps its {len(shown)} epochs")
+        return report
+    if run.epochs == shown:
+        return report
+    with all_or_nothing(scene):
+        _apply(collection, run, scene)
+    report.added = sorted(set(run.epochs) - set(shown))
+    return report
+
+
+def _apply(collection, run, scene) -> None:
+    """Everything that can fail (reading, numpy) first, then the writes into the scene."""
+    fpe, fps, start = collection.get("nnvis_timing", (0.0, scene.render.fps, 1.0))
+    frames, frame_end = animation.timeline(run.epochs, fps, fpe, int(start))
+    weights = [{l.name: run.weights(l.name, e) for l in run.layers if l.weight_shapes}
+               for e in run.epochs]
+    writes = [_layer(o, run) if "nnvis_layer" in o else _edges(o, run, weights)
+              for o in collection.objects if MODIFIER in o.modifiers
+              and ("nnvis_layer" in o or "nnvis_edges" in o)]
+    for write in writes:
+        write()
+    _overlays(collection, run, frames)
+    for obj in collection.all_objects:
+        _rekey(obj, frames)
+    collection["nnvis_epochs"] = list(run.epochs)
+    if scene.frame_end == collection.get("nnvis_frame_end", scene.frame_end):
+        scene.frame_end = frame_end          # unless the user set the range
+    collection["nnvis_frame_end"] = frame_end
+
+
+def _material(obj):
+    mod = obj.modifiers[MODIFIER]
+    return mod[nodes.input_ids(mod.node_group)["Material"]]
+
+
+def _write_atlas(material, atlas) -> None:
+    """The material's atlas image holds `atlas` now (resized and repacked in place), and its
+    lookup the new sizes."""
+    tree = material.node_tree.nodes
+    image = tree["nnvis_tex_a"].image
+    if tuple(image.size) != (atlas.width, atlas.height):
+        image.scale(atlas.width, atlas.height)
+    rgba = np.ones((atlas.height, atlas.width, 4), np.float32)
+    rgba[..., :3] = atlas.rgb
+    image.pixels.foreach_set(rgba.ravel())
+    image.pack()
+    lookup = tree["nnvis_lookup"]
+    for key, value in {"Last Epoch": atlas.epochs - 1, "Width": atlas.width,
+                       "Height": atlas.height, "Rows Per Epoch": atlas.rows_per_epoch}.items():
+        nodes.set_default(lookup.inputs[key], float(value))
+
+
+def _layer(obj, run):
+    """The layer's new atlas, colour scale and per-map gains, computed; returns their write."""
+    name = obj["nnvis_layer"]
+    activations = np.stack([run.activations(name, e) for e in run.epochs])
+    cells = atlas_mod.as_cells(activations, run.network.layer(name).is_spatial)
+    atlas, gain, material = atlas_mod.pack(cells), map_gain(cells), _material(obj)
+    tree = material.node_tree.nodes
+    diverging = tree["nnvis_offset"].outputs[0].default_value == 0.5    # the import's choice
+    scale, offset = colour_range(activations, diverging)
+
+    def write():
+        _write_atlas(material, atlas)
+        nodes.set_default(tree["nnvis_scale"].outputs[0], scale)
+        nodes.set_default(tree["nnvis_offset"].outputs[0], offset)
+        set_point_attribute(obj.data, "nnvis_map_gain", gain)
+    return write
+
+
+def _edges(obj, run, weights):
+    """The connection's new weight atlas and colour-mode scales for the curves it has; returns
+    their write."""
+    src_name, dst_name = obj["nnvis_edges"]
+    attrs = obj.data.attributes
+    ends = []
+    for name in ("nnvis_src", "nnvis_dst"):
+        values = np.empty(len(attrs[name].data), np.int32)
+        attrs[name].data.foreach_get("value", values)
+        ends.append(values)
+    edges = Edges(*ends, edge_weights(run.network, dst_name, src_name, weights, *ends))
+    values = mode_values(edges, run.network.layer(src_name),
+                         np.stack([run.activations(src_name, e) for e in run.epochs]))
+    atlas = atlas_mod.pack(values.reshape(values.shape[0], -1)[:, :, None, None])
+    constant = edges.weight.size == 0 or float(np.ptp(edges.weight)) == 0.0
+    scales = [0.0 if constant else colour_range(values[:, k], diverging=True)[0]
+              for k in range(values.shape[1])]
+    material = _material(obj)
+
+    def write():
+        _write_atlas(material, atlas)
+        for k, scale in enumerate(scales):
+            nodes.set_default(material.node_tree.nodes[f"nnvis_mode_scale_{k}"].outputs[0], scale)
+    return write
+
+
+def _overlays(collection, run, frames) -> None:
+    kinds = runs.overlays_of(collection)
+    for obj in kinds.get("counter", []):
+        if MODIFIER in obj.modifiers:
+            overlays.set_counter_lines(obj.modifiers[MODIFIER].node_group,
+                                       overlays.counter_lines(run))
+    scores = overlays.prediction_scores(run)
+    for obj in kinds.get("predictions", []):
+        if "nnvis_row" in obj and scores is not None:
+            old = obj.data
+            obj.data = overlays.score_mesh(run, scores, obj["nnvis_row"])
+            old.name = obj.data.name = obj.name
+            bpy.data.meshes.remove(old)
+    for obj in kinds.get("legend", []):
+        layer = next((o for o in collection.objects
+                      if o.get("nnvis_layer") == obj["nnvis_legend_layer"]), None)
+        if layer is not None:
+            lo, hi = legend.value_range(_material(layer))
+            set_inputs(obj.modifiers[MODIFIER], {"Min": f"{lo:.3g}", "Max": f"{hi:.3g}"})
+    _curves(collection, run, frames, kinds.get("curves", []))
+
+
+def _curves(collection, run, frames, old: list) -> None:
+    """The training curves built again for the epochs there are now, shown or hidden as before."""
+    screen = next((o for o in collection.objects if o.get("nnvis_screen")), None)
+    if screen is None or overlays.curve_points(run, 1.0, 1.0) is None:
+        return
+    shown = not old[0].hide_render if old else True
+    data = [o.data for o in old if o.data is not None and o.data.users == 1]
+    bpy.data.batch_remove(old)
+    bpy.data.batch_remove(data)
+    aspect = collection.get("nnvis_aspect", 16 / 9)
+    made = overlays.build_curves(run, collection, *hud.curves_box(aspect), frames)
+    hud.hang(made, "curves", screen, shown)
+    runs.scope_names(collection, collection.name)
+
+
+def _rekey(obj, frames: np.ndarray) -> None:
+    """Epoch keyframe k of `obj` at `frames[k]`, value k, as many keys as epochs (the F-curve
+    itself stays: its other settings and every other F-curve are the user's)."""
+    mod = obj.modifiers.get(MODIFIER)
+    if mod is None or mod.node_group is None or "Epoch" not in nodes.input_ids(mod.node_group):
+        return
+    path = f'modifiers["{mod.name}"]["{nodes.input_ids(mod.node_group)["Epoch"]}"]'
+    fcurve = next((f for f in compat.fcurves_of(obj) if f.data_path == path), None)
+    if fcurve is None:
+        return
+    points = fcurve.keyframe_points
+    if len(points) < len(frames):
+        points.add(len(frames) - len(points))
+    while len(points) > len(frames):
+        points.remove(points[-1], fast=True)
+    points.foreach_set("co", np.stack([frames, np.arange(len(frames))], axis=1)
+                       .astype(np.float32).ravel())
+    points.foreach_set("interpolation", [animation.LINEAR] * len(frames))
+    fcurve.update()
