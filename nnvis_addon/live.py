@@ -29,10 +29,12 @@ TMP_EPOCH = ".tmp-epoch_"
 class Check:
     """What a source holds now: `state` to remember for the next check; `load` the epochs to show
     (the ones shown plus the complete new ones; None when there is nothing to add); `notes` name
-    every epoch left out and why (half written, still settling, damaged, gone)."""
+    every epoch left out and why (half written, still settling, damaged, gone); `settling`: a new
+    checkpoint waits for the next check, which must look again even if nothing changed."""
     state: dict
     load: list[int] | None = None
     notes: list[str] = field(default_factory=list)
+    settling: bool = False
 
 
 def _stat(path: Path) -> list[int]:
@@ -64,21 +66,22 @@ def state(source) -> dict:
     return found
 
 
-def check(source, shown: list[int], previous: dict | None) -> Check:
+def check(source, shown: list[int], previous: dict | None, settling: bool = False) -> Check:
     """Which epochs `source` can add to the `shown` ones now (see `Check`); `previous` is the
-    `state` the last check saw (None: never checked, so nothing new counts as settled yet)."""
+    `state` the last check saw (None: never checked, so nothing new counts as settled yet) and
+    `settling` whether that check was waiting for a new checkpoint to settle."""
     now = state(source)
     if not now:
         return Check(now, notes=[f"{source}: gone (deleted or moved); the scene keeps its "
                                  f"{len(shown)} epochs"])
-    if now == previous:
+    if now == previous and not settling:
         return Check(now)
     path = Path(source)
     try:
         if is_recording(path):
-            found, notes = _recorded(path if path.is_dir() else path.parent, now)
+            (found, notes), waiting = _recorded(path if path.is_dir() else path.parent, now), False
         else:
-            found, notes = _checkpoints(path, now, previous or {}, set(shown))
+            found, notes, waiting = _checkpoints(path, now, previous or {}, set(shown))
     except NNVisError as exc:
         return Check(now, notes=[f"{exc}; the scene keeps its {len(shown)} epochs"])
     lost = sorted(set(shown) - set(found))
@@ -86,7 +89,7 @@ def check(source, shown: list[int], previous: dict | None) -> Check:
         return Check(now, notes=notes + [f"{source}: epochs {lost} are no longer there; the scene "
                                          f"keeps its {len(shown)} epochs"])
     new = sorted(set(found) - set(shown))
-    return Check(now, sorted(set(shown) | set(new)) if new else None, notes)
+    return Check(now, sorted(set(shown) | set(new)) if new else None, notes, waiting)
 
 
 def _recorded(folder: Path, now: dict) -> tuple[list[int], list[str]]:
@@ -105,11 +108,12 @@ def _recorded(folder: Path, now: dict) -> tuple[list[int], list[str]]:
     return rec.epochs, notes
 
 
-def _checkpoints(path: Path, now: dict, previous: dict, shown: set) -> tuple[list[int], list[str]]:
-    """The epochs of a checkpoint folder whose files are complete: shown already, or new and
-    unchanged since the previous check (and a whole zip for `.keras`)."""
+def _checkpoints(path: Path, now: dict, previous: dict, shown: set):
+    """(epochs, notes, settling): the epochs of a checkpoint folder whose files are complete —
+    shown already, or new and unchanged since the previous check (and a whole zip for `.keras`)
+    — what is left out, and whether a new one is still settling."""
     folder = path if path.is_dir() else path.parent
-    found, notes = [], []
+    found, notes, settling = [], [], False
     for source in disc.discover(path).epochs:
         if source.epoch in shown:
             found.append(source.epoch)
@@ -117,6 +121,7 @@ def _checkpoints(path: Path, now: dict, previous: dict, shown: set) -> tuple[lis
         files = _files_of(source, folder, now)
         moving = [f for f in files if previous.get(f) != now.get(f)]
         if moving:
+            settling = True
             notes.append(f"{folder / moving[0]}: epoch {source.epoch} is new or still being "
                          "written; taken once its size holds between two refreshes")
         elif source.kind == disc.KERAS and source.path.suffix == ".keras" and \
@@ -124,7 +129,7 @@ def _checkpoints(path: Path, now: dict, previous: dict, shown: set) -> tuple[lis
             notes.append(f"{source.path}: epoch {source.epoch} is not a complete .keras zip")
         else:
             found.append(source.epoch)
-    return found, notes
+    return found, notes, settling
 
 
 def _files_of(source: disc.EpochSource, folder: Path, now: dict) -> list[str]:

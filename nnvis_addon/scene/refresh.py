@@ -59,6 +59,26 @@ def refresh_all(scene=None) -> list[Report]:
     return [refresh_run(c, scene) for c in runs.runs_in(scene)]
 
 
+def newest_frame(collection, scene=None) -> int:
+    """The first whole frame that shows the run's newest epoch (its last Epoch key)."""
+    scene = scene or bpy.context.scene
+    fpe, fps, start = collection.get("nnvis_timing", (0.0, scene.render.fps, 1.0))
+    frames, _ = animation.timeline([int(e) for e in collection["nnvis_epochs"]], fps, fpe,
+                                   int(start))
+    return int(np.ceil(frames[-1]))
+
+
+def follow_step(scene=None) -> list[Report]:
+    """One tick of Follow Training: refresh every run, and when one gained epochs put the
+    playhead on the newest epoch of the run the camera shows (the newest run)."""
+    scene = scene or bpy.context.scene
+    reports = refresh_all(scene)
+    shown = runs.runs_in(scene)
+    if shown and any(r.added for r in reports):
+        scene.frame_set(newest_frame(shown[-1], scene))
+    return reports
+
+
 def refresh_run(collection, scene=None) -> Report:
     """Bring the run `collection` up to the epochs its source holds now (see the module doc)."""
     from ..run import load_run
@@ -66,9 +86,11 @@ def refresh_run(collection, scene=None) -> Report:
     report = Report(collection.name)
     shown = [int(e) for e in collection["nnvis_epochs"]]
     previous = collection.get("nnvis_source_state")
-    found = live.check(collection["nnvis_run"], shown, json.loads(previous) if previous else None)
+    found = live.check(collection["nnvis_run"], shown, json.loads(previous) if previous else None,
+                       bool(collection.get("nnvis_source_settling")))
     report.notes += found.notes
     collection["nnvis_source_state"] = json.dumps(found.state)
+    collection["nnvis_source_settling"] = found.settling
     if found.load is None:
         return report
     probe = collection.get("nnvis_probe") or None
@@ -216,6 +238,10 @@ def _curves(collection, run, frames, old: list) -> None:
     aspect = collection.get("nnvis_aspect", 16 / 9)
     made = overlays.build_curves(run, collection, *hud.curves_box(aspect), frames)
     hud.hang(made, "curves", screen, shown)
+    for obj in made:
+        if MODIFIER in obj.modifiers:
+            mod = obj.modifiers[MODIFIER]
+            animation.key_epoch_input(obj, mod, nodes.input_ids(mod.node_group)["Epoch"], frames)
     runs.scope_names(collection, collection.name)
 
 
