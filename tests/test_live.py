@@ -239,3 +239,48 @@ def test_follow_training_stops_when_another_file_is_loaded(addon, empty_scene):
     assert not live.following()
     assert bpy.ops.nnvis.follow_training() == {"FINISHED"} and live.following()
     assert bpy.ops.nnvis.follow_training() == {"FINISHED"} and not live.following()
+
+
+def test_a_pytorch_recording_fills_in_on_refresh(empty_scene, tmp_path):
+    """The PyTorch Recorder writes the same format: a run imported after 2 epochs takes in the
+    next 2 (the training here runs in this process, between the refreshes)."""
+    torch = pytest.importorskip("torch")
+    from sklearn.datasets import load_digits
+    from torch import nn
+    from nnvis_addon import load_run
+    from nnvis_addon.atlas import as_cells, pack
+    from nnvis_addon.record.torch import Recorder
+    from nnvis_addon.scene.refresh import refresh_run
+    torch.manual_seed(0)
+    digits = load_digits()
+    x = torch.tensor(digits.images[:256, None] / 16.0, dtype=torch.float32)
+    y = torch.tensor(digits.target[:256])
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(4 * 3 * 3, 10))
+    optimizer = torch.optim.Adam(model.parameters(), 0.02)
+    recorder = Recorder(model, tmp_path / "recording", x[:4], labels=y[:4].numpy())
+
+    def train(epoch):
+        loss = nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        recorder.epoch_end(epoch, loss=loss)
+
+    for epoch in (1, 2):
+        train(epoch)
+    collection = import_run(tmp_path / "recording")
+    assert list(collection["nnvis_epochs"]) == [1, 2]
+    for epoch in (3, 4):
+        train(epoch)
+    recorder.close()
+    assert refresh_run(collection).added == [3, 4]
+    run = load_run(tmp_path / "recording")
+    assert list(collection["nnvis_epochs"]) == run.epochs == [1, 2, 3, 4]
+    assert all(keyed_epochs(o) == [0, 1, 2, 3] for o in animated(collection))
+    for layer in run.layers:
+        atlas = pack(as_cells(np.stack([run.activations(layer.name, e) for e in run.epochs]),
+                              layer.is_spatial))
+        np.testing.assert_array_equal(pixels(layer_image(collection, layer.name))[..., :3],
+                                      atlas.rgb)
+    assert counter_lines(collection)[-1].startswith("Epoch 4 / 4   loss ")
