@@ -239,6 +239,15 @@ def test_follow_training_stops_when_another_file_is_loaded(addon, empty_scene):
     assert not live.following()
     assert bpy.ops.nnvis.follow_training() == {"FINISHED"} and live.following()
     assert bpy.ops.nnvis.follow_training() == {"FINISHED"} and not live.following()
+    # disabling the add-on stops it too, and leaves no handler behind
+    assert bpy.ops.nnvis.follow_training() == {"FINISHED"} and live.following()
+    bpy.ops.preferences.addon_disable(module=addon)
+    try:
+        assert not live.following()
+        assert live.stop not in bpy.app.handlers.load_pre
+    finally:
+        bpy.ops.preferences.addon_enable(module=addon)
+    assert hasattr(bpy.ops.nnvis, "refresh_run") and bpy.ops.nnvis.refresh_run.poll()
 
 
 def test_a_pytorch_recording_fills_in_on_refresh(empty_scene, tmp_path):
