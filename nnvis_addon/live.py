@@ -93,10 +93,10 @@ def check(source, shown: list[int], previous: dict | None, settling: bool = Fals
 
 
 def _recorded(folder: Path, now: dict) -> tuple[list[int], list[str]]:
-    """The epochs the manifest lists (and whose files check out), and what else lies there."""
-    rec = recording.read_recording(folder)
-    notes = list(rec.warnings)
-    listed = {recording.epoch_dir_name(e) for e in rec.epochs}
+    """The epochs the manifest lists (their files are checked as they are read), and what else
+    lies there."""
+    epochs, notes = recording.listed_epochs(folder), []
+    listed = {recording.epoch_dir_name(e) for e in epochs}
     for name in now:
         entry = name.split("/", 1)[-1]
         if entry.startswith(TMP_EPOCH):
@@ -105,7 +105,7 @@ def _recorded(folder: Path, now: dict) -> tuple[list[int], list[str]]:
         elif entry.startswith("epoch_") and entry not in listed and "/" in name:
             notes.append(f"{folder}: epoch {int(entry[6:])} ({name}) is not listed in "
                          f"{recording.MANIFEST} yet: left out")
-    return rec.epochs, notes
+    return epochs, notes
 
 
 def _checkpoints(path: Path, now: dict, previous: dict, shown: set):

@@ -349,6 +349,16 @@ def _epoch_problem(root: str, epoch: int, layers: list[dict], predictions: _Spec
     return None
 
 
+def listed_epochs(path) -> list[int]:
+    """The epochs manifest.json lists, no file checked: what a live refresh looks at first."""
+    manifest_path = os.path.join(os.fspath(path), MANIFEST)
+    m = _read_json(manifest_path, "recording manifest")
+    try:
+        return sorted({int(e) for e in m["epochs"]})
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        raise NNVisError(f"{manifest_path}: garbled recording manifest ({e!r})") from None
+
+
 def read_recording(path) -> Recording:
     """Load the recording folder at ``path``: every listed epoch whose files check out.
 

@@ -106,6 +106,7 @@ def refresh_run(collection, scene=None) -> Report:
         report.notes.append(f"{exc}; the scene keeps its {len(shown)} epochs")
         return report
     report.notes += [f"epoch {e} left out: {why}" for e, why in bad]
+    report.notes += [w for w in run.warnings if " left out: " in w]    # a damaged recorded epoch
     if not set(shown) <= set(run.epochs):
         report.notes.append(f"epochs {sorted(set(shown) - set(run.epochs))} no longer read; the "
                             f"scene keeps its {len(shown)} epochs")
