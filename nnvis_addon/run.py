@@ -202,9 +202,9 @@ def _sized(network: Network, probes: np.ndarray, probe, source: str) -> tuple[Ne
 
 def _load_recording(folder: Path, probe, probe_index: int, progress, memory_limit,
                     epochs=None, on_bad_epoch=None) -> Run:
-    rec = recording.read_recording(folder)
+    rec = recording.read_recording(folder, epochs)
     network = network_from_config(rec.architecture, str(folder / recording.ARCHITECTURE))
-    wanted = [e for e in rec.epochs if epochs is None or e in epochs]
+    wanted = rec.epochs
     budget.check(network, len(wanted), 1 if probe is not None else len(rec.probes),
                  str(folder), memory_limit)
     weights, activations, predictions = {}, {}, {}

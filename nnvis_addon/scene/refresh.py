@@ -98,50 +98,83 @@ def refresh_run(collection, scene=None) -> Report:
         report.notes.append("imported with a probe given as an array: re-import to refresh")
         return report
     bad = []
-    try:
+    try:        # only the new epochs: the shown ones are in the scene's images already
         run = load_run(collection["nnvis_run"], probe=probe,
-                       probe_index=int(collection.get("nnvis_probe_index", 0)), epochs=found.load,
+                       probe_index=int(collection.get("nnvis_probe_index", 0)),
+                       epochs=sorted(set(found.load) - set(shown)),
                        on_bad_epoch=lambda e, why: bad.append((e, why)))
+        report.notes += [f"epoch {e} left out: {why}" for e, why in bad]
+        report.notes += [w for w in run.warnings if " left out: " in w]   # damaged, recorded
+        writes = _computed(collection, run, shown, scene)
     except NNVisError as exc:
+        report.notes += [f"epoch {e} left out: {why}" for e, why in bad]
         report.notes.append(f"{exc}; the scene keeps its {len(shown)} epochs")
         return report
-    report.notes += [f"epoch {e} left out: {why}" for e, why in bad]
-    report.notes += [w for w in run.warnings if " left out: " in w]    # a damaged recorded epoch
-    if not set(shown) <= set(run.epochs):
-        report.notes.append(f"epochs {sorted(set(shown) - set(run.epochs))} no longer read; the "
-                            f"scene keeps its {len(shown)} epochs")
-        return report
-    if run.epochs == shown:
-        return report
     with all_or_nothing(scene):
-        _apply(collection, run, scene)
-    report.added = sorted(set(run.epochs) - set(shown))
+        for write in writes:
+            write()
+    report.added = list(run.epochs)
     return report
 
 
-def _apply(collection, run, scene) -> None:
-    """Everything that can fail (reading, numpy) first, then the writes into the scene."""
+@dataclass
+class History:
+    """The whole run as the overlays see it: every epoch shown (old and new) and the metrics."""
+    epochs: list[int]
+    metrics: dict
+
+
+def _computed(collection, run, shown: list[int], scene) -> list:
+    """Every value of the refreshed scene computed (the shown epochs from the scene's own
+    images, the new ones from `run`), as the writes that put them in: nothing fails halfway."""
+    epochs = sorted(set(shown) | set(run.epochs))
+    order = np.argsort(shown + list(run.epochs), kind="stable")    # old and new rows, merged
     fpe, fps, start = collection.get("nnvis_timing", (0.0, scene.render.fps, 1.0))
-    frames, frame_end = animation.timeline(run.epochs, fps, fpe, int(start))
+    frames, frame_end = animation.timeline(epochs, fps, fpe, int(start))
     weights = [{l.name: run.weights(l.name, e) for l in run.layers if l.weight_shapes}
                for e in run.epochs]
-    writes = [_layer(o, run) if "nnvis_layer" in o else _edges(o, run, weights)
+    writes = [_layer(o, run, order) if "nnvis_layer" in o else _edges(o, run, weights, order)
               for o in collection.objects if MODIFIER in o.modifiers
               and ("nnvis_layer" in o or "nnvis_edges" in o)]
-    for write in writes:
-        write()
-    _overlays(collection, run, frames)
-    for obj in collection.all_objects:
-        _rekey(obj, frames)
-    collection["nnvis_epochs"] = list(run.epochs)
-    if scene.frame_end == collection.get("nnvis_frame_end", scene.frame_end):
-        scene.frame_end = frame_end          # unless the user set the range
-    collection["nnvis_frame_end"] = frame_end
+    history = History(epochs, run.metrics)
+    scores = _scores(collection, run, order)
+
+    def finish():
+        _overlays(collection, history, run, scores, frames)
+        for obj in collection.all_objects:
+            _rekey(obj, frames)
+        collection["nnvis_epochs"] = epochs
+        if scene.frame_end == collection.get("nnvis_frame_end", scene.frame_end):
+            scene.frame_end = frame_end          # unless the user set the range
+        collection["nnvis_frame_end"] = frame_end
+    return writes + [finish]
 
 
 def _material(obj):
     mod = obj.modifiers[MODIFIER]
     return mod[nodes.input_ids(mod.node_group)["Material"]]
+
+
+def _shown_cells(material) -> np.ndarray:
+    """(E, C, H, W) values of the epochs the material's atlas image holds now."""
+    tree = material.node_tree.nodes
+    image, lookup = tree["nnvis_tex_a"].image, tree["nnvis_lookup"].inputs
+    width, height = image.size
+    rgba = np.empty(width * height * 4, np.float32)
+    image.pixels.foreach_get(rgba)
+    tile_h, tile_w = int(lookup["Tile Height"].default_value), int(
+        lookup["Tile Width"].default_value)
+    rows = int(lookup["Rows Per Epoch"].default_value)
+    cells = width * rows * atlas_mod.PER_TEXEL // (tile_h * tile_w)   # an upper bound: trimmed
+    return atlas_mod.unpack(rgba.reshape(height, width, 4)[..., :3], tile_h, tile_w, cells, rows)
+
+
+def _merged(old: np.ndarray, new: np.ndarray, order: np.ndarray, what: str) -> np.ndarray:
+    """Old and new epochs' (E, C, H, W) values in epoch order; `old` may carry padding cells."""
+    if old.shape[2:] != new.shape[2:] or old.shape[1] < new.shape[1]:
+        raise NNVisError(f"{what}: the new epochs have cells {new.shape[1:]}, the scene "
+                         f"{old.shape[1:]}; the model changed: re-import the run")
+    return np.concatenate([old[:, :new.shape[1]], new])[order]
 
 
 def _write_atlas(material, atlas) -> None:
@@ -161,15 +194,16 @@ def _write_atlas(material, atlas) -> None:
         nodes.set_default(lookup.inputs[key], float(value))
 
 
-def _layer(obj, run):
-    """The layer's new atlas, colour scale and per-map gains, computed; returns their write."""
-    name = obj["nnvis_layer"]
-    activations = np.stack([run.activations(name, e) for e in run.epochs])
-    cells = atlas_mod.as_cells(activations, run.network.layer(name).is_spatial)
-    atlas, gain, material = atlas_mod.pack(cells), map_gain(cells), _material(obj)
+def _layer(obj, run, order):
+    """The layer's atlas, colour scale and per-map gains over all epochs; returns their write."""
+    name, material = obj["nnvis_layer"], _material(obj)
+    new = atlas_mod.as_cells(np.stack([run.activations(name, e) for e in run.epochs]),
+                             run.network.layer(name).is_spatial)
+    cells = _merged(_shown_cells(material), new, order, f"layer {name!r}")
+    atlas, gain = atlas_mod.pack(cells), map_gain(cells)
     tree = material.node_tree.nodes
     diverging = tree["nnvis_offset"].outputs[0].default_value == 0.5    # the import's choice
-    scale, offset = colour_range(activations, diverging)
+    scale, offset = colour_range(cells, diverging)
 
     def write():
         _write_atlas(material, atlas)
@@ -179,9 +213,9 @@ def _layer(obj, run):
     return write
 
 
-def _edges(obj, run, weights):
-    """The connection's new weight atlas and colour-mode scales for the curves it has; returns
-    their write."""
+def _edges(obj, run, weights, order):
+    """The connection's weight atlas and colour-mode scales over all epochs, for the curves it
+    has; returns their write."""
     src_name, dst_name = obj["nnvis_edges"]
     attrs = obj.data.attributes
     ends = []
@@ -190,13 +224,16 @@ def _edges(obj, run, weights):
         attrs[name].data.foreach_get("value", values)
         ends.append(values)
     edges = Edges(*ends, edge_weights(run.network, dst_name, src_name, weights, *ends))
-    values = mode_values(edges, run.network.layer(src_name),
-                         np.stack([run.activations(src_name, e) for e in run.epochs]))
-    atlas = atlas_mod.pack(values.reshape(values.shape[0], -1)[:, :, None, None])
-    constant = edges.weight.size == 0 or float(np.ptp(edges.weight)) == 0.0
+    new = mode_values(edges, run.network.layer(src_name),
+                      np.stack([run.activations(src_name, e) for e in run.epochs]))
+    material = _material(obj)
+    values = _merged(_shown_cells(material), new.reshape(new.shape[0], -1, 1, 1), order,
+                     f"edges {src_name!r} → {dst_name!r}")
+    atlas = atlas_mod.pack(values)
+    values = values.reshape(values.shape[0], new.shape[1], -1)          # (E, modes, n)
+    constant = values.size == 0 or float(np.ptp(values[:, 0])) == 0.0   # mode 0: the weight
     scales = [0.0 if constant else colour_range(values[:, k], diverging=True)[0]
               for k in range(values.shape[1])]
-    material = _material(obj)
 
     def write():
         _write_atlas(material, atlas)
@@ -205,13 +242,24 @@ def _edges(obj, run, weights):
     return write
 
 
-def _overlays(collection, run, frames) -> None:
+def _scores(collection, run, order) -> np.ndarray | None:
+    """(E, classes) class scores of every epoch: the bars' points hold the shown ones."""
+    new = overlays.prediction_scores(run)
+    bars = [o for o in runs.overlays_of(collection).get("predictions", []) if "nnvis_row" in o]
+    if new is None or not bars:
+        return None
+    attr = bars[0].data.attributes["nnvis_score"]
+    old = np.empty(len(attr.data), np.float32)
+    attr.data.foreach_get("value", old)
+    return np.concatenate([old.reshape(-1, new.shape[1]), new])[order]
+
+
+def _overlays(collection, history: History, run, scores, frames) -> None:
     kinds = runs.overlays_of(collection)
     for obj in kinds.get("counter", []):
         if MODIFIER in obj.modifiers:
             overlays.set_counter_lines(obj.modifiers[MODIFIER].node_group,
-                                       overlays.counter_lines(run))
-    scores = overlays.prediction_scores(run)
+                                       overlays.counter_lines(history))
     for obj in kinds.get("predictions", []):
         if "nnvis_row" in obj and scores is not None:
             old = obj.data
@@ -224,20 +272,20 @@ def _overlays(collection, run, frames) -> None:
         if layer is not None:
             lo, hi = legend.value_range(_material(layer))
             set_inputs(obj.modifiers[MODIFIER], {"Min": f"{lo:.3g}", "Max": f"{hi:.3g}"})
-    _curves(collection, run, frames, kinds.get("curves", []))
+    _curves(collection, history, frames, kinds.get("curves", []))
 
 
-def _curves(collection, run, frames, old: list) -> None:
+def _curves(collection, history: History, frames, old: list) -> None:
     """The training curves built again for the epochs there are now, shown or hidden as before."""
     screen = next((o for o in collection.objects if o.get("nnvis_screen")), None)
-    if screen is None or overlays.curve_points(run, 1.0, 1.0) is None:
+    if screen is None or overlays.curve_points(history, 1.0, 1.0) is None:
         return
     shown = not old[0].hide_render if old else True
     data = [o.data for o in old if o.data is not None and o.data.users == 1]
     bpy.data.batch_remove(old)
     bpy.data.batch_remove(data)
     aspect = collection.get("nnvis_aspect", 16 / 9)
-    made = overlays.build_curves(run, collection, *hud.curves_box(aspect), frames)
+    made = overlays.build_curves(history, collection, *hud.curves_box(aspect), frames)
     hud.hang(made, "curves", screen, shown)
     for obj in made:
         if MODIFIER in obj.modifiers:
