@@ -293,3 +293,23 @@ def test_a_pytorch_recording_fills_in_on_refresh(empty_scene, tmp_path):
         np.testing.assert_array_equal(pixels(layer_image(collection, layer.name))[..., :3],
                                       atlas.rgb)
     assert counter_lines(collection)[-1].startswith("Epoch 4 / 4   loss ")
+
+
+def test_a_damaged_recorded_epoch_is_named_and_left_out(digits_run, empty_scene, tmp_path):
+    from nnvis_addon.scene.refresh import refresh_run
+    source, _ = digits_run
+    folder = tmp_path / "recording"
+    shutil.copytree(source / "recording", folder)
+    manifest = folder / "manifest.json"
+    whole = manifest.read_text()
+    early = json.loads(whole)
+    early["epochs"] = [0, 1]
+    manifest.write_text(json.dumps(early))
+    collection = import_run(folder)
+    manifest.write_text(whole)                       # epochs 2 and 3 listed; 3 is damaged
+    damaged = folder / "epochs" / "epoch_000003" / "predictions.npy"
+    damaged.write_bytes(damaged.read_bytes()[:-8])
+    report = refresh_run(collection)
+    assert report.added == [2] and list(collection["nnvis_epochs"]) == [0, 1, 2]
+    (note,) = report.notes
+    assert "epoch 3 left out" in note and "predictions.npy" in note

@@ -1,7 +1,8 @@
 """Live refresh: a run's scene takes in the epochs its source gained since the import.
 
 `refresh_run` asks `live.check` which epochs are complete now (cheap when nothing changed), reads
-the run again at those epochs and writes the new values into the data the scene already has: each
+only the new ones (the shown epochs come back, exact, from the scene's own atlas images and score
+points) and writes the values of all epochs into the data the scene already has: each
 layer's and connection's atlas image (resized, repacked), the lookup sizes and colour scales of
 their materials, the per-map gains, the Epoch keyframes, the epoch counter's lines, the score bars'
 points, the legend's values and the training curves (the one overlay rebuilt, as its axes and ticks
@@ -97,18 +98,20 @@ def refresh_run(collection, scene=None) -> Report:
     if probe == "<array>":
         report.notes.append("imported with a probe given as an array: re-import to refresh")
         return report
-    bad = []
+    bad, run, failed = [], None, None
     try:        # only the new epochs: the shown ones are in the scene's images already
         run = load_run(collection["nnvis_run"], probe=probe,
                        probe_index=int(collection.get("nnvis_probe_index", 0)),
                        epochs=sorted(set(found.load) - set(shown)),
                        on_bad_epoch=lambda e, why: bad.append((e, why)))
-        report.notes += [f"epoch {e} left out: {why}" for e, why in bad]
-        report.notes += [w for w in run.warnings if " left out: " in w]   # damaged, recorded
         writes = _computed(collection, run, shown, scene)
     except NNVisError as exc:
-        report.notes += [f"epoch {e} left out: {why}" for e, why in bad]
-        report.notes.append(f"{exc}; the scene keeps its {len(shown)} epochs")
+        failed = exc
+    report.notes += [f"epoch {e} left out: {why}" for e, why in bad]
+    if run is not None:                                   # a damaged epoch of a recording
+        report.notes += [w for w in run.warnings if " left out: " in w]
+    if failed is not None:
+        report.notes.append(f"{failed}; the scene keeps its {len(shown)} epochs")
         return report
     with all_or_nothing(scene):
         for write in writes:
