@@ -190,6 +190,7 @@ def test_a_half_written_epoch_is_named_and_the_complete_ones_stay(empty_scene, t
 
 def test_a_checkpoint_folder_takes_a_new_file_once_it_settles(digits_run, empty_scene, tmp_path):
     import bpy
+    from nnvis_addon.scene.animation import retime
     from nnvis_addon.scene.camera_moves import epoch_frames
     from nnvis_addon.scene.refresh import follow_step, newest_frame, refresh_run
     source, _ = digits_run
@@ -200,15 +201,17 @@ def test_a_checkpoint_folder_takes_a_new_file_once_it_settles(digits_run, empty_
     collection = import_run(folder, frames_per_epoch=4)
     assert list(collection["nnvis_epochs"]) == [0, 1]
     before = pixels(layer_image(collection, "conv1")).copy()
+    scene = bpy.context.scene               # re-timed (as Render Video does): the refresh keeps it
+    scene.frame_start, scene.frame_end = retime(collection, 3, hold_first=2, hold_last=5)
 
     shutil.copy(source / "epoch_02.weights.h5", folder / "epoch_02.weights.h5")
     first = refresh_run(collection)                  # new: not read before its size holds
     assert first.added == [] and "epoch_02.weights.h5" in first.notes[0]
-    scene = bpy.context.scene
     scene.frame_set(1)
     (second,) = follow_step(scene)                   # Follow Training's tick: refresh, playhead
     assert second.added == [2] and second.notes == []
     assert scene.frame_current == newest_frame(collection) == int(epoch_frames(collection)[-1])
+    assert list(epoch_frames(collection)) == [3, 6, 9] and scene.frame_end == 9 + 5
     assert list(collection["nnvis_epochs"]) == [0, 1, 2]
     after = pixels(layer_image(collection, "conv1"))
     assert after.shape[0] == before.shape[0] * 3 // 2

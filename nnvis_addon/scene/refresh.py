@@ -48,7 +48,7 @@ def remember(collection, run, timing: tuple, aspect: float, frame_end: int) -> N
     (frames per epoch, fps, first frame), the frame's aspect, the range and the source's state."""
     collection["nnvis_probe"] = "" if run.probe_source is None else str(run.probe_source)
     collection["nnvis_probe_index"] = run.probe_index
-    collection["nnvis_timing"] = [float(t) for t in timing]
+    collection["nnvis_timing"] = [float(t) for t in timing]      # see _timeline
     collection["nnvis_aspect"] = float(aspect)
     collection["nnvis_frame_end"] = int(frame_end)
     collection["nnvis_source_state"] = json.dumps(live.state(run.source))
@@ -63,10 +63,16 @@ def refresh_all(scene=None) -> list[Report]:
 def newest_frame(collection, scene=None) -> int:
     """The first whole frame that shows the run's newest epoch (its last Epoch key)."""
     scene = scene or bpy.context.scene
-    fpe, fps, start = collection.get("nnvis_timing", (0.0, scene.render.fps, 1.0))
-    frames, _ = animation.timeline([int(e) for e in collection["nnvis_epochs"]], fps, fpe,
-                                   int(start))
+    frames, _ = _timeline(collection, [int(e) for e in collection["nnvis_epochs"]], scene)
     return int(np.ceil(frames[-1]))
+
+
+def _timeline(collection, epochs: list[int], scene):
+    """(frames, last frame) of `epochs` by the run's timing rule: the import's, or the spacing
+    and end hold `animation.retime` set since (a 4th value)."""
+    fpe, fps, start, *hold = collection.get("nnvis_timing", (0.0, scene.render.fps, 1.0))
+    frames, frame_end = animation.timeline(epochs, fps, fpe, int(start))
+    return frames, int(frames[-1]) + int(hold[0]) if hold else frame_end
 
 
 def follow_step(scene=None) -> list[Report]:
@@ -132,8 +138,7 @@ def _computed(collection, run, shown: list[int], scene) -> list:
     images, the new ones from `run`), as the writes that put them in: nothing fails halfway."""
     epochs = sorted(set(shown) | set(run.epochs))
     order = np.argsort(shown + list(run.epochs), kind="stable")    # old and new rows, merged
-    fpe, fps, start = collection.get("nnvis_timing", (0.0, scene.render.fps, 1.0))
-    frames, frame_end = animation.timeline(epochs, fps, fpe, int(start))
+    frames, frame_end = _timeline(collection, epochs, scene)
     weights = [{l.name: run.weights(l.name, e) for l in run.layers if l.weight_shapes}
                for e in run.epochs]
     writes = [_layer(o, run, order) if "nnvis_layer" in o else _edges(o, run, weights, order)
