@@ -85,6 +85,21 @@ def layer_image(collection, layer):
     return _material(obj).node_tree.nodes["nnvis_tex_a"].image
 
 
+def edge_values_by_pair(obj) -> dict:
+    """(source cell, target cell) → (epochs, colour modes) values of an edges object's atlas."""
+    from nnvis_addon.model.edges import EDGE_VALUE_MODES
+    from nnvis_addon.scene.refresh import _material, _shown_cells
+    ends = []
+    for name in ("nnvis_src", "nnvis_dst"):
+        data = obj.data.attributes[name].data
+        values = np.empty(len(data), np.int32)
+        data.foreach_get("value", values)
+        ends.append(values)
+    n, modes = len(ends[0]), len(EDGE_VALUE_MODES)
+    values = _shown_cells(_material(obj))[:, :modes * n, 0, 0].reshape(-1, modes, n)
+    return {(int(s), int(d)): values[:, :, k] for k, (s, d) in enumerate(zip(*ends))}
+
+
 def test_a_live_keras_training_fills_in_on_refresh_and_renders_without_the_addon(
         empty_scene, tmp_path):
     import bpy
@@ -316,3 +331,52 @@ def test_a_damaged_recorded_epoch_is_named_and_left_out(digits_run, empty_scene,
     assert report.added == [2] and list(collection["nnvis_epochs"]) == [0, 1, 2]
     (note,) = report.notes
     assert "epoch 3 left out" in note and "predictions.npy" in note
+
+
+def test_a_run_with_folded_blocks_refreshes_like_a_new_import(empty_scene, tmp_path):
+    """Blocks folded at the import (a residual block drawn as one unit, its edges composed)
+    refresh through the same folding: every atlas equals a fresh import's."""
+    import bpy
+    import keras
+    from nnvis_addon.record import Recorder
+    from nnvis_addon.scene.refresh import _material, refresh_run
+    from sklearn.datasets import load_digits
+    keras.utils.set_random_seed(0)
+    digits = load_digits()
+    x, y = (digits.images[:200, ..., None] / 16.0).astype("float32"), digits.target[:200]
+    layers = keras.layers
+    inp = keras.Input((8, 8, 1), name="pixels")
+    stem = layers.Conv2D(4, 3, padding="same", activation="relu", name="stem")(inp)
+    inner = layers.Conv2D(4, 3, padding="same", activation="relu", name="res_a")(stem)
+    inner = layers.Conv2D(4, 3, padding="same", name="res_b")(inner)
+    merged = layers.Add(name="res_add")([stem, inner])
+    out = layers.Dense(10, activation="softmax", name="out")(
+        layers.GlobalAveragePooling2D(name="gap")(merged))
+    model = keras.Model(inp, out, name="residual")
+    model.compile(optimizer=keras.optimizers.Adam(0.02), loss="sparse_categorical_crossentropy")
+    recorder = Recorder(tmp_path / "recording", x[:2], labels=y[:2])
+    model.fit(x, y, epochs=1, batch_size=100, verbose=0, callbacks=[recorder])
+    collection = import_run(tmp_path / "recording", blocks="folded")
+    assert any(o.get("nnvis_kind") == "Block" for o in collection.objects)
+    model.fit(x, y, epochs=2, batch_size=100, verbose=0, callbacks=[recorder])  # epochs 2, 3
+    report = refresh_run(collection)
+    assert report.added == [2, 3], str(report)
+    fresh = import_run(tmp_path / "recording", blocks="folded")
+    compared = 0
+    for obj in collection.objects:
+        if "NNVis" not in obj.modifiers or not ("nnvis_layer" in obj or "nnvis_edges" in obj):
+            continue
+        twin = fresh.objects[f"{fresh.name}:{obj.name.split(':', 1)[1]}"]
+        if "nnvis_layer" in obj:
+            np.testing.assert_array_equal(
+                *(pixels(_material(o).node_tree.nodes["nnvis_tex_a"].image) for o in (obj, twin)),
+                err_msg=obj.name)
+            continue
+        # edges keep the import's set (a block draws each output's strongest inputs, which
+        # the new epochs may change): the edges both draw carry the same values
+        ours, theirs = edge_values_by_pair(obj), edge_values_by_pair(twin)
+        for pair in set(ours) & set(theirs):
+            np.testing.assert_array_equal(ours[pair], theirs[pair], err_msg=f"{obj.name} {pair}")
+            compared += 1
+    assert compared > 20
+    assert bpy.ops.nnvis.refresh_run(collection=collection.name) == {"CANCELLED"}

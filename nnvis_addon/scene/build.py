@@ -95,7 +95,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         collection["nnvis_run"] = run.source
         collection["nnvis_epochs"] = list(run.epochs)
         live_mod.remember(collection, run, (options.frames_per_epoch, fps, options.frame_start),
-                          aspect, frame_end)
+                          aspect, frame_end, (options.blocks, options.expand))
         collection["nnvis_view"] = list(framing.WRAPPED_VIEW_DIRECTION if rows > 1
                                         else framing.VIEW_DIRECTION)
         scene.collection.children.link(collection)

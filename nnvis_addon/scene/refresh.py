@@ -23,7 +23,7 @@ import bpy
 import numpy as np
 
 from .. import atlas as atlas_mod
-from .. import live
+from .. import blocks, live
 from ..errors import NNVisError
 from ..model.edges import Edges, edge_weights
 from . import animation, compat, hud, legend, nodes, overlays, runs
@@ -43,14 +43,17 @@ class Report:
         return "; ".join([head, *self.notes])
 
 
-def remember(collection, run, timing: tuple, aspect: float, frame_end: int) -> None:
+def remember(collection, run, timing: tuple, aspect: float, frame_end: int,
+             fold: tuple = ("auto", "")) -> None:
     """What a refresh needs to redo the import's choices: the probe, the timing rule
-    (frames per epoch, fps, first frame), the frame's aspect, the range and the source's state."""
+    (frames per epoch, fps, first frame), the frame's aspect, the range, the blocks folded
+    (mode, expanded names) and the source's state."""
     collection["nnvis_probe"] = "" if run.probe_source is None else str(run.probe_source)
     collection["nnvis_probe_index"] = run.probe_index
     collection["nnvis_timing"] = [float(t) for t in timing]      # see _timeline
     collection["nnvis_aspect"] = float(aspect)
     collection["nnvis_frame_end"] = int(frame_end)
+    collection["nnvis_blocks"] = [str(f) for f in fold]
     collection["nnvis_source_state"] = json.dumps(live.state(run.source))
 
 
@@ -133,15 +136,25 @@ class History:
     metrics: dict
 
 
+def drawn_network(collection, network):
+    """`network` as the run's scene draws it: its blocks folded as at the import (blocks.py)."""
+    mode, expand = collection.get("nnvis_blocks", ("auto", ""))
+    if not blocks.should_fold(network, mode):
+        return network
+    return blocks.fold(network, [n.strip() for n in expand.split(",") if n.strip()])
+
+
 def _computed(collection, run, shown: list[int], scene) -> list:
     """Every value of the refreshed scene computed (the shown epochs from the scene's own
     images, the new ones from `run`), as the writes that put them in: nothing fails halfway."""
+    network = drawn_network(collection, run.network)
     epochs = sorted(set(shown) | set(run.epochs))
     order = np.argsort(shown + list(run.epochs), kind="stable")    # old and new rows, merged
     frames, frame_end = _timeline(collection, epochs, scene)
     weights = [{l.name: run.weights(l.name, e) for l in run.layers if l.weight_shapes}
                for e in run.epochs]
-    writes = [_layer(o, run, order) if "nnvis_layer" in o else _edges(o, run, weights, order)
+    writes = [_layer(o, run, network, order) if "nnvis_layer" in o else
+              _edges(o, run, network, weights, order)
               for o in collection.objects if MODIFIER in o.modifiers
               and ("nnvis_layer" in o or "nnvis_edges" in o)]
     history = History(epochs, run.metrics)
@@ -202,11 +215,11 @@ def _write_atlas(material, atlas) -> None:
         nodes.set_default(lookup.inputs[key], float(value))
 
 
-def _layer(obj, run, order):
+def _layer(obj, run, network, order):
     """The layer's atlas, colour scale and per-map gains over all epochs; returns their write."""
     name, material = obj["nnvis_layer"], _material(obj)
     new = atlas_mod.as_cells(np.stack([run.activations(name, e) for e in run.epochs]),
-                             run.network.layer(name).is_spatial)
+                             network.layer(name).is_spatial)
     cells = _merged(_shown_cells(material), new, order, f"layer {name!r}")
     atlas, gain = atlas_mod.pack(cells), map_gain(cells)
     tree = material.node_tree.nodes
@@ -221,7 +234,7 @@ def _layer(obj, run, order):
     return write
 
 
-def _edges(obj, run, weights, order):
+def _edges(obj, run, network, weights, order):
     """The connection's weight atlas and colour-mode scales over all epochs, for the curves it
     has; returns their write."""
     src_name, dst_name = obj["nnvis_edges"]
@@ -231,8 +244,8 @@ def _edges(obj, run, weights, order):
         values = np.empty(len(attrs[name].data), np.int32)
         attrs[name].data.foreach_get("value", values)
         ends.append(values)
-    edges = Edges(*ends, edge_weights(run.network, dst_name, src_name, weights, *ends))
-    new = mode_values(edges, run.network.layer(src_name),
+    edges = Edges(*ends, edge_weights(network, dst_name, src_name, weights, *ends))
+    new = mode_values(edges, network.layer(src_name),
                       np.stack([run.activations(src_name, e) for e in run.epochs]))
     material = _material(obj)
     values = _merged(_shown_cells(material), new.reshape(new.shape[0], -1, 1, 1), order,
