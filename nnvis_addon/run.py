@@ -73,6 +73,7 @@ class Run:
             self.warnings += [f"layer {name!r}: no activations ({why})" for name, why in
                               skipped.items()]
         self.forward_seconds = time.perf_counter() - start   # 0 when the recording had them
+        self.probe_source = None      # load_run: the probe path asked for (a refresh reuses it)
         self._activations = activations
         output = network.layers[-1].name
         if predictions is None and output in activations[self.epochs[0]]:
@@ -126,7 +127,7 @@ def is_recording(path: Path) -> bool:
 
 
 def load_run(path, probe=None, probe_index: int = 0, progress=None,
-             memory_limit: int | None = None) -> Run:
+             memory_limit: int | None = None, epochs=None, on_bad_epoch=None) -> Run:
     """Read `path` and compute what the scene shows.
 
     `path`: a recording folder (or its manifest.json), a .keras or .onnx file, a .weights.h5 /
@@ -135,12 +136,36 @@ def load_run(path, probe=None, probe_index: int = 0, progress=None,
     probes; default the recording's probe `probe_index`, or a probe.npy/png next to the checkpoints,
     else mid-grey. `progress(fraction, message)` is called as epochs are read. A run that would
     need more than `memory_limit` bytes (default: most of the free memory) is refused up front.
+    `epochs`: only these epoch numbers (default all). `on_bad_epoch(epoch, message)`: an epoch
+    that does not read is left out and reported there instead of failing the whole run (live
+    refresh: a corrupt new checkpoint must not cost the epochs already shown).
     """
     path = Path(path)
     if is_recording(path):
-        return _load_recording(path if path.is_dir() else path.parent, probe, probe_index, progress,
-                               memory_limit)
+        run = _load_recording(path if path.is_dir() else path.parent, probe, probe_index,
+                              progress, memory_limit, epochs, on_bad_epoch)
+    else:
+        run = _load_checkpoints(path, probe, progress, memory_limit, epochs, on_bad_epoch)
+    run.probe_source = probe if probe is None or isinstance(probe, (str, Path)) else "<array>"
+    return run
+
+
+def _read_or_report(epoch, read, on_bad_epoch):
+    """`read()`, or None after telling `on_bad_epoch` why it failed (raises without one)."""
+    if on_bad_epoch is None:
+        return read()
+    try:
+        return read()
+    except NNVisError as exc:
+        on_bad_epoch(epoch, str(exc))
+        return None
+
+
+def _load_checkpoints(path: Path, probe, progress, memory_limit, epochs, on_bad_epoch) -> Run:
     found = disc.discover(path)
+    found.epochs = [s for s in found.epochs if epochs is None or s.epoch in epochs]
+    if not found.epochs:
+        raise NNVisError(f"{path}: none of the epochs {list(epochs)} is there")
     first = None                     # an ONNX file is architecture and weights in one
     if found.epochs[0].kind == disc.ONNX:
         network, first = read_onnx_epoch(found.epochs[0].path)
@@ -155,11 +180,13 @@ def load_run(path, probe=None, probe_index: int = 0, progress=None,
     for k, source in enumerate(found.epochs):
         if progress:
             progress(k / len(found.epochs), f"Reading epoch {source.epoch}: {source.path.name}")
-        weights[source.epoch] = first if k == 0 and first is not None else \
-            read_weights(source, network)
+        read = _read_or_report(source.epoch, lambda: first if k == 0 and first is not None else
+                               read_weights(source, network), on_bad_epoch)
+        if read is not None:
+            weights[source.epoch] = read
     name = path.name if path.is_dir() else path.name.split(".")[0]
-    return Run(name or network.name, str(path), network, [s.epoch for s in found.epochs], weights,
-               probes, warnings=warnings)
+    return Run(name or network.name, str(path), network, sorted(weights), weights, probes,
+               warnings=warnings)
 
 
 def _sized(network: Network, probes: np.ndarray, probe, source: str) -> tuple[Network, list[str]]:
@@ -173,21 +200,31 @@ def _sized(network: Network, probes: np.ndarray, probe, source: str) -> tuple[Ne
     return with_input_shape(network, probes.shape[1:], source), warnings
 
 
-def _load_recording(folder: Path, probe, probe_index: int, progress, memory_limit) -> Run:
-    rec = recording.read_recording(folder)
+def _load_recording(folder: Path, probe, probe_index: int, progress, memory_limit,
+                    epochs=None, on_bad_epoch=None) -> Run:
+    rec = recording.read_recording(folder, epochs)
     network = network_from_config(rec.architecture, str(folder / recording.ARCHITECTURE))
-    budget.check(network, len(rec.epochs), 1 if probe is not None else len(rec.probes),
+    wanted = rec.epochs
+    budget.check(network, len(wanted), 1 if probe is not None else len(rec.probes),
                  str(folder), memory_limit)
     weights, activations, predictions = {}, {}, {}
-    for k, epoch in enumerate(rec.epochs):
+    for k, epoch in enumerate(wanted):
         if progress:
-            progress(k / len(rec.epochs), f"Reading recorded epoch {epoch}")
-        weights[epoch] = rec.weights(epoch)
+            progress(k / len(wanted), f"Reading recorded epoch {epoch}")
+
+        def read(epoch=epoch):
+            acts = rec.activations(epoch) if probe is None else None
+            return rec.weights(epoch), acts, None if probe is not None else \
+                rec.predictions(epoch)
+
+        read = _read_or_report(epoch, read, on_bad_epoch)
+        if read is None:
+            continue
+        weights[epoch], acts, preds = read
         if probe is None:
-            acts = rec.activations(epoch)
             acts.setdefault(network.layers[0].name, rec.probes)   # a Sequential's InputLayer
             activations[epoch] = acts
-            predictions[epoch] = rec.predictions(epoch)
+            predictions[epoch] = preds
     if probe is not None:
         probes, labels, activations, predictions = (
             load_probe(probe, network.input_shape, None, pixel_scale(network))[None], None, None,
@@ -195,7 +232,7 @@ def _load_recording(folder: Path, probe, probe_index: int, progress, memory_limi
         probe_index = 0
     else:
         probes, labels = np.asarray(rec.probes), rec.labels
-    return Run(folder.name or rec.model_name, str(folder), network, rec.epochs, weights, probes,
+    return Run(folder.name or rec.model_name, str(folder), network, sorted(weights), weights, probes,
                activations=activations, predictions=predictions, metrics=rec.metrics,
                labels=labels, class_names=rec.class_names, probe_index=probe_index,
                warnings=rec.warnings)
