@@ -20,7 +20,7 @@ from .model.keras_config import network_from_config, with_input_shape
 from .model.onnx_graph import read_onnx_epoch, read_onnx_weights
 from .model.network import Network
 from .model.ops import unread_keys
-from .probe import DEFAULT_SIZE, load_probe, pixel_scale
+from .probe import DEFAULT_SIZE, load_probes
 
 
 def config_warnings(network: Network) -> list[str]:
@@ -41,6 +41,8 @@ class Run:
 
     `probes` is (P, *input_shape); the scene shows probe `probe_index`. `activations(layer, epoch)`
     and `probe` are that probe's (batch dimension dropped); `predictions(epoch)` is (P, classes).
+    A multi-input model's `probes` is {input name: (P, *shape)} in the model's input order;
+    `probe` is then the first input's (each input's own probe is its InputLayer's activations).
     """
 
     def __init__(self, name: str, source: str, network: Network, epochs: list[int],
@@ -52,8 +54,9 @@ class Run:
                  warnings: list[str] | None = None):
         if not epochs:
             raise NNVisError(f"{source}: no epochs to show")
-        if not 0 <= probe_index < len(probes):
-            raise NNVisError(f"{source}: probe {probe_index} asked for, the run has {len(probes)}")
+        count = len(next(iter(probes.values()))) if isinstance(probes, dict) else len(probes)
+        if not 0 <= probe_index < count:
+            raise NNVisError(f"{source}: probe {probe_index} asked for, the run has {count}")
         self.name = name
         self.source = source
         self.network = network
@@ -85,7 +88,10 @@ class Run:
 
     @property
     def probe(self) -> np.ndarray:
-        return np.asarray(self.probes[self.probe_index])
+        probes = self.probes
+        if isinstance(probes, dict):
+            probes = probes[self.network.inputs[0]]
+        return np.asarray(probes[self.probe_index])
 
     @property
     def label(self):
@@ -147,8 +153,7 @@ def load_run(path, probe=None, probe_index: int = 0, progress=None,
     else:
         network = keras_files.read_network(found.architecture)
     folder = path if path.is_dir() else path.parent
-    probes = load_probe(probe, network.input_shape, folder, pixel_scale(network),
-                        network.input_order)[None]
+    probes = load_probes(probe, network, folder)
     network, warnings = _sized(network, probes, probe, str(found.architecture))
     budget.check(network, len(found.epochs), 1, str(path), memory_limit)
     weights = {}
@@ -163,14 +168,17 @@ def load_run(path, probe=None, probe_index: int = 0, progress=None,
 
 
 def _sized(network: Network, probes: np.ndarray, probe, source: str) -> tuple[Network, list[str]]:
-    """A variable-size model (None in its input shape) at the probe's size, and a warning when
+    """A variable-size model (None in its input shapes) at the probes' sizes, and a warning when
     that size is nnvis' default rather than a probe's."""
-    if None not in network.input_shape:
+    sizes = {n: network.layer(n).output_shape for n in network.inputs}
+    variable = [n for n, shape in sizes.items() if None in shape]
+    if not variable:
         return network, []
     warnings = [] if probe is not None else [
-        f"the model takes any input size {network.input_shape}; without a probe it is shown at "
-        f"{DEFAULT_SIZE}×{DEFAULT_SIZE} (pass a probe image to choose)"]
-    return with_input_shape(network, probes.shape[1:], source), warnings
+        f"the model's input {n!r} takes any size {sizes[n]}; without a probe it is shown at "
+        f"{DEFAULT_SIZE}×{DEFAULT_SIZE} (pass a probe image to choose)" for n in variable]
+    given = probes if isinstance(probes, dict) else {network.inputs[0]: probes}
+    return with_input_shape(network, {n: given[n].shape[1:] for n in sizes}, source), warnings
 
 
 def _load_recording(folder: Path, probe, probe_index: int, progress, memory_limit) -> Run:
@@ -189,9 +197,7 @@ def _load_recording(folder: Path, probe, probe_index: int, progress, memory_limi
             activations[epoch] = acts
             predictions[epoch] = rec.predictions(epoch)
     if probe is not None:
-        probes, labels, activations, predictions = (
-            load_probe(probe, network.input_shape, None, pixel_scale(network))[None], None, None,
-            None)
+        probes, labels, activations, predictions = load_probes(probe, network), None, None, None
         probe_index = 0
     else:
         probes, labels = np.asarray(rec.probes), rec.labels

@@ -414,7 +414,7 @@ def _cell_of_element(layer: Layer, element: np.ndarray) -> np.ndarray:
 
 _PASS_THROUGH = ("MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
                  "GlobalMaxPooling2D", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Resizing",
-                 "CenterCrop", "Activation", "ReLU", "LeakyReLU", "ThresholdedReLU", "Softmax",
+                 "CenterCrop", "RandomCrop", "Activation", "ReLU", "LeakyReLU", "ThresholdedReLU", "Softmax",
                  "Rescaling", "Normalization", "LayerNormalization", *sorted(IDENTITY_KINDS))
 _KINDS = {
     "Dense": _dense, "Conv2D": _conv2d, "DepthwiseConv2D": _depthwise,
