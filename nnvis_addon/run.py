@@ -16,17 +16,22 @@ from .errors import NNVisError
 from .io import discover as disc
 from .io import keras_files, recording, tf_checkpoint
 from .model.forward import forward_batch_partial
-from .model.keras_config import network_from_config, with_input_shape
+from .model.keras_config import SHARED_KEY, network_from_config, with_input_shape
 from .model.onnx_graph import read_onnx_epoch, read_onnx_weights
 from .model.network import Network
-from .model.ops import unread_keys
+from .model.ops import KERAS2_KEY, unread_keys
 from .probe import DEFAULT_SIZE, load_probes
 
 
 def config_warnings(network: Network) -> list[str]:
-    """One line per layer whose config has keys nnvis does not read (ops.unread_keys)."""
+    """One line per layer whose config has keys nnvis does not read (ops.unread_keys), and per
+    Keras 3 RandomCrop that inference leaves uncropped (ops: it differs from the model summary)."""
     lines = []
     for layer in network.layers:
+        if layer.kind == "RandomCrop" and not layer.config.get(KERAS2_KEY):
+            lines.append(f"layer {layer.name!r} (RandomCrop): Keras 3 crops only in training; at "
+                         f"inference (model.predict) the image passes uncropped, "
+                         f"{layer.output_shape}, and so it is shown")
         keys = unread_keys(layer.kind, layer.config)
         if keys:
             lines.append(f"layer {layer.name!r} ({layer.kind}): config "
@@ -77,7 +82,7 @@ class Run:
                               skipped.items()]
         self.forward_seconds = time.perf_counter() - start   # 0 when the recording had them
         self._activations = activations
-        output = network.layers[-1].name
+        output = network.output
         if predictions is None and output in activations[self.epochs[0]]:
             predictions = {e: activations[e][output] for e in self.epochs}
         self._predictions = predictions or {}
@@ -99,8 +104,9 @@ class Run:
         return None if self.labels is None else self.labels[self.probe_index]
 
     def weights(self, layer_name: str, epoch: int) -> list[np.ndarray]:
-        self.network.layer(layer_name)
-        return list(self._weights[epoch].get(layer_name, []))
+        """The layer's weights; a shared layer's later call (`name@i`) has the original's."""
+        owner = self.network.layer(layer_name).config.get(SHARED_KEY, layer_name)
+        return list(self._weights[epoch].get(owner, []))
 
     def has_activations(self, layer_name: str) -> bool:
         """False for layers nnvis cannot compute (unknown kinds, and layers fed by them)."""

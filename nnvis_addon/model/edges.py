@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import NNVisError
 from .network import Layer, Network
+from .keras_config import SHARED_KEY
 from .ops import IDENTITY_KINDS
 
 
@@ -185,7 +186,7 @@ def _epoch_weights(layer: Layer, weights_by_epoch, count: int) -> list[list[np.n
     """Each epoch's weight list for `layer`, checked to hold at least `count` arrays."""
     out = []
     for e, weights in enumerate(weights_by_epoch):
-        w = weights.get(layer.name)
+        w = weights.get(layer.config.get(SHARED_KEY, layer.name))   # a shared layer's call
         if w is None or len(w) < count:
             raise NNVisError(f"layer {layer.name!r}: epoch {e} has "
                              f"{'no' if w is None else len(w)} weight arrays, needs {count}")

@@ -59,14 +59,16 @@ def network_from_config(config: dict, source: str) -> Network:
             weights = []              # read once, for the layer it repeats
         layers.append(Layer(name=layer_name, kind=kind, config=layer_config, inbound=inbound,
                             output_shape=() if out is None else out, weight_shapes=weights))
-    return Network(name=name, layers=layers, input_names=input_names(config))
+    return Network(name=name, layers=layers, input_names=endpoint_names(config, "input_layers"),
+                   output_names=endpoint_names(config, "output_layers"))
 
 
-def input_names(config: dict) -> tuple[str, ...]:
-    """A Functional model's inputs in its own order (config `input_layers`; Keras 3 writes a
-    single input bare, ``["img", 0, 0]``); () when the config does not say."""
+def endpoint_names(config: dict, key: str) -> tuple[str, ...]:
+    """A Functional model's inputs or outputs (``key``: `input_layers`, `output_layers`) in its
+    own order; Keras 3 writes a single one bare, ``["img", 0, 0]``; () when the config does not
+    say."""
     body = config.get("config") if isinstance(config, dict) else None
-    entries = body.get("input_layers") if isinstance(body, dict) else None
+    entries = body.get(key) if isinstance(body, dict) else None
     if isinstance(entries, list) and len(entries) == 3 and isinstance(entries[0], str):
         entries = [entries]
     if not isinstance(entries, list):

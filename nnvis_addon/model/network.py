@@ -41,6 +41,7 @@ class Network:
                                    # probe arrays in that order are transposed to input_shape
     input_names: tuple = ()        # a multi-input model's inputs in the model's order (Keras
                                    # `input_layers`); empty: InputLayers in network order
+    output_names: tuple = ()       # the model's outputs in its order (Keras `output_layers`)
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:
@@ -54,6 +55,13 @@ class Network:
         found = [layer.name for layer in self.layers if layer.kind == "InputLayer"]
         ordered = [n for n in self.input_names if n in found]
         return ordered + [n for n in found if n not in ordered]
+
+    @property
+    def output(self) -> str:
+        """The layer whose output is the prediction: the model's first output (a multi-output
+        model's first head), else the last layer."""
+        names = {layer.name for layer in self.layers}
+        return next((n for n in self.output_names if n in names), self.layers[-1].name)
 
     @property
     def input_shape(self) -> tuple:
