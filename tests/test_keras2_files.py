@@ -414,3 +414,15 @@ def test_damaged_attribute_counts_allocate_nothing(name):
     finally:
         tracemalloc.stop()
     assert peak < 4 * path.stat().st_size + (1 << 20)
+
+
+def test_keras3_export_savedmodel_is_a_clear_error(tmp_path):
+    """Keras 3 `model.export` writes an inference SavedModel without keras_metadata.pb: its object
+    graph holds only variables, so there is no architecture to read; the error says what to do."""
+    import keras
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3, name="conv")])
+    model.export(tmp_path / "exported", verbose=False)
+    for path in (tmp_path / "exported", tmp_path / "exported" / "saved_model.pb",
+                 tmp_path / "exported" / "variables" / "variables.index"):
+        with pytest.raises(NNVisError, match=r"without keras_metadata\.pb.*model\.save\('m\.keras'\)"):
+            load_run(path)

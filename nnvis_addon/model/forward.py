@@ -57,7 +57,7 @@ def forward_batch_partial(network: Network, weights: dict[str, list[np.ndarray]]
     ``network.inputs`` order. Bad weights or a bad batch raise NNVisError; only what nnvis cannot
     compute is skipped.
     """
-    return _run(network, weights, batch, strict=False)
+    return _run(network, weights, feeds(network, batch), strict=False)
 
 
 def forward_batch(network: Network, weights: dict[str, list[np.ndarray]],
@@ -66,7 +66,7 @@ def forward_batch(network: Network, weights: dict[str, list[np.ndarray]],
 
     Raises NNVisError at the first layer nnvis cannot compute (see ``forward_batch_partial``).
     """
-    return _run(network, weights, batch, strict=True)[0]
+    return _run(network, weights, feeds(network, batch), strict=True)[0]
 
 
 def forward_partial(network: Network, weights: dict[str, list[np.ndarray]],
@@ -92,6 +92,8 @@ def feeds(network: Network, batch) -> dict[str, object]:
     dict (keyed by input name) or list/tuple (in ``network.inputs`` order), checked against the
     inputs — one rule for probes and batches."""
     names = network.inputs
+    if not names:
+        raise NNVisError(f"network {network.name!r}: the forward pass needs an input layer")
     if len(names) == 1:
         return {names[0]: batch}
     listing = ", ".join(map(repr, names))
@@ -119,11 +121,10 @@ def _one(network: Network, probe) -> dict[str, np.ndarray]:
     return out
 
 
-def _run(network, weights, batch, strict: bool):
-    if not network.inputs:
-        raise NNVisError(f"network {network.name!r}: the forward pass needs an input layer")
+def _run(network, weights, fed: dict, strict: bool):
+    """The forward pass from {input name: batch} (``feeds``)."""
     outputs: dict[str, np.ndarray] = {}
-    for name, value in feeds(network, batch).items():
+    for name, value in fed.items():
         value = np.asarray(value, dtype=np.float32)
         shape = network.layer(name).output_shape
         if value.ndim < 1 or not _fits(value.shape[1:], shape):
