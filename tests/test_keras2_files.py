@@ -400,6 +400,13 @@ def test_scene_builds_for_new_structures(case):
     assert {layer.name for layer in run.layers} <= names
 
 
+def test_nested_backbone_names_its_stages():
+    """The flattened backbone's name stays on the stage labels of its layers."""
+    from nnvis_addon.stages import stages
+    run = load_run(DATA / "nested" / "full.h5")
+    assert [s.name for s in stages(run.network)] == ["input", "backbone · stage 1", "head"]
+
+
 @pytest.mark.parametrize("name", ["legacy_h5_huge_attribute.h5", "legacy_h5_slow_attribute.h5"])
 def test_damaged_attribute_counts_allocate_nothing(name):
     """Found by the fuzzer: attribute dataspaces claiming 2^61 items made pyfive allocate them
