@@ -414,7 +414,7 @@ class MultiInput:
         found = {}
 
         def network():
-            found["network"] = _network(folder / self.JSON)
+            found["network"] = keras_files.read_network(folder / self.JSON)
 
         def weights():
             found["weights"] = keras_files.read_weights(folder / self.WEIGHTS,

@@ -31,7 +31,7 @@ def is_keras2(config: dict) -> bool:
     if isinstance(version, str) and version[:1].isdigit():
         return int(version.split(".")[0]) < 3
     return any(isinstance(node, list) for entry in _entries(config)
-               for node in (entry.get("inbound_nodes") or []))
+               if isinstance(entry.get("inbound_nodes"), list) for node in entry["inbound_nodes"])
 
 
 def normalize(config: dict) -> dict:

@@ -441,7 +441,8 @@ def _collect_tensors(value, out: list[tuple], layer_name: str, source: str, dept
             _collect_tensors(item, out, layer_name, source, depth + 1)
     elif isinstance(value, dict):
         if value.get("class_name") == "__keras_tensor__":
-            history = (value.get("config") or {}).get("keras_history")
+            tensor = value.get("config")
+            history = tensor.get("keras_history") if isinstance(tensor, dict) else None
             if not (isinstance(history, list) and len(history) == 3
                     and isinstance(history[0], str)):
                 raise NNVisError(f"{source}: layer {layer_name!r} has an input tensor without a "
