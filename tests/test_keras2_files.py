@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from nnvis_addon.errors import NNVisError
+from nnvis_addon.io import keras_files
 from nnvis_addon.io.discover import discover, epoch_number
 from nnvis_addon.model import keras2
 from nnvis_addon.model.keras_config import block_path
@@ -433,3 +434,19 @@ def test_keras3_export_savedmodel_is_a_clear_error(tmp_path):
                  tmp_path / "exported" / "variables" / "variables.index"):
         with pytest.raises(NNVisError, match=r"without keras_metadata\.pb.*model\.save\('m\.keras'\)"):
             load_run(path)
+
+
+def test_fuzzer_finds_in_functional_configs_are_nnvis_errors(tmp_path):
+    """Found by the multi-input fuzz format: a non-list `inbound_nodes` (Keras 2 sniffing) and a
+    `__keras_tensor__` whose config is not an object raised raw errors."""
+    import json
+    keras2_config = json.loads((DATA / "multi" / "json_weights" / "model.json").read_text())
+    keras2_config["config"]["layers"][3]["inbound_nodes"] = 5
+    keras3_model, _ = _multi_input_keras3(tmp_path)
+    keras3_config = json.loads(keras3_model.to_json())
+    cat = next(e for e in keras3_config["config"]["layers"] if e["name"] == "cat")
+    cat["inbound_nodes"][0]["args"][0][0]["config"] = 7
+    for k, config in enumerate((keras2_config, keras3_config)):
+        (tmp_path / f"m{k}.json").write_text(json.dumps(config))
+        with pytest.raises(NNVisError, match=f"m{k}.json"):
+            keras_files.read_network(tmp_path / f"m{k}.json")
