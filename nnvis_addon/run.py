@@ -25,10 +25,13 @@ from .probe import DEFAULT_SIZE, load_probes
 
 def config_warnings(network: Network) -> list[str]:
     """One line per layer whose config has keys nnvis does not read (ops.unread_keys), and per
-    Keras 3 RandomCrop that inference leaves uncropped (ops: it differs from the model summary)."""
+    Keras 3 RandomCrop that inference leaves at another size than its own (ops: it differs from
+    the model summary)."""
     lines = []
     for layer in network.layers:
-        if layer.kind == "RandomCrop" and not layer.config.get(KERAS2_KEY):
+        if layer.kind == "RandomCrop" and not layer.config.get(KERAS2_KEY) and \
+                tuple(layer.output_shape[:2]) != (layer.config.get("height"),
+                                                  layer.config.get("width")):
             lines.append(f"layer {layer.name!r} (RandomCrop): Keras 3 crops only in training; at "
                          f"inference (model.predict) the image passes uncropped, "
                          f"{layer.output_shape}, and so it is shown")
