@@ -432,7 +432,8 @@ def test_keras3_export_savedmodel_is_a_clear_error(tmp_path):
     model.export(tmp_path / "exported", verbose=False)
     for path in (tmp_path / "exported", tmp_path / "exported" / "saved_model.pb",
                  tmp_path / "exported" / "variables" / "variables.index"):
-        with pytest.raises(NNVisError, match=r"without keras_metadata\.pb.*model\.save\('m\.keras'\)"):
+        with pytest.raises(NNVisError,
+                           match=r"without keras_metadata\.pb.*model\.save\('m\.keras'\)"):
             load_run(path)
 
 

@@ -417,7 +417,8 @@ def _cell_of_element(layer: Layer, element: np.ndarray) -> np.ndarray:
 
 _PASS_THROUGH = ("MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
                  "GlobalMaxPooling2D", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Resizing",
-                 "CenterCrop", "RandomCrop", "Activation", "ReLU", "LeakyReLU", "ThresholdedReLU", "Softmax",
+                 "CenterCrop", "RandomCrop", "Activation", "ReLU", "LeakyReLU", "ThresholdedReLU",
+                 "Softmax",
                  "Rescaling", "Normalization", "LayerNormalization", *sorted(IDENTITY_KINDS))
 BLOCK_INPUTS = 2          # edges drawn into each output cell of a folded block
 

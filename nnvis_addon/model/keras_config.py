@@ -43,7 +43,7 @@ def network_from_config(config: dict, source: str) -> Network:
     declared = declared_output_shapes(config)
     custom = _custom_layers(config)
     shapes: dict[str, tuple | None] = {}          # None: unknown
-    uncropped: set[str] = set()     # a Keras 3 RandomCrop and what it feeds: not the declared shapes
+    uncropped: set[str] = set()     # a Keras 3 RandomCrop and what it feeds: computed shapes
     layers = []
     for layer_name, kind, layer_config, inbound in specs:
         if kind == "RandomCrop" and not layer_config.get(ops.KERAS2_KEY) or \

@@ -28,8 +28,9 @@ class Trace:
 
 
 def trace_units(network: Network, output: np.ndarray | None, limit: int = 16) -> list[int]:
-    """Which units of the output layer (``Network.output``) to trace: all of them when there are at most `limit` (class
-    scores), else the `limit` with the largest `output` (the top predictions), else the first."""
+    """Which units of the output layer (``Network.output``) to trace: all of them when there are
+    at most `limit` (class scores), else the `limit` with the largest `output` (the top
+    predictions), else the first."""
     count = network.layer(network.output).cell_count
     if count <= limit:
         return list(range(count))
