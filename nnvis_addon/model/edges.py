@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import NNVisError
 from .network import Layer, Network
+from .keras_config import SHARED_KEY
 from .ops import IDENTITY_KINDS
 
 
@@ -219,7 +220,7 @@ def _epoch_weights(layer: Layer, weights_by_epoch, count: int) -> list[list[np.n
     """Each epoch's weight list for `layer`, checked to hold at least `count` arrays."""
     out = []
     for e, weights in enumerate(weights_by_epoch):
-        w = weights.get(layer.name)
+        w = weights.get(layer.config.get(SHARED_KEY, layer.name))   # a shared layer's call
         if w is None or len(w) < count:
             raise NNVisError(f"layer {layer.name!r}: epoch {e} has "
                              f"{'no' if w is None else len(w)} weight arrays, needs {count}")
@@ -448,7 +449,8 @@ def _cell_of_element(layer: Layer, element: np.ndarray) -> np.ndarray:
 
 _PASS_THROUGH = ("MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
                  "GlobalMaxPooling2D", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Resizing",
-                 "CenterCrop", "Activation", "ReLU", "LeakyReLU", "ThresholdedReLU", "Softmax",
+                 "CenterCrop", "RandomCrop", "Activation", "ReLU", "LeakyReLU", "ThresholdedReLU",
+                 "Softmax",
                  "Rescaling", "Normalization", "LayerNormalization", *sorted(IDENTITY_KINDS))
 BLOCK_INPUTS = 2          # edges drawn into each output cell of a folded block
 
