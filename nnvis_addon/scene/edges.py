@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import atlas as atlas_mod
 from ..bundling import density_bundle, structural_bundle
+from ..budget import MAX_EDGES
 from ..errors import NNVisError
 from ..model.edges import EDGE_VALUE_MODES, cell_activations, edge_values
 
@@ -39,15 +40,40 @@ def edges_group():
     nodes.socket(group, "Colour Mode", "INPUT", "NodeSocketInt", 0, 0, len(EDGE_VALUE_MODES) - 1,
                  description="Colour by 0 weight, 1 |weight|, 2 weight × activation, "
                              "3 importance |w|·|a| (animatable)")
-    nodes.socket(group, "Max Edges", "INPUT", "NodeSocketInt", 1 << 30, 0,
-                 description="Level of detail: show only the N strongest edges")
-    nodes.socket(group, "Material", "INPUT", "NodeSocketMaterial")
+    nodes.socket(group, "Max Edges", "INPUT", "NodeSocketInt", MAX_EDGES, 0,
+                 description="Level of detail: show only the N strongest edges (each connection "
+                             "starts at its own count: all)")
+    nodes.socket(group, "Material", "INPUT", "NodeSocketMaterial",
+                 description="The connection's weight material (also in the object's slot)")
     nodes.socket(group, "Source", "INPUT", "NodeSocketObject",
                  description="The layer the edges start from; they follow its cells")
     nodes.socket(group, "Target", "INPUT", "NodeSocketObject",
                  description="The layer the edges end on; they follow its cells")
     nodes.highlight_sockets(group)
+    nodes.panels(group, {"Shape": ("Radius", "Bundle Strength"), "Colour": ("Colour Mode",),
+                         "Trace": ("Highlight", "Trace Unit"),
+                         "Ends": ("Source", "Target"), "Level of Detail": ("Max Edges",)},
+                 closed=("Ends", "Level of Detail"))
     i = gin.outputs
+    with nodes.section(group, "Bundled, then carried along with the layers' cells"):
+        shown = _edge_positions(group, i)
+    with nodes.section(group, "Radius and what the shader reads"):
+        geo = nodes.add(group, "GeometryNodeSetCurveRadius", {"Curve": shown,
+                                                              "Radius": i["Radius"]})
+        geo = nodes.store(group, geo.outputs["Curve"], "nnvis_epoch", i["Epoch"], "FLOAT",
+                          "CURVE")
+        geo = nodes.store(group, geo, "nnvis_mode", i["Colour Mode"], "FLOAT", "CURVE")
+        geo = nodes.store_highlight(group, i, geo, "CURVE")
+        geo = nodes.add(group, "GeometryNodeSetMaterial", {"Geometry": geo,
+                                                           "Material": i["Material"]})
+    group.links.new(geo.outputs["Geometry"], gout.inputs["Geometry"])
+    nodes.arrange(group)
+    return group
+
+
+def _edge_positions(group, i):
+    """The first Max Edges curves, between straight and bundled (Bundle Strength), each moved
+    with the cells at its ends."""
     shown = nodes.first(group, i["Geometry"], i["Max Edges"], "CURVE")
     bundled = nodes.named(group, "nnvis_bundled", "FLOAT_VECTOR")
     mixed = nodes.mix(group, i["Bundle Strength"], nodes.position(group), bundled, "VECTOR")
@@ -64,13 +90,7 @@ def edges_group():
     moved = nodes.mix(group, t, ends.outputs["Source"], ends.outputs["Target"], "VECTOR")
     shown = nodes.add(group, "GeometryNodeSetPosition", {
         "Geometry": shown, "Position": nodes.vec_math(group, "ADD", mixed, moved)}).outputs[0]
-    geo = nodes.add(group, "GeometryNodeSetCurveRadius", {"Curve": shown, "Radius": i["Radius"]})
-    geo = nodes.store(group, geo.outputs["Curve"], "nnvis_epoch", i["Epoch"], "FLOAT", "CURVE")
-    geo = nodes.store(group, geo, "nnvis_mode", i["Colour Mode"], "FLOAT", "CURVE")
-    geo = nodes.store_highlight(group, i, geo, "CURVE")
-    geo = nodes.add(group, "GeometryNodeSetMaterial", {"Geometry": geo, "Material": i["Material"]})
-    group.links.new(geo.outputs["Geometry"], gout.inputs["Geometry"])
-    return group
+    return shown
 
 
 def _end_shift(group, layer, prefix: str):
@@ -212,7 +232,9 @@ def edge_object(run_name: str, src_obj, dst_obj, edges, src_placement,
     obj["nnvis_edges"] = [src_name, dst_name]
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = edges_group()
+    curves.materials.append(material)
     set_inputs(mod, {"Radius": edge_radius(radius, edges, src_placement.row != dst_placement.row),
                      "Bundle Strength": bundle_strength, "Material": material,
+                     "Max Edges": len(curves.curves),
                      "Trace Unit": trace_unit, "Source": src_obj, "Target": dst_obj})
     return obj

@@ -126,7 +126,9 @@ def layer_object(layer, placement, activations: np.ndarray, colormap: str, diver
         width, height = arrange.map_size(placement, layer.output_shape)
     else:
         width = height = placement.cell_size
-    set_inputs(mod, {"Width": width, "Height": height, "Material": material})
+    mesh.materials.append(material)        # the Material tab and Shader Editor show it
+    set_inputs(mod, {"Width": width, "Height": height, "Material": material,
+                     "Max Cells": layer.cell_count})
     return obj
 
 

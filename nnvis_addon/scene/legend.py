@@ -49,6 +49,7 @@ def bar_material(name: str, layer_material):
     emit = nodes.add(tree, "ShaderNodeEmission", {"Color": maps.outputs["Color"]})
     out = nodes.add(tree, "ShaderNodeOutputMaterial")
     tree.links.new(emit.outputs[0], out.inputs["Surface"])
+    nodes.arrange(tree)
     return mat
 
 

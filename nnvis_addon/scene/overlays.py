@@ -19,7 +19,7 @@ from mathutils import Matrix
 from . import nodes
 from .layers import MODIFIER, mesh_of_points, set_inputs
 from .animation import linear_keys
-from .nodes import add, math_node, socket
+from .nodes import add, arrange, epoch_pair, math_node, named, sample, section, socket
 
 KINDS = ("title", "counter", "curves", "probe", "predictions", "legend")   # hud.py places them
 METRIC_COLOURS = {  # linear RGB
@@ -50,39 +50,44 @@ def colour_material(name: str = "NNVis Overlay") -> bpy.types.Material:
     emit = add(tree, "ShaderNodeEmission", {"Color": colour.outputs["Color"], "Strength": 1.0})
     out = add(tree, "ShaderNodeOutputMaterial")
     tree.links.new(emit.outputs[0], out.inputs["Surface"])
+    arrange(tree)
     return mat
 
 
 def _epoch_io(group, extra=()):
-    socket(group, "Geometry", "INPUT", "NodeSocketGeometry")
-    socket(group, "Geometry", "OUTPUT", "NodeSocketGeometry")
-    socket(group, "Epoch", "INPUT", "NodeSocketFloat", 0.0, 0.0)
-    for name, kind, default in extra:
-        socket(group, name, "INPUT", kind, default)
-    return group.nodes.new("NodeGroupInput").outputs, group.nodes.new("NodeGroupOutput")
+    """The group's Geometry and Epoch (`nodes.geometry_io`) and its `extra` (name, type, default,
+    description) inputs; returns the group input's outputs and the group output node."""
+    gin, gout = nodes.geometry_io(group)
+    for name, kind, default, description in extra:
+        socket(group, name, "INPUT", kind, default, description=description)
+    return gin.outputs, gout
 
 
-def _finish(group, geometry, out, material_socket=None):
-    if material_socket is not None:
-        geometry = add(group, "GeometryNodeSetMaterial", {"Geometry": geometry,
-                                                          "Material": material_socket}).outputs[0]
+def _finish(group, geometry, out, material_socket):
+    geometry = add(group, "GeometryNodeSetMaterial", {"Geometry": geometry,
+                                                      "Material": material_socket}).outputs[0]
     group.links.new(geometry, out.inputs["Geometry"])
+    arrange(group)
 
 
 def counter_group(name: str, lines: list[str]):
     """Text of line round(Epoch): an Index Switch over one string per recorded epoch."""
     group = bpy.data.node_groups.new(name, "GeometryNodeTree")
-    i, out = _epoch_io(group, [("Size", "NodeSocketFloat", 1.0), ("Material", "NodeSocketMaterial",
-                                                                   None)])
-    switch = add(group, "GeometryNodeIndexSwitch", data_type="STRING")
-    while len(switch.index_switch_items) < len(lines):
-        switch.index_switch_items.new()
-    for k, line in enumerate(lines):
-        switch.inputs[k + 1].default_value = line
-    group.links.new(math_node(group, "ROUND", i["Epoch"]), switch.inputs["Index"])
-    text = add(group, "GeometryNodeStringToCurves", {"String": switch.outputs[0], "Size": i["Size"]})
-    real = add(group, "GeometryNodeRealizeInstances", {"Geometry": text.outputs["Curve Instances"]})
-    fill = add(group, "GeometryNodeFillCurve", {"Curve": real.outputs[0]})
+    i, out = _epoch_io(group, [("Size", "NodeSocketFloat", 1.0, "Text height"),
+                               ("Material", "NodeSocketMaterial", None, "")])
+    with section(group, "Line of the shown epoch"):
+        switch = add(group, "GeometryNodeIndexSwitch", data_type="STRING")
+        while len(switch.index_switch_items) < len(lines):
+            switch.index_switch_items.new()
+        for k, line in enumerate(lines):
+            switch.inputs[k + 1].default_value = line
+        group.links.new(math_node(group, "ROUND", i["Epoch"]), switch.inputs["Index"])
+    with section(group, "Text to mesh"):
+        text = add(group, "GeometryNodeStringToCurves", {"String": switch.outputs[0],
+                                                         "Size": i["Size"]})
+        real = add(group, "GeometryNodeRealizeInstances",
+                   {"Geometry": text.outputs["Curve Instances"]})
+        fill = add(group, "GeometryNodeFillCurve", {"Curve": real.outputs[0]})
     _finish(group, fill.outputs["Mesh"], out, i["Material"])
     return group
 
@@ -95,36 +100,25 @@ def growing_lines_group():
     if group is not None:
         return group
     group = nodes.new_group(name)
-    i, out = _epoch_io(group, [("Radius", "NodeSocketFloat", 0.03),
-                                ("Material", "NodeSocketMaterial", None)])
-
-    def attr(attr_name):
-        return add(group, "GeometryNodeInputNamedAttribute", {"Name": attr_name},
-                   data_type="FLOAT").outputs["Attribute"]
-
-    t, start, last = attr("nnvis_t"), attr("nnvis_start"), attr("nnvis_last")
-    position = add(group, "GeometryNodeInputPosition").outputs[0]
-    epoch = add(group, "ShaderNodeClamp", {"Value": i["Epoch"], "Min": 0.0, "Max": last}).outputs[0]
-
-    def sample(index_offset):
-        index = math_node(group, "ADD", start, index_offset)
-        return add(group, "GeometryNodeSampleIndex",
-                   {"Geometry": i["Geometry"], "Value": position, "Index": index},
-                   data_type="FLOAT_VECTOR", domain="POINT").outputs[0]
-
-    e0 = math_node(group, "FLOOR", epoch)
-    a = sample(e0)
-    b = sample(math_node(group, "MINIMUM", math_node(group, "ADD", e0, 1.0), last))
-    tip = add(group, "ShaderNodeMix", {"Factor": math_node(group, "SUBTRACT", epoch, e0),
-                                       "A": a, "B": b}, data_type="VECTOR").outputs[1]
-    ahead = math_node(group, "GREATER_THAN", t, epoch)
-    moved = add(group, "GeometryNodeSetPosition", {"Geometry": i["Geometry"], "Selection": ahead,
-                                                   "Position": tip})
-    curve = add(group, "GeometryNodeMeshToCurve", {"Mesh": moved.outputs[0]})
-    profile = add(group, "GeometryNodeCurvePrimitiveCircle", {"Resolution": 6,
-                                                               "Radius": i["Radius"]})
-    tube = add(group, "GeometryNodeCurveToMesh", {"Curve": curve.outputs[0],
-                                                  "Profile Curve": profile.outputs["Curve"]})
+    i, out = _epoch_io(group, [("Radius", "NodeSocketFloat", 0.03, "Line radius"),
+                               ("Material", "NodeSocketMaterial", None, "")])
+    with section(group, "Tip at the shown epoch"):
+        t, start, last = named(group, "nnvis_t"), named(group, "nnvis_start"), \
+            named(group, "nnvis_last")
+        shown, e0, e1, factor = epoch_pair(group, i["Epoch"], last)
+        a, b = (sample(group, i["Geometry"], nodes.position(group), "FLOAT_VECTOR",
+                       math_node(group, "ADD", start, e)) for e in (e0, e1))
+        tip = nodes.mix(group, factor, a, b, "VECTOR")
+    with section(group, "Points ahead move onto the tip"):
+        ahead = math_node(group, "GREATER_THAN", t, shown)
+        moved = add(group, "GeometryNodeSetPosition", {"Geometry": i["Geometry"],
+                                                       "Selection": ahead, "Position": tip})
+    with section(group, "Tubes"):
+        curve = add(group, "GeometryNodeMeshToCurve", {"Mesh": moved.outputs[0]})
+        profile = add(group, "GeometryNodeCurvePrimitiveCircle", {"Resolution": 6,
+                                                                   "Radius": i["Radius"]})
+        tube = add(group, "GeometryNodeCurveToMesh", {"Curve": curve.outputs[0],
+                                                      "Profile Curve": profile.outputs["Curve"]})
     _finish(group, tube.outputs["Mesh"], out, i["Material"])
     return group
 
@@ -137,43 +131,34 @@ def bars_group():
     if group is not None:
         return group
     group = nodes.new_group(name)
-    i, out = _epoch_io(group, [("Classes", "NodeSocketFloat", 10.0),
-                                ("Height", "NodeSocketFloat", 2.0),
-                                ("Width", "NodeSocketFloat", 0.2),
-                                ("Material", "NodeSocketMaterial", None)])
-    score = add(group, "GeometryNodeInputNamedAttribute", {"Name": "nnvis_score"},
-                data_type="FLOAT").outputs["Attribute"]
-    last = add(group, "GeometryNodeInputNamedAttribute", {"Name": "nnvis_last"},
-               data_type="FLOAT").outputs["Attribute"]
-    index = add(group, "GeometryNodeInputIndex").outputs[0]
-    cls = math_node(group, "FLOORED_MODULO", index, i["Classes"])
-    epoch = add(group, "ShaderNodeClamp", {"Value": i["Epoch"], "Min": 0.0, "Max": last}).outputs[0]
-    e0 = math_node(group, "FLOOR", epoch)
-    e1 = math_node(group, "MINIMUM", math_node(group, "ADD", e0, 1.0), last)
-
-    def sample(e):
-        at = math_node(group, "MULTIPLY_ADD", e, i["Classes"], cls)
-        return add(group, "GeometryNodeSampleIndex", {"Geometry": i["Geometry"], "Value": score,
-                                                      "Index": at},
-                   data_type="FLOAT", domain="POINT").outputs[0]
-
-    height = add(group, "ShaderNodeMix", {"Factor": math_node(group, "SUBTRACT", epoch, e0),
-                                          "A": sample(e0), "B": sample(e1)},
-                 data_type="FLOAT").outputs[0]
-    height = math_node(group, "MAXIMUM", math_node(group, "MULTIPLY", height, i["Height"]), 1e-3)
-    bars = add(group, "GeometryNodeDeleteGeometry",
-               {"Geometry": i["Geometry"],
-                "Selection": math_node(group, "GREATER_THAN", index,
-                                       math_node(group, "SUBTRACT", i["Classes"], 0.5))},
-               domain="POINT")
-    cube = add(group, "GeometryNodeMeshCube", {"Size": (1.0, 1.0, 1.0)})
-    base = add(group, "GeometryNodeTransform", {"Geometry": cube.outputs["Mesh"],
-                                                "Translation": (0.0, 0.5, 0.0)})
-    scale = add(group, "ShaderNodeCombineXYZ", {"X": i["Width"], "Y": height, "Z": i["Width"]})
-    inst = add(group, "GeometryNodeInstanceOnPoints", {"Points": bars.outputs[0],
-                                                       "Instance": base.outputs[0],
-                                                       "Scale": scale.outputs[0]})
-    real = add(group, "GeometryNodeRealizeInstances", {"Geometry": inst.outputs[0]})
+    i, out = _epoch_io(group, [("Classes", "NodeSocketFloat", 10.0, "Number of classes"),
+                               ("Height", "NodeSocketFloat", 2.0, "Length of a score of 1"),
+                               ("Width", "NodeSocketFloat", 0.2, "Bar thickness"),
+                               ("Material", "NodeSocketMaterial", None, "")])
+    with section(group, "Score of each class at the shown epoch"):
+        score, last = named(group, "nnvis_score"), named(group, "nnvis_last")
+        index = add(group, "GeometryNodeInputIndex").outputs[0]
+        cls = math_node(group, "FLOORED_MODULO", index, i["Classes"])
+        _, e0, e1, factor = epoch_pair(group, i["Epoch"], last)
+        a, b = (sample(group, i["Geometry"], score, "FLOAT",
+                       math_node(group, "MULTIPLY_ADD", e, i["Classes"], cls)) for e in (e0, e1))
+        height = nodes.mix(group, factor, a, b)
+        height = math_node(group, "MAXIMUM", math_node(group, "MULTIPLY", height, i["Height"]),
+                           1e-3)
+    with section(group, "Bars"):
+        bars = add(group, "GeometryNodeDeleteGeometry",
+                   {"Geometry": i["Geometry"],
+                    "Selection": math_node(group, "GREATER_THAN", index,
+                                           math_node(group, "SUBTRACT", i["Classes"], 0.5))},
+                   domain="POINT")
+        cube = add(group, "GeometryNodeMeshCube", {"Size": (1.0, 1.0, 1.0)})
+        base = add(group, "GeometryNodeTransform", {"Geometry": cube.outputs["Mesh"],
+                                                    "Translation": (0.0, 0.5, 0.0)})
+        scale = nodes.xyz(group, i["Width"], height, i["Width"])
+        inst = add(group, "GeometryNodeInstanceOnPoints", {"Points": bars.outputs[0],
+                                                           "Instance": base.outputs[0],
+                                                           "Scale": scale})
+        real = add(group, "GeometryNodeRealizeInstances", {"Geometry": inst.outputs[0]})
     _finish(group, real.outputs[0], out, i["Material"])
     return group
 
@@ -389,6 +374,7 @@ def build_probe(run, collection, place: Matrix, size: float):
     emit = add(tree, "ShaderNodeEmission", {"Color": tex.outputs["Color"]})
     out = add(tree, "ShaderNodeOutputMaterial")
     tree.links.new(emit.outputs[0], out.inputs["Surface"])
+    arrange(tree)
     mesh.materials.append(mat)
     obj = bpy.data.objects.new("Probe", mesh)
     obj["nnvis_overlay"] = "probe"
