@@ -77,9 +77,9 @@ def pixel_scale(network) -> float:
     """255 when the model rescales raw pixels itself (its first computing layer is a Rescaling
     by 1/255 or 1/127.5, as in Keras' image tutorials, possibly after augmentation layers, which
     are the identity at inference), else 1."""
-    from .model.ops import IDENTITY_KINDS
+    from .model.kinds import IDENTITY
     for layer in network.layers[1:]:
-        if layer.kind in IDENTITY_KINDS:
+        if layer.kind in IDENTITY:
             continue
         scale = layer.config.get("scale") if layer.kind == "Rescaling" else None
         return 255.0 if isinstance(scale, (int, float)) and 0 < scale <= 1 / 127 else 1.0

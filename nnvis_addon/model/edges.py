@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import NNVisError
 from .network import Layer, Network
-from .ops import IDENTITY_KINDS
+from .kinds import PASS_THROUGH
 
 
 @dataclass
@@ -412,16 +412,12 @@ def _cell_of_element(layer: Layer, element: np.ndarray) -> np.ndarray:
     return element % int(layer.output_shape[-1]) if layer.is_spatial else element
 
 
-_PASS_THROUGH = ("MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
-                 "GlobalMaxPooling2D", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Resizing",
-                 "CenterCrop", "Activation", "ReLU", "LeakyReLU", "ThresholdedReLU", "Softmax",
-                 "Rescaling", "Normalization", "LayerNormalization", *sorted(IDENTITY_KINDS))
 _KINDS = {
     "Dense": _dense, "Conv2D": _conv2d, "DepthwiseConv2D": _depthwise,
     "SeparableConv2D": _separable, "BatchNormalization": _batch_norm,
     "Flatten": _reshape, "Reshape": _reshape, "Concatenate": _concat,
     **{kind: _merge for kind in ("Add", "Subtract", "Multiply", "Maximum", "Minimum", "Average")},
-    **{kind: _same_cells for kind in _PASS_THROUGH},
+    **{kind: _same_cells for kind in sorted(PASS_THROUGH)},
 }
 KINDS = frozenset(_KINDS) | {"InputLayer"}      # every kind layer_edges knows
 
@@ -429,4 +425,4 @@ KINDS = frozenset(_KINDS) | {"InputLayer"}      # every kind layer_edges knows
 def passes_through(layer: Layer) -> bool:
     """Layers that only move or gate values (Flatten, Dropout, activations, ...): the layout
     draws them small and the scene their links thin, so the layers that learn stand out."""
-    return layer.kind in _PASS_THROUGH or layer.kind in ("Flatten", "Reshape")
+    return layer.kind in PASS_THROUGH or layer.kind in ("Flatten", "Reshape")

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import NNVisError
 from . import compat
+from .. import names
 
 LINEAR = 1  # index of 'LINEAR' in the keyframe interpolation enum
 # The default timing: the training lasts this long whatever the epoch count, between a hold on
@@ -64,7 +65,7 @@ def retime(collection, frames_per_epoch: int, hold_first: int = 0, hold_last: in
     the first epoch; returns the frame range, which ends `hold_last` frames after the last epoch.
     Key k of every Epoch F-curve belongs to recorded epoch k, so only the frames change."""
     from .nodes import input_ids
-    frames = epoch_frames(list(collection["nnvis_epochs"]), frames_per_epoch,
+    frames = epoch_frames(list(collection[names.EPOCHS]), frames_per_epoch,
                           frame_start + hold_first)
     for obj in collection.all_objects:
         paths = {f'modifiers["{mod.name}"]["{input_ids(mod.node_group)["Epoch"]}"]'

@@ -17,6 +17,7 @@ from ..model.keras_config import unsupported_reason
 from . import animation, camera_moves, edges as edges_mod, hud, labels as labels_mod, layers, \
     looks, nodes, overlays as overlays_mod, runs, stage
 from .transaction import all_or_nothing
+from .. import names
 
 
 WRAP_ABOVE = 40       # deeper networks wrap into rows that fill the frame (layout.choose_rows)
@@ -82,9 +83,9 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
     nodes.begin_build()
     with all_or_nothing(scene):
         collection = bpy.data.collections.new(label)
-        collection["nnvis_run"] = run.source
-        collection["nnvis_epochs"] = list(run.epochs)
-        collection["nnvis_view"] = list(framing.WRAPPED_VIEW_DIRECTION if rows > 1
+        collection[names.RUN] = run.source
+        collection[names.EPOCHS] = list(run.epochs)
+        collection[names.VIEW] = list(framing.WRAPPED_VIEW_DIRECTION if rows > 1
                                         else framing.VIEW_DIRECTION)
         scene.collection.children.link(collection)
         animated, objects = [], {}
@@ -107,7 +108,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         drawn = total = 0
         traced, first_unit = layers.add_controls(run, objects, cap)
         progress((steps - 1) / steps, "Overlays, labels, camera and lights")
-        had_camera = any(o.get("nnvis_shared") == "camera" for o in scene.objects)
+        had_camera = any(o.get(names.SHARED) == "camera" for o in scene.objects)
         (cam,) = runs.shared(scene, collection, "camera",
                              lambda: [camera_moves.add_camera(collection)])
         screen = camera_moves.add_screen(collection, cam)
@@ -132,7 +133,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
                 collection.objects.link(obj)
                 animated.append(obj)
         # the level-of-detail summary: what the caps left out (the operator reports it)
-        collection["nnvis_edges_drawn"], collection["nnvis_edges_total"] = drawn, max(total, drawn)
+        collection[names.EDGES_DRAWN], collection[names.EDGES_TOTAL] = drawn, max(total, drawn)
         for obj in animated:
             mod = obj.modifiers[layers.MODIFIER]
             animation.key_epoch_input(obj, mod, nodes.input_ids(mod.node_group)["Epoch"], frames)
@@ -147,7 +148,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
                                     if options.setup_render else None)
         else:           # its overlays wait, out of sight, until its camera move is applied
             screen.scale = (0.0, 0.0, 0.0)
-            collection["nnvis_camera_move"] = options.camera_move
+            collection[names.CAMERA_MOVE] = options.camera_move
         if options.setup_render:
             scene.camera = cam
             stage.neutral_world(scene)

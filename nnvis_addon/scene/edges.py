@@ -23,16 +23,15 @@ from ..model.edges import EDGE_VALUE_MODES, cell_activations, edge_values
 BUNDLERS = ("structural", "density")
 from . import nodes
 from .layers import MODIFIER, colour_range, new_image, set_inputs
-
-GROUP_EDGES = "NNVis Edges"
+from .. import names
 
 
 def edges_group():
     """Gives the edge curves their radius, epoch and material; the curves themselves are data."""
-    group = nodes.current(GROUP_EDGES)
+    group = nodes.current(names.GROUP_EDGES)
     if group is not None:
         return group
-    group = nodes.new_group(GROUP_EDGES)
+    group = nodes.new_group(names.GROUP_EDGES)
     gin, gout = nodes.geometry_io(group)
     nodes.socket(group, "Radius", "INPUT", "NodeSocketFloat", 0.004, 0.0, description="Edge radius")
     nodes.socket(group, "Bundle Strength", "INPUT", "NodeSocketFloat", 0.8, 0.0, 1.0,
@@ -60,9 +59,9 @@ def edges_group():
     with nodes.section(group, "Radius and what the shader reads"):
         geo = nodes.add(group, "GeometryNodeSetCurveRadius", {"Curve": shown,
                                                               "Radius": i["Radius"]})
-        geo = nodes.store(group, geo.outputs["Curve"], "nnvis_epoch", i["Epoch"], "FLOAT",
+        geo = nodes.store(group, geo.outputs["Curve"], names.EPOCH, i["Epoch"], "FLOAT",
                           "CURVE")
-        geo = nodes.store(group, geo, "nnvis_mode", i["Colour Mode"], "FLOAT", "CURVE")
+        geo = nodes.store(group, geo, names.MODE, i["Colour Mode"], "FLOAT", "CURVE")
         geo = nodes.store_highlight(group, i, geo, "CURVE")
         geo = nodes.add(group, "GeometryNodeSetMaterial", {"Geometry": geo,
                                                            "Material": i["Material"]})
@@ -75,17 +74,17 @@ def _edge_positions(group, i):
     """The first Max Edges curves, between straight and bundled (Bundle Strength), each moved
     with the cells at its ends."""
     shown = nodes.first(group, i["Geometry"], i["Max Edges"], "CURVE")
-    bundled = nodes.named(group, "nnvis_bundled", "FLOAT_VECTOR")
+    bundled = nodes.named(group, names.BUNDLED, "FLOAT_VECTOR")
     mixed = nodes.mix(group, i["Bundle Strength"], nodes.position(group), bundled, "VECTOR")
-    t = nodes.named(group, "nnvis_t")                       # 0 at the source, 1 at the target
+    t = nodes.named(group, names.ALONG)                       # 0 at the source, 1 at the target
     # the two shifts once a curve (captured on the CURVE domain), not once a point: ≈ 25 % less
     # evaluation time per frame at 600k edges
     ends = nodes.add(group, "GeometryNodeCaptureAttribute", domain="CURVE")
     for name in ("Source", "Target"):
         ends.capture_items.new("VECTOR", name)
     group.links.new(shown, ends.inputs["Geometry"])
-    group.links.new(_end_shift(group, i["Source"], "nnvis_src"), ends.inputs["Source"])
-    group.links.new(_end_shift(group, i["Target"], "nnvis_dst"), ends.inputs["Target"])
+    group.links.new(_end_shift(group, i["Source"], names.SRC), ends.inputs["Source"])
+    group.links.new(_end_shift(group, i["Target"], names.DST), ends.inputs["Target"])
     shown = ends.outputs["Geometry"]
     moved = nodes.mix(group, t, ends.outputs["Source"], ends.outputs["Target"], "VECTOR")
     shown = nodes.add(group, "GeometryNodeSetPosition", {
@@ -123,14 +122,14 @@ def curves_data(name: str, straight: np.ndarray, bundled: np.ndarray, src=None, 
     curves.add_curves([points] * count)
     curves.attributes["position"].data.foreach_set(
         "vector", np.ascontiguousarray(straight, np.float32).ravel())
-    full = curves.attributes.new("nnvis_bundled", "FLOAT_VECTOR", "POINT")
+    full = curves.attributes.new(names.BUNDLED, "FLOAT_VECTOR", "POINT")
     full.data.foreach_set("vector", np.ascontiguousarray(bundled, np.float32).ravel())
-    index = curves.attributes.new("nnvis_edge", "FLOAT", "CURVE")
+    index = curves.attributes.new(names.EDGE, "FLOAT", "CURVE")
     index.data.foreach_set("value", np.arange(count, dtype=np.float32))
-    along = curves.attributes.new("nnvis_t", "FLOAT", "POINT")     # how far along its curve
+    along = curves.attributes.new(names.ALONG, "FLOAT", "POINT")     # how far along its curve
     along.data.foreach_set("value", np.tile(np.linspace(0.0, 1.0, points, dtype=np.float32),
                                             count))
-    ends = {"nnvis_src": (src, 0), "nnvis_dst": (dst, -1)}
+    ends = {names.SRC: (src, 0), names.DST: (dst, -1)}
     for attr_name, (cells, end) in ends.items():
         if cells is None:
             continue
@@ -210,12 +209,12 @@ def edge_object(run_name: str, src_obj, dst_obj, edges, src_placement,
                            dst_placement)
     else:
         bundled = skip_arc(structural_bundle(*ends, beta=1.0), src_placement, dst_placement)
-    src_name, dst_name = src_obj["nnvis_layer"], dst_obj["nnvis_layer"]
+    src_name, dst_name = src_obj[names.LAYER], dst_obj[names.LAYER]
     curves = curves_data(f"{run_name}:{src_name}->{dst_name}", straight, bundled, edges.src,
                          edges.dst)
     if traces is not None:
         for unit, row in zip(traced_units, traces):
-            attr = curves.attributes.new(f"nnvis_trace_{unit}", "FLOAT", "CURVE")
+            attr = curves.attributes.new(f"{names.TRACE}{unit}", "FLOAT", "CURVE")
             attr.data.foreach_set("value", np.ascontiguousarray(row[order], np.float32))
     values = mode_values(edges, src_layer, src_activations)            # (E, modes, n)
     atlas = atlas_mod.pack(values.reshape(values.shape[0], -1)[:, :, None, None])
@@ -229,7 +228,7 @@ def edge_object(run_name: str, src_obj, dst_obj, edges, src_placement,
                                     "coolwarm", 1.0, 0.5, instanced=False, emission=emission,
                                     mode_scales=scales, mode_stride=len(edges))
     obj = bpy.data.objects.new(f"{run_name}:{src_name} → {dst_name}", curves)
-    obj["nnvis_edges"] = [src_name, dst_name]
+    obj[names.EDGES] = [src_name, dst_name]
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = edges_group()
     curves.materials.append(material)

@@ -20,6 +20,7 @@ from . import nodes
 from .layers import MODIFIER, mesh_of_points, set_inputs
 from .animation import linear_keys
 from .nodes import add, arrange, epoch_pair, math_node, named, sample, section, socket
+from .. import names
 
 KINDS = ("title", "counter", "curves", "probe", "predictions", "legend")   # hud.py places them
 METRIC_COLOURS = {  # linear RGB
@@ -31,7 +32,7 @@ TRUE_COLOUR, OTHER_COLOUR = (0.1, 0.8, 0.25), (0.25, 0.45, 1.0)
 
 def _overlay_object(name: str, mesh, kind: str, group, inputs: dict, collection):
     obj = bpy.data.objects.new(name, mesh)
-    obj["nnvis_overlay"] = kind
+    obj[names.OVERLAY] = kind
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = group
     set_inputs(mod, inputs)
@@ -40,13 +41,14 @@ def _overlay_object(name: str, mesh, kind: str, group, inputs: dict, collection)
 
 
 def colour_material(name: str = "NNVis Overlay") -> bpy.types.Material:
-    """Emissive material coloured by the `nnvis_color` attribute (point/face/instance)."""
+    """Emissive material coloured by the `nnvis_point_colour` attribute (point/face/instance)."""
     mat = bpy.data.materials.get(name)
     if mat is not None:
         return mat
     mat = nodes.empty_material(name)
     tree = mat.node_tree
-    colour = add(tree, "ShaderNodeAttribute", attribute_type="GEOMETRY", attribute_name="nnvis_color")
+    colour = add(tree, "ShaderNodeAttribute", attribute_type="GEOMETRY",
+                 attribute_name=names.POINT_COLOUR)
     emit = add(tree, "ShaderNodeEmission", {"Color": colour.outputs["Color"], "Strength": 1.0})
     out = add(tree, "ShaderNodeOutputMaterial")
     tree.links.new(emit.outputs[0], out.inputs["Surface"])
@@ -93,9 +95,10 @@ def counter_group(name: str, lines: list[str]):
 
 
 def growing_lines_group():
-    """Polylines revealed up to the shown epoch: a point whose `nnvis_t` (epoch index) lies ahead
-    of Epoch moves onto the line's interpolated point at Epoch, so the line grows smoothly."""
-    name = "NNVis Growing Lines"
+    """Polylines revealed up to the shown epoch: a point whose `nnvis_point_epoch` (epoch index)
+    lies ahead of Epoch moves onto the line's interpolated point at Epoch, so the line grows
+    smoothly."""
+    name = names.GROUP_GROWING_LINES
     group = nodes.current(name)
     if group is not None:
         return group
@@ -103,8 +106,8 @@ def growing_lines_group():
     i, out = _epoch_io(group, [("Radius", "NodeSocketFloat", 0.03, "Line radius"),
                                ("Material", "NodeSocketMaterial", None, "")])
     with section(group, "Tip at the shown epoch"):
-        t, start, last = named(group, "nnvis_t"), named(group, "nnvis_start"), \
-            named(group, "nnvis_last")
+        t, start, last = named(group, names.POINT_EPOCH), named(group, names.START), \
+            named(group, names.LAST)
         shown, e0, e1, factor = epoch_pair(group, i["Epoch"], last)
         a, b = (sample(group, i["Geometry"], nodes.position(group), "FLOAT_VECTOR",
                        math_node(group, "ADD", start, e)) for e in (e0, e1))
@@ -126,7 +129,7 @@ def growing_lines_group():
 def bars_group():
     """One bar per class: points 0..C-1 are the bars, the scores of epoch e sit on points e·C + c
     (`nnvis_score`); each bar's height blends the scores of the two nearest epochs."""
-    name = "NNVis Score Bars"
+    name = names.GROUP_SCORE_BARS
     group = nodes.current(name)
     if group is not None:
         return group
@@ -136,7 +139,7 @@ def bars_group():
                                ("Width", "NodeSocketFloat", 0.2, "Bar thickness"),
                                ("Material", "NodeSocketMaterial", None, "")])
     with section(group, "Score of each class at the shown epoch"):
-        score, last = named(group, "nnvis_score"), named(group, "nnvis_last")
+        score, last = named(group, names.SCORE), named(group, names.LAST)
         index = add(group, "GeometryNodeInputIndex").outputs[0]
         cls = math_node(group, "FLOORED_MODULO", index, i["Classes"])
         _, e0, e1, factor = epoch_pair(group, i["Epoch"], last)
@@ -173,7 +176,7 @@ def _text(name: str, body: str, size: float, collection, place: Matrix, align="L
     curve.materials.append(label_material())
     obj = bpy.data.objects.new(name, curve)
     obj.matrix_world = place
-    obj["nnvis_overlay"] = kind
+    obj[names.OVERLAY] = kind
     collection.objects.link(obj)
     return obj
 
@@ -185,7 +188,7 @@ def _rect(name: str, x0: float, y0: float, x1: float, y1: float, material, colle
     mesh.from_pydata([(x0, y0, 0), (x1, y0, 0), (x1, y1, 0), (x0, y1, 0)], [], [(0, 1, 2, 3)])
     mesh.materials.append(material)
     obj = bpy.data.objects.new(name, mesh)
-    obj["nnvis_overlay"] = kind
+    obj[names.OVERLAY] = kind
     collection.objects.link(obj)
     return obj
 
@@ -208,7 +211,7 @@ def counter_lines(run) -> list[str]:
 
 
 def build_counter(run, collection, place: Matrix, size: float):
-    group = counter_group(f"NNVis Epoch Counter {run.name}", counter_lines(run))
+    group = counter_group(f"{names.GROUP_COUNTER} {run.name}", counter_lines(run))
     obj = _overlay_object("Epoch counter", bpy.data.meshes.new("Epoch counter"), "counter", group,
                           {"Size": size, "Material": label_material()}, collection)
     obj.matrix_world = place
@@ -226,7 +229,8 @@ def curve_points(run, width: float, height: float):
     x = (np.asarray(numbers) - numbers[0]) / (numbers[-1] - numbers[0]) * width
     losses = [run.metrics[e][k] for e in numbers for k in keys if "loss" in k]
     loss_scale = max(max(losses), 1e-12) if losses else 1.0
-    pts, attrs = [], {"nnvis_t": [], "nnvis_start": [], "nnvis_last": [], "nnvis_color": []}
+    pts, attrs = [], {names.POINT_EPOCH: [], names.START: [], names.LAST: [],
+                      names.POINT_COLOUR: []}
     for key in keys:
         values = np.array([run.metrics[e][key] for e in numbers], float)
         if "loss" in key:
@@ -234,10 +238,10 @@ def curve_points(run, width: float, height: float):
         start = len(pts)
         for xi, yi, ti in zip(x, np.clip(values, 0, 1) * height, index_of):
             pts.append((xi, yi, 0.0))
-            attrs["nnvis_t"].append(ti)
-            attrs["nnvis_start"].append(start)
-            attrs["nnvis_last"].append(len(numbers) - 1)
-            attrs["nnvis_color"].append(METRIC_COLOURS[key])
+            attrs[names.POINT_EPOCH].append(ti)
+            attrs[names.START].append(start)
+            attrs[names.LAST].append(len(numbers) - 1)
+            attrs[names.POINT_COLOUR].append(METRIC_COLOURS[key])
     return np.array(pts, np.float32), attrs, keys, loss_scale, numbers
 
 
@@ -249,21 +253,21 @@ def build_curves(run, collection, place: Matrix, width: float, height: float, fr
     if made is None:
         return []
     pts, attrs, keys, loss_scale, numbers = made
-    colours = np.array(attrs.pop("nnvis_color"), np.float32)
+    colours = np.array(attrs.pop(names.POINT_COLOUR), np.float32)
     mesh = mesh_of_points("Training curves", pts, {k: np.array(v, np.float32)
                                                    for k, v in attrs.items()})
-    starts = sorted(set(attrs["nnvis_start"]))
+    starts = sorted(set(attrs[names.START]))
     n = len(pts) // len(starts)
     mesh.edges.add(len(starts) * (n - 1))
     edges = np.array([(s + k, s + k + 1) for s in starts for k in range(n - 1)], np.int32)
     mesh.edges.foreach_set("vertices", edges.ravel())
-    colour = mesh.attributes.new("nnvis_color", "FLOAT_COLOR", "POINT")
+    colour = mesh.attributes.new(names.POINT_COLOUR, "FLOAT_COLOR", "POINT")
     colour.data.foreach_set("color", np.c_[colours, np.ones(len(colours))].astype(np.float32).ravel())
     mesh.update()
     obj = _overlay_object("Training curves", mesh, "curves", growing_lines_group(),
                           {"Radius": height * 0.018, "Material": colour_material()}, collection)
     obj.matrix_world = place
-    obj["nnvis_metrics"] = keys
+    obj[names.METRICS] = keys
     line = text * 0.12
     parts = [obj,
              _rect("Curves x axis", 0.0, -line, width, 0.0, label_material(), collection),
@@ -315,18 +319,18 @@ def build_predictions(run, collection, place: Matrix, width: float, height: floa
     if not 2 <= classes <= 20:
         return []
     row = height / classes
-    names = run.class_names or [str(c) for c in range(classes)]
+    class_names = run.class_names or [str(c) for c in range(classes)]
     text = min(row * 0.75, height * 0.06)
-    name_width = max(len(n) for n in names) * text * 0.6 + text * 0.4
+    name_width = max(len(n) for n in class_names) * text * 0.6 + text * 0.4
     base = np.zeros((len(run.epochs) * classes, 3), np.float32)
     base[:, 0] = np.tile((np.arange(classes) + 0.5) * row, len(run.epochs))
     label = None if run.label is None else int(np.asarray(run.label).ravel()[0])
     colour = np.array([TRUE_COLOUR if c == label else OTHER_COLOUR for c in range(classes)],
                       np.float32)
     mesh = mesh_of_points("Predictions", base, {
-        "nnvis_score": np.clip(scores, 0, 1).ravel(),
-        "nnvis_last": np.full(len(base), len(run.epochs) - 1)})
-    attr = mesh.attributes.new("nnvis_color", "FLOAT_COLOR", "POINT")
+        names.SCORE: np.clip(scores, 0, 1).ravel(),
+        names.LAST: np.full(len(base), len(run.epochs) - 1)})
+    attr = mesh.attributes.new(names.POINT_COLOUR, "FLOAT_COLOR", "POINT")
     attr.data.foreach_set("color", np.c_[np.tile(colour, (len(run.epochs), 1)),
                                          np.ones(len(base))].astype(np.float32).ravel())
     obj = _overlay_object("Predictions", mesh, "predictions", bars_group(),
@@ -339,12 +343,12 @@ def build_predictions(run, collection, place: Matrix, width: float, height: floa
     parts = [obj]
     for c in range(classes):
         y = -(c + 0.5) * row - text * 0.35
-        parts.append(_text(f"Class {names[c]}", names[c], text, collection,
+        parts.append(_text(f"Class {class_names[c]}", class_names[c], text, collection,
                            place @ Matrix.Translation((name_width - text * 0.4, y, 0.0)), "RIGHT"))
     parts.append(_text("Predictions title", "prediction", text, collection,
                        place @ Matrix.Translation((0.0, text * 0.6, 0.0))))
     if label is not None:
-        parts.append(_text("True label", f"true: {names[label]}", text, collection,
+        parts.append(_text("True label", f"true: {class_names[label]}", text, collection,
                            place @ Matrix.Translation((0.0, -height - text * 1.2, 0.0))))
     return parts
 
@@ -377,7 +381,7 @@ def build_probe(run, collection, place: Matrix, size: float):
     arrange(tree)
     mesh.materials.append(mat)
     obj = bpy.data.objects.new("Probe", mesh)
-    obj["nnvis_overlay"] = "probe"
+    obj[names.OVERLAY] = "probe"
     obj.matrix_world = place
     collection.objects.link(obj)
     caption = _text("Probe title", "input", size * 0.16, collection,

@@ -11,9 +11,8 @@ from .kit import (add, arrange, clamp01, current, first, geometry_io, join, math
                   named, new_group, panels, position, sample, section, socket, split, store,
                   vec_math, xyz)
 from .materials import accent_material, block_material
+from ... import names
 
-GROUP_PLANES = "NNVis Feature Maps"
-GROUP_CUBES = "NNVis Units"
 MAX_CELLS = 100_000   # Max Cells' soft ceiling; each layer's modifier starts at its cell count
 
 # Cell planes face -X with their image columns along -Y and rows along +Z (see layout.py).
@@ -27,13 +26,13 @@ def cells_group(shape: str):
     The mesh's vertices sit on the layout's grid and carry the other arrangements as offsets from
     the layer's centre (`arrange.py`: nnvis_grid/line/circle/stack, nnvis_block), the cell index
     `nnvis_map`, the per-map colour gain and the highlight traces; instancing copies them to the
-    instances, and the group adds what the shader reads (`nnvis_epoch`, `nnvis_cmap`, `nnvis_gain`,
-    `nnvis_lit`, `nnvis_dim`), and every cell's current centre as loose vertex k of its mesh (the
+    instances, and the group adds what the shader reads (`nnvis_epoch`, `nnvis_colour_map`,
+    `nnvis_gain`, `nnvis_lit`, `nnvis_dim`), and every cell's current centre as loose vertex k of its mesh (the
     anchors the edge curves follow). Expansion 0 → 1 → 2 → 3: the layer's box, the maps stacked, spread
     out, and (planes) the kernel window of one output pixel on the inbound layer's maps with lines
     to that pixel.
     """
-    name = GROUP_PLANES if shape == "planes" else GROUP_CUBES
+    name = names.GROUP_PLANES if shape == "planes" else names.GROUP_CUBES
     group = current(name)
     if group is not None:
         return group
@@ -81,7 +80,7 @@ def cells_group(shape: str):
     with section(group, "Where the cells are: stack, line, circle, grid"):
         cells = first(group, i["Geometry"], i["Max Cells"], "POINT")
         centre = vec_math(group, "SUBTRACT", position(group),
-                          named(group, "nnvis_grid", "FLOAT_VECTOR"))
+                          named(group, names.GRID, "FLOAT_VECTOR"))
         anchors = add(group, "GeometryNodeSetPosition", {
             "Geometry": i["Geometry"],
             "Position": vec_math(group, "ADD", centre, _offset(group, i))}).outputs[0]
@@ -106,8 +105,8 @@ def cells_group(shape: str):
 def _offset(group, i):
     """Where a cell sits relative to its layer's centre: the stack (Expansion ≤ 1) blending into
     line ↔ circle ↔ grid (Morph) times Spacing (Expansion ≥ 2)."""
-    line, circle, grid, stack = (named(group, f"nnvis_{n}", "FLOAT_VECTOR")
-                                 for n in ("line", "circle", "grid", "stack"))
+    line, circle, grid, stack = (named(group, n, "FLOAT_VECTOR")
+                                 for n in (names.LINE, names.CIRCLE, names.GRID, names.STACK))
     m = i["Morph"]
     first_half = mix(group, clamp01(group, math_node(group, "MULTIPLY", m, 2.0)), line, circle,
                      "VECTOR")
@@ -126,7 +125,7 @@ def _cells(group, i, shape, placed, width, height, grown):
                                                    "Vertices X": 2, "Vertices Y": 2})
     else:
         prim = add(group, "GeometryNodeMeshCube", {"Size": xyz(group, width, width, width)})
-    cell = store(group, prim.outputs["Mesh"], "nnvis_uv", prim.outputs["UV Map"], "FLOAT2",
+    cell = store(group, prim.outputs["Mesh"], names.UV, prim.outputs["UV Map"], "FLOAT2",
                  "CORNER")
     hidden = add(group, "FunctionNodeCompare", {"A": grown, "B": 0.0}, data_type="FLOAT",
                  operation="LESS_EQUAL").outputs[0]
@@ -136,11 +135,11 @@ def _cells(group, i, shape, placed, width, height, grown):
         "Points": shown, "Instance": cell, "Scale": grown,
         "Rotation": PLANE_ROTATION if shape == "planes" else (0.0, 0.0, 0.0)}).outputs[0]
     size = vec_math(group, "SCALE", xyz(group, width, height), scale=grown)
-    geo = store(group, inst, "nnvis_size", size, "FLOAT_VECTOR", "INSTANCE")   # for Expansion 3
-    geo = store(group, geo, "nnvis_epoch", i["Epoch"], "FLOAT", "INSTANCE")
-    geo = store(group, geo, "nnvis_cmap", i["Colour Map"], "FLOAT", "INSTANCE")
-    gain = mix(group, i["Normalise Per Map"], 1.0, named(group, "nnvis_map_gain"))
-    geo = store(group, geo, "nnvis_gain", gain, "FLOAT", "INSTANCE")
+    geo = store(group, inst, names.SIZE, size, "FLOAT_VECTOR", "INSTANCE")   # for Expansion 3
+    geo = store(group, geo, names.EPOCH, i["Epoch"], "FLOAT", "INSTANCE")
+    geo = store(group, geo, names.COLOUR_MAP, i["Colour Map"], "FLOAT", "INSTANCE")
+    gain = mix(group, i["Normalise Per Map"], 1.0, named(group, names.MAP_GAIN))
+    geo = store(group, geo, names.GAIN, gain, "FLOAT", "INSTANCE")
     geo = store_highlight(group, i, geo, "INSTANCE")
     return add(group, "GeometryNodeSetMaterial", {"Geometry": geo,
                                                   "Material": i["Material"]}).outputs[0]
@@ -149,7 +148,7 @@ def _cells(group, i, shape, placed, width, height, grown):
 def _block(group, cells, centre, scale, grown):
     """The layer as one box (`nnvis_block` × Scale) at its centre, shrinking away as the cells
     grow (Expansion 0 → 1)."""
-    block = sample(group, cells, named(group, "nnvis_block", "FLOAT_VECTOR"), "FLOAT_VECTOR")
+    block = sample(group, cells, named(group, names.BLOCK, "FLOAT_VECTOR"), "FLOAT_VECTOR")
     size = vec_math(group, "SCALE", block, scale=scale)
     box = add(group, "GeometryNodeMeshCube", {"Size": size})
     remaining = math_node(group, "SUBTRACT", 1.0, grown)
@@ -175,7 +174,7 @@ def _computation(group, i, cells, placed, width, height):
         return split(group, sample(group, cells, named(group, attr, "FLOAT_VECTOR"),
                                    "FLOAT_VECTOR"))
 
-    rf_y, rf_x, rf_in, rf_out = (spec(f"nnvis_rf_{n}") for n in ("y", "x", "in", "out"))
+    rf_y, rf_x, rf_in, rf_out = (spec(f"{names.RF}{n}") for n in ("y", "x", "in", "out"))
     show = clamp01(group, math_node(group, "SUBTRACT", i["Expansion"], 2.0))
     on = math_node(group, "GREATER_THAN", show, 0.0)
     inbound = add(group, "GeometryNodeObjectInfo", {"Object": i["Inbound"]},
@@ -202,7 +201,7 @@ def _computation(group, i, cells, placed, width, height):
         """The point (window centre + (du, dv) window sizes) on inbound map k, a hair in front."""
         pos = sample(group, inbound, position(group),
                      "FLOAT_VECTOR", k, "INSTANCE")
-        size = split(group, sample(group, inbound, named(group, "nnvis_size", "FLOAT_VECTOR"),
+        size = split(group, sample(group, inbound, named(group, names.SIZE, "FLOAT_VECTOR"),
                                    "FLOAT_VECTOR", k, "INSTANCE"))
         u = math_node(group, "MULTIPLY_ADD", math_node(group, "SUBTRACT", u1, u0), du,
                       math_node(group, "MULTIPLY", math_node(group, "ADD", u0, u1), 0.5))

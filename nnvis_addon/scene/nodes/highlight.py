@@ -3,6 +3,7 @@ shared by the cells and the edges groups (the shaders read `nnvis_lit` and `nnvi
 from __future__ import annotations
 
 from .kit import add, join, math_node, named, socket, store
+from ... import names
 
 
 def highlight_sockets(group) -> None:
@@ -19,11 +20,11 @@ def store_highlight(group, i, geometry, domain: str):
     The shaders brighten by lit and darken by dim."""
     unit = add(group, "FunctionNodeValueToString", {"Value": i["Trace Unit"],
                                                     "Decimals": 0})
-    prefix = add(group, "FunctionNodeInputString", string="nnvis_trace_")
+    prefix = add(group, "FunctionNodeInputString", string=names.TRACE)
     name = join(group, [prefix.outputs[0], unit.outputs[0]], "GeometryNodeStringJoin", "Strings")
     trace = named(group, name)
     on = i["Highlight"]
     lit = math_node(group, "MULTIPLY", on, trace)
-    geometry = store(group, geometry, "nnvis_lit", lit, "FLOAT", domain)
+    geometry = store(group, geometry, names.LIT, lit, "FLOAT", domain)
     dim = math_node(group, "MULTIPLY", on, math_node(group, "SUBTRACT", 1.0, trace))
-    return store(group, geometry, "nnvis_dim", dim, "FLOAT", domain)
+    return store(group, geometry, names.DIM, dim, "FLOAT", domain)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import bpy
+from ... import names
 
 VERSION = 4          # bump when a group's sockets or behaviour change: older copies are not reused
 
@@ -124,14 +125,14 @@ def current(name: str):
     """The group called `name` (or `name.001`, ...) built by this version of nnvis, if any."""
     for group in bpy.data.node_groups:
         if (group.name == name or group.name.startswith(name + ".")) and \
-                group.get("nnvis_version") == VERSION:
+                group.get(names.VERSION) == VERSION:
             return group
     return None
 
 
 def new_group(name: str, kind: str = "GeometryNodeTree"):
     group = bpy.data.node_groups.new(name, kind)
-    group["nnvis_version"] = VERSION
+    group[names.VERSION] = VERSION
     return group
 
 
@@ -179,9 +180,9 @@ def panels(group, layout: dict[str, tuple[str, ...]], closed: tuple[str, ...] = 
     panels, shown in the modifier as collapsible sections; panels in `closed` start folded."""
     items = {item.name: item for item in group.interface.items_tree
              if item.item_type == "SOCKET" and item.in_out == "INPUT"}
-    for title, names in layout.items():
+    for title, inputs in layout.items():
         panel = group.interface.new_panel(title, default_closed=title in closed)
-        for position, name in enumerate(names):
+        for position, name in enumerate(inputs):
             group.interface.move_to_parent(items[name], panel, position)
 
 

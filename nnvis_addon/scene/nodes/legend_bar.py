@@ -4,18 +4,17 @@ from __future__ import annotations
 from ... import colormaps
 from .kit import (add, arrange, current, geometry_io, join, math_node, new_group, panels, section,
                   socket, store, xyz)
-
-GROUP_LEGEND = "NNVis Legend"
+from ... import names
 
 
 def legend_group():
     """A colour bar (U across the bar = the colour-map position) with min/max labels and a title
     under and above it, in the object's local X-Y plane. The bar stores `Colour Map` as
-    `nnvis_cmap`, so the legend follows the same input as the layers."""
-    group = current(GROUP_LEGEND)
+    `nnvis_colour_map`, so the legend follows the same input as the layers."""
+    group = current(names.GROUP_LEGEND)
     if group is not None:
         return group
-    group = new_group(GROUP_LEGEND)
+    group = new_group(names.GROUP_LEGEND)
     gin, gout = geometry_io(group)    # Epoch too, keyed like every NNVis modifier; values are fixed
     socket(group, "Colour Map", "INPUT", "NodeSocketFloat", 0.0, 0.0, float(len(colormaps.NAMES)),
            description="As on the layers: 0 = the layer's own ramp")
@@ -33,9 +32,9 @@ def legend_group():
         w, h = i["Width"], i["Height"]
         grid = add(group, "GeometryNodeMeshGrid", {"Size X": w, "Size Y": h, "Vertices X": 2,
                                                    "Vertices Y": 2})
-        bar = store(group, grid.outputs["Mesh"], "nnvis_uv", grid.outputs["UV Map"], "FLOAT2",
+        bar = store(group, grid.outputs["Mesh"], names.UV, grid.outputs["UV Map"], "FLOAT2",
                     "CORNER")
-        bar = store(group, bar, "nnvis_cmap", i["Colour Map"], "FLOAT", "POINT")
+        bar = store(group, bar, names.COLOUR_MAP, i["Colour Map"], "FLOAT", "POINT")
         bar = add(group, "GeometryNodeTransform", {"Geometry": bar, "Translation": xyz(
             group, math_node(group, "MULTIPLY", w, 0.5), math_node(group, "MULTIPLY", h, 0.5))})
         bar = add(group, "GeometryNodeSetMaterial", {"Geometry": bar.outputs[0],

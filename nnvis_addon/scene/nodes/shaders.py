@@ -3,11 +3,9 @@ crossfading colour maps."""
 from __future__ import annotations
 
 from ... import colormaps
+from ... import names
 from .kit import (add, arrange, clamp01, current, epoch_pair, math_node, mix, new_group, section,
                   socket)
-
-GROUP_LOOKUP = "NNVis Atlas Lookup"
-GROUP_COLOURS = "NNVis Colour Maps"
 
 
 def lookup_group():
@@ -15,10 +13,10 @@ def lookup_group():
     channel (R, G or B) holding the value. Mirrors `atlas.Atlas.locate`, sampling texel centres so
     'Closest' interpolation reads the exact stored values.
     """
-    g = current(GROUP_LOOKUP)
+    g = current(names.GROUP_LOOKUP)
     if g is not None:
         return g
-    g = new_group(GROUP_LOOKUP, "ShaderNodeTree")
+    g = new_group(names.GROUP_LOOKUP, "ShaderNodeTree")
     for name, text in (("Cell", "Index of the feature map, unit or edge"),
                        ("Epoch", "The shown epoch (fractions blend two)"),
                        ("Last Epoch", "Index of the last recorded epoch"),
@@ -80,10 +78,10 @@ def colour_maps_group():
     """Shader group (Fac, Map, Auto) → Color: the colour of Fac in map number Map — 0 is `Auto` (the
     material's own ramp), k is `colormaps.NAMES[k - 1]` — crossfading between neighbouring numbers,
     so the `Colour Map` input animates smoothly."""
-    group = current(GROUP_COLOURS)
+    group = current(names.GROUP_COLOURS)
     if group is not None:
         return group
-    group = new_group(GROUP_COLOURS, "ShaderNodeTree")
+    group = new_group(names.GROUP_COLOURS, "ShaderNodeTree")
     socket(group, "Fac", "INPUT", "NodeSocketFloat", description="Position on the colour map")
     socket(group, "Map", "INPUT", "NodeSocketFloat", description="Which map (fractions blend)")
     socket(group, "Auto", "INPUT", "NodeSocketColor", description="Map 0: the material's own")
