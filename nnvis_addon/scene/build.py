@@ -12,7 +12,7 @@ import bpy
 import numpy as np
 
 from .. import budget, framing, layout
-from ..model.edges import connection_caps, connection_size, layer_edges
+from ..model.edges import cell_activations, connection_caps, connection_size, layer_edges
 from ..model.keras_config import unsupported_reason
 from . import animation, camera_moves, edges as edges_mod, hud, labels as labels_mod, layers, \
     looks, nodes, overlays as overlays_mod, runs, stage
@@ -88,7 +88,8 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         collection[names.VIEW] = list(framing.WRAPPED_VIEW_DIRECTION if rows > 1
                                         else framing.VIEW_DIRECTION)
         scene.collection.children.link(collection)
-        animated, objects = [], {}
+        animated, objects, cell_values, shared = [], {}, {}, {}
+        sources = {src for l in network.layers for src in l.inbound}
         drawable = {l.name for l in network.layers if run.has_activations(l.name)}
         for k, layer in enumerate(network.layers):
             progress(k / steps, f"Layer {layer.name}")
@@ -101,6 +102,8 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
             signed = bool((acts < 0).any())
             cmap = "coolwarm" if signed else options.colormap
             obj = layers.layer_object(layer, placements[layer.name], acts, cmap, signed, label)
+            if layer.name in sources:     # once per layer, not per connection it feeds
+                cell_values[layer.name] = cell_activations(layer, acts)
             collection.objects.link(obj)
             animated.append(obj)
             objects[layer.name] = obj
@@ -127,9 +130,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
                                             options.bundle_strength,
                                             options.edge_radius, traced.units,
                                             traced.edges.get((src, layer.name)), first_unit,
-                                            options.bundler, network.layer(src),
-                                            np.stack([run.activations(src, e)
-                                                      for e in run.epochs]))
+                                            options.bundler, cell_values[src], shared)
                 collection.objects.link(obj)
                 animated.append(obj)
         # the level-of-detail summary: what the caps left out (the operator reports it)

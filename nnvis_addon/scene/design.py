@@ -88,11 +88,11 @@ def _swap_objects(collection, fresh) -> None:
     made_names = _blocks_of(moved)             # the new build's own datablocks, maybe suffixed
     actions = [(o, o.animation_data.action) for o in moved if o.animation_data
                and o.animation_data.action and o.animation_data.action.name == f"{o.name} Action"]
-    leftovers = []
+    leftovers, swapped = [], {}
     for obj in moved:
         key = _object_key(obj)
         if key in old:
-            _carry_over(old[key], obj, leftovers)
+            _carry_over(old[key], obj, leftovers, swapped)
         elif obj.get(names.OVERLAY_KIND, "") in hidden:  # overlays are data: rebuilt, but stay
             obj.hide_viewport, obj.hide_render = hidden[obj[names.OVERLAY_KIND]]   # as shown
         if obj.parent is not None and obj.parent.get(names.SCREEN) and screen is not None:
@@ -101,6 +101,8 @@ def _swap_objects(collection, fresh) -> None:
             if constraint.type == "COPY_ROTATION" and camera is not None:
                 constraint.target = camera
         collection.objects.link(obj)
+    for obj in moved:              # also new objects that share a material the old build had
+        _set_material(obj, lambda material: swapped.get(material.as_pointer(), material))
     _remove_with_data(doomed + list(old.values()) + old_overlays, leftovers)
     for block in made_names:
         _drop_name_suffix(block)
@@ -140,9 +142,10 @@ def _modifier(obj):
     return obj.modifiers.get(MODIFIER)
 
 
-def _carry_over(prev, obj, leftovers: list) -> None:
+def _carry_over(prev, obj, leftovers: list, swapped: dict) -> None:
     """Copy the user's edits of `prev` onto its successor `obj`: transform, modifier controls,
-    material. Datablocks this may leave unused go to `leftovers`."""
+    material. Datablocks this may leave unused go to `leftovers`; `swapped` maps the new build's
+    own materials (by pointer) to the kept ones that replace them, once for all their users."""
     obj.matrix_basis = prev.matrix_basis.copy()
     old_mod, new_mod = _modifier(prev), _modifier(obj)
     if old_mod is None or new_mod is None or old_mod.node_group != new_mod.node_group:
@@ -154,14 +157,24 @@ def _carry_over(prev, obj, leftovers: list) -> None:
     kept, made = old_mod.get(ids.get("Material")), new_mod.get(ids.get("Material"))
     if kept is None or made is None:
         return
-    if names.RAMP_NAME in kept:
+    if names.RAMP_NAME not in kept:            # the user's own material: this object's only
+        _set_material(obj, lambda material: kept if material == made else material)
+    elif made.as_pointer() not in swapped:     # nnvis' (maybe shared by several objects)
         _point_at_new_atlas(kept, made, leftovers)
-    new_mod[ids["Material"]] = kept
+        swapped[made.as_pointer()] = kept
+    leftovers.append(made)
+
+
+def _set_material(obj, replace) -> None:
+    """Put `replace(material)` in place of each material of `obj` (modifier input and slots)."""
+    mod = _modifier(obj)
+    ident = input_ids(mod.node_group).get("Material") if mod and mod.node_group else None
+    if ident is not None and mod.get(ident) is not None:
+        mod[ident] = replace(mod[ident])
     slots = getattr(obj.data, "materials", [])
     for k, material in enumerate(slots):
-        if material == made:
-            slots[k] = kept
-    leftovers.append(made)
+        if material is not None:
+            slots[k] = replace(material)
 
 
 def _lookup_node(material):

@@ -18,7 +18,7 @@ from .. import atlas as atlas_mod
 from ..bundling import density_bundle, structural_bundle
 from ..budget import MAX_EDGES
 from ..errors import NNVisError
-from ..model.edges import EDGE_VALUE_MODES, cell_activations, edge_values
+from ..model.edges import EDGE_VALUE_MODES, edge_values
 
 BUNDLERS = ("structural", "density")
 from . import nodes
@@ -154,16 +154,23 @@ def skip_arc(polylines: np.ndarray, src_placement, dst_placement) -> np.ndarray:
     return polylines
 
 
-def mode_values(edges, src_layer=None, src_activations=None) -> np.ndarray:
+def mode_values(edges, act=None) -> np.ndarray:
     """(E, modes, n): each edge's value per epoch in every colour mode (EDGE_VALUE_MODES), which
-    the `Colour Mode` input picks between; without source activations the activation modes fall
-    back to the weight."""
-    act = None
-    if src_layer is not None and src_activations is not None:
-        act = cell_activations(src_layer, src_activations)
+    the `Colour Mode` input picks between; without the source's cell activations `act` (epochs,
+    source cells; `cell_activations`) the activation modes fall back to the weight."""
     rows = [edge_values(edges, mode, act) if act is not None or mode in ("weight", "abs")
             else edge_values(edges, "weight") for mode in EDGE_VALUE_MODES]
     return np.stack(rows, axis=1).astype(np.float32)
+
+
+def weightless_material(run_name: str):
+    """The material of a run's weightless connections: the edge shader at colour scale 0 (every
+    edge the map's centre, grey) and dim, over a one-value atlas."""
+    atlas = atlas_mod.pack(np.zeros((1, 1, 1, 1), np.float32))
+    name = f"{run_name}:weightless links"
+    return nodes.atlas_material(name, new_image(f"{name} weights", atlas), atlas, "coolwarm",
+                                1.0, 0.5, instanced=False, emission=0.06,
+                                mode_scales=[0.0] * len(EDGE_VALUE_MODES), mode_stride=1)
 
 
 def strongest_first(edges) -> np.ndarray:
@@ -188,12 +195,13 @@ def edge_radius(radius: float, edges, crosses_rows: bool = False) -> float:
 def edge_object(run_name: str, src_obj, dst_obj, edges, src_placement,
                 dst_placement, bundle_strength: float, radius: float, traced_units=(),
                 traces=None, trace_unit: int = 0, bundler: str = "structural",
-                src_layer=None, src_activations=None):
+                src_cells=None, shared: dict | None = None):
     """The curves object for the edges between the layer objects `src_obj` → `dst_obj` (an
     `Edges` with (E, n) weights), following their cells.
     `traces` (units, n): each edge's share in the highlight trace of `traced_units`; `bundler`:
     "structural" (hierarchical, the default) or "density" (KDE, weighted by max |w|);
-    `src_activations` (E, *source output shape) of `src_layer` give the activation colour modes."""
+    `src_cells` (epochs, source cells), the source's `cell_activations`, give the activation
+    colour modes; `shared` holds the materials this build's connections share (weightless)."""
     if bundler not in BUNDLERS:
         raise NNVisError(f"unknown bundler {bundler!r}; one of {', '.join(BUNDLERS)}")
     order = strongest_first(edges)
@@ -216,17 +224,21 @@ def edge_object(run_name: str, src_obj, dst_obj, edges, src_placement,
         for unit, row in zip(traced_units, traces):
             attr = curves.attributes.new(f"{names.TRACE}{unit}", "FLOAT", "CURVE")
             attr.data.foreach_set("value", np.ascontiguousarray(row[order], np.float32))
-    values = mode_values(edges, src_layer, src_activations)            # (E, modes, n)
-    atlas = atlas_mod.pack(values.reshape(values.shape[0], -1)[:, :, None, None])
-    image = new_image(f"{run_name}:{src_name}->{dst_name} weights", atlas)
-    # Weightless connections (pooling, flatten: every weight 1) stay neutral grey: scale 0.
-    constant = edges.weight.size == 0 or float(np.ptp(edges.weight)) == 0.0
-    scales = [0.0 if constant else colour_range(values[:, k], diverging=True)[0]
-              for k in range(values.shape[1])]
-    emission = 0.06 if constant else 0.4   # weightless links recede, weighted ones glow
-    material = nodes.atlas_material(f"{run_name}:{src_name}->{dst_name}", image, atlas,
-                                    "coolwarm", 1.0, 0.5, instanced=False, emission=emission,
-                                    mode_scales=scales, mode_stride=len(edges))
+    # Weightless connections (pooling, activations, merges: every weight 1) stay neutral grey
+    # and recede; they share one material (its colour scale 0, so no values to look up)
+    if edges.weight.size == 0 or float(np.ptp(edges.weight)) == 0.0:
+        shared = {} if shared is None else shared
+        if "weightless" not in shared:
+            shared["weightless"] = weightless_material(run_name)
+        material = shared["weightless"]
+    else:
+        values = mode_values(edges, src_cells)                         # (E, modes, n)
+        atlas = atlas_mod.pack(values.reshape(values.shape[0], -1)[:, :, None, None])
+        image = new_image(f"{run_name}:{src_name}->{dst_name} weights", atlas)
+        scales = [colour_range(values[:, k], diverging=True)[0] for k in range(values.shape[1])]
+        material = nodes.atlas_material(f"{run_name}:{src_name}->{dst_name}", image, atlas,
+                                        "coolwarm", 1.0, 0.5, instanced=False, emission=0.4,
+                                        mode_scales=scales, mode_stride=len(edges))
     obj = bpy.data.objects.new(f"{run_name}:{src_name} → {dst_name}", curves)
     obj[names.EDGES] = [src_name, dst_name]
     mod = obj.modifiers.new(MODIFIER, "NODES")

@@ -99,11 +99,8 @@ def atlas_material(name: str, image, atlas, colormap: str, scale: float, offset:
         _TEMPLATES[key] = mat.name
     nodes = mat.node_tree.nodes
     lookup = nodes[names.LOOKUP]
-    params = {"Last Epoch": atlas.epochs - 1, "Tile Width": atlas.tile_w,
-              "Tile Height": atlas.tile_h, "Width": atlas.width, "Height": atlas.height,
-              "Rows Per Epoch": atlas.rows_per_epoch}
-    for key_name, value in params.items():
-        set_default(lookup.inputs[key_name], float(value))
+    set_default(lookup.inputs["Tile"], (atlas.tile_w, atlas.tile_h, atlas.rows_per_epoch))
+    set_default(lookup.inputs["Atlas"], (atlas.width, atlas.height, atlas.epochs - 1))
     for tex in (names.TEX_A, names.TEX_B):
         nodes[tex].image = image
     set_default(nodes[names.SCALE].outputs[0], scale)

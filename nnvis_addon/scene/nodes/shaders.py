@@ -5,7 +5,7 @@ from __future__ import annotations
 from ... import colormaps
 from ... import names
 from .kit import (add, arrange, clamp01, current, epoch_pair, math_node, mix, new_group, section,
-                  socket)
+                  socket, split)
 
 
 def lookup_group():
@@ -17,20 +17,26 @@ def lookup_group():
     if g is not None:
         return g
     g = new_group(names.GROUP_LOOKUP, "ShaderNodeTree")
-    for name, text in (("Cell", "Index of the feature map, unit or edge"),
-                       ("Epoch", "The shown epoch (fractions blend two)"),
-                       ("Last Epoch", "Index of the last recorded epoch"),
-                       ("Tile Width", "Cell width in values"), ("Tile Height", "Cell height"),
-                       ("Width", "Atlas width in texels"), ("Height", "Atlas height in texels"),
-                       ("Rows Per Epoch", "Atlas rows one epoch takes")):
-        socket(g, name, "INPUT", "NodeSocketFloat", description=text)
+    socket(g, "Cell", "INPUT", "NodeSocketFloat", description="Index of the map, unit or edge")
+    socket(g, "Epoch", "INPUT", "NodeSocketFloat",
+           description="The shown epoch (fractions blend two)")
+    # the atlas' numbers in two vectors: two writes per material instead of six (each write
+    # updates the material's tree; DenseNet121 has 900 materials)
+    socket(g, "Tile", "INPUT", "NodeSocketVector",
+           description="A cell's width and height in values, and the atlas rows one epoch takes")
+    socket(g, "Atlas", "INPUT", "NodeSocketVector",
+           description="The atlas' width and height in texels, and the last epoch's index")
     socket(g, "UV", "INPUT", "NodeSocketVector", description="Where on the cell (0..1)")
     socket(g, "Vector A", "OUTPUT", "NodeSocketVector")
     socket(g, "Vector B", "OUTPUT", "NodeSocketVector")
     socket(g, "Factor", "OUTPUT", "NodeSocketFloat")
     socket(g, "Channel", "OUTPUT", "NodeSocketFloat")
-    i = g.nodes.new("NodeGroupInput").outputs
+    gin = g.nodes.new("NodeGroupInput").outputs
     out = g.nodes.new("NodeGroupOutput")
+    tile, atlas = split(g, gin["Tile"]), split(g, gin["Atlas"])
+    i = {"Cell": gin["Cell"], "Epoch": gin["Epoch"], "UV": gin["UV"], "Tile Width": tile["X"],
+         "Tile Height": tile["Y"], "Rows Per Epoch": tile["Z"], "Width": atlas["X"],
+         "Height": atlas["Y"], "Last Epoch": atlas["Z"]}
     with section(g, "Epochs to blend"):
         _, e0, e1, factor = epoch_pair(g, i["Epoch"], i["Last Epoch"])
     with section(g, "Value index under the UV"):
