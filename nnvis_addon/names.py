@@ -12,6 +12,8 @@ from __future__ import annotations
 LAYER = "nnvis_layer"                 # a layer object: the layer's name
 KIND = "nnvis_kind"                   # its layer kind (Conv2D, Dense, ...)
 SHAPE = "nnvis_shape"                 # its output shape
+BLOCK_TITLE = "nnvis_block"           # a folded block (blocks.py): its title
+BLOCK_LAYERS = "nnvis_block_layers"   # ... the layers folded into it
 UNSUPPORTED = "nnvis_unsupported"     # a layer drawn as a grey block: why
 BLOCK_LABEL = "nnvis_block_label"     # the text object naming such a block: the layer's name
 EDGES = "nnvis_edges"                 # a connection's curves: [source layer, target layer]
@@ -45,7 +47,7 @@ VERSION = "nnvis_version"             # a node group: the nnvis node version tha
 MAP = "nnvis_map"                     # a cell's index in its layer
 MAP_GAIN = "nnvis_map_gain"           # its Normalise Per Map factor
 GRID, LINE, CIRCLE, STACK = "nnvis_grid", "nnvis_line", "nnvis_circle", "nnvis_stack"
-BLOCK = "nnvis_block"                 # the layer's box size
+BOX = "nnvis_box"                     # the layer's box size (Expansion 0)
 RF = "nnvis_rf_"                      # + y/x/in/out: the kernel window (Expansion 3)
 TRACE = "nnvis_trace_"                # + unit: the highlight trace of that unit
 SIZE = "nnvis_size"                   # a cell's drawn size

@@ -12,7 +12,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from .. import arrange
+from .. import arrange, blocks
 from .. import atlas as atlas_mod
 from ..model.trace import trace, trace_units
 from ..model.window import kernel_window
@@ -115,12 +115,15 @@ def layer_object(layer, placement, activations: np.ndarray, colormap: str, diver
                            names.MAP_GAIN: map_gain(cells)},
                           {names.GRID: shapes.grid, names.LINE: shapes.line,
                            names.CIRCLE: shapes.circle, names.STACK: shapes.stack,
-                           names.BLOCK: shapes.block})
+                           names.BOX: shapes.block})
     obj = bpy.data.objects.new(f"{run_name}:{layer.name}", mesh)
     obj.location = shapes.centre.tolist()          # the layer turns and scales about its centre
     obj[names.LAYER] = layer.name
     obj[names.KIND] = layer.kind
     obj[names.SHAPE] = list(layer.output_shape)
+    if layer.kind == blocks.KIND:           # a folded block: what it is called, its own layers
+        obj[names.BLOCK_TITLE] = blocks.title(layer)
+        obj[names.BLOCK_LAYERS] = [inner.name for inner in layer.inner]
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = nodes.cells_group("planes" if layer.is_spatial else "cubes")
     if layer.is_spatial:
@@ -150,8 +153,8 @@ def add_controls(run, objects: dict, max_edges: int | None = None):
         for axis, name in enumerate("yx"):
             set_point_attribute(obj.data, f"{names.RF}{name}", (
                 window.stride[axis], window.offset[axis], window.size[axis]), "FLOAT_VECTOR")
-        set_point_attribute(obj.data, "nnvis_rf_in", source.output_shape, "FLOAT_VECTOR")
-        set_point_attribute(obj.data, "nnvis_rf_out", (*layer.output_shape[:2], 0), "FLOAT_VECTOR")
+        set_point_attribute(obj.data, f"{names.RF}in", source.output_shape, "FLOAT_VECTOR")
+        set_point_attribute(obj.data, f"{names.RF}out", (*layer.output_shape[:2], 0), "FLOAT_VECTOR")
     return store_traces(run, objects, max_edges)
 
 

@@ -55,13 +55,14 @@ def bar_material(name: str, layer_material):
 
 
 def legend_layer(collection, name: str = ""):
-    """The layer object the legend describes: `name`, else the first convolution, else the first
+    """The layer object the legend describes: `name`, else the first convolution (or folded
+    block), else the first
     feature-map layer that is not the input, else the first layer with a modifier."""
     layers = [o for o in collection.objects if names.LAYER in o and MODIFIER in o.modifiers]
     if name:
         return next((o for o in layers if o[names.LAYER] == name), None)
     spatial = [o for o in layers if len(o[names.SHAPE]) == 3 and o[names.KIND] != "InputLayer"]
-    convs = [o for o in spatial if "Conv" in o[names.KIND]]
+    convs = [o for o in spatial if "Conv" in o[names.KIND] or names.BLOCK_TITLE in o]
     return (convs or spatial or layers or [None])[0]
 
 
@@ -74,8 +75,9 @@ def add_legend(collection, layer_obj, placement: Matrix, width: float, run_name:
     obj[names.LEGEND_LAYER] = layer_obj[names.LAYER]
     legend = obj.modifiers.new(MODIFIER, "NODES")
     legend.node_group = nodes.legend_group()
+    title = layer_obj.get(names.BLOCK_TITLE, layer_obj[names.LAYER])
     set_inputs(legend, {"Width": width, "Height": width * 0.07, "Min": f"{lo:.3g}",
-                        "Max": f"{hi:.3g}", "Title": f"{layer_obj['nnvis_layer']} activation",
+                        "Max": f"{hi:.3g}", "Title": f"{title} activation",
                         "Material": bar_material(f"{run_name}:legend", material),
                         "Text Material": label_material()})
     obj.matrix_world = placement

@@ -24,7 +24,7 @@ def cells_group(shape: str):
     by the animatable controls.
 
     The mesh's vertices sit on the layout's grid and carry the other arrangements as offsets from
-    the layer's centre (`arrange.py`: nnvis_grid/line/circle/stack, nnvis_block), the cell index
+    the layer's centre (`arrange.py`: nnvis_grid/line/circle/stack, nnvis_box), the cell index
     `nnvis_map`, the per-map colour gain and the highlight traces; instancing copies them to the
     instances, and the group adds what the shader reads (`nnvis_epoch`, `nnvis_colour_map`,
     `nnvis_gain`, `nnvis_lit`, `nnvis_dim`), and every cell's current centre as loose vertex k of its mesh (the
@@ -146,9 +146,9 @@ def _cells(group, i, shape, placed, width, height, grown):
 
 
 def _block(group, cells, centre, scale, grown):
-    """The layer as one box (`nnvis_block` × Scale) at its centre, shrinking away as the cells
+    """The layer as one box (`nnvis_box` × Scale) at its centre, shrinking away as the cells
     grow (Expansion 0 → 1)."""
-    block = sample(group, cells, named(group, names.BLOCK, "FLOAT_VECTOR"), "FLOAT_VECTOR")
+    block = sample(group, cells, named(group, names.BOX, "FLOAT_VECTOR"), "FLOAT_VECTOR")
     size = vec_math(group, "SCALE", block, scale=scale)
     box = add(group, "GeometryNodeMeshCube", {"Size": size})
     remaining = math_node(group, "SUBTRACT", 1.0, grown)
