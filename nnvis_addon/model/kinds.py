@@ -25,7 +25,7 @@ IDENTITY = frozenset({
 # edges join matching cells, and they count as moving or gating values, not learning
 PASS_THROUGH = POOL | IDENTITY | frozenset({
     "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ZeroPadding2D", "Cropping2D", "UpSampling2D",
-    "Resizing", "CenterCrop", "Activation", "ReLU", "LeakyReLU", "ThresholdedReLU", "Softmax",
+    "Resizing", "CenterCrop", "RandomCrop", "Activation", "ReLU", "LeakyReLU", "ThresholdedReLU", "Softmax",
     "Rescaling", "Normalization", "LayerNormalization"})
 
 

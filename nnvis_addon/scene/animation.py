@@ -83,4 +83,9 @@ def retime(collection, frames_per_epoch: int, hold_first: int = 0, hold_last: in
             co[0::2] = frames
             points.foreach_set("co", co)
             fcurve.update()
+    if names.TIMING in collection:        # a live refresh keeps this spacing (refresh.py)
+        fps = collection[names.TIMING][1]
+        collection[names.TIMING] = [float(frames_per_epoch), fps, float(frame_start + hold_first),
+                                      float(hold_last)]
+        collection[names.FRAME_END] = int(frames[-1]) + hold_last
     return frame_start, int(frames[-1]) + hold_last

@@ -16,6 +16,7 @@ from ..model.edges import cell_activations, connection_caps, connection_size, la
 from ..model.keras_config import unsupported_reason
 from . import animation, camera_moves, edges as edges_mod, hud, labels as labels_mod, layers, \
     looks, nodes, overlays as overlays_mod, runs, stage
+from . import refresh as live_mod
 from .transaction import all_or_nothing
 from .. import names
 
@@ -94,6 +95,8 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         collection = bpy.data.collections.new(label)
         collection[names.RUN] = run.source
         collection[names.EPOCHS] = list(run.epochs)
+        live_mod.remember(collection, run, (options.frames_per_epoch, fps, options.frame_start),
+                          aspect, frame_end, (options.blocks, options.expand))
         collection[names.VIEW] = list(framing.WRAPPED_VIEW_DIRECTION if rows > 1
                                         else framing.VIEW_DIRECTION)
         scene.collection.children.link(collection)
