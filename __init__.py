@@ -1,12 +1,13 @@
-"""NNVis Blender extension: registers the importer, render operator and the sidebar panel.
+"""NNVis Blender extension: registers its data (props), the operators and the sidebar panels.
 
 All the work happens in the `nnvis_addon` library; operators and panels only plumb arguments.
 """
 if __package__:     # Blender imports this file as the extension's package; pytest imports it
-    from . import operators, panels     # alone when the checkout's folder is not a Python name
+    from . import operators, panels, props     # alone when the checkout's folder is not a name
 
 
 def register():
+    props.register()
     operators.register()
     panels.register()
 
@@ -14,3 +15,4 @@ def register():
 def unregister():
     panels.unregister()
     operators.unregister()
+    props.unregister()

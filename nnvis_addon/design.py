@@ -6,8 +6,8 @@ config keys (square 2-tuples may be written as one int). `keras_config` fills in
 exactly as Keras 3.15's ``model.to_json()`` writes it, so the export loads with
 ``keras.models.model_from_json``; `layers_from_config` keeps the keys a config sets to non-default
 values, so config → stack → config is exact. The stack becomes a `Run` with one epoch (random or
-neutral weights) that the importer's scene builder draws; `build_design` / `rebuild_design` do that
-in Blender (bpy imported lazily: the rest of this module runs in plain Python).
+neutral weights) that the importer's scene builder draws; `scene/design.py` builds and rebuilds
+it in Blender. Pure Python.
 """
 from __future__ import annotations
 
@@ -21,13 +21,13 @@ import numpy as np
 from .errors import NNVisError
 from .io.keras_files import read_architecture
 from .model import ops
+from .model.kinds import CONV, DESIGN, POOL
 from .model.keras_config import INPUT_KIND, layer_graph, network_from_config
 from .model.network import Network
 from .probe import load_probe
 from .run import Run
 
-TYPES = ("Input", "Conv2D", "MaxPooling2D", "AveragePooling2D", "BatchNormalization",
-         "Activation", "Dropout", "Flatten", "GlobalAveragePooling2D", "Dense")
+TYPES = tuple(DESIGN)
 WEIGHT_MODES = ("random", "structure")
 DEFAULT_NAME = "cnn"
 DEFAULT_LAYERS = [
@@ -84,33 +84,25 @@ _TEMPLATES = {
               "bias_constraint": None, "quantization_config": None},
 }
 _KERAS_CLASS = {"Input": INPUT_KIND}
-_AUTO_NAME = {"Input": "input_layer", "Conv2D": "conv2d", "MaxPooling2D": "max_pooling2d",
-              "AveragePooling2D": "average_pooling2d", "BatchNormalization": "batch_normalization",
-              "Activation": "activation", "Dropout": "dropout", "Flatten": "flatten",
-              "GlobalAveragePooling2D": "global_average_pooling2d", "Dense": "dense"}
-_BUILT = {"Conv2D", "BatchNormalization", "Flatten", "Dense"}   # entries Keras gives a build_config
 
-# The parameters a row always shows (and the editor edits); None in a template means required.
-MAIN_PARAMS = {
-    "Input": ("shape",),
-    "Conv2D": ("filters", "kernel_size", "strides", "padding", "activation"),
-    "MaxPooling2D": ("pool_size", "strides", "padding"),
-    "AveragePooling2D": ("pool_size", "strides", "padding"),
-    "Activation": ("activation",),
-    "Dropout": ("rate",),
-    "Dense": ("units", "activation"),
-}
+
+def _main(kind) -> tuple[str, ...]:
+    """The parameters a row of `kind` always shows (and the editor edits); None in a template
+    means required."""
+    return DESIGN[kind].main if kind in DESIGN else ()
+
+
 _PAIRS = ("kernel_size", "strides", "pool_size", "dilation_rate")
 _POSITIVE_INTS = ("filters", "units", "groups")
 
 
 def main_params(row: dict) -> dict:
-    """The row's main parameters (MAIN_PARAMS) with Keras' defaults filled in (pools: strides =
+    """The row's main parameters (`_main`) with Keras' defaults filled in (pools: strides =
     pool_size); a required one that is missing stays None."""
     kind = row.get("type")
     template = _TEMPLATES.get(kind, {})
     values = {}
-    for key in MAIN_PARAMS.get(kind, ()):
+    for key in _main(kind):
         value = row.get(key, template.get(key))
         if key == "strides" and "pool_size" in template and row.get("strides") is None:
             value = row.get("pool_size", template["pool_size"])
@@ -160,7 +152,7 @@ def _layer_config(row, name: str) -> tuple[str, dict]:
     if kind not in _TEMPLATES:
         raise NNVisError(f"unknown layer type {kind!r} (supported: {', '.join(TYPES)})")
     template = _TEMPLATES[kind]
-    allowed = set(template) - {"name", "batch_shape"} | set(MAIN_PARAMS.get(kind, ())) | {"type"}
+    allowed = set(template) - {"name", "batch_shape"} | set(_main(kind)) | {"type"}
     unknown = sorted(set(row) - allowed - {"name"}, key=str)
     if unknown:
         raise NNVisError(f"{kind} has no parameter {unknown[0]!r} "
@@ -176,7 +168,7 @@ def _layer_config(row, name: str) -> tuple[str, dict]:
             config[key] = _pair(key, value)
         else:
             config[key] = copy.deepcopy(value)
-    required = [k for k in MAIN_PARAMS.get(kind, ()) if template.get(k, "") is None]
+    required = [k for k in _main(kind) if template.get(k, "") is None]
     missing = [k for k in required if config[k] is None]
     if kind == "Input" and config["batch_shape"] is None:
         missing.append("shape")
@@ -210,7 +202,7 @@ def _check_values(kind: str, config: dict) -> None:
 
 def _window_fits(kind: str, config: dict, shape: tuple) -> None:
     """A friendlier message than the shape rule's for the common mistake: a too-large window."""
-    if kind not in ("Conv2D", "MaxPooling2D", "AveragePooling2D") or len(shape) != 3:
+    if kind not in CONV | POOL or len(shape) != 3:
         return
     if config.get("padding") != "valid":
         return
@@ -234,7 +226,8 @@ def _names(layers: list) -> list[str]:
         if given:
             names.append(given)
             continue
-        base = _AUTO_NAME.get(row.get("type") if isinstance(row, dict) else None, "layer")
+        kind = DESIGN.get(row.get("type")) if isinstance(row, dict) else None
+        base = kind.auto_name if kind else "layer"
         n = counts.get(base, 0)
         while (candidate := base if n == 0 else f"{base}_{n}") in used:
             n += 1
@@ -318,7 +311,7 @@ def keras_config(layers, name: str = DEFAULT_NAME) -> dict:
     for status, (kind, config) in analysed:
         entry = {"module": "keras.layers", "class_name": kind, "config": config,
                  "registered_name": None}
-        if kind in _BUILT:
+        if kind in DESIGN and DESIGN[kind].built:
             entry["build_config"] = {"input_shape": [None, *shape]}
         entries.append(entry)
         shape = status.shape
@@ -360,9 +353,9 @@ def _row(kind: str, config: dict, source: str) -> dict:
         row["shape"] = list(batch_shape[1:]) if isinstance(batch_shape, list) else batch_shape
         skip = {"name", "batch_shape", "batch_input_shape"}
     else:
-        for key in MAIN_PARAMS.get(row_type, ()):
+        for key in _main(row_type):
             row[key] = _compact(key, copy.deepcopy(config.get(key, template[key])))
-        skip = {"name", *MAIN_PARAMS.get(row_type, ())}
+        skip = {"name", *_main(row_type)}
     for key, value in config.items():
         if key not in skip and (key not in template or value != template[key]):
             row[key] = copy.deepcopy(value)
@@ -463,216 +456,3 @@ def design_run(layers, weights: str = "random", seed: int = 0, probe=None,
     else:
         probe_array = load_probe(probe, network.input_shape)
     return Run(name, source, network, [0], {0: values}, probe_array[None])
-
-
-# --------------------------------------------------------------------------------------------------
-# Blender: build a design's scene, and rebuild it in place (bpy imported here only)
-
-_LOOKUP_VALUES = ("nnvis_scale", "nnvis_offset")   # data-derived Value nodes of an atlas material
-_DATA_INPUTS = {"Geometry", "Epoch", "Width", "Height", "Material", "Inbound", "Source",
-                "Target"}  # set by the build
-
-
-def build_design(layers, weights: str = "random", seed: int = 0, probe=None,
-                 name: str = DEFAULT_NAME, options=None, scene=None):
-    """Build the stack's scene (as the importer does) and return its collection.
-
-    The collection records the settings in ``["nnvis_design"]`` so `rebuild_design` can redo it.
-    """
-    from .scene import build_scene
-
-    run = design_run(layers, weights, seed, probe, name)
-    collection = build_scene(run, options, scene)
-    collection["nnvis_design"] = {"weights": weights, "seed": int(seed), "name": name,
-                                  "probe": str(probe) if isinstance(probe, (str, Path)) else ""}
-    return collection
-
-
-def rebuild_design(collection, layers, scene=None):
-    """Replace the layer and edge objects of a `build_design` collection with the stack's, in place.
-
-    Nothing changes unless the stack is valid and the new build succeeds. Kept: the collection
-    itself (name, parents, visibility), every object in it that is not a layer, edge or overlay
-    object (camera, lights, the user's own), and of each layer/edge that still exists its
-    transform, its modifier controls (all inputs but Epoch, Width, Height, Material) and its
-    material: a material the user assigned stays; nnvis' own material stays with its edits, only
-    its atlas image, lookup and colour range are pointed at the new data. Overlays are rebuilt
-    (they show data), each kind staying hidden or shown. Scene settings are not touched.
-    """
-    import bpy
-
-    from .scene import SceneOptions, build_scene
-
-    settings = collection.get("nnvis_design")
-    if settings is None:
-        raise NNVisError(f"collection {collection.name!r} was not built from a design")
-    scene = scene or bpy.context.scene
-    run = design_run(layers, settings["weights"], settings["seed"], settings["probe"] or None,
-                     settings["name"])
-    fresh = build_scene(run, SceneOptions(setup_render=False), scene, label=collection.name)
-    _swap_objects(collection, fresh)
-    for key in ("nnvis_run", "nnvis_epochs"):
-        collection[key] = fresh[key]
-    bpy.data.collections.remove(fresh)
-    return collection
-
-
-def _object_key(obj):
-    if "nnvis_layer" in obj:
-        return ("layer", obj["nnvis_layer"])
-    if "nnvis_edges" in obj:
-        return ("edges", tuple(obj["nnvis_edges"]))
-    return None
-
-
-def _swap_objects(collection, fresh) -> None:
-    """Move `fresh`'s layer, edge, overlay and label objects into `collection` in place of the old
-    ones, the overlays onto the kept camera's screen and the labels turned to it; drop the rest of
-    `fresh` (its camera; the lights are shared: they stay)."""
-    from .scene.camera_moves import screen_of
-
-    old, old_overlays = {}, []
-    for obj in collection.objects:
-        if _object_key(obj) is not None:
-            old[_object_key(obj)] = obj
-        elif "nnvis_overlay" in obj or "nnvis_label" in obj:
-            old_overlays.append(obj)
-    camera = next((o for o in collection.objects if o.type == "CAMERA"), None)
-    screen = screen_of(collection)
-    hidden = {o["nnvis_overlay_kind"]: (o.hide_viewport, o.hide_render) for o in old_overlays
-              if "nnvis_overlay_kind" in o}
-    moved = [o for o in fresh.objects if _object_key(o) is not None or "nnvis_overlay" in o
-             or "nnvis_label" in o]
-    doomed = [o for o in fresh.objects if o not in moved and "nnvis_shared" not in o]
-    made_names = _blocks_of(moved)             # the new build's own datablocks, maybe suffixed
-    actions = [(o, o.animation_data.action) for o in moved if o.animation_data
-               and o.animation_data.action and o.animation_data.action.name == f"{o.name} Action"]
-    leftovers = []
-    for obj in moved:
-        key = _object_key(obj)
-        if key in old:
-            _carry_over(old[key], obj, leftovers)
-        elif obj.get("nnvis_overlay_kind", "") in hidden:  # overlays are data: rebuilt, but stay
-            obj.hide_viewport, obj.hide_render = hidden[obj["nnvis_overlay_kind"]]   # as shown
-        if obj.parent is not None and obj.parent.get("nnvis_screen") and screen is not None:
-            obj.parent = screen
-        for constraint in obj.constraints:
-            if constraint.type == "COPY_ROTATION" and camera is not None:
-                constraint.target = camera
-        collection.objects.link(obj)
-    _remove_with_data(doomed + list(old.values()) + old_overlays, leftovers)
-    for block in made_names:
-        _drop_name_suffix(block)
-    for obj, action in actions:                # "conv2d.001 Action" → "conv2d Action"
-        action.name = f"{obj.name} Action"
-
-
-def _drop_name_suffix(block) -> None:
-    """'conv2d.001' → 'conv2d' now that the old 'conv2d' is gone (Blender keeps names unique: a
-    name still taken gets a suffix back). Skips blocks the swap removed."""
-    try:
-        base, dot, number = block.name.rpartition(".")
-    except ReferenceError:
-        return
-    if dot and base and number.isdigit() and len(number) >= 3:
-        block.name = base
-
-
-def _blocks_of(objects) -> list:
-    """The objects and the datablocks they use: data, action, node groups, materials, and the
-    materials' images."""
-    import bpy
-
-    blocks = []
-    for obj in objects:
-        materials = [m for m in getattr(obj.data, "materials", []) if m is not None]
-        groups = [mod.node_group for mod in obj.modifiers if mod.type == "NODES"]
-        for mod in obj.modifiers:
-            if mod.type == "NODES":
-                materials += [mod[k] for k in mod.keys() if isinstance(mod[k], bpy.types.Material)]
-        action = obj.animation_data.action if obj.animation_data else None
-        blocks += [obj, obj.data, action, *groups, *materials]
-        blocks += [n.image for m in materials if m.node_tree for n in m.node_tree.nodes
-                   if n.type == "TEX_IMAGE" and n.image is not None]
-    return [b for b in blocks if b is not None]
-
-
-def _modifier(obj):
-    from .scene.layers import MODIFIER
-
-    return obj.modifiers.get(MODIFIER)
-
-
-def _carry_over(prev, obj, leftovers: list) -> None:
-    """Copy the user's edits of `prev` onto its successor `obj`: transform, modifier controls,
-    material. Datablocks this may leave unused go to `leftovers`."""
-    from .scene.nodes import input_ids
-
-    obj.matrix_basis = prev.matrix_basis.copy()
-    old_mod, new_mod = _modifier(prev), _modifier(obj)
-    if old_mod is None or new_mod is None or old_mod.node_group != new_mod.node_group:
-        return
-    ids = input_ids(new_mod.node_group)
-    for label, ident in ids.items():
-        if label not in _DATA_INPUTS and ident in old_mod.keys():
-            new_mod[ident] = old_mod[ident]
-    kept, made = old_mod.get(ids.get("Material")), new_mod.get(ids.get("Material"))
-    if kept is None or made is None:
-        return
-    if "nnvis_colormap" in kept:
-        _point_at_new_atlas(kept, made, leftovers)
-    new_mod[ids["Material"]] = kept
-    leftovers.append(made)
-
-
-def _lookup_node(material):
-    from .scene.nodes import GROUP_LOOKUP
-
-    return next((n for n in material.node_tree.nodes if n.type == "GROUP" and n.node_tree
-                 and n.node_tree.name == GROUP_LOOKUP), None)
-
-
-def _point_at_new_atlas(kept, made, leftovers: list) -> None:
-    """Give the kept atlas material the new build's data: the image its atlas texture nodes read
-    (those fed by the lookup group), the lookup's atlas geometry, the colour scale/offset, and
-    the colormap if the data changed sign (sequential ↔ diverging); other edits stay."""
-    from .scene.nodes import set_ramp
-
-    old_lookup, new_lookup = _lookup_node(kept), _lookup_node(made)
-    new_image = next((n.image for n in made.node_tree.nodes if n.type == "TEX_IMAGE"), None)
-    if old_lookup is None or new_lookup is None or new_image is None:
-        return
-    for node in kept.node_tree.nodes:
-        if node.type == "TEX_IMAGE" and any(link.from_node == old_lookup
-                                            for link in node.inputs["Vector"].links):
-            if node.image is not None:
-                leftovers.append(node.image)
-            node.image = new_image
-    for socket in new_lookup.inputs:
-        target = old_lookup.inputs.get(socket.name)
-        if target is not None and not target.is_linked and not socket.is_linked:
-            target.default_value = socket.default_value
-    for node_name in _LOOKUP_VALUES:
-        src, dst = made.node_tree.nodes.get(node_name), kept.node_tree.nodes.get(node_name)
-        if src is not None and dst is not None:
-            dst.outputs[0].default_value = src.outputs[0].default_value
-    ramp = kept.node_tree.nodes.get("nnvis_colormap")
-    if ramp is not None and kept.get("nnvis_colormap") != made.get("nnvis_colormap"):
-        set_ramp(ramp.color_ramp, made["nnvis_colormap"])
-        kept["nnvis_colormap"] = made["nnvis_colormap"]
-
-
-def _remove_with_data(objects, leftovers) -> None:
-    """Remove `objects`, then whatever nothing uses any more among the datablocks they used
-    (`_blocks_of`) and `leftovers` (with their images)."""
-    import bpy
-
-    blocks = [b for b in _blocks_of(objects) if not isinstance(b, bpy.types.Object)]
-    blocks += leftovers + [n.image for m in leftovers if isinstance(m, bpy.types.Material)
-                           and m.node_tree for n in m.node_tree.nodes
-                           if n.type == "TEX_IMAGE" and n.image is not None]
-    bpy.data.batch_remove(objects)
-    pending = {b.as_pointer(): b for b in blocks}
-    while unused := {k: b for k, b in pending.items() if b.users == 0}:   # mesh, material, image
-        bpy.data.batch_remove(list(unused.values()))
-        pending = {k: b for k, b in pending.items() if k not in unused}

@@ -10,6 +10,7 @@ from pathlib import Path
 from .chunks import chunk_range
 from .errors import NNVisError
 from .packaging import install_extension, start_blender
+from . import names
 
 
 @dataclass
@@ -33,7 +34,7 @@ def import_with_operator(path, **options):
         raise NNVisError(str(exc).removeprefix("Error: ").strip()) from None
     if result != {"FINISHED"}:
         raise NNVisError(f"{path}: import failed ({result})")
-    new = [c for c in bpy.data.collections if c not in before and "nnvis_run" in c]
+    new = [c for c in bpy.data.collections if c not in before and names.RUN in c]
     return new[0]
 
 

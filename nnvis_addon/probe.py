@@ -122,12 +122,12 @@ def pixel_scale(network, input_name: str | None = None) -> float:
     — the first one's by default — is a Rescaling by 1/255 or 1/127.5, as in Keras' image
     tutorials, possibly after augmentation layers, which are the identity at inference, or crops
     and resizes), else 1."""
-    from .model.ops import IDENTITY_KINDS
+    from .model.kinds import IDENTITY
     feeding = {input_name or network.inputs[0]}
     for layer in network.layers:
         if not feeding & set(layer.inbound):
             continue
-        if layer.kind in IDENTITY_KINDS or layer.kind in GEOMETRIC_KINDS:
+        if layer.kind in IDENTITY or layer.kind in GEOMETRIC_KINDS:
             feeding.add(layer.name)
             continue
         scale = layer.config.get("scale") if layer.kind == "Rescaling" else None

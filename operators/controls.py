@@ -8,6 +8,7 @@ from ..nnvis_addon.options import choice_label
 from ..nnvis_addon.scene import camera_moves, looks, runs
 from ..nnvis_addon.scene.layers import MODIFIER, run_collection
 from ..nnvis_addon.scene.nodes import input_ids
+from ..nnvis_addon import names
 
 
 class _RunOperator:
@@ -79,7 +80,7 @@ class NNVIS_OT_remove_run(bpy.types.Operator):
     def execute(self, context):
         coll = bpy.data.collections.get(self.collection) if self.collection else \
             run_collection(context.active_object)
-        if coll is None or "nnvis_run" not in coll:
+        if coll is None or names.RUN not in coll:
             self.report({"ERROR"}, f"no imported run {self.collection or 'selected'}")
             return {"CANCELLED"}
         name = coll.name

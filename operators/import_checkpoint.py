@@ -11,6 +11,7 @@ from ..nnvis_addon.options import GROUPS, IMPORT_OPTIONS, choice_label, split
 from ..nnvis_addon.scene import SceneOptions, build_scene
 from ..nnvis_addon.scene.camera_moves import MOVES
 from ..nnvis_addon.scene.looks import LOOKS
+from ..nnvis_addon import names
 
 
 class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
@@ -60,11 +61,11 @@ class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
             wm.progress_end()
         for warning in run.warnings:
             self.report({"WARNING"}, warning)
-        drawn, total = collection["nnvis_edges_drawn"], collection["nnvis_edges_total"]
+        drawn, total = collection[names.EDGES_DRAWN], collection[names.EDGES_TOTAL]
         if drawn < total:
             self.report({"INFO"}, f"Edges: the strongest {drawn:,} of {total:,} drawn "
                                   "(level of detail: max_edges per connection)")
-        first = next((o for o in collection.objects if "nnvis_layer" in o), None)
+        first = next((o for o in collection.objects if names.LAYER in o), None)
         context.view_layer.update()          # the new collection's objects join the view layer
         if first is not None and first.name in context.view_layer.objects:  # the sidebar shows
             for obj in context.selected_objects:                            # the new run

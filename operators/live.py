@@ -8,6 +8,7 @@ import bpy
 from bpy.props import StringProperty
 
 from ..nnvis_addon.scene import refresh
+from ..nnvis_addon import names
 
 INTERVAL = 3.0          # seconds between two refreshes while following
 
@@ -49,7 +50,7 @@ class NNVIS_OT_refresh_run(bpy.types.Operator):
         scene = context.scene
         if self.collection:
             found = bpy.data.collections.get(self.collection)
-            if found is None or "nnvis_run" not in found:
+            if found is None or names.RUN not in found:
                 self.report({"ERROR"}, f"no imported run called {self.collection!r}")
                 return {"CANCELLED"}
             reports = [refresh.refresh_run(found, scene)]

@@ -7,12 +7,9 @@ impossible; the active row's full settings sit under the list. The checks run on
 import bpy
 
 from ..nnvis_addon import design
-from ..operators.design import stack_layers
+from ..nnvis_addon.model.kinds import DESIGN
+from ..props import stack_layers
 
-# The fields a row shows inline; the active row's box shows all of design.MAIN_PARAMS.
-ROW_FIELDS = {"Input": ("shape",), "Conv2D": ("filters", "kernel_size"),
-              "MaxPooling2D": ("pool_size",), "AveragePooling2D": ("pool_size",),
-              "Dense": ("units",), "Dropout": ("rate",), "Activation": ("activation",)}
 _shown: dict[int, list] = {}     # stack pointer -> the checks of the panel's current redraw
 
 
@@ -40,7 +37,7 @@ class NNVIS_UL_design_layers(bpy.types.UIList):
         row = layout.row(align=True)
         row.alert = index < len(checks) and checks[index].error is not None
         row.prop(item, "type", text="")
-        for field in ROW_FIELDS.get(item.type, ()):
+        for field in DESIGN[item.type].row:        # inline; the active row shows all
             row.prop(item, field, text="")
         if index < len(checks):
             text, status_icon = _status_text(checks[index])
@@ -84,7 +81,7 @@ class NNVIS_PT_design(bpy.types.Panel):
     def draw_row(layout, item, status):
         box = layout.box()
         box.prop(item, "name", text="Name", placeholder="automatic")
-        for field in design.MAIN_PARAMS.get(item.type, ()):
+        for field in DESIGN[item.type].main:
             box.prop(item, field)
         if item.extra:
             box.prop(item, "extra", text="Other")

@@ -8,6 +8,7 @@ from ..nnvis_addon.options import OPTIONS, choice_label
 from ..nnvis_addon.scene.layers import MODIFIER, run_collection
 from ..nnvis_addon.scene.runs import overlays_of
 from ..nnvis_addon.scene.nodes import input_ids
+from ..nnvis_addon import names
 
 # Inputs the build sets from the data: shown, but not copied to other layers.
 PER_LAYER = {"Geometry", "Epoch", "Width", "Height", "Material", "Inbound", "Source", "Target",
@@ -39,7 +40,7 @@ class NNVIS_PT_run(bpy.types.Panel):
             return
         col = layout.column(align=True)
         col.label(text=f"Run: {coll.name}", icon="OUTLINER_COLLECTION")
-        epochs = list(coll["nnvis_epochs"])
+        epochs = list(coll[names.EPOCHS])
         col.label(text=f"Epochs: {epochs[0]}–{epochs[-1]} ({len(epochs)} recorded)")
         col.label(text=f"Source: {bpy.path.basename(coll['nnvis_run'].rstrip('/'))}")
         scene = context.scene
@@ -53,7 +54,7 @@ class NNVIS_PT_run(bpy.types.Panel):
         row = layout.row(align=True)
         row.operator_menu_enum("nnvis.apply_look", "look", text="Look", icon="SHADING_RENDERED")
         row.operator_menu_enum("nnvis.camera_move", "move", text="Camera", icon="CAMERA_DATA")
-        look, move = coll.get("nnvis_look"), coll.get("nnvis_camera_move")
+        look, move = coll.get(names.LOOK), coll.get(names.CAMERA_MOVE)
         if look or move:
             look, move = choice_label(look or "default"), choice_label(move or "static")
             layout.label(text=f"Look: {look}   Camera: {move}")
@@ -88,12 +89,12 @@ class NNVIS_PT_layer(bpy.types.Panel):
         obj = context.active_object
         mod = obj.modifiers[MODIFIER]
         layout = self.layout
-        if "nnvis_legend_layer" in obj:
+        if names.LEGEND_LAYER in obj:
             layout.label(text=f"Colour legend of {obj['nnvis_legend_layer']}")
-        elif "nnvis_layer" in obj:
+        elif names.LAYER in obj:
             layout.label(text=f"{obj['nnvis_layer']} ({obj.get('nnvis_kind', '?')})")
-        elif "nnvis_edges" in obj:
-            layout.label(text=" → ".join(obj["nnvis_edges"]) + " (edges)")
+        elif names.EDGES in obj:
+            layout.label(text=" → ".join(obj[names.EDGES]) + " (edges)")
         else:
             layout.label(text=f"Overlay: {overlay_label(obj.get('nnvis_overlay_kind', '?'))}")
         for label, ident in input_ids(mod.node_group).items():

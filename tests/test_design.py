@@ -238,6 +238,7 @@ def test_structure_weights_are_zero_and_show_no_activation():
 bpy = pytest.importorskip("bpy")
 from nnvis_addon import load_run  # noqa: E402
 from nnvis_addon.scene import build_scene  # noqa: E402
+from nnvis_addon.scene import design as design_scene  # noqa: E402
 from nnvis_addon.scene.layers import MODIFIER  # noqa: E402
 from nnvis_addon.scene.nodes import input_ids  # noqa: E402
 
@@ -275,7 +276,7 @@ def test_a_design_builds_the_scene_the_importer_builds(tmp_path):
 
 
 def build_design_scene(rows, weights="random"):
-    return design.build_design(rows, weights=weights, seed=1, scene=bpy.context.scene)
+    return design_scene.build_design(rows, weights=weights, seed=1, scene=bpy.context.scene)
 
 
 def _inventory() -> list:
@@ -302,7 +303,7 @@ def test_rebuild_in_place_keeps_camera_and_material_edits_and_leaves_no_orphans(
 
     rows[1]["filters"] = 4                                  # conv2d changes: 8 → 4 maps
     rows.insert(3, L("BatchNormalization"))
-    assert design.rebuild_design(collection, rows) == collection
+    assert design_scene.rebuild_design(collection, rows) == collection
     objects = _objects(collection)
     assert sum(key[0] == "layer" for key in objects) == len(rows)
     assert bpy.context.scene.camera == camera and tuple(camera.location) == (1.0, -9.0, 4.0)
@@ -318,7 +319,7 @@ def test_rebuild_in_place_keeps_camera_and_material_edits_and_leaves_no_orphans(
 
     rebuilt = _inventory()
     with pytest.raises(NNVisError, match="row 2 "):
-        design.rebuild_design(collection, [Input(2, 2, 1), L("Conv2D", filters=1, kernel_size=3)])
+        design_scene.rebuild_design(collection, [Input(2, 2, 1), L("Conv2D", filters=1, kernel_size=3)])
     assert _inventory() == rebuilt and _objects(collection).keys() == objects.keys()
     bpy.ops.wm.read_homefile(use_empty=True)
     build_design_scene(rows)          # a fresh build of the new stack: the same datablocks, names
@@ -366,3 +367,15 @@ def test_the_sidebar_editor_drives_the_library_through_its_operators(empty_scene
     assert stack.model_name == "loaded" and len(stack.layers) == 6
     assert bpy.ops.nnvis.export_keras_json(filepath=str(tmp_path / "out.json")) == {"FINISHED"}
     assert json.loads((tmp_path / "out.json").read_text()) == json.loads(source.to_json())
+
+
+def test_one_registry_of_layer_kind_facts():
+    """model/kinds.py: what the designer offers runs in the forward pass and draws edges; a row
+    shows a subset of its main parameters; pass-through kinds are known to the edges."""
+    from nnvis_addon.model import edges, kinds, ops
+    assert design.TYPES == tuple(kinds.DESIGN) and design.TYPES[0] == "Input"
+    for kind, facts in kinds.DESIGN.items():
+        assert set(facts.row) <= set(facts.main), kind
+        assert kind == "Input" or (kind in ops.SUPPORTED and kind in edges.KINDS), kind
+    assert kinds.CONV | kinds.POOL | kinds.IDENTITY <= ops.SUPPORTED
+    assert kinds.PASS_THROUGH <= edges.KINDS

@@ -372,6 +372,9 @@ def test_a_run_with_folded_blocks_refreshes_like_a_new_import(empty_scene, tmp_p
                 *(pixels(_material(o).node_tree.nodes["nnvis_tex_a"].image) for o in (obj, twin)),
                 err_msg=obj.name)
             continue
+        if _material(obj).name.endswith(":weightless links"):   # the run's shared grey one
+            assert _material(twin).name.endswith(":weightless links"), obj.name
+            continue
         # edges keep the import's set (a block draws each output's strongest inputs, which
         # the new epochs may change): the edges both draw carry the same values
         ours, theirs = edge_values_by_pair(obj), edge_values_by_pair(twin)

@@ -121,7 +121,8 @@ def test_a_keyframed_control_changes_the_evaluated_geometry(imported, layer, nam
             mod.keyframe_delete(f'["{ident}"]', frame=frame)
         defaults = {"Highlight": 0.0, "Expansion": 2.0}
         for reset in (name, *others):
-            item = next(i for i in mod.node_group.interface.items_tree if i.name == reset)
+            item = next(i for i in mod.node_group.interface.items_tree
+                        if i.item_type == "SOCKET" and i.name == reset)
             set_input(obj, reset, defaults.get(reset, item.default_value))
         if name == "Trace Unit":
             set_input(obj, name, 0)

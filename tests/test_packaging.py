@@ -1,7 +1,15 @@
 """The extension zip: built, validated, installed by Blender's own installer, wired into the UI."""
 from __future__ import annotations
 
+import ast
+import importlib
+import posixpath
 import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = ("nnvis_addon/bench/", "nnvis_addon/record/", "nnvis_addon/cli.py", "nnvis_addon/demo.py",
+         "nnvis_addon/packaging.py", "nnvis_addon/headless.py", "nnvis_addon/chunks.py")
 
 
 def test_zip_holds_the_extension_and_its_wheel_only(extension_zip):
@@ -11,20 +19,54 @@ def test_zip_holds_the_extension_and_its_wheel_only(extension_zip):
     assert "nnvis_addon/run.py" in names and "operators/import_checkpoint.py" in names
     assert not [n for n in names if n.startswith(("tests/", "docs/", ".venv/", "dist/"))]
     assert not [n for n in names if "__pycache__" in n]
+    assert not [n for n in names if n.startswith(TOOLS)]       # tools run outside Blender
 
 
-def test_installed_through_blenders_installer(addon):
-    import bpy
-    assert addon == "bl_ext.user_default.nnvis"
-    assert addon in bpy.context.preferences.addons
-    # the operator and the sidebar come from the installed copy, not from this checkout
-    op_class = bpy.types.Operator.bl_rna_get_subclass_py("IMPORT_SCENE_OT_nnvis_checkpoint")
-    assert op_class.__module__.startswith(addon)
-    panel = bpy.types.Panel.bl_rna_get_subclass_py("NNVIS_PT_run")
-    assert panel.bl_category == "NNVis"
-    # Blender unpacked the bundled wheel into its extensions' own site-packages
-    from conftest import USER_FOLDER
-    assert list(USER_FOLDER.glob("extensions/.local/lib/python3.*/site-packages/pyfive/__init__.py"))
+def _module_files(path: str) -> list[str]:
+    """The checkout's files for module path 'a/b' (a/b.py or a/b/__init__.py), relative to it."""
+    return [f for f in (f"{path}.py", posixpath.join(path, "__init__.py"))
+            if (ROOT / f).is_file()]
+
+
+def _imports(source: str, module: str) -> set[str]:
+    """The checkout's files that `module` (a path in the zip) imports, also inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith(
+                "nnvis_addon")):
+            base = posixpath.dirname(module)
+            for _ in range(node.level - 1):
+                base = posixpath.dirname(base)
+            target = posixpath.join(base if node.level else "", *(node.module or "").split("."))
+            found.update(_module_files(target))
+            for alias in node.names:     # `from . import x`: x may be a module
+                found.update(_module_files(posixpath.join(target, alias.name)))
+        elif isinstance(node, ast.Import):
+            found.update(f for a in node.names for f in _module_files(a.name.replace(".", "/")))
+    return found
+
+
+def test_everything_the_addon_imports_is_shipped(extension_zip):
+    """Follow the imports (also those inside functions) from the extension's __init__.py through
+    the checkout: every module reached is in the zip, so leaving the tools out broke nothing."""
+    z = zipfile.ZipFile(extension_zip)
+    names = set(z.namelist())
+    seen, todo = set(), ["__init__.py"]
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo += _imports((ROOT / module).read_text(), module)
+    assert "nnvis_addon/scene/build.py" in seen and "operators/render_video.py" in seen
+    assert not seen - names, f"the add-on imports {sorted(seen - names)}, which the zip leaves out"
+
+
+def test_every_shipped_module_imports_in_the_installed_addon(addon, extension_zip):
+    names = [n for n in zipfile.ZipFile(extension_zip).namelist() if n.endswith(".py")]
+    for name in names:
+        module = name.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+        importlib.import_module(addon if module == "__init__" else f"{addon}.{module}")
+    assert len(names) > 40
 
 
 def test_file_import_menu_has_the_importer(addon):

@@ -61,6 +61,43 @@ def test_instances_equal_cells(imported):
     assert counts == {l.name: l.cell_count for l in run.layers}
 
 
+def test_node_trees_read_in_blender(imported):
+    """What a Blender user opens is readable: every tree nnvis builds is laid out (each node at
+    its own place, left to right along the data), the cells group framed into labelled sections,
+    the modifier's inputs in panels; each layer and connection carries its material in a slot
+    and its Level of Detail starts at its own count."""
+    import bpy
+    collection, run = imported
+    trees = [g for g in bpy.data.node_groups if g.name.startswith("NNVis")]
+    trees += [m.node_tree for m in bpy.data.materials if m.node_tree]
+    assert len(trees) > 10
+    for tree in trees:
+        placed = [tuple(n.location) for n in tree.nodes if n.type != "FRAME"]
+        assert len(set(placed)) == len(placed), tree.name
+        for link in tree.links:
+            if link.from_node.type != "FRAME" and link.to_node.type != "GROUP_OUTPUT":
+                assert link.from_node.location.x < link.to_node.location.x, tree.name
+    cells = bpy.data.node_groups["NNVis Feature Maps"]
+    frames = {n.label for n in cells.nodes if n.type == "FRAME"}
+    assert "The layer's block (Expansion 0)" in frames and len(frames) == 4
+    assert sum(n.parent is not None for n in cells.nodes) > 0.8 * len(cells.nodes)
+    panels = {item.name: [c.name for c in item.interface_items]
+              for item in cells.interface.items_tree if item.item_type == "PANEL"}
+    assert panels["Layout"][:2] == ["Expansion", "Morph"]
+    assert panels["Level of Detail"] == ["Max Cells"] and "Colour" in panels
+    for layer in run.layers:
+        obj = collection.objects[f"{collection.name}:{layer.name}"]
+        mod, material = modifier_input(obj, "Material")
+        assert [s.material for s in obj.material_slots] == [mod[material]]
+        mod, max_cells = modifier_input(obj, "Max Cells")
+        assert mod[max_cells] == layer.cell_count
+    for obj in (o for o in collection.objects if "nnvis_edges" in o):
+        mod, material = modifier_input(obj, "Material")
+        assert [s.material for s in obj.material_slots] == [mod[material]]
+        mod, max_edges = modifier_input(obj, "Max Edges")
+        assert mod[max_edges] == len(obj.data.curves)
+
+
 def test_epoch_keyframes_one_per_epoch_linear(imported):
     collection, run = imported
     for obj in collection.objects:

@@ -61,12 +61,12 @@ def emissive_conv1(digits_run, addon):
     mod, mat_id = modifier_input(obj, "Material")
     tree = mod[mat_id].node_tree
     emission = tree.nodes.new("ShaderNodeEmission")
-    tree.links.new(tree.nodes["nnvis_colormap"].outputs["Color"], emission.inputs["Color"])
+    tree.links.new(tree.nodes["nnvis_ramp"].outputs["Color"], emission.inputs["Color"])
     tree.links.new(emission.outputs[0], tree.nodes["Material Output"].inputs["Surface"])
     bpy.context.scene.world.node_tree.nodes["Background"].inputs["Strength"].default_value = 0
     scale = tree.nodes["nnvis_scale"].outputs[0].default_value
     offset = tree.nodes["nnvis_offset"].outputs[0].default_value
-    return bpy.context.scene, obj, load_run(folder), scale, offset, mod[mat_id]["nnvis_colormap"]
+    return bpy.context.scene, obj, load_run(folder), scale, offset, mod[mat_id]["nnvis_ramp_name"]
 
 
 @pytest.mark.parametrize("cell, epoch_value", [(3, 2.0), (6, 1.5)])

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import NNVisError
 from .network import Layer, Network
 from .keras_config import SHARED_KEY
-from .ops import IDENTITY_KINDS
+from .kinds import PASS_THROUGH
 
 
 @dataclass
@@ -447,11 +447,6 @@ def _cell_of_element(layer: Layer, element: np.ndarray) -> np.ndarray:
     return element % int(layer.output_shape[-1]) if layer.is_spatial else element
 
 
-_PASS_THROUGH = ("MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
-                 "GlobalMaxPooling2D", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Resizing",
-                 "CenterCrop", "RandomCrop", "Activation", "ReLU", "LeakyReLU", "ThresholdedReLU",
-                 "Softmax",
-                 "Rescaling", "Normalization", "LayerNormalization", *sorted(IDENTITY_KINDS))
 BLOCK_INPUTS = 2          # edges drawn into each output cell of a folded block
 
 
@@ -505,7 +500,7 @@ _KINDS = {
     "SeparableConv2D": _separable, "BatchNormalization": _batch_norm,
     "Flatten": _reshape, "Reshape": _reshape, "Concatenate": _concat,
     **{kind: _merge for kind in ("Add", "Subtract", "Multiply", "Maximum", "Minimum", "Average")},
-    **{kind: _same_cells for kind in _PASS_THROUGH},
+    **{kind: _same_cells for kind in sorted(PASS_THROUGH)},
 }
 KINDS = frozenset(_KINDS) - {"Block"} | {"InputLayer"}    # every model layer kind it knows
 
@@ -513,4 +508,4 @@ KINDS = frozenset(_KINDS) - {"Block"} | {"InputLayer"}    # every model layer ki
 def passes_through(layer: Layer) -> bool:
     """Layers that only move or gate values (Flatten, Dropout, activations, ...): the layout
     draws them small and the scene their links thin, so the layers that learn stand out."""
-    return layer.kind in _PASS_THROUGH or layer.kind in ("Flatten", "Reshape")
+    return layer.kind in PASS_THROUGH or layer.kind in ("Flatten", "Reshape")

@@ -17,11 +17,12 @@ from typing import Callable
 import numpy as np
 
 from ..errors import NNVisError
+from . import kinds
 from .kernels import (ACTIVATIONS, Unsupported, activate, avg_pool, axis_padding, check_activation,
                       conv2d, depthwise_conv2d, max_pool, out_length, resize_bilinear,
                       smart_resize, softmax, upsample)
 
-__all__ = ["ACTIVATIONS", "CONFIG_KEYS", "IDENTITY_KINDS", "SUPPORTED", "Unsupported", "apply",
+__all__ = ["ACTIVATIONS", "CONFIG_KEYS", "SUPPORTED", "Unsupported", "apply",
            "check_supported", "output_shape", "unread_keys", "weight_shapes"]
 
 # --------------------------------------------------------------------------------------------------
@@ -631,18 +632,7 @@ _register("ReLU", _relu_apply)
 _register("LeakyReLU", _leaky_relu_apply)
 _register("ThresholdedReLU", _thresholded_relu_apply)
 _register("Softmax", _softmax_apply)
-# identity at inference: regularisers, and the random augmentations (Keras applies them only with
-# training=True; their configs hold factors and seeds, never the shape they would produce)
-IDENTITY_KINDS = frozenset({
-    "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianDropout",
-    "GaussianNoise", "AlphaDropout", "ActivityRegularization", "Identity",
-    "RandomFlip", "RandomRotation", "RandomZoom", "RandomContrast", "RandomTranslation",
-    "RandomBrightness", "RandomHeight", "RandomWidth", "RandomGrayscale", "RandomHue",
-    "RandomSaturation", "RandomSharpness", "RandomShear", "RandomColorJitter",
-    "RandomColorDegeneration", "RandomPosterization", "RandomInvert", "RandomErasing",
-    "RandomGaussianBlur", "RandomElasticTransform", "RandomPerspective", "RandAugment", "AugMix",
-    "Solarization"})
-for _kind in sorted(IDENTITY_KINDS):
+for _kind in sorted(kinds.IDENTITY):    # identities at inference
     _register(_kind, _identity)
 _register("Add", _fold(np.add), shape=_merge_shape, arity=None)
 _register("Subtract", _fold(np.subtract), shape=_subtract_shape, arity=None)

@@ -11,11 +11,9 @@ import math
 from dataclasses import dataclass
 
 from .kernels import axis_padding, pad_amounts
+from .kinds import CONV, POOL
 from .network import Layer
 from .ops import _pad_pairs, padding_of, pair
-
-_CONV = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D")
-_POOL = ("MaxPooling2D", "AveragePooling2D")
 
 
 @dataclass(frozen=True)
@@ -39,8 +37,8 @@ def kernel_window(layer: Layer, source: Layer) -> Window | None:
         return None
     config, kind = layer.config, layer.kind
     in_hw = [int(v) for v in source.output_shape[:2]]
-    if kind in _CONV or kind in _POOL:
-        if kind in _CONV:
+    if kind in CONV or kind in POOL:
+        if kind in CONV:
             k = pair(config["kernel_size"], "kernel_size")
             s = pair(config.get("strides", 1), "strides")
             d = pair(config.get("dilation_rate", 1), "dilation_rate")

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import NNVisError
 from . import compat
+from .. import names
 
 LINEAR = 1  # index of 'LINEAR' in the keyframe interpolation enum
 # The default timing: the training lasts this long whatever the epoch count, between a hold on
@@ -64,7 +65,7 @@ def retime(collection, frames_per_epoch: int, hold_first: int = 0, hold_last: in
     the first epoch; returns the frame range, which ends `hold_last` frames after the last epoch.
     Key k of every Epoch F-curve belongs to recorded epoch k, so only the frames change."""
     from .nodes import input_ids
-    frames = epoch_frames(list(collection["nnvis_epochs"]), frames_per_epoch,
+    frames = epoch_frames(list(collection[names.EPOCHS]), frames_per_epoch,
                           frame_start + hold_first)
     for obj in collection.all_objects:
         paths = {f'modifiers["{mod.name}"]["{input_ids(mod.node_group)["Epoch"]}"]'
@@ -82,9 +83,9 @@ def retime(collection, frames_per_epoch: int, hold_first: int = 0, hold_last: in
             co[0::2] = frames
             points.foreach_set("co", co)
             fcurve.update()
-    if "nnvis_timing" in collection:        # a live refresh keeps this spacing (refresh.py)
-        fps = collection["nnvis_timing"][1]
-        collection["nnvis_timing"] = [float(frames_per_epoch), fps, float(frame_start + hold_first),
+    if names.TIMING in collection:        # a live refresh keeps this spacing (refresh.py)
+        fps = collection[names.TIMING][1]
+        collection[names.TIMING] = [float(frames_per_epoch), fps, float(frame_start + hold_first),
                                       float(hold_last)]
-        collection["nnvis_frame_end"] = int(frames[-1]) + hold_last
+        collection[names.FRAME_END] = int(frames[-1]) + hold_last
     return frame_start, int(frames[-1]) + hold_last

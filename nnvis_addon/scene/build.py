@@ -12,12 +12,13 @@ import bpy
 import numpy as np
 
 from .. import blocks, budget, framing, layout
-from ..model.edges import connection_caps, connection_size, layer_edges
+from ..model.edges import cell_activations, connection_caps, connection_size, layer_edges
 from ..model.keras_config import unsupported_reason
 from . import animation, camera_moves, edges as edges_mod, hud, labels as labels_mod, layers, \
     looks, nodes, overlays as overlays_mod, runs, stage
 from . import refresh as live_mod
 from .transaction import all_or_nothing
+from .. import names
 
 
 WRAP_ABOVE = 16       # deeper networks (as drawn) wrap into rows that fill the frame (layout.choose_rows)
@@ -92,14 +93,15 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
     nodes.begin_build()
     with all_or_nothing(scene):
         collection = bpy.data.collections.new(label)
-        collection["nnvis_run"] = run.source
-        collection["nnvis_epochs"] = list(run.epochs)
+        collection[names.RUN] = run.source
+        collection[names.EPOCHS] = list(run.epochs)
         live_mod.remember(collection, run, (options.frames_per_epoch, fps, options.frame_start),
                           aspect, frame_end, (options.blocks, options.expand))
-        collection["nnvis_view"] = list(framing.WRAPPED_VIEW_DIRECTION if rows > 1
+        collection[names.VIEW] = list(framing.WRAPPED_VIEW_DIRECTION if rows > 1
                                         else framing.VIEW_DIRECTION)
         scene.collection.children.link(collection)
-        animated, objects = [], {}
+        animated, objects, cell_values, shared_materials = [], {}, {}, {}
+        sources = {src for l in network.layers for src in l.inbound}
         drawable = {l.name for l in network.layers if run.has_activations(l.name)}
         for k, layer in enumerate(network.layers):
             progress(k / steps, f"Layer {layer.name}")
@@ -112,6 +114,8 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
             signed = bool((acts < 0).any())
             cmap = "coolwarm" if signed else options.colormap
             obj = layers.layer_object(layer, placements[layer.name], acts, cmap, signed, label)
+            if layer.name in sources:     # once per layer, not per connection it feeds
+                cell_values[layer.name] = cell_activations(layer, acts)
             collection.objects.link(obj)
             animated.append(obj)
             objects[layer.name] = obj
@@ -119,7 +123,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         drawn = total = 0
         traced, first_unit = layers.add_controls(run, objects, cap)
         progress((steps - 1) / steps, "Overlays, labels, camera and lights")
-        had_camera = any(o.get("nnvis_shared") == "camera" for o in scene.objects)
+        had_camera = any(o.get(names.SHARED) == "camera" for o in scene.objects)
         (cam,) = runs.shared(scene, collection, "camera",
                              lambda: [camera_moves.add_camera(collection)])
         screen = camera_moves.add_screen(collection, cam)
@@ -139,13 +143,11 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
                                             options.edge_radius, traced.units,
                                             None if layer.kind == blocks.KIND else
                                             traced.edges.get((src, layer.name)), first_unit,
-                                            options.bundler, network.layer(src),
-                                            np.stack([run.activations(src, e)
-                                                      for e in run.epochs]))
+                                            options.bundler, cell_values[src], shared_materials)
                 collection.objects.link(obj)
                 animated.append(obj)
         # the level-of-detail summary: what the caps left out (the operator reports it)
-        collection["nnvis_edges_drawn"], collection["nnvis_edges_total"] = drawn, max(total, drawn)
+        collection[names.EDGES_DRAWN], collection[names.EDGES_TOTAL] = drawn, max(total, drawn)
         for obj in animated:
             mod = obj.modifiers[layers.MODIFIER]
             animation.key_epoch_input(obj, mod, nodes.input_ids(mod.node_group)["Epoch"], frames)
@@ -160,7 +162,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
                                     if options.setup_render else None)
         else:           # its overlays wait, out of sight, until its camera move is applied
             screen.scale = (0.0, 0.0, 0.0)
-            collection["nnvis_camera_move"] = options.camera_move
+            collection[names.CAMERA_MOVE] = options.camera_move
         if options.setup_render:
             scene.camera = cam
             stage.neutral_world(scene)

@@ -20,6 +20,7 @@ from . import compat, labels as labels_mod
 from .animation import linear_keys
 from .layers import MODIFIER
 from .nodes import input_ids
+from .. import names
 
 MOVES = {
     "static": "The framed three-quarter view",
@@ -41,7 +42,7 @@ def run_camera(collection):
 
 def screen_of(collection):
     """The run's screen: the empty its overlays hang from, a child of the shared camera."""
-    return next((o for o in collection.objects if o.get("nnvis_screen")), None)
+    return next((o for o in collection.objects if o.get(names.SCREEN)), None)
 
 
 def aspect_of(scene) -> float:
@@ -67,7 +68,7 @@ def epoch_frames(collection) -> np.ndarray:
 def network_points(collection) -> np.ndarray:
     """(n, 3) corners of every layer's box as the scene shows it now (after Morph, Spacing,
     object transforms, …): the framing target."""
-    layers = [o for o in collection.all_objects if "nnvis_layer" in o and not o.hide_render]
+    layers = [o for o in collection.all_objects if names.LAYER in o and not o.hide_render]
     if not layers:
         raise NNVisError(f"run {collection.name!r} has no layer objects")
     return np.concatenate([framing.box_corners(lo, hi)
@@ -79,10 +80,10 @@ def evaluated_boxes(objects) -> dict:
     cells) included; objects that show nothing are left out. One pass over the depsgraph's
     instances serves every object."""
     depsgraph = bpy.context.evaluated_depsgraph_get()
-    names = {o.name for o in objects}
+    wanted = {o.name for o in objects}
     cells: dict[str, list] = {}
     for inst in depsgraph.object_instances:
-        if inst.is_instance and inst.parent is not None and inst.parent.original.name in names:
+        if inst.is_instance and inst.parent is not None and inst.parent.original.name in wanted:
             cells.setdefault(inst.parent.original.name, []).append(
                 tuple(inst.matrix_world.translation))
     boxes = {}
@@ -91,7 +92,7 @@ def evaluated_boxes(objects) -> dict:
         if obj.name in cells:
             world = np.array(cells[obj.name], float)
             half = np.full(3, _cell_half_size(obj))
-            if len(obj.get("nnvis_shape", ())) == 3:    # feature maps: planes facing -X
+            if len(obj.get(names.SHAPE, ())) == 3:    # feature maps: planes facing -X
                 half[0] = 0.0
         else:
             co = np.array([tuple(c) for c in ev.bound_box], float)
@@ -129,7 +130,7 @@ def add_camera(collection, name: str = "NNVis Camera"):
 def add_screen(collection, cam):
     """The run's screen empty, parented to `cam` (placed by `apply_move`)."""
     screen = bpy.data.objects.new(SCREEN, None)
-    screen["nnvis_screen"] = True
+    screen[names.SCREEN] = True
     screen.empty_display_size = 0.01
     screen.parent = cam
     collection.objects.link(screen)
@@ -140,7 +141,7 @@ def park_other_screens(collection, cam) -> None:
     """One camera serves every run but shows one run's overlays: the screens of the other runs
     riding on it shrink to nothing (their overlays stay as they are, out of sight)."""
     for screen in cam.children:
-        if screen.get("nnvis_screen") and screen.name not in collection.objects:
+        if screen.get(names.SCREEN) and screen.name not in collection.objects:
             if screen.animation_data is not None:
                 screen.animation_data_clear()
             screen.scale = (0.0, 0.0, 0.0)
@@ -253,7 +254,7 @@ def apply_move(collection, move: str, scene=None, orthographic: bool | None = No
     aspect = aspect or aspect_of(scene)
     start, end = frame_range or (scene.frame_start, scene.frame_end)
     keys = epoch_frames(collection) if move == "fly_through" else None
-    home = np.asarray(collection.get("nnvis_view", framing.VIEW_DIRECTION), float)
+    home = np.asarray(collection.get(names.VIEW, framing.VIEW_DIRECTION), float)
     frames, views = move_views(move, points, aspect, orthographic, start, end, keys, home)
     labels = [o for o in labels_mod.labels_of(collection) if not o.hide_render]
     if labels:     # labels sized for these views, then the views refitted around them too
@@ -267,6 +268,6 @@ def apply_move(collection, move: str, scene=None, orthographic: bool | None = No
     if len(views) > 1:
         key_views(cam, frames, views, aspect, screen)
     park_other_screens(collection, cam)
-    collection["nnvis_camera_move"] = move
-    collection["nnvis_orthographic"] = bool(orthographic)
+    collection[names.CAMERA_MOVE] = move
+    collection[names.ORTHOGRAPHIC] = bool(orthographic)
     return views

@@ -16,22 +16,22 @@ import numpy as np
 
 from .. import atlas as atlas_mod
 from ..bundling import density_bundle, structural_bundle
+from ..budget import MAX_EDGES
 from ..errors import NNVisError
-from ..model.edges import EDGE_VALUE_MODES, cell_activations, edge_values
+from ..model.edges import EDGE_VALUE_MODES, edge_values
 
 BUNDLERS = ("structural", "density")
 from . import nodes
 from .layers import MODIFIER, colour_range, new_image, set_inputs
-
-GROUP_EDGES = "NNVis Edges"
+from .. import names
 
 
 def edges_group():
     """Gives the edge curves their radius, epoch and material; the curves themselves are data."""
-    group = nodes.current(GROUP_EDGES)
+    group = nodes.current(names.GROUP_EDGES)
     if group is not None:
         return group
-    group = nodes.new_group(GROUP_EDGES)
+    group = nodes.new_group(names.GROUP_EDGES)
     gin, gout = nodes.geometry_io(group)
     nodes.socket(group, "Radius", "INPUT", "NodeSocketFloat", 0.004, 0.0, description="Edge radius")
     nodes.socket(group, "Bundle Strength", "INPUT", "NodeSocketFloat", 0.8, 0.0, 1.0,
@@ -39,38 +39,57 @@ def edges_group():
     nodes.socket(group, "Colour Mode", "INPUT", "NodeSocketInt", 0, 0, len(EDGE_VALUE_MODES) - 1,
                  description="Colour by 0 weight, 1 |weight|, 2 weight × activation, "
                              "3 importance |w|·|a| (animatable)")
-    nodes.socket(group, "Max Edges", "INPUT", "NodeSocketInt", 1 << 30, 0,
-                 description="Level of detail: show only the N strongest edges")
-    nodes.socket(group, "Material", "INPUT", "NodeSocketMaterial")
+    nodes.socket(group, "Max Edges", "INPUT", "NodeSocketInt", MAX_EDGES, 0,
+                 description="Level of detail: show only the N strongest edges (each connection "
+                             "starts at its own count: all)")
+    nodes.socket(group, "Material", "INPUT", "NodeSocketMaterial",
+                 description="The connection's weight material (also in the object's slot)")
     nodes.socket(group, "Source", "INPUT", "NodeSocketObject",
                  description="The layer the edges start from; they follow its cells")
     nodes.socket(group, "Target", "INPUT", "NodeSocketObject",
                  description="The layer the edges end on; they follow its cells")
     nodes.highlight_sockets(group)
+    nodes.panels(group, {"Shape": ("Radius", "Bundle Strength"), "Colour": ("Colour Mode",),
+                         "Trace": ("Highlight", "Trace Unit"),
+                         "Ends": ("Source", "Target"), "Level of Detail": ("Max Edges",)},
+                 closed=("Ends", "Level of Detail"))
     i = gin.outputs
+    with nodes.section(group, "Bundled, then carried along with the layers' cells"):
+        shown = _edge_positions(group, i)
+    with nodes.section(group, "Radius and what the shader reads"):
+        geo = nodes.add(group, "GeometryNodeSetCurveRadius", {"Curve": shown,
+                                                              "Radius": i["Radius"]})
+        geo = nodes.store(group, geo.outputs["Curve"], names.EPOCH, i["Epoch"], "FLOAT",
+                          "CURVE")
+        geo = nodes.store(group, geo, names.MODE, i["Colour Mode"], "FLOAT", "CURVE")
+        geo = nodes.store_highlight(group, i, geo, "CURVE")
+        geo = nodes.add(group, "GeometryNodeSetMaterial", {"Geometry": geo,
+                                                           "Material": i["Material"]})
+    group.links.new(geo.outputs["Geometry"], gout.inputs["Geometry"])
+    nodes.arrange(group)
+    return group
+
+
+def _edge_positions(group, i):
+    """The first Max Edges curves, between straight and bundled (Bundle Strength), each moved
+    with the cells at its ends."""
     shown = nodes.first(group, i["Geometry"], i["Max Edges"], "CURVE")
-    bundled = nodes.named(group, "nnvis_bundled", "FLOAT_VECTOR")
+    bundled = nodes.named(group, names.BUNDLED, "FLOAT_VECTOR")
     mixed = nodes.mix(group, i["Bundle Strength"], nodes.position(group), bundled, "VECTOR")
-    t = nodes.named(group, "nnvis_t")                       # 0 at the source, 1 at the target
+    t = nodes.named(group, names.ALONG)                       # 0 at the source, 1 at the target
     # the two shifts once a curve (captured on the CURVE domain), not once a point: ≈ 25 % less
     # evaluation time per frame at 600k edges
     ends = nodes.add(group, "GeometryNodeCaptureAttribute", domain="CURVE")
     for name in ("Source", "Target"):
         ends.capture_items.new("VECTOR", name)
     group.links.new(shown, ends.inputs["Geometry"])
-    group.links.new(_end_shift(group, i["Source"], "nnvis_src"), ends.inputs["Source"])
-    group.links.new(_end_shift(group, i["Target"], "nnvis_dst"), ends.inputs["Target"])
+    group.links.new(_end_shift(group, i["Source"], names.SRC), ends.inputs["Source"])
+    group.links.new(_end_shift(group, i["Target"], names.DST), ends.inputs["Target"])
     shown = ends.outputs["Geometry"]
     moved = nodes.mix(group, t, ends.outputs["Source"], ends.outputs["Target"], "VECTOR")
     shown = nodes.add(group, "GeometryNodeSetPosition", {
         "Geometry": shown, "Position": nodes.vec_math(group, "ADD", mixed, moved)}).outputs[0]
-    geo = nodes.add(group, "GeometryNodeSetCurveRadius", {"Curve": shown, "Radius": i["Radius"]})
-    geo = nodes.store(group, geo.outputs["Curve"], "nnvis_epoch", i["Epoch"], "FLOAT", "CURVE")
-    geo = nodes.store(group, geo, "nnvis_mode", i["Colour Mode"], "FLOAT", "CURVE")
-    geo = nodes.store_highlight(group, i, geo, "CURVE")
-    geo = nodes.add(group, "GeometryNodeSetMaterial", {"Geometry": geo, "Material": i["Material"]})
-    group.links.new(geo.outputs["Geometry"], gout.inputs["Geometry"])
-    return group
+    return shown
 
 
 def _end_shift(group, layer, prefix: str):
@@ -103,14 +122,14 @@ def curves_data(name: str, straight: np.ndarray, bundled: np.ndarray, src=None, 
     curves.add_curves([points] * count)
     curves.attributes["position"].data.foreach_set(
         "vector", np.ascontiguousarray(straight, np.float32).ravel())
-    full = curves.attributes.new("nnvis_bundled", "FLOAT_VECTOR", "POINT")
+    full = curves.attributes.new(names.BUNDLED, "FLOAT_VECTOR", "POINT")
     full.data.foreach_set("vector", np.ascontiguousarray(bundled, np.float32).ravel())
-    index = curves.attributes.new("nnvis_edge", "FLOAT", "CURVE")
+    index = curves.attributes.new(names.EDGE, "FLOAT", "CURVE")
     index.data.foreach_set("value", np.arange(count, dtype=np.float32))
-    along = curves.attributes.new("nnvis_t", "FLOAT", "POINT")     # how far along its curve
+    along = curves.attributes.new(names.ALONG, "FLOAT", "POINT")     # how far along its curve
     along.data.foreach_set("value", np.tile(np.linspace(0.0, 1.0, points, dtype=np.float32),
                                             count))
-    ends = {"nnvis_src": (src, 0), "nnvis_dst": (dst, -1)}
+    ends = {names.SRC: (src, 0), names.DST: (dst, -1)}
     for attr_name, (cells, end) in ends.items():
         if cells is None:
             continue
@@ -135,16 +154,23 @@ def skip_arc(polylines: np.ndarray, src_placement, dst_placement) -> np.ndarray:
     return polylines
 
 
-def mode_values(edges, src_layer=None, src_activations=None) -> np.ndarray:
+def mode_values(edges, act=None) -> np.ndarray:
     """(E, modes, n): each edge's value per epoch in every colour mode (EDGE_VALUE_MODES), which
-    the `Colour Mode` input picks between; without source activations the activation modes fall
-    back to the weight."""
-    act = None
-    if src_layer is not None and src_activations is not None:
-        act = cell_activations(src_layer, src_activations)
+    the `Colour Mode` input picks between; without the source's cell activations `act` (epochs,
+    source cells; `cell_activations`) the activation modes fall back to the weight."""
     rows = [edge_values(edges, mode, act) if act is not None or mode in ("weight", "abs")
             else edge_values(edges, "weight") for mode in EDGE_VALUE_MODES]
     return np.stack(rows, axis=1).astype(np.float32)
+
+
+def weightless_material(run_name: str):
+    """The material of a run's weightless connections: the edge shader at colour scale 0 (every
+    edge the map's centre, grey) and dim, over a one-value atlas."""
+    atlas = atlas_mod.pack(np.zeros((1, 1, 1, 1), np.float32))
+    name = f"{run_name}:weightless links"
+    return nodes.atlas_material(name, new_image(f"{name} weights", atlas), atlas, "coolwarm",
+                                1.0, 0.5, instanced=False, emission=0.06,
+                                mode_scales=[0.0] * len(EDGE_VALUE_MODES), mode_stride=1)
 
 
 def strongest_first(edges) -> np.ndarray:
@@ -169,12 +195,13 @@ def edge_radius(radius: float, edges, crosses_rows: bool = False) -> float:
 def edge_object(run_name: str, src_obj, dst_obj, edges, src_placement,
                 dst_placement, bundle_strength: float, radius: float, traced_units=(),
                 traces=None, trace_unit: int = 0, bundler: str = "structural",
-                src_layer=None, src_activations=None):
+                src_cells=None, shared: dict | None = None):
     """The curves object for the edges between the layer objects `src_obj` → `dst_obj` (an
     `Edges` with (E, n) weights), following their cells.
     `traces` (units, n): each edge's share in the highlight trace of `traced_units`; `bundler`:
     "structural" (hierarchical, the default) or "density" (KDE, weighted by max |w|);
-    `src_activations` (E, *source output shape) of `src_layer` give the activation colour modes."""
+    `src_cells` (epochs, source cells), the source's `cell_activations`, give the activation
+    colour modes; `shared` holds the materials this build's connections share (weightless)."""
     if bundler not in BUNDLERS:
         raise NNVisError(f"unknown bundler {bundler!r}; one of {', '.join(BUNDLERS)}")
     order = strongest_first(edges)
@@ -190,29 +217,35 @@ def edge_object(run_name: str, src_obj, dst_obj, edges, src_placement,
                            dst_placement)
     else:
         bundled = skip_arc(structural_bundle(*ends, beta=1.0), src_placement, dst_placement)
-    src_name, dst_name = src_obj["nnvis_layer"], dst_obj["nnvis_layer"]
+    src_name, dst_name = src_obj[names.LAYER], dst_obj[names.LAYER]
     curves = curves_data(f"{run_name}:{src_name}->{dst_name}", straight, bundled, edges.src,
                          edges.dst)
     if traces is not None:
         for unit, row in zip(traced_units, traces):
-            attr = curves.attributes.new(f"nnvis_trace_{unit}", "FLOAT", "CURVE")
+            attr = curves.attributes.new(f"{names.TRACE}{unit}", "FLOAT", "CURVE")
             attr.data.foreach_set("value", np.ascontiguousarray(row[order], np.float32))
-    values = mode_values(edges, src_layer, src_activations)            # (E, modes, n)
-    atlas = atlas_mod.pack(values.reshape(values.shape[0], -1)[:, :, None, None])
-    image = new_image(f"{run_name}:{src_name}->{dst_name} weights", atlas)
-    # Weightless connections (pooling, flatten: every weight 1) stay neutral grey: scale 0.
-    constant = edges.weight.size == 0 or float(np.ptp(edges.weight)) == 0.0
-    scales = [0.0 if constant else colour_range(values[:, k], diverging=True)[0]
-              for k in range(values.shape[1])]
-    emission = 0.06 if constant else 0.4   # weightless links recede, weighted ones glow
-    material = nodes.atlas_material(f"{run_name}:{src_name}->{dst_name}", image, atlas,
-                                    "coolwarm", 1.0, 0.5, instanced=False, emission=emission,
-                                    mode_scales=scales, mode_stride=len(edges))
+    # Weightless connections (pooling, activations, merges: every weight 1) stay neutral grey
+    # and recede; they share one material (its colour scale 0, so no values to look up)
+    if edges.weight.size == 0 or float(np.ptp(edges.weight)) == 0.0:
+        shared = {} if shared is None else shared
+        if "weightless" not in shared:
+            shared["weightless"] = weightless_material(run_name)
+        material = shared["weightless"]
+    else:
+        values = mode_values(edges, src_cells)                         # (E, modes, n)
+        atlas = atlas_mod.pack(values.reshape(values.shape[0], -1)[:, :, None, None])
+        image = new_image(f"{run_name}:{src_name}->{dst_name} weights", atlas)
+        scales = [colour_range(values[:, k], diverging=True)[0] for k in range(values.shape[1])]
+        material = nodes.atlas_material(f"{run_name}:{src_name}->{dst_name}", image, atlas,
+                                        "coolwarm", 1.0, 0.5, instanced=False, emission=0.4,
+                                        mode_scales=scales, mode_stride=len(edges))
     obj = bpy.data.objects.new(f"{run_name}:{src_name} → {dst_name}", curves)
-    obj["nnvis_edges"] = [src_name, dst_name]
+    obj[names.EDGES] = [src_name, dst_name]
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = edges_group()
+    curves.materials.append(material)
     set_inputs(mod, {"Radius": edge_radius(radius, edges, src_placement.row != dst_placement.row),
                      "Bundle Strength": bundle_strength, "Material": material,
+                     "Max Edges": len(curves.curves),
                      "Trace Unit": trace_unit, "Source": src_obj, "Target": dst_obj})
     return obj

@@ -19,6 +19,7 @@ from .. import framing
 from . import legend as legend_mod
 from .overlays import (KINDS, build_counter, build_curves, build_predictions, build_probe,
                        _text)
+from .. import names
 
 MARGIN = 0.03          # frame heights between an overlay and the frame's edge
 TITLE_SIZE, COUNTER_SIZE = 0.032, 0.045
@@ -46,9 +47,9 @@ def hang(objects, kind: str, screen, shown: bool) -> None:
         obj.parent = screen
         obj.matrix_parent_inverse = Matrix.Identity(4)
         obj.hide_render = obj.hide_viewport = not shown
-        obj["nnvis_overlay_kind"] = kind
-        if "nnvis_overlay" not in obj:
-            obj["nnvis_overlay"] = kind
+        obj[names.OVERLAY_KIND] = kind
+        if names.OVERLAY not in obj:
+            obj[names.OVERLAY] = kind
 
 
 def build_overlays(run, collection, screen, aspect: float, frames, shown=KINDS) -> list:

@@ -16,6 +16,7 @@ from .. import framing
 from ..blocks import title
 from ..stages import shape_text, stages
 from .overlays import label_material
+from .. import names
 
 SIZE = 0.024               # text size, in frame heights (a two-line label stands ≈ 2 × as tall)
 SMALLEST = 0.017           # ... and never less than this in any view of a camera move
@@ -36,14 +37,14 @@ def label_specs(network, placements: dict, mode: str = "auto") -> list[tuple[str
     return [(l.name, f"{title(l)}\n{shape_text(l)}", [l.name]) for l in network.layers]
 
 
-def _anchors(names: list, placements: dict, front: float | None
+def _anchors(layers: list, placements: dict, front: float | None
              ) -> tuple[np.ndarray, np.ndarray]:
     """(top, bottom) anchor points above and below the labelled layers' box — in a wrapped
     layout, the box of those in the row holding most of them."""
-    rows = [placements[n].row for n in names]
+    rows = [placements[n].row for n in layers]
     main = max(set(rows), key=rows.count)
     pts = []
-    for name in names:
+    for name in layers:
         p = placements[name]
         if p.row != main:
             continue
@@ -63,16 +64,16 @@ def add_labels(collection, network, placements: dict, camera, mode: str = "auto"
     front = None
     if any(p.row for p in placements.values()):
         front = min(float(p.centers[:, 1].min()) - p.cell_size / 2 for p in placements.values())
-    for name, text, names in label_specs(network, placements, mode):
+    for name, text, layers in label_specs(network, placements, mode):
         curve = bpy.data.curves.new(f"Label {name}", "FONT")
         curve.body = text
         curve.align_x = "CENTER"
         curve.materials.append(label_material())
         obj = bpy.data.objects.new(f"Label {name}", curve)
-        obj["nnvis_label"] = name
-        obj["nnvis_label_layers"] = names
-        top, bottom = _anchors(names, placements, front)
-        obj["nnvis_anchor_top"], obj["nnvis_anchor_bottom"] = top.tolist(), bottom.tolist()
+        obj[names.LABEL] = name
+        obj[names.LABEL_LAYERS] = layers
+        top, bottom = _anchors(layers, placements, front)
+        obj[names.ANCHOR_TOP], obj[names.ANCHOR_BOTTOM] = top.tolist(), bottom.tolist()
         constraint = obj.constraints.new("COPY_ROTATION")
         constraint.target = camera
         collection.objects.link(obj)
@@ -81,7 +82,7 @@ def add_labels(collection, network, placements: dict, camera, mode: str = "auto"
 
 
 def labels_of(collection) -> list:
-    return [o for o in collection.all_objects if "nnvis_label" in o]
+    return [o for o in collection.all_objects if names.LABEL in o]
 
 
 def _frame_height(depth, view: framing.View, aspect: float):
@@ -96,8 +97,8 @@ def arrange(labels: list, views: list, aspect: float) -> None:
     overlap: above the layer first, then below, then a row further out."""
     if not labels:
         return
-    tops = np.array([o["nnvis_anchor_top"] for o in labels], float)
-    bottoms = np.array([o["nnvis_anchor_bottom"] for o in labels], float)
+    tops = np.array([o[names.ANCHOR_TOP] for o in labels], float)
+    bottoms = np.array([o[names.ANCHOR_BOTTOM] for o in labels], float)
     heights = np.array([_frame_height(framing.project(tops, v.location, v.direction, aspect,
                                                       ortho_scale=v.ortho_scale)[:, 2], v, aspect)
                         for v in views])

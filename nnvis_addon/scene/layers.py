@@ -17,8 +17,9 @@ from .. import atlas as atlas_mod
 from ..model.trace import trace, trace_units
 from ..model.window import kernel_window
 from . import nodes
+from .. import names
+from ..names import MODIFIER   # every module takes it from here
 
-MODIFIER = "NNVis"
 
 
 def new_image(name: str, atlas) -> "bpy.types.Image":
@@ -79,7 +80,7 @@ def run_collection(obj):
     if obj is None:
         return None
     for coll in obj.users_collection:
-        if "nnvis_run" in coll:
+        if names.RUN in coll:
             return coll
     return None
 
@@ -110,26 +111,28 @@ def layer_object(layer, placement, activations: np.ndarray, colormap: str, diver
                                     offset, instanced=True)
     shapes = arrange.arrangements(placement, layer.output_shape)
     mesh = mesh_of_points(f"{run_name}:{layer.name}", placement.centers - shapes.centre,
-                          {"nnvis_map": np.arange(layer.cell_count),
-                           "nnvis_map_gain": map_gain(cells)},
-                          {"nnvis_grid": shapes.grid, "nnvis_line": shapes.line,
-                           "nnvis_circle": shapes.circle, "nnvis_stack": shapes.stack,
-                           "nnvis_block": shapes.block})
+                          {names.MAP: np.arange(layer.cell_count),
+                           names.MAP_GAIN: map_gain(cells)},
+                          {names.GRID: shapes.grid, names.LINE: shapes.line,
+                           names.CIRCLE: shapes.circle, names.STACK: shapes.stack,
+                           names.BOX: shapes.block})
     obj = bpy.data.objects.new(f"{run_name}:{layer.name}", mesh)
     obj.location = shapes.centre.tolist()          # the layer turns and scales about its centre
-    obj["nnvis_layer"] = layer.name
-    obj["nnvis_kind"] = layer.kind
-    obj["nnvis_shape"] = list(layer.output_shape)
+    obj[names.LAYER] = layer.name
+    obj[names.KIND] = layer.kind
+    obj[names.SHAPE] = list(layer.output_shape)
     if layer.kind == blocks.KIND:           # a folded block: what it is called, its own layers
-        obj["nnvis_block"] = blocks.title(layer)
-        obj["nnvis_block_layers"] = [inner.name for inner in layer.inner]
+        obj[names.BLOCK_TITLE] = blocks.title(layer)
+        obj[names.BLOCK_LAYERS] = [inner.name for inner in layer.inner]
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = nodes.cells_group("planes" if layer.is_spatial else "cubes")
     if layer.is_spatial:
         width, height = arrange.map_size(placement, layer.output_shape)
     else:
         width = height = placement.cell_size
-    set_inputs(mod, {"Width": width, "Height": height, "Material": material})
+    mesh.materials.append(material)        # the Material tab and Shader Editor show it
+    set_inputs(mod, {"Width": width, "Height": height, "Material": material,
+                     "Max Cells": layer.cell_count})
     return obj
 
 
@@ -148,10 +151,10 @@ def add_controls(run, objects: dict, max_edges: int | None = None):
             continue
         set_inputs(obj.modifiers[MODIFIER], {"Inbound": objects[source.name]})
         for axis, name in enumerate("yx"):
-            set_point_attribute(obj.data, f"nnvis_rf_{name}", (
+            set_point_attribute(obj.data, f"{names.RF}{name}", (
                 window.stride[axis], window.offset[axis], window.size[axis]), "FLOAT_VECTOR")
-        set_point_attribute(obj.data, "nnvis_rf_in", source.output_shape, "FLOAT_VECTOR")
-        set_point_attribute(obj.data, "nnvis_rf_out", (*layer.output_shape[:2], 0), "FLOAT_VECTOR")
+        set_point_attribute(obj.data, f"{names.RF}in", source.output_shape, "FLOAT_VECTOR")
+        set_point_attribute(obj.data, f"{names.RF}out", (*layer.output_shape[:2], 0), "FLOAT_VECTOR")
     return store_traces(run, objects, max_edges)
 
 
@@ -172,7 +175,7 @@ def store_traces(run, objects: dict, max_edges: int | None = None, limit: int = 
         if obj is None:
             continue
         for unit, row in zip(found.units, values):
-            set_point_attribute(obj.data, f"nnvis_trace_{unit}", row)
+            set_point_attribute(obj.data, f"{names.TRACE}{unit}", row)
         set_inputs(obj.modifiers[MODIFIER], {"Trace Unit": shown if shown in units else units[0]})
     return found, (shown if shown in units else units[0])
 
@@ -191,10 +194,10 @@ def block_object(layer, placement, reason: str, run_name: str):
     mesh.materials.append(_block_material())
     obj = bpy.data.objects.new(f"{run_name}:{layer.name}", mesh)
     obj.location = (x, y, z)
-    obj["nnvis_layer"] = layer.name
-    obj["nnvis_kind"] = layer.kind
-    obj["nnvis_shape"] = [int(d or 0) for d in layer.output_shape]
-    obj["nnvis_unsupported"] = reason
+    obj[names.LAYER] = layer.name
+    obj[names.KIND] = layer.kind
+    obj[names.SHAPE] = [int(d or 0) for d in layer.output_shape]
+    obj[names.UNSUPPORTED] = reason
     text = bpy.data.curves.new(f"{run_name}:{layer.name} label", "FONT")
     text.body = f"{layer.name}\n{layer.kind} {tuple(layer.output_shape)}"
     text.size = 0.12 * max(width, height)
@@ -202,7 +205,7 @@ def block_object(layer, placement, reason: str, run_name: str):
     label = bpy.data.objects.new(f"{run_name}:{layer.name} label", text)
     label.location = (x - depth, y, z + height / 2 + text.size)
     label.rotation_euler = (1.5708, 0.0, -1.5708)
-    label["nnvis_block_label"] = layer.name
+    label[names.BLOCK_LABEL] = layer.name
     return obj, label
 
 

@@ -13,12 +13,13 @@ from mathutils import Matrix
 from . import nodes
 from .layers import MODIFIER, set_inputs
 from .overlays import label_material
+from .. import names
 
 
 def value_range(material) -> tuple[float, float]:
     """(value at t = 0, value at t = 1) of an atlas material's colour scale."""
-    scale = material.node_tree.nodes["nnvis_scale"].outputs[0].default_value
-    offset = material.node_tree.nodes["nnvis_offset"].outputs[0].default_value
+    scale = material.node_tree.nodes[names.SCALE].outputs[0].default_value
+    offset = material.node_tree.nodes[names.OFFSET].outputs[0].default_value
     if scale == 0:
         return offset, offset
     return -offset / scale + 0.0, (1.0 - offset) / scale     # + 0.0: no "-0" label
@@ -29,11 +30,11 @@ def bar_material(name: str, layer_material):
     mat = nodes.empty_material(name)
     tree = mat.node_tree
     uv = nodes.add(tree, "ShaderNodeAttribute", attribute_type="GEOMETRY",
-                   attribute_name="nnvis_uv").outputs["Vector"]
+                   attribute_name=names.UV).outputs["Vector"]
     u = nodes.split(tree, uv)["X"]
-    source = layer_material.node_tree.nodes["nnvis_colormap"]
+    source = layer_material.node_tree.nodes[names.RAMP]
     ramp = tree.nodes.new("ShaderNodeValToRGB")
-    ramp.name = "nnvis_colormap"
+    ramp.name = names.RAMP
     elements = ramp.color_ramp.elements
     for position in [e.position for e in source.color_ramp.elements][2:]:
         elements.new(position)
@@ -42,13 +43,14 @@ def bar_material(name: str, layer_material):
     ramp.color_ramp.interpolation = source.color_ramp.interpolation
     tree.links.new(u, ramp.inputs["Fac"])
     cmap = nodes.add(tree, "ShaderNodeAttribute", attribute_type="GEOMETRY",
-                     attribute_name="nnvis_cmap")
+                     attribute_name=names.COLOUR_MAP)
     maps = nodes.add(tree, "ShaderNodeGroup", {"Fac": u, "Map": cmap.outputs["Fac"],
                                                "Auto": ramp.outputs["Color"]},
                      node_tree=nodes.colour_maps_group())
     emit = nodes.add(tree, "ShaderNodeEmission", {"Color": maps.outputs["Color"]})
     out = nodes.add(tree, "ShaderNodeOutputMaterial")
     tree.links.new(emit.outputs[0], out.inputs["Surface"])
+    nodes.arrange(tree)
     return mat
 
 
@@ -56,11 +58,11 @@ def legend_layer(collection, name: str = ""):
     """The layer object the legend describes: `name`, else the first convolution (or folded
     block), else the first
     feature-map layer that is not the input, else the first layer with a modifier."""
-    layers = [o for o in collection.objects if "nnvis_layer" in o and MODIFIER in o.modifiers]
+    layers = [o for o in collection.objects if names.LAYER in o and MODIFIER in o.modifiers]
     if name:
-        return next((o for o in layers if o["nnvis_layer"] == name), None)
-    spatial = [o for o in layers if len(o["nnvis_shape"]) == 3 and o["nnvis_kind"] != "InputLayer"]
-    convs = [o for o in spatial if "Conv" in o["nnvis_kind"] or "nnvis_block" in o]
+        return next((o for o in layers if o[names.LAYER] == name), None)
+    spatial = [o for o in layers if len(o[names.SHAPE]) == 3 and o[names.KIND] != "InputLayer"]
+    convs = [o for o in spatial if "Conv" in o[names.KIND] or names.BLOCK_TITLE in o]
     return (convs or spatial or layers or [None])[0]
 
 
@@ -70,10 +72,10 @@ def add_legend(collection, layer_obj, placement: Matrix, width: float, run_name:
     material = mod[nodes.input_ids(mod.node_group)["Material"]]
     lo, hi = value_range(material)
     obj = bpy.data.objects.new("Colour legend", bpy.data.meshes.new("Colour legend"))
-    obj["nnvis_legend_layer"] = layer_obj["nnvis_layer"]
+    obj[names.LEGEND_LAYER] = layer_obj[names.LAYER]
     legend = obj.modifiers.new(MODIFIER, "NODES")
     legend.node_group = nodes.legend_group()
-    title = layer_obj.get("nnvis_block", layer_obj["nnvis_layer"])
+    title = layer_obj.get(names.BLOCK_TITLE, layer_obj[names.LAYER])
     set_inputs(legend, {"Width": width, "Height": width * 0.07, "Min": f"{lo:.3g}",
                         "Max": f"{hi:.3g}", "Title": f"{title} activation",
                         "Material": bar_material(f"{run_name}:legend", material),

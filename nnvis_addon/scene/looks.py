@@ -15,6 +15,7 @@ from .. import colormaps
 from ..errors import NNVisError
 from . import compat, nodes
 from .layers import MODIFIER
+from .. import names
 
 LABEL_MATERIAL = "NNVis Label"      # overlays.py's text material, shared by every run
 
@@ -78,21 +79,21 @@ def apply_look(collection, name: str, scene=None) -> Look:
     for obj in collection.all_objects:
         mod, ident = _input(obj, "Material")
         material = mod[ident] if mod is not None else None
-        if material is not None and material.node_tree and "nnvis_glow" in material.node_tree.nodes:
-            _set_value(material, "nnvis_flat", look.flat)
-            _set_value(material, "nnvis_glow", look.glow)
-            edge = "nnvis_edges" in obj
-            _set_value(material, "nnvis_tint", (*look.edge_tint, 1.0))
-            _set_value(material, "nnvis_tint_amount", look.edge_tint_amount if edge else 0.0)
+        if material is not None and material.node_tree and names.GLOW in material.node_tree.nodes:
+            _set_value(material, names.FLAT, look.flat)
+            _set_value(material, names.GLOW, look.glow)
+            edge = names.EDGES in obj
+            _set_value(material, names.TINT, (*look.edge_tint, 1.0))
+            _set_value(material, names.TINT_AMOUNT, look.edge_tint_amount if edge else 0.0)
         mod, ident = _input(obj, "Colour Map")
         if mod is not None:
             mod[ident] = float(cmap)
         if obj.type == "LIGHT":
-            base = obj.data.get("nnvis_energy", obj.data.energy)
-            obj.data["nnvis_energy"] = base
+            base = obj.data.get(names.ENERGY, obj.data.energy)
+            obj.data[names.ENERGY] = base
             obj.data.energy = base * look.lights
-    _set_value(nodes.block_material(), "nnvis_colour", (*look.block, 1.0))
-    _set_value(nodes.accent_material(), "nnvis_colour", (*look.accent, 1.0))
+    _set_value(nodes.block_material(), names.BASE_COLOUR, (*look.block, 1.0))
+    _set_value(nodes.accent_material(), names.BASE_COLOUR, (*look.accent, 1.0))
     label = bpy.data.materials.get(LABEL_MATERIAL)
     if label is not None and label.node_tree:
         for node in label.node_tree.nodes:
@@ -102,7 +103,7 @@ def apply_look(collection, name: str, scene=None) -> Look:
         set_background(scene, look.world)
         scene.view_settings.view_transform = look.view_transform
         scene.view_settings.look = "None"
-    collection["nnvis_look"] = name
+    collection[names.LOOK] = name
     return look
 
 

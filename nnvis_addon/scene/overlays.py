@@ -19,7 +19,8 @@ from mathutils import Matrix
 from . import nodes
 from .layers import MODIFIER, mesh_of_points, set_inputs
 from .animation import linear_keys
-from .nodes import add, math_node, socket
+from .nodes import add, arrange, epoch_pair, math_node, named, sample, section, socket
+from .. import names
 
 KINDS = ("title", "counter", "curves", "probe", "predictions", "legend")   # hud.py places them
 METRIC_COLOURS = {  # linear RGB
@@ -31,7 +32,7 @@ TRUE_COLOUR, OTHER_COLOUR = (0.1, 0.8, 0.25), (0.25, 0.45, 1.0)
 
 def _overlay_object(name: str, mesh, kind: str, group, inputs: dict, collection):
     obj = bpy.data.objects.new(name, mesh)
-    obj["nnvis_overlay"] = kind
+    obj[names.OVERLAY] = kind
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = group
     set_inputs(mod, inputs)
@@ -40,46 +41,52 @@ def _overlay_object(name: str, mesh, kind: str, group, inputs: dict, collection)
 
 
 def colour_material(name: str = "NNVis Overlay") -> bpy.types.Material:
-    """Emissive material coloured by the `nnvis_color` attribute (point/face/instance)."""
+    """Emissive material coloured by the `nnvis_point_colour` attribute (point/face/instance)."""
     mat = bpy.data.materials.get(name)
     if mat is not None:
         return mat
     mat = nodes.empty_material(name)
     tree = mat.node_tree
-    colour = add(tree, "ShaderNodeAttribute", attribute_type="GEOMETRY", attribute_name="nnvis_color")
+    colour = add(tree, "ShaderNodeAttribute", attribute_type="GEOMETRY",
+                 attribute_name=names.POINT_COLOUR)
     emit = add(tree, "ShaderNodeEmission", {"Color": colour.outputs["Color"], "Strength": 1.0})
     out = add(tree, "ShaderNodeOutputMaterial")
     tree.links.new(emit.outputs[0], out.inputs["Surface"])
+    arrange(tree)
     return mat
 
 
 def _epoch_io(group, extra=()):
-    socket(group, "Geometry", "INPUT", "NodeSocketGeometry")
-    socket(group, "Geometry", "OUTPUT", "NodeSocketGeometry")
-    socket(group, "Epoch", "INPUT", "NodeSocketFloat", 0.0, 0.0)
-    for name, kind, default in extra:
-        socket(group, name, "INPUT", kind, default)
-    return group.nodes.new("NodeGroupInput").outputs, group.nodes.new("NodeGroupOutput")
+    """The group's Geometry and Epoch (`nodes.geometry_io`) and its `extra` (name, type, default,
+    description) inputs; returns the group input's outputs and the group output node."""
+    gin, gout = nodes.geometry_io(group)
+    for name, kind, default, description in extra:
+        socket(group, name, "INPUT", kind, default, description=description)
+    return gin.outputs, gout
 
 
-def _finish(group, geometry, out, material_socket=None):
-    if material_socket is not None:
-        geometry = add(group, "GeometryNodeSetMaterial", {"Geometry": geometry,
-                                                          "Material": material_socket}).outputs[0]
+def _finish(group, geometry, out, material_socket):
+    geometry = add(group, "GeometryNodeSetMaterial", {"Geometry": geometry,
+                                                      "Material": material_socket}).outputs[0]
     group.links.new(geometry, out.inputs["Geometry"])
+    arrange(group)
 
 
 def counter_group(name: str, lines: list[str]):
     """Text of line round(Epoch): an Index Switch over one string per recorded epoch."""
     group = bpy.data.node_groups.new(name, "GeometryNodeTree")
-    i, out = _epoch_io(group, [("Size", "NodeSocketFloat", 1.0), ("Material", "NodeSocketMaterial",
-                                                                   None)])
-    switch = add(group, "GeometryNodeIndexSwitch", data_type="STRING")
-    set_counter_lines(group, lines)
-    group.links.new(math_node(group, "ROUND", i["Epoch"]), switch.inputs["Index"])
-    text = add(group, "GeometryNodeStringToCurves", {"String": switch.outputs[0], "Size": i["Size"]})
-    real = add(group, "GeometryNodeRealizeInstances", {"Geometry": text.outputs["Curve Instances"]})
-    fill = add(group, "GeometryNodeFillCurve", {"Curve": real.outputs[0]})
+    i, out = _epoch_io(group, [("Size", "NodeSocketFloat", 1.0, "Text height"),
+                               ("Material", "NodeSocketMaterial", None, "")])
+    with section(group, "Line of the shown epoch"):
+        switch = add(group, "GeometryNodeIndexSwitch", data_type="STRING")
+        set_counter_lines(group, lines)
+        group.links.new(math_node(group, "ROUND", i["Epoch"]), switch.inputs["Index"])
+    with section(group, "Text to mesh"):
+        text = add(group, "GeometryNodeStringToCurves", {"String": switch.outputs[0],
+                                                         "Size": i["Size"]})
+        real = add(group, "GeometryNodeRealizeInstances",
+                   {"Geometry": text.outputs["Curve Instances"]})
+        fill = add(group, "GeometryNodeFillCurve", {"Curve": real.outputs[0]})
     _finish(group, fill.outputs["Mesh"], out, i["Material"])
     return group
 
@@ -94,43 +101,33 @@ def set_counter_lines(group, lines: list[str]) -> None:
 
 
 def growing_lines_group():
-    """Polylines revealed up to the shown epoch: a point whose `nnvis_t` (epoch index) lies ahead
-    of Epoch moves onto the line's interpolated point at Epoch, so the line grows smoothly."""
-    name = "NNVis Growing Lines"
+    """Polylines revealed up to the shown epoch: a point whose `nnvis_point_epoch` (epoch index)
+    lies ahead of Epoch moves onto the line's interpolated point at Epoch, so the line grows
+    smoothly."""
+    name = names.GROUP_GROWING_LINES
     group = nodes.current(name)
     if group is not None:
         return group
     group = nodes.new_group(name)
-    i, out = _epoch_io(group, [("Radius", "NodeSocketFloat", 0.03),
-                                ("Material", "NodeSocketMaterial", None)])
-
-    def attr(attr_name):
-        return add(group, "GeometryNodeInputNamedAttribute", {"Name": attr_name},
-                   data_type="FLOAT").outputs["Attribute"]
-
-    t, start, last = attr("nnvis_t"), attr("nnvis_start"), attr("nnvis_last")
-    position = add(group, "GeometryNodeInputPosition").outputs[0]
-    epoch = add(group, "ShaderNodeClamp", {"Value": i["Epoch"], "Min": 0.0, "Max": last}).outputs[0]
-
-    def sample(index_offset):
-        index = math_node(group, "ADD", start, index_offset)
-        return add(group, "GeometryNodeSampleIndex",
-                   {"Geometry": i["Geometry"], "Value": position, "Index": index},
-                   data_type="FLOAT_VECTOR", domain="POINT").outputs[0]
-
-    e0 = math_node(group, "FLOOR", epoch)
-    a = sample(e0)
-    b = sample(math_node(group, "MINIMUM", math_node(group, "ADD", e0, 1.0), last))
-    tip = add(group, "ShaderNodeMix", {"Factor": math_node(group, "SUBTRACT", epoch, e0),
-                                       "A": a, "B": b}, data_type="VECTOR").outputs[1]
-    ahead = math_node(group, "GREATER_THAN", t, epoch)
-    moved = add(group, "GeometryNodeSetPosition", {"Geometry": i["Geometry"], "Selection": ahead,
-                                                   "Position": tip})
-    curve = add(group, "GeometryNodeMeshToCurve", {"Mesh": moved.outputs[0]})
-    profile = add(group, "GeometryNodeCurvePrimitiveCircle", {"Resolution": 6,
-                                                               "Radius": i["Radius"]})
-    tube = add(group, "GeometryNodeCurveToMesh", {"Curve": curve.outputs[0],
-                                                  "Profile Curve": profile.outputs["Curve"]})
+    i, out = _epoch_io(group, [("Radius", "NodeSocketFloat", 0.03, "Line radius"),
+                               ("Material", "NodeSocketMaterial", None, "")])
+    with section(group, "Tip at the shown epoch"):
+        t, start, last = named(group, names.POINT_EPOCH), named(group, names.START), \
+            named(group, names.LAST)
+        shown, e0, e1, factor = epoch_pair(group, i["Epoch"], last)
+        a, b = (sample(group, i["Geometry"], nodes.position(group), "FLOAT_VECTOR",
+                       math_node(group, "ADD", start, e)) for e in (e0, e1))
+        tip = nodes.mix(group, factor, a, b, "VECTOR")
+    with section(group, "Points ahead move onto the tip"):
+        ahead = math_node(group, "GREATER_THAN", t, shown)
+        moved = add(group, "GeometryNodeSetPosition", {"Geometry": i["Geometry"],
+                                                       "Selection": ahead, "Position": tip})
+    with section(group, "Tubes"):
+        curve = add(group, "GeometryNodeMeshToCurve", {"Mesh": moved.outputs[0]})
+        profile = add(group, "GeometryNodeCurvePrimitiveCircle", {"Resolution": 6,
+                                                                   "Radius": i["Radius"]})
+        tube = add(group, "GeometryNodeCurveToMesh", {"Curve": curve.outputs[0],
+                                                      "Profile Curve": profile.outputs["Curve"]})
     _finish(group, tube.outputs["Mesh"], out, i["Material"])
     return group
 
@@ -138,48 +135,39 @@ def growing_lines_group():
 def bars_group():
     """One bar per class: points 0..C-1 are the bars, the scores of epoch e sit on points e·C + c
     (`nnvis_score`); each bar's height blends the scores of the two nearest epochs."""
-    name = "NNVis Score Bars"
+    name = names.GROUP_SCORE_BARS
     group = nodes.current(name)
     if group is not None:
         return group
     group = nodes.new_group(name)
-    i, out = _epoch_io(group, [("Classes", "NodeSocketFloat", 10.0),
-                                ("Height", "NodeSocketFloat", 2.0),
-                                ("Width", "NodeSocketFloat", 0.2),
-                                ("Material", "NodeSocketMaterial", None)])
-    score = add(group, "GeometryNodeInputNamedAttribute", {"Name": "nnvis_score"},
-                data_type="FLOAT").outputs["Attribute"]
-    last = add(group, "GeometryNodeInputNamedAttribute", {"Name": "nnvis_last"},
-               data_type="FLOAT").outputs["Attribute"]
-    index = add(group, "GeometryNodeInputIndex").outputs[0]
-    cls = math_node(group, "FLOORED_MODULO", index, i["Classes"])
-    epoch = add(group, "ShaderNodeClamp", {"Value": i["Epoch"], "Min": 0.0, "Max": last}).outputs[0]
-    e0 = math_node(group, "FLOOR", epoch)
-    e1 = math_node(group, "MINIMUM", math_node(group, "ADD", e0, 1.0), last)
-
-    def sample(e):
-        at = math_node(group, "MULTIPLY_ADD", e, i["Classes"], cls)
-        return add(group, "GeometryNodeSampleIndex", {"Geometry": i["Geometry"], "Value": score,
-                                                      "Index": at},
-                   data_type="FLOAT", domain="POINT").outputs[0]
-
-    height = add(group, "ShaderNodeMix", {"Factor": math_node(group, "SUBTRACT", epoch, e0),
-                                          "A": sample(e0), "B": sample(e1)},
-                 data_type="FLOAT").outputs[0]
-    height = math_node(group, "MAXIMUM", math_node(group, "MULTIPLY", height, i["Height"]), 1e-3)
-    bars = add(group, "GeometryNodeDeleteGeometry",
-               {"Geometry": i["Geometry"],
-                "Selection": math_node(group, "GREATER_THAN", index,
-                                       math_node(group, "SUBTRACT", i["Classes"], 0.5))},
-               domain="POINT")
-    cube = add(group, "GeometryNodeMeshCube", {"Size": (1.0, 1.0, 1.0)})
-    base = add(group, "GeometryNodeTransform", {"Geometry": cube.outputs["Mesh"],
-                                                "Translation": (0.0, 0.5, 0.0)})
-    scale = add(group, "ShaderNodeCombineXYZ", {"X": i["Width"], "Y": height, "Z": i["Width"]})
-    inst = add(group, "GeometryNodeInstanceOnPoints", {"Points": bars.outputs[0],
-                                                       "Instance": base.outputs[0],
-                                                       "Scale": scale.outputs[0]})
-    real = add(group, "GeometryNodeRealizeInstances", {"Geometry": inst.outputs[0]})
+    i, out = _epoch_io(group, [("Classes", "NodeSocketFloat", 10.0, "Number of classes"),
+                               ("Height", "NodeSocketFloat", 2.0, "Length of a score of 1"),
+                               ("Width", "NodeSocketFloat", 0.2, "Bar thickness"),
+                               ("Material", "NodeSocketMaterial", None, "")])
+    with section(group, "Score of each class at the shown epoch"):
+        score, last = named(group, names.SCORE), named(group, names.LAST)
+        index = add(group, "GeometryNodeInputIndex").outputs[0]
+        cls = math_node(group, "FLOORED_MODULO", index, i["Classes"])
+        _, e0, e1, factor = epoch_pair(group, i["Epoch"], last)
+        a, b = (sample(group, i["Geometry"], score, "FLOAT",
+                       math_node(group, "MULTIPLY_ADD", e, i["Classes"], cls)) for e in (e0, e1))
+        height = nodes.mix(group, factor, a, b)
+        height = math_node(group, "MAXIMUM", math_node(group, "MULTIPLY", height, i["Height"]),
+                           1e-3)
+    with section(group, "Bars"):
+        bars = add(group, "GeometryNodeDeleteGeometry",
+                   {"Geometry": i["Geometry"],
+                    "Selection": math_node(group, "GREATER_THAN", index,
+                                           math_node(group, "SUBTRACT", i["Classes"], 0.5))},
+                   domain="POINT")
+        cube = add(group, "GeometryNodeMeshCube", {"Size": (1.0, 1.0, 1.0)})
+        base = add(group, "GeometryNodeTransform", {"Geometry": cube.outputs["Mesh"],
+                                                    "Translation": (0.0, 0.5, 0.0)})
+        scale = nodes.xyz(group, i["Width"], height, i["Width"])
+        inst = add(group, "GeometryNodeInstanceOnPoints", {"Points": bars.outputs[0],
+                                                           "Instance": base.outputs[0],
+                                                           "Scale": scale})
+        real = add(group, "GeometryNodeRealizeInstances", {"Geometry": inst.outputs[0]})
     _finish(group, real.outputs[0], out, i["Material"])
     return group
 
@@ -194,7 +182,7 @@ def _text(name: str, body: str, size: float, collection, place: Matrix, align="L
     curve.materials.append(label_material())
     obj = bpy.data.objects.new(name, curve)
     obj.matrix_world = place
-    obj["nnvis_overlay"] = kind
+    obj[names.OVERLAY] = kind
     collection.objects.link(obj)
     return obj
 
@@ -206,7 +194,7 @@ def _rect(name: str, x0: float, y0: float, x1: float, y1: float, material, colle
     mesh.from_pydata([(x0, y0, 0), (x1, y0, 0), (x1, y1, 0), (x0, y1, 0)], [], [(0, 1, 2, 3)])
     mesh.materials.append(material)
     obj = bpy.data.objects.new(name, mesh)
-    obj["nnvis_overlay"] = kind
+    obj[names.OVERLAY] = kind
     collection.objects.link(obj)
     return obj
 
@@ -229,7 +217,7 @@ def counter_lines(run) -> list[str]:
 
 
 def build_counter(run, collection, place: Matrix, size: float):
-    group = counter_group(f"NNVis Epoch Counter {run.name}", counter_lines(run))
+    group = counter_group(f"{names.GROUP_COUNTER} {run.name}", counter_lines(run))
     obj = _overlay_object("Epoch counter", bpy.data.meshes.new("Epoch counter"), "counter", group,
                           {"Size": size, "Material": label_material()}, collection)
     obj.matrix_world = place
@@ -247,7 +235,8 @@ def curve_points(run, width: float, height: float):
     x = (np.asarray(numbers) - numbers[0]) / (numbers[-1] - numbers[0]) * width
     losses = [run.metrics[e][k] for e in numbers for k in keys if "loss" in k]
     loss_scale = max(max(losses), 1e-12) if losses else 1.0
-    pts, attrs = [], {"nnvis_t": [], "nnvis_start": [], "nnvis_last": [], "nnvis_color": []}
+    pts, attrs = [], {names.POINT_EPOCH: [], names.START: [], names.LAST: [],
+                      names.POINT_COLOUR: []}
     for key in keys:
         values = np.array([run.metrics[e][key] for e in numbers], float)
         if "loss" in key:
@@ -255,10 +244,10 @@ def curve_points(run, width: float, height: float):
         start = len(pts)
         for xi, yi, ti in zip(x, np.clip(values, 0, 1) * height, index_of):
             pts.append((xi, yi, 0.0))
-            attrs["nnvis_t"].append(ti)
-            attrs["nnvis_start"].append(start)
-            attrs["nnvis_last"].append(len(numbers) - 1)
-            attrs["nnvis_color"].append(METRIC_COLOURS[key])
+            attrs[names.POINT_EPOCH].append(ti)
+            attrs[names.START].append(start)
+            attrs[names.LAST].append(len(numbers) - 1)
+            attrs[names.POINT_COLOUR].append(METRIC_COLOURS[key])
     return np.array(pts, np.float32), attrs, keys, loss_scale, numbers
 
 
@@ -270,21 +259,21 @@ def build_curves(run, collection, place: Matrix, width: float, height: float, fr
     if made is None:
         return []
     pts, attrs, keys, loss_scale, numbers = made
-    colours = np.array(attrs.pop("nnvis_color"), np.float32)
+    colours = np.array(attrs.pop(names.POINT_COLOUR), np.float32)
     mesh = mesh_of_points("Training curves", pts, {k: np.array(v, np.float32)
                                                    for k, v in attrs.items()})
-    starts = sorted(set(attrs["nnvis_start"]))
+    starts = sorted(set(attrs[names.START]))
     n = len(pts) // len(starts)
     mesh.edges.add(len(starts) * (n - 1))
     edges = np.array([(s + k, s + k + 1) for s in starts for k in range(n - 1)], np.int32)
     mesh.edges.foreach_set("vertices", edges.ravel())
-    colour = mesh.attributes.new("nnvis_color", "FLOAT_COLOR", "POINT")
+    colour = mesh.attributes.new(names.POINT_COLOUR, "FLOAT_COLOR", "POINT")
     colour.data.foreach_set("color", np.c_[colours, np.ones(len(colours))].astype(np.float32).ravel())
     mesh.update()
     obj = _overlay_object("Training curves", mesh, "curves", growing_lines_group(),
                           {"Radius": height * 0.018, "Material": colour_material()}, collection)
     obj.matrix_world = place
-    obj["nnvis_metrics"] = keys
+    obj[names.METRICS] = keys
     line = text * 0.12
     parts = [obj,
              _rect("Curves x axis", 0.0, -line, width, 0.0, label_material(), collection),
@@ -341,9 +330,9 @@ def score_mesh(run, scores: np.ndarray, row: float):
     colour = np.array([TRUE_COLOUR if c == label else OTHER_COLOUR for c in range(classes)],
                       np.float32)
     mesh = mesh_of_points("Predictions", base, {
-        "nnvis_score": np.clip(scores, 0, 1).ravel(),
-        "nnvis_last": np.full(len(base), epochs - 1)})
-    attr = mesh.attributes.new("nnvis_color", "FLOAT_COLOR", "POINT")
+        names.SCORE: np.clip(scores, 0, 1).ravel(),
+        names.LAST: np.full(len(base), epochs - 1)})
+    attr = mesh.attributes.new(names.POINT_COLOUR, "FLOAT_COLOR", "POINT")
     attr.data.foreach_set("color", np.c_[np.tile(colour, (epochs, 1)),
                                          np.ones(len(base))].astype(np.float32).ravel())
     return mesh
@@ -360,14 +349,14 @@ def build_predictions(run, collection, place: Matrix, width: float, height: floa
     if not 2 <= classes <= 20:
         return []
     row = height / classes
-    names = run.class_names or [str(c) for c in range(classes)]
+    class_names = run.class_names or [str(c) for c in range(classes)]
     text = min(row * 0.75, height * 0.06)
-    name_width = max(len(n) for n in names) * text * 0.6 + text * 0.4
+    name_width = max(len(n) for n in class_names) * text * 0.6 + text * 0.4
     label = None if run.label is None else int(np.asarray(run.label).ravel()[0])
     obj = _overlay_object("Predictions", score_mesh(run, scores, row), "predictions", bars_group(),
                           {"Classes": float(classes), "Height": max(width - name_width, row),
                            "Width": row * 0.7, "Material": colour_material()}, collection)
-    obj["nnvis_row"] = row
+    obj[names.ROW] = row
     # the bars group stands bars along local +Y, classes along +X: turn it so classes run down
     # and bars grow to the right
     obj.matrix_world = place @ Matrix.Translation((name_width, 0.0, 0.0)) @ \
@@ -375,12 +364,12 @@ def build_predictions(run, collection, place: Matrix, width: float, height: floa
     parts = [obj]
     for c in range(classes):
         y = -(c + 0.5) * row - text * 0.35
-        parts.append(_text(f"Class {names[c]}", names[c], text, collection,
+        parts.append(_text(f"Class {class_names[c]}", class_names[c], text, collection,
                            place @ Matrix.Translation((name_width - text * 0.4, y, 0.0)), "RIGHT"))
     parts.append(_text("Predictions title", "prediction", text, collection,
                        place @ Matrix.Translation((0.0, text * 0.6, 0.0))))
     if label is not None:
-        parts.append(_text("True label", f"true: {names[label]}", text, collection,
+        parts.append(_text("True label", f"true: {class_names[label]}", text, collection,
                            place @ Matrix.Translation((0.0, -height - text * 1.2, 0.0))))
     return parts
 
@@ -410,9 +399,10 @@ def build_probe(run, collection, place: Matrix, size: float):
     emit = add(tree, "ShaderNodeEmission", {"Color": tex.outputs["Color"]})
     out = add(tree, "ShaderNodeOutputMaterial")
     tree.links.new(emit.outputs[0], out.inputs["Surface"])
+    arrange(tree)
     mesh.materials.append(mat)
     obj = bpy.data.objects.new("Probe", mesh)
-    obj["nnvis_overlay"] = "probe"
+    obj[names.OVERLAY] = "probe"
     obj.matrix_world = place
     collection.objects.link(obj)
     caption = _text("Probe title", "input", size * 0.16, collection,

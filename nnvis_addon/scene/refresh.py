@@ -25,11 +25,12 @@ import numpy as np
 from .. import atlas as atlas_mod
 from .. import blocks, live
 from ..errors import NNVisError
-from ..model.edges import Edges, edge_weights
+from ..model.edges import Edges, cell_activations, edge_weights
 from . import animation, compat, hud, legend, nodes, overlays, runs
 from .edges import mode_values
 from .layers import MODIFIER, colour_range, map_gain, set_inputs, set_point_attribute
 from .transaction import all_or_nothing
+from .. import names
 
 
 @dataclass
@@ -48,13 +49,13 @@ def remember(collection, run, timing: tuple, aspect: float, frame_end: int,
     """What a refresh needs to redo the import's choices: the probe, the timing rule
     (frames per epoch, fps, first frame), the frame's aspect, the range, the blocks folded
     (mode, expanded names) and the source's state."""
-    collection["nnvis_probe"] = "" if run.probe_source is None else str(run.probe_source)
-    collection["nnvis_probe_index"] = run.probe_index
-    collection["nnvis_timing"] = [float(t) for t in timing]      # see _timeline
-    collection["nnvis_aspect"] = float(aspect)
-    collection["nnvis_frame_end"] = int(frame_end)
-    collection["nnvis_blocks"] = [str(f) for f in fold]
-    collection["nnvis_source_state"] = json.dumps(live.state(run.source))
+    collection[names.PROBE] = "" if run.probe_source is None else str(run.probe_source)
+    collection[names.PROBE_INDEX] = run.probe_index
+    collection[names.TIMING] = [float(t) for t in timing]      # see _timeline
+    collection[names.ASPECT] = float(aspect)
+    collection[names.FRAME_END] = int(frame_end)
+    collection[names.BLOCKS] = [str(f) for f in fold]
+    collection[names.SOURCE_STATE] = json.dumps(live.state(run.source))
 
 
 def refresh_all(scene=None) -> list[Report]:
@@ -66,14 +67,14 @@ def refresh_all(scene=None) -> list[Report]:
 def newest_frame(collection, scene=None) -> int:
     """The first whole frame that shows the run's newest epoch (its last Epoch key)."""
     scene = scene or bpy.context.scene
-    frames, _ = _timeline(collection, [int(e) for e in collection["nnvis_epochs"]], scene)
+    frames, _ = _timeline(collection, [int(e) for e in collection[names.EPOCHS]], scene)
     return int(np.ceil(frames[-1]))
 
 
 def _timeline(collection, epochs: list[int], scene):
     """(frames, last frame) of `epochs` by the run's timing rule: the import's, or the spacing
     and end hold `animation.retime` set since (a 4th value)."""
-    fpe, fps, start, *hold = collection.get("nnvis_timing", (0.0, scene.render.fps, 1.0))
+    fpe, fps, start, *hold = collection.get(names.TIMING, (0.0, scene.render.fps, 1.0))
     frames, frame_end = animation.timeline(epochs, fps, fpe, int(start))
     return frames, int(frames[-1]) + int(hold[0]) if hold else frame_end
 
@@ -94,23 +95,23 @@ def refresh_run(collection, scene=None) -> Report:
     from ..run import load_run
     scene = scene or bpy.context.scene
     report = Report(collection.name)
-    shown = [int(e) for e in collection["nnvis_epochs"]]
-    previous = collection.get("nnvis_source_state")
-    found = live.check(collection["nnvis_run"], shown, json.loads(previous) if previous else None,
-                       bool(collection.get("nnvis_source_settling")))
+    shown = [int(e) for e in collection[names.EPOCHS]]
+    previous = collection.get(names.SOURCE_STATE)
+    found = live.check(collection[names.RUN], shown, json.loads(previous) if previous else None,
+                       bool(collection.get(names.SOURCE_SETTLING)))
     report.notes += found.notes
-    collection["nnvis_source_state"] = json.dumps(found.state)
-    collection["nnvis_source_settling"] = found.settling
+    collection[names.SOURCE_STATE] = json.dumps(found.state)
+    collection[names.SOURCE_SETTLING] = found.settling
     if found.load is None:
         return report
-    probe = collection.get("nnvis_probe") or None
+    probe = collection.get(names.PROBE) or None
     if probe == "<array>":
         report.notes.append("imported with a probe given as an array: re-import to refresh")
         return report
     bad, run, failed = [], None, None
     try:        # only the new epochs: the shown ones are in the scene's images already
-        run = load_run(collection["nnvis_run"], probe=probe,
-                       probe_index=int(collection.get("nnvis_probe_index", 0)),
+        run = load_run(collection[names.RUN], probe=probe,
+                       probe_index=int(collection.get(names.PROBE_INDEX, 0)),
                        epochs=sorted(set(found.load) - set(shown)),
                        on_bad_epoch=lambda e, why: bad.append((e, why)))
         writes = _computed(collection, run, shown, scene)
@@ -138,7 +139,7 @@ class History:
 
 def drawn_network(collection, network):
     """`network` as the run's scene draws it: its blocks folded as at the import (blocks.py)."""
-    mode, expand = collection.get("nnvis_blocks", ("auto", ""))
+    mode, expand = collection.get(names.BLOCKS, ("auto", ""))
     if not blocks.should_fold(network, mode):
         return network
     return blocks.fold(network, [n.strip() for n in expand.split(",") if n.strip()])
@@ -153,10 +154,10 @@ def _computed(collection, run, shown: list[int], scene) -> list:
     frames, frame_end = _timeline(collection, epochs, scene)
     weights = [{l.name: run.weights(l.name, e) for l in run.layers if l.weight_shapes}
                for e in run.epochs]
-    writes = [_layer(o, run, network, order) if "nnvis_layer" in o else
+    writes = [_layer(o, run, network, order) if names.LAYER in o else
               _edges(o, run, network, weights, order)
               for o in collection.objects if MODIFIER in o.modifiers
-              and ("nnvis_layer" in o or "nnvis_edges" in o)]
+              and (names.LAYER in o or names.EDGES in o)]
     history = History(epochs, run.metrics)
     scores = _scores(collection, run, order)
 
@@ -164,10 +165,10 @@ def _computed(collection, run, shown: list[int], scene) -> list:
         _overlays(collection, history, run, scores, frames)
         for obj in collection.all_objects:
             _rekey(obj, frames)
-        collection["nnvis_epochs"] = epochs
-        if scene.frame_end == collection.get("nnvis_frame_end", scene.frame_end):
+        collection[names.EPOCHS] = epochs
+        if scene.frame_end == collection.get(names.FRAME_END, scene.frame_end):
             scene.frame_end = frame_end          # unless the user set the range
-        collection["nnvis_frame_end"] = frame_end
+        collection[names.FRAME_END] = frame_end
     return writes + [finish]
 
 
@@ -179,13 +180,11 @@ def _material(obj):
 def _shown_cells(material) -> np.ndarray:
     """(E, C, H, W) values of the epochs the material's atlas image holds now."""
     tree = material.node_tree.nodes
-    image, lookup = tree["nnvis_tex_a"].image, tree["nnvis_lookup"].inputs
+    image, lookup = tree[names.TEX_A].image, tree[names.LOOKUP].inputs
     width, height = image.size
     rgba = np.empty(width * height * 4, np.float32)
     image.pixels.foreach_get(rgba)
-    tile_h, tile_w = int(lookup["Tile Height"].default_value), int(
-        lookup["Tile Width"].default_value)
-    rows = int(lookup["Rows Per Epoch"].default_value)
+    tile_w, tile_h, rows = (int(v) for v in lookup["Tile"].default_value)
     cells = width * rows * atlas_mod.PER_TEXEL // (tile_h * tile_w)   # an upper bound: trimmed
     return atlas_mod.unpack(rgba.reshape(height, width, 4)[..., :3], tile_h, tile_w, cells, rows)
 
@@ -202,51 +201,52 @@ def _write_atlas(material, atlas) -> None:
     """The material's atlas image holds `atlas` now (resized and repacked in place), and its
     lookup the new sizes."""
     tree = material.node_tree.nodes
-    image = tree["nnvis_tex_a"].image
+    image = tree[names.TEX_A].image
     if tuple(image.size) != (atlas.width, atlas.height):
         image.scale(atlas.width, atlas.height)
     rgba = np.ones((atlas.height, atlas.width, 4), np.float32)
     rgba[..., :3] = atlas.rgb
     image.pixels.foreach_set(rgba.ravel())
     image.pack()
-    lookup = tree["nnvis_lookup"]
-    for key, value in {"Last Epoch": atlas.epochs - 1, "Width": atlas.width,
-                       "Height": atlas.height, "Rows Per Epoch": atlas.rows_per_epoch}.items():
-        nodes.set_default(lookup.inputs[key], float(value))
+    lookup = tree[names.LOOKUP]
+    nodes.set_default(lookup.inputs["Tile"], (atlas.tile_w, atlas.tile_h, atlas.rows_per_epoch))
+    nodes.set_default(lookup.inputs["Atlas"], (atlas.width, atlas.height, atlas.epochs - 1))
 
 
 def _layer(obj, run, network, order):
     """The layer's atlas, colour scale and per-map gains over all epochs; returns their write."""
-    name, material = obj["nnvis_layer"], _material(obj)
+    name, material = obj[names.LAYER], _material(obj)
     new = atlas_mod.as_cells(np.stack([run.activations(name, e) for e in run.epochs]),
                              network.layer(name).is_spatial)
     cells = _merged(_shown_cells(material), new, order, f"layer {name!r}")
     atlas, gain = atlas_mod.pack(cells), map_gain(cells)
     tree = material.node_tree.nodes
-    diverging = tree["nnvis_offset"].outputs[0].default_value == 0.5    # the import's choice
+    diverging = tree[names.OFFSET].outputs[0].default_value == 0.5    # the import's choice
     scale, offset = colour_range(cells, diverging)
 
     def write():
         _write_atlas(material, atlas)
-        nodes.set_default(tree["nnvis_scale"].outputs[0], scale)
-        nodes.set_default(tree["nnvis_offset"].outputs[0], offset)
-        set_point_attribute(obj.data, "nnvis_map_gain", gain)
+        nodes.set_default(tree[names.SCALE].outputs[0], scale)
+        nodes.set_default(tree[names.OFFSET].outputs[0], offset)
+        set_point_attribute(obj.data, names.MAP_GAIN, gain)
     return write
 
 
 def _edges(obj, run, network, weights, order):
     """The connection's weight atlas and colour-mode scales over all epochs, for the curves it
     has; returns their write."""
-    src_name, dst_name = obj["nnvis_edges"]
+    src_name, dst_name = obj[names.EDGES]
     attrs = obj.data.attributes
     ends = []
-    for name in ("nnvis_src", "nnvis_dst"):
+    for name in (names.SRC, names.DST):
         values = np.empty(len(attrs[name].data), np.int32)
         attrs[name].data.foreach_get("value", values)
         ends.append(values)
     edges = Edges(*ends, edge_weights(network, dst_name, src_name, weights, *ends))
-    new = mode_values(edges, network.layer(src_name),
-                      np.stack([run.activations(src_name, e) for e in run.epochs]))
+    if edges.weight.size == 0 or float(np.ptp(edges.weight)) == 0.0:
+        return lambda: None         # weightless: the run's shared grey material (edges.py)
+    new = mode_values(edges, cell_activations(network.layer(src_name), np.stack(
+        [run.activations(src_name, e) for e in run.epochs])))
     material = _material(obj)
     values = _merged(_shown_cells(material), new.reshape(new.shape[0], -1, 1, 1), order,
                      f"edges {src_name!r} → {dst_name!r}")
@@ -259,17 +259,17 @@ def _edges(obj, run, network, weights, order):
     def write():
         _write_atlas(material, atlas)
         for k, scale in enumerate(scales):
-            nodes.set_default(material.node_tree.nodes[f"nnvis_mode_scale_{k}"].outputs[0], scale)
+            nodes.set_default(material.node_tree.nodes[f"{names.MODE_SCALE}{k}"].outputs[0], scale)
     return write
 
 
 def _scores(collection, run, order) -> np.ndarray | None:
     """(E, classes) class scores of every epoch: the bars' points hold the shown ones."""
     new = overlays.prediction_scores(run)
-    bars = [o for o in runs.overlays_of(collection).get("predictions", []) if "nnvis_row" in o]
+    bars = [o for o in runs.overlays_of(collection).get("predictions", []) if names.ROW in o]
     if new is None or not bars:
         return None
-    attr = bars[0].data.attributes["nnvis_score"]
+    attr = bars[0].data.attributes[names.SCORE]
     old = np.empty(len(attr.data), np.float32)
     attr.data.foreach_get("value", old)
     return np.concatenate([old.reshape(-1, new.shape[1]), new])[order]
@@ -282,14 +282,14 @@ def _overlays(collection, history: History, run, scores, frames) -> None:
             overlays.set_counter_lines(obj.modifiers[MODIFIER].node_group,
                                        overlays.counter_lines(history))
     for obj in kinds.get("predictions", []):
-        if "nnvis_row" in obj and scores is not None:
+        if names.ROW in obj and scores is not None:
             old = obj.data
-            obj.data = overlays.score_mesh(run, scores, obj["nnvis_row"])
+            obj.data = overlays.score_mesh(run, scores, obj[names.ROW])
             old.name = obj.data.name = obj.name
             bpy.data.meshes.remove(old)
     for obj in kinds.get("legend", []):
         layer = next((o for o in collection.objects
-                      if o.get("nnvis_layer") == obj["nnvis_legend_layer"]), None)
+                      if o.get(names.LAYER) == obj[names.LEGEND_LAYER]), None)
         if layer is not None:
             lo, hi = legend.value_range(_material(layer))
             set_inputs(obj.modifiers[MODIFIER], {"Min": f"{lo:.3g}", "Max": f"{hi:.3g}"})
@@ -298,14 +298,14 @@ def _overlays(collection, history: History, run, scores, frames) -> None:
 
 def _curves(collection, history: History, frames, old: list) -> None:
     """The training curves built again for the epochs there are now, shown or hidden as before."""
-    screen = next((o for o in collection.objects if o.get("nnvis_screen")), None)
+    screen = next((o for o in collection.objects if o.get(names.SCREEN)), None)
     if screen is None or overlays.curve_points(history, 1.0, 1.0) is None:
         return
     shown = not old[0].hide_render if old else True
     data = [o.data for o in old if o.data is not None and o.data.users == 1]
     bpy.data.batch_remove(old)
     bpy.data.batch_remove(data)
-    aspect = collection.get("nnvis_aspect", 16 / 9)
+    aspect = collection.get(names.ASPECT, 16 / 9)
     made = overlays.build_curves(history, collection, *hud.curves_box(aspect), frames)
     hud.hang(made, "curves", screen, shown)
     for obj in made:

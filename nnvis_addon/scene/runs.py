@@ -11,6 +11,7 @@ import bpy
 import numpy as np
 
 from .camera_moves import evaluated_boxes
+from .. import names
 
 SEPARATOR = " · "
 _SUFFIX = re.compile(r"\.\d{3,}$")      # Blender's ".001" for a name already taken
@@ -36,12 +37,12 @@ def scope_names(collection, label: str) -> None:
     """Prefix the run's own objects that are not yet (overlays, legend, camera moves' pivot) with
     `label:`, dropping the '.001' a clash with another run gave them; shared objects keep theirs."""
     for obj in collection.objects:
-        if "nnvis_shared" not in obj and not obj.name.startswith(f"{label}:"):
+        if names.SHARED not in obj and not obj.name.startswith(f"{label}:"):
             obj.name = scoped(label, _SUFFIX.sub("", obj.name))
 
 
 def runs_in(scene) -> list:
-    return [c for c in scene.collection.children_recursive if "nnvis_run" in c]
+    return [c for c in scene.collection.children_recursive if names.RUN in c]
 
 
 def beside_others(placements: list, scene, gap: float = 1.0, but: str = "") -> list:
@@ -49,7 +50,7 @@ def beside_others(placements: list, scene, gap: float = 1.0, but: str = "") -> l
     (their layers, edges and labels as they are now; not run `but`, which this one replaces),
     `gap` × this network's width apart (each run's overlays ride on its own camera)."""
     others = [o for c in runs_in(scene) if c.name != but for o in c.all_objects
-              if "nnvis_layer" in o or "nnvis_edges" in o or "nnvis_label" in o]
+              if names.LAYER in o or names.EDGES in o or names.LABEL in o]
     boxes = evaluated_boxes(others)
     if not boxes:
         return placements
@@ -65,7 +66,7 @@ def beside_others(placements: list, scene, gap: float = 1.0, but: str = "") -> l
 def shared(scene, collection, kind: str, make) -> list:
     """The scene's shared objects of `kind` ("camera", "lights"), linked into `collection` too;
     made by `make()` (and tagged shared) when the scene has none yet."""
-    found = [o for o in scene.objects if o.get("nnvis_shared") == kind]
+    found = [o for o in scene.objects if o.get(names.SHARED) == kind]
     for obj in found:
         if collection not in obj.users_collection:
             collection.objects.link(obj)
@@ -73,7 +74,7 @@ def shared(scene, collection, kind: str, make) -> list:
         return found
     made = list(make())
     for obj in made:
-        obj["nnvis_shared"] = kind
+        obj[names.SHARED] = kind
     return made
 
 
@@ -81,7 +82,7 @@ def overlays_of(collection) -> dict:
     """Overlay kind ("counter", ..., "legend") → the run's objects of that kind, in order."""
     kinds: dict = {}
     for obj in collection.objects:
-        kind = obj.get("nnvis_overlay_kind") or ("legend" if "nnvis_legend_layer" in obj else "")
+        kind = obj.get(names.OVERLAY_KIND) or ("legend" if names.LEGEND_LAYER in obj else "")
         if kind:
             kinds.setdefault(kind, []).append(obj)
     return kinds
@@ -117,7 +118,7 @@ def remove_run(collection) -> dict:
     remaining = runs_in(bpy.context.scene)
     if remaining:     # the shared camera turns back to a remaining run and shows its overlays
         from .camera_moves import apply_move
-        apply_move(remaining[-1], remaining[-1].get("nnvis_camera_move", "static"))
+        apply_move(remaining[-1], remaining[-1].get(names.CAMERA_MOVE, "static"))
     return removed
 
 
