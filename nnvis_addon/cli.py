@@ -65,6 +65,8 @@ def _render(path, out, args, **options) -> "RenderResult":  # noqa: F821
             bar.close()
     print(f"import {result.import_seconds:.1f} s, render {result.frames} frames "
           f"{result.render_seconds:.1f} s")
+    if result.rendered:
+        print(f"rendered frames: {' '.join(map(str, result.rendered))}")
     if result.skipped:
         print(f"skipped {result.skipped} frames already rendered or claimed by another process")
     return result
