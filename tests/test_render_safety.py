@@ -107,6 +107,20 @@ def test_render_video_reports_what_it_rendered(digits_run, addon, tmp_path, capf
     assert bpy.ops.nnvis.render_video(**options) == {"FINISHED"}
     assert f"Rendered 1 of frames 1-{n} with CYCLES to" in capfd.readouterr().out
     assert frames[1].stat().st_size > 0
+    # a render killed mid-frame: plain Blender's empty placeholder, or our dead claim and its
+    # half-written temporary file; the next run re-renders both frames and leaves neither behind
+    import socket
+    import imageio.v3 as iio
+    frames[2].write_bytes(b"")
+    frames[3].unlink()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    (frames[3].parent / (frames[3].name + ".claim")).write_text(f"{socket.gethostname()} {dead}")
+    (frames[3].parent / f".{frames[3].stem}.{socket.gethostname()}-{dead}.png").write_bytes(b"\x89PNG")
+    assert bpy.ops.nnvis.render_video(**options) == {"FINISHED"}
+    assert (f"Rendered 2 of frames 1-{n} with CYCLES to" in capfd.readouterr().out)
+    assert sorted(frames[0].parent.iterdir()) == frames
+    assert all(iio.imread(f).shape[:2] == (18, 32) for f in frames)
 
 
 def test_a_killed_render_resumes_at_the_missing_frames(digits_run, tmp_path):
