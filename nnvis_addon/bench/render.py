@@ -39,6 +39,10 @@ VARIANTS = {   # name → CyclesSettings fields; "draft"/"final" are stage.QUALI
     "4 spp, OIDN fast": dict(samples=4, denoise="FAST"),
     "8 spp, OIDN fast": dict(samples=8, denoise="FAST"),
     "2 spp, OIDN high, no prefilter": dict(samples=2, denoise="HIGH", prefilter="NONE"),
+    "1 spp, OIDN fast, Gaussian filter": dict(samples=1, denoise="FAST", pixel_filter="GAUSSIAN"),
+    "1 spp, OIDN fast, Gaussian filter 2.5": dict(samples=1, denoise="FAST",
+                                                  pixel_filter="GAUSSIAN", filter_width=2.5),
+    "1 spp, OIDN fast, light tree off": dict(samples=1, denoise="FAST", light_tree=False),
     "12 spp": dict(samples=12),
     "16 spp": dict(samples=16),
 }
