@@ -79,7 +79,7 @@ def ranks_and_lanes(network: Network) -> tuple[dict[str, int], dict[str, int]]:
 
 
 def layout_network(network: Network, map_size: float = 1.0, unit_size: float = 0.08,
-                   gap: float = 0.75, rows: int = 1) -> list[Placement]:
+                   gap: float = 0.6, rows: int = 1) -> list[Placement]:
     """Ranks one after another along +X; the space between two ranks is `gap` times the larger of
     their layers' extents, so edges fan out at a readable angle whatever the layer sizes. Unit
     layers that only pass values on (Flatten, Dropout) are drawn at half size, the output layer at
@@ -108,9 +108,13 @@ def layout_network(network: Network, map_size: float = 1.0, unit_size: float = 0
         width[rank[name]] = max(width[rank[name]], extent[0])
     xs = np.concatenate([[0.0], np.cumsum(gap * np.maximum(reach[1:], reach[:-1]))])
     row_of = _rows(xs, rows, [xs[rank[s.layers[0]]] for s in stages(network)[1:]])
+    row_of = np.unique(row_of, return_inverse=True)[1]      # breaks snapped together: no empty row
+    rows = int(row_of.max()) + 1
     starts = np.array([xs[row_of == k].min() for k in range(rows)])
     heights = np.array([max(reach[row_of == k]) for k in range(rows)])
-    pitch = 1.8 * heights.max()                 # room for the skip arcs above each row
+    skips = any(rank[layer.name] - rank[src] > 1 for layer in network.layers
+                for src in layer.inbound)
+    pitch = (1.8 if skips else 1.3) * heights.max()     # room for skip arcs above each row
     placements = []
     for layer in network.layers:
         size, yz, extent = shapes[layer.name]

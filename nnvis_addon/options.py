@@ -20,6 +20,7 @@ GROUPS = ("Input", "Look", "Edges", "Animation", "Render")       # the dialog's 
 LOOK_KEYS = ("default", "paper", "dark_studio", "blueprint")      # scene.looks.LOOKS
 CAMERA_MOVES = ("static", "orbit", "fly_through")                 # scene.camera_moves.MOVES
 LABEL_MODES = ("auto", "layers", "stages", "none")                # scene.labels.MODES
+BLOCK_MODES = ("auto", "folded", "expanded")                      # blocks.MODES
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,16 @@ IMPORT_OPTIONS = (
     _overlay("predictions", "Class Scores", "One bar per class for the shown probe"),
     _overlay("legend", "Colour Legend", "A colour bar with the first convolution's value range"),
     Option("labels", "auto", "Labels",
-           "Layer names and output shapes beside the layers: auto = per layer up to 40 layers, "
-           "per stage (input, stem, stages, head) above", "Look", choices=LABEL_MODES),
+           "Layer names and output shapes beside the layers: auto = per layer for a network in "
+           "one row, per stage (input, stem, stages, head) when it wraps into rows", "Look",
+           choices=LABEL_MODES),
+    Option("blocks", "auto", "Blocks",
+           "Repeated blocks (a ResNet's bottlenecks, a DenseNet's dense layers) drawn as one unit "
+           "each, showing the block's output: auto = folded above 40 layers; expanded = every "
+           "layer drawn", "Look", choices=BLOCK_MODES),
+    Option("expand", "", "Expand Blocks",
+           "Folded blocks to draw layer by layer all the same: block names, comma-separated "
+           "(e.g. conv2_block1, conv5_block3)", "Look"),
     Option("expansion", 2.0, "Expansion",
            "0 = each layer one block, 1 = maps stacked, 2 = spread out, 3 = show the computation",
            "Look", "control", min=0.0, max=3.0, control="Expansion"),

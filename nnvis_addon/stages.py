@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .blocks import KIND as BLOCK, layer_count
 from .model.network import Network
 
 SHORT = 3        # spans shorter than this (padding, a lone pool) join the next span
@@ -25,7 +26,10 @@ class Stage:
 
     def text(self, network: Network) -> str:
         shape = shape_text(network.layer(self.layers[-1]))
-        count = f"{len(self.layers)} layers" if len(self.layers) > 1 else self.layers[0]
+        folded = sum(network.layer(n).kind == BLOCK for n in self.layers)
+        total = _count(network, self.layers)
+        count = f"{folded} blocks" if folded > 1 else f"{total} layers" if total > 1 \
+            else self.layers[0]
         return f"{self.name} · {count}\n{shape}"
 
 
@@ -49,7 +53,8 @@ def stages(network: Network) -> list[Stage]:
     for key, names in spans:
         names = carry + names
         carry = []
-        if key not in ("input", "head") and len(names) < SHORT and key is not spans[-1][0]:
+        if key not in ("input", "head") and _count(network, names) < SHORT \
+                and key is not spans[-1][0]:
             carry = names
             continue
         merged.append([key, names])
@@ -60,7 +65,7 @@ def stages(network: Network) -> list[Stage]:
     for key, names in merged:
         if key in ("input", "head"):
             name = key
-        elif _is_stem(body, names):
+        elif _is_stem(network, body, names):
             name = "stem"
         else:
             number += 1
@@ -69,7 +74,12 @@ def stages(network: Network) -> list[Stage]:
     return out
 
 
-def _is_stem(body: list[list], names: list[str]) -> bool:
+def _count(network: Network, names: list[str]) -> int:
+    """The model's layers behind `names` (a folded block counts its own)."""
+    return sum(layer_count(network.layer(n)) for n in names)
+
+
+def _is_stem(network: Network, body: list[list], names: list[str]) -> bool:
     """The first body span is the stem when it is short next to the stages after it."""
     return (len(body) >= 4 and names is body[0][1]
-            and len(names) * 3 < max(len(b[1]) for b in body[1:]))
+            and _count(network, names) * 3 < max(_count(network, b[1]) for b in body[1:]))

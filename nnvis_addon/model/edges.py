@@ -65,6 +65,8 @@ def layer_edges(network: Network, layer_name: str,
       in the output (offset along the channel axis), weight 1.
     - Flatten, Reshape: each input cell → every output cell its elements land in (Flatten of
       (H, W, C): map c → units (h·W + w)·C + c), weight 1.
+    - Block (a folded block, blocks.py): input channel → output cell, weight composed through the
+      block's layers; each output cell's strongest inputs only.
     - InputLayer: no edges ({}). Any other kind: NNVisError naming the layer.
     """
     layer = _layer(network, layer_name)
@@ -254,7 +256,7 @@ def _dense_strongest(layer: Layer, source: Layer, weights_by_epoch, limit: int):
 
 def connection_size(network: Network, layer: Layer, source: Layer) -> int:
     """How many edges `source` → `layer` has, from the shapes alone (for level-of-detail budgets)."""
-    if layer.kind in ("Dense", "Conv2D", "SeparableConv2D"):
+    if layer.kind in ("Dense", "Conv2D", "SeparableConv2D", "Block"):
         return source.cell_count * layer.cell_count // max(int(layer.config.get("groups", 1)), 1)
     if layer.kind in ("Flatten", "Reshape"):
         return max(source.cell_count, layer.cell_count)
@@ -416,8 +418,50 @@ _PASS_THROUGH = ("MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
                  "GlobalMaxPooling2D", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Resizing",
                  "CenterCrop", "Activation", "ReLU", "LeakyReLU", "ThresholdedReLU", "Softmax",
                  "Rescaling", "Normalization", "LayerNormalization", *sorted(IDENTITY_KINDS))
+BLOCK_INPUTS = 2          # edges drawn into each output cell of a folded block
+
+
+def _block(layer: Layer, source: Layer, weights_by_epoch, sources: list[Layer], _k):
+    """A folded block (blocks.py): source channel i → output cell o, weight = the sum over every
+    path through the block's own layers of the product of their |edge weights| — how strongly i
+    reaches o, composed the way the block computes. Every input reaches every output through a
+    block's convolutions, so only each output's `BLOCK_INPUTS` strongest inputs are drawn: a
+    block's connection reads as a sheaf, not a wall."""
+    known = {s.name: s for s in sources} | {inner.name: inner for inner in layer.inner}
+    rows = []
+    for weights in weights_by_epoch:
+        reach: dict[str, np.ndarray | None] = {source.name: None}     # None: the identity
+        for inner in layer.inner:
+            total = None
+            inputs = [known[n] for n in inner.inbound]
+            for k, name in enumerate(inner.inbound):
+                if name not in reach:
+                    continue
+                src, dst, w = _KINDS[inner.kind](inner, known[name], [weights], inputs, k) \
+                    if inner.kind in _KINDS else _unknown(inner)
+                step = np.zeros((known[name].cell_count, inner.cell_count), np.float64)
+                np.add.at(step, (src, dst), 1.0 if w is None else np.abs(w[0]))
+                part = step if reach[name] is None else reach[name] @ step
+                total = part if total is None else total + part
+            if total is not None:
+                reach[inner.name] = total
+        rows.append(reach.get(layer.inner[-1].name))
+    if rows[0] is None:
+        raise NNVisError(f"block {layer.name!r}: no path from {source.name!r} to its output")
+    composed = np.stack(rows)                                    # (E, in cells, out cells)
+    strongest = np.argsort(-composed.max(axis=0), axis=0)[:BLOCK_INPUTS]
+    dst = np.broadcast_to(np.arange(composed.shape[2]), strongest.shape)
+    keep = composed.max(axis=0)[strongest, dst] > 0
+    src, dst = strongest[keep], dst[keep]
+    return src, dst, composed[:, src, dst].astype(np.float32)
+
+
+def _unknown(layer: Layer):
+    raise NNVisError(f"layer {layer.name!r}: no edges known for layer kind {layer.kind!r}")
+
+
 _KINDS = {
-    "Dense": _dense, "Conv2D": _conv2d, "DepthwiseConv2D": _depthwise,
+    "Block": _block, "Dense": _dense, "Conv2D": _conv2d, "DepthwiseConv2D": _depthwise,
     "SeparableConv2D": _separable, "BatchNormalization": _batch_norm,
     "Flatten": _reshape, "Reshape": _reshape, "Concatenate": _concat,
     **{kind: _merge for kind in ("Add", "Subtract", "Multiply", "Maximum", "Minimum", "Average")},

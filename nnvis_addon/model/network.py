@@ -16,6 +16,7 @@ class Layer:
     inbound: list[str]             # names of the layers feeding this one (empty for inputs)
     output_shape: tuple            # without the batch dimension, e.g. (30, 30, 8)
     weight_shapes: list[tuple] = field(default_factory=list)  # in Keras get_weights() order
+    inner: list["Layer"] = field(default_factory=list)  # a folded block's own layers (blocks.py)
 
     @property
     def is_spatial(self) -> bool:

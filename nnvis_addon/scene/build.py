@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import bpy
 import numpy as np
 
-from .. import budget, framing, layout
+from .. import blocks, budget, framing, layout
 from ..model.edges import connection_caps, connection_size, layer_edges
 from ..model.keras_config import unsupported_reason
 from . import animation, camera_moves, edges as edges_mod, hud, labels as labels_mod, layers, \
@@ -19,7 +19,7 @@ from . import animation, camera_moves, edges as edges_mod, hud, labels as labels
 from .transaction import all_or_nothing
 
 
-WRAP_ABOVE = 40       # deeper networks wrap into rows that fill the frame (layout.choose_rows)
+WRAP_ABOVE = 16       # deeper networks (as drawn) wrap into rows that fill the frame (layout.choose_rows)
 
 
 @dataclass
@@ -33,6 +33,8 @@ class SceneOptions:
     edge_radius: float = 0.0025
     overlays: tuple = overlays_mod.KINDS    # overlays shown (all are built; the rest hidden)
     labels: str = "auto"                  # a labels.MODES key
+    blocks: str = "auto"                  # a blocks.MODES key: fold repeated blocks into units
+    expand: str = ""                      # folded blocks drawn layer by layer (comma-separated)
     setup_render: bool = True             # camera as scene camera, world, Cycles settings, range
     resolution: tuple[int, int] | None = None   # None: keep the scene's
     samples: int = 0                      # 0: the draft quality preset's (stage.QUALITY)
@@ -58,13 +60,20 @@ def edge_cap(network, drawable: set[str], options: SceneOptions) -> int | None:
     return min(caps) if caps else None
 
 
+def drawn_network(network, options: SceneOptions):
+    """The network as drawn: deep ones with their repeated blocks folded (blocks.py)."""
+    if not blocks.should_fold(network, options.blocks):
+        return network
+    return blocks.fold(network, [n.strip() for n in options.expand.split(",") if n.strip()])
+
+
 def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_noop,
                 label: str | None = None):
     """Create the collection for `run` in `scene` (default: the context scene) and return it;
     `label` names it and prefixes its objects (default: `runs.new_label`)."""
     options = options or SceneOptions()
     scene = scene or bpy.context.scene
-    network = run.network
+    network = drawn_network(run.network, options)
     label = label or runs.new_label(run)
     fps = options.fps if options.setup_render else scene.render.fps
     frames, frame_end = animation.timeline(run.epochs, fps, options.frames_per_epoch,
@@ -76,8 +85,8 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         layout.choose_rows(network, lambda pts: framing.magnification(pts, aspect))
     placements = {p.name: p for p in runs.beside_others(layout.layout_network(network, rows=rows),
                                                         scene, but=label)}
-    weights_by_epoch = [{l.name: run.weights(l.name, e) for l in network.layers if l.weight_shapes}
-                        for e in run.epochs]
+    weights_by_epoch = [{l.name: run.weights(l.name, e) for l in run.network.layers
+                         if l.weight_shapes} for e in run.epochs]
     steps = len(network.layers) * 2 + 1
     nodes.begin_build()
     with all_or_nothing(scene):
@@ -125,6 +134,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
                                             placements[src], placements[layer.name],
                                             options.bundle_strength,
                                             options.edge_radius, traced.units,
+                                            None if layer.kind == blocks.KIND else
                                             traced.edges.get((src, layer.name)), first_unit,
                                             options.bundler, network.layer(src),
                                             np.stack([run.activations(src, e)

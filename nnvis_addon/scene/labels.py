@@ -3,8 +3,9 @@
 A label is a text object turned to the camera by a Copy Rotation constraint, so it faces the
 viewer in every camera move, and sized by its distance from the camera so it reads at `SIZE` of the
 frame height in every view of the move. Labels stand above their layer, or below it where a
-neighbour's label already takes the space. Networks over `MAX_LAYER_LABELS` layers get one label
-per stage (stages.py: input, stem, stage 1..n, head) unless per-layer labels are asked for.
+neighbour's label already takes the space. A network wrapped into rows (or over `MAX_LAYER_LABELS`
+layers) gets one label per stage (stages.py: input, stem, stage 1..n, head) unless per-layer labels
+are asked for: a row of a dozen labels would stack into the next row.
 """
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ import bpy
 import numpy as np
 
 from .. import framing
+from ..blocks import title
 from ..stages import shape_text, stages
 from .overlays import label_material
 
 SIZE = 0.024               # text size, in frame heights (a two-line label stands ≈ 2 × as tall)
 SMALLEST = 0.017           # ... and never less than this in any view of a camera move
 MAX_LAYER_LABELS = 40
-MODES = {"auto": "Layer labels up to 40 layers, stage labels above",
+MODES = {"auto": "Layer labels for a network in one row, stage labels when it wraps into rows",
          "layers": "One label per layer", "stages": "One label per stage (input, stem, "
          "stages, head)", "none": "No labels"}
 CHAR_WIDTH = 0.6           # a character's width, in text sizes (for staggering)
@@ -28,9 +30,10 @@ def label_specs(network, placements: dict, mode: str = "auto") -> list[tuple[str
     """(label name, text, layer names) per label."""
     if mode == "none":
         return []
-    if mode == "stages" or (mode == "auto" and len(network.layers) > MAX_LAYER_LABELS):
+    wrapped = any(p.row for p in placements.values())
+    if mode == "stages" or (mode == "auto" and (wrapped or len(network.layers) > MAX_LAYER_LABELS)):
         return [(s.name, s.text(network), s.layers) for s in stages(network)]
-    return [(l.name, f"{l.name}\n{shape_text(l)}", [l.name]) for l in network.layers]
+    return [(l.name, f"{title(l)}\n{shape_text(l)}", [l.name]) for l in network.layers]
 
 
 def _anchors(names: list, placements: dict, front: float | None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from .. import arrange
+from .. import arrange, blocks
 from .. import atlas as atlas_mod
 from ..model.trace import trace, trace_units
 from ..model.window import kernel_window
@@ -120,6 +120,9 @@ def layer_object(layer, placement, activations: np.ndarray, colormap: str, diver
     obj["nnvis_layer"] = layer.name
     obj["nnvis_kind"] = layer.kind
     obj["nnvis_shape"] = list(layer.output_shape)
+    if layer.kind == blocks.KIND:           # a folded block: what it is called, its own layers
+        obj["nnvis_block"] = blocks.title(layer)
+        obj["nnvis_block_layers"] = [inner.name for inner in layer.inner]
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = nodes.cells_group("planes" if layer.is_spatial else "cubes")
     if layer.is_spatial:

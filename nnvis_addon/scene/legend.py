@@ -53,13 +53,14 @@ def bar_material(name: str, layer_material):
 
 
 def legend_layer(collection, name: str = ""):
-    """The layer object the legend describes: `name`, else the first convolution, else the first
+    """The layer object the legend describes: `name`, else the first convolution (or folded
+    block), else the first
     feature-map layer that is not the input, else the first layer with a modifier."""
     layers = [o for o in collection.objects if "nnvis_layer" in o and MODIFIER in o.modifiers]
     if name:
         return next((o for o in layers if o["nnvis_layer"] == name), None)
     spatial = [o for o in layers if len(o["nnvis_shape"]) == 3 and o["nnvis_kind"] != "InputLayer"]
-    convs = [o for o in spatial if "Conv" in o["nnvis_kind"]]
+    convs = [o for o in spatial if "Conv" in o["nnvis_kind"] or "nnvis_block" in o]
     return (convs or spatial or layers or [None])[0]
 
 
@@ -72,8 +73,9 @@ def add_legend(collection, layer_obj, placement: Matrix, width: float, run_name:
     obj["nnvis_legend_layer"] = layer_obj["nnvis_layer"]
     legend = obj.modifiers.new(MODIFIER, "NODES")
     legend.node_group = nodes.legend_group()
+    title = layer_obj.get("nnvis_block", layer_obj["nnvis_layer"])
     set_inputs(legend, {"Width": width, "Height": width * 0.07, "Min": f"{lo:.3g}",
-                        "Max": f"{hi:.3g}", "Title": f"{layer_obj['nnvis_layer']} activation",
+                        "Max": f"{hi:.3g}", "Title": f"{title} activation",
                         "Material": bar_material(f"{run_name}:legend", material),
                         "Text Material": label_material()})
     obj.matrix_world = placement
