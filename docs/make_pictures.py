@@ -152,6 +152,7 @@ def main() -> None:
     render(scene, "camera_orthographic")
     bundling_pictures(run)
     gallery()
+    live_picture()
 
 
 def bundling_pictures(run) -> None:
@@ -169,6 +170,35 @@ def bundling_pictures(run) -> None:
         scene.frame_set(scene.frame_end)
         with framing(scene, collection, ("pool2", "flatten", "dense", "classes"), ()):
             render(scene, name)
+
+
+def live_picture() -> None:
+    """A run imported while its recording held 4 of the 10 epochs, refreshed once the rest were
+    there (user guide, Live): at the newest epoch, 640×360."""
+    import json
+    import shutil
+    import bpy
+    from nnvis_addon import load_run
+    from nnvis_addon.scene import SceneOptions, build_scene, compat
+    from nnvis_addon.scene.refresh import newest_frame, refresh_run
+    if ONLY and "live" not in ONLY:
+        return
+    live = CACHE / "live"
+    shutil.rmtree(live, ignore_errors=True)
+    shutil.copytree(CACHE / "recording", live)
+    manifest = live / "manifest.json"
+    whole = manifest.read_text()
+    early = json.loads(whole)
+    early["epochs"] = early["epochs"][:4]
+    manifest.write_text(json.dumps(early))
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    collection = build_scene(load_run(live), SceneOptions(resolution=(640, 360), samples=SAMPLES))
+    manifest.write_text(whole)                  # the training went on
+    print(refresh_run(collection))
+    scene = bpy.context.scene
+    compat.set_image_output(scene)
+    scene.frame_set(newest_frame(collection))
+    render(scene, "live")
 
 
 def gallery() -> None:

@@ -68,3 +68,12 @@ def pack(cells: np.ndarray) -> Atlas:
     flat = np.zeros((epochs, rows * width * PER_TEXEL), np.float32)
     flat[:, :per_epoch] = cells.reshape(epochs, per_epoch)
     return Atlas(flat.reshape(epochs * rows, width, PER_TEXEL), tile_h, tile_w, count, rows, epochs)
+
+
+def unpack(rgb: np.ndarray, tile_h: int, tile_w: int, cells: int, rows_per_epoch: int
+           ) -> np.ndarray:
+    """Atlas texels (height, width, 3) → (E, C, H, W): the inverse of `pack`, so a live refresh
+    takes the epochs a scene already holds from its images and reads only the new ones."""
+    epochs = rgb.shape[0] // rows_per_epoch
+    flat = np.ascontiguousarray(rgb, np.float32).reshape(epochs, -1)
+    return flat[:, :cells * tile_h * tile_w].reshape(epochs, cells, tile_h, tile_w)

@@ -156,7 +156,7 @@ def fold(network: Network, expand=()) -> Network:
                                    if i not in names))
         layers.append(Layer(names[-1], KIND, {"block": name, "layers": len(names)}, outer,
                             inner[-1].output_shape, inner=inner))
-    return Network(network.name, layers, network.input_order)
+    return replace(network, layers=layers)      # inputs, outputs and their order kept
 
 
 def title(layer: Layer) -> str:

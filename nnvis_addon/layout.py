@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .framing import box_corners
 from .model.edges import passes_through
 from .model.network import Layer, Network
 from .stages import stages
@@ -55,12 +56,12 @@ def map_size_of(layer: Layer, largest_side: int, map_size: float) -> float:
 
 
 def ranks_and_lanes(network: Network) -> tuple[dict[str, int], dict[str, int]]:
-    """Rank = longest path from an input; lane 0 = the main path back from the last layer, other
+    """Rank = longest path from an input; lane 0 = the main path back from the output layer, other
     layers of a rank take lanes 1, -1, 2, -2, ... in network order."""
     rank: dict[str, int] = {}
     for layer in network.layers:
         rank[layer.name] = 1 + max((rank[n] for n in layer.inbound), default=-1)
-    main, name = set(), network.layers[-1].name
+    main, name = set(), network.output
     while True:
         main.add(name)
         inbound = network.layer(name).inbound
@@ -95,7 +96,7 @@ def layout_network(network: Network, map_size: float = 1.0, unit_size: float = 0
             spacing = size * 1.15
         else:
             size = unit_size * (0.5 if passes_through(layer) else
-                                2.0 if layer is network.layers[-1] else 1.0)
+                                2.0 if layer.name == network.output else 1.0)
             spacing = size * 1.6
         yz = _grid(layer.cell_count, spacing, layer.is_spatial)
         extent = (float(np.ptp(yz[:, 0])) + size, float(np.ptp(yz[:, 1])) + size)
@@ -156,11 +157,12 @@ def choose_rows(network: Network, fits, most: int = 10) -> int:
 
 
 def corners(placements: list[Placement]) -> np.ndarray:
-    """(n, 3) points around every cell (its centre ± half its size in Y and Z), for framing."""
+    """(8 per layer, 3) corners of each layer's box — its cells ± half a cell (unit cubes in X
+    too) — for framing: the same boxes the camera frames from the scene's evaluated layers, so a
+    camera fitted at import and one refitted later agree."""
     pts = []
     for p in placements:
         half = p.cell_size / 2
-        for dy in (-half, half):
-            for dz in (-half, half):
-                pts.append(p.centers + np.array([0.0, dy, dz], np.float32))
+        pad = np.array([0.0 if p.spatial else half, half, half])
+        pts.append(box_corners(p.centers.min(axis=0) - pad, p.centers.max(axis=0) + pad))
     return np.concatenate(pts)

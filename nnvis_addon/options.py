@@ -52,7 +52,8 @@ IMPORT_OPTIONS = (
            "Import every epoch checkpoint in the chosen file's folder, not just the file",
            "Input", "import"),
     Option("probe", "", "Probe Image",
-           "Image (PNG/JPEG) or .npy fed through the network; empty: probe.npy/png next to the "
+           "Image (PNG/JPEG) or .npy fed through the network (a multi-input model: one per input, "
+           "joined by ';'); empty: probe.npy/png next to the "
            "checkpoints, else mid-grey", "Input", "load", path=True),
     Option("probe_index", 0, "Recorded Probe",
            "Which of a recording's probes the scene shows (when no probe image is given)",

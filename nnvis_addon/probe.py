@@ -9,6 +9,12 @@ image file is read as [0, 1] pixel values, or as 0–255 when the model rescales
 A model with a variable input size (None) takes the probe's own height/width. Defaults: a
 `probe.npy`/`probe.png` next to the checkpoints, else a mid-grey image (0.5, or 128 with
 `pixels=255`) of the model's size, or DEFAULT_SIZE² when the model fixes none.
+
+A multi-input model takes one probe per input (`load_probes`): a list/tuple in the model's input
+order, a dict by input name, or — where only a string fits (the importer's file field, the CLI) —
+paths joined by ";". Each is read by the rule above for its own input; defaults are
+`probe_<input name>.npy/png` next to the checkpoints, else mid-grey. A single probe for such a
+model is an error naming the inputs.
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ from .model.kernels import resize_bilinear
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".exr")
 
 
+GEOMETRIC_KINDS = ("RandomCrop", "CenterCrop", "Resizing")   # move pixels, keep their scale
 DEFAULT_SIZE = 224          # height and width of the default probe for a variable-size model
 
 
@@ -73,13 +80,55 @@ def load_probe(probe, input_shape: tuple, folder: Path | None = None,
     return fit(array, input_shape, "probe array")
 
 
-def pixel_scale(network) -> float:
-    """255 when the model rescales raw pixels itself (its first computing layer is a Rescaling
-    by 1/255 or 1/127.5, as in Keras' image tutorials, possibly after augmentation layers, which
-    are the identity at inference), else 1."""
+def load_probes(probe, network, folder: Path | None = None):
+    """The run's probes with a batch dimension: (1, *input_shape) for a one-input model, else
+    {input name: (1, *shape)} in ``network.inputs`` order (see the module docstring)."""
+    names = network.inputs
+    if len(names) == 1:
+        return load_probe(probe, network.input_shape, folder, pixel_scale(network),
+                          network.input_order)[None]
+    listing = ", ".join(map(repr, names))
+    if isinstance(probe, str) and ";" in probe:
+        probe = [p.strip() for p in probe.split(";")]
+    if probe is None:
+        probe = {n: _default_for(n, folder) for n in names}
+    elif isinstance(probe, (list, tuple)):
+        if len(probe) != len(names):
+            raise NNVisError(f"{len(probe)} probes given; the model {network.name!r} has "
+                             f"{len(names)} inputs ({listing}): one probe per input, in that order")
+        probe = dict(zip(names, probe))
+    elif isinstance(probe, dict):
+        if set(probe) != set(names):
+            raise NNVisError(f"probes given for {sorted(map(str, probe))}; the model "
+                             f"{network.name!r} takes inputs {listing}")
+    else:
+        raise NNVisError(f"one probe given; the model {network.name!r} has {len(names)} inputs "
+                         f"({listing}): give one probe per input, a list in that order, a dict by "
+                         "input name, or paths joined by ';'")
+    return {n: load_probe(probe[n], network.layer(n).output_shape, None, pixel_scale(network, n),
+                          network.input_order)[None] for n in names}
+
+
+def _default_for(input_name: str, folder: Path | None):
+    for suffix in (".npy", ".png", ".jpg"):
+        path = folder / f"probe_{input_name}{suffix}" if folder is not None else None
+        if path is not None and path.is_file():
+            return path
+    return None
+
+
+def pixel_scale(network, input_name: str | None = None) -> float:
+    """255 when the model rescales raw pixels itself (the first computing layer after the input
+    — the first one's by default — is a Rescaling by 1/255 or 1/127.5, as in Keras' image
+    tutorials, possibly after augmentation layers, which are the identity at inference, or crops
+    and resizes), else 1."""
     from .model.ops import IDENTITY_KINDS
-    for layer in network.layers[1:]:
-        if layer.kind in IDENTITY_KINDS:
+    feeding = {input_name or network.inputs[0]}
+    for layer in network.layers:
+        if not feeding & set(layer.inbound):
+            continue
+        if layer.kind in IDENTITY_KINDS or layer.kind in GEOMETRIC_KINDS:
+            feeding.add(layer.name)
             continue
         scale = layer.config.get("scale") if layer.kind == "Rescaling" else None
         return 255.0 if isinstance(scale, (int, float)) and 0 < scale <= 1 / 127 else 1.0

@@ -16,17 +16,25 @@ from .errors import NNVisError
 from .io import discover as disc
 from .io import keras_files, recording, tf_checkpoint
 from .model.forward import forward_batch_partial
-from .model.keras_config import network_from_config, with_input_shape
+from .model.keras_config import SHARED_KEY, network_from_config, with_input_shape
 from .model.onnx_graph import read_onnx_epoch, read_onnx_weights
 from .model.network import Network
-from .model.ops import unread_keys
-from .probe import DEFAULT_SIZE, load_probe, pixel_scale
+from .model.ops import KERAS2_KEY, unread_keys
+from .probe import DEFAULT_SIZE, load_probes
 
 
 def config_warnings(network: Network) -> list[str]:
-    """One line per layer whose config has keys nnvis does not read (ops.unread_keys)."""
+    """One line per layer whose config has keys nnvis does not read (ops.unread_keys), and per
+    Keras 3 RandomCrop that inference leaves at another size than its own (ops: it differs from
+    the model summary)."""
     lines = []
     for layer in network.layers:
+        if layer.kind == "RandomCrop" and not layer.config.get(KERAS2_KEY) and \
+                tuple(layer.output_shape[:2]) != (layer.config.get("height"),
+                                                  layer.config.get("width")):
+            lines.append(f"layer {layer.name!r} (RandomCrop): Keras 3 crops only in training; at "
+                         f"inference (model.predict) the image passes uncropped, "
+                         f"{layer.output_shape}, and so it is shown")
         keys = unread_keys(layer.kind, layer.config)
         if keys:
             lines.append(f"layer {layer.name!r} ({layer.kind}): config "
@@ -41,6 +49,8 @@ class Run:
 
     `probes` is (P, *input_shape); the scene shows probe `probe_index`. `activations(layer, epoch)`
     and `probe` are that probe's (batch dimension dropped); `predictions(epoch)` is (P, classes).
+    A multi-input model's `probes` is {input name: (P, *shape)} in the model's input order;
+    `probe` is then the first input's (each input's own probe is its InputLayer's activations).
     """
 
     def __init__(self, name: str, source: str, network: Network, epochs: list[int],
@@ -52,8 +62,9 @@ class Run:
                  warnings: list[str] | None = None):
         if not epochs:
             raise NNVisError(f"{source}: no epochs to show")
-        if not 0 <= probe_index < len(probes):
-            raise NNVisError(f"{source}: probe {probe_index} asked for, the run has {len(probes)}")
+        count = len(next(iter(probes.values()))) if isinstance(probes, dict) else len(probes)
+        if not 0 <= probe_index < count:
+            raise NNVisError(f"{source}: probe {probe_index} asked for, the run has {count}")
         self.name = name
         self.source = source
         self.network = network
@@ -73,8 +84,9 @@ class Run:
             self.warnings += [f"layer {name!r}: no activations ({why})" for name, why in
                               skipped.items()]
         self.forward_seconds = time.perf_counter() - start   # 0 when the recording had them
+        self.probe_source = None      # load_run: the probe path asked for (a refresh reuses it)
         self._activations = activations
-        output = network.layers[-1].name
+        output = network.output
         if predictions is None and output in activations[self.epochs[0]]:
             predictions = {e: activations[e][output] for e in self.epochs}
         self._predictions = predictions or {}
@@ -85,7 +97,10 @@ class Run:
 
     @property
     def probe(self) -> np.ndarray:
-        return np.asarray(self.probes[self.probe_index])
+        probes = self.probes
+        if isinstance(probes, dict):
+            probes = probes[self.network.inputs[0]]
+        return np.asarray(probes[self.probe_index])
 
     @property
     def label(self):
@@ -93,8 +108,9 @@ class Run:
         return None if self.labels is None else self.labels[self.probe_index]
 
     def weights(self, layer_name: str, epoch: int) -> list[np.ndarray]:
-        self.network.layer(layer_name)
-        return list(self._weights[epoch].get(layer_name, []))
+        """The layer's weights; a shared layer's later call (`name@i`) has the original's."""
+        owner = self.network.layer(layer_name).config.get(SHARED_KEY, layer_name)
+        return list(self._weights[epoch].get(owner, []))
 
     def has_activations(self, layer_name: str) -> bool:
         """False for layers nnvis cannot compute (unknown kinds, and layers fed by them)."""
@@ -126,7 +142,7 @@ def is_recording(path: Path) -> bool:
 
 
 def load_run(path, probe=None, probe_index: int = 0, progress=None,
-             memory_limit: int | None = None) -> Run:
+             memory_limit: int | None = None, epochs=None, on_bad_epoch=None) -> Run:
     """Read `path` and compute what the scene shows.
 
     `path`: a recording folder (or its manifest.json), a .keras or .onnx file, a .weights.h5 /
@@ -135,67 +151,103 @@ def load_run(path, probe=None, probe_index: int = 0, progress=None,
     probes; default the recording's probe `probe_index`, or a probe.npy/png next to the checkpoints,
     else mid-grey. `progress(fraction, message)` is called as epochs are read. A run that would
     need more than `memory_limit` bytes (default: most of the free memory) is refused up front.
+    `epochs`: only these epoch numbers (default all). `on_bad_epoch(epoch, message)`: an epoch
+    that does not read is left out and reported there instead of failing the whole run (live
+    refresh: a corrupt new checkpoint must not cost the epochs already shown).
     """
     path = Path(path)
     if is_recording(path):
-        return _load_recording(path if path.is_dir() else path.parent, probe, probe_index, progress,
-                               memory_limit)
+        run = _load_recording(path if path.is_dir() else path.parent, probe, probe_index,
+                              progress, memory_limit, epochs, on_bad_epoch)
+    else:
+        run = _load_checkpoints(path, probe, progress, memory_limit, epochs, on_bad_epoch)
+    run.probe_source = probe if probe is None or isinstance(probe, (str, Path)) else "<array>"
+    return run
+
+
+def _read_or_report(epoch, read, on_bad_epoch):
+    """`read()`, or None after telling `on_bad_epoch` why it failed (raises without one)."""
+    if on_bad_epoch is None:
+        return read()
+    try:
+        return read()
+    except NNVisError as exc:
+        on_bad_epoch(epoch, str(exc))
+        return None
+
+
+def _load_checkpoints(path: Path, probe, progress, memory_limit, epochs, on_bad_epoch) -> Run:
     found = disc.discover(path)
+    found.epochs = [s for s in found.epochs if epochs is None or s.epoch in epochs]
+    if not found.epochs:
+        raise NNVisError(f"{path}: none of the epochs {list(epochs)} is there")
     first = None                     # an ONNX file is architecture and weights in one
     if found.epochs[0].kind == disc.ONNX:
         network, first = read_onnx_epoch(found.epochs[0].path)
     else:
         network = keras_files.read_network(found.architecture)
     folder = path if path.is_dir() else path.parent
-    probes = load_probe(probe, network.input_shape, folder, pixel_scale(network),
-                        network.input_order)[None]
+    probes = load_probes(probe, network, folder)
     network, warnings = _sized(network, probes, probe, str(found.architecture))
     budget.check(network, len(found.epochs), 1, str(path), memory_limit)
     weights = {}
     for k, source in enumerate(found.epochs):
         if progress:
             progress(k / len(found.epochs), f"Reading epoch {source.epoch}: {source.path.name}")
-        weights[source.epoch] = first if k == 0 and first is not None else \
-            read_weights(source, network)
+        read = _read_or_report(source.epoch, lambda: first if k == 0 and first is not None else
+                               read_weights(source, network), on_bad_epoch)
+        if read is not None:
+            weights[source.epoch] = read
     name = path.name if path.is_dir() else path.name.split(".")[0]
-    return Run(name or network.name, str(path), network, [s.epoch for s in found.epochs], weights,
-               probes, warnings=warnings)
+    return Run(name or network.name, str(path), network, sorted(weights), weights, probes,
+               warnings=warnings)
 
 
 def _sized(network: Network, probes: np.ndarray, probe, source: str) -> tuple[Network, list[str]]:
-    """A variable-size model (None in its input shape) at the probe's size, and a warning when
+    """A variable-size model (None in its input shapes) at the probes' sizes, and a warning when
     that size is nnvis' default rather than a probe's."""
-    if None not in network.input_shape:
+    sizes = {n: network.layer(n).output_shape for n in network.inputs}
+    variable = [n for n, shape in sizes.items() if None in shape]
+    if not variable:
         return network, []
     warnings = [] if probe is not None else [
-        f"the model takes any input size {network.input_shape}; without a probe it is shown at "
-        f"{DEFAULT_SIZE}×{DEFAULT_SIZE} (pass a probe image to choose)"]
-    return with_input_shape(network, probes.shape[1:], source), warnings
+        f"the model's input {n!r} takes any size {sizes[n]}; without a probe it is shown at "
+        f"{DEFAULT_SIZE}×{DEFAULT_SIZE} (pass a probe image to choose)" for n in variable]
+    given = probes if isinstance(probes, dict) else {network.inputs[0]: probes}
+    return with_input_shape(network, {n: given[n].shape[1:] for n in sizes}, source), warnings
 
 
-def _load_recording(folder: Path, probe, probe_index: int, progress, memory_limit) -> Run:
-    rec = recording.read_recording(folder)
+def _load_recording(folder: Path, probe, probe_index: int, progress, memory_limit,
+                    epochs=None, on_bad_epoch=None) -> Run:
+    rec = recording.read_recording(folder, epochs)
     network = network_from_config(rec.architecture, str(folder / recording.ARCHITECTURE))
-    budget.check(network, len(rec.epochs), 1 if probe is not None else len(rec.probes),
+    wanted = rec.epochs
+    budget.check(network, len(wanted), 1 if probe is not None else len(rec.probes),
                  str(folder), memory_limit)
     weights, activations, predictions = {}, {}, {}
-    for k, epoch in enumerate(rec.epochs):
+    for k, epoch in enumerate(wanted):
         if progress:
-            progress(k / len(rec.epochs), f"Reading recorded epoch {epoch}")
-        weights[epoch] = rec.weights(epoch)
+            progress(k / len(wanted), f"Reading recorded epoch {epoch}")
+
+        def read(epoch=epoch):
+            acts = rec.activations(epoch) if probe is None else None
+            return rec.weights(epoch), acts, None if probe is not None else \
+                rec.predictions(epoch)
+
+        read = _read_or_report(epoch, read, on_bad_epoch)
+        if read is None:
+            continue
+        weights[epoch], acts, preds = read
         if probe is None:
-            acts = rec.activations(epoch)
             acts.setdefault(network.layers[0].name, rec.probes)   # a Sequential's InputLayer
             activations[epoch] = acts
-            predictions[epoch] = rec.predictions(epoch)
+            predictions[epoch] = preds
     if probe is not None:
-        probes, labels, activations, predictions = (
-            load_probe(probe, network.input_shape, None, pixel_scale(network))[None], None, None,
-            None)
+        probes, labels, activations, predictions = load_probes(probe, network), None, None, None
         probe_index = 0
     else:
         probes, labels = np.asarray(rec.probes), rec.labels
-    return Run(folder.name or rec.model_name, str(folder), network, rec.epochs, weights, probes,
+    return Run(folder.name or rec.model_name, str(folder), network, sorted(weights), weights, probes,
                activations=activations, predictions=predictions, metrics=rec.metrics,
                labels=labels, class_names=rec.class_names, probe_index=probe_index,
                warnings=rec.warnings)

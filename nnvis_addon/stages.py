@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .blocks import KIND as BLOCK, layer_count
+from .model.keras_config import block_path
 from .model.network import Network
 
 SHORT = 3        # spans shorter than this (padding, a lone pool) join the next span
@@ -70,8 +71,16 @@ def stages(network: Network) -> list[Stage]:
         else:
             number += 1
             name = f"stage {number}"
-        out.append(Stage(name, names))
+        out.append(Stage(_in_block(network, names) + name, names))
     return out
+
+
+def _in_block(network: Network, names: list[str]) -> str:
+    """'mobilenetv2_1.00_224 · ' when every layer of a span sits in that nested model (a
+    flattened transfer-learning backbone keeps its name, keras_config.BLOCK_KEY), else ''."""
+    blocks = {(block_path(network.layer(n)) or [(None,)])[0][0] for n in names}
+    block = blocks.pop() if len(blocks) == 1 else None
+    return f"{block} · " if block else ""
 
 
 def _count(network: Network, names: list[str]) -> int:

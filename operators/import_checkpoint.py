@@ -48,7 +48,8 @@ class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
         try:
             load, scene_options = split({o.name: getattr(self, o.name) for o in IMPORT_OPTIONS})
             if load["probe"]:
-                load["probe"] = bpy.path.abspath(load["probe"])
+                load["probe"] = ";".join(bpy.path.abspath(part.strip())   # one per input
+                                         for part in load["probe"].split(";"))
             run = load_run(path, progress=progress(lambda f: 0.4 * f), **load)
             collection = build_scene(run, SceneOptions(**scene_options), context.scene,
                                      progress=progress(lambda f: 0.4 + 0.6 * f))

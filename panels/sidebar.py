@@ -3,6 +3,7 @@ layer's animatable inputs, each with buttons that set it — and key it — on a
 import bpy
 
 from ..nnvis_addon import colormaps
+from ..operators.live import following
 from ..nnvis_addon.options import OPTIONS, choice_label
 from ..nnvis_addon.scene.layers import MODIFIER, run_collection
 from ..nnvis_addon.scene.runs import overlays_of
@@ -46,6 +47,9 @@ class NNVIS_PT_run(bpy.types.Panel):
         row.prop(scene, "frame_current", text="Frame")
         row.prop(scene.render, "fps", text="FPS")
         layout.operator("nnvis.render_video", icon="RENDER_ANIMATION")
+        row = layout.row(align=True)
+        row.operator("nnvis.refresh_run", icon="FILE_REFRESH").collection = coll.name
+        row.operator("nnvis.follow_training", icon="REC", depress=following())
         row = layout.row(align=True)
         row.operator_menu_enum("nnvis.apply_look", "look", text="Look", icon="SHADING_RENDERED")
         row.operator_menu_enum("nnvis.camera_move", "move", text="Camera", icon="CAMERA_DATA")

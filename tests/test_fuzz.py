@@ -25,7 +25,7 @@ from nnvis_addon.io.keras_files import read_network, read_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = {"tf2": 300, "keras": 300, "h5": 300, "recording": 250, "keras2-tf": 300,
-            "legacy-h5": 300, "savedmodel": 300, "onnx": 300}
+            "legacy-h5": 300, "savedmodel": 300, "onnx": 300, "multi-input": 300}
 
 
 @pytest.fixture(scope="module")

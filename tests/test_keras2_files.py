@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from nnvis_addon.errors import NNVisError
+from nnvis_addon.io import keras_files
 from nnvis_addon.io.discover import discover, epoch_number
 from nnvis_addon.model import keras2
 from nnvis_addon.model.keras_config import block_path
@@ -287,7 +288,108 @@ def test_shared_layer_calls_match_keras3(tmp_path):
                                        rtol=RTOL, atol=1e-6)
 
 
-@pytest.mark.parametrize("case", ["seq/full.h5", "fcn/full.h5", "nested/full.h5"])
+MULTI = ["multi/full.h5", "multi/weights_h5", "multi/json_weights", "multi/multi.keras",
+         "multi/tf_weights", "multi/savedmodel"]
+
+
+@pytest.mark.parametrize("case", MULTI)
+def test_keras2_multi_input_shared_layer_and_random_crop(case):
+    """Two images and a vector, one probe per input (a dict by input name); a Conv2D shared by
+    both images (its second call `shared@1`); RandomCrop, which tf.keras 2.15 smart_resizes at
+    inference — every layer against TF 2.15."""
+    expected = _expected(case)
+    probes = {k.split("/", 1)[1]: expected[k] for k in expected.files if k.startswith("probe/")}
+    run = load_run(DATA / case, probe=probes)
+    assert run.network.inputs == ["image", "reference", "aux"]
+    assert not run.warnings
+    assert {layer.name for layer in run.layers} == {k[3:] for k in expected.files
+                                                    if k.startswith("e3/")}
+    assert run.network.layer("crop").output_shape == (8, 8, 3)
+    for layer in run.layers:
+        np.testing.assert_allclose(run.activations(layer.name, 0), expected[f"e3/{layer.name}"],
+                                   rtol=RTOL, atol=ATOL, err_msg=f"{case}: {layer.name}")
+    np.testing.assert_array_equal(run.probe, probes["image"])
+
+
+def _multi_input_keras3(folder: Path):
+    import keras
+    L = keras.layers
+    image, mask, aux = (keras.Input((8, 8, 3), name="img"), keras.Input((8, 8, 1), name="mask"),
+                        keras.Input((5,), name="aux"))
+    x = L.Concatenate(name="cat")([L.Conv2D(4, 3, padding="same", name="ca")(image), mask])
+    x = L.GlobalAveragePooling2D(name="gap")(L.Conv2D(4, 3, activation="relu", name="c2")(x))
+    x = L.Concatenate(name="cat2")([x, L.Dense(3, name="da")(aux)])
+    model = keras.Model([image, mask, aux], L.Dense(2, name="out")(x))
+    model.save(folder / "multi.keras")
+    rng = np.random.default_rng(6)
+    return model, [rng.uniform(0, 1, s).astype(np.float32) for s in ((8, 8, 3), (8, 8, 1), (5,))]
+
+
+def test_multi_input_probe_rule_keras3(tmp_path):
+    """One probe per input: a list in the model's order, a dict by name, paths joined by ';'
+    (the importer's file field), or probe_<input>.npy beside the file; anything else names the
+    inputs. Every layer against the main venv's Keras 3."""
+    from tf_oracle import keras_activations
+    model, probes = _multi_input_keras3(tmp_path)
+    want = keras_activations(model, probes)
+    names = ["img", "mask", "aux"]
+    paths = []
+    for name, probe in zip(names, probes):
+        np.save(tmp_path / f"probe_{name}.npy", probe)
+        paths.append(str(tmp_path / f"probe_{name}.npy"))
+    for given in (probes, dict(zip(reversed(names), reversed(probes))), ";".join(paths), None):
+        run = load_run(tmp_path / "multi.keras", probe=given)
+        assert run.network.inputs == names and not run.warnings
+        assert set(want) == {layer.name for layer in run.layers}
+        for layer, value in want.items():
+            np.testing.assert_allclose(run.activations(layer, 0), value, rtol=RTOL, atol=1e-6,
+                                       err_msg=layer)
+    with pytest.raises(NNVisError, match=r"has 3 inputs \('img', 'mask', 'aux'\)"):
+        load_run(tmp_path / "multi.keras", probe=probes[0])
+    with pytest.raises(NNVisError, match="2 probes given"):
+        load_run(tmp_path / "multi.keras", probe=probes[:2])
+    with pytest.raises(NNVisError, match="takes inputs 'img', 'mask', 'aux'"):
+        load_run(tmp_path / "multi.keras", probe={"img": probes[0], "x": probes[1]})
+
+
+def test_multi_output_model_predicts_its_first_output(tmp_path):
+    """A classifier head and a segmentation head: both computed; the class scores are the
+    model's first output (config `output_layers`), not the last layer in the file."""
+    import keras
+    L = keras.layers
+    image = keras.Input((8, 8, 3), name="img")
+    h = L.Conv2D(4, 3, name="c")(image)
+    model = keras.Model(image, [L.Dense(3, name="cls")(L.GlobalAveragePooling2D(name="g")(h)),
+                                L.Conv2D(1, 1, name="seg")(h)])
+    model.save(tmp_path / "two_heads.keras")
+    probe = np.random.default_rng(7).uniform(0, 1, (8, 8, 3)).astype(np.float32)
+    run = load_run(tmp_path / "two_heads.keras", probe=probe)
+    classes, mask = model.predict(probe[None], verbose=0)
+    assert run.network.output == "cls"
+    np.testing.assert_allclose(run.predictions(0)[0], classes[0], rtol=RTOL, atol=1e-6)
+    np.testing.assert_allclose(run.activations("seg", 0), mask[0], rtol=RTOL, atol=1e-6)
+
+
+def test_random_crop_keras3_passes_through_at_inference(tmp_path):
+    """Keras 3's RandomCrop crops only in training: model.predict feeds the uncropped image on
+    (its declared (6, 6) shape notwithstanding); nnvis computes the same and says so."""
+    import keras
+    L = keras.layers
+    model = keras.Sequential([keras.Input((10, 12, 3)), L.RandomCrop(6, 6, name="crop"),
+                              L.Conv2D(2, 3, name="conv"), L.GlobalAveragePooling2D(name="gap"),
+                              L.Dense(2, name="out")])
+    model.save(tmp_path / "crop.keras")
+    probe = np.random.default_rng(8).uniform(0, 1, (10, 12, 3)).astype(np.float32)
+    run = load_run(tmp_path / "crop.keras", probe=probe)
+    assert run.network.layer("crop").output_shape == (10, 12, 3)
+    assert len(run.warnings) == 1 and "RandomCrop" in run.warnings[0]
+    np.testing.assert_array_equal(run.activations("crop", 0), probe)
+    np.testing.assert_allclose(run.predictions(0)[0], model.predict(probe[None], verbose=0)[0],
+                               rtol=RTOL, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["seq/full.h5", "fcn/full.h5", "nested/full.h5",
+                                  "multi/full.h5"])
 def test_scene_builds_for_new_structures(case):
     """The importer's own path: augmentation layers, variable sizes and flattened nested models
     all get layer objects and edges (no raw exception anywhere)."""
@@ -297,6 +399,13 @@ def test_scene_builds_for_new_structures(case):
     build_scene(run, scene=bpy.data.scenes.new(f"t-{case}"))
     names = {obj.get("nnvis_layer") for obj in bpy.data.objects}
     assert {layer.name for layer in run.layers} <= names
+
+
+def test_nested_backbone_names_its_stages():
+    """The flattened backbone's name stays on the stage labels of its layers."""
+    from nnvis_addon.stages import stages
+    run = load_run(DATA / "nested" / "full.h5")
+    assert [s.name for s in stages(run.network)] == ["input", "backbone · stage 1", "head"]
 
 
 @pytest.mark.parametrize("name", ["legacy_h5_huge_attribute.h5", "legacy_h5_slow_attribute.h5"])
@@ -313,3 +422,32 @@ def test_damaged_attribute_counts_allocate_nothing(name):
     finally:
         tracemalloc.stop()
     assert peak < 4 * path.stat().st_size + (1 << 20)
+
+
+def test_keras3_export_savedmodel_is_a_clear_error(tmp_path):
+    """Keras 3 `model.export` writes an inference SavedModel without keras_metadata.pb: its object
+    graph holds only variables, so there is no architecture to read; the error says what to do."""
+    import keras
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3, name="conv")])
+    model.export(tmp_path / "exported", verbose=False)
+    for path in (tmp_path / "exported", tmp_path / "exported" / "saved_model.pb",
+                 tmp_path / "exported" / "variables" / "variables.index"):
+        with pytest.raises(NNVisError,
+                           match=r"without keras_metadata\.pb.*model\.save\('m\.keras'\)"):
+            load_run(path)
+
+
+def test_fuzzer_finds_in_functional_configs_are_nnvis_errors(tmp_path):
+    """Found by the multi-input fuzz format: a non-list `inbound_nodes` (Keras 2 sniffing) and a
+    `__keras_tensor__` whose config is not an object raised raw errors."""
+    import json
+    keras2_config = json.loads((DATA / "multi" / "json_weights" / "model.json").read_text())
+    keras2_config["config"]["layers"][3]["inbound_nodes"] = 5
+    keras3_model, _ = _multi_input_keras3(tmp_path)
+    keras3_config = json.loads(keras3_model.to_json())
+    cat = next(e for e in keras3_config["config"]["layers"] if e["name"] == "cat")
+    cat["inbound_nodes"][0]["args"][0][0]["config"] = 7
+    for k, config in enumerate((keras2_config, keras3_config)):
+        (tmp_path / f"m{k}.json").write_text(json.dumps(config))
+        with pytest.raises(NNVisError, match=f"m{k}.json"):
+            keras_files.read_network(tmp_path / f"m{k}.json")

@@ -351,3 +351,36 @@ def test_import_does_not_load_tensorflow():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True, timeout=120,
                    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+def test_nested_model_records_its_inner_layers(tmp_path):
+    """Transfer learning (a MobileNetV2 backbone inside a Sequential): the recording holds every
+    backbone layer under its own name, as the flattened network draws it, with TensorFlow's
+    weights and activations (the backbone's layers run on what the outer graph feeds it)."""
+    from nnvis_addon.run import load_run
+    base = keras.applications.MobileNetV2(include_top=False, weights=None,
+                                          input_shape=(32, 32, 3))
+    model = keras.Sequential([keras.Input((32, 32, 3)), base,
+                              keras.layers.GlobalAveragePooling2D(name="gap"),
+                              keras.layers.Dense(10, activation="softmax", name="out")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (16, 32, 32, 3)).astype("float32"), rng.integers(0, 10, 16)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0,
+              callbacks=[Recorder(tmp_path / "rec", x[:2])])
+    run = load_run(tmp_path / "rec")
+    assert not run.warnings
+    inner = [layer for layer in base.layers if not isinstance(layer, keras.layers.InputLayer)]
+    assert [layer.name for layer in run.layers[1:]] == [l.name for l in inner] + ["gap", "out"]
+    oracle = keras.Model(base.inputs, [layer.output for layer in inner])(x[:2], training=False)
+    want = dict(zip([layer.name for layer in inner], oracle))
+    want["gap"] = model.layers[1](want[inner[-1].name])
+    want["out"] = model.layers[2](want["gap"])
+    for name, value in want.items():
+        for k in range(2):
+            run.probe_index = k
+            np.testing.assert_allclose(run.activations(name, 1), np.asarray(value)[k],
+                                       rtol=1e-5, atol=1e-5, err_msg=name)
+    for layer in inner + model.layers[1:]:
+        for got, w in zip(run.weights(layer.name, 1), layer.get_weights()):
+            np.testing.assert_array_equal(got, w)

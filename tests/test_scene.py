@@ -149,8 +149,9 @@ def test_importer_applies_look_camera_move_and_legend(digits_run, empty_scene):
 
 
 def test_a_real_architecture_scales_with_layers_not_cells(empty_scene, tmp_path):
-    """MobileNetV2 (156 layers, DAG with residual Adds): one object per layer plus edges per
-    connection and a bounded set of extras — not one per feature map; the caps are reported."""
+    """MobileNetV2 (156 layers, DAG with residual Adds) with every layer drawn (blocks expanded):
+    one object per layer plus edges per connection and a bounded set of extras — not one per
+    feature map; the caps are reported."""
     import bpy
     import keras
     from nnvis_addon.scene import SceneOptions, build_scene
@@ -158,7 +159,8 @@ def test_a_real_architecture_scales_with_layers_not_cells(empty_scene, tmp_path)
     model = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), classes=10)
     model.save(tmp_path / "mobilenet.keras")
     run = load_run(tmp_path / "mobilenet.keras")
-    collection = build_scene(run, SceneOptions(max_total_edges=20_000), bpy.context.scene)
+    collection = build_scene(run, SceneOptions(max_total_edges=20_000, blocks="expanded"),
+                             bpy.context.scene)
     layers = [o for o in collection.objects if "nnvis_layer" in o]
     edges = [o for o in collection.objects if "nnvis_edges" in o]
     connections = sum(len(l.inbound) for l in run.layers)

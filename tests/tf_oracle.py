@@ -14,12 +14,15 @@ def keras_model(architecture: Path, weights: Path | None = None):
     return model
 
 
-def keras_activations(model, probe: np.ndarray) -> dict[str, np.ndarray]:
-    """Every layer's output for one probe (batch dim dropped), InputLayer included."""
+def keras_activations(model, probe) -> dict[str, np.ndarray]:
+    """Every layer's output for one probe (batch dim dropped), InputLayer included; a multi-input
+    model takes a list of probes in `model.inputs` order."""
     import keras
+    probes = list(probe) if isinstance(probe, (list, tuple)) else [probe]
     layers = [layer for layer in model.layers]
     extractor = keras.Model(model.inputs, [layer.output for layer in layers])
-    outputs = extractor(probe[None])
+    outputs = extractor([p[None] for p in probes] if len(probes) > 1 else probes[0][None],
+                        training=False)
     acts = {layer.name: np.asarray(out)[0] for layer, out in zip(layers, outputs)}
-    acts[model.inputs[0].name.split(":")[0]] = probe
+    acts.update((t.name.split(":")[0], p) for t, p in zip(model.inputs, probes))
     return acts

@@ -13,9 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import budget
 from ..io import keras_files, onnx, recording, saved_model, tensorbundle, tf_checkpoint
+from ..model.forward import forward_batch_partial
 from ..model.keras_config import network_from_config
 from ..model.onnx_graph import network_from_onnx
+from ..probe import load_probes
 from . import mutate as mu
 
 
@@ -385,5 +388,46 @@ class ONNX:
         return [read]
 
 
+class MultiInput:
+    """A multi-input, multi-output Functional architecture (a shared layer, RandomCrop) with its
+    `.weights.h5`: the config (inputs, outputs, calls) or the weights varied, then the network,
+    its weights, and — for networks the memory budget admits, as `load_run` checks — the default
+    probes (one per input) through the forward pass."""
+    name = "multi-input"
+    JSON, WEIGHTS = "model.json", "model.weights.h5"
+    BUDGET = 64 << 20
+
+    def __init__(self, seeds: Path):
+        self.json = (seeds / "multi" / self.JSON).read_bytes()
+        self.data = (seeds / "multi" / self.WEIGHTS).read_bytes()
+        self.network = _network(seeds / "multi" / self.JSON)
+
+    def seed_files(self) -> dict[str, bytes]:
+        return {self.JSON: self.json, self.WEIGHTS: self.data}
+
+    def variant(self, rng) -> dict[str, bytes]:
+        if rng.random() < 0.6:
+            return {self.JSON: mu.mutate_json(rng, self.json), self.WEIGHTS: self.data}
+        return {self.JSON: self.json, self.WEIGHTS: mu.mutate_bytes(rng, self.data)}
+
+    def steps(self, folder: Path):
+        found = {}
+
+        def network():
+            found["network"] = keras_files.read_network(folder / self.JSON)
+
+        def weights():
+            found["weights"] = keras_files.read_weights(folder / self.WEIGHTS,
+                                                        found.get("network", self.network))
+
+        def forward():
+            net = found.get("network")
+            if net is None or "weights" not in found or \
+                    budget.estimate(net, 1, 1)["total"] > self.BUDGET:
+                return
+            forward_batch_partial(net, found["weights"], load_probes(None, net))
+        return [network, weights, forward]
+
+
 FORMATS = {f.name: f for f in (TF2, Keras, H5, Recording, Keras2Checkpoint, LegacyH5,
-                                SavedModelMetadata, ONNX)}
+                                SavedModelMetadata, ONNX, MultiInput)}

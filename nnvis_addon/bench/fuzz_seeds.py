@@ -13,6 +13,8 @@ trained for two epochs on scikit-learn's digits, saved every way nnvis reads:
                                     tf.Module since Keras 3 no longer writes it
     savedmodel/keras_metadata.pb    a Keras 2 SavedModel's metadata (SavedMetadata proto, root
                                     node's JSON with the model config), encoded here
+    multi/model.json, model.weights.h5   a Functional model with two image inputs and a vector,
+                                    a Conv2D shared by both images, RandomCrop, two outputs
     onnx/model.onnx                 a small ONNX CNN encoded here (no onnx package needed): raw
                                     and float_data tensors, int/ints/float attributes
 
@@ -41,6 +43,21 @@ def _model():
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     return model
+
+
+def _multi_model():
+    import keras
+    layers = keras.layers
+    keras.utils.set_random_seed(1)
+    image, other = keras.Input((8, 8, 1), name="image"), keras.Input((8, 8, 1), name="other")
+    aux = keras.Input((3,), name="aux")
+    shared = layers.Conv2D(2, 3, padding="same", activation="relu", name="shared")
+    x = layers.Concatenate(name="cat")([shared(layers.RandomCrop(8, 8, name="crop")(image)),
+                                       shared(other)])
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Concatenate(name="join")([x, layers.Dense(2, name="aux_dense")(aux)])
+    return keras.Model([image, other, aux], [layers.Dense(3, name="classes")(x),
+                                             layers.Dense(1, name="score")(x)], name="fuzz_multi")
 
 
 def _onnx_seed(rng) -> bytes:
@@ -129,6 +146,10 @@ def make_seeds(folder) -> Path:
     _keras2_metadata(model, folder / "savedmodel" / "keras_metadata.pb")
     for sub in ("h5", "tf2", "keras2"):
         (folder / sub / "model.json").write_text(model.to_json())
+    (folder / "multi").mkdir(exist_ok=True)
+    multi = _multi_model()
+    multi.save_weights(folder / "multi" / "model.weights.h5")
+    (folder / "multi" / "model.json").write_text(multi.to_json())
     (folder / "onnx").mkdir(exist_ok=True)
     (folder / "onnx" / "model.onnx").write_bytes(_onnx_seed(np.random.default_rng(0)))
     return folder

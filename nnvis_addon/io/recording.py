@@ -349,8 +349,19 @@ def _epoch_problem(root: str, epoch: int, layers: list[dict], predictions: _Spec
     return None
 
 
-def read_recording(path) -> Recording:
-    """Load the recording folder at ``path``: every listed epoch whose files check out.
+def listed_epochs(path) -> list[int]:
+    """The epochs manifest.json lists, no file checked: what a live refresh looks at first."""
+    manifest_path = os.path.join(os.fspath(path), MANIFEST)
+    m = _read_json(manifest_path, "recording manifest")
+    try:
+        return sorted({int(e) for e in m["epochs"]})
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        raise NNVisError(f"{manifest_path}: garbled recording manifest ({e!r})") from None
+
+
+def read_recording(path, epochs=None) -> Recording:
+    """Load the recording folder at ``path``: every listed epoch whose files check out (of
+    ``epochs`` only, when given: a live refresh checks just the new ones).
 
     Raises NNVisError if ``path`` is not a recording, was written by a newer nnvis, or has no usable
     epoch; an epoch with a missing or damaged file is left out and named in ``.warnings``."""
@@ -398,7 +409,7 @@ def read_recording(path) -> Recording:
         raise NNVisError(f"{os.path.join(root, ARCHITECTURE)}: not a Keras model config")
 
     good, warnings = [], []
-    for epoch in listed:
+    for epoch in listed if epochs is None else [e for e in listed if e in epochs]:
         problem = _epoch_problem(root, epoch, layers, predictions)
         if problem:
             warnings.append(f"{root}: epoch {epoch} left out: {problem}")

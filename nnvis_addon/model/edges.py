@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import NNVisError
 from .network import Layer, Network
+from .keras_config import SHARED_KEY
 from .ops import IDENTITY_KINDS
 
 
@@ -95,6 +96,38 @@ def layer_edges(network: Network, layer_name: str,
             np.concatenate([old.src, new.src]), np.concatenate([old.dst, new.dst]),
             np.concatenate([old.weight, new.weight], axis=1))
     return edges
+
+
+def edge_weights(network: Network, layer_name: str, source_name: str,
+                 weights_by_epoch: list[dict[str, list[np.ndarray]]], src: np.ndarray,
+                 dst: np.ndarray) -> np.ndarray:
+    """(E, n) weights of the given edges `src[i]` → `dst[i]` of one connection, as `layer_edges`
+    gives them: a live refresh extends the edges a scene already draws (its pruning was done
+    once, on the epochs of the import). A Dense kernel is indexed directly (it may be huge), a
+    folded block's composed reach too (its strongest inputs depend on the epochs)."""
+    layer, source = _layer(network, layer_name), _layer(network, source_name)
+    src, dst = np.asarray(src, np.int64), np.asarray(dst, np.int64)
+    if layer.kind == "Block":           # its drawn edges are each output's strongest inputs
+        sources = [_layer(network, n) for n in layer.inbound]
+        return block_reach(layer, source, weights_by_epoch, sources)[:, src, dst].astype(
+            np.float32)
+    if layer.kind == "Dense" and len(source.output_shape) == 1:
+        units = int(layer.output_shape[-1])
+        kernels = [np.asarray(w[0], np.float32) for w in
+                   _epoch_weights(layer, weights_by_epoch, 1)]
+        return np.stack([k.ravel()[src * units + dst] for k in kernels])
+    full = layer_edges(network, layer_name, weights_by_epoch).get(source_name)
+    if full is None:
+        raise NNVisError(f"layer {layer_name!r} has no edges from {source_name!r}")
+    stride = int(max(full.dst.max(initial=0), dst.max(initial=0))) + 1
+    keys = full.src.astype(np.int64) * stride + full.dst
+    order = np.argsort(keys, kind="stable")
+    wanted = src * stride + dst
+    at = np.minimum(np.searchsorted(keys[order], wanted), len(keys) - 1)
+    if len(keys) == 0 or not np.array_equal(keys[order][at], wanted):
+        raise NNVisError(f"edges {source_name!r} → {layer_name!r}: the drawn edges are not "
+                         "edges of this connection; re-import the run")
+    return full.weight[:, order[at]]
 
 
 def cell_activations(layer: Layer, activation: np.ndarray) -> np.ndarray:
@@ -187,7 +220,7 @@ def _epoch_weights(layer: Layer, weights_by_epoch, count: int) -> list[list[np.n
     """Each epoch's weight list for `layer`, checked to hold at least `count` arrays."""
     out = []
     for e, weights in enumerate(weights_by_epoch):
-        w = weights.get(layer.name)
+        w = weights.get(layer.config.get(SHARED_KEY, layer.name))   # a shared layer's call
         if w is None or len(w) < count:
             raise NNVisError(f"layer {layer.name!r}: epoch {e} has "
                              f"{'no' if w is None else len(w)} weight arrays, needs {count}")
@@ -416,7 +449,8 @@ def _cell_of_element(layer: Layer, element: np.ndarray) -> np.ndarray:
 
 _PASS_THROUGH = ("MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
                  "GlobalMaxPooling2D", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Resizing",
-                 "CenterCrop", "Activation", "ReLU", "LeakyReLU", "ThresholdedReLU", "Softmax",
+                 "CenterCrop", "RandomCrop", "Activation", "ReLU", "LeakyReLU", "ThresholdedReLU",
+                 "Softmax",
                  "Rescaling", "Normalization", "LayerNormalization", *sorted(IDENTITY_KINDS))
 BLOCK_INPUTS = 2          # edges drawn into each output cell of a folded block
 
@@ -427,6 +461,17 @@ def _block(layer: Layer, source: Layer, weights_by_epoch, sources: list[Layer], 
     reaches o, composed the way the block computes. Every input reaches every output through a
     block's convolutions, so only each output's `BLOCK_INPUTS` strongest inputs are drawn: a
     block's connection reads as a sheaf, not a wall."""
+    composed = block_reach(layer, source, weights_by_epoch, sources)
+    strongest = np.argsort(-composed.max(axis=0), axis=0)[:BLOCK_INPUTS]
+    dst = np.broadcast_to(np.arange(composed.shape[2]), strongest.shape)
+    keep = composed.max(axis=0)[strongest, dst] > 0
+    src, dst = strongest[keep], dst[keep]
+    return src, dst, composed[:, src, dst].astype(np.float32)
+
+
+def block_reach(layer: Layer, source: Layer, weights_by_epoch, sources: list[Layer]) -> np.ndarray:
+    """(E, source cells, block output cells): how strongly each source cell reaches each output
+    cell of the folded block `layer`, per epoch (see `_block`)."""
     known = {s.name: s for s in sources} | {inner.name: inner for inner in layer.inner}
     rows = []
     for weights in weights_by_epoch:
@@ -448,12 +493,7 @@ def _block(layer: Layer, source: Layer, weights_by_epoch, sources: list[Layer], 
         rows.append(reach.get(layer.inner[-1].name))
     if rows[0] is None:
         raise NNVisError(f"block {layer.name!r}: no path from {source.name!r} to its output")
-    composed = np.stack(rows)                                    # (E, in cells, out cells)
-    strongest = np.argsort(-composed.max(axis=0), axis=0)[:BLOCK_INPUTS]
-    dst = np.broadcast_to(np.arange(composed.shape[2]), strongest.shape)
-    keep = composed.max(axis=0)[strongest, dst] > 0
-    src, dst = strongest[keep], dst[keep]
-    return src, dst, composed[:, src, dst].astype(np.float32)
+    return np.stack(rows)
 
 
 def _unknown(layer: Layer):
@@ -467,7 +507,7 @@ _KINDS = {
     **{kind: _merge for kind in ("Add", "Subtract", "Multiply", "Maximum", "Minimum", "Average")},
     **{kind: _same_cells for kind in _PASS_THROUGH},
 }
-KINDS = frozenset(_KINDS) | {"InputLayer"}      # every kind layer_edges knows
+KINDS = frozenset(_KINDS) - {"Block"} | {"InputLayer"}    # every model layer kind it knows
 
 
 def passes_through(layer: Layer) -> bool:

@@ -47,36 +47,39 @@ def _compute(layer, weights, args) -> np.ndarray:
 
 
 def forward_batch_partial(network: Network, weights: dict[str, list[np.ndarray]],
-                          batch: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+                          batch) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """(outputs, skipped): every computable layer's output for a batch (N, *input_shape), and for
     every other layer the reason it was not computed (a warning line naming the layer).
 
     ``weights`` maps layer names to their arrays in Keras ``get_weights()`` order; layers without
     weights may be left out. Outputs of no-op layers (Dropout) are the same arrays as their inputs.
-    Bad weights or a bad batch raise NNVisError; only what nnvis cannot compute is skipped.
+    A multi-input model takes one batch per input: a dict {input name: batch} or a list in
+    ``network.inputs`` order. Bad weights or a bad batch raise NNVisError; only what nnvis cannot
+    compute is skipped.
     """
-    return _run(network, weights, batch, strict=False)
+    return _run(network, weights, feeds(network, batch), strict=False)
 
 
 def forward_batch(network: Network, weights: dict[str, list[np.ndarray]],
-                  batch: np.ndarray) -> dict[str, np.ndarray]:
+                  batch) -> dict[str, np.ndarray]:
     """Every layer's output for a batch shaped (N, *network.input_shape), batch dimension kept.
 
     Raises NNVisError at the first layer nnvis cannot compute (see ``forward_batch_partial``).
     """
-    return _run(network, weights, batch, strict=True)[0]
+    return _run(network, weights, feeds(network, batch), strict=True)[0]
 
 
 def forward_partial(network: Network, weights: dict[str, list[np.ndarray]],
-                    probe: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+                    probe) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """(outputs, skipped) for ONE probe shaped like ``network.input_shape`` (no batch dimension)."""
     outputs, skipped = _run(network, weights, _one(network, probe), strict=False)
     return {name: y[0] for name, y in outputs.items()}, skipped
 
 
 def forward(network: Network, weights: dict[str, list[np.ndarray]],
-            probe: np.ndarray) -> dict[str, np.ndarray]:
-    """Every layer's output for ONE probe shaped like ``network.input_shape`` (no batch dimension).
+            probe) -> dict[str, np.ndarray]:
+    """Every layer's output for ONE probe shaped like ``network.input_shape`` (no batch dimension;
+    a multi-input model: one per input, as for ``forward_batch_partial``).
 
     The InputLayer's entry is the probe itself (as float32). For a batch, use ``forward_batch``.
     """
@@ -84,27 +87,58 @@ def forward(network: Network, weights: dict[str, list[np.ndarray]],
     return {name: y[0] for name, y in outputs.items()}
 
 
-def _one(network: Network, probe) -> np.ndarray:
-    probe = np.asarray(probe, dtype=np.float32)
-    if not _fits(probe.shape, network.input_shape):
-        raise NNVisError(f"network {network.name!r}: probe has shape {probe.shape}, expected "
-                         f"{tuple(network.input_shape)} (one input without a batch dimension)")
-    return probe[None]
+def feeds(network: Network, batch) -> dict[str, object]:
+    """{input name: what feeds it}: ``batch`` itself for a one-input model; a multi-input model's
+    dict (keyed by input name) or list/tuple (in ``network.inputs`` order), checked against the
+    inputs — one rule for probes and batches."""
+    names = network.inputs
+    if not names:
+        raise NNVisError(f"network {network.name!r}: the forward pass needs an input layer")
+    if len(names) == 1:
+        return {names[0]: batch}
+    listing = ", ".join(map(repr, names))
+    if isinstance(batch, dict):
+        if set(batch) != set(names):
+            raise NNVisError(f"network {network.name!r}: inputs {sorted(map(str, batch))} given, "
+                             f"the model takes {listing}")
+        return {name: batch[name] for name in names}
+    if isinstance(batch, (list, tuple)) and len(batch) == len(names):
+        return dict(zip(names, batch))
+    raise NNVisError(f"network {network.name!r} has {len(names)} inputs ({listing}): give one "
+                     "probe per input, a list in that order or a dict by input name")
 
 
-def _run(network, weights, batch, strict: bool):
-    inputs = [layer for layer in network.layers if layer.kind == "InputLayer"]
-    if len(inputs) != 1 or network.layers[0] is not inputs[0]:
-        raise NNVisError(f"network {network.name!r}: the forward pass needs exactly one input layer, "
-                         f"first (found {len(inputs)})")
-    batch = np.asarray(batch, dtype=np.float32)
-    if batch.ndim < 1 or not _fits(batch.shape[1:], network.input_shape):
-        raise NNVisError(f"network {network.name!r}: input batch has shape {batch.shape}, "
-                         f"expected (N, {', '.join(map(str, network.input_shape))})")
-    outputs: dict[str, np.ndarray] = {network.layers[0].name: batch}
+def _one(network: Network, probe) -> dict[str, np.ndarray]:
+    out = {}
+    for name, value in feeds(network, probe).items():
+        value = np.asarray(value, dtype=np.float32)
+        shape = network.layer(name).output_shape
+        if not _fits(value.shape, shape):
+            raise NNVisError(f"network {network.name!r}: probe for input {name!r} has shape "
+                             f"{value.shape}, expected {tuple(shape)} (one input without a batch "
+                             "dimension)")
+        out[name] = value[None]
+    return out
+
+
+def _run(network, weights, fed: dict, strict: bool):
+    """The forward pass from {input name: batch} (``feeds``)."""
+    outputs: dict[str, np.ndarray] = {}
+    for name, value in fed.items():
+        value = np.asarray(value, dtype=np.float32)
+        shape = network.layer(name).output_shape
+        if value.ndim < 1 or not _fits(value.shape[1:], shape):
+            raise NNVisError(f"network {network.name!r}: input batch for {name!r} has shape "
+                             f"{value.shape}, expected (N, {', '.join(map(str, shape))})")
+        outputs[name] = value
+    if len({len(v) for v in outputs.values()}) > 1:
+        raise NNVisError(f"network {network.name!r}: the inputs' batches differ in length "
+                         f"({', '.join(f'{n}: {len(v)}' for n, v in outputs.items())})")
     skipped: dict[str, str] = {}
     cause: dict[str, str] = {}                     # skipped layer -> the layer that could not run
-    for layer in network.layers[1:]:
+    for layer in network.layers:
+        if layer.name in outputs:
+            continue
         blocked = next((name for name in layer.inbound if name in skipped), None)
         if blocked is not None:
             cause[layer.name] = cause[blocked]

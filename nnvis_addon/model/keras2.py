@@ -10,6 +10,7 @@ numbers (audited against tf.keras 2.15 and Keras 3; docs/architecture.md lists t
 - the activation `"hard_sigmoid"` is clip(0.2x + 0.5, 0, 1) (Keras 3: relu6(x + 3) / 6);
 - a `.keras` written by Keras 2.13–2.15 may serialise an activation as
   `{"module": "keras.activations", "class_name": "function", "config": "relu"}`;
+- `RandomCrop` smart_resizes to its size at inference (Keras 3: passes the image through);
 - a SavedModel's Keras metadata writes tuples as `{"class_name": "__tuple__", "items": [...]}`.
 
 A config is Keras 2 when its `keras_version` says so (`keras_files` fills it in from the file's
@@ -18,6 +19,9 @@ metadata), or, with no version, when an inbound node is in the list form. Nothin
 from __future__ import annotations
 
 from .kernels import KERAS2_HARD_SIGMOID
+from .ops import KERAS2_KEY
+
+_KERAS2_FORMULAS = frozenset({"RandomCrop"})   # kinds whose inference differs (ops.KERAS2_KEY)
 
 _BUILTIN_ACTIVATION_MODULES = ("keras.activations", "keras.src.activations")
 
@@ -27,7 +31,7 @@ def is_keras2(config: dict) -> bool:
     if isinstance(version, str) and version[:1].isdigit():
         return int(version.split(".")[0]) < 3
     return any(isinstance(node, list) for entry in _entries(config)
-               for node in (entry.get("inbound_nodes") or []))
+               if isinstance(entry.get("inbound_nodes"), list) for node in entry["inbound_nodes"])
 
 
 def normalize(config: dict) -> dict:
@@ -58,6 +62,8 @@ def _layer(entry: dict, version) -> dict:
             layer_config["negative_slope"] = layer_config.pop("alpha")
         if "activation" in layer_config:
             layer_config["activation"] = _activation(layer_config["activation"])
+        if entry.get("class_name") in _KERAS2_FORMULAS:
+            layer_config[KERAS2_KEY] = True
         if isinstance(layer_config.get("layers"), list):          # a nested model
             inner = {"class_name": entry.get("class_name"), "config": layer_config,
                      "keras_version": version if isinstance(version, str) else "2"}

@@ -34,17 +34,24 @@ def network_from_config(config: dict, source: str) -> Network:
     (unless its kind is known), and the output shape Keras recorded for it in the config (the shape
     of the tensor its consumers read); ``()`` when the config records none (a model output).
     Custom and Lambda code is never deserialised, let alone run. A Keras 2 config is first
-    rewritten into the Keras 3 form (``keras2.normalize``).
+    rewritten into the Keras 3 form (``keras2.normalize``). A Keras 3 RandomCrop passes its
+    image through uncropped at inference (ops), so it and what it feeds get the shapes inference
+    computes, not those the file records.
     """
     config = keras2.normalize(config)
     name, specs = layer_graph(config, source)
     declared = declared_output_shapes(config)
     custom = _custom_layers(config)
     shapes: dict[str, tuple | None] = {}          # None: unknown
+    uncropped: set[str] = set()     # a Keras 3 RandomCrop and what it feeds: computed shapes
     layers = []
     for layer_name, kind, layer_config, inbound in specs:
+        if kind == "RandomCrop" and not layer_config.get(ops.KERAS2_KEY) or \
+                uncropped.intersection(inbound):
+            uncropped.add(layer_name)
         out, weights, reason = _infer(layer_name, kind, layer_config, [shapes[n] for n in inbound],
-                                      declared.get(layer_name), custom.get(layer_name), source)
+                                      None if layer_name in uncropped else declared.get(layer_name),
+                                      custom.get(layer_name), source)
         shapes[layer_name] = out
         if reason:
             layer_config = {**layer_config, UNSUPPORTED_KEY: reason}
@@ -52,31 +59,49 @@ def network_from_config(config: dict, source: str) -> Network:
             weights = []              # read once, for the layer it repeats
         layers.append(Layer(name=layer_name, kind=kind, config=layer_config, inbound=inbound,
                             output_shape=() if out is None else out, weight_shapes=weights))
-    return Network(name=name, layers=layers)
+    return Network(name=name, layers=layers, input_names=endpoint_names(config, "input_layers"),
+                   output_names=endpoint_names(config, "output_layers"))
 
 
-def with_input_shape(network: Network, shape: tuple, source: str) -> Network:
-    """The network with its variable (None) input sizes set to ``shape``'s, every layer's output
+def endpoint_names(config: dict, key: str) -> tuple[str, ...]:
+    """A Functional model's inputs or outputs (``key``: `input_layers`, `output_layers`) in its
+    own order; Keras 3 writes a single one bare, ``["img", 0, 0]``; () when the config does not
+    say."""
+    body = config.get("config") if isinstance(config, dict) else None
+    entries = body.get(key) if isinstance(body, dict) else None
+    if isinstance(entries, list) and len(entries) == 3 and isinstance(entries[0], str):
+        entries = [entries]
+    if not isinstance(entries, list):
+        return ()
+    return tuple(e[0] for e in entries if isinstance(e, list) and e and isinstance(e[0], str))
+
+
+def with_input_shape(network: Network, shape, source: str) -> Network:
+    """The network with its variable (None) input sizes set to the probe's, every layer's output
     shape recomputed: a fully convolutional model (`Input((None, None, 3))`) drawn at the probe's
-    size. A size the model fixes must match."""
-    first = network.layers[0]
-    if len(shape) != len(first.output_shape) or any(
-            d is not None and d != s for d, s in zip(first.output_shape, shape)):
-        raise NNVisError(f"{source}: input of shape {tuple(shape)} does not fit the model's "
-                         f"input {first.output_shape}")
-    shapes = {first.name: tuple(int(s) for s in shape)}
-    layers = [replace(first, output_shape=shapes[first.name])]
-    for layer in network.layers[1:]:
-        inputs = [shapes[n] for n in layer.inbound]
+    size. ``shape``: the input's shape, or {input name: shape} for a multi-input model. A size the
+    model fixes must match."""
+    given = shape if isinstance(shape, dict) else {network.inputs[0]: shape}
+    shapes: dict[str, tuple] = {}
+    layers = []
+    for layer in network.layers:
         out = layer.output_shape
-        if not unsupported_reason(layer) and all(inputs):
+        if layer.name in given:
+            want = tuple(given[layer.name])
+            if len(want) != len(out) or any(d is not None and d != s for d, s in zip(out, want)):
+                raise NNVisError(f"{source}: input of shape {want} does not fit the model's "
+                                 f"input {layer.name!r} {out}")
+            out = tuple(int(s) for s in want)
+        elif layer.inbound and not unsupported_reason(layer) and \
+                all(shapes[n] for n in layer.inbound):
             try:
-                out = ops.output_shape(layer.kind, layer.config, inputs, layer_name=layer.name)
+                out = ops.output_shape(layer.kind, layer.config, [shapes[n] for n in layer.inbound],
+                                       layer_name=layer.name)
             except NNVisError as e:
-                raise NNVisError(f"{source}: at input size {tuple(shape)}: {e}") from None
+                raise NNVisError(f"{source}: at input size {tuple(given.values())}: {e}") from None
         shapes[layer.name] = out
         layers.append(replace(layer, output_shape=out))
-    return Network(name=network.name, layers=layers)
+    return replace(network, layers=layers)
 
 
 def _infer(layer_name, kind, layer_config, input_shapes, declared, custom, source):
@@ -416,7 +441,8 @@ def _collect_tensors(value, out: list[tuple], layer_name: str, source: str, dept
             _collect_tensors(item, out, layer_name, source, depth + 1)
     elif isinstance(value, dict):
         if value.get("class_name") == "__keras_tensor__":
-            history = (value.get("config") or {}).get("keras_history")
+            tensor = value.get("config")
+            history = tensor.get("keras_history") if isinstance(tensor, dict) else None
             if not (isinstance(history, list) and len(history) == 3
                     and isinstance(history[0], str)):
                 raise NNVisError(f"{source}: layer {layer_name!r} has an input tensor without a "

@@ -40,6 +40,9 @@ class Network:
     layers: list[Layer]            # topological order, inputs first (InputLayer included)
     input_order: str = "hwc"       # "chw": the model's own input is (C, H, W) (PyTorch, ONNX);
                                    # probe arrays in that order are transposed to input_shape
+    input_names: tuple = ()        # a multi-input model's inputs in the model's order (Keras
+                                   # `input_layers`); empty: InputLayers in network order
+    output_names: tuple = ()       # the model's outputs in its order (Keras `output_layers`)
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:
@@ -48,5 +51,21 @@ class Network:
         raise KeyError(name)
 
     @property
+    def inputs(self) -> list[str]:
+        """The InputLayers' names in the order the model takes its inputs (probes follow it)."""
+        found = [layer.name for layer in self.layers if layer.kind == "InputLayer"]
+        ordered = [n for n in self.input_names if n in found]
+        return ordered + [n for n in found if n not in ordered]
+
+    @property
+    def output(self) -> str:
+        """The layer whose output is the prediction: the model's first output (a multi-output
+        model's first head), else the last layer."""
+        names = {layer.name for layer in self.layers}
+        return next((n for n in self.output_names if n in names), self.layers[-1].name)
+
+    @property
     def input_shape(self) -> tuple:
-        return self.layers[0].output_shape
+        """The (first) input's shape; see ``inputs`` for a multi-input model."""
+        return self.layer(self.inputs[0]).output_shape if self.inputs else \
+            self.layers[0].output_shape

@@ -290,6 +290,25 @@ def _center_crop_apply(config, weights, x):
     return np.stack([smart_resize(image, h, w) for image in x])
 
 
+KERAS2_KEY = "_nnvis_keras2"    # in a layer config: written by tf.keras ≤ 2.15 (keras2.normalize)
+
+
+def _random_crop_shape(config, shape):
+    _check_hwc(config, shape)
+    _target_size(config)
+    return (*_target_size(config), shape[2]) if config.get(KERAS2_KEY) else tuple(shape)
+
+
+def _random_crop_apply(config, weights, x):
+    """RandomCrop at inference (training=False, as model.predict): Keras 2 smart_resizes to
+    (height, width) (tf.keras 2.15 `RandomCrop.call`); Keras 3 passes the image through uncropped
+    (`transform_images` crops only when training), whatever shape its config declares."""
+    if not config.get(KERAS2_KEY):
+        return x
+    h, w = _target_size(config)
+    return np.stack([smart_resize(image, h, w) for image in x])
+
+
 # --------------------------------------------------------------------------------------------------
 # Dense, reshaping, element-wise
 
@@ -598,6 +617,7 @@ _register("Cropping2D", _crop_apply, shape=_crop_shape)
 _register("UpSampling2D", _upsample_apply, shape=_upsample_shape)
 _register("Resizing", _resize_apply, shape=_resize_shape)
 _register("CenterCrop", _center_crop_apply, shape=_center_crop_shape)
+_register("RandomCrop", _random_crop_apply, shape=_random_crop_shape)
 _register("Dense", _dense_apply, shape=_dense_shape, weights=_dense_weights)
 _register("Flatten", _flatten_apply, shape=_flatten_shape)
 _register("Reshape", lambda config, weights, x: x.reshape(x.shape[0], *config["target_shape"]),
@@ -656,7 +676,7 @@ CONFIG_KEYS: dict[str, frozenset[str]] = {kind: frozenset(keys | _ANY) for kind,
     "UpSampling2D": {"interpolation", "size"}, "Flatten": {"order"}, "Reshape": {"target_shape"},
     "Resizing": {"height", "width", "interpolation", "crop_to_aspect_ratio",
                  "pad_to_aspect_ratio", "fill_mode", "fill_value", "antialias"},
-    "CenterCrop": {"height", "width"},
+    "CenterCrop": {"height", "width"}, "RandomCrop": {"height", "width"},
     "BatchNormalization": _NORM | {"moving_mean_initializer", "moving_variance_initializer",
                                    "renorm", "renorm_clipping", "renorm_momentum",
                                    "synchronized"},

@@ -28,9 +28,10 @@ class Trace:
 
 
 def trace_units(network: Network, output: np.ndarray | None, limit: int = 16) -> list[int]:
-    """Which units of the last layer to trace: all of them when there are at most `limit` (class
-    scores), else the `limit` with the largest `output` (the top predictions), else the first."""
-    count = network.layers[-1].cell_count
+    """Which units of the output layer (``Network.output``) to trace: all of them when there are
+    at most `limit` (class scores), else the `limit` with the largest `output` (the top
+    predictions), else the first."""
+    count = network.layer(network.output).cell_count
     if count <= limit:
         return list(range(count))
     if output is None:
@@ -42,13 +43,13 @@ def trace_units(network: Network, output: np.ndarray | None, limit: int = 16) ->
 def trace(network: Network, weights: dict[str, list[np.ndarray]],
           activations: dict[str, np.ndarray], units: list[int], target: str | None = None,
           with_edges: bool = False, max_edges: int | None = None) -> Trace:
-    """Relevance of every cell for each of `units` of layer `target` (default: the last layer).
+    """Relevance of every cell for each of `units` of layer `target` (default: the output layer).
 
     `weights`: layer → its Keras weight list (one epoch); `activations`: layer → its output for
     the probe (one epoch, no batch axis; a layer missing here counts as activation 1).
     `max_edges` traces through each connection's strongest edges only (`layer_edges`' cap).
     """
-    target = target or network.layers[-1].name
+    target = target or network.output
     size = network.layer(target).cell_count
     units = [int(u) for u in units]
     if any(not 0 <= u < size for u in units):

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import NNVisError
 from ..io.recording import read_recording, RecordingWriter
-from .recorder import activation_model, snapshot
+from .recorder import activation_model, recorded_layers, snapshot
 
 
 def _load_architecture(path: str):
@@ -47,8 +47,9 @@ def record_checkpoints(architecture_path, epoch_files, probes, out, labels=None,
     model = _load_architecture(architecture_path)
     probes = np.asarray(probes, dtype=np.float32)
     act_model = activation_model(model, probes)
-    writer = RecordingWriter(out, model.to_json(), [layer.name for layer in model.layers],
-                             probes, labels, class_names, model.name)
+    writer = RecordingWriter(out, model.to_json(),
+                             [layer.name for layer in recorded_layers(model)], probes, labels,
+                             class_names, model.name)
     for epoch, path in epoch_files:
         try:
             with warnings.catch_warnings():     # a .keras file's optimizer state: not needed

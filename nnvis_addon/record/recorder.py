@@ -15,8 +15,69 @@ from ..io.recording import RecordingWriter
 _PROBE_BATCH = 32
 
 
-def activation_model(model, probes: np.ndarray):
-    """One Keras model mapping probes to [each of ``model.layers``' outputs..., the model output].
+def recorded_layers(model) -> list:
+    """The layers a recording holds, as nnvis draws them: ``model.layers`` with every nested model
+    (a transfer-learning backbone) replaced by its own layers, its InputLayer left out
+    (keras_config flattens the architecture the same way)."""
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            out += [inner for inner in recorded_layers(layer)
+                    if not isinstance(inner, keras.layers.InputLayer)]
+        else:
+            out.append(layer)
+    return out
+
+
+def _call(model, layer):
+    """(input, output) tensors of ``layer``'s one call in ``model``'s graph. A nested model's own
+    ``.input``/``.output`` are those of its inner graph, so its call node is asked instead."""
+    if not isinstance(layer, keras.Model):
+        try:
+            return None, layer.output
+        except (AttributeError, ValueError) as e:   # e.g. a layer used more than once
+            raise NNVisError(f"Recorder: cannot record layer '{layer.name}' of model "
+                             f"'{model.name}': {e}") from None
+    nodes = getattr(layer, "_inbound_nodes", [])
+    calls = [n for n in nodes if n.input_tensors]       # a Functional's own Input node has none
+    if len(calls) != 1 or len(calls[0].input_tensors) != 1:
+        raise NNVisError(f"Recorder: nested model '{layer.name}' of '{model.name}' is called "
+                         f"{len(calls)} times or with several inputs; nnvis records a nested model "
+                         "called once on one input")
+    return calls[0].input_tensors[0], calls[0].output_tensors[0]
+
+
+class ActivationModel:
+    """Maps probes to each of ``recorded_layers(model)``' outputs (in that order), then the model
+    output. A nested model's inner layers are computed by an extractor of their own, fed with what
+    the outer graph feeds the nested model (its inner tensors are not in the outer graph)."""
+
+    def __init__(self, model, inputs=None):
+        nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+        outs = [_call(model, layer)[1] for layer in model.layers]
+        feeds = [_call(model, layer)[0] for layer in nested]
+        self.outer = keras.Model(inputs if inputs is not None else model.inputs[0],
+                                 outs + feeds + [model.outputs[0]])
+        self.inner = {layer.name: ActivationModel(layer, layer.inputs[0]) for layer in nested}
+        self.layers = model.layers
+
+    def __call__(self, probes, training=False) -> list:
+        outs = list(self.outer(probes, training=training))
+        count = len(self.layers)
+        fed = dict(zip(self.inner, outs[count:-1]))
+        found = []
+        for layer, out in zip(self.layers, outs):
+            if layer.name in self.inner:
+                inner = self.inner[layer.name](fed[layer.name], training)[:-1]
+                found += [o for l, o in zip(recorded_layers(layer), inner)
+                          if not isinstance(l, keras.layers.InputLayer)]
+            else:
+                found.append(out)
+        return found + [outs[-1]]
+
+
+def activation_model(model, probes: np.ndarray) -> ActivationModel:
+    """The ``ActivationModel`` of ``model``.
 
     Refuses (NNVisError) models it cannot record and probes that don't fit the model's input."""
     got = tuple(probes.shape)
@@ -36,18 +97,12 @@ def activation_model(model, probes: np.ndarray):
                                         for e, g in zip(expected[1:], got[1:])):
         raise NNVisError(f"Recorder: probes of shape {got} do not fit model '{model.name}', "
                          f"which expects input shape {expected}")
-    outs = []
-    for layer in model.layers:
-        try:
-            outs.append(layer.output)
-        except (AttributeError, ValueError) as e:   # e.g. a layer used more than once
-            raise NNVisError(f"Recorder: cannot record layer '{layer.name}' of model "
-                             f"'{model.name}': {e}") from None
-    return keras.Model(inputs[0], outs + [outputs[0]])
+    return ActivationModel(model)
 
 
 def snapshot(model, act_model, probes: np.ndarray):
-    """(weights, activations, predictions) of ``model`` now, as numpy, ready for write_epoch.
+    """(weights, activations, predictions) of ``model`` now, as numpy, ready for write_epoch;
+    nested models' layers under their own names (``recorded_layers``).
 
     Calls the activation model directly in inference mode (no ``predict``), so under tf.distribute
     it runs on this process alone, with no collective ops the other workers would have to join."""
@@ -55,7 +110,7 @@ def snapshot(model, act_model, probes: np.ndarray):
               for i in range(0, len(probes), _PROBE_BATCH)]
     outs = [np.concatenate([keras.ops.convert_to_numpy(c[k]) for c in chunks])
             for k in range(len(chunks[0]))]
-    layers = model.layers
+    layers = recorded_layers(model)
     weights = {layer.name: layer.get_weights() for layer in layers}
     activations = {layer.name: out for layer, out in zip(layers, outs)}
     return weights, activations, outs[-1]
@@ -136,14 +191,15 @@ class Recorder(keras.callbacks.Callback):
         if self._act_model_of is not model:
             self._act_model = activation_model(model, self.probes)
             self._act_model_of = model
-            n_out = self._act_model.outputs[-1].shape[-1]
+            n_out = self._act_model.outer.outputs[-1].shape[-1]
             if self.class_names is not None and n_out != len(self.class_names):
                 raise NNVisError(f"Recorder: {len(self.class_names)} class names but model "
                                  f"'{model.name}' outputs {n_out} scores")
         self._chief = is_chief(model)
         if self._chief and self._writer is None:
             self._writer = RecordingWriter(self.path, model.to_json(),
-                                           [layer.name for layer in model.layers], self.probes,
+                                           [layer.name for layer in recorded_layers(model)],
+                                           self.probes,
                                            self.labels, self.class_names, model.name)
 
     def on_epoch_begin(self, epoch, logs=None):

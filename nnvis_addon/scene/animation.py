@@ -82,4 +82,9 @@ def retime(collection, frames_per_epoch: int, hold_first: int = 0, hold_last: in
             co[0::2] = frames
             points.foreach_set("co", co)
             fcurve.update()
+    if "nnvis_timing" in collection:        # a live refresh keeps this spacing (refresh.py)
+        fps = collection["nnvis_timing"][1]
+        collection["nnvis_timing"] = [float(frames_per_epoch), fps, float(frame_start + hold_first),
+                                      float(hold_last)]
+        collection["nnvis_frame_end"] = int(frames[-1]) + hold_last
     return frame_start, int(frames[-1]) + hold_last

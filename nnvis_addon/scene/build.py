@@ -16,6 +16,7 @@ from ..model.edges import connection_caps, connection_size, layer_edges
 from ..model.keras_config import unsupported_reason
 from . import animation, camera_moves, edges as edges_mod, hud, labels as labels_mod, layers, \
     looks, nodes, overlays as overlays_mod, runs, stage
+from . import refresh as live_mod
 from .transaction import all_or_nothing
 
 
@@ -93,6 +94,8 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         collection = bpy.data.collections.new(label)
         collection["nnvis_run"] = run.source
         collection["nnvis_epochs"] = list(run.epochs)
+        live_mod.remember(collection, run, (options.frames_per_epoch, fps, options.frame_start),
+                          aspect, frame_end, (options.blocks, options.expand))
         collection["nnvis_view"] = list(framing.WRAPPED_VIEW_DIRECTION if rows > 1
                                         else framing.VIEW_DIRECTION)
         scene.collection.children.link(collection)

@@ -34,6 +34,23 @@ def title_text(run) -> str:
             f"{parameter_count(network):,} parameters")
 
 
+def curves_box(aspect: float) -> tuple[Matrix, float, float]:
+    """(corner, width, height) of the training curves: bottom left, under the network."""
+    return (Matrix.Translation((MARGIN + 0.06, 2 * MARGIN, 0.0)), 0.28 * aspect,
+            framing.NETWORK[1] - 2 * MARGIN - 0.05)
+
+
+def hang(objects, kind: str, screen, shown: bool) -> None:
+    """Parent overlay objects of `kind` to the run's `screen`, tagged and shown or hidden."""
+    for obj in objects:
+        obj.parent = screen
+        obj.matrix_parent_inverse = Matrix.Identity(4)
+        obj.hide_render = obj.hide_viewport = not shown
+        obj["nnvis_overlay_kind"] = kind
+        if "nnvis_overlay" not in obj:
+            obj["nnvis_overlay"] = kind
+
+
 def build_overlays(run, collection, screen, aspect: float, frames, shown=KINDS) -> list:
     """Every overlay of `run`, parented to `screen` in its margin; kinds not in `shown` are built
     hidden (the sidebar toggles them). Returns the objects, each tagged `nnvis_overlay_kind`."""
@@ -51,8 +68,7 @@ def build_overlays(run, collection, screen, aspect: float, frames, shown=KINDS) 
     width = aspect - right - 2 * MARGIN
     made["predictions"] = build_predictions(run, collection, Matrix.Translation(
         (right + MARGIN, v1 - 2 * MARGIN, 0.0)), width, (v1 - v0) - 3 * MARGIN)
-    made["curves"] = build_curves(run, collection, Matrix.Translation(
-        (MARGIN + 0.06, 2 * MARGIN, 0.0)), 0.28 * aspect, v0 - 2 * MARGIN - 0.05, frames)
+    made["curves"] = build_curves(run, collection, *curves_box(aspect), frames)
     layer_obj = legend_mod.legend_layer(collection)
     if layer_obj is not None:
         legend_width = min(0.25 * aspect, 0.5)
@@ -62,13 +78,7 @@ def build_overlays(run, collection, screen, aspect: float, frames, shown=KINDS) 
             legend_width, run.name)]
     objects = []
     for kind, objs in made.items():
-        for obj in objs:
-            obj.parent = screen
-            obj.matrix_parent_inverse = Matrix.Identity(4)
-            obj.hide_render = obj.hide_viewport = kind not in shown
-            obj["nnvis_overlay_kind"] = kind
-            if "nnvis_overlay" not in obj:
-                obj["nnvis_overlay"] = kind
-            objects.append(obj)
+        hang(objs, kind, screen, kind in shown)
+        objects += objs
     return objects
 

@@ -156,13 +156,13 @@ def add_controls(run, objects: dict, max_edges: int | None = None):
 
 
 def store_traces(run, objects: dict, max_edges: int | None = None, limit: int = 16):
-    """`nnvis_trace_<unit>` on every layer mesh for up to `limit` units of the last layer (see
+    """`nnvis_trace_<unit>` on every layer mesh for up to `limit` units of the output layer (see
     `trace_units`), traced at the last epoch; Trace Unit starts on the predicted class.
     Returns (the Trace, with its edges for the edge curves, and the unit shown first)."""
     epoch, network = run.epochs[-1], run.network
     activations = {l.name: run.activations(l.name, epoch) for l in network.layers
                    if run.has_activations(l.name)}
-    output = activations.get(network.layers[-1].name)
+    output = activations.get(network.output)
     units = trace_units(network, output, limit)
     found = trace(network, {l.name: run.weights(l.name, epoch) for l in network.layers},
                   activations, units, with_edges=True, max_edges=max_edges)

@@ -75,16 +75,22 @@ def counter_group(name: str, lines: list[str]):
     i, out = _epoch_io(group, [("Size", "NodeSocketFloat", 1.0), ("Material", "NodeSocketMaterial",
                                                                    None)])
     switch = add(group, "GeometryNodeIndexSwitch", data_type="STRING")
-    while len(switch.index_switch_items) < len(lines):
-        switch.index_switch_items.new()
-    for k, line in enumerate(lines):
-        switch.inputs[k + 1].default_value = line
+    set_counter_lines(group, lines)
     group.links.new(math_node(group, "ROUND", i["Epoch"]), switch.inputs["Index"])
     text = add(group, "GeometryNodeStringToCurves", {"String": switch.outputs[0], "Size": i["Size"]})
     real = add(group, "GeometryNodeRealizeInstances", {"Geometry": text.outputs["Curve Instances"]})
     fill = add(group, "GeometryNodeFillCurve", {"Curve": real.outputs[0]})
     _finish(group, fill.outputs["Mesh"], out, i["Material"])
     return group
+
+
+def set_counter_lines(group, lines: list[str]) -> None:
+    """The counter's line per epoch (a refresh adds the epochs that arrived)."""
+    switch = next(n for n in group.nodes if n.bl_idname == "GeometryNodeIndexSwitch")
+    while len(switch.index_switch_items) < len(lines):
+        switch.index_switch_items.new()
+    for k, line in enumerate(lines):
+        switch.inputs[k + 1].default_value = line
 
 
 def growing_lines_group():
@@ -319,13 +325,37 @@ def build_curves(run, collection, place: Matrix, width: float, height: float, fr
     return parts
 
 
+def prediction_scores(run) -> np.ndarray | None:
+    """(epochs, classes) scores of the shown probe, None without predictions."""
+    if run.predictions(run.epochs[0]) is None:
+        return None
+    return np.stack([np.asarray(run.predictions(e))[run.probe_index] for e in run.epochs])
+
+
+def score_mesh(run, scores: np.ndarray, row: float):
+    """The bars' points: bar c at ((c + ½)·row, 0, 0), epoch e's scores on points e·C + c."""
+    epochs, classes = scores.shape
+    base = np.zeros((epochs * classes, 3), np.float32)
+    base[:, 0] = np.tile((np.arange(classes) + 0.5) * row, epochs)
+    label = None if run.label is None else int(np.asarray(run.label).ravel()[0])
+    colour = np.array([TRUE_COLOUR if c == label else OTHER_COLOUR for c in range(classes)],
+                      np.float32)
+    mesh = mesh_of_points("Predictions", base, {
+        "nnvis_score": np.clip(scores, 0, 1).ravel(),
+        "nnvis_last": np.full(len(base), epochs - 1)})
+    attr = mesh.attributes.new("nnvis_color", "FLOAT_COLOR", "POINT")
+    attr.data.foreach_set("color", np.c_[np.tile(colour, (epochs, 1)),
+                                         np.ones(len(base))].astype(np.float32).ravel())
+    return mesh
+
+
 def build_predictions(run, collection, place: Matrix, width: float, height: float):
     """Horizontal score bars for the shown probe in a width × height box hanging down from
     `place` (its top-left): one row per class (only for ≤ 20 classes), class names at the left,
     the true class's bar green; a score of 1 fills the width."""
-    if run.predictions(run.epochs[0]) is None:
+    scores = prediction_scores(run)
+    if scores is None:
         return []
-    scores = np.stack([np.asarray(run.predictions(e))[run.probe_index] for e in run.epochs])
     classes = scores.shape[1] if scores.ndim == 2 else 0
     if not 2 <= classes <= 20:
         return []
@@ -333,20 +363,11 @@ def build_predictions(run, collection, place: Matrix, width: float, height: floa
     names = run.class_names or [str(c) for c in range(classes)]
     text = min(row * 0.75, height * 0.06)
     name_width = max(len(n) for n in names) * text * 0.6 + text * 0.4
-    base = np.zeros((len(run.epochs) * classes, 3), np.float32)
-    base[:, 0] = np.tile((np.arange(classes) + 0.5) * row, len(run.epochs))
     label = None if run.label is None else int(np.asarray(run.label).ravel()[0])
-    colour = np.array([TRUE_COLOUR if c == label else OTHER_COLOUR for c in range(classes)],
-                      np.float32)
-    mesh = mesh_of_points("Predictions", base, {
-        "nnvis_score": np.clip(scores, 0, 1).ravel(),
-        "nnvis_last": np.full(len(base), len(run.epochs) - 1)})
-    attr = mesh.attributes.new("nnvis_color", "FLOAT_COLOR", "POINT")
-    attr.data.foreach_set("color", np.c_[np.tile(colour, (len(run.epochs), 1)),
-                                         np.ones(len(base))].astype(np.float32).ravel())
-    obj = _overlay_object("Predictions", mesh, "predictions", bars_group(),
+    obj = _overlay_object("Predictions", score_mesh(run, scores, row), "predictions", bars_group(),
                           {"Classes": float(classes), "Height": max(width - name_width, row),
                            "Width": row * 0.7, "Material": colour_material()}, collection)
+    obj["nnvis_row"] = row
     # the bars group stands bars along local +Y, classes along +X: turn it so classes run down
     # and bars grow to the right
     obj.matrix_world = place @ Matrix.Translation((name_width, 0.0, 0.0)) @ \

@@ -6,6 +6,9 @@ Run by hand, never in CI (TF 2.15 does not install beside bpy):
     /tmp/venv-tf215/bin/pip install tensorflow-cpu==2.15.1
     /tmp/venv-tf215/bin/python tests/data/keras2/make_keras2_fixtures.py
 
+Names as arguments (`... make_keras2_fixtures.py multi`) write only those models; `multi` has its
+own seeds, so writing it alone gives the same files as writing all.
+
 Every model is trained for 3 "epochs" (one batch each) and saved after each in the ways users
 do; `<model>/expected.npz` holds the probe (`probe`) and every layer's output for it after each
 epoch (`e<N>/<layer>`). Files that hold one state hold the last epoch's.
@@ -13,6 +16,7 @@ epoch (`e<N>/<layer>`). Files that hold one state hold the last epoch's.
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -90,8 +94,40 @@ def mixed_precision():
         keras.mixed_precision.set_global_policy("float32")
 
 
+def multi_input():
+    """Two image inputs and an auxiliary vector; a Conv2D shared by both images (its second call
+    is `shared@1` in nnvis); RandomCrop, which tf.keras 2.15 smart_resizes at inference."""
+    image = keras.Input((10, 12, 3), name="image")
+    reference = keras.Input((8, 8, 3), name="reference")
+    aux = keras.Input((4,), name="aux")
+    shared = layers.Conv2D(4, 3, padding="same", activation="relu", name="shared")
+    x = layers.Concatenate(name="cat")([shared(layers.RandomCrop(8, 8, name="crop")(image)),
+                                        shared(reference)])
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Concatenate(name="join")([x, layers.Dense(3, name="aux_dense")(aux)])
+    outputs = layers.Dense(3, activation="softmax", name="out")(x)
+    return keras.Model([image, reference, aux], outputs, name="multi")
+
+
+def multi_activations(model, probes):
+    """Every call's output (call i > 0 of a shared layer as `<name>@<i>`), inputs included."""
+    tensors, names = [], []
+    for layer in model.layers:
+        if isinstance(layer, layers.InputLayer):
+            continue
+        for i in range(len(layer._inbound_nodes)):
+            tensors.append(layer.get_output_at(i))
+            names.append(layer.name if i == 0 else f"{layer.name}@{i}")
+    outs = keras.Model(model.inputs, tensors)([p[None] for p in probes], training=False)
+    found = {name: np.asarray(out, np.float32)[0] for name, out in zip(names, outs)}
+    found.update((t.name.split(":")[0], p) for t, p in zip(model.inputs, probes))
+    return found
+
+
 def activations(model, probe):
     """Every layer's output at inference (nested models: every inner layer's, by its own name)."""
+    if isinstance(probe, list):
+        return multi_activations(model, probe)
     found = {}
 
     def walk(m, x):
@@ -110,6 +146,11 @@ def activations(model, probe):
 
 
 def train_one(model, rng):
+    if isinstance(model.input_shape, list):
+        x = [rng.uniform(0, 1, (8, *shape[1:])).astype("float32") for shape in model.input_shape]
+        model.fit(x, rng.uniform(0, 1, (8, 3)).astype("float32"), epochs=1, batch_size=8,
+                  verbose=0)
+        return
     shape = [d or 10 for d in model.input_shape[1:]]
     x = rng.uniform(0, 1, (8, *shape)).astype("float32")
     if model.name == "seq":
@@ -124,7 +165,8 @@ def write(name, model, probe, formats, rng):
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
-    expected = {"probe": probe}
+    expected = {f"probe/{t.name.split(':')[0]}": p for t, p in zip(model.inputs, probe)} \
+        if isinstance(probe, list) else {"probe": probe}
     manager_ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     manager = tf.train.CheckpointManager(manager_ckpt, folder / "manager", max_to_keep=5)
     bare_ckpt = tf.train.Checkpoint(model=model)
@@ -164,19 +206,26 @@ def write(name, model, probe, formats, rng):
             big.unlink()
 
 
-def main():
+def main(only):
     tf.keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     probe = rng.uniform(0, 1, (8, 8, 3)).astype("float32")
-    write("func", functional(), probe, {"epochs", "weights", "savedmodel"}, rng)
-    write("seq", augmented(), (probe * 255).round(), {"weights"}, rng)
-    write("fcn", fully_convolutional(), rng.uniform(0, 1, (10, 12, 3)).astype("float32"),
-          {"weights"}, rng)
-    write("nested", nested(), probe, {"weights"}, rng)
-    write("mixed", mixed_precision(), probe, set(), rng)
+    if not only:
+        write("func", functional(), probe, {"epochs", "weights", "savedmodel"}, rng)
+        write("seq", augmented(), (probe * 255).round(), {"weights"}, rng)
+        write("fcn", fully_convolutional(), rng.uniform(0, 1, (10, 12, 3)).astype("float32"),
+              {"weights"}, rng)
+        write("nested", nested(), probe, {"weights"}, rng)
+        write("mixed", mixed_precision(), probe, set(), rng)
+    if not only or "multi" in only:
+        tf.keras.utils.set_random_seed(5)
+        rng = np.random.default_rng(5)
+        probes = [rng.uniform(0, 1, shape).astype("float32")
+                  for shape in ((10, 12, 3), (8, 8, 3), (4,))]
+        write("multi", multi_input(), probes, {"weights", "savedmodel"}, rng)
     total = sum(p.stat().st_size for p in HERE.rglob("*") if p.is_file())
     print(f"fixtures: {total / 1e6:.2f} MB")
 
 
 if __name__ == "__main__":
-    main()
+    main(set(sys.argv[1:]))

@@ -1,0 +1,336 @@
+"""Live refresh: a run's scene takes in the epochs its source gained since the import.
+
+`refresh_run` asks `live.check` which epochs are complete now (cheap when nothing changed), reads
+only the new ones (the shown epochs come back, exact, from the scene's own atlas images and score
+points) and writes the values of all epochs into the data the scene already has: each
+layer's and connection's atlas image (resized, repacked), the lookup sizes and colour scales of
+their materials, the per-map gains, the Epoch keyframes, the epoch counter's lines, the score bars'
+points, the legend's values and the training curves (the one overlay rebuilt, as its axes and ticks
+depend on the epochs). Objects, looks, camera, visibility and every keyed control stay as the user
+left them. Timing: the import's rule is kept — the default spreads the epochs over
+`animation.TRAINING_SECONDS` again (the frame range stays), a fixed frames-per-epoch appends at
+that spacing (the frame range grows).
+
+A new epoch that is half written, still settling or damaged is left out and named in the report;
+a source that is gone, or lost epochs the scene shows, leaves the scene exactly as it was.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import bpy
+import numpy as np
+
+from .. import atlas as atlas_mod
+from .. import blocks, live
+from ..errors import NNVisError
+from ..model.edges import Edges, edge_weights
+from . import animation, compat, hud, legend, nodes, overlays, runs
+from .edges import mode_values
+from .layers import MODIFIER, colour_range, map_gain, set_inputs, set_point_attribute
+from .transaction import all_or_nothing
+
+
+@dataclass
+class Report:
+    run: str
+    added: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        head = f"{self.run}: " + (f"added epochs {self.added}" if self.added else "nothing new")
+        return "; ".join([head, *self.notes])
+
+
+def remember(collection, run, timing: tuple, aspect: float, frame_end: int,
+             fold: tuple = ("auto", "")) -> None:
+    """What a refresh needs to redo the import's choices: the probe, the timing rule
+    (frames per epoch, fps, first frame), the frame's aspect, the range, the blocks folded
+    (mode, expanded names) and the source's state."""
+    collection["nnvis_probe"] = "" if run.probe_source is None else str(run.probe_source)
+    collection["nnvis_probe_index"] = run.probe_index
+    collection["nnvis_timing"] = [float(t) for t in timing]      # see _timeline
+    collection["nnvis_aspect"] = float(aspect)
+    collection["nnvis_frame_end"] = int(frame_end)
+    collection["nnvis_blocks"] = [str(f) for f in fold]
+    collection["nnvis_source_state"] = json.dumps(live.state(run.source))
+
+
+def refresh_all(scene=None) -> list[Report]:
+    """`refresh_run` for every imported run of `scene` (default: the context scene)."""
+    scene = scene or bpy.context.scene
+    return [refresh_run(c, scene) for c in runs.runs_in(scene)]
+
+
+def newest_frame(collection, scene=None) -> int:
+    """The first whole frame that shows the run's newest epoch (its last Epoch key)."""
+    scene = scene or bpy.context.scene
+    frames, _ = _timeline(collection, [int(e) for e in collection["nnvis_epochs"]], scene)
+    return int(np.ceil(frames[-1]))
+
+
+def _timeline(collection, epochs: list[int], scene):
+    """(frames, last frame) of `epochs` by the run's timing rule: the import's, or the spacing
+    and end hold `animation.retime` set since (a 4th value)."""
+    fpe, fps, start, *hold = collection.get("nnvis_timing", (0.0, scene.render.fps, 1.0))
+    frames, frame_end = animation.timeline(epochs, fps, fpe, int(start))
+    return frames, int(frames[-1]) + int(hold[0]) if hold else frame_end
+
+
+def follow_step(scene=None) -> list[Report]:
+    """One tick of Follow Training: refresh every run, and when one gained epochs put the
+    playhead on the newest epoch of the run the camera shows (the newest run)."""
+    scene = scene or bpy.context.scene
+    reports = refresh_all(scene)
+    shown = runs.runs_in(scene)
+    if shown and any(r.added for r in reports):
+        scene.frame_set(newest_frame(shown[-1], scene))
+    return reports
+
+
+def refresh_run(collection, scene=None) -> Report:
+    """Bring the run `collection` up to the epochs its source holds now (see the module doc)."""
+    from ..run import load_run
+    scene = scene or bpy.context.scene
+    report = Report(collection.name)
+    shown = [int(e) for e in collection["nnvis_epochs"]]
+    previous = collection.get("nnvis_source_state")
+    found = live.check(collection["nnvis_run"], shown, json.loads(previous) if previous else None,
+                       bool(collection.get("nnvis_source_settling")))
+    report.notes += found.notes
+    collection["nnvis_source_state"] = json.dumps(found.state)
+    collection["nnvis_source_settling"] = found.settling
+    if found.load is None:
+        return report
+    probe = collection.get("nnvis_probe") or None
+    if probe == "<array>":
+        report.notes.append("imported with a probe given as an array: re-import to refresh")
+        return report
+    bad, run, failed = [], None, None
+    try:        # only the new epochs: the shown ones are in the scene's images already
+        run = load_run(collection["nnvis_run"], probe=probe,
+                       probe_index=int(collection.get("nnvis_probe_index", 0)),
+                       epochs=sorted(set(found.load) - set(shown)),
+                       on_bad_epoch=lambda e, why: bad.append((e, why)))
+        writes = _computed(collection, run, shown, scene)
+    except NNVisError as exc:
+        failed = exc
+    report.notes += [f"epoch {e} left out: {why}" for e, why in bad]
+    if run is not None:                                   # a damaged epoch of a recording
+        report.notes += [w for w in run.warnings if " left out: " in w]
+    if failed is not None:
+        report.notes.append(f"{failed}; the scene keeps its {len(shown)} epochs")
+        return report
+    with all_or_nothing(scene):
+        for write in writes:
+            write()
+    report.added = list(run.epochs)
+    return report
+
+
+@dataclass
+class History:
+    """The whole run as the overlays see it: every epoch shown (old and new) and the metrics."""
+    epochs: list[int]
+    metrics: dict
+
+
+def drawn_network(collection, network):
+    """`network` as the run's scene draws it: its blocks folded as at the import (blocks.py)."""
+    mode, expand = collection.get("nnvis_blocks", ("auto", ""))
+    if not blocks.should_fold(network, mode):
+        return network
+    return blocks.fold(network, [n.strip() for n in expand.split(",") if n.strip()])
+
+
+def _computed(collection, run, shown: list[int], scene) -> list:
+    """Every value of the refreshed scene computed (the shown epochs from the scene's own
+    images, the new ones from `run`), as the writes that put them in: nothing fails halfway."""
+    network = drawn_network(collection, run.network)
+    epochs = sorted(set(shown) | set(run.epochs))
+    order = np.argsort(shown + list(run.epochs), kind="stable")    # old and new rows, merged
+    frames, frame_end = _timeline(collection, epochs, scene)
+    weights = [{l.name: run.weights(l.name, e) for l in run.layers if l.weight_shapes}
+               for e in run.epochs]
+    writes = [_layer(o, run, network, order) if "nnvis_layer" in o else
+              _edges(o, run, network, weights, order)
+              for o in collection.objects if MODIFIER in o.modifiers
+              and ("nnvis_layer" in o or "nnvis_edges" in o)]
+    history = History(epochs, run.metrics)
+    scores = _scores(collection, run, order)
+
+    def finish():
+        _overlays(collection, history, run, scores, frames)
+        for obj in collection.all_objects:
+            _rekey(obj, frames)
+        collection["nnvis_epochs"] = epochs
+        if scene.frame_end == collection.get("nnvis_frame_end", scene.frame_end):
+            scene.frame_end = frame_end          # unless the user set the range
+        collection["nnvis_frame_end"] = frame_end
+    return writes + [finish]
+
+
+def _material(obj):
+    mod = obj.modifiers[MODIFIER]
+    return mod[nodes.input_ids(mod.node_group)["Material"]]
+
+
+def _shown_cells(material) -> np.ndarray:
+    """(E, C, H, W) values of the epochs the material's atlas image holds now."""
+    tree = material.node_tree.nodes
+    image, lookup = tree["nnvis_tex_a"].image, tree["nnvis_lookup"].inputs
+    width, height = image.size
+    rgba = np.empty(width * height * 4, np.float32)
+    image.pixels.foreach_get(rgba)
+    tile_h, tile_w = int(lookup["Tile Height"].default_value), int(
+        lookup["Tile Width"].default_value)
+    rows = int(lookup["Rows Per Epoch"].default_value)
+    cells = width * rows * atlas_mod.PER_TEXEL // (tile_h * tile_w)   # an upper bound: trimmed
+    return atlas_mod.unpack(rgba.reshape(height, width, 4)[..., :3], tile_h, tile_w, cells, rows)
+
+
+def _merged(old: np.ndarray, new: np.ndarray, order: np.ndarray, what: str) -> np.ndarray:
+    """Old and new epochs' (E, C, H, W) values in epoch order; `old` may carry padding cells."""
+    if old.shape[2:] != new.shape[2:] or old.shape[1] < new.shape[1]:
+        raise NNVisError(f"{what}: the new epochs have cells {new.shape[1:]}, the scene "
+                         f"{old.shape[1:]}; the model changed: re-import the run")
+    return np.concatenate([old[:, :new.shape[1]], new])[order]
+
+
+def _write_atlas(material, atlas) -> None:
+    """The material's atlas image holds `atlas` now (resized and repacked in place), and its
+    lookup the new sizes."""
+    tree = material.node_tree.nodes
+    image = tree["nnvis_tex_a"].image
+    if tuple(image.size) != (atlas.width, atlas.height):
+        image.scale(atlas.width, atlas.height)
+    rgba = np.ones((atlas.height, atlas.width, 4), np.float32)
+    rgba[..., :3] = atlas.rgb
+    image.pixels.foreach_set(rgba.ravel())
+    image.pack()
+    lookup = tree["nnvis_lookup"]
+    for key, value in {"Last Epoch": atlas.epochs - 1, "Width": atlas.width,
+                       "Height": atlas.height, "Rows Per Epoch": atlas.rows_per_epoch}.items():
+        nodes.set_default(lookup.inputs[key], float(value))
+
+
+def _layer(obj, run, network, order):
+    """The layer's atlas, colour scale and per-map gains over all epochs; returns their write."""
+    name, material = obj["nnvis_layer"], _material(obj)
+    new = atlas_mod.as_cells(np.stack([run.activations(name, e) for e in run.epochs]),
+                             network.layer(name).is_spatial)
+    cells = _merged(_shown_cells(material), new, order, f"layer {name!r}")
+    atlas, gain = atlas_mod.pack(cells), map_gain(cells)
+    tree = material.node_tree.nodes
+    diverging = tree["nnvis_offset"].outputs[0].default_value == 0.5    # the import's choice
+    scale, offset = colour_range(cells, diverging)
+
+    def write():
+        _write_atlas(material, atlas)
+        nodes.set_default(tree["nnvis_scale"].outputs[0], scale)
+        nodes.set_default(tree["nnvis_offset"].outputs[0], offset)
+        set_point_attribute(obj.data, "nnvis_map_gain", gain)
+    return write
+
+
+def _edges(obj, run, network, weights, order):
+    """The connection's weight atlas and colour-mode scales over all epochs, for the curves it
+    has; returns their write."""
+    src_name, dst_name = obj["nnvis_edges"]
+    attrs = obj.data.attributes
+    ends = []
+    for name in ("nnvis_src", "nnvis_dst"):
+        values = np.empty(len(attrs[name].data), np.int32)
+        attrs[name].data.foreach_get("value", values)
+        ends.append(values)
+    edges = Edges(*ends, edge_weights(network, dst_name, src_name, weights, *ends))
+    new = mode_values(edges, network.layer(src_name),
+                      np.stack([run.activations(src_name, e) for e in run.epochs]))
+    material = _material(obj)
+    values = _merged(_shown_cells(material), new.reshape(new.shape[0], -1, 1, 1), order,
+                     f"edges {src_name!r} → {dst_name!r}")
+    atlas = atlas_mod.pack(values)
+    values = values.reshape(values.shape[0], new.shape[1], -1)          # (E, modes, n)
+    constant = values.size == 0 or float(np.ptp(values[:, 0])) == 0.0   # mode 0: the weight
+    scales = [0.0 if constant else colour_range(values[:, k], diverging=True)[0]
+              for k in range(values.shape[1])]
+
+    def write():
+        _write_atlas(material, atlas)
+        for k, scale in enumerate(scales):
+            nodes.set_default(material.node_tree.nodes[f"nnvis_mode_scale_{k}"].outputs[0], scale)
+    return write
+
+
+def _scores(collection, run, order) -> np.ndarray | None:
+    """(E, classes) class scores of every epoch: the bars' points hold the shown ones."""
+    new = overlays.prediction_scores(run)
+    bars = [o for o in runs.overlays_of(collection).get("predictions", []) if "nnvis_row" in o]
+    if new is None or not bars:
+        return None
+    attr = bars[0].data.attributes["nnvis_score"]
+    old = np.empty(len(attr.data), np.float32)
+    attr.data.foreach_get("value", old)
+    return np.concatenate([old.reshape(-1, new.shape[1]), new])[order]
+
+
+def _overlays(collection, history: History, run, scores, frames) -> None:
+    kinds = runs.overlays_of(collection)
+    for obj in kinds.get("counter", []):
+        if MODIFIER in obj.modifiers:
+            overlays.set_counter_lines(obj.modifiers[MODIFIER].node_group,
+                                       overlays.counter_lines(history))
+    for obj in kinds.get("predictions", []):
+        if "nnvis_row" in obj and scores is not None:
+            old = obj.data
+            obj.data = overlays.score_mesh(run, scores, obj["nnvis_row"])
+            old.name = obj.data.name = obj.name
+            bpy.data.meshes.remove(old)
+    for obj in kinds.get("legend", []):
+        layer = next((o for o in collection.objects
+                      if o.get("nnvis_layer") == obj["nnvis_legend_layer"]), None)
+        if layer is not None:
+            lo, hi = legend.value_range(_material(layer))
+            set_inputs(obj.modifiers[MODIFIER], {"Min": f"{lo:.3g}", "Max": f"{hi:.3g}"})
+    _curves(collection, history, frames, kinds.get("curves", []))
+
+
+def _curves(collection, history: History, frames, old: list) -> None:
+    """The training curves built again for the epochs there are now, shown or hidden as before."""
+    screen = next((o for o in collection.objects if o.get("nnvis_screen")), None)
+    if screen is None or overlays.curve_points(history, 1.0, 1.0) is None:
+        return
+    shown = not old[0].hide_render if old else True
+    data = [o.data for o in old if o.data is not None and o.data.users == 1]
+    bpy.data.batch_remove(old)
+    bpy.data.batch_remove(data)
+    aspect = collection.get("nnvis_aspect", 16 / 9)
+    made = overlays.build_curves(history, collection, *hud.curves_box(aspect), frames)
+    hud.hang(made, "curves", screen, shown)
+    for obj in made:
+        if MODIFIER in obj.modifiers:
+            mod = obj.modifiers[MODIFIER]
+            animation.key_epoch_input(obj, mod, nodes.input_ids(mod.node_group)["Epoch"], frames)
+    runs.scope_names(collection, collection.name)
+
+
+def _rekey(obj, frames: np.ndarray) -> None:
+    """Epoch keyframe k of `obj` at `frames[k]`, value k, as many keys as epochs (the F-curve
+    itself stays: its other settings and every other F-curve are the user's)."""
+    mod = obj.modifiers.get(MODIFIER)
+    if mod is None or mod.node_group is None or "Epoch" not in nodes.input_ids(mod.node_group):
+        return
+    path = f'modifiers["{mod.name}"]["{nodes.input_ids(mod.node_group)["Epoch"]}"]'
+    fcurve = next((f for f in compat.fcurves_of(obj) if f.data_path == path), None)
+    if fcurve is None:
+        return
+    points = fcurve.keyframe_points
+    if len(points) < len(frames):
+        points.add(len(frames) - len(points))
+    while len(points) > len(frames):
+        points.remove(points[-1], fast=True)
+    points.foreach_set("co", np.stack([frames, np.arange(len(frames))], axis=1)
+                       .astype(np.float32).ravel())
+    points.foreach_set("interpolation", [animation.LINEAR] * len(frames))
+    fcurve.update()
