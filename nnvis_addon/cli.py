@@ -65,6 +65,8 @@ def _render(path, out, args, **options) -> "RenderResult":  # noqa: F821
             bar.close()
     print(f"import {result.import_seconds:.1f} s, render {result.frames} frames "
           f"{result.render_seconds:.1f} s")
+    if result.rendered:
+        print(f"rendered frames: {' '.join(map(str, result.rendered))}")
     if result.skipped:
         print(f"skipped {result.skipped} frames already rendered or claimed by another process")
     return result
@@ -199,8 +201,9 @@ def parser() -> argparse.ArgumentParser:
         "render", help="import a checkpoint (file or folder) or open a .blend, render a video or "
                        "frames; or join finished frames into a video (--encode)",
         description="Render PATH (checkpoint file/folder, or a saved .blend) to --out. Several "
-                    "processes or machines may render into one --sequence folder at once: Blender's "
-                    "placeholders give each frame to exactly one of them. --resolution, --samples "
+                    "processes or machines may render into one --sequence folder at once: a claim "
+                    "file gives each frame to one of them, and a killed render started again "
+                    "resumes at the missing frames (docs/render-farm.md). --resolution, --samples "
                     "and --fps default to the scene's.")
     r.add_argument("path", help="checkpoint file or folder, a .blend, or with --encode a folder of "
                                 "frames")

@@ -20,7 +20,8 @@ class RenderResult:
     frames: int                       # frames this process rendered
     import_seconds: float
     render_seconds: float
-    skipped: int = 0                  # frames of its range already claimed by another process
+    skipped: int = 0                  # frames of its range already there or claimed by another
+    rendered: tuple[int, ...] = ()    # the frames this process rendered
 
 
 def import_with_operator(path, **options):
@@ -100,4 +101,4 @@ def render_checkpoint(path, out, zip_path, user_folder, blend=None,
     start = time.perf_counter()
     render_animation(scene, out, rendered, sequence or "MP4")
     return RenderResult(Path(out), blend, len(done), import_seconds, time.perf_counter() - start,
-                        skipped=last - first + 1 - len(done))
+                        skipped=last - first + 1 - len(done), rendered=tuple(done))

@@ -2,8 +2,10 @@
 
 In the UI the render runs as Blender's animation render job (INVOKE_DEFAULT): progress in the
 status bar and render window, Esc cancels, and the frames (or the MP4 so far) already written stay.
-Image sequences are written with placeholders and without overwriting, so running the operator
-again resumes after the last finished frame. From scripts/headless the render blocks.
+Image sequences are written with Blender's placeholders and without overwriting, so running the
+operator again resumes after the last finished frame. From scripts/headless the render blocks and
+takes nnvis's own frame loop (`render.render_sequence`: claims, temp file + rename; an MP4 goes
+through a resumable frame folder).
 """
 from pathlib import Path
 

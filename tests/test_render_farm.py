@@ -37,8 +37,9 @@ def finish(proc, timeout=300):
 
 
 def saved_frames(log: str) -> list[int]:
-    """Frames a Blender process wrote, from its 'Saved: .../frame_0003.png' lines."""
-    return [int(m) for m in re.findall(r"Saved: '[^']*frame_(\d+)\.png'", log)]
+    """Frames an `nnvis render` process wrote, from its 'rendered frames: 1 2 3' line."""
+    found = re.search(r"^rendered frames: ([\d ]+)$", log, re.M)
+    return [int(f) for f in found[1].split()] if found else []
 
 
 # --- chunk arithmetic (pure Python) ---------------------------------------------------------------

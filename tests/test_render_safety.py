@@ -4,6 +4,7 @@ into its own private Blender user folder, and needs no network (pyfive from the 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -106,3 +107,77 @@ def test_render_video_reports_what_it_rendered(digits_run, addon, tmp_path, capf
     assert bpy.ops.nnvis.render_video(**options) == {"FINISHED"}
     assert f"Rendered 1 of frames 1-{n} with CYCLES to" in capfd.readouterr().out
     assert frames[1].stat().st_size > 0
+    # a render killed mid-frame: plain Blender's empty placeholder, or our dead claim and its
+    # half-written temporary file; the next run re-renders both frames and leaves neither behind
+    import socket
+    import imageio.v3 as iio
+    frames[2].write_bytes(b"")
+    frames[3].unlink()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    (frames[3].parent / (frames[3].name + ".claim")).write_text(f"{socket.gethostname()} {dead}")
+    (frames[3].parent / f".{frames[3].stem}.{socket.gethostname()}-{dead}.png").write_bytes(b"\x89PNG")
+    assert bpy.ops.nnvis.render_video(**options) == {"FINISHED"}
+    assert (f"Rendered 2 of frames 1-{n} with CYCLES to" in capfd.readouterr().out)
+    assert sorted(frames[0].parent.iterdir()) == frames
+    assert all(iio.imread(f).shape[:2] == (18, 32) for f in frames)
+
+
+def test_a_killed_render_resumes_at_the_missing_frames(digits_run, tmp_path):
+    """SIGKILL an `nnvis render --sequence` after some frames exist; the restart renders exactly
+    the missing ones (the dead process's claim is stale, a live process's claim is respected), and
+    every frame file is a whole PNG: frames are renamed into place, never written in place."""
+    import signal
+    import socket
+    import time
+    import imageio.v3 as iio
+    folder, frames = digits_run[0], tmp_path / "frames"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "nnvis_addon.cli", "render", str(folder), "--sequence",
+               "--out", str(frames), "--frames", "1-24", "--resolution", "32x18", "--samples", "1"]
+    frames.mkdir()
+    live = frames / "frame_0024.png.claim"      # held by a live process: this test's
+    live.write_text(f"{socket.gethostname()} {os.getpid()}\n")
+    first = subprocess.Popen(command, cwd=tmp_path, env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 600
+    while len(list(frames.glob("frame_*.png"))) < 3 and first.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    log = first.communicate()[0]
+    assert first.returncode == -signal.SIGKILL, log[-3000:]
+    kept = sorted(int(f.name[6:10]) for f in frames.glob("frame_*.png"))
+    assert 3 <= len(kept) < 23
+    left = [f.name for f in frames.glob("*.claim") if f != live]   # the frame it died on
+    assert left in ([], [f"frame_{kept[-1]:04d}.png.claim"], [f"frame_{kept[-1] + 1:04d}.png.claim"])
+    second = subprocess.run(command, cwd=tmp_path, env=env, text=True, timeout=600,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert second.returncode == 0, second.stdout[-3000:]
+    rendered = re.search(r"^rendered frames: ([\d ]+)$", second.stdout, re.M)[1].split()
+    assert [int(f) for f in rendered] == [f for f in range(1, 24) if f not in kept]
+    assert f"skipped {len(kept) + 1} frames" in second.stdout
+    assert sorted(f.name for f in frames.iterdir()) == \
+        [f"frame_{i:04d}.png" for i in range(1, 24)] + [live.name]   # no temp file, no claim
+    for path in frames.glob("frame_*.png"):
+        assert iio.imread(path).shape[:2] == (18, 32)
+
+
+def test_claims_tell_a_dead_process_from_a_live_one(tmp_path):
+    import socket
+    import time
+    from nnvis_addon.scene.render import STALE_CLAIM_SECONDS, claim, claim_is_stale
+    here = socket.gethostname()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    cases = {f"{here} {os.getpid()}": False, f"{here} {dead}": True, "farm-node-7 4242": False}
+    for i, (text, stale) in enumerate(cases.items()):
+        path = tmp_path / f"frame_{i:04d}.png.claim"
+        path.write_text(text)
+        assert claim_is_stale(path) is stale, text
+        assert claim(path.with_suffix("")) is stale, text     # a stale claim is taken over
+    old = tmp_path / "frame_0002.png.claim"                   # the other host's, hours later
+    old.write_text("farm-node-7 4242")
+    os.utime(old, (time.time() - STALE_CLAIM_SECONDS - 60,) * 2)
+    assert claim(old.with_suffix(""))
+    assert old.read_text() == f"{here} {os.getpid()}\n"

@@ -1,7 +1,8 @@
 """`nnvis bench render`: seconds per frame and PSNR against a 64-spp reference for Cycles settings.
 
-The digits demo scene (trained once into the user cache, or `--recording`) is imported through the
-installed extension at the benchmark resolution; one frame of the last epoch is rendered with each
+The digits demo scene (trained once into the user cache, or `--recording`) or a ResNet50 scene
+(`--scene resnet50`: keras.applications ResNet50, weights=None, saved once into the user cache) is
+imported through the installed extension at the benchmark resolution; one frame of the last epoch is rendered with each
 variant (`stage.CyclesSettings`). Variants are timed side by side in one process, alternating,
 `--repeats` times each, and the median is reported, so load from other processes hits them alike.
 PSNR is over the 8-bit PNG Blender writes, against the reference rendered once.
@@ -38,23 +39,45 @@ VARIANTS = {   # name → CyclesSettings fields; "draft"/"final" are stage.QUALI
     "4 spp, OIDN fast": dict(samples=4, denoise="FAST"),
     "8 spp, OIDN fast": dict(samples=8, denoise="FAST"),
     "2 spp, OIDN high, no prefilter": dict(samples=2, denoise="HIGH", prefilter="NONE"),
+    "1 spp, OIDN fast, Gaussian filter": dict(samples=1, denoise="FAST", pixel_filter="GAUSSIAN"),
+    "1 spp, OIDN fast, Gaussian filter 2.5": dict(samples=1, denoise="FAST",
+                                                  pixel_filter="GAUSSIAN", filter_width=2.5),
+    "1 spp, OIDN fast, light tree off": dict(samples=1, denoise="FAST", light_tree=False),
     "12 spp": dict(samples=12),
     "16 spp": dict(samples=16),
 }
 
 
-def demo_scene(recording: Path | None, resolution: tuple[int, int]):
-    """The digits demo scene imported headless at `resolution` (trains it on first use)."""
+SCENES = ("demo", "resnet50")
+
+
+def scene_source(name: str, recording: Path | None) -> Path:
+    """What to import for scene `name`: the digits recording (trained on first use, or
+    `recording`), or a ResNet50 .keras (built on first use)."""
+    from ..packaging import cache_dir
+    if name == "resnet50":
+        path = recording or cache_dir() / "bench-resnet50.keras"
+        if not path.is_file():
+            from .forward import build_application
+            print(f"building keras.applications ResNet50 (weights=None) → {path}", file=sys.stderr)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            build_application("resnet50", 224).save(path)
+        return path
+    if recording is not None:
+        return recording
+    training = cache_dir() / "bench-digits"
+    if not (training / "recording").is_dir():
+        from ..demo import train_digits
+        print(f"training the digits CNN (3 epochs) → {training}", file=sys.stderr)
+        train_digits(training, epochs=3)
+    return training / "recording"
+
+
+def open_bench_scene(source: Path, resolution: tuple[int, int]):
+    """`source` imported headless at `resolution`."""
     from ..headless import open_scene
-    from ..packaging import build_extension, cache_dir
-    if recording is None:
-        training = cache_dir() / "bench-digits"
-        recording = training / "recording"
-        if not recording.is_dir():
-            from ..demo import train_digits
-            print(f"training the digits CNN (3 epochs) → {training}", file=sys.stderr)
-            train_digits(training, epochs=3)
-    return open_scene(recording, build_extension(), None, resolution)
+    from ..packaging import build_extension
+    return open_scene(source, build_extension(), None, resolution)
 
 
 def render_once(scene, path: Path, render: bool = True) -> tuple[float, "np.ndarray"]:  # noqa: F821
@@ -99,11 +122,13 @@ def psnr(a, b) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
-def run(variants: dict, resolution, repeats: int, recording=None, log=print) -> list[dict]:
+def run(variants: dict, resolution, repeats: int, recording=None, log=print,
+        scene_name: str = "demo") -> list[dict]:
     from ..scene import compat
     from dataclasses import replace
     from ..scene.stage import QUALITY, CyclesSettings, apply_cycles
-    scene = demo_scene(recording, resolution)
+    recording = scene_source(scene_name, recording)
+    scene = open_bench_scene(recording, resolution)
     compat.set_image_output(scene, "PNG")
     frame = max(scene.frame_start + 2, scene.frame_end - 1)
     scene.frame_set(frame)
@@ -134,16 +159,16 @@ def run(variants: dict, resolution, repeats: int, recording=None, log=print) -> 
                     f"{statistics.median(animation[persistent]):.2f} s")
     old = statistics.median(times[next(iter(settings))])
     size = f"{resolution[0]}x{resolution[1]}"
-    rows = [dict(variant="reference", engine="CYCLES", resolution=size,
+    rows = [dict(scene=scene_name, variant="reference", engine="CYCLES", resolution=size,
                  samples=REFERENCE["samples"], seconds_per_frame=round(ref_seconds, 2) or None,
                  psnr_db=None, speedup=round(old / ref_seconds, 2) if ref_seconds else None)]
     for name, s in settings.items():
         median = statistics.median(times[name])
-        rows.append(dict(variant=name, engine="CYCLES", resolution=rows[0]["resolution"],
+        rows.append(dict(scene=scene_name, variant=name, engine="CYCLES", resolution=rows[0]["resolution"],
                          samples=s.samples, seconds_per_frame=round(median, 2),
                          psnr_db=round(quality[name], 2), speedup=round(old / median, 2)))
     for persistent, seconds in animation.items():
-        rows.append(dict(variant=f"draft preset, consecutive frames, persistent data "
+        rows.append(dict(scene=scene_name, variant=f"draft preset, consecutive frames, persistent data "
                                  f"{'on' if persistent else 'off'}", engine="CYCLES",
                          resolution=rows[0]["resolution"], samples=QUALITY["draft"].samples,
                          seconds_per_frame=round(statistics.median(seconds), 2), psnr_db=None,
@@ -152,8 +177,9 @@ def run(variants: dict, resolution, repeats: int, recording=None, log=print) -> 
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| variant | samples | s/frame | PSNR dB | speed-up vs old |", "|---|---|---|---|---|"]
-    lines += [f"| {r['variant']} | {r['samples']} | {_cell(r['seconds_per_frame'], '.2f')} | "
+    lines = ["| scene | resolution | variant | samples | s/frame | PSNR dB | speed-up vs old |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['scene']} | {r['resolution']} | {r['variant']} | {r['samples']} | {_cell(r['seconds_per_frame'], '.2f')} | "
               f"{_cell(r['psnr_db'], '.1f', '—')} | {_cell(r['speedup'], '.1f')}× |"
               for r in rows]
     return "\n".join(lines)
@@ -170,7 +196,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="print the rows as a JSON list")
     parser.add_argument("--resolution", type=_resolution, default=(1280, 720), help="WxH")
     parser.add_argument("--repeats", type=int, default=3, help="renders per variant (median)")
-    parser.add_argument("--recording", type=Path, help="a recording folder instead of the demo's")
+    parser.add_argument("--scene", choices=SCENES, default="demo",
+                        help="the digits demo, or a ResNet50 (weights=None) checkpoint")
+    parser.add_argument("--recording", type=Path,
+                        help="a recording folder (or for resnet50 a .keras) instead of the cached one")
     parser.add_argument("--only", help="variant names to keep, separated by ';' (old always runs)")
     args = parser.parse_args(argv)
     variants = VARIANTS
@@ -182,7 +211,7 @@ def main(argv: list[str]) -> int:
     if args.json:          # Blender's own "Saved: ..." lines go to stderr: stdout is the JSON
         os.dup2(2, 1)
     try:
-        rows = run(variants, args.resolution, args.repeats, args.recording, log)
+        rows = run(variants, args.resolution, args.repeats, args.recording, log, args.scene)
     finally:
         sys.stdout.flush()
         os.dup2(stdout, 1)

@@ -1,16 +1,24 @@
 """Rendering the training: settings for this machine, MP4 or image-sequence output, the render,
 joining a finished sequence into an MP4, and a farm-ready .blend.
 
-Image sequences are written with Blender's own placeholders (`use_placeholder`, no overwrite):
-before a frame renders, Blender creates its empty file, and every other process or machine that
-renders into the same folder skips frames whose file exists. So N machines pointed at one shared
-folder split the work without talking to each other, and a cancelled render resumes where it
-stopped. The saved .blend carries these settings, so a plain `blender -b scene.blend -a` does the
-same on a farm node without nnvis.
+nnvis renders image sequences with its own frame loop (`render_sequence`): a frame whose file
+exists is done; otherwise the process claims it with `frame_####.png.claim` (created atomically,
+holding host and pid), renders it to a hidden temporary name in the same folder and renames that
+onto the final name, so a frame file is never half-written. N processes or machines sharing one
+folder split the work without talking to each other, and a killed render resumes at the first
+missing frame: a claim whose process is gone (same host: pid not running; another host: older
+than `STALE_CLAIM_SECONDS`) is taken over. An MP4 is rendered as such a sequence in
+`<video>.frames/`, then encoded, so it resumes too. The saved .blend also carries Blender's own
+placeholder settings, so a plain `blender -b scene.blend -a` shares a folder on a farm node
+without nnvis (placeholders, not claims: see docs/render-farm.md).
 """
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +33,7 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov")
 SEQUENCE_FORMATS = {"PNG": "PNG", "EXR": "OPEN_EXR"}
 FRAME_PATTERN = "frame_####"          # Blender replaces #### by the frame and adds the extension
 FRAME_FILE = re.compile(r"^frame_(\d+)\.(png|exr)$")
+STALE_CLAIM_SECONDS = 3 * 3600    # a claim from another host older than this: its node died
 SOFTWARE_GL = ("llvmpipe", "softpipe", "swiftshader", "software rasterizer")
 
 
@@ -148,19 +157,105 @@ def set_output(scene, out, file_format: str | None = None) -> str:
 
 
 def render_animation(scene, out, on_frame=None, file_format: str | None = None) -> Path:
-    """Render scene.frame_start..frame_end to `out` (an .mp4 → H.264 video; else a folder of
-    PNG/EXR frames, skipping frames another process has claimed). `on_frame(frame)` is called after
-    each frame this process rendered."""
-    set_output(scene, out, file_format)
-    handler = (lambda sc, *args: on_frame(sc.frame_current)) if on_frame else None
-    if handler:
-        bpy.app.handlers.render_post.append(handler)
-    try:
-        bpy.ops.render.render(animation=True, scene=scene.name)
-    finally:
-        if handler:
-            bpy.app.handlers.render_post.remove(handler)
+    """Render scene.frame_start..frame_end to `out`: a folder of PNG/EXR frames (`render_sequence`:
+    resumable, shared with other processes), or for an .mp4 that sequence in `<out>.frames/`, then
+    encoded to H.264 and removed. `on_frame(frame)` is called after each frame this process
+    rendered."""
+    file_format = output_format(Path(out), file_format)
+    if file_format != "MP4":
+        render_sequence(scene, out, file_format, on_frame)
+        return Path(out)
+    frames = Path(str(out) + ".frames")
+    render_sequence(scene, frames, "PNG", on_frame)
+    encode_sequence(frames, out, scene.render.fps, (scene.frame_start, scene.frame_end))
+    shutil.rmtree(frames)
+    set_output(scene, out, "MP4")
     return Path(out)
+
+
+def render_sequence(scene, folder, file_format: str = "PNG", on_frame=None) -> list[int]:
+    """Render the frames of scene.frame_start..frame_end that are neither in `folder` nor claimed
+    by a live process, each to a temporary name then renamed into place; returns them."""
+    set_output(scene, folder, file_format)
+    folder, pattern = Path(bpy.path.abspath(str(folder))), scene.render.filepath
+    suffix = ".exr" if file_format == "EXR" else ".png"
+    tag = f"{socket.gethostname()}-{os.getpid()}"
+    done = []
+    try:
+        scene.render.use_file_extension = False
+        for frame in range(scene.frame_start, scene.frame_end + 1):
+            final = folder / f"frame_{frame:04d}{suffix}"
+            if _rendered(final) or not claim(final):
+                continue
+            temp = folder / f".{final.stem}.{tag}{suffix}"
+            try:
+                for leftover in folder.glob(f".{final.stem}.*"):   # from a process that died
+                    leftover.unlink(missing_ok=True)
+                scene.frame_set(frame)
+                scene.render.filepath = str(temp)
+                bpy.ops.render.render(write_still=True, scene=scene.name)
+                os.replace(temp, final)
+            finally:
+                temp.unlink(missing_ok=True)
+                _claim_file(final).unlink(missing_ok=True)
+            done.append(frame)
+            if on_frame:
+                on_frame(frame)
+    finally:
+        scene.render.filepath, scene.render.use_file_extension = pattern, True
+    return done
+
+
+def _rendered(path: Path) -> bool:
+    """A finished frame: a non-empty file (an empty one is a placeholder plain Blender left)."""
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
+
+
+def _claim_file(frame_file: Path) -> Path:
+    return frame_file.with_name(frame_file.name + ".claim")
+
+
+def claim(frame_file: Path) -> bool:
+    """Claim `frame_file` for this process: create its .claim file atomically (O_EXCL) with
+    'host pid'. A stale claim (`claim_is_stale`) is taken over; False while a live one holds it."""
+    path = _claim_file(frame_file)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if not claim_is_stale(path):
+                return False
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{socket.gethostname()} {os.getpid()}\n")
+        return True
+    return False
+
+
+def claim_is_stale(path: Path) -> bool:
+    """True when the process that wrote claim `path` is gone: on this host its pid is not running;
+    from another host (we cannot see its processes) the claim is older than STALE_CLAIM_SECONDS."""
+    try:
+        host, pid = path.read_text().split()
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return True
+    except ValueError:          # being written right now, or garbage
+        host, pid, age = None, "0", time.time() - path.stat().st_mtime
+    if host == socket.gethostname():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, ValueError):
+            pass
+        else:
+            return False
+    return age > STALE_CLAIM_SECONDS
 
 
 def sequence_frames(folder) -> dict[int, Path]:
