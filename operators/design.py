@@ -10,7 +10,7 @@ from bpy_extras.io_utils import ExportHelper, ImportHelper
 from ..nnvis_addon import NNVisError, design
 from ..nnvis_addon.model.kinds import DESIGN
 from ..nnvis_addon.scene.design import build_design, rebuild_design
-from ..props import on_edit, quiet, set_stack, stack_layers
+from ..nnvis_addon.scene.props import on_edit, quiet, set_stack, stack_layers
 
 
 class NNVIS_OT_design_add_layer(bpy.types.Operator):

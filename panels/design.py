@@ -8,7 +8,7 @@ import bpy
 
 from ..nnvis_addon import design
 from ..nnvis_addon.model.kinds import DESIGN
-from ..props import stack_layers
+from ..nnvis_addon.scene.props import stack_layers
 
 _shown: dict[int, list] = {}     # stack pointer -> the checks of the panel's current redraw
 

@@ -12,10 +12,10 @@ import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty,
                        IntProperty, IntVectorProperty, PointerProperty, StringProperty)
 
-from .nnvis_addon import NNVisError, design
-from .nnvis_addon.model.kinds import DESIGN
-from .nnvis_addon.model.ops import ACTIVATIONS
-from .nnvis_addon.scene.design import rebuild_design
+from .. import NNVisError, design
+from ..model.kinds import DESIGN
+from ..model.ops import ACTIVATIONS
+from .design import rebuild_design
 
 # Row property per design parameter (same names); pairs are IntVectors, shape a "28, 28, 1" text.
 PAIR_PARAMS = ("kernel_size", "strides", "pool_size")
