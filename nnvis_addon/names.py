@@ -25,6 +25,7 @@ LABEL = "nnvis_label"                 # a layer label: its text's key
 LABEL_LAYERS = "nnvis_label_layers"   # ... the layers it names
 ANCHOR_TOP = "nnvis_anchor_top"       # where a label hangs on its layer
 ANCHOR_BOTTOM = "nnvis_anchor_bottom"
+LABEL_BELOW = "nnvis_label_below"     # ... may hang under its layer (not where the next row is)
 LEGEND_LAYER = "nnvis_legend_layer"   # the legend: the layer whose colour scale it shows
 SCREEN = "nnvis_screen"               # the empty the overlays hang from, on the camera's screen
 CAMERA_MOVE = "nnvis_camera_move"     # the camera: its move (orbit, fly-through, ...)

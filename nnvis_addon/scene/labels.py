@@ -62,7 +62,8 @@ def add_labels(collection, network, placements: dict, camera, mode: str = "auto"
     """The label objects of `network`, unsized and unplaced until `arrange`."""
     objects = []
     front = None
-    if any(p.row for p in placements.values()):
+    last_row = max(p.row for p in placements.values())
+    if last_row:
         front = min(float(p.centers[:, 1].min()) - p.cell_size / 2 for p in placements.values())
     for name, text, layers in label_specs(network, placements, mode):
         curve = bpy.data.curves.new(f"Label {name}", "FONT")
@@ -74,6 +75,9 @@ def add_labels(collection, network, placements: dict, camera, mode: str = "auto"
         obj[names.LABEL_LAYERS] = layers
         top, bottom = _anchors(layers, placements, front)
         obj[names.ANCHOR_TOP], obj[names.ANCHOR_BOTTOM] = top.tolist(), bottom.tolist()
+        # under a row is the next row's place: there only the last row's labels may hang
+        rows = [placements[n].row for n in layers]
+        obj[names.LABEL_BELOW] = max(set(rows), key=rows.count) == last_row
         constraint = obj.constraints.new("COPY_ROTATION")
         constraint.target = camera
         collection.objects.link(obj)
@@ -117,7 +121,8 @@ def arrange(labels: list, views: list, aspect: float) -> None:
     placed: list[tuple[float, float, float, float]] = []
     for k in np.argsort(top_uv[:, 0]):
         u = top_uv[k, 0]
-        for row in (0, -1, 1, -2, 2, -3, 3, -4, 4):
+        below = labels[k].get(names.LABEL_BELOW, True)
+        for row in (0, -1, 1, -2, 2, -3, 3, -4, 4) if below else (0, 1, 2, 3, 4):
             if row >= 0:
                 v0 = top_uv[k, 1] + row * tall[k]
             else:
