@@ -115,7 +115,7 @@ def layout_network(network: Network, map_size: float = 1.0, unit_size: float = 0
     heights = np.array([max(reach[row_of == k]) for k in range(rows)])
     skips = any(rank[layer.name] - rank[src] > 1 for layer in network.layers
                 for src in layer.inbound)
-    pitch = (1.8 if skips else 1.3) * heights.max()     # room for skip arcs above each row
+    pitch = (1.8 if skips else 1.2) * heights.max()     # room for skip arcs above each row
     placements = []
     for layer in network.layers:
         size, yz, extent = shapes[layer.name]

@@ -31,6 +31,8 @@ class Stage:
         total = _count(network, self.layers)
         count = f"{folded} blocks" if folded > 1 else f"{total} layers" if total > 1 \
             else self.layers[0]
+        if self.name == "input" and total == 1:      # its layer's name ('input_layer') adds nothing
+            return f"{self.name}\n{shape}"
         return f"{self.name} · {count}\n{shape}"
 
 

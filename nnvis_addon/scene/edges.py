@@ -165,8 +165,8 @@ def mode_values(edges, act=None) -> np.ndarray:
 
 def weightless_material(run_name: str):
     """The material of a run's weightless connections: the edge shader at colour scale 0 (every
-    edge the map's centre, grey) and dim, over a one-value atlas."""
-    atlas = atlas_mod.pack(np.zeros((1, 1, 1, 1), np.float32))
+    edge the map's centre, grey) and dim, over a one-value atlas: 1, every such edge's weight."""
+    atlas = atlas_mod.pack(np.ones((1, 1, 1, 1), np.float32))
     name = f"{run_name}:weightless links"
     return nodes.atlas_material(name, new_image(f"{name} weights", atlas), atlas, "coolwarm",
                                 1.0, 0.5, instanced=False, emission=0.06,
