@@ -95,7 +95,7 @@ def _joins(network: Network, unit: list[str], name: str) -> bool:
     return bool(joined) and (len(unit) == 1 or joined == _numbered(_prefix(unit)))
 
 
-def _coarser(network: Network, units: list[list[str]]) -> list[list[str]]:
+def _coarser(units: list[list[str]]) -> list[list[str]]:
     """Runs of blocks under one numbered prefix fold into one (DenseNet's `conv2_block1` …
     `conv2_block6` → `conv2`, its dense block 1), for networks whose blocks are still too many."""
     out: list[list[str]] = []
@@ -128,6 +128,14 @@ def should_fold(network: Network, mode: str) -> bool:
     return mode == "folded" or (mode == "auto" and len(network.layers) > FOLD_ABOVE)
 
 
+def drawn(network: Network, mode: str = "auto", expand: str = "") -> Network:
+    """`network` as a scene draws it for the Blocks option `mode` and the comma-separated Expand
+    Blocks names: the import and a live refresh fold it the same way."""
+    if not should_fold(network, mode):
+        return network
+    return fold(network, [n.strip() for n in expand.split(",") if n.strip()])
+
+
 def fold(network: Network, expand=()) -> Network:
     """The network with each block of two or more layers (runs of blocks under one numbered
     prefix too, while there are more than `FOLD_ABOVE`) replaced by one `Block` layer named
@@ -139,7 +147,7 @@ def fold(network: Network, expand=()) -> Network:
     layers: list[Layer] = []
     units = find_blocks(network)
     if len(units) > FOLD_ABOVE:
-        units = _coarser(network, units)
+        units = _coarser(units)
     for names in units:
         name = block_name(names)
         if len(names) == 1 or name in expand or expand & set(names):

@@ -61,6 +61,9 @@ def test_folded_network_draws_each_block_as_its_output():
         residual_net(), "auto")
     with pytest.raises(ValueError):
         blocks.should_fold(residual_net(), "sideways")
+    assert blocks.drawn(residual_net()).layers == residual_net().layers      # 9 layers: kept
+    assert blocks.drawn(residual_net(), "folded", " b1_1 ,").layers == expanded.layers
+    assert blocks.drawn(residual_net(), "folded").layers == folded.layers
 
 
 def test_block_edges_compose_the_blocks_kernels():

@@ -11,14 +11,13 @@ from dataclasses import dataclass, field
 import bpy
 import numpy as np
 
-from .. import blocks, budget, framing, layout
+from .. import blocks, budget, framing, layout, names
 from ..model.edges import cell_activations, connection_caps, connection_size, layer_edges
 from ..model.keras_config import unsupported_reason
 from . import animation, camera_moves, edges as edges_mod, hud, labels as labels_mod, layers, \
     looks, nodes, overlays as overlays_mod, runs, stage
 from . import refresh as live_mod
 from .transaction import all_or_nothing
-from .. import names
 
 
 WRAP_ABOVE = 16       # deeper networks (as drawn) wrap into rows that fill the frame (layout.choose_rows)
@@ -62,20 +61,13 @@ def edge_cap(network, drawable: set[str], options: SceneOptions) -> int | None:
     return min(caps) if caps else None
 
 
-def drawn_network(network, options: SceneOptions):
-    """The network as drawn: deep ones with their repeated blocks folded (blocks.py)."""
-    if not blocks.should_fold(network, options.blocks):
-        return network
-    return blocks.fold(network, [n.strip() for n in options.expand.split(",") if n.strip()])
-
-
 def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_noop,
                 label: str | None = None):
     """Create the collection for `run` in `scene` (default: the context scene) and return it;
     `label` names it and prefixes its objects (default: `runs.new_label`)."""
     options = options or SceneOptions()
     scene = scene or bpy.context.scene
-    network = drawn_network(run.network, options)
+    network = blocks.drawn(run.network, options.blocks, options.expand)
     label = label or runs.new_label(run)
     fps = options.fps if options.setup_render else scene.render.fps
     frames, frame_end = animation.timeline(run.epochs, fps, options.frames_per_epoch,

@@ -137,18 +137,10 @@ class History:
     metrics: dict
 
 
-def drawn_network(collection, network):
-    """`network` as the run's scene draws it: its blocks folded as at the import (blocks.py)."""
-    mode, expand = collection.get(names.BLOCKS, ("auto", ""))
-    if not blocks.should_fold(network, mode):
-        return network
-    return blocks.fold(network, [n.strip() for n in expand.split(",") if n.strip()])
-
-
 def _computed(collection, run, shown: list[int], scene) -> list:
     """Every value of the refreshed scene computed (the shown epochs from the scene's own
     images, the new ones from `run`), as the writes that put them in: nothing fails halfway."""
-    network = drawn_network(collection, run.network)
+    network = blocks.drawn(run.network, *collection.get(names.BLOCKS, ("auto", "")))
     epochs = sorted(set(shown) | set(run.epochs))
     order = np.argsort(shown + list(run.epochs), kind="stable")    # old and new rows, merged
     frames, frame_end = _timeline(collection, epochs, scene)
