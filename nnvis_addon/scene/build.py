@@ -6,6 +6,7 @@ a half-built collection behind.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import bpy
@@ -14,6 +15,7 @@ import numpy as np
 from .. import blocks, budget, framing, layout, names
 from ..model.edges import cell_activations, connection_caps, connection_size, layer_edges
 from ..model.keras_config import unsupported_reason
+from ..stages import stages
 from . import animation, camera_moves, edges as edges_mod, hud, labels as labels_mod, layers, \
     looks, nodes, overlays as overlays_mod, runs, stage
 from . import refresh as live_mod
@@ -91,6 +93,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
                           aspect, frame_end, (options.blocks, options.expand))
         collection[names.VIEW] = list(framing.WRAPPED_VIEW_DIRECTION if rows > 1
                                         else framing.VIEW_DIRECTION)
+        collection[names.STOPS] = json.dumps([[s.name, s.layers] for s in stages(network)])
         scene.collection.children.link(collection)
         animated, objects, cell_values, shared_materials = [], {}, {}, {}
         sources = {src for l in network.layers for src in l.inbound}
