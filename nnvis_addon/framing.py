@@ -144,7 +144,7 @@ def orbit_directions(home, steps: int = 48, swing_degrees: float = 20.0) -> list
 def fly_directions(steps: int = 24) -> list[np.ndarray]:
     """Along the network, input to output: from low behind the input (looking down the depth
     axis +X) round to the output's flank, so the view travels with the data."""
-    start, end = np.array([-0.8, -0.6, 0.15]), np.array([0.35, -0.9, 0.26])
+    start, end = np.array([-0.78, -0.625, 0.15]), np.array([0.35, -0.9, 0.26])
     out = []
     for t in np.linspace(0.0, 1.0, steps + 1):
         a = (1 - t) * math.atan2(start[1], start[0]) + t * math.atan2(end[1], end[0])

@@ -258,18 +258,22 @@ def clear_keys(cam, screen=None) -> None:
 
 
 def move_views(move: str, points, aspect: float, orthographic: bool, frame_start: int,
-               frame_end: int, epoch_keys=None, home=framing.VIEW_DIRECTION, stops=()
-               ) -> tuple[np.ndarray, list[framing.View]]:
+               frame_end: int, epoch_keys=None, home=framing.VIEW_DIRECTION, stops=(),
+               facing=None) -> tuple[np.ndarray, list[framing.View]]:
     """(frames, fitted views) of `move` around the `home` view direction. The fly-through
-    arrives with the last epoch; the tour frames each of `stops` (point sets) in turn."""
+    arrives with the last epoch; the tour frames each of `stops` (point sets) in turn.
+    `facing(direction)`: more points to frame that depend on the view (labels turned to it)."""
+    def seen(d):
+        return points if facing is None else np.concatenate([points, facing(d)])
+
     if move == "static":
         return np.array([frame_start], np.float32), [
-            framing.fit(points, home, aspect, orthographic=orthographic)]
+            framing.fit(seen(home), home, aspect, orthographic=orthographic)]
     if move == "tour":
         if not len(stops):
             raise NNVisError("the tour visits the network's stages, and this run has none "
                              "recorded: import it again")
-        whole = framing.fit(points, home, aspect, orthographic=orthographic)
+        whole = framing.fit(seen(home), home, aspect, orthographic=orthographic)
         views = [whole, whole]
         reach = np.ptp(points, axis=0) / TOUR_ZOOM / 2
         for pts in stops:     # a box at least 1 / TOUR_ZOOM of the network's: a close-up, not a
@@ -288,9 +292,9 @@ def move_views(move: str, points, aspect: float, orthographic: bool, frame_start
     else:
         raise NNVisError(f"unknown camera move {move!r}; one of {', '.join(MOVES)}")
     # one target for the whole move, so the camera turns about a fixed point
-    lo, hi = np.min(points, axis=0), np.max(points, axis=0)
-    return frames, [framing.fit(points, d, aspect, orthographic=orthographic, target=(lo + hi) / 2)
-                    for d in directions]
+    lo, hi = np.min(seen(home), axis=0), np.max(seen(home), axis=0)
+    return frames, [framing.fit(seen(d), d, aspect, orthographic=orthographic,
+                                target=(lo + hi) / 2) for d in directions]
 
 
 def apply_move(collection, move: str, scene=None, orthographic: bool | None = None,
@@ -316,8 +320,8 @@ def apply_move(collection, move: str, scene=None, orthographic: bool | None = No
     if labels:     # labels sized for these views, then the views refitted around them too
         labels_mod.arrange(labels, views, aspect)
         stops = stop_points(collection, labels) if move == "tour" else ()
-        frames, views = move_views(move, np.concatenate([points, labels_mod.label_points(labels)]),
-                                   aspect, orthographic, start, end, keys, home, stops)
+        frames, views = move_views(move, points, aspect, orthographic, start, end, keys, home,
+                                   stops, lambda d: labels_mod.label_points(labels, d))
         labels_mod.arrange(labels, views, aspect)
     screen = screen_of(collection)
     clear_keys(cam, screen)
