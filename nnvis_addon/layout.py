@@ -23,7 +23,10 @@ from .model.network import Layer, Network
 from .stages import stages
 
 
-MAPWISE_GAP = 0.7       # share of the gap behind a layer whose maps link one-to-one
+MAPWISE_GAP = 0.8       # share of the gap behind a layer whose maps link one-to-one ...
+BLOCK_GAP = 0.55        # ... or behind a folded block (a sheaf of its strongest inputs per map),
+                        # in one row: wrapped rows are as high as the frame allows, and shorter
+                        # rows would only hide more of each other
 
 
 @dataclass
@@ -116,7 +119,7 @@ def layout_network(network: Network, map_size: float = 1.0, unit_size: float = 0
         width[rank[name]] = max(width[rank[name]], extent[0])
     share = np.zeros(depth)             # the smallest gap any layer at the rank needs
     for layer in network.layers:
-        share[rank[layer.name]] = max(share[rank[layer.name]], _gap_share(layer))
+        share[rank[layer.name]] = max(share[rank[layer.name]], _gap_share(layer, rows))
     step = gap * np.maximum(reach[1:], reach[:-1]) * share[1:]
     xs = np.concatenate([[0.0], np.cumsum(step)])
     row_of = _rows(xs, rows, [xs[rank[s.layers[0]]] for s in stages(network)[1:]])
@@ -142,11 +145,13 @@ def layout_network(network: Network, map_size: float = 1.0, unit_size: float = 0
     return placements
 
 
-def _gap_share(layer: Layer) -> float:
+def _gap_share(layer: Layer, rows: int) -> float:
     """Share of the full gap a layer needs behind its inputs: edges that fan out need it all."""
     if not layer.is_spatial:
         return 1.0
-    return BLOCK_GAP if layer.kind == BLOCK else MAPWISE_GAP if layer.kind in MAPWISE else 1.0
+    if layer.kind == BLOCK:
+        return BLOCK_GAP if rows == 1 else 1.0
+    return MAPWISE_GAP if layer.kind in MAPWISE else 1.0
 
 
 def _rows(xs: np.ndarray, rows: int, stage_starts=()) -> np.ndarray:
