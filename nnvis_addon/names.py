@@ -99,5 +99,6 @@ GROUP_LOOKUP = "NNVis Atlas Lookup"
 GROUP_COLOURS = "NNVis Colour Maps"
 GROUP_GROWING_LINES = "NNVis Growing Lines"
 GROUP_SCORE_BARS = "NNVis Score Bars"
+GROUP_LABEL_PLATE = "NNVis Label Plate"
 GROUP_COUNTER = "NNVis Epoch Counter"  # + the run's name: one per run (its own lines)
 MODIFIER = "NNVis"                    # the geometry-nodes modifier on every animated object

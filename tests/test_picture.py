@@ -15,11 +15,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 RESOLUTION = "320x180"
-# the issue asks 15 % network pixels in the default view: the digits CNN reaches 16.5 % (was 5.5 %),
-# the small functional CNN 13 %; deep networks, folded into blocks, 14 % (ResNet50, two rows; was
-# 1.6 %) and 7.7 % (DenseNet121: one long diagonal row of 16 units)
-MIN_FILL, MIN_LABEL, MIN_COVERAGE = 0.60, 0.015, 0.12
-MIN_COVERAGE_DEEP = 0.06
+# the issue asks 15 % network pixels in the default view (measured: the digits CNN 15.6 %, was 5.5 %;
+# the small functional CNN 15.8 %; ResNet50 folded into blocks on two rows 15.3 %, was 1.6 %;
+# DenseNet121, one row of 16 blocks standing closer, 15.7 %)
+MIN_FILL, MIN_LABEL, MIN_COVERAGE = 0.60, 0.015, 0.15
+MIN_COVERAGE_DEEP = 0.15
 
 
 def nnvis_render(path, tmp, *options) -> Path:
@@ -149,6 +149,30 @@ def check_frame(scene, cam, deep: bool) -> None:
         assert not hit, f"frame {scene.frame_current}: overlay {obj.name} covers {hit}"
 
 
+def check_labels_readable(scene, cam) -> None:
+    """Each label stands on its background-coloured card, in front of every layer it crosses on
+    screen (a label wider than the gap between layers would sink into the next maps)."""
+    import bpy
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+    from nnvis_addon.framing import box_corners
+    from nnvis_addon.scene.camera_moves import evaluated_boxes
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    layers = {}
+    for name, (lo, hi) in evaluated_boxes([o for o in scene.objects if "nnvis_layer" in o]).items():
+        uvz = _project(scene, cam, box_corners(lo, hi))
+        layers[name] = (_box(uvz), uvz[:, 2].min())
+    for label in (o for o in scene.objects if "nnvis_label" in o):
+        ev = label.evaluated_get(depsgraph)
+        assert any(m.type == "NODES" and m.node_group.name.startswith("NNVis Label Plate")
+                   for m in label.modifiers), f"{label.name} has no card"
+        uvz = np.array([tuple(world_to_camera_view(scene, cam, ev.matrix_world @ Vector(c)))
+                        for c in ev.bound_box])
+        box, depth = _box(uvz), uvz[:, 2].max()
+        behind = [n for n, (b, near) in layers.items() if overlap(box, b) and near < depth]
+        assert not behind, f"{label.name} sinks behind {behind}"
+
+
 def network_coverage(scene, tmp) -> float:
     """Share of the middle frame's pixels showing the network, rendered with overlays and labels
     hidden: pixels that differ from the background."""
@@ -179,6 +203,8 @@ def check_scene(blend, tmp, deep=False, static=True) -> None:
     scene = open_blend(blend)
     cam = scene.camera
     assert (scene.frame_end - scene.frame_start + 1) / scene.render.fps >= 8.0
+    scene.frame_set(scene.frame_start)
+    check_labels_readable(scene, cam)
     for frame in (scene.frame_start, (scene.frame_start + scene.frame_end) // 2, scene.frame_end):
         scene.frame_set(frame)
         check_frame(scene, cam, deep)

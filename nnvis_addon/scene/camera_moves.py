@@ -318,11 +318,11 @@ def apply_move(collection, move: str, scene=None, orthographic: bool | None = No
     frames, views = move_views(move, points, aspect, orthographic, start, end, keys, home, stops)
     labels = [o for o in labels_mod.labels_of(collection) if not o.hide_render]
     if labels:     # labels sized for these views, then the views refitted around them too
-        labels_mod.arrange(labels, views, aspect)
+        labels_mod.arrange(labels, views, aspect, points)
         stops = stop_points(collection, labels) if move == "tour" else ()
         frames, views = move_views(move, points, aspect, orthographic, start, end, keys, home,
                                    stops, lambda d: labels_mod.label_points(labels, d))
-        labels_mod.arrange(labels, views, aspect)
+        labels_mod.arrange(labels, views, aspect, points)
     screen = screen_of(collection)
     clear_keys(cam, screen)
     apply_view(cam, views[0], aspect, screen)

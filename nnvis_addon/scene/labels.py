@@ -15,7 +15,8 @@ import numpy as np
 from .. import framing
 from ..blocks import title
 from ..stages import shape_text, stages
-from .overlays import label_material
+from . import nodes
+from .overlays import card_material, label_material
 from .. import names
 
 SIZE = 0.024               # text size, in frame heights (a two-line label stands ≈ 2 × as tall)
@@ -25,6 +26,8 @@ MODES = {"auto": "Layer labels for a network in one row, stage labels when it wr
          "layers": "One label per layer", "stages": "One label per stage (input, stem, "
          "stages, head)", "none": "No labels"}
 CHAR_WIDTH = 0.6           # a character's width, in text sizes (for staggering)
+NEAR = 0.02               # a label pulled before the layers it meets stands this share of its
+                           # distance in front of them
 INK = 0.9                  # a line's ink above its baseline and below, in text sizes (measured
                            # 0.19 + 0.7 of Blender's default font; lines are 1.2 apart)
 
@@ -80,11 +83,20 @@ def add_labels(collection, network, placements: dict, camera, mode: str = "auto"
         # under a row is the next row's place: there only the last row's labels may hang
         rows = [placements[n].row for n in layers]
         obj[names.LABEL_BELOW] = max(set(rows), key=rows.count) == last_row
+        _add_card(obj)
         constraint = obj.constraints.new("COPY_ROTATION")
         constraint.target = camera
         collection.objects.link(obj)
         objects.append(obj)
     return objects
+
+
+def _add_card(obj) -> None:
+    """The background-coloured card behind the text (nodes.label_plate_group)."""
+    group = nodes.label_plate_group()
+    card = obj.modifiers.new("NNVis Label Card", "NODES")
+    card.node_group = group
+    card[nodes.input_ids(group)["Material"]] = card_material()
 
 
 def labels_of(collection) -> list:
@@ -98,9 +110,12 @@ def _frame_height(depth, view: framing.View, aspect: float):
     return 2.0 * np.asarray(depth, float) * framing.tan_half() / aspect
 
 
-def arrange(labels: list, views: list, aspect: float) -> None:
+def arrange(labels: list, views: list, aspect: float, layer_points=None) -> None:
     """Size every label for the views of the move and stack them so neighbours on screen don't
-    overlap: above the layer first, then below, then a row further out."""
+    overlap: above the layer first, then below, then a row further out. `layer_points` (n × 8
+    box corners per layer) pull a label along the first view's ray in front of every layer whose
+    screen box it meets (same place and size on screen): a label wider than the gap between two
+    layers would otherwise sink into its neighbours' maps."""
     if not labels:
         return
     tops = np.array([o[names.ANCHOR_TOP] for o in labels], float)
@@ -121,6 +136,11 @@ def arrange(labels: list, views: list, aspect: float) -> None:
     half_u = np.array([max(len(x) for x in ls) for ls in lines]) * CHAR_WIDTH * SIZE / aspect / 2
     tall = np.array([len(ls) for ls in lines]) * 1.2 * SIZE + 0.4 * SIZE   # frame heights
     placed: list[tuple[float, float, float, float]] = []
+    nearest = None
+    if layer_points is not None and len(layer_points) and len(layer_points) % 8 == 0:
+        corners = screen(np.asarray(layer_points, float).reshape(-1, 3)).reshape(-1, 8, 3)
+        nearest = (corners[:, :, :2].min(axis=1), corners[:, :, :2].max(axis=1),
+                   corners[:, :, 2].min(axis=1))
     for k in np.argsort(top_uv[:, 0]):
         u = top_uv[k, 0]
         below = labels[k].get(names.LABEL_BELOW, True)
@@ -139,11 +159,31 @@ def arrange(labels: list, views: list, aspect: float) -> None:
         obj.data.size = size
         if row >= 0:      # above: the text's bottom sits a little over the layer
             obj.data.align_y = "BOTTOM"
-            obj.location = (tops[k][0], tops[k][1], tops[k][2] + 0.4 * size + row * step)
+            location = (tops[k][0], tops[k][1], tops[k][2] + 0.4 * size + row * step)
         else:             # below: the first line hangs under the layer
             obj.data.align_y = "TOP"
-            obj.location = (bottoms[k][0], bottoms[k][1],
-                            bottoms[k][2] - 0.4 * size + (row + 1) * step)
+            location = (bottoms[k][0], bottoms[k][1], bottoms[k][2] - 0.4 * size + (row + 1) * step)
+        obj.location, obj.data.size = _in_front(np.array(location), size, box, nearest, first)
+
+
+def _in_front(location: np.ndarray, size: float, box, nearest, view: framing.View):
+    """(location, size) moved along `view`'s ray to stand before the layers whose screen boxes
+    meet the label's `box`, scaled to keep its size on screen."""
+    if nearest is None:
+        return tuple(location), size
+    lo, hi, depth = nearest
+    meets = (lo[:, 0] < box[2]) & (box[0] < hi[:, 0]) & (lo[:, 1] < box[3]) & (box[1] < hi[:, 1])
+    if not meets.any():
+        return tuple(location), size
+    _, _, forward = framing.basis(view.direction)
+    own = float((location - np.asarray(view.location, float)) @ forward)
+    front = float(depth[meets].min()) - NEAR * own
+    if front >= own or front <= 0:
+        return tuple(location), size
+    if view.ortho_scale > 0:
+        return tuple(location - forward * (own - front)), size
+    scale = front / own
+    return tuple(np.asarray(view.location, float) + (location - view.location) * scale), size * scale
 
 
 def label_points(labels: list, direction=None) -> np.ndarray:

@@ -18,6 +18,7 @@ from .layers import MODIFIER
 from .. import names
 
 LABEL_MATERIAL = "NNVis Label"      # overlays.py's text material, shared by every run
+CARD_MATERIAL = "NNVis Label Card"  # ... and the cards behind layer labels (the background's colour)
 
 
 @dataclass(frozen=True)
@@ -94,11 +95,12 @@ def apply_look(collection, name: str, scene=None) -> Look:
             obj.data.energy = base * look.lights
     _set_value(nodes.block_material(), names.BASE_COLOUR, (*look.block, 1.0))
     _set_value(nodes.accent_material(), names.BASE_COLOUR, (*look.accent, 1.0))
-    label = bpy.data.materials.get(LABEL_MATERIAL)
-    if label is not None and label.node_tree:
-        for node in label.node_tree.nodes:
-            if node.type == "EMISSION":
-                node.inputs["Color"].default_value = (*look.text, 1.0)
+    for material_name, colour in ((LABEL_MATERIAL, look.text), (CARD_MATERIAL, look.world)):
+        material = bpy.data.materials.get(material_name)
+        if material is not None and material.node_tree:
+            for node in material.node_tree.nodes:
+                if node.type == "EMISSION":
+                    node.inputs["Color"].default_value = (*colour, 1.0)
     if scene is not None:
         set_background(scene, look.world)
         scene.view_settings.view_transform = look.view_transform

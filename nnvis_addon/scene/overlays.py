@@ -204,6 +204,12 @@ def label_material(name: str = "NNVis Label") -> bpy.types.Material:
     return nodes.emission_material(name, (0.85, 0.85, 0.85))
 
 
+def card_material(name: str = "NNVis Label Card") -> bpy.types.Material:
+    """The card behind each layer label: the background's colour (looks.py sets it with the
+    world's), so the text stands out of whatever maps lie behind it."""
+    return nodes.emission_material(name, (0.035, 0.037, 0.045))
+
+
 def counter_lines(run) -> list[str]:
     """One line per recorded epoch: "Epoch 7 / 10   loss 0.079   accuracy 97.2%"."""
     lines = []

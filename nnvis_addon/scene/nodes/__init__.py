@@ -8,6 +8,7 @@ from .highlight import highlight_sockets, store_highlight
 from .kit import (VERSION, add, arrange, clamp01, current, epoch_pair, first, geometry_io,
                   input_ids, join, math_node, mix, named, new_group, panels, position, sample,
                   section, set_default, socket, split, store, value_node, vec_math, xyz)
+from .label_plate import label_plate_group
 from .legend_bar import legend_group
 from .materials import (ACCENT_MATERIAL, BLOCK_MATERIAL, DIM, accent_material, atlas_material,
                         begin_build, block_material, emission_material, empty_material,
