@@ -147,6 +147,11 @@ def main() -> None:
     camera_moves.apply_move(collection, "orbit", scene)
     scene.frame_set(scene.frame_start + (scene.frame_end - scene.frame_start) // 4)
     render(scene, "camera_orbit")
+    camera_moves.apply_move(collection, "tour", scene)
+    keys = camera_moves.tour_frames(scene.frame_start, scene.frame_end,
+                                    len(camera_moves.stop_points(collection)))
+    scene.frame_set(int((keys[-4] + keys[-3]) / 2))       # held on the last stage, the head
+    render(scene, "camera_tour")
     camera_moves.apply_move(collection, "static", scene, orthographic=True)
     scene.frame_set(scene.frame_end)
     render(scene, "camera_orthographic")
