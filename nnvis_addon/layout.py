@@ -15,10 +15,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .blocks import KIND as BLOCK
 from .framing import box_corners
 from .model.edges import passes_through
+from .model.kinds import MAPWISE
 from .model.network import Layer, Network
 from .stages import stages
+
+
+MAPWISE_GAP = 0.7       # share of the gap behind a layer whose maps link one-to-one
 
 
 @dataclass
@@ -82,7 +87,9 @@ def ranks_and_lanes(network: Network) -> tuple[dict[str, int], dict[str, int]]:
 def layout_network(network: Network, map_size: float = 1.0, unit_size: float = 0.08,
                    gap: float = 0.6, rows: int = 1) -> list[Placement]:
     """Ranks one after another along +X; the space between two ranks is `gap` times the larger of
-    their layers' extents, so edges fan out at a readable angle whatever the layer sizes. Unit
+    their layers' extents, so edges fan out at a readable angle whatever the layer sizes — or
+    MAPWISE_GAP of that where each map links to one map only (BatchNorm, activations, pooling,
+    Add), whose straight links need no room to fan out. Unit
     layers that only pass values on (Flatten, Dropout) are drawn at half size, the output layer at
     twice the size, so it reads next to the class scores. `rows` > 1 wraps the ranks into that
     many rows of about equal length, one under the other, like lines of text."""
@@ -107,7 +114,11 @@ def layout_network(network: Network, map_size: float = 1.0, unit_size: float = 0
     for name, (_, _, extent) in shapes.items():
         reach[rank[name]] = max(reach[rank[name]], *extent)
         width[rank[name]] = max(width[rank[name]], extent[0])
-    xs = np.concatenate([[0.0], np.cumsum(gap * np.maximum(reach[1:], reach[:-1]))])
+    share = np.zeros(depth)             # the smallest gap any layer at the rank needs
+    for layer in network.layers:
+        share[rank[layer.name]] = max(share[rank[layer.name]], _gap_share(layer))
+    step = gap * np.maximum(reach[1:], reach[:-1]) * share[1:]
+    xs = np.concatenate([[0.0], np.cumsum(step)])
     row_of = _rows(xs, rows, [xs[rank[s.layers[0]]] for s in stages(network)[1:]])
     row_of = np.unique(row_of, return_inverse=True)[1]      # breaks snapped together: no empty row
     rows = int(row_of.max()) + 1
@@ -129,6 +140,13 @@ def layout_network(network: Network, map_size: float = 1.0, unit_size: float = 0
         placements.append(Placement(layer.name, float(x), centers, size, layer.is_spatial,
                                     extent, r, lane[layer.name], k))
     return placements
+
+
+def _gap_share(layer: Layer) -> float:
+    """Share of the full gap a layer needs behind its inputs: edges that fan out need it all."""
+    if not layer.is_spatial:
+        return 1.0
+    return BLOCK_GAP if layer.kind == BLOCK else MAPWISE_GAP if layer.kind in MAPWISE else 1.0
 
 
 def _rows(xs: np.ndarray, rows: int, stage_starts=()) -> np.ndarray:

@@ -35,6 +35,7 @@ ENERGY = "nnvis_energy"               # a light's data: its energy before the lo
 # Custom properties: collections, scenes, materials, node groups
 RUN = "nnvis_run"                     # a run's collection: the run's name
 VIEW = "nnvis_view"                   # a run's collection: the home view's direction
+STOPS = "nnvis_stops"                 # ... its stages, as JSON [[name, [layer, ...]], ...] (tour)
 ORTHOGRAPHIC = "nnvis_orthographic"   # ... whether its camera is orthographic
 PROBE = "nnvis_probe"                 # ... the probe it was imported with (live refresh)
 PROBE_INDEX = "nnvis_probe_index"

@@ -18,7 +18,7 @@ from .model.edges import EDGE_VALUE_MODES
 
 GROUPS = ("Input", "Look", "Edges", "Animation", "Render")       # the dialog's panels, in order
 LOOK_KEYS = ("default", "paper", "dark_studio", "blueprint")      # scene.looks.LOOKS
-CAMERA_MOVES = ("static", "orbit", "fly_through")                 # scene.camera_moves.MOVES
+CAMERA_MOVES = ("static", "orbit", "fly_through", "tour")                 # scene.camera_moves.MOVES
 LABEL_MODES = ("auto", "layers", "stages", "none")                # scene.labels.MODES
 BLOCK_MODES = ("auto", "folded", "expanded")                      # blocks.MODES
 
@@ -113,7 +113,8 @@ IMPORT_OPTIONS = (
            max=240),
     Option("camera_move", "static", "Camera",
            "static: the framed three-quarter view; orbit: a swing around the network and back; "
-           "fly through: along the network, input to output", "Animation", choices=CAMERA_MOVES,
+           "fly through: along the network, input to output; tour: each stage framed in turn",
+           "Animation", choices=CAMERA_MOVES,
            cli="camera"),
     Option("orthographic", False, "Orthographic",
            "No perspective: parallel lines stay parallel (figures for papers)", "Animation"),

@@ -435,3 +435,50 @@ def test_camera_orbits_and_flies_through_timed_to_the_epochs(imported):
     # home again (framed from the evaluated cells now, the layout at import: within 0.1 %)
     np.testing.assert_allclose(np.array(cam.matrix_world), np.array(home), rtol=1e-3, atol=1e-3)
 
+
+
+def test_camera_tours_the_stages(imported):
+    """Tour: the whole view held at both ends; in between each stage (input, stage 1, head), in
+    network order, framed inside the frame and shown at least as large as in the whole view (the
+    small input and head larger)."""
+    import json
+
+    import bpy
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+    from nnvis_addon import framing, names
+    from nnvis_addon.scene import camera_moves
+    collection, _ = imported
+    scene = bpy.context.scene
+    cam = camera_moves.run_camera(collection)
+    home = np.array(cam.matrix_world)
+    stops = json.loads(collection[names.STOPS])
+    assert [name for name, _ in stops] == ["input", "stage 1", "head"]
+    layers = {o[names.LAYER]: o for o in collection.all_objects if names.LAYER in o}
+    boxes = camera_moves.evaluated_boxes(list(layers.values()))
+
+    def screen_box(members):
+        pts = np.concatenate([framing.box_corners(*boxes[layers[n].name]) for n in members])
+        uv = np.array([tuple(world_to_camera_view(scene, cam, Vector(p)))[:2] for p in pts])
+        return uv.min(axis=0), uv.max(axis=0)
+
+    whole = {name: screen_box(members) for name, members in stops}
+    try:
+        assert bpy.ops.nnvis.camera_move(move="tour") == {"FINISHED"}
+        start, end = scene.frame_start, scene.frame_end
+        keys = camera_moves.tour_frames(start, end, len(stops))
+        zoom = {}
+        for k, (name, members) in enumerate(stops):
+            scene.frame_set(int(round((keys[2 + 2 * k] + keys[3 + 2 * k]) / 2)))
+            lo, hi = screen_box(members)
+            assert lo.min() > -0.01 and hi.max() < 1.01, (name, lo, hi)       # in the frame
+            zoom[name] = (hi - lo).max() / (whole[name][1] - whole[name][0]).max()
+            area = np.array(framing.NETWORK)
+            centre = (area[:2] + area[2:]) / 2      # the stage is what the camera centres
+            np.testing.assert_allclose((lo + hi) / 2, centre, atol=0.06, err_msg=name)
+        assert min(zoom.values()) > 0.99 and zoom["input"] > 1.5 and zoom["head"] > 1.2, zoom
+        for frame in (start, end):
+            scene.frame_set(frame)
+            np.testing.assert_allclose(np.array(cam.matrix_world), home, rtol=1e-3, atol=1e-3)
+    finally:
+        bpy.ops.nnvis.camera_move(move="static")

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import NNVisError
 from .network import Layer, Network
 from .keras_config import SHARED_KEY
-from .kinds import PASS_THROUGH
+from .kinds import MERGE, PASS_THROUGH
 
 
 @dataclass
@@ -499,7 +499,7 @@ _KINDS = {
     "Block": _block, "Dense": _dense, "Conv2D": _conv2d, "DepthwiseConv2D": _depthwise,
     "SeparableConv2D": _separable, "BatchNormalization": _batch_norm,
     "Flatten": _reshape, "Reshape": _reshape, "Concatenate": _concat,
-    **{kind: _merge for kind in ("Add", "Subtract", "Multiply", "Maximum", "Minimum", "Average")},
+    **{kind: _merge for kind in sorted(MERGE)},
     **{kind: _same_cells for kind in sorted(PASS_THROUGH)},
 }
 KINDS = frozenset(_KINDS) - {"Block"} | {"InputLayer"}    # every model layer kind it knows

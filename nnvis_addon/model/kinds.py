@@ -28,6 +28,12 @@ PASS_THROUGH = POOL | IDENTITY | frozenset({
     "Resizing", "CenterCrop", "RandomCrop", "Activation", "ReLU", "LeakyReLU", "ThresholdedReLU", "Softmax",
     "Rescaling", "Normalization", "LayerNormalization"})
 
+MERGE = frozenset({"Add", "Subtract", "Multiply", "Maximum", "Minimum", "Average"})  # element-wise
+
+# map i of the output comes from map i of each input alone: no fan of edges to spread out, so the
+# layout sets such a layer close behind its inputs
+MAPWISE = PASS_THROUGH | MERGE | frozenset({"BatchNormalization", "DepthwiseConv2D", "Concatenate"})
+
 
 @dataclass(frozen=True)
 class DesignKind:

@@ -43,13 +43,19 @@ def epoch_frames(epochs: list[int], frames_per_epoch: float, frame_start: int = 
     return np.array([frame_start + (e - first) * frames_per_epoch for e in epochs], np.float32)
 
 
-def linear_keys(id_data, path: str, frames, values, index: int = 0) -> None:
-    """Linear keyframes of `id_data.<path>[index]` (values at frames), written in bulk."""
+def linear_keys(id_data, path: str, frames, values, index: int = 0, eased: bool = False) -> None:
+    """Linear keyframes of `id_data.<path>[index]` (values at frames), written in bulk; `eased`:
+    Bézier keys with auto-clamped handles instead, so a move eases out of and into each hold."""
     fcurve = compat.new_fcurve(id_data, path, index)
     points = fcurve.keyframe_points
     points.add(len(frames))
     points.foreach_set("co", np.stack([frames, values], axis=1).astype(np.float32).ravel())
-    points.foreach_set("interpolation", [LINEAR] * len(frames))
+    if eased:
+        for point in points:
+            point.interpolation = "BEZIER"
+            point.handle_left_type = point.handle_right_type = "AUTO_CLAMPED"
+    else:
+        points.foreach_set("interpolation", [LINEAR] * len(frames))
     fcurve.update()
 
 

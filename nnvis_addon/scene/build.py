@@ -6,11 +6,14 @@
 """
 from __future__ import annotations
 
+import json
+
 import bpy
 
 from .. import framing, layout, names
 from ..options import SceneOptions
 from ..plan import plan_scene
+from ..stages import stages
 from . import animation, camera_moves, edges as edges_mod, hud, labels as labels_mod, layers, \
     looks, nodes, runs, stage
 from . import refresh as live_mod
@@ -46,6 +49,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
                           aspect, frame_end, (options.blocks, options.expand))
         collection[names.VIEW] = list(framing.WRAPPED_VIEW_DIRECTION if plan.rows > 1
                                         else framing.VIEW_DIRECTION)
+        collection[names.STOPS] = json.dumps([[s.name, s.layers] for s in stages(network)])
         scene.collection.children.link(collection)
         animated, objects, shared_materials = [], {}, {}
         progress(0.9, "Layers")

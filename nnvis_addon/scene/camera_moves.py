@@ -1,6 +1,7 @@
-"""The run's camera and its moves: a static framed view, an orbit around the network, or a
+"""The run's camera and its moves: a static framed view, an orbit around the network, a
 fly-through along it (input to output) — each fitted with `framing.fit` at every key, so the
-network fills its area of the frame and stays inside it at every frame of the move.
+network fills its area of the frame and stays inside it at every frame of the move — or a tour
+that frames each stage in turn (the input, the stem, stage 1, …, the head) between two whole views.
 
 One camera serves every run. Each run has a screen: an empty (`SCREEN`) parented to the camera
 that maps frame coordinates onto a plane just in front of the lens; the run's overlays (hud.py)
@@ -9,6 +10,8 @@ move changes the lens shift, the screen is keyed along with it; the other runs' 
 Everything is keyframes and parenting: it plays without the add-on.
 """
 from __future__ import annotations
+
+import json
 
 import bpy
 import numpy as np
@@ -28,7 +31,12 @@ MOVES = {
              "the network framed at every angle",
     "fly_through": "Along the network, from behind the input round to the output's side, "
                    "timed to the epochs",
+    "tour": "From the whole network to each stage in turn (input, stem, stages, head), framed "
+            "large while training goes on, and back to the whole network",
 }
+TOUR_EDGES = 0.08           # share of the frame range spent on the whole view at each end
+TOUR_HOLD = 1.5             # a stop's hold, in units of one move between stops
+TOUR_ZOOM = 2.5             # a stop shows at most this share of the whole network's box: closer
 SCREEN = "NNVis Screen"
 SCREEN_DEPTH = 1.0          # the overlays' plane, in front of the lens (world units)
 
@@ -73,6 +81,37 @@ def network_points(collection) -> np.ndarray:
         raise NNVisError(f"run {collection.name!r} has no layer objects")
     return np.concatenate([framing.box_corners(lo, hi)
                            for lo, hi in evaluated_boxes(layers).values()])
+
+
+def stop_points(collection, labels=()) -> list[np.ndarray]:
+    """(n, 3) corners of each stage's layers (and of the labels naming them), in network order:
+    the tour's stops. The stages were written at import (`names.STOPS`)."""
+    stages = json.loads(collection.get(names.STOPS, "[]"))
+    layers = [o for o in collection.all_objects if names.LAYER in o and not o.hide_render]
+    boxes = evaluated_boxes(layers)
+    box_of = {o[names.LAYER]: boxes[o.name] for o in layers if o.name in boxes}
+    out = []
+    for _, members in stages:
+        pts = [framing.box_corners(*box_of[n]) for n in members if n in box_of]
+        named = [o for o in labels if set(o[names.LABEL_LAYERS]) & set(members)]
+        if named:
+            pts.append(labels_mod.label_points(named))
+        if pts:
+            out.append(np.concatenate(pts))
+    return out
+
+
+def tour_frames(frame_start: float, frame_end: float, stops: int) -> np.ndarray:
+    """Key frames of a tour of `stops` stops: the whole view held at each end, then per stop a
+    move and a hold (TOUR_HOLD moves long), and a last move back — two keys per hold."""
+    length = frame_end - frame_start
+    first, last = frame_start + TOUR_EDGES * length, frame_end - TOUR_EDGES * length
+    move = (last - first) / (stops + 1 + TOUR_HOLD * stops)
+    frames, t = [frame_start, first], first
+    for _ in range(stops):
+        frames += [t + move, t + move + TOUR_HOLD * move]
+        t += move + TOUR_HOLD * move
+    return np.array(frames + [last, frame_end], np.float32)
 
 
 def evaluated_boxes(objects) -> dict:
@@ -181,8 +220,10 @@ def apply_view(cam, view: framing.View, aspect: float, screen=None) -> None:
         screen.rotation_euler = (0.0, 0.0, 0.0)
 
 
-def key_views(cam, frames, views: list[framing.View], aspect: float, screen=None) -> None:
-    """Keyframe the camera (and its screen) through `views` at `frames`."""
+def key_views(cam, frames, views: list[framing.View], aspect: float, screen=None,
+              eased: bool = False) -> None:
+    """Keyframe the camera (and its screen) through `views` at `frames` (`eased`: easing out of
+    and into each key, for moves that stop)."""
     frames = np.asarray(frames, np.float32)
     loc = np.array([v.location for v in views], np.float32)
     rot, previous = [], None
@@ -191,21 +232,23 @@ def key_views(cam, frames, views: list[framing.View], aspect: float, screen=None
         rot.append(tuple(previous))
     rot = np.array(rot, np.float32)
     for axis in range(3):
-        linear_keys(cam, "location", frames, loc[:, axis], axis)
-        linear_keys(cam, "rotation_euler", frames, rot[:, axis], axis)
+        linear_keys(cam, "location", frames, loc[:, axis], axis, eased)
+        linear_keys(cam, "rotation_euler", frames, rot[:, axis], axis, eased)
     data = cam.data
-    linear_keys(data, "shift_x", frames, np.array([v.shift[0] for v in views], np.float32))
-    linear_keys(data, "shift_y", frames, np.array([v.shift[1] for v in views], np.float32))
+    linear_keys(data, "shift_x", frames, np.array([v.shift[0] for v in views], np.float32),
+                eased=eased)
+    linear_keys(data, "shift_y", frames, np.array([v.shift[1] for v in views], np.float32),
+                eased=eased)
     if views[0].ortho_scale > 0:
         linear_keys(data, "ortho_scale", frames, np.array([v.ortho_scale for v in views],
-                                                          np.float32))
+                                                          np.float32), eased=eased)
     if screen is not None:
         placed = [_screen_transform(v, aspect) for v in views]
         for axis in range(3):
             linear_keys(screen, "location", frames,
-                        np.array([p[0][axis] for p in placed], np.float32), axis)
+                        np.array([p[0][axis] for p in placed], np.float32), axis, eased)
             linear_keys(screen, "scale", frames, np.array([p[1] for p in placed], np.float32),
-                        axis)
+                        axis, eased)
 
 
 def clear_keys(cam, screen=None) -> None:
@@ -215,13 +258,25 @@ def clear_keys(cam, screen=None) -> None:
 
 
 def move_views(move: str, points, aspect: float, orthographic: bool, frame_start: int,
-               frame_end: int, epoch_keys=None, home=framing.VIEW_DIRECTION
+               frame_end: int, epoch_keys=None, home=framing.VIEW_DIRECTION, stops=()
                ) -> tuple[np.ndarray, list[framing.View]]:
     """(frames, fitted views) of `move` around the `home` view direction. The fly-through
-    arrives with the last epoch."""
+    arrives with the last epoch; the tour frames each of `stops` (point sets) in turn."""
     if move == "static":
         return np.array([frame_start], np.float32), [
             framing.fit(points, home, aspect, orthographic=orthographic)]
+    if move == "tour":
+        if not len(stops):
+            raise NNVisError("the tour visits the network's stages, and this run has none "
+                             "recorded: import it again")
+        whole = framing.fit(points, home, aspect, orthographic=orthographic)
+        views = [whole, whole]
+        reach = np.ptp(points, axis=0) / TOUR_ZOOM / 2
+        for pts in stops:     # a box at least 1 / TOUR_ZOOM of the network's: a close-up, not a
+            mid = (pts.min(axis=0) + pts.max(axis=0)) / 2       # single map filling the frame
+            pts = np.concatenate([pts, framing.box_corners(mid - reach, mid + reach)])
+            views += [framing.fit(pts, home, aspect, orthographic=orthographic)] * 2
+        return tour_frames(frame_start, frame_end, len(stops)), views + [whole, whole]
     if move == "orbit":
         directions = framing.orbit_directions(home)
         frames = np.linspace(frame_start, frame_end, len(directions))
@@ -255,18 +310,20 @@ def apply_move(collection, move: str, scene=None, orthographic: bool | None = No
     start, end = frame_range or (scene.frame_start, scene.frame_end)
     keys = epoch_frames(collection) if move == "fly_through" else None
     home = np.asarray(collection.get(names.VIEW, framing.VIEW_DIRECTION), float)
-    frames, views = move_views(move, points, aspect, orthographic, start, end, keys, home)
+    stops = stop_points(collection) if move == "tour" else ()
+    frames, views = move_views(move, points, aspect, orthographic, start, end, keys, home, stops)
     labels = [o for o in labels_mod.labels_of(collection) if not o.hide_render]
     if labels:     # labels sized for these views, then the views refitted around them too
         labels_mod.arrange(labels, views, aspect)
+        stops = stop_points(collection, labels) if move == "tour" else ()
         frames, views = move_views(move, np.concatenate([points, labels_mod.label_points(labels)]),
-                                   aspect, orthographic, start, end, keys, home)
+                                   aspect, orthographic, start, end, keys, home, stops)
         labels_mod.arrange(labels, views, aspect)
     screen = screen_of(collection)
     clear_keys(cam, screen)
     apply_view(cam, views[0], aspect, screen)
     if len(views) > 1:
-        key_views(cam, frames, views, aspect, screen)
+        key_views(cam, frames, views, aspect, screen, eased=move == "tour")
     park_other_screens(collection, cam)
     collection[names.CAMERA_MOVE] = move
     collection[names.ORTHOGRAPHIC] = bool(orthographic)
