@@ -11,7 +11,7 @@ has it) or "import" (the importer itself: how a chosen file is read).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import budget, colormaps
 from .model.edges import EDGE_VALUE_MODES
@@ -160,3 +160,33 @@ def split(values: dict) -> tuple[dict, dict]:
         scene[cap] = scene[cap] or None
     scene["controls"] = controls
     return load, scene
+
+
+OVERLAYS = tuple(o.name.removeprefix("show_") for o in IMPORT_OPTIONS if o.to == "overlay")
+
+
+@dataclass
+class SceneOptions:
+    """How a run is drawn (`plan.plan_scene`) and set up (`scene.build_scene`); pure Python, so
+    a scene can be planned where Blender is not."""
+    frames_per_epoch: float = 0           # 0: the default timing (animation.timeline)
+    colormap: str = "viridis"             # for non-negative outputs; signed ones use coolwarm
+    bundle_strength: float = 0.8
+    bundler: str = "structural"           # or "density": KDE bundling, the organic look
+    max_edges: int | None = budget.MAX_EDGES              # per connection: the strongest
+    max_total_edges: int | None = budget.MAX_TOTAL_EDGES  # all together (caps shrink to fit)
+    edge_radius: float = 0.0025
+    overlays: tuple = OVERLAYS            # overlays shown (all are built; the rest hidden)
+    labels: str = "auto"                  # a labels.MODES key
+    blocks: str = "auto"                  # a blocks.MODES key: fold repeated blocks into units
+    expand: str = ""                      # folded blocks drawn layer by layer (comma-separated)
+    setup_render: bool = True             # camera as scene camera, world, Cycles settings, range
+    resolution: tuple[int, int] | None = None   # None: keep the scene's
+    samples: int = 0                      # 0: the draft quality preset's (stage.QUALITY)
+    fps: int = 24
+    frame_start: int = 1
+    look: str = "default"                 # a looks.LOOKS key
+    camera_move: str = "static"           # a camera_moves.MOVES key
+    orthographic: bool = False            # an orthographic camera (paper figures)
+    controls: dict = field(default_factory=dict)   # initial modifier inputs, e.g. {"Morph": 0.5}
+    extra: dict = field(default_factory=dict)

@@ -1,7 +1,7 @@
 """Edge curves: one hair-curves object per connected layer pair, one curve per edge.
 
-Curve points come from the numpy bundler (so at import their ends sit exactly on the cells the
-layout placed); each curve carries `nnvis_edge`, its index into the pair's weight atlas, from which
+Curve points come from the connection's `plan.ConnectionPlan` (bundled in numpy, so at import
+their ends sit exactly on the cells the layout placed); each curve carries `nnvis_edge`, its index into the pair's weight atlas, from which
 the shader colours it by the weight of the shown epoch (blending between epochs like the
 activations), and the cells it joins (`nnvis_src`/`nnvis_dst`) with their import-time places
 (`nnvis_src_rest`/`nnvis_dst_rest`). The edges group reads where those cells are now from the
@@ -14,15 +14,10 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from .. import atlas as atlas_mod
-from ..bundling import density_bundle, structural_bundle
 from ..budget import MAX_EDGES
-from ..errors import NNVisError
-from ..model.edges import EDGE_VALUE_MODES, edge_values
-
-BUNDLERS = ("structural", "density")
+from ..model.edges import EDGE_VALUE_MODES
 from . import nodes
-from .layers import MODIFIER, colour_range, new_image, set_inputs
+from .layers import MODIFIER, new_image, set_inputs
 from .. import names
 
 
@@ -140,112 +135,46 @@ def curves_data(name: str, straight: np.ndarray, bundled: np.ndarray, src=None, 
     return curves
 
 
-def skip_arc(polylines: np.ndarray, src_placement, dst_placement) -> np.ndarray:
-    """Lift a connection that jumps over ranks (a residual/skip link) into an arc above the layers
-    it passes, so it reads as a skip and not as input to the layers in between."""
-    span = dst_placement.rank - src_placement.rank
-    if span <= 1:
-        return polylines
-    top = max(src_placement.extent[1], dst_placement.extent[1]) / 2
-    lift = top + 0.08 * abs(dst_placement.x - src_placement.x)
-    t = np.linspace(0.0, 1.0, polylines.shape[1], dtype=np.float32)
-    polylines = polylines.copy()
-    polylines[:, :, 2] += lift * np.sin(np.pi * t)[None, :]
-    return polylines
-
-
-def mode_values(edges, act=None) -> np.ndarray:
-    """(E, modes, n): each edge's value per epoch in every colour mode (EDGE_VALUE_MODES), which
-    the `Colour Mode` input picks between; without the source's cell activations `act` (epochs,
-    source cells; `cell_activations`) the activation modes fall back to the weight."""
-    rows = [edge_values(edges, mode, act) if act is not None or mode in ("weight", "abs")
-            else edge_values(edges, "weight") for mode in EDGE_VALUE_MODES]
-    return np.stack(rows, axis=1).astype(np.float32)
-
-
-def weightless_material(run_name: str):
+def weightless_material(run_name: str, atlas):
     """The material of a run's weightless connections: the edge shader at colour scale 0 (every
-    edge the map's centre, grey) and dim, over a one-value atlas: 1, every such edge's weight."""
-    atlas = atlas_mod.pack(np.ones((1, 1, 1, 1), np.float32))
+    edge the map's centre, grey) and dim, over a one-value atlas (`ScenePlan.weightless`): 1,
+    every such edge's weight."""
     name = f"{run_name}:weightless links"
     return nodes.atlas_material(name, new_image(f"{name} weights", atlas), atlas, "coolwarm",
                                 1.0, 0.5, instanced=False, emission=0.06,
                                 mode_scales=[0.0] * len(EDGE_VALUE_MODES), mode_stride=1)
 
 
-def strongest_first(edges) -> np.ndarray:
-    """The order of the edges by their largest |weight| over epochs, so the `Max Edges` input of
-    the edges group keeps the strongest ones when it hides the rest."""
-    score = np.abs(edges.weight).max(axis=0) if len(edges) else np.zeros(0)
-    return np.argsort(-score, kind="stable")
-
-
-def edge_radius(radius: float, edges, crosses_rows: bool = False) -> float:
-    """Thinner curves where they would be a mass: one-to-one links (pass-through layers),
-    connections of thousands of edges and, in a wrapped layout, the links that sweep back from
-    one row's end to the next row's start across the frame — so the layers stay the brightest
-    thing in the frame."""
-    if crosses_rows:
-        return radius * 0.12
-    if edges.one_to_one:
-        return radius * 0.4
-    return radius * float(np.clip(np.sqrt(1500 / max(len(edges), 1)), 0.35, 1.0))
-
-
-def edge_object(run_name: str, src_obj, dst_obj, edges, src_placement,
-                dst_placement, bundle_strength: float, radius: float, traced_units=(),
-                traces=None, trace_unit: int = 0, bundler: str = "structural",
-                src_cells=None, shared: dict | None = None):
-    """The curves object for the edges between the layer objects `src_obj` → `dst_obj` (an
-    `Edges` with (E, n) weights), following their cells.
-    `traces` (units, n): each edge's share in the highlight trace of `traced_units`; `bundler`:
-    "structural" (hierarchical, the default) or "density" (KDE, weighted by max |w|);
-    `src_cells` (epochs, source cells), the source's `cell_activations`, give the activation
-    colour modes; `shared` holds the materials this build's connections share (weightless)."""
-    if bundler not in BUNDLERS:
-        raise NNVisError(f"unknown bundler {bundler!r}; one of {', '.join(BUNDLERS)}")
-    order = strongest_first(edges)
-    edges = edges.subset(order)
-    ends = (src_placement.centers, dst_placement.centers, edges.src, edges.dst)
-    straight = skip_arc(structural_bundle(*ends, beta=0.0), src_placement, dst_placement)
-    # one-to-one links (pooling, BN, activations) stay straight: bundling only bends them
-    if edges.one_to_one:
-        bundled = straight
-    elif bundler == "density":
-        strength = np.abs(edges.weight).max(axis=0) if len(edges) else None
-        bundled = skip_arc(density_bundle(*ends, weights=strength, beta=1.0), src_placement,
-                           dst_placement)
-    else:
-        bundled = skip_arc(structural_bundle(*ends, beta=1.0), src_placement, dst_placement)
-    src_name, dst_name = src_obj[names.LAYER], dst_obj[names.LAYER]
-    curves = curves_data(f"{run_name}:{src_name}->{dst_name}", straight, bundled, edges.src,
-                         edges.dst)
-    if traces is not None:
-        for unit, row in zip(traced_units, traces):
+def edge_object(run_name: str, plan, src_obj, dst_obj, weightless_atlas,
+                shared: dict | None = None):
+    """The curves object for a `plan.ConnectionPlan` between the layer objects `src_obj` →
+    `dst_obj`, following their cells; `shared` holds the materials this build's connections
+    share: the weightless ones' (over `weightless_atlas`)."""
+    edges, src_name, dst_name = plan.edges, plan.src, plan.dst
+    curves = curves_data(f"{run_name}:{src_name}->{dst_name}", plan.straight, plan.bundled,
+                         edges.src, edges.dst)
+    if plan.traces is not None:
+        for unit, row in zip(plan.traced_units, plan.traces):
             attr = curves.attributes.new(f"{names.TRACE}{unit}", "FLOAT", "CURVE")
-            attr.data.foreach_set("value", np.ascontiguousarray(row[order], np.float32))
+            attr.data.foreach_set("value", np.ascontiguousarray(row, np.float32))
     # Weightless connections (pooling, activations, merges: every weight 1) stay neutral grey
     # and recede; they share one material (its colour scale 0, so no values to look up)
-    if edges.weight.size == 0 or float(np.ptp(edges.weight)) == 0.0:
+    if plan.atlas is None:
         shared = {} if shared is None else shared
         if "weightless" not in shared:
-            shared["weightless"] = weightless_material(run_name)
+            shared["weightless"] = weightless_material(run_name, weightless_atlas)
         material = shared["weightless"]
     else:
-        values = mode_values(edges, src_cells)                         # (E, modes, n)
-        atlas = atlas_mod.pack(values.reshape(values.shape[0], -1)[:, :, None, None])
-        image = new_image(f"{run_name}:{src_name}->{dst_name} weights", atlas)
-        scales = [colour_range(values[:, k], diverging=True)[0] for k in range(values.shape[1])]
-        material = nodes.atlas_material(f"{run_name}:{src_name}->{dst_name}", image, atlas,
+        image = new_image(f"{run_name}:{src_name}->{dst_name} weights", plan.atlas)
+        material = nodes.atlas_material(f"{run_name}:{src_name}->{dst_name}", image, plan.atlas,
                                         "coolwarm", 1.0, 0.5, instanced=False, emission=0.4,
-                                        mode_scales=scales, mode_stride=len(edges))
+                                        mode_scales=plan.scales, mode_stride=len(edges))
     obj = bpy.data.objects.new(f"{run_name}:{src_name} → {dst_name}", curves)
     obj[names.EDGES] = [src_name, dst_name]
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = edges_group()
     curves.materials.append(material)
-    set_inputs(mod, {"Radius": edge_radius(radius, edges, src_placement.row != dst_placement.row),
-                     "Bundle Strength": bundle_strength, "Material": material,
-                     "Max Edges": len(curves.curves),
-                     "Trace Unit": trace_unit, "Source": src_obj, "Target": dst_obj})
+    set_inputs(mod, {"Radius": plan.radius, "Bundle Strength": plan.bundle_strength,
+                     "Material": material, "Max Edges": len(curves.curves),
+                     "Trace Unit": plan.trace_unit, "Source": src_obj, "Target": dst_obj})
     return obj

@@ -12,10 +12,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from .. import arrange, blocks
-from .. import atlas as atlas_mod
-from ..model.trace import trace, trace_units
-from ..model.window import kernel_window
+from .. import blocks
 from . import nodes
 from .. import names
 from ..names import MODIFIER   # every module takes it from here
@@ -32,23 +29,6 @@ def new_image(name: str, atlas) -> "bpy.types.Image":
     image.pixels.foreach_set(rgba.ravel())
     image.pack()
     return image
-
-
-def colour_range(values: np.ndarray, diverging: bool) -> tuple[float, float]:
-    """(scale, offset) mapping the run's values into [0, 1] the same way for every epoch:
-    diverging maps put zero at the centre; sequential maps run from 0 to the largest value."""
-    peak = float(np.max(np.abs(values))) if values.size else 0.0
-    peak = peak if peak > 0 else 1.0
-    return (0.5 / peak, 0.5) if diverging else (1.0 / peak, 0.0)
-
-
-def map_gain(cells: np.ndarray) -> np.ndarray:
-    """(C,) factor that scales each cell's values (E, C, H, W) to the layer's peak: what
-    `Normalise Per Map` = 1 applies, so a quiet map shows its own structure. Fixed across epochs;
-    a map that is zero everywhere keeps 1."""
-    peaks = np.abs(cells).max(axis=(0, 2, 3)) if cells.size else np.zeros(cells.shape[1])
-    top = float(peaks.max()) if peaks.size else 0.0
-    return np.divide(top, peaks, out=np.ones_like(peaks), where=peaks > 0).astype(np.float32)
 
 
 def mesh_of_points(name: str, points: np.ndarray, attributes: dict[str, np.ndarray],
@@ -100,19 +80,15 @@ def set_run_inputs(objects, values: dict) -> None:
                              if k in nodes.input_ids(mod.node_group)})
 
 
-def layer_object(layer, placement, activations: np.ndarray, colormap: str, diverging: bool,
-                 run_name: str):
-    """The object drawing `layer`; `activations` is (E, *output_shape), one row per epoch."""
-    cells = atlas_mod.as_cells(activations, layer.is_spatial)
-    atlas = atlas_mod.pack(cells)
+def layer_object(plan, run_name: str):
+    """The object drawing a computed layer's `plan.LayerPlan`."""
+    layer, atlas, shapes = plan.layer, plan.atlas, plan.arrangements
     image = new_image(f"{run_name}:{layer.name} activations", atlas)
-    scale, offset = colour_range(activations, diverging)
-    material = nodes.atlas_material(f"{run_name}:{layer.name}", image, atlas, colormap, scale,
-                                    offset, instanced=True)
-    shapes = arrange.arrangements(placement, layer.output_shape)
-    mesh = mesh_of_points(f"{run_name}:{layer.name}", placement.centers - shapes.centre,
+    material = nodes.atlas_material(f"{run_name}:{layer.name}", image, atlas, plan.colormap,
+                                    *plan.colour, instanced=True)
+    mesh = mesh_of_points(f"{run_name}:{layer.name}", plan.placement.centers - shapes.centre,
                           {names.MAP: np.arange(layer.cell_count),
-                           names.MAP_GAIN: map_gain(cells)},
+                           names.MAP_GAIN: plan.map_gain},
                           {names.GRID: shapes.grid, names.LINE: shapes.line,
                            names.CIRCLE: shapes.circle, names.STACK: shapes.stack,
                            names.BOX: shapes.block})
@@ -126,58 +102,39 @@ def layer_object(layer, placement, activations: np.ndarray, colormap: str, diver
         obj[names.BLOCK_LAYERS] = [inner.name for inner in layer.inner]
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = nodes.cells_group("planes" if layer.is_spatial else "cubes")
-    if layer.is_spatial:
-        width, height = arrange.map_size(placement, layer.output_shape)
-    else:
-        width = height = placement.cell_size
+    width, height = plan.size
     mesh.materials.append(material)        # the Material tab and Shader Editor show it
     set_inputs(mod, {"Width": width, "Height": height, "Material": material,
                      "Max Cells": layer.cell_count})
     return obj
 
 
-def add_controls(run, objects: dict, max_edges: int | None = None):
-    """What the controls need beyond one layer: each feature-map layer's Inbound object and kernel
-    window (Expansion 3), and the highlight traces of the last epoch (Highlight, Trace Unit).
-    `objects`: layer name → its object; `max_edges`: the scene's per-connection edge cap."""
-    network = run.network
-    for layer in network.layers:
-        obj = objects.get(layer.name)
-        source = next((network.layer(n) for n in layer.inbound
-                       if n in objects and network.layer(n).is_spatial), None)
-        window = kernel_window(layer, source) if source is not None else None
-        if obj is None or window is None or "Inbound" not in nodes.input_ids(
-                obj.modifiers[MODIFIER].node_group):
-            continue
-        set_inputs(obj.modifiers[MODIFIER], {"Inbound": objects[source.name]})
-        for axis, name in enumerate("yx"):
-            set_point_attribute(obj.data, f"{names.RF}{name}", (
-                window.stride[axis], window.offset[axis], window.size[axis]), "FLOAT_VECTOR")
-        set_point_attribute(obj.data, f"{names.RF}in", source.output_shape, "FLOAT_VECTOR")
-        set_point_attribute(obj.data, f"{names.RF}out", (*layer.output_shape[:2], 0), "FLOAT_VECTOR")
-    return store_traces(run, objects, max_edges)
-
-
-def store_traces(run, objects: dict, max_edges: int | None = None, limit: int = 16):
-    """`nnvis_trace_<unit>` on every layer mesh for up to `limit` units of the output layer (see
-    `trace_units`), traced at the last epoch; Trace Unit starts on the predicted class.
-    Returns (the Trace, with its edges for the edge curves, and the unit shown first)."""
-    epoch, network = run.epochs[-1], run.network
-    activations = {l.name: run.activations(l.name, epoch) for l in network.layers
-                   if run.has_activations(l.name)}
-    output = activations.get(network.output)
-    units = trace_units(network, output, limit)
-    found = trace(network, {l.name: run.weights(l.name, epoch) for l in network.layers},
-                  activations, units, with_edges=True, max_edges=max_edges)
-    shown = int(np.argmax(output)) if output is not None else units[0]
-    for name, values in found.cells.items():
-        obj = objects.get(name)
+def add_controls(plan, objects: dict) -> None:
+    """What the controls need beyond one layer, from the `plan.ScenePlan`: each feature-map
+    layer's Inbound object and kernel window (Expansion 3), and the highlight traces
+    `nnvis_trace_<unit>` (Highlight; Trace Unit starts on the predicted class).
+    `objects`: layer name → its object."""
+    for layer_plan in plan.layers:
+        obj = objects.get(layer_plan.layer.name)
         if obj is None:
             continue
-        for unit, row in zip(found.units, values):
+        if layer_plan.window is not None and "Inbound" in nodes.input_ids(
+                obj.modifiers[MODIFIER].node_group):
+            source, window = layer_plan.window
+            set_inputs(obj.modifiers[MODIFIER], {"Inbound": objects[source.name]})
+            for axis, name in enumerate("yx"):
+                set_point_attribute(obj.data, f"{names.RF}{name}", (
+                    window.stride[axis], window.offset[axis], window.size[axis]), "FLOAT_VECTOR")
+            set_point_attribute(obj.data, f"{names.RF}in", source.output_shape, "FLOAT_VECTOR")
+            set_point_attribute(obj.data, f"{names.RF}out", (*layer_plan.layer.output_shape[:2], 0),
+                                "FLOAT_VECTOR")
+    for layer_plan in plan.layers:
+        obj = objects.get(layer_plan.layer.name)
+        if obj is None or layer_plan.traces is None:
+            continue
+        for unit, row in zip(plan.trace.units, layer_plan.traces):
             set_point_attribute(obj.data, f"{names.TRACE}{unit}", row)
-        set_inputs(obj.modifiers[MODIFIER], {"Trace Unit": shown if shown in units else units[0]})
-    return found, (shown if shown in units else units[0])
+        set_inputs(obj.modifiers[MODIFIER], {"Trace Unit": plan.trace_unit})
 
 
 def block_object(layer, placement, reason: str, run_name: str):

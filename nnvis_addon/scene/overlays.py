@@ -21,8 +21,9 @@ from .layers import MODIFIER, mesh_of_points, set_inputs
 from .animation import linear_keys
 from .nodes import add, arrange, epoch_pair, math_node, named, sample, section, socket
 from .. import names
+from ..options import OVERLAYS
 
-KINDS = ("title", "counter", "curves", "probe", "predictions", "legend")   # hud.py places them
+KINDS = OVERLAYS     # title, counter, curves, probe, predictions, legend: hud.py places them
 METRIC_COLOURS = {  # linear RGB
     "loss": (1.0, 0.35, 0.08), "val_loss": (0.6, 0.25, 0.1),
     "accuracy": (0.1, 0.75, 0.3), "val_accuracy": (0.08, 0.4, 0.2),

@@ -27,8 +27,8 @@ from .. import blocks, live
 from ..errors import NNVisError
 from ..model.edges import Edges, cell_activations, edge_weights
 from . import animation, compat, hud, legend, nodes, overlays, runs
-from .edges import mode_values
-from .layers import MODIFIER, colour_range, map_gain, set_inputs, set_point_attribute
+from ..plan import colour_range, map_gain, mode_values
+from .layers import MODIFIER, set_inputs, set_point_attribute
 from .transaction import all_or_nothing
 from .. import names
 
