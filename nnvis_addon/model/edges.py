@@ -202,8 +202,22 @@ def prune(edges: Edges, values: np.ndarray, top_k: int | None = None,
         if max_edges < 0:
             raise NNVisError(f"max_edges must be ≥ 0, got {max_edges}")
         if keep.shape[0] > max_edges:
-            keep = keep[np.argsort(-score[keep], kind="stable")[:max_edges]]
+            keep = keep[_strongest(score[keep], max_edges)]
     return np.sort(keep).astype(np.int64)
+
+
+def _strongest(score: np.ndarray, k: int) -> np.ndarray:
+    """The positions of the `k` largest scores, ties (and NaNs, last) to the lower position: the
+    set `argsort(-score, kind="stable")[:k]` gives, found by a partition instead of a full sort."""
+    if k <= 0:
+        return np.zeros(0, np.int64)
+    negated = -score
+    cut = np.partition(negated, k - 1)[k - 1]            # the k-th largest score, negated
+    if np.isnan(cut):                                     # every number, then NaNs
+        above, at_cut = np.flatnonzero(~np.isnan(negated)), np.isnan(negated)
+    else:
+        above, at_cut = np.flatnonzero(negated < cut), negated == cut
+    return np.concatenate([above, np.flatnonzero(at_cut)[:k - above.shape[0]]])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -457,9 +471,13 @@ def _block(layer: Layer, source: Layer, weights_by_epoch, sources: list[Layer], 
     block's convolutions, so only each output's `BLOCK_INPUTS` strongest inputs are drawn: a
     block's connection reads as a sheaf, not a wall."""
     composed = block_reach(layer, source, weights_by_epoch, sources)
-    strongest = np.argsort(-composed.max(axis=0), axis=0)[:BLOCK_INPUTS]
+    peak = composed.max(axis=0)
+    k = min(BLOCK_INPUTS, peak.shape[0])
+    strongest = np.argpartition(-peak, k - 1, axis=0)[:k]       # the k strongest, unordered
+    strongest = np.take_along_axis(strongest, np.argsort(
+        -np.take_along_axis(peak, strongest, axis=0), axis=0, kind="stable"), axis=0)
     dst = np.broadcast_to(np.arange(composed.shape[2]), strongest.shape)
-    keep = composed.max(axis=0)[strongest, dst] > 0
+    keep = peak[strongest, dst] > 0
     src, dst = strongest[keep], dst[keep]
     return src, dst, composed[:, src, dst].astype(np.float32)
 
@@ -468,8 +486,9 @@ def block_reach(layer: Layer, source: Layer, weights_by_epoch, sources: list[Lay
     """(E, source cells, block output cells): how strongly each source cell reaches each output
     cell of the folded block `layer`, per epoch (see `_block`)."""
     known = {s.name: s for s in sources} | {inner.name: inner for inner in layer.inner}
+    steps = {}      # (inner, inbound) → its edges for every epoch: the same pairs each epoch
     rows = []
-    for weights in weights_by_epoch:
+    for e, weights in enumerate(weights_by_epoch):
         reach: dict[str, np.ndarray | None] = {source.name: None}     # None: the identity
         for inner in layer.inner:
             total = None
@@ -477,11 +496,13 @@ def block_reach(layer: Layer, source: Layer, weights_by_epoch, sources: list[Lay
             for k, name in enumerate(inner.inbound):
                 if name not in reach:
                     continue
-                src, dst, w = _KINDS[inner.kind](inner, known[name], [weights], inputs, k) \
-                    if inner.kind in _KINDS else _unknown(inner)
-                step = np.zeros((known[name].cell_count, inner.cell_count), np.float64)
-                np.add.at(step, (src, dst), 1.0 if w is None else np.abs(w[0]))
-                part = step if reach[name] is None else reach[name] @ step
+                if (inner.name, name) not in steps:
+                    src, dst, w = _KINDS[inner.kind](inner, known[name], weights_by_epoch,
+                                                     inputs, k) \
+                        if inner.kind in _KINDS else _unknown(inner)
+                    steps[inner.name, name] = _Step(src, dst, w, known[name].cell_count,
+                                                    inner.cell_count)
+                part = steps[inner.name, name].after(reach[name], e)
                 total = part if total is None else total + part
             if total is not None:
                 reach[inner.name] = total
@@ -489,6 +510,34 @@ def block_reach(layer: Layer, source: Layer, weights_by_epoch, sources: list[Lay
     if rows[0] is None:
         raise NNVisError(f"block {layer.name!r}: no path from {source.name!r} to its output")
     return np.stack(rows)
+
+
+class _Step:
+    """One inner layer's edges as the matrix `step` (source cells × its cells) that `after`
+    multiplies the reach so far by. When each of its cells has exactly one input (batch norm,
+    activations, merges), the product is a column gather (nothing at all for the identity),
+    bit for bit what the matrix product gives, without building the matrix."""
+
+    def __init__(self, src, dst, w, rows: int, cols: int):
+        self.shape = (rows, cols)
+        self.src, self.dst = src.astype(np.int64), dst.astype(np.int64)
+        self.w = None if w is None else np.abs(w)
+        self.picks = None           # each cell's one input, when every cell has exactly one
+        if len(self.dst) == cols and len(np.unique(self.dst)) == cols:
+            order = np.argsort(self.dst)
+            self.picks = self.src[order]
+            self.picked_w = None if w is None else self.w[:, order]
+            self.identity = rows == cols and np.array_equal(self.picks, np.arange(cols))
+
+    def after(self, before: np.ndarray | None, epoch: int) -> np.ndarray:
+        if before is not None and self.picks is not None:
+            part = before if self.identity else before[:, self.picks]
+            return part if self.w is None else part * self.picked_w[epoch]
+        step = np.bincount(self.src * self.shape[1] + self.dst,
+                           np.broadcast_to(1.0 if self.w is None else self.w[epoch],
+                                           self.src.shape),
+                           minlength=self.shape[0] * self.shape[1]).reshape(self.shape)
+        return step if before is None else before @ step
 
 
 def _unknown(layer: Layer):

@@ -76,15 +76,14 @@ def trace(network: Network, weights: dict[str, list[np.ndarray]],
         share = np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)
         for src, e, v in parts:
             cells = network.layer(src).cell_count
-            flows = []
             r_src = relevance.setdefault(src, np.zeros((len(units), cells)))
-            for u in range(len(units)):
-                flow = r_out[u, e.dst] * v * share[e.dst]
-                r_src[u] += np.bincount(e.src, flow, minlength=cells)
-                if with_edges:
-                    flows.append(flow)
+            flows = r_out[:, e.dst] * v * share[e.dst]          # (units, edges)
+            # one bincount for all units: bin u·cells + cell sums unit u's flows in edge order
+            bins = (np.arange(len(units))[:, None] * cells + e.src).ravel()
+            r_src += np.bincount(bins, flows.ravel(), minlength=len(units) * cells).reshape(
+                len(units), cells)
             if with_edges:
-                edge_flow[(src, layer.name)] = _per_row_max(np.array(flows).reshape(len(units), -1))
+                edge_flow[(src, layer.name)] = _per_row_max(flows)
     cells = {name: _per_row_max(r) for name, r in relevance.items()}
     for layer in network.layers:
         cells.setdefault(layer.name, np.zeros((len(units), layer.cell_count), np.float32))
