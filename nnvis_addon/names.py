@@ -43,6 +43,7 @@ TIMING = "nnvis_timing"               # ... frames per epoch, fps, first frame, 
 ASPECT = "nnvis_aspect"
 FRAME_END = "nnvis_frame_end"
 BLOCKS = "nnvis_blocks"               # ... the block folding it was drawn with
+OPTIONS = "nnvis_options"             # ... its import options, JSON (rebuild.py draws it again)
 SOURCE_STATE = "nnvis_source_state"   # ... what the live refresh last saw of its source
 SOURCE_SETTLING = "nnvis_source_settling"
 EPOCHS = "nnvis_epochs"               # a run's collection: its recorded epoch numbers

@@ -1,11 +1,11 @@
-"""Sidebar buttons over `nnvis_addon.scene`: a run's look and camera move, removing a run, and a
-layer's control copied (and keyed) to every layer of its run."""
+"""Sidebar buttons over `nnvis_addon.scene`: a run's look and camera move, removing a run,
+expanding a folded block (and folding it back), and a layer's control copied (and keyed) to every layer of its run."""
 import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from ..nnvis_addon import NNVisError
 from ..nnvis_addon.options import choice_label
-from ..nnvis_addon.scene import camera_moves, looks, runs
+from ..nnvis_addon.scene import camera_moves, looks, rebuild, runs
 from ..nnvis_addon.scene.layers import MODIFIER, run_collection
 from ..nnvis_addon.scene.nodes import input_ids
 from ..nnvis_addon import names
@@ -90,6 +90,46 @@ class NNVIS_OT_remove_run(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class NNVIS_OT_expand_block(_RunOperator, bpy.types.Operator):
+    """Draw a folded block layer by layer (the run is built again, its options kept)"""
+
+    bl_idname = "nnvis.expand_block"
+    bl_label = "Expand Block"
+
+    block: StringProperty(name="Block", description="The block's name as its label shows it "
+                                                    "(default: the active object's block)")
+
+    def execute(self, context):
+        block = self.block or context.active_object.get(names.BLOCK_TITLE, "")
+        if not block:
+            self.report({"ERROR"}, "select a folded block (or name one)")
+            return {"CANCELLED"}
+        return self.run(context, lambda coll: _select_first(
+            context, rebuild.expand_block(coll, block, context.scene)))
+
+
+class NNVIS_OT_fold_blocks(_RunOperator, bpy.types.Operator):
+    """Fold every expanded block of the run again"""
+
+    bl_idname = "nnvis.fold_blocks"
+    bl_label = "Fold Blocks"
+
+    def execute(self, context):
+        return self.run(context, lambda coll: _select_first(
+            context, rebuild.fold_blocks(coll, context.scene)))
+
+
+def _select_first(context, collection) -> None:
+    """Make the rebuilt run's first layer active, so the sidebar keeps showing the run."""
+    context.view_layer.update()
+    first = next((o for o in collection.objects if names.LAYER in o), None)
+    if first is not None and first.name in context.view_layer.objects:
+        for obj in context.selected_objects:
+            obj.select_set(False)
+        first.select_set(True)
+        context.view_layer.objects.active = first
+
+
 class NNVIS_OT_input_to_run(_RunOperator, bpy.types.Operator):
     """Set this control to the active layer's value on every layer of the run (and the legend)"""
 
@@ -132,4 +172,4 @@ class NNVIS_OT_input_to_run(_RunOperator, bpy.types.Operator):
 
 
 CLASSES = (NNVIS_OT_apply_look, NNVIS_OT_camera_move, NNVIS_OT_show_overlay, NNVIS_OT_remove_run,
-           NNVIS_OT_input_to_run)
+           NNVIS_OT_expand_block, NNVIS_OT_fold_blocks, NNVIS_OT_input_to_run)

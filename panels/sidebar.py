@@ -6,6 +6,7 @@ from ..nnvis_addon import colormaps
 from ..operators.live import following
 from ..nnvis_addon.options import OPTIONS, choice_label
 from ..nnvis_addon.scene.layers import MODIFIER, run_collection
+from ..nnvis_addon.scene.rebuild import expanded
 from ..nnvis_addon.scene.runs import overlays_of
 from ..nnvis_addon.scene.nodes import input_ids
 from ..nnvis_addon import names
@@ -93,6 +94,13 @@ class NNVIS_PT_layer(bpy.types.Panel):
             layout.label(text=f"Colour legend of {obj['nnvis_legend_layer']}")
         elif names.LAYER in obj:
             layout.label(text=f"{obj['nnvis_layer']} ({obj.get('nnvis_kind', '?')})")
+            if names.BLOCK_TITLE in obj:
+                row = layout.row(align=True)
+                row.operator("nnvis.expand_block", icon="FULLSCREEN_ENTER").block = \
+                    obj[names.BLOCK_TITLE]
+        coll = run_collection(obj)
+        if coll is not None and expanded(coll):
+            layout.operator("nnvis.fold_blocks", icon="FULLSCREEN_EXIT")
         elif names.EDGES in obj:
             layout.label(text=" → ".join(obj[names.EDGES]) + " (edges)")
         else:

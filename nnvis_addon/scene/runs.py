@@ -38,7 +38,12 @@ def scope_names(collection, label: str) -> None:
     `label:`, dropping the '.001' a clash with another run gave them; shared objects keep theirs."""
     for obj in collection.objects:
         if names.SHARED not in obj and not obj.name.startswith(f"{label}:"):
-            obj.name = scoped(label, _SUFFIX.sub("", obj.name))
+            obj.name = scoped(label, strip_suffix(obj.name))
+
+
+def strip_suffix(name: str) -> str:
+    """`name` without the '.001' Blender adds when a name is taken."""
+    return _SUFFIX.sub("", name)
 
 
 def runs_in(scene) -> list:

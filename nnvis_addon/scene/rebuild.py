@@ -1,0 +1,87 @@
+"""Draw an imported run again with other options — a folded block expanded layer by layer, or
+every block folded back — in place of the old one.
+
+The import remembers its `SceneOptions` on the run's collection (`names.OPTIONS`); a rebuild reads
+the source again with the same probe, builds the new scene beside the old one and only then removes
+the old one, so a failure leaves the scene as it was. The new run keeps the old one's name, camera
+move and place; the scene's render settings and frame range stay the user's.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import bpy
+
+from .. import names
+from ..errors import NNVisError
+from ..options import SceneOptions
+from . import camera_moves, runs
+
+
+def options_record(options: SceneOptions) -> str:
+    """`options` as JSON, for `names.OPTIONS` (what a rebuild draws the run with again)."""
+    return json.dumps(dataclasses.asdict(options), default=str)
+
+
+def stored_options(collection) -> SceneOptions:
+    """The options the run in `collection` was imported with (`SceneOptions` defaults for a run
+    imported before they were recorded)."""
+    recorded = json.loads(collection.get(names.OPTIONS, "{}"))
+    fields = {f.name for f in dataclasses.fields(SceneOptions)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items()
+              if k in fields}
+    return SceneOptions(**values)
+
+
+def expanded(collection) -> list[str]:
+    """The blocks the run draws layer by layer (its Expand Blocks names)."""
+    _, expand = collection.get(names.BLOCKS, ("auto", ""))
+    return [n.strip() for n in expand.split(",") if n.strip()]
+
+
+def expand_block(collection, block: str, scene=None):
+    """Draw the folded block `block` (its title, `names.BLOCK_TITLE`) of the run layer by layer."""
+    return rebuild_run(collection, scene, expand=",".join(dict.fromkeys([*expanded(collection),
+                                                                          block])))
+
+
+def fold_blocks(collection, scene=None):
+    """Fold every block of the run again."""
+    return rebuild_run(collection, scene, expand="")
+
+
+def rebuild_run(collection, scene=None, progress=None, **changes):
+    """The run in `collection` built again with its import options changed by `changes`; returns
+    the new collection (the old one is removed once the new one stands)."""
+    from ..run import load_run
+    from .build import build_scene
+    scene = scene or bpy.context.scene
+    if names.DESIGN in collection:
+        raise NNVisError(f"{collection.name!r} is a design: change it in the design editor")
+    probe = collection.get(names.PROBE) or None
+    if probe == "<array>":
+        raise NNVisError(f"{collection.name!r} was imported with a probe given as an array: "
+                         "import it again to draw it differently")
+    recorded = stored_options(collection)
+    _, expand = collection.get(names.BLOCKS, (recorded.blocks, recorded.expand))
+    frames_per_epoch, fps, frame_start = list(collection.get(names.TIMING, (0, 24, 1)))[:3]
+    options = dataclasses.replace(recorded, **{**dict(
+        expand=expand, frames_per_epoch=frames_per_epoch, fps=int(fps),
+        frame_start=int(frame_start), setup_render=False,
+        camera_move=collection.get(names.CAMERA_MOVE, recorded.camera_move),
+        orthographic=bool(collection.get(names.ORTHOGRAPHIC, recorded.orthographic)),
+        look=collection.get(names.LOOK, recorded.look)), **changes})
+    epochs = [int(e) for e in collection[names.EPOCHS]]
+    run = load_run(collection[names.RUN], probe=probe,
+                   probe_index=int(collection.get(names.PROBE_INDEX, 0)), epochs=epochs)
+    label = collection.name
+    fresh = build_scene(run, options, scene, label=label,
+                        **({"progress": progress} if progress else {}))
+    runs.remove_run(collection)
+    fresh.name = label
+    for obj in fresh.objects:       # the names the old run held are free now
+        if names.SHARED not in obj:
+            obj.name = runs.strip_suffix(obj.name)
+    camera_moves.apply_move(fresh, options.camera_move, scene, options.orthographic)
+    return fresh

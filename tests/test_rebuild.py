@@ -1,0 +1,103 @@
+"""Expand a folded block of an imported run, and fold it back (scene/rebuild.py through the
+sidebar's operators): the run is drawn again with its import options, in place of the old one, and
+a rebuild that fails leaves the scene as it was."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nnvis_addon import blocks, load_run
+
+
+@pytest.fixture(scope="module")
+def residual_model(tmp_path_factory):
+    """A functional CNN whose residual block folds (Blocks: Folded)."""
+    keras = pytest.importorskip("keras")
+    from keras import layers as L
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((8, 8, 1), name="image")
+    a = L.ReLU(name="relu1")(L.Conv2D(4, 3, padding="same", name="conv1")(inp))
+    b = L.Conv2D(4, 3, padding="same", name="conv2")(L.Conv2D(4, 3, padding="same",
+                                                             name="conv2a")(a))
+    c = L.ReLU(name="relu2")(L.Add(name="residual")([a, b]))
+    out = L.Dense(3, activation="softmax", name="classes")(L.GlobalAveragePooling2D(name="gap")(c))
+    folder = tmp_path_factory.mktemp("residual")
+    keras.Model(inp, out, name="residual_cnn").save(folder / "model.keras")
+    return folder / "model.keras"
+
+
+def layer_objects(collection) -> dict:
+    return {o["nnvis_layer"]: o for o in collection.objects if "nnvis_layer" in o}
+
+
+def atlas_rgb(obj) -> np.ndarray:
+    """The layer's activation atlas as its material's image holds it."""
+    from nnvis_addon.scene.nodes import input_ids
+    mod = obj.modifiers["NNVis"]
+    material = mod[input_ids(mod.node_group)["Material"]]
+    image = next(n.image for n in material.node_tree.nodes if n.bl_idname == "ShaderNodeTexImage")
+    pixels = np.empty(image.size[0] * image.size[1] * 4, np.float32)
+    image.pixels.foreach_get(pixels)
+    return pixels.reshape(image.size[1], image.size[0], 4)[..., :3]
+
+
+def test_expand_a_block_and_fold_it_back(residual_model, addon, tmp_path):
+    import bpy
+    from nnvis_addon import names
+    bpy.ops.wm.read_homefile(use_empty=True)
+    assert bpy.ops.import_scene.nnvis_checkpoint(filepath=str(residual_model), blocks="folded",
+                                                 camera_move="orbit") == {"FINISHED"}
+    (run,) = [c for c in bpy.data.collections if names.RUN in c]
+    label, folded = run.name, layer_objects(run)
+    block = next(o for o in folded.values() if names.BLOCK_TITLE in o)
+    title, keys = block[names.BLOCK_TITLE], run[names.EPOCHS][:]
+    source = load_run(residual_model)
+    network = source.network
+    expanded_net = blocks.drawn(network, "folded", title)
+    assert len(expanded_net.layers) > len(folded)
+
+    bpy.context.view_layer.objects.active = block
+    assert bpy.ops.nnvis.expand_block() == {"FINISHED"}
+    (run,) = [c for c in bpy.data.collections if names.RUN in c]
+    drawn = layer_objects(run)
+    assert run.name == label and set(drawn) == {l.name for l in expanded_net.layers}
+    assert not any(names.BLOCK_TITLE in o and o[names.BLOCK_TITLE] == title for o in drawn.values())
+    assert all(o.name.startswith(f"{label}:") and not o.name[-4:-3] == "."
+               for o in run.objects if names.SHARED not in o)
+    assert run[names.CAMERA_MOVE] == "orbit" and list(run[names.EPOCHS]) == list(keys)
+    assert list(run[names.BLOCKS]) == ["folded", title]
+    labels = {o[names.LABEL] for o in run.objects if names.LABEL in o}
+    assert labels == set(drawn)                 # a label per drawn layer, old ones gone
+    assert len([o for o in bpy.data.objects if names.LABEL in o]) == len(labels)
+    # the expanded layers show their own activations, as the run computes them
+    from nnvis_addon.atlas import as_cells, pack
+    inner = [l for l in expanded_net.layers if l.name not in folded]
+    assert inner
+    for layer in inner:
+        acts = np.stack([source.activations(layer.name, e) for e in source.epochs])
+        np.testing.assert_array_equal(atlas_rgb(drawn[layer.name]),
+                                      pack(as_cells(acts, layer.is_spatial)).rgb)
+
+    bpy.context.view_layer.objects.active = next(iter(drawn.values()))
+    assert bpy.ops.nnvis.fold_blocks() == {"FINISHED"}
+    (run,) = [c for c in bpy.data.collections if names.RUN in c]
+    assert set(layer_objects(run)) == set(folded) and list(run[names.BLOCKS]) == ["folded", ""]
+
+
+def test_failed_rebuild_leaves_the_scene_as_it_was(residual_model, addon, tmp_path):
+    import shutil
+    import bpy
+    from nnvis_addon import NNVisError, names
+    from nnvis_addon.scene import rebuild
+    bpy.ops.wm.read_homefile(use_empty=True)
+    moved = tmp_path / "model.keras"
+    shutil.copy(residual_model, moved)
+    assert bpy.ops.import_scene.nnvis_checkpoint(filepath=str(moved),
+                                                 blocks="folded") == {"FINISHED"}
+    (run,) = [c for c in bpy.data.collections if names.RUN in c]
+    before = sorted(o.name for o in bpy.data.objects)
+    title = next(o[names.BLOCK_TITLE] for o in run.objects if names.BLOCK_TITLE in o)
+    moved.unlink()
+    with pytest.raises(NNVisError, match="no checkpoints found"):
+        rebuild.expand_block(run, title)
+    assert sorted(o.name for o in bpy.data.objects) == before
