@@ -94,6 +94,7 @@ BASE_COLOUR = "nnvis_base_colour"     # a shared material's colour
 # Node groups
 GROUP_PLANES = "NNVis Feature Maps"
 GROUP_CUBES = "NNVis Units"
+GROUP_WINDOW = "NNVis Kernel Window"    # nested in NNVis Feature Maps (Expansion 3)
 GROUP_EDGES = "NNVis Edges"
 GROUP_LEGEND = "NNVis Legend"
 GROUP_LOOKUP = "NNVis Atlas Lookup"

@@ -94,7 +94,10 @@ def cells_group(shape: str):
         parts.append(_block(group, cells, centre, i["Scale"], grown))
     if shape == "planes":
         with section(group, "Kernel window and lines (Expansion 3)"):
-            parts.append(_computation(group, i, cells, placed, width, height))
+            parts.append(add(group, "GeometryNodeGroup", {
+                "Cells": cells, "Placed": placed, "Width": width, "Height": height,
+                **{k: i[k] for k in ("Expansion", "Focus X", "Focus Y", "Focus Map", "Inbound")}},
+                node_tree=window_group()).outputs[0])
     # cells first: instance k = map k; anchors first: loose vertex k = where cell k is, shown or
     # not (Max Cells, Expansion 0), which the edge curves follow (loose vertices never render)
     group.links.new(join(group, [anchors, *parts]), gout.inputs["Geometry"])
@@ -159,6 +162,35 @@ def _block(group, cells, centre, scale, grown):
         "Points": point.outputs[0], "Instance": box.outputs["Mesh"], "Scale": remaining})
     return add(group, "GeometryNodeSetMaterial", {"Geometry": inst.outputs[0],
                                                   "Material": block_material()}).outputs[0]
+
+
+def window_group():
+    """NNVis Kernel Window: the Expansion 3 computation (`_computation`) as a group of its own,
+    nested in NNVis Feature Maps — a section a user can open on its own, and a smaller tree to
+    build (node editing costs grow with the tree)."""
+    group = current(names.GROUP_WINDOW)
+    if group is not None:
+        return group
+    group = new_group(names.GROUP_WINDOW)
+    socket(group, "Cells", "INPUT", "NodeSocketGeometry",
+           description="The layer's cells (their mesh carries the window rule)")
+    socket(group, "Placed", "INPUT", "NodeSocketGeometry",
+           description="The cells' anchors where the layout puts them now")
+    socket(group, "Width", "INPUT", "NodeSocketFloat", 1.0, 0.0, description="Cell width")
+    socket(group, "Height", "INPUT", "NodeSocketFloat", 1.0, 0.0, description="Cell height")
+    socket(group, "Expansion", "INPUT", "NodeSocketFloat", 3.0, 0.0, 3.0,
+           description="The window grows in from 2 to 3")
+    for name in ("Focus X", "Focus Y", "Focus Map"):
+        socket(group, name, "INPUT", "NodeSocketInt", 0, 0)
+    socket(group, "Inbound", "INPUT", "NodeSocketObject",
+           description="The layer whose maps the kernel window is drawn on")
+    socket(group, "Geometry", "OUTPUT", "NodeSocketGeometry")
+    gin, gout = group.nodes.new("NodeGroupInput"), group.nodes.new("NodeGroupOutput")
+    i = gin.outputs
+    out = _computation(group, i, i["Cells"], i["Placed"], i["Width"], i["Height"])
+    group.links.new(out, gout.inputs["Geometry"])
+    arrange(group)
+    return group
 
 
 def _computation(group, i, cells, placed, width, height):
