@@ -353,7 +353,9 @@ def _conv2d(layer: Layer, source: Layer, weights_by_epoch, *_):
     j = np.repeat(np.arange(cin_g), cout)
     dst = np.tile(np.arange(cout), cin_g)
     src = (dst // cout_g) * cin_g + j
-    weight = np.stack([_slice_norms(k).ravel() for (k,) in kernels]).astype(np.float32)
+    weight = np.empty((len(kernels), cin_g * cout), np.float32)
+    for e, (k,) in enumerate(kernels):
+        weight[e] = _slice_norms(k).ravel()
     return src, dst, weight
 
 
@@ -516,7 +518,9 @@ class _Step:
     """One inner layer's edges as the matrix `step` (source cells × its cells) that `after`
     multiplies the reach so far by. When each of its cells has exactly one input (batch norm,
     activations, merges), the product is a column gather (nothing at all for the identity),
-    bit for bit what the matrix product gives, without building the matrix."""
+    bit for bit what the matrix product gives, without building the matrix; when every pair of
+    cells is joined once, in row-major order (a convolution's channels), the weights are the
+    matrix as they stand."""
 
     def __init__(self, src, dst, w, rows: int, cols: int):
         self.shape = (rows, cols)
@@ -528,11 +532,16 @@ class _Step:
             self.picks = self.src[order]
             self.picked_w = None if w is None else self.w[:, order]
             self.identity = rows == cols and np.array_equal(self.picks, np.arange(cols))
+        self.full = self.w is not None and len(self.src) == rows * cols and np.array_equal(
+            self.src * cols + self.dst, np.arange(rows * cols))
 
     def after(self, before: np.ndarray | None, epoch: int) -> np.ndarray:
         if before is not None and self.picks is not None:
             part = before if self.identity else before[:, self.picks]
             return part if self.w is None else part * self.picked_w[epoch]
+        if self.full:
+            step = self.w[epoch].reshape(self.shape).astype(np.float64)
+            return step if before is None else before @ step
         step = np.bincount(self.src * self.shape[1] + self.dst,
                            np.broadcast_to(1.0 if self.w is None else self.w[epoch],
                                            self.src.shape),
