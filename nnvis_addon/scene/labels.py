@@ -25,11 +25,21 @@ MAX_LAYER_LABELS = 40
 MODES = {"auto": "Layer labels for a network in one row, stage labels when it wraps into rows",
          "layers": "One label per layer", "stages": "One label per stage (input, stem, "
          "stages, head)", "none": "No labels"}
-CHAR_WIDTH = 0.6           # a character's width, in text sizes (for staggering)
+# advance widths of Blender's default font, in text sizes (measured: ten in a row / 10); others
+# 0.68 (capitals) or 0.5 (lower case, digits)
+ADVANCE = {**dict.fromkeys("ijl.,:'", 0.21), **dict.fromkeys("IJf·", 0.24),
+           **dict.fromkeys(" /", 0.28), **dict.fromkeys("t-()", 0.32), **dict.fromkeys("rs", 0.38),
+           **dict.fromkeys("acgvyz", 0.43), "o": 0.55, "×": 0.57, "w": 0.72, "m": 0.76,
+           **dict.fromkeys("MNOQ", 0.8), "W": 1.04}
 NEAR = 0.02               # a label pulled before the layers it meets stands this share of its
                            # distance in front of them
 INK = 0.9                  # a line's ink above its baseline and below, in text sizes (measured
                            # 0.19 + 0.7 of Blender's default font; lines are 1.2 apart)
+
+
+def text_width(line: str) -> float:
+    """A line's width in text sizes, in Blender's default font (`ADVANCE`)."""
+    return sum(ADVANCE.get(c, 0.68 if c.isupper() else 0.5) for c in line)
 
 
 def label_specs(network, placements: dict, mode: str = "auto") -> list[tuple[str, str, list]]:
@@ -112,7 +122,9 @@ def _frame_height(depth, view: framing.View, aspect: float):
 
 def arrange(labels: list, views: list, aspect: float, layer_points=None) -> None:
     """Size every label for the views of the move and stack them so neighbours on screen don't
-    overlap: above the layer first, then below, then a row further out. `layer_points` (n × 8
+    overlap: above the layer first, then below, then a row further out — nudged right past a
+    neighbour where that is enough, and kept inside the network's area of the frame where a free
+    place there exists. `layer_points` (n × 8
     box corners per layer) pull a label along the first view's ray in front of every layer whose
     screen box it meets (same place and size on screen): a label wider than the gap between two
     layers would otherwise sink into its neighbours' maps."""
@@ -133,7 +145,7 @@ def arrange(labels: list, views: list, aspect: float, layer_points=None) -> None
 
     top_uv, bottom_uv = screen(tops), screen(bottoms)
     lines = [o.data.body.split("\n") for o in labels]
-    half_u = np.array([max(len(x) for x in ls) for ls in lines]) * CHAR_WIDTH * SIZE / aspect / 2
+    half_u = np.array([max(map(text_width, ls)) for ls in lines]) * SIZE / aspect / 2
     tall = np.array([len(ls) for ls in lines]) * 1.2 * SIZE + 0.4 * SIZE   # frame heights
     placed: list[tuple[float, float, float, float]] = []
     nearest = None
@@ -141,18 +153,22 @@ def arrange(labels: list, views: list, aspect: float, layer_points=None) -> None
         corners = screen(np.asarray(layer_points, float).reshape(-1, 3)).reshape(-1, 8, 3)
         nearest = (corners[:, :, :2].min(axis=1), corners[:, :, :2].max(axis=1),
                    corners[:, :, 2].min(axis=1))
+    right = framing.basis(first.direction)[0]
     for k in np.argsort(top_uv[:, 0]):
         u = top_uv[k, 0]
         below = labels[k].get(names.LABEL_BELOW, True)
+        chosen = None       # the first free place, or the first that stays in the network's area
         for row in (0, -1, 1, -2, 2, -3, 3, -4, 4) if below else (0, 1, 2, 3, 4):
-            if row >= 0:
-                v0 = top_uv[k, 1] + row * tall[k]
-            else:
-                v0 = bottom_uv[k, 1] + row * tall[k]
-            box = (u - half_u[k], v0, u + half_u[k], v0 + tall[k])
-            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
-                       for b in placed):
+            v0 = (top_uv[k, 1] if row >= 0 else bottom_uv[k, 1]) + row * tall[k]
+            box = _free((u - half_u[k], v0, u + half_u[k], v0 + tall[k]), placed)
+            if box is None:
+                continue
+            if chosen is None:
+                chosen = row, box
+            if framing.NETWORK[1] <= box[1] and box[3] <= framing.NETWORK[3]:
+                chosen = row, box
                 break
+        row, box = chosen or (0, (u - half_u[k], top_uv[k, 1], u + half_u[k], top_uv[k, 1] + tall[k]))
         placed.append(box)
         obj, size = labels[k], sizes[k]
         step = len(lines[k]) * 1.2 * size + 0.4 * size     # one label's height, in world units
@@ -163,7 +179,28 @@ def arrange(labels: list, views: list, aspect: float, layer_points=None) -> None
         else:             # below: the first line hangs under the layer
             obj.data.align_y = "TOP"
             location = (bottoms[k][0], bottoms[k][1], bottoms[k][2] - 0.4 * size + (row + 1) * step)
-        obj.location, obj.data.size = _in_front(np.array(location), size, box, nearest, first)
+        aside = ((box[0] + box[2]) / 2 - u) * heights[0][k] * aspect      # world units
+        location = np.array(location) + right * aside
+        obj.location, obj.data.size = _in_front(location, size, box, nearest, first)
+
+
+def _meets(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _free(box, placed: list):
+    """`box` where it meets no `placed` box, else moved right just past the ones it meets — at
+    most half its width, so it still stands over what it names — else None."""
+    half, start = (box[2] - box[0]) / 2, box[0]
+    for _ in range(4):
+        hits = [b for b in placed if _meets(box, b)]
+        if not hits:
+            return box
+        shift = max(b[2] for b in hits) + 0.2 * half - box[0]
+        box = (box[0] + shift, box[1], box[2] + shift, box[3])
+        if box[0] - start > half:
+            return None
+    return None
 
 
 def _in_front(location: np.ndarray, size: float, box, nearest, view: framing.View):
@@ -199,7 +236,7 @@ def label_points(labels: list, direction=None) -> np.ndarray:
     for obj in labels:
         size = obj.data.size
         lines = obj.data.body.split("\n")
-        half = max(len(x) for x in lines) * CHAR_WIDTH * size / 2
+        half = max(map(text_width, lines)) * size / 2
         height = ((len(lines) - 1) * 1.2 + INK) * size
         x, y, z = obj.location
         bottom = z - height if obj.data.align_y == "TOP" else z
