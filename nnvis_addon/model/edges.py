@@ -486,7 +486,8 @@ def _block(layer: Layer, source: Layer, weights_by_epoch, sources: list[Layer], 
 
 def block_reach(layer: Layer, source: Layer, weights_by_epoch, sources: list[Layer]) -> np.ndarray:
     """(E, source cells, block output cells): how strongly each source cell reaches each output
-    cell of the folded block `layer`, per epoch (see `_block`)."""
+    cell of the folded block `layer`, per epoch (see `_block`), in float32: the products of
+    ResNet50's bottlenecks are most of its import, and float32 halves them."""
     known = {s.name: s for s in sources} | {inner.name: inner for inner in layer.inner}
     steps = {}      # (inner, inbound) → its edges for every epoch: the same pairs each epoch
     rows = []
@@ -525,7 +526,7 @@ class _Step:
     def __init__(self, src, dst, w, rows: int, cols: int):
         self.shape = (rows, cols)
         self.src, self.dst = src.astype(np.int64), dst.astype(np.int64)
-        self.w = None if w is None else np.abs(w)
+        self.w = None if w is None else np.abs(w).astype(np.float32)
         self.picks = None           # each cell's one input, when every cell has exactly one
         if len(self.dst) == cols and len(np.unique(self.dst)) == cols:
             order = np.argsort(self.dst)
@@ -540,12 +541,13 @@ class _Step:
             part = before if self.identity else before[:, self.picks]
             return part if self.w is None else part * self.picked_w[epoch]
         if self.full:
-            step = self.w[epoch].reshape(self.shape).astype(np.float64)
+            step = self.w[epoch].reshape(self.shape)
             return step if before is None else before @ step
         step = np.bincount(self.src * self.shape[1] + self.dst,
                            np.broadcast_to(1.0 if self.w is None else self.w[epoch],
                                            self.src.shape),
                            minlength=self.shape[0] * self.shape[1]).reshape(self.shape)
+        step = step.astype(np.float32)
         return step if before is None else before @ step
 
 
