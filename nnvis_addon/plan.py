@@ -217,17 +217,18 @@ def windows(network: Network, drawable: set[str]) -> dict[str, tuple[Layer, Wind
     return found
 
 
-def plan_traces(run, max_edges: int | None = None, limit: int = TRACED_UNITS
+def plan_traces(run, max_edges: int | None = None, limit: int = TRACED_UNITS, pairs=True
                 ) -> tuple[Trace, int]:
     """The highlight traces of up to `limit` units of the output layer (see `trace_units`) at the
-    last epoch, with their edges, and the unit shown first: the predicted class if traced."""
+    last epoch, with the edges of the (source, layer) `pairs` (True: all), and the unit shown
+    first: the predicted class if traced."""
     epoch, network = run.epochs[-1], run.network
     activations = {l.name: run.activations(l.name, epoch) for l in network.layers
                    if run.has_activations(l.name)}
     output = activations.get(network.output)
     units = trace_units(network, output, limit)
     found = trace(network, {l.name: run.weights(l.name, epoch) for l in network.layers},
-                  activations, units, with_edges=True, max_edges=max_edges)
+                  activations, units, with_edges=pairs, max_edges=max_edges)
     shown = int(np.argmax(output)) if output is not None else units[0]
     return found, (shown if shown in units else units[0])
 
@@ -257,7 +258,8 @@ def plan_scene(run, options, aspect: float = 16 / 9,
         if layer.name in sources:     # once per layer, not per connection it feeds
             cell_values[layer.name] = cell_activations(layer, acts)
     cap = edge_cap(network, drawable, options)
-    found, first_unit = plan_traces(run, cap)
+    found, first_unit = plan_traces(run, cap, pairs={
+        (src, l.name) for l in network.layers if l.kind != blocks.KIND for src in l.inbound})
     computed = {p.layer.name: p for p in layer_plans if p.unsupported is None}
     for name, window in windows(run.network, set(computed)).items():
         computed[name].window = window

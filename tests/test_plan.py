@@ -100,6 +100,22 @@ def test_traces_and_windows_come_with_the_plan(planned):
     assert next(p for p in plan.layers if p.layer.name == "dense").window is None
 
 
+def test_traces_without_edge_shares_take_the_matrix_path_to_the_same_relevance(planned):
+    """Connections whose per-edge shares are not kept go through a matrix product where their edges
+    are a full grid (conv1 → conv2's channels, uncapped): the cells' relevance is the same."""
+    from nnvis_addon.model.trace import trace
+    run, _ = planned
+    epoch = run.epochs[-1]
+    weights = {l.name: run.weights(l.name, epoch) for l in run.network.layers}
+    acts = {l.name: run.activations(l.name, epoch) for l in run.network.layers}
+    kept = trace(run.network, weights, acts, list(range(10)), with_edges=True)
+    fast = trace(run.network, weights, acts, list(range(10)), with_edges=set())
+    assert not fast.edges and len(kept.edges) == len(run.network.layers) - 1
+    for name, cells in kept.cells.items():
+        np.testing.assert_allclose(fast.cells[name], cells, rtol=1e-6, atol=1e-7)
+    assert kept.cells["pool1"].any()
+
+
 def test_an_unknown_bundler_is_refused_before_anything_is_built(planned):
     run, _ = planned
     with pytest.raises(NNVisError, match="unknown bundler 'fuzzy'"):

@@ -42,12 +42,13 @@ def trace_units(network: Network, output: np.ndarray | None, limit: int = 16) ->
 
 def trace(network: Network, weights: dict[str, list[np.ndarray]],
           activations: dict[str, np.ndarray], units: list[int], target: str | None = None,
-          with_edges: bool = False, max_edges: int | None = None) -> Trace:
+          with_edges=False, max_edges: int | None = None) -> Trace:
     """Relevance of every cell for each of `units` of layer `target` (default: the output layer).
 
     `weights`: layer → its Keras weight list (one epoch); `activations`: layer → its output for
     the probe (one epoch, no batch axis; a layer missing here counts as activation 1).
     `max_edges` traces through each connection's strongest edges only (`layer_edges`' cap).
+    `with_edges`: True, or the (source, layer) pairs whose per-edge shares `Trace.edges` keeps.
     """
     target = target or network.output
     size = network.layer(target).cell_count
@@ -77,17 +78,27 @@ def trace(network: Network, weights: dict[str, list[np.ndarray]],
         for src, e, v in parts:
             cells = network.layer(src).cell_count
             r_src = relevance.setdefault(src, np.zeros((len(units), cells)))
+            wanted = with_edges is True or (src, layer.name) in (with_edges or ())
+            if not wanted and _full_grid(e, cells, layer.cell_count):     # a convolution's
+                r_src += (r_out * share) @ v.reshape(cells, layer.cell_count).T   # channels
+                continue
             flows = r_out[:, e.dst] * v * share[e.dst]          # (units, edges)
             # one bincount for all units: bin u·cells + cell sums unit u's flows in edge order
             bins = (np.arange(len(units))[:, None] * cells + e.src).ravel()
             r_src += np.bincount(bins, flows.ravel(), minlength=len(units) * cells).reshape(
                 len(units), cells)
-            if with_edges:
+            if wanted:
                 edge_flow[(src, layer.name)] = _per_row_max(flows)
     cells = {name: _per_row_max(r) for name, r in relevance.items()}
     for layer in network.layers:
         cells.setdefault(layer.name, np.zeros((len(units), layer.cell_count), np.float32))
     return Trace(units, cells, edge_flow)
+
+
+def _full_grid(edges, rows: int, cols: int) -> bool:
+    """Every source cell joined to every cell once, in row-major order: the edges are a matrix."""
+    return len(edges.src) == rows * cols and np.array_equal(
+        edges.src.astype(np.int64) * cols + edges.dst, np.arange(rows * cols))
 
 
 def _per_row_max(values: np.ndarray) -> np.ndarray:
