@@ -163,16 +163,17 @@ def _snake_case(name: str) -> str:
 
 def _read_h5_weights(h5, network: Network, path: Path, file_size: int
                      ) -> dict[str, list[np.ndarray]]:
-    if "layers" not in h5:
+    opened: dict = {}
+    stored = _node(h5, "layers", opened)
+    if stored is None:
         raise NNVisError(f"{path}: no 'layers' group: not a Keras 3 weights file")
-    stored = h5["layers"]
     groups = weight_groups(network)
     weights = {}
     for layer in network.layers:
         if not layer.weight_shapes:
             continue
         group = groups[layer.name]
-        variables = _vars(h5, group)
+        variables = _vars(h5, group, opened)
         if variables is None:
             raise NNVisError(f"{path}: no weights for layer {layer.name!r} (expected group "
                              f"{group}/vars): saved from a different architecture?")
@@ -195,21 +196,29 @@ def _read_h5_weights(h5, network: Network, path: Path, file_size: int
     wanted = {groups[layer.name] for layer in network.layers
               if layer.weight_shapes or (unsupported_reason(layer) and layer.name in groups)}
     extra = sorted(f"layers/{key}" for key in stored.keys()
-                   if f"layers/{key}" not in wanted and _vars(h5, f"layers/{key}"))
+                   if f"layers/{key}" not in wanted and _vars(h5, f"layers/{key}", opened))
     if extra:
         raise NNVisError(f"{path}: holds weights for {', '.join(extra)}, which the architecture "
                          "does not have: saved from a different architecture?")
     return weights
 
 
-def _vars(h5, group: str):
-    """The `vars` group of the stored layer `group` (`layers/functional/layers/conv2d`), or None."""
-    node = h5
-    for part in group.split("/") + ["vars"]:
-        if part not in node:
-            return None
-        node = node[part]
-    return node
+def _vars(h5, group: str, opened: dict | None = None):
+    """The `vars` group of the stored layer `group` (`layers/functional/layers/conv2d`), or None.
+    `opened` keeps the groups walked so far: pyfive reads a group's whole link table each time it
+    opens it, so a file of hundreds of layers is walked once, not once per layer."""
+    return _node(h5, f"{group}/vars", {} if opened is None else opened)
+
+
+def _node(h5, path: str, opened: dict):
+    if path not in opened:
+        head, _, name = path.rpartition("/")
+        parent = _node(h5, head, opened) if head else h5
+        try:        # not `name in parent`: a pyfive Mapping opens the member to test it
+            opened[path] = None if parent is None or not hasattr(parent, "keys") else parent[name]
+        except KeyError:
+            opened[path] = None
+    return opened[path]
 
 
 def is_hdf5(path: Path) -> bool:
