@@ -66,13 +66,17 @@ def read_weights(h5, network: Network, path: Path, file_size: int
 
 
 def _legacy_group(root, name: str, path: Path, file_size: int) -> list[tuple[str, np.ndarray]]:
-    if name not in root:
+    try:        # opened once: a pyfive group reads its link table each time it is opened
+        group = root[name]
+    except KeyError:
+        group = None
+    if group is None:
         raise NNVisError(f"{path}: layer group {name!r} listed in layer_names is missing")
-    weight_names = attribute(root[name], "weight_names")
+    weight_names = attribute(group, "weight_names")
     found = []
     for weight_name in weight_names if isinstance(weight_names, list) else []:
         try:
-            dataset = root[name][weight_name]
+            dataset = group[weight_name]
         except (KeyError, ValueError):
             raise NNVisError(f"{path}: layer {name!r} lacks its weight {weight_name!r}") from None
         where = f"{path}: layer {name!r} weight {weight_name!r}"
