@@ -95,16 +95,15 @@ class NNVIS_PT_layer(bpy.types.Panel):
         elif names.LAYER in obj:
             layout.label(text=f"{obj['nnvis_layer']} ({obj.get('nnvis_kind', '?')})")
             if names.BLOCK_TITLE in obj:
-                row = layout.row(align=True)
-                row.operator("nnvis.expand_block", icon="FULLSCREEN_ENTER").block = \
+                layout.operator("nnvis.expand_block", icon="FULLSCREEN_ENTER").block = \
                     obj[names.BLOCK_TITLE]
-        coll = run_collection(obj)
-        if coll is not None and expanded(coll):
-            layout.operator("nnvis.fold_blocks", icon="FULLSCREEN_EXIT")
         elif names.EDGES in obj:
             layout.label(text=" → ".join(obj[names.EDGES]) + " (edges)")
         else:
             layout.label(text=f"Overlay: {overlay_label(obj.get('nnvis_overlay_kind', '?'))}")
+        coll = run_collection(obj)
+        if coll is not None and expanded(coll):
+            layout.operator("nnvis.fold_blocks", icon="FULLSCREEN_EXIT")
         for label, ident in input_ids(mod.node_group).items():
             if label == "Geometry":
                 continue

@@ -11,7 +11,7 @@ from nnvis_addon import blocks, load_run
 
 @pytest.fixture(scope="module")
 def residual_model(tmp_path_factory):
-    """A functional CNN whose residual block folds (Blocks: Folded)."""
+    """A functional CNN whose two residual blocks fold (Blocks: Folded)."""
     keras = pytest.importorskip("keras")
     from keras import layers as L
     keras.utils.set_random_seed(5)
@@ -20,7 +20,10 @@ def residual_model(tmp_path_factory):
     b = L.Conv2D(4, 3, padding="same", name="conv2")(L.Conv2D(4, 3, padding="same",
                                                              name="conv2a")(a))
     c = L.ReLU(name="relu2")(L.Add(name="residual")([a, b]))
-    out = L.Dense(3, activation="softmax", name="classes")(L.GlobalAveragePooling2D(name="gap")(c))
+    d = L.Conv2D(4, 3, padding="same", name="conv3")(L.Conv2D(4, 3, padding="same",
+                                                             name="conv3a")(c))
+    e = L.ReLU(name="relu3")(L.Add(name="residual2")([c, d]))
+    out = L.Dense(3, activation="softmax", name="classes")(L.GlobalAveragePooling2D(name="gap")(e))
     folder = tmp_path_factory.mktemp("residual")
     keras.Model(inp, out, name="residual_cnn").save(folder / "model.keras")
     return folder / "model.keras"
@@ -54,7 +57,7 @@ def test_expand_a_block_and_fold_it_back(residual_model, addon, tmp_path):
     source = load_run(residual_model)
     network = source.network
     expanded_net = blocks.drawn(network, "folded", title)
-    assert len(expanded_net.layers) > len(folded)
+    assert len(folded) < len(expanded_net.layers) < len(network.layers)   # one of two blocks
 
     bpy.context.view_layer.objects.active = block
     assert bpy.ops.nnvis.expand_block() == {"FINISHED"}
@@ -101,3 +104,25 @@ def test_failed_rebuild_leaves_the_scene_as_it_was(residual_model, addon, tmp_pa
     with pytest.raises(NNVisError, match="no checkpoints found"):
         rebuild.expand_block(run, title)
     assert sorted(o.name for o in bpy.data.objects) == before
+
+
+def test_rebuild_keeps_the_parent_collection_and_the_fold_of_an_older_run(residual_model, addon):
+    """A run imported before the options were recorded keeps its block folding (names.BLOCKS),
+    and a run the user moved into a collection of their own stays there."""
+    import bpy
+    from nnvis_addon import names
+    from nnvis_addon.scene import rebuild
+    bpy.ops.wm.read_homefile(use_empty=True)
+    assert bpy.ops.import_scene.nnvis_checkpoint(filepath=str(residual_model),
+                                                 blocks="folded") == {"FINISHED"}
+    (run,) = [c for c in bpy.data.collections if names.RUN in c]
+    del run[names.OPTIONS]                     # as an import of an earlier nnvis left it
+    figures = bpy.data.collections.new("Figures")
+    bpy.context.scene.collection.children.link(figures)
+    figures.children.link(run)
+    bpy.context.scene.collection.children.unlink(run)
+    title = next(o[names.BLOCK_TITLE] for o in run.objects if names.BLOCK_TITLE in o)
+    fresh = rebuild.expand_block(run, title)
+    expected = blocks.drawn(load_run(residual_model).network, "folded", title)
+    assert set(layer_objects(fresh)) == {l.name for l in expected.layers}
+    assert fresh.name in figures.children and fresh.name not in bpy.context.scene.collection.children

@@ -3,8 +3,10 @@ every block folded back — in place of the old one.
 
 The import remembers its `SceneOptions` on the run's collection (`names.OPTIONS`); a rebuild reads
 the source again with the same probe, builds the new scene beside the old one and only then removes
-the old one, so a failure leaves the scene as it was. The new run keeps the old one's name, camera
-move and place; the scene's render settings and frame range stay the user's.
+the old one, so a failure leaves the scene as it was. The new run keeps the old one's name, parent
+collections, camera move and look, and stands where a new import would (beside the other runs); the
+scene's render settings and frame range stay the user's. Controls changed after the import (the
+modifiers' inputs) start again from the import's options.
 """
 from __future__ import annotations
 
@@ -64,10 +66,10 @@ def rebuild_run(collection, scene=None, progress=None, **changes):
         raise NNVisError(f"{collection.name!r} was imported with a probe given as an array: "
                          "import it again to draw it differently")
     recorded = stored_options(collection)
-    _, expand = collection.get(names.BLOCKS, (recorded.blocks, recorded.expand))
+    blocks, expand = collection.get(names.BLOCKS, (recorded.blocks, recorded.expand))
     frames_per_epoch, fps, frame_start = list(collection.get(names.TIMING, (0, 24, 1)))[:3]
     options = dataclasses.replace(recorded, **{**dict(
-        expand=expand, frames_per_epoch=frames_per_epoch, fps=int(fps),
+        blocks=blocks, expand=expand, frames_per_epoch=frames_per_epoch, fps=int(fps),
         frame_start=int(frame_start), setup_render=False,
         camera_move=collection.get(names.CAMERA_MOVE, recorded.camera_move),
         orthographic=bool(collection.get(names.ORTHOGRAPHIC, recorded.orthographic)),
@@ -78,8 +80,14 @@ def rebuild_run(collection, scene=None, progress=None, **changes):
     label = collection.name
     fresh = build_scene(run, options, scene, label=label,
                         **({"progress": progress} if progress else {}))
+    parents = [c for c in (scene.collection, *bpy.data.collections)
+               if collection.name in c.children]
     runs.remove_run(collection)
     fresh.name = label
+    if parents and scene.collection not in parents:    # where the user had put the run
+        for parent in parents:
+            parent.children.link(fresh)
+        scene.collection.children.unlink(fresh)
     for obj in fresh.objects:       # the names the old run held are free now
         if names.SHARED not in obj:
             obj.name = runs.strip_suffix(obj.name)
