@@ -192,14 +192,12 @@ def _free(box, placed: list):
     """`box` where it meets no `placed` box, else moved right just past the ones it meets — at
     most half its width, so it still stands over what it names — else None."""
     half, start = (box[2] - box[0]) / 2, box[0]
-    for _ in range(4):
+    while box[0] - start <= half:
         hits = [b for b in placed if _meets(box, b)]
         if not hits:
             return box
         shift = max(b[2] for b in hits) + 0.2 * half - box[0]
         box = (box[0] + shift, box[1], box[2] + shift, box[3])
-        if box[0] - start > half:
-            return None
     return None
 
 
@@ -209,7 +207,8 @@ def _in_front(location: np.ndarray, size: float, box, nearest, view: framing.Vie
     if nearest is None:
         return tuple(location), size
     lo, hi, depth = nearest
-    meets = (lo[:, 0] < box[2]) & (box[0] < hi[:, 0]) & (lo[:, 1] < box[3]) & (box[1] < hi[:, 1])
+    meets = (lo[:, 0] < box[2]) & (box[0] < hi[:, 0]) & (lo[:, 1] < box[3]) & (box[1] < hi[:, 1]) \
+        & (depth > 0)       # a layer behind the camera hides nothing
     if not meets.any():
         return tuple(location), size
     _, _, forward = framing.basis(view.direction)
