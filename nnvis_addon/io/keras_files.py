@@ -182,9 +182,12 @@ def _read_h5_weights(h5, network: Network, path: Path, file_size: int
                              f"weight arrays, expected {len(layer.weight_shapes)}")
         arrays = []
         for i, expected in enumerate(layer.weight_shapes):
-            if str(i) not in variables:
+            try:        # not `in`: a pyfive group opens the member to test it
+                dataset = variables[str(i)]
+            except KeyError:
+                dataset = None
+            if dataset is None:
                 raise NNVisError(f"{path}: layer {layer.name!r} ({group}) lacks weight {i}")
-            dataset = variables[str(i)]
             got = tuple(int(d) for d in dataset.shape)
             if got != tuple(expected):
                 raise NNVisError(f"{path}: layer {layer.name!r} ({group}) weight {i} has shape "
