@@ -100,6 +100,10 @@ IMPORT_OPTIONS = (
     Option("max_edges", budget.MAX_EDGES, "Max Edges per Connection",
            "Level of detail: draw only the strongest edges of each connection (0 = all)",
            "Edges", min=0),
+    Option("inputs_per_cell", -1, "Inputs per Map",
+           "Level of detail: each feature map or unit draws only its N strongest inputs; -1 = "
+           "auto (all in a network drawn in one row, 4 in a deep network wrapped into rows), "
+           "0 = all", "Edges", min=-1),
     Option("max_total_edges", budget.MAX_TOTAL_EDGES, "Max Edges in Total",
            "Level of detail for the whole network: the per-connection caps shrink to fit "
            "(0 = no limit)", "Edges", min=0),
@@ -175,6 +179,7 @@ class SceneOptions:
     bundler: str = "structural"           # or "density": KDE bundling, the organic look
     max_edges: int | None = budget.MAX_EDGES              # per connection: the strongest
     max_total_edges: int | None = budget.MAX_TOTAL_EDGES  # all together (caps shrink to fit)
+    inputs_per_cell: int = -1             # each cell's strongest inputs drawn; -1 auto, 0 all
     edge_radius: float = 0.0025
     overlays: tuple = OVERLAYS            # overlays shown (all are built; the rest hidden)
     labels: str = "auto"                  # a labels.MODES key

@@ -29,6 +29,8 @@ from .model.window import Window, kernel_window
 WRAP_ABOVE = 16       # deeper networks (as drawn) wrap into rows that fill the frame (layout.choose_rows)
 BUNDLERS = ("structural", "density")
 TRACED_UNITS = 16     # at most this many output units get a highlight trace
+WRAPPED_INPUTS = 4    # a deep network (wrapped into rows) draws each cell's 4 strongest inputs:
+                      # its convolutions' hundreds of channels would hide their maps behind walls
 
 
 @dataclass
@@ -146,9 +148,22 @@ def edge_radius(radius: float, edges, crosses_rows: bool = False) -> float:
     return radius * float(np.clip(np.sqrt(1500 / max(len(edges), 1)), 0.35, 1.0))
 
 
-def edge_cap(network, drawable: set[str], options) -> int | None:
-    """Per-connection edge cap: `max_edges`, lowered until all connections fit `max_total_edges`."""
-    sizes = [connection_size(network, layer, network.layer(src)) for layer in network.layers
+def inputs_per_cell(options, rows: int) -> int | None:
+    """How many of its strongest inputs each cell draws (`SceneOptions.inputs_per_cell`; auto:
+    all in a one-row layout, `WRAPPED_INPUTS` in a deep network wrapped into rows), None: all."""
+    k = options.inputs_per_cell
+    if k < 0:
+        k = WRAPPED_INPUTS if rows > 1 else 0
+    return k or None
+
+
+def edge_cap(network, drawable: set[str], options, per_cell: int | None = None) -> int | None:
+    """Per-connection edge cap: `max_edges`, lowered until all connections fit `max_total_edges`
+    (a connection counted at most `per_cell` inputs a target cell)."""
+    sizes = [min(connection_size(network, layer, network.layer(src)),
+                 per_cell * layer.cell_count if per_cell and layer.kind != blocks.KIND
+                 else float("inf"))
+             for layer in network.layers
              if layer.name in drawable for src in layer.inbound if src in drawable]
     caps = [c for c in (options.max_edges, connection_caps(sizes, options.max_total_edges)
                         if options.max_total_edges else None) if c is not None]
@@ -257,7 +272,8 @@ def plan_scene(run, options, aspect: float = 16 / 9,
         layer_plans.append(plan_layer(layer, placements[layer.name], acts, options.colormap))
         if layer.name in sources:     # once per layer, not per connection it feeds
             cell_values[layer.name] = cell_activations(layer, acts)
-    cap = edge_cap(network, drawable, options)
+    per_cell = inputs_per_cell(options, rows)
+    cap = edge_cap(network, drawable, options, per_cell)
     found, first_unit = plan_traces(run, cap, pairs={
         (src, l.name) for l in network.layers if l.kind != blocks.KIND for src in l.inbound})
     computed = {p.layer.name: p for p in layer_plans if p.unsupported is None}
@@ -273,11 +289,14 @@ def plan_scene(run, options, aspect: float = 16 / 9,
         if not layer.inbound or {layer.name, *layer.inbound} - drawable:
             continue    # edges join drawn cells only; blocks stand unconnected
         total += sum(connection_size(network, layer, network.layer(n)) for n in layer.inbound)
-        for src, edges in layer_edges(network, layer.name, weights_by_epoch, cap).items():
+        top_k = None if layer.kind == blocks.KIND else per_cell
+        for src, edges in layer_edges(network, layer.name, weights_by_epoch, cap,
+                                      top_k).items():
             drawn += len(edges)
             connections.append(plan_connection(
                 placements[src], placements[layer.name], edges, options, cell_values[src],
-                None if layer.kind == blocks.KIND else found.edges.get((src, layer.name)),
+                None if layer.kind == blocks.KIND else found.shares(src, layer.name, edges.src,
+                                                                    edges.dst),
                 found.units, first_unit))
     return ScenePlan(network, rows, placements, layer_plans, connections, found, first_unit,
                      drawn, max(total, drawn), cap)

@@ -116,6 +116,32 @@ def test_traces_without_edge_shares_take_the_matrix_path_to_the_same_relevance(p
     assert kept.cells["pool1"].any()
 
 
+def test_inputs_per_cell_keeps_each_cells_strongest_inputs_with_their_trace_shares(planned):
+    """Inputs per Map = 2: every target cell draws its 2 strongest inputs (max over epochs of
+    |w|), and each drawn edge's highlight share is the trace's for that very pair."""
+    from nnvis_addon.model.edges import layer_edges
+    from nnvis_addon.model.trace import trace
+    run, full = planned
+    plan = plan_scene(run, SceneOptions(max_edges=CAP, inputs_per_cell=2))
+    assert plan.edges_drawn < full.edges_drawn
+    weights = [{l.name: run.weights(l.name, e) for l in run.network.layers} for e in run.epochs]
+    epoch = run.epochs[-1]
+    found = trace(run.network, weights[-1], {l.name: run.activations(l.name, epoch)
+                                             for l in run.network.layers},
+                  plan.trace.units, with_edges=True, max_edges=plan.edge_cap)
+    for c in plan.connections:
+        counts = np.bincount(c.edges.dst)
+        assert counts.max() <= 2, (c.src, c.dst)
+        every = layer_edges(run.network, c.dst, weights)[c.src]
+        score = np.abs(every.weight).max(axis=0)
+        for d in np.unique(c.edges.dst)[:8]:       # the kept inputs are the strongest ones
+            kept = np.sort(score[every.dst == d])[::-1][:counts[d]]
+            drawn = np.abs(c.edges.weight[:, c.edges.dst == d]).max(axis=0)
+            np.testing.assert_allclose(np.sort(drawn)[::-1], kept, rtol=1e-6)
+        np.testing.assert_array_equal(c.traces, found.shares(c.src, c.dst, c.edges.src,
+                                                             c.edges.dst))
+
+
 def test_an_unknown_bundler_is_refused_before_anything_is_built(planned):
     run, _ = planned
     with pytest.raises(NNVisError, match="unknown bundler 'fuzzy'"):

@@ -40,11 +40,12 @@ class Edges:
 
 def layer_edges(network: Network, layer_name: str,
                 weights_by_epoch: list[dict[str, list[np.ndarray]]],
-                max_edges: int | None = None) -> dict[str, Edges]:
+                max_edges: int | None = None, top_k: int | None = None) -> dict[str, Edges]:
     """Edges into `layer_name`, keyed by inbound layer name; weights read per epoch.
 
     `max_edges` caps each connection to its strongest edges (`prune`'s max over epochs of |w|);
     a huge Dense layer (VGG16's 25088 × 4096) is pruned before its edge list is ever built.
+    `top_k` keeps each target cell's k strongest inputs first (a sheaf, not a wall).
 
     `weights_by_epoch[e][layer]` is that layer's weight list in Keras ``get_weights()`` order.
     - Dense: unit i → unit o, weight W[i, o]. On a rank>1 input Keras applies W along the last axis
@@ -89,8 +90,8 @@ def layer_edges(network: Network, layer_name: str,
         if weight is None:
             weight = np.ones((len(weights_by_epoch), src.shape[0]), np.float32)
         new = Edges(src.astype(np.int32), dst.astype(np.int32), weight)
-        if max_edges is not None and len(new) > max_edges:
-            new = new.subset(prune(new, new.weight, max_edges=max_edges))
+        if top_k or (max_edges is not None and len(new) > max_edges):
+            new = new.subset(prune(new, new.weight, top_k=top_k or None, max_edges=max_edges))
         old = edges.get(source.name)                    # the same layer fed in twice: keep both
         edges[source.name] = new if old is None else Edges(
             np.concatenate([old.src, new.src]), np.concatenate([old.dst, new.dst]),

@@ -25,6 +25,24 @@ class Trace:
     cells: dict[str, np.ndarray]                       # layer → (units, cells) float32 in [0, 1]
     edges: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     # (source, layer) → (units, n) in [0, 1], in the order of layer_edges(...)[source]
+    ends: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # (source, layer) → the (src, dst) cells of those n edges
+
+    def shares(self, source: str, layer: str, src: np.ndarray, dst: np.ndarray):
+        """(units, len(src)): the highlight share of the edges `src` → `dst` of that connection
+        (0 for an edge the trace did not go through); None if it was not kept."""
+        if (source, layer) not in self.edges:
+            return None
+        flow, (t_src, t_dst) = self.edges[source, layer], self.ends[source, layer]
+        cols = int(max(t_dst.max(initial=0), np.max(dst, initial=0))) + 1
+        keys = t_src.astype(np.int64) * cols + t_dst
+        order = np.argsort(keys, kind="stable")
+        wanted = np.asarray(src, np.int64) * cols + np.asarray(dst, np.int64)
+        pos = np.minimum(np.searchsorted(keys[order], wanted), max(len(keys) - 1, 0))
+        found = (keys[order][pos] == wanted) if len(keys) else np.zeros(len(wanted), bool)
+        out = np.zeros((flow.shape[0], len(wanted)), np.float32)
+        out[:, found] = flow[:, order[pos[found]]]
+        return out
 
 
 def trace_units(network: Network, output: np.ndarray | None, limit: int = 16) -> list[int]:
@@ -57,7 +75,7 @@ def trace(network: Network, weights: dict[str, list[np.ndarray]],
         raise NNVisError(f"layer {target!r} has {size} units; cannot trace {units}")
     relevance = {target: np.zeros((len(units), size))}
     relevance[target][np.arange(len(units)), units] = 1.0
-    edge_flow = {}
+    edge_flow, ends = {}, {}
     for layer in reversed(network.layers):
         r_out = relevance.get(layer.name)
         if r_out is None or not layer.inbound or not r_out.any():
@@ -89,10 +107,11 @@ def trace(network: Network, weights: dict[str, list[np.ndarray]],
                 len(units), cells)
             if wanted:
                 edge_flow[(src, layer.name)] = _per_row_max(flows)
+                ends[(src, layer.name)] = (e.src, e.dst)
     cells = {name: _per_row_max(r) for name, r in relevance.items()}
     for layer in network.layers:
         cells.setdefault(layer.name, np.zeros((len(units), layer.cell_count), np.float32))
-    return Trace(units, cells, edge_flow)
+    return Trace(units, cells, edge_flow, ends)
 
 
 def _full_grid(edges, rows: int, cols: int) -> bool:
