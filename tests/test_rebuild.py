@@ -126,3 +126,56 @@ def test_rebuild_keeps_the_parent_collection_and_the_fold_of_an_older_run(residu
     expected = blocks.drawn(load_run(residual_model).network, "folded", title)
     assert set(layer_objects(fresh)) == {l.name for l in expected.layers}
     assert fresh.name in figures.children and fresh.name not in bpy.context.scene.collection.children
+
+
+class _Layout:
+    """A stand-in for a panel's layout that logs what it is asked to draw."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def label(self, text="", **_):
+        self.log.append(("label", text))
+
+    def operator(self, idname, **_):
+        self.log.append(("operator", idname))
+        return type("Props", (), {})()
+
+    def prop(self, *_, **__):
+        pass
+
+    def row(self, **_):
+        return self
+
+    def operator_menu_enum(self, *_, **__):
+        pass
+
+
+def test_the_layer_panel_offers_expand_on_a_block_and_fold_once_expanded(residual_model, addon):
+    import bpy
+    from nnvis_addon import names
+    bpy.ops.wm.read_homefile(use_empty=True)
+    assert bpy.ops.import_scene.nnvis_checkpoint(filepath=str(residual_model),
+                                                 blocks="folded") == {"FINISHED"}
+    (run,) = [c for c in bpy.data.collections if names.RUN in c]
+    panel = bpy.types.Panel.bl_rna_get_subclass_py("NNVIS_PT_layer")
+
+    def drawn(obj):
+        log = []
+        panel.draw(type("Panel", (), {"layout": _Layout(log)})(),
+                   type("Context", (), {"active_object": obj})())
+        return log
+
+    block = next(o for o in run.objects if names.BLOCK_TITLE in o)
+    log = drawn(block)
+    assert ("operator", "nnvis.expand_block") in log
+    assert [t for kind, t in log if kind == "label"][0].startswith(block[names.LAYER])
+    assert not any(kind == "label" and t.startswith("Overlay") for kind, t in log)
+    assert ("operator", "nnvis.fold_blocks") not in log
+    bpy.context.view_layer.objects.active = block
+    assert bpy.ops.nnvis.expand_block() == {"FINISHED"}
+    (run,) = [c for c in bpy.data.collections if names.RUN in c]
+    edges = next(o for o in run.objects if names.EDGES in o)
+    log = drawn(edges)
+    assert ("operator", "nnvis.fold_blocks") in log
+    assert [t for kind, t in log if kind == "label"][0].endswith("(edges)")
