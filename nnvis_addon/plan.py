@@ -295,8 +295,7 @@ def plan_scene(run, options, aspect: float = 16 / 9,
             drawn += len(edges)
             connections.append(plan_connection(
                 placements[src], placements[layer.name], edges, options, cell_values[src],
-                None if layer.kind == blocks.KIND else found.shares(src, layer.name, edges.src,
-                                                                    edges.dst),
+                found.shares(src, layer.name, edges.src, edges.dst),     # None: a block
                 found.units, first_unit))
     return ScenePlan(network, rows, placements, layer_plans, connections, found, first_unit,
                      drawn, max(total, drawn), cap)
