@@ -128,12 +128,17 @@ def should_fold(network: Network, mode: str) -> bool:
     return mode == "folded" or (mode == "auto" and len(network.layers) > FOLD_ABOVE)
 
 
+def expand_names(expand: str) -> list[str]:
+    """The block names of an Expand Blocks text (comma-separated)."""
+    return [n.strip() for n in expand.split(",") if n.strip()]
+
+
 def drawn(network: Network, mode: str = "auto", expand: str = "") -> Network:
     """`network` as a scene draws it for the Blocks option `mode` and the comma-separated Expand
     Blocks names: the import and a live refresh fold it the same way."""
     if not should_fold(network, mode):
         return network
-    return fold(network, [n.strip() for n in expand.split(",") if n.strip()])
+    return fold(network, expand_names(expand))
 
 
 def fold(network: Network, expand=()) -> Network:

@@ -102,5 +102,9 @@ GROUP_COLOURS = "NNVis Colour Maps"
 GROUP_GROWING_LINES = "NNVis Growing Lines"
 GROUP_SCORE_BARS = "NNVis Score Bars"
 GROUP_LABEL_PLATE = "NNVis Label Plate"
+
+# Materials all runs share (found by name; looks.py recolours them)
+MATERIAL_TEXT = "NNVis Label"           # every overlay's and label's text
+MATERIAL_CARD = "NNVis Label Card"      # the cards behind layer labels: the background's colour
 GROUP_COUNTER = "NNVis Epoch Counter"  # + the run's name: one per run (its own lines)
 MODIFIER = "NNVis"                    # the geometry-nodes modifier on every animated object

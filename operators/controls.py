@@ -104,7 +104,7 @@ class NNVIS_OT_expand_block(_RunOperator, bpy.types.Operator):
         if not block:
             self.report({"ERROR"}, "select a folded block (or name one)")
             return {"CANCELLED"}
-        return self.run(context, lambda coll: _select_first(
+        return self.run(context, lambda coll: select_first_layer(
             context, rebuild.expand_block(coll, block, context.scene)))
 
 
@@ -115,13 +115,14 @@ class NNVIS_OT_fold_blocks(_RunOperator, bpy.types.Operator):
     bl_label = "Fold Blocks"
 
     def execute(self, context):
-        return self.run(context, lambda coll: _select_first(
+        return self.run(context, lambda coll: select_first_layer(
             context, rebuild.fold_blocks(coll, context.scene)))
 
 
-def _select_first(context, collection) -> None:
-    """Make the rebuilt run's first layer active, so the sidebar keeps showing the run."""
-    context.view_layer.update()
+def select_first_layer(context, collection) -> None:
+    """Make the run's first layer the active, only selected object (after an import or a
+    rebuild), so the sidebar shows the run."""
+    context.view_layer.update()          # the new collection's objects join the view layer
     first = next((o for o in collection.objects if names.LAYER in o), None)
     if first is not None and first.name in context.view_layer.objects:
         for obj in context.selected_objects:

@@ -12,6 +12,7 @@ from ..nnvis_addon.scene import SceneOptions, build_scene
 from ..nnvis_addon.scene.camera_moves import MOVES
 from ..nnvis_addon.scene.looks import LOOKS
 from ..nnvis_addon import names
+from .controls import select_first_layer
 
 
 class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
@@ -65,13 +66,7 @@ class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
         if drawn < total:
             self.report({"INFO"}, f"Edges: the strongest {drawn:,} of {total:,} drawn "
                                   "(level of detail: max_edges per connection)")
-        first = next((o for o in collection.objects if names.LAYER in o), None)
-        context.view_layer.update()          # the new collection's objects join the view layer
-        if first is not None and first.name in context.view_layer.objects:  # the sidebar shows
-            for obj in context.selected_objects:                            # the new run
-                obj.select_set(False)
-            first.select_set(True)
-            context.view_layer.objects.active = first
+        select_first_layer(context, collection)         # the sidebar shows the new run
         if not run.metrics and self.show_curves:
             self.report({"INFO"}, "Training Curves: a checkpoint has no loss/accuracy history "
                                   "(a recording has; see nnvis_addon.record.Recorder)")

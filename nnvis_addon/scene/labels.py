@@ -104,7 +104,7 @@ def add_labels(collection, network, placements: dict, camera, mode: str = "auto"
 def _add_card(obj) -> None:
     """The background-coloured card behind the text (nodes.label_plate_group)."""
     group = nodes.label_plate_group()
-    card = obj.modifiers.new("NNVis Label Card", "NODES")
+    card = obj.modifiers.new(names.GROUP_LABEL_PLATE, "NODES")
     card.node_group = group
     card[nodes.input_ids(group)["Material"]] = card_material()
 

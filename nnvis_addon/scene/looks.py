@@ -17,8 +17,6 @@ from . import compat, nodes
 from .layers import MODIFIER
 from .. import names
 
-LABEL_MATERIAL = "NNVis Label"      # overlays.py's text material, shared by every run
-CARD_MATERIAL = "NNVis Label Card"  # ... and the cards behind layer labels (the background's colour)
 
 
 @dataclass(frozen=True)
@@ -95,7 +93,8 @@ def apply_look(collection, name: str, scene=None) -> Look:
             obj.data.energy = base * look.lights
     _set_value(nodes.block_material(), names.BASE_COLOUR, (*look.block, 1.0))
     _set_value(nodes.accent_material(), names.BASE_COLOUR, (*look.accent, 1.0))
-    for material_name, colour in ((LABEL_MATERIAL, look.text), (CARD_MATERIAL, look.world)):
+    for material_name, colour in ((names.MATERIAL_TEXT, look.text),
+                                   (names.MATERIAL_CARD, look.world)):
         material = bpy.data.materials.get(material_name)
         if material is not None and material.node_tree:
             for node in material.node_tree.nodes:

@@ -200,12 +200,12 @@ def _rect(name: str, x0: float, y0: float, x1: float, y1: float, material, colle
     return obj
 
 
-def label_material(name: str = "NNVis Label") -> bpy.types.Material:
+def label_material(name: str = names.MATERIAL_TEXT) -> bpy.types.Material:
     """The text of every overlay and label (looks.py recolours its emission)."""
     return nodes.emission_material(name, (0.85, 0.85, 0.85))
 
 
-def card_material(name: str = "NNVis Label Card") -> bpy.types.Material:
+def card_material(name: str = names.MATERIAL_CARD) -> bpy.types.Material:
     """The card behind each layer label: the background's colour (looks.py sets it with the
     world's), so the text stands out of whatever maps lie behind it."""
     return nodes.emission_material(name, (0.035, 0.037, 0.045))

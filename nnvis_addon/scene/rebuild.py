@@ -16,6 +16,7 @@ import json
 import bpy
 
 from .. import names
+from ..blocks import expand_names
 from ..errors import NNVisError
 from ..options import SceneOptions
 from . import camera_moves, runs
@@ -38,8 +39,7 @@ def stored_options(collection) -> SceneOptions:
 
 def expanded(collection) -> list[str]:
     """The blocks the run draws layer by layer (its Expand Blocks names)."""
-    _, expand = collection.get(names.BLOCKS, ("auto", ""))
-    return [n.strip() for n in expand.split(",") if n.strip()]
+    return expand_names(collection.get(names.BLOCKS, ("auto", ""))[1])
 
 
 def expand_block(collection, block: str, scene=None):
