@@ -113,3 +113,38 @@ def test_operator_tooltips_are_one_line_and_the_two_run_buttons_differ(addon):
     op_class = bpy.types.Operator.bl_rna_get_subclass_py("NNVIS_OT_input_to_run")
     texts = {op_class.description(bpy.context, type("P", (), {"keyframe": k})) for k in (0, 1)}
     assert len(texts) == 2
+
+
+def in_view(scene, cam, obj) -> bool:
+    """Whether any corner of `obj`'s evaluated box lies in `cam`'s frame, in front of it."""
+    import bpy
+    from bpy_extras.object_utils import world_to_camera_view
+    ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    uvz = np.array([tuple(world_to_camera_view(scene, cam, ev.matrix_world @ __import__(
+        "mathutils").Vector(c))) for c in ev.bound_box])
+    return bool(((uvz[:, 2] > 0) & (np.abs(uvz[:, :2] - 0.5) <= 0.5).all(axis=1)).any())
+
+
+def test_a_run_imported_into_the_startup_scene_renders_alone(digits_run, addon):
+    """Blender's untouched startup file: its Cube stood before the input layer in every frame.
+    The untouched Cube, Light and Camera go; a startup scene the user changed keeps them all."""
+    import bpy
+    folder, _ = digits_run
+    bpy.ops.wm.read_homefile(use_empty=False)
+    scene = bpy.context.scene
+    cube = scene.objects["Cube"]
+    assert in_view(scene, scene.camera, cube)        # the startup camera sees it, of course
+    run = import_run(folder / "recording", frames_per_epoch=2)
+    for frame in (scene.frame_start, scene.frame_end):
+        scene.frame_set(frame)
+        seen = [o.name for o in scene.objects if run not in o.users_collection
+                and o.type == "MESH" and in_view(scene, scene.camera, o)]
+        assert seen == [], f"frame {frame}: {seen} in the shot"
+    assert set(scene.objects) <= set(run.all_objects)
+    assert "Cube" not in bpy.data.meshes
+
+    bpy.ops.wm.read_homefile(use_empty=False)
+    scene = bpy.context.scene
+    scene.objects["Cube"].location.x = -3.0           # the user's own cube now
+    run = import_run(folder / "recording", frames_per_epoch=2)
+    assert {"Cube", "Light", "Camera"} <= set(scene.objects.keys())
