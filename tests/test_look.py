@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_picture import check_frame
 from test_scene import import_run, modifier_input
 from test_shading import linear_colormap, render_map
 
@@ -421,8 +422,15 @@ def test_camera_orbits_and_flies_through_timed_to_the_epochs(imported):
             angles.append(azimuth())
         home_angle = np.degrees(np.arctan2(*framing.VIEW_DIRECTION[1::-1]))
         assert abs(angles[0] - home_angle) < 1 and abs(angles[3] - home_angle) < 1
-        assert angles[1] - home_angle == pytest.approx(20, abs=4)       # swings out ...
-        assert angles[2] - home_angle == pytest.approx(-20, abs=4)      # ... to both sides
+        assert angles[1] - home_angle == pytest.approx(-40, abs=4)  # round to the maps' faces
+        assert angles[2] - home_angle == pytest.approx(20, abs=4)   # ... and the other way
+        swept = []                    # a swing a viewer notices, framed at every key
+        for frame in np.linspace(start, end, 13):           # every 4th key, on its subframe
+            scene.frame_set(int(frame), subframe=float(frame % 1))
+            back = np.array(cam.matrix_world.to_3x3())[:, 2]       # the view direction, reversed
+            swept.append(np.degrees(np.arctan2(back[1], back[0])))
+            check_frame(scene, cam, deep=False)
+        assert max(swept) - min(swept) >= 59.5
         assert bpy.ops.nnvis.camera_move(move="fly_through") == {"FINISHED"}
         seen = []
         for frame in camera_moves.epoch_frames(collection):

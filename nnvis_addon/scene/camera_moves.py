@@ -27,8 +27,8 @@ from .. import names
 
 MOVES = {
     "static": "The framed three-quarter view",
-    "orbit": "A gentle swing (±20°) around the network and back over the scene's frame range, "
-             "the network framed at every angle",
+    "orbit": "A swing of 60° around the network (40° round to the maps' faces, 20° the other "
+             "way) and back over the scene's frame range, the network framed at every angle",
     "fly_through": "Along the network, from behind the input round to the output's side, "
                    "timed to the epochs",
     "tour": "From the whole network to each stage in turn (input, stem, stages, head), framed "
