@@ -167,6 +167,10 @@ class NNVIS_OT_input_to_run(_RunOperator, bpy.types.Operator):
             if self.keyframe:
                 mod.keyframe_insert(f'["{ident}"]', frame=context.scene.frame_current)
             count += 1
+        if self.input_name in camera_moves.LAYOUT_INPUTS:    # the cells moved: frame them again
+            coll = run_collection(context.active_object)
+            context.view_layer.update()
+            camera_moves.apply_move(coll, coll.get(names.CAMERA_MOVE, "static"), context.scene)
         self.report({"INFO"}, f"{self.input_name} = {value} on {count} objects"
                               + (" (keyed)" if self.keyframe else ""))
         return {"FINISHED"}

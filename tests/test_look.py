@@ -194,6 +194,39 @@ def test_morph_moves_the_maps_from_a_line_through_a_circle_to_the_grid(imported)
     assert singular[1] > 0.1                                                # the grid is 2D
 
 
+def test_controls_set_on_all_layers_keep_the_shot(imported):
+    """Morph 0.5 and Spacing 1.6 on all layers, as the user guide suggests: the Flatten's 800
+    units made a ring 10 × its grid's width that swallowed the frame, and the camera stayed where
+    it was, inside it. Now long layers ring into a disc and the camera frames the run again."""
+    import bpy
+    from nnvis_addon.framing import box_corners
+    from nnvis_addon.scene import camera_moves
+    from test_picture import layer_boxes
+    collection, _ = imported
+    scene = bpy.context.scene
+    cam = camera_moves.run_camera(collection)
+    conv2 = collection.objects[f"{collection.name}:conv2"]
+    bpy.context.view_layer.objects.active = conv2
+    try:
+        for name, value in (("Morph", 0.5), ("Spacing", 1.6)):
+            set_input(conv2, name, value)
+            assert bpy.ops.nnvis.input_to_run(input_name=name) == {"FINISHED"}
+        scene.frame_set(scene.frame_start)
+        layers = [o for o in collection.all_objects if "nnvis_layer" in o]
+        where = np.array(cam.matrix_world.translation)
+        for name, (lo, hi) in camera_moves.evaluated_boxes(layers).items():
+            assert not np.all((lo <= where) & (where <= hi)), f"the camera is inside {name}"
+        check_frame(scene, cam, deep=False)      # inside the frame, filling it, overlays clear
+        boxes = np.array(list(layer_boxes(scene, cam).values()))
+        whole = (boxes[:, 2:].max(axis=0) - boxes[:, :2].min(axis=0)).prod()
+        largest = ((boxes[:, 2:] - boxes[:, :2]).prod(axis=1)).max()
+        assert largest < 0.6 * whole, f"one layer covers {largest / whole:.0%} of the network's box"
+    finally:
+        for name, value in (("Morph", 1.0), ("Spacing", 1.0)):
+            set_input(conv2, name, value)
+            bpy.ops.nnvis.input_to_run(input_name=name)
+
+
 def test_expansion_3_draws_the_kernel_window_of_the_focus_pixel(imported):
     """conv2 (3×3 'same' on pool1's 16×16 maps): windows on pool1's 8 maps, a marker on the
     focus pixel, 4 lines a window; the window's corners are where the kernel covers pool1."""

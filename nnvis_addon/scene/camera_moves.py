@@ -38,6 +38,8 @@ TOUR_EDGES = 0.08           # share of the frame range spent on the whole view a
 TOUR_HOLD = 1.5             # a stop's hold, in units of one move between stops
 TOUR_ZOOM = 2.5             # a stop shows at most this share of the whole network's box: closer
 SCREEN = "NNVis Screen"
+# the layer inputs that move or resize cells: set on a whole run, the camera frames it again
+LAYOUT_INPUTS = {"Expansion", "Morph", "Spacing", "Scale", "Max Cells"}
 SCREEN_DEPTH = 1.0          # the overlays' plane, in front of the lens (world units)
 
 
