@@ -13,7 +13,7 @@ import bpy
 import numpy as np
 
 from .. import framing
-from ..blocks import title
+from ..blocks import EXPANDED, title
 from ..stages import shape_text, stages
 from . import nodes
 from .overlays import card_material, label_material
@@ -48,8 +48,14 @@ def label_specs(network, placements: dict, mode: str = "auto") -> list[tuple[str
         return []
     wrapped = any(p.row for p in placements.values())
     if mode == "stages" or (mode == "auto" and (wrapped or len(network.layers) > MAX_LAYER_LABELS)):
-        return [(s.name, s.text(network), s.layers) for s in stages(network)]
-    return [(l.name, f"{title(l)}\n{shape_text(l)}", [l.name]) for l in network.layers]
+        # a block expanded from the sidebar is looked at layer by layer: its layers' own labels
+        return [(s.name, s.text(network), s.layers) for s in stages(network)] + \
+            [_layer_spec(l) for l in network.layers if EXPANDED in l.config]
+    return [_layer_spec(l) for l in network.layers]
+
+
+def _layer_spec(layer) -> tuple[str, str, list]:
+    return layer.name, f"{title(layer)}\n{shape_text(layer)}", [layer.name]
 
 
 def _anchors(layers: list, placements: dict, front: float | None

@@ -100,6 +100,8 @@ def layer_object(plan, run_name: str):
     if layer.kind == blocks.KIND:           # a folded block: what it is called, its own layers
         obj[names.BLOCK_TITLE] = blocks.title(layer)
         obj[names.BLOCK_LAYERS] = [inner.name for inner in layer.inner]
+    if blocks.EXPANDED in layer.config:     # one of an expanded block's layers
+        obj[names.EXPANDED_BLOCK] = layer.config[blocks.EXPANDED]
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = nodes.cells_group("planes" if layer.is_spatial else "cubes")
     width, height = plan.size
