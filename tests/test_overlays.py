@@ -107,3 +107,31 @@ def test_epoch_marker_moves_along_the_curves(recorded):
         scene.frame_set(int(round(frame)))
         at.append(marker.location.x - curves.location.x)
     assert at == pytest.approx([0.0, width], abs=1e-4) and width > 0.1
+
+
+def test_every_text_reads_at_640x360(recorded):
+    """Labels, captions, the counter and the legend at least 12 px tall in the demo's 640×360
+    video (the labels were 9 px, the curves' ticks and legend 8), at the first and last frame."""
+    import bpy
+    from test_picture import check_text_size, text_sizes
+    scene = bpy.context.scene
+    for frame in (scene.frame_start, scene.frame_end):
+        scene.frame_set(frame)
+        assert len(text_sizes(scene, scene.camera)) >= 20
+        check_text_size(scene, scene.camera)
+
+
+def test_validation_curves_stand_apart_from_training(recorded):
+    """val_loss beside loss was a darker twin of the same orange: now each validation curve has a
+    hue at least 60° from its training curve's, and its own legend entry in its own colour."""
+    import colorsys
+    from nnvis_addon.scene.overlays import METRIC_COLOURS
+    collection, _ = recorded
+    curves = overlay(collection, "curves")
+    assert {"val_loss", "val_accuracy"} <= set(curves["nnvis_metrics"])
+    hue = {k: colorsys.rgb_to_hsv(*c)[0] * 360 for k, c in METRIC_COLOURS.items()}
+    for key in ("loss", "accuracy"):
+        apart = abs(hue[key] - hue[f"val_{key}"])
+        assert min(apart, 360 - apart) >= 60, (key, hue)
+    texts = {o.data.body for o in collection.objects if o.type == "FONT"}
+    assert "val_loss" in texts and "val_accuracy" in texts

@@ -17,12 +17,12 @@ from mathutils import Matrix
 
 from .. import framing
 from . import legend as legend_mod
-from .overlays import (KINDS, build_counter, build_curves, build_predictions, build_probe,
-                       _text)
+from .overlays import (KINDS, MIN_TEXT, build_counter, build_curves, build_predictions,
+                       build_probe, _text)
 from .. import names
 
 MARGIN = 0.03          # frame heights between an overlay and the frame's edge
-TITLE_SIZE, COUNTER_SIZE = 0.032, 0.045
+TITLE_SIZE, COUNTER_SIZE = MIN_TEXT, 0.045
 
 
 def parameter_count(network) -> int:

@@ -16,11 +16,11 @@ from .. import framing
 from ..blocks import EXPANDED, title
 from ..stages import shape_text, stages
 from . import nodes
-from .overlays import card_material, label_material
+from .overlays import MIN_TEXT, card_material, label_material
 from .. import names
 
-SIZE = 0.024               # text size, in frame heights (a two-line label stands ≈ 2 × as tall)
-SMALLEST = 0.017           # ... and never less than this in any view of a camera move
+SIZE = 1.1 * MIN_TEXT     # text size, in frame heights (a two-line label stands ≈ 2 × as tall)
+SMALLEST = MIN_TEXT        # ... and never less than this in any view of a camera move
 MAX_LAYER_LABELS = 40
 MODES = {"auto": "Layer labels for a network in one row, stage labels when it wraps into rows",
          "layers": "One label per layer", "stages": "One label per stage (input, stem, "

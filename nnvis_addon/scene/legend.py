@@ -12,7 +12,7 @@ from mathutils import Matrix
 
 from . import nodes
 from .layers import MODIFIER, set_inputs
-from .overlays import label_material
+from .overlays import MIN_TEXT, label_material
 from .. import names
 
 
@@ -76,7 +76,9 @@ def add_legend(collection, layer_obj, placement: Matrix, width: float, run_name:
     legend = obj.modifiers.new(MODIFIER, "NODES")
     legend.node_group = nodes.legend_group()
     title = layer_obj.get(names.BLOCK_TITLE, layer_obj[names.LAYER])
-    set_inputs(legend, {"Width": width, "Height": width * 0.07, "Min": f"{lo:.3g}",
+    # the group's text stands 0.7 bar heights tall
+    set_inputs(legend, {"Width": width, "Height": max(width * 0.07, MIN_TEXT / 0.7),
+                        "Min": f"{lo:.3g}",
                         "Max": f"{hi:.3g}", "Title": f"{title} activation",
                         "Material": bar_material(f"{run_name}:legend", material),
                         "Text Material": label_material()})

@@ -24,11 +24,14 @@ from .. import names
 from ..options import OVERLAYS
 
 KINDS = OVERLAYS     # title, counter, curves, probe, predictions, legend: hud.py places them
-METRIC_COLOURS = {  # linear RGB
-    "loss": (1.0, 0.35, 0.08), "val_loss": (0.6, 0.25, 0.1),
-    "accuracy": (0.1, 0.75, 0.3), "val_accuracy": (0.08, 0.4, 0.2),
+METRIC_COLOURS = {  # linear RGB; validation curves in a hue of their own (dark twins read as one)
+    "loss": (1.0, 0.35, 0.08), "val_loss": (0.75, 0.2, 1.0),
+    "accuracy": (0.1, 0.75, 0.3), "val_accuracy": (0.1, 0.55, 1.0),
 }
 TRUE_COLOUR, OTHER_COLOUR = (0.1, 0.8, 0.25), (0.25, 0.45, 1.0)
+# The smallest text anywhere in the frame, in frame heights: 12 pixels in a 640×360 video (the
+# demo's), so every label and overlay reads at any resolution from there up.
+MIN_TEXT = 12 / 360
 
 
 def _overlay_object(name: str, mesh, kind: str, group, inputs: dict, collection):
@@ -259,7 +262,7 @@ def curve_points(run, width: float, height: float):
 
 
 def build_curves(run, collection, place: Matrix, width: float, height: float, frames,
-                 text: float = 0.022):
+                 text: float = MIN_TEXT):
     """The training curves with axes, ticks, a legend and a marker on the shown epoch (keyed at
     the epochs' `frames`), `text` high. `place` (a translation) puts the axes' corner."""
     made = curve_points(run, width, height)
@@ -300,15 +303,21 @@ def build_curves(run, collection, place: Matrix, width: float, height: float, fr
                            Matrix.Translation((x, -3 * line - text, 0.0)), "CENTER"))
     parts.append(_text("Curves x title", "epoch", text, collection,
                        Matrix.Translation((width + 2 * line, -text * 0.35, 0.0))))
-    legend_x = width + 5 * text          # right of the "epoch" axis title
-    for k, key in enumerate(keys):
-        y = height - k * text * 1.3 - text
+    from .labels import text_width
+    # the legend right of the "epoch" axis title: training metrics in a column, validation in the
+    # next, a row per metric (loss, accuracy)
+    entries = {key: f"{key} (÷ {loss_scale:.3g})" if key == "loss" and loss_scale != 1 else key
+               for key in keys}
+    column = max(text_width(n) for n in entries.values() if not n.startswith("val_")) \
+        if any(not k.startswith("val_") for k in keys) else 0.0
+    for key, name in entries.items():
+        x = width + 5 * text + ((column + 2.4) * text if key.startswith("val_") else 0.0)
+        y = height - (0 if "loss" in key else 1) * text * 1.3 - text
         swatch = nodes.emission_material(f"NNVis Metric {key}", METRIC_COLOURS[key])
-        parts.append(_rect(f"Curves legend {key}", legend_x, y + text * 0.2,
-                           legend_x + text, y + text * 0.5, swatch, collection))
-        name = f"{key} (÷ {loss_scale:.3g})" if "loss" in key and loss_scale != 1 else key
+        parts.append(_rect(f"Curves legend {key}", x, y + text * 0.2, x + text, y + text * 0.5,
+                           swatch, collection))
         parts.append(_text(f"Curves legend text {key}", name, text, collection,
-                           Matrix.Translation((legend_x + text * 1.4, y, 0.0))))
+                           Matrix.Translation((x + text * 1.4, y, 0.0))))
     marker = _rect("Curves epoch marker", -line / 2, 0.0, line / 2, height,
                    nodes.emission_material("NNVis Marker", (1.0, 1.0, 1.0)), collection, "marker")
     xs = np.interp(np.asarray(run.epochs, float), numbers,
@@ -357,7 +366,7 @@ def build_predictions(run, collection, place: Matrix, width: float, height: floa
         return []
     row = height / classes
     class_names = run.class_names or [str(c) for c in range(classes)]
-    text = min(row * 0.75, height * 0.06)
+    text = max(min(row * 0.75, height * 0.06), MIN_TEXT)
     name_width = max(len(n) for n in class_names) * text * 0.6 + text * 0.4
     label = None if run.label is None else int(np.asarray(run.label).ravel()[0])
     obj = _overlay_object("Predictions", score_mesh(run, scores, row), "predictions", bars_group(),
@@ -412,6 +421,6 @@ def build_probe(run, collection, place: Matrix, size: float):
     obj[names.OVERLAY] = "probe"
     obj.matrix_world = place
     collection.objects.link(obj)
-    caption = _text("Probe title", "input", size * 0.16, collection,
+    caption = _text("Probe title", "input", max(size * 0.16, MIN_TEXT), collection,
                     place @ Matrix.Translation((0.0, sy + size * 0.06, 0.0)))
     return [obj, caption]
