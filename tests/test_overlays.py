@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_scene import import_run
+from test_scene import import_run, modifier_input
 
 
 def evaluated_vertices(obj):
@@ -135,3 +135,22 @@ def test_validation_curves_stand_apart_from_training(recorded):
         assert min(apart, 360 - apart) >= 60, (key, hue)
     texts = {o.data.body for o in collection.objects if o.type == "FONT"}
     assert "val_loss" in texts and "val_accuracy" in texts
+
+
+def test_curve_end_meets_the_epoch_marker_at_every_frame(recorded):
+    """The curves ran an epoch ahead of the marker (the recording has no metrics for epoch 0, so
+    a curve's first point is the run's second epoch): now the growing tip stands on the marker at
+    every frame, between epochs too."""
+    import bpy
+    collection, _ = recorded
+    curves = overlay(collection, "curves")
+    (marker,) = [o for o in collection.objects if o.get("nnvis_overlay") == "marker"]
+    radius = curves.modifiers["NNVis"][modifier_input(curves, "Radius")[1]]
+    scene = bpy.context.scene
+    tips = []
+    for frame in range(scene.frame_start, 1 + 4 * 3 + 2):
+        scene.frame_set(frame)
+        tip = float(evaluated_vertices(curves)[:, 0].max())
+        tips.append(tip)
+        assert tip == pytest.approx(marker.location.x - curves.location.x, abs=2 * radius), frame
+    assert tips[-1] > tips[0] + 0.1

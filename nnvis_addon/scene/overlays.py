@@ -106,8 +106,10 @@ def set_counter_lines(group, lines: list[str]) -> None:
 
 def growing_lines_group():
     """Polylines revealed up to the shown epoch: a point whose `nnvis_point_epoch` (epoch index)
-    lies ahead of Epoch moves onto the line's interpolated point at Epoch, so the line grows
-    smoothly."""
+    lies ahead of Epoch moves onto the line's point at Epoch — interpolated between the last
+    point reached and the next by their epoch indices, so the tip stands on the epoch marker
+    (a line's first point may be a later epoch than the run's first: metrics start at epoch 1)
+    and the line grows smoothly."""
     name = names.GROUP_GROWING_LINES
     group = nodes.current(name)
     if group is not None:
@@ -115,15 +117,25 @@ def growing_lines_group():
     group = nodes.new_group(name)
     i, out = _epoch_io(group, [("Radius", "NodeSocketFloat", 0.03, "Line radius"),
                                ("Material", "NodeSocketMaterial", None, "")])
+    geometry, epoch = i["Geometry"], i["Epoch"]
     with section(group, "Tip at the shown epoch"):
         t, start, last = named(group, names.POINT_EPOCH), named(group, names.START), \
             named(group, names.LAST)
-        shown, e0, e1, factor = epoch_pair(group, i["Epoch"], last)
-        a, b = (sample(group, i["Geometry"], nodes.position(group), "FLOAT_VECTOR",
-                       math_node(group, "ADD", start, e)) for e in (e0, e1))
+        reached = add(group, "GeometryNodeAccumulateField", {
+            "Value": math_node(group, "LESS_THAN", t, math_node(group, "ADD", epoch, 1e-4)),
+            "Group ID": start}).outputs["Total"]                  # points of its line reached
+        e0 = math_node(group, "MAXIMUM", math_node(group, "SUBTRACT", reached, 1.0), 0.0)
+        e1 = math_node(group, "MINIMUM", reached, last)
+        j0, j1 = (math_node(group, "ADD", start, e) for e in (e0, e1))
+        t0, t1 = (sample(group, geometry, t, "FLOAT", j) for j in (j0, j1))
+        factor = math_node(group, "DIVIDE", math_node(group, "SUBTRACT", epoch, t0),
+                           math_node(group, "MAXIMUM", math_node(group, "SUBTRACT", t1, t0), 1e-6),
+                           clamp=True)
+        a, b = (sample(group, geometry, nodes.position(group), "FLOAT_VECTOR", j)
+                for j in (j0, j1))
         tip = nodes.mix(group, factor, a, b, "VECTOR")
     with section(group, "Points ahead move onto the tip"):
-        ahead = math_node(group, "GREATER_THAN", t, shown)
+        ahead = math_node(group, "GREATER_THAN", t, epoch)
         moved = add(group, "GeometryNodeSetPosition", {"Geometry": i["Geometry"],
                                                        "Selection": ahead, "Position": tip})
     with section(group, "Tubes"):
