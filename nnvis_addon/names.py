@@ -13,6 +13,7 @@ LAYER = "nnvis_layer"                 # a layer object: the layer's name
 KIND = "nnvis_kind"                   # its layer kind (Conv2D, Dense, ...)
 SHAPE = "nnvis_shape"                 # its output shape
 BLOCK_TITLE = "nnvis_block"           # a folded block (blocks.py): its title
+SOFTMAX = "nnvis_softmax"             # the score bars show the softmax of the run's logits
 EXPANDED_BLOCK = "nnvis_expanded_block"   # a layer of a block drawn expanded: the block's title
 BLOCK_LAYERS = "nnvis_block_layers"   # ... the layers folded into it
 UNSUPPORTED = "nnvis_unsupported"     # a layer drawn as a grey block: why

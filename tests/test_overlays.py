@@ -154,3 +154,18 @@ def test_curve_end_meets_the_epoch_marker_at_every_frame(recorded):
         tips.append(tip)
         assert tip == pytest.approx(marker.location.x - curves.location.x, abs=2 * radius), frame
     assert tips[-1] > tips[0] + 0.1
+
+
+def test_logits_show_as_their_softmax_and_the_top_class_is_named():
+    """Clipped to [0, 1], logits 1.0, 1.8 and 4.5 all showed full bars: logits go through a
+    softmax (and the panel says so); probabilities stay as they are."""
+    from nnvis_addon.scene.overlays import bar_scores, top_lines
+    logits = np.array([[0.2, 1.0, -0.5, 0.0, 1.8, 0.1, -1.0, 0.3, 0.0, 4.5]])
+    shown, softmax = bar_scores(logits)
+    expected = np.exp(logits) / np.exp(logits).sum()
+    np.testing.assert_allclose(shown, expected, rtol=1e-6)
+    assert softmax and shown[0, 9] > 0.85 and shown[0, 4] < 0.1          # class 9 stands out
+    assert top_lines(shown, [str(c) for c in range(10)]) == [f"top 9 · {expected[0, 9]:.0%}"]
+    probabilities = np.array([[0.1, 0.7, 0.2], [0.3, 0.3, 0.4]], np.float32)
+    shown, softmax = bar_scores(probabilities)
+    assert not softmax and np.array_equal(shown, probabilities)

@@ -166,7 +166,7 @@ def text_sizes(scene, cam) -> dict:
         ids = input_ids(mod.node_group) if mod is not None and mod.node_group else {}
         if obj.type == "FONT":
             size = obj.data.size
-        elif obj.get("nnvis_overlay_kind") == "counter":
+        elif ids.get("Size") and mod.node_group.name.startswith("NNVis Epoch Counter"):
             size = mod[ids["Size"]]
         elif "nnvis_legend_layer" in obj:
             size = 0.7 * mod[ids["Height"]]

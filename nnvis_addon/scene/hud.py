@@ -67,8 +67,8 @@ def build_overlays(run, collection, screen, aspect: float, frames, shown=KINDS) 
     made["probe"] = build_probe(run, collection, Matrix.Translation(
         (MARGIN + (left - 2 * MARGIN - size) / 2, (v0 + v1) / 2 - size / 2, 0.0)), size)
     width = aspect - right - 2 * MARGIN
-    made["predictions"] = build_predictions(run, collection, Matrix.Translation(
-        (right + MARGIN, v1 - 2 * MARGIN, 0.0)), width, (v1 - v0) - 3 * MARGIN)
+    made["predictions"] = build_predictions(run, collection, Matrix.Translation(  # 2 lines under
+        (right + MARGIN, v1 - 2 * MARGIN, 0.0)), width, (v1 - v0) - 3 * MARGIN - 1.4 * MIN_TEXT)
     made["curves"] = build_curves(run, collection, *curves_box(aspect), frames)
     layer_obj = legend_mod.legend_layer(collection)
     if layer_obj is not None:

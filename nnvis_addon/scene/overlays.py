@@ -29,6 +29,7 @@ METRIC_COLOURS = {  # linear RGB; validation curves in a hue of their own (dark 
     "accuracy": (0.1, 0.75, 0.3), "val_accuracy": (0.1, 0.55, 1.0),
 }
 TRUE_COLOUR, OTHER_COLOUR = (0.1, 0.8, 0.25), (0.25, 0.45, 1.0)
+TOP = "Top class"          # the line under the score bars naming the shown epoch's top class
 # The smallest text anywhere in the frame, in frame heights: 12 pixels in a 640×360 video (the
 # demo's), so every label and overlay reads at any resolution from there up.
 MIN_TEXT = 12 / 360
@@ -349,6 +350,31 @@ def prediction_scores(run) -> np.ndarray | None:
     return np.stack([np.asarray(run.predictions(e))[run.probe_index] for e in run.epochs])
 
 
+def bar_scores(scores: np.ndarray, softmax: bool | None = None) -> tuple[np.ndarray, bool]:
+    """(what the bars show, whether that is a softmax): scores in [0, 1] (a softmax or sigmoid
+    output) as they are; logits (any score outside [0, 1]: every PyTorch/ONNX classifier here)
+    through a softmax per epoch, so the bars compare — clipped, logits 1.0, 1.8 and 4.5 all
+    showed full bars. `softmax` decides instead (a refresh keeps the import's choice)."""
+    scores = np.asarray(scores, np.float64)
+    if softmax is None:
+        softmax = not (scores.min() >= 0.0 and scores.max() <= 1.0)
+    if not softmax:
+        return scores.astype(np.float32), False
+    shifted = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return (shifted / shifted.sum(axis=-1, keepdims=True)).astype(np.float32), True
+
+
+def class_names_of(run, classes: int) -> list[str]:
+    """The run's class names, else the class indices."""
+    return run.class_names or [str(c) for c in range(classes)]
+
+
+def top_lines(scores: np.ndarray, class_names: list[str]) -> list[str]:
+    """Per epoch: "top 6 · 87%", the class the bars rank first and its share."""
+    return [f"top {class_names[int(np.argmax(row))]} · {float(np.max(row)):.0%}"
+            for row in scores]
+
+
 def score_mesh(run, scores: np.ndarray, row: float):
     """The bars' points: bar c at ((c + ½)·row, 0, 0), epoch e's scores on points e·C + c."""
     epochs, classes = scores.shape
@@ -358,7 +384,7 @@ def score_mesh(run, scores: np.ndarray, row: float):
     colour = np.array([TRUE_COLOUR if c == label else OTHER_COLOUR for c in range(classes)],
                       np.float32)
     mesh = mesh_of_points("Predictions", base, {
-        names.SCORE: np.clip(scores, 0, 1).ravel(),
+        names.SCORE: np.clip(scores, 0, 1).ravel(),     # bar_scores' values: clipping is a guard
         names.LAST: np.full(len(base), epochs - 1)})
     attr = mesh.attributes.new(names.POINT_COLOUR, "FLOAT_COLOR", "POINT")
     attr.data.foreach_set("color", np.c_[np.tile(colour, (epochs, 1)),
@@ -369,15 +395,18 @@ def score_mesh(run, scores: np.ndarray, row: float):
 def build_predictions(run, collection, place: Matrix, width: float, height: float):
     """Horizontal score bars for the shown probe in a width × height box hanging down from
     `place` (its top-left): one row per class (only for ≤ 20 classes), class names at the left,
-    the true class's bar green; a score of 1 fills the width."""
+    the true class's bar green; a score of 1 fills the width (logits: their softmax,
+    `bar_scores`, titled so). Under the box, the top class of the shown epoch and its share, and
+    the true label."""
     scores = prediction_scores(run)
     if scores is None:
         return []
     classes = scores.shape[1] if scores.ndim == 2 else 0
     if not 2 <= classes <= 20:
         return []
+    scores, softmax = bar_scores(scores)
     row = height / classes
-    class_names = run.class_names or [str(c) for c in range(classes)]
+    class_names = class_names_of(run, classes)
     text = max(min(row * 0.75, height * 0.06), MIN_TEXT)
     name_width = max(len(n) for n in class_names) * text * 0.6 + text * 0.4
     label = None if run.label is None else int(np.asarray(run.label).ravel()[0])
@@ -385,6 +414,7 @@ def build_predictions(run, collection, place: Matrix, width: float, height: floa
                           {"Classes": float(classes), "Height": max(width - name_width, row),
                            "Width": row * 0.7, "Material": colour_material()}, collection)
     obj[names.ROW] = row
+    obj[names.SOFTMAX] = softmax
     # the bars group stands bars along local +Y, classes along +X: turn it so classes run down
     # and bars grow to the right
     obj.matrix_world = place @ Matrix.Translation((name_width, 0.0, 0.0)) @ \
@@ -394,11 +424,17 @@ def build_predictions(run, collection, place: Matrix, width: float, height: floa
         y = -(c + 0.5) * row - text * 0.35
         parts.append(_text(f"Class {class_names[c]}", class_names[c], text, collection,
                            place @ Matrix.Translation((name_width - text * 0.4, y, 0.0)), "RIGHT"))
-    parts.append(_text("Predictions title", "prediction", text, collection,
-                       place @ Matrix.Translation((0.0, text * 0.6, 0.0))))
+    parts.append(_text("Predictions title", "softmax" if softmax else "prediction",
+                       text, collection, place @ Matrix.Translation((0.0, text * 0.6, 0.0))))
+    top = _overlay_object(TOP, bpy.data.meshes.new(TOP), "label",
+                          counter_group(f"{names.GROUP_COUNTER} {run.name} top",
+                                        top_lines(scores, class_names)),
+                          {"Size": text, "Material": label_material()}, collection)
+    top.matrix_world = place @ Matrix.Translation((0.0, -height - text * 1.2, 0.0))
+    parts.append(top)
     if label is not None:
         parts.append(_text("True label", f"true: {class_names[label]}", text, collection,
-                           place @ Matrix.Translation((0.0, -height - text * 1.2, 0.0))))
+                           place @ Matrix.Translation((0.0, -height - text * 2.6, 0.0))))
     return parts
 
 

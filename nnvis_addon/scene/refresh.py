@@ -264,6 +264,7 @@ def _scores(collection, run, order) -> np.ndarray | None:
     attr = bars[0].data.attributes[names.SCORE]
     old = np.empty(len(attr.data), np.float32)
     attr.data.foreach_get("value", old)
+    new = overlays.bar_scores(new, bool(bars[0].get(names.SOFTMAX, False)))[0]
     return np.concatenate([old.reshape(-1, new.shape[1]), new])[order]
 
 
@@ -274,6 +275,9 @@ def _overlays(collection, history: History, run, scores, frames) -> None:
             overlays.set_counter_lines(obj.modifiers[MODIFIER].node_group,
                                        overlays.counter_lines(history))
     for obj in kinds.get("predictions", []):
+        if obj.name.endswith(overlays.TOP) and scores is not None:
+            overlays.set_counter_lines(obj.modifiers[MODIFIER].node_group, overlays.top_lines(
+                scores, overlays.class_names_of(run, scores.shape[1])))
         if names.ROW in obj and scores is not None:
             old = obj.data
             obj.data = overlays.score_mesh(run, scores, obj[names.ROW])
