@@ -169,3 +169,39 @@ def test_logits_show_as_their_softmax_and_the_top_class_is_named():
     probabilities = np.array([[0.1, 0.7, 0.2], [0.3, 0.3, 0.4]], np.float32)
     shown, softmax = bar_scores(probabilities)
     assert not softmax and np.array_equal(shown, probabilities)
+
+
+def test_one_legend_per_colour_scale_and_one_for_the_edges(addon, tmp_path):
+    """A network of signed (convolutions without activation: coolwarm) and non-negative (ReLU:
+    viridis) outputs drew both under one "conv1 activation" legend: now each colour map in use has
+    its legend, with the range of a layer drawn in it, and the edges have theirs (−w … +w), all
+    in the margins, readable."""
+    import bpy
+    from nnvis_addon import names
+    from nnvis_addon.scene import legend
+    from test_picture import check_frame
+    keras = pytest.importorskip("keras")
+    from keras import layers as L
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((8, 8, 1), name="image")
+    a = L.ReLU(name="relu1")(L.Conv2D(4, 3, padding="same", name="conv1")(inp))
+    b = L.Conv2D(4, 3, padding="same", name="conv2")(a)
+    out = L.Dense(3, activation="softmax", name="classes")(L.GlobalAveragePooling2D(name="gap")(b))
+    keras.Model(inp, out, name="mixed").save(tmp_path / "mixed.keras")
+    bpy.ops.wm.read_homefile(use_empty=True)
+    collection = import_run(tmp_path / "mixed.keras", all_epochs=False)
+    legends = [o for o in collection.objects if "nnvis_legend_layer" in o]
+    shown = {o["nnvis_legend_layer"]: legend.described(collection, o) for o in legends}
+    ramps = {legend.material_of(o).get(names.RAMP_NAME) for o in collection.objects
+             if "nnvis_layer" in o and "NNVis" in o.modifiers and o["nnvis_kind"] != "InputLayer"}
+    assert ramps == {"viridis", "coolwarm"}
+    assert {legend.material_of(o).get(names.RAMP_NAME) for o in shown.values()
+            if "nnvis_layer" in o} == ramps
+    (edges,) = [o for o in shown.values() if "nnvis_edges" in o]
+    lo, hi = legend.range_of(edges)
+    assert lo == pytest.approx(-hi) and hi > 0                 # weights: centred on zero
+    titles = {o.modifiers["NNVis"][modifier_input(o, "Title")[1]] for o in legends}
+    assert "edge weight" in titles and len(legends) == 3
+    scene = bpy.context.scene
+    scene.frame_set(scene.frame_start)
+    check_frame(scene, scene.camera, deep=False)

@@ -80,6 +80,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
                                         shared_materials)
             collection.objects.link(obj)
             animated.append(obj)
+        animated += hud.add_edge_legend(run, collection, aspect, options.overlays)
         # the level-of-detail summary: what the caps left out (the operator reports it)
         collection[names.EDGES_DRAWN], collection[names.EDGES_TOTAL] = \
             plan.edges_drawn, plan.edges_total

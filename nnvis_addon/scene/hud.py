@@ -17,8 +17,10 @@ from mathutils import Matrix
 
 from .. import framing
 from . import legend as legend_mod
+from ..model.edges import EDGE_VALUE_MODES
+from ..options import choice_label
 from .overlays import (KINDS, MIN_TEXT, build_counter, build_curves, build_predictions,
-                       build_probe, _text)
+                       build_probe, counter_lines, _text)
 from .. import names
 
 MARGIN = 0.03          # frame heights between an overlay and the frame's edge
@@ -39,6 +41,37 @@ def curves_box(aspect: float) -> tuple[Matrix, float, float]:
     """(corner, width, height) of the training curves: bottom left, under the network."""
     return (Matrix.Translation((MARGIN + 0.06, 2 * MARGIN, 0.0)), 0.28 * aspect,
             framing.NETWORK[1] - 2 * MARGIN - 0.05)
+
+
+TOP_LEGEND = 0.2          # width of a legend in the top band, in frame widths
+
+
+def top_legend(run, aspect: float, slot: int) -> Matrix | None:
+    """Where legend `slot` (0: rightmost) of the top band goes, right of the title and counter;
+    None when the frame is too narrow for it there."""
+    from .labels import text_width
+    width = TOP_LEGEND * aspect
+    height = legend_mod.bar_height(width)
+    x = aspect - MARGIN - (slot + 1) * width - slot * 2 * MARGIN
+    texts = [(title_text(run), TITLE_SIZE), *((line, COUNTER_SIZE) for line in
+                                               counter_lines(run))]
+    if x < MARGIN + max(text_width(t) * size for t, size in texts) + 2 * MARGIN:
+        return None
+    return Matrix.Translation((x, 1.0 - MARGIN / 2 - 2 * height, 0.0))
+
+
+def add_edge_legend(run, collection, aspect: float, shown) -> list:
+    """The edge-colour legend (the first weighted connection's scale, in the edges' colour mode)
+    at the right of the top band, hung from the run's screen like the other overlays."""
+    edges = legend_mod.edges_described(collection)
+    place = top_legend(run, aspect, 0)
+    if edges is None or place is None:
+        return []
+    title = f"edge {choice_label(EDGE_VALUE_MODES[legend_mod.colour_mode(edges)]).lower()}"
+    obj = legend_mod.add_legend(collection, edges, place, TOP_LEGEND * aspect, run.name, title)
+    screen = next(o for o in collection.objects if o.get(names.SCREEN))
+    hang([obj], "legend", screen, "legend" in shown)
+    return [obj]
 
 
 def hang(objects, kind: str, screen, shown: bool) -> None:
@@ -77,6 +110,11 @@ def build_overlays(run, collection, screen, aspect: float, frames, shown=KINDS) 
             collection, layer_obj, Matrix.Translation((aspect - MARGIN - legend_width,
                                                        2 * MARGIN + 0.02, 0.0)),
             legend_width, run.name)]
+        for k, other in enumerate(legend_mod.other_scales(collection, layer_obj)):
+            place = top_legend(run, aspect, k + 1)         # slot 0 waits for the edges'
+            if place is not None:
+                made["legend"].append(legend_mod.add_legend(collection, other, place,
+                                                            TOP_LEGEND * aspect, run.name))
     objects = []
     for kind, objs in made.items():
         hang(objs, kind, screen, kind in shown)

@@ -48,14 +48,18 @@ def label_specs(network, placements: dict, mode: str = "auto") -> list[tuple[str
         return []
     wrapped = any(p.row for p in placements.values())
     if mode == "stages" or (mode == "auto" and (wrapped or len(network.layers) > MAX_LAYER_LABELS)):
-        # a block expanded from the sidebar is looked at layer by layer: its layers' own labels
+        # a block expanded from the sidebar is looked at layer by layer: its layers' own labels,
+        # short (a dozen side by side: conv3_block2_1_conv → 1_conv) beside the stages'
         return [(s.name, s.text(network), s.layers) for s in stages(network)] + \
-            [_layer_spec(l) for l in network.layers if EXPANDED in l.config]
-    return [_layer_spec(l) for l in network.layers]
+            [(l.name, _within(l.name, l.config[EXPANDED]), [l.name]) for l in network.layers
+             if EXPANDED in l.config]
+    return [(l.name, f"{title(l)}\n{shape_text(l)}", [l.name]) for l in network.layers]
 
 
-def _layer_spec(layer) -> tuple[str, str, list]:
-    return layer.name, f"{title(layer)}\n{shape_text(layer)}", [layer.name]
+def _within(name: str, block: str) -> str:
+    """A layer's name inside its block: without the block's name before it."""
+    short = name.removeprefix(block).lstrip("_/.:")
+    return short or name
 
 
 def _anchors(layers: list, placements: dict, front: float | None
