@@ -220,3 +220,71 @@ def test_every_other_epoch_and_the_last_at_close(tmp_path):
     run = load_run(tmp_path / "run")
     assert run.epochs == [2, 4, 5]
     assert sorted(run.metrics) == [1, 2, 3, 4, 5] and run.metrics[3]["loss"] == pytest.approx(1 / 3)
+
+
+def cloned_calls(model, x) -> dict[str, np.ndarray]:
+    """Every leaf module's output for `x` (eval, no_grad), cloned as it leaves the module, call by
+    call under the Recorder's names (a module run twice: `name`, `name:1`), channels-last; and
+    each torchvision BasicBlock's residual sum `out += identity`, the input of the block's second
+    ReLU call, under torch.fx's names for it (`add`, `add_1`, ...)."""
+    from torchvision.models.resnet import BasicBlock
+    found, handles = {}, []
+
+    def keep(key, t):
+        found[key] = t.detach().clone().numpy()
+
+    def out_hook(name):
+        def hook(module, args, out):
+            calls = sum(1 for k in found if k.split(":")[0] == name)
+            keep(name if not calls else f"{name}:{calls}", out)
+        return hook
+
+    for name, module in model.named_modules():
+        if name and not list(module.children()):
+            handles.append(module.register_forward_hook(out_hook(name)))
+    blocks = [m for m in model.modules() if isinstance(m, BasicBlock)]
+    for i, block in enumerate(blocks):
+        seen = []
+
+        def residual(module, args, i=i, seen=seen):
+            seen.append(1)
+            if len(seen) % 2 == 0:                  # the second ReLU call: after `out += identity`
+                keep("add" if i == 0 else f"add_{i}", args[0])
+        handles.append(block.relu.register_forward_pre_hook(residual))
+    model.eval()
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    return {k: v.transpose(0, 2, 3, 1) if v.ndim == 4 else v for k, v in found.items()}
+
+
+def test_resnet18_in_place_relus_record_each_output_as_it_left_its_module(tmp_path):
+    """torchvision's ReLU(inplace=True) overwrites the tensor a batch norm or a residual `+=`
+    returned; the Recorder keeps each output as it left its call (issue 25: they were stored
+    after the ReLU)."""
+    torchvision = pytest.importorskip("torchvision")
+    from nnvis_addon.record.torch import Recorder
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None, num_classes=4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 4, (8,))
+    probes, oracle = x[:2], {}
+    with Recorder(model, tmp_path / "run", probes=probes) as rec:
+        for epoch in (1, 2):
+            model.train()
+            for k in (0, 4):
+                opt.zero_grad()
+                nn.functional.cross_entropy(model(x[k:k + 4]), y[k:k + 4]).backward()
+                opt.step()
+            rec.epoch_end(epoch, loss=1.0)
+            oracle[epoch] = cloned_calls(model, probes)
+    run = load_run(tmp_path / "run")
+    names = {l.name for l in run.layers}
+    assert {"bn1", "layer1.0.bn1", "add", "add_7", "layer4.1.relu:1"} <= names
+    assert set(oracle[1]) <= names and len(names - set(oracle[1])) == 2   # the input, flatten
+    for epoch in run.epochs:
+        for name, want in oracle[epoch].items():
+            got = np.stack([run.activations(name, epoch) for run.probe_index in range(2)])
+            np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-6,
+                                       err_msg=f"{name} epoch {epoch}")

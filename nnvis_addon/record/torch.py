@@ -190,6 +190,14 @@ def _function_layer(target, args, kwargs, in_shapes, out_shape, tensor_args):
     raise _Unknown(getattr(target, "__name__", str(target)))
 
 
+def _kept(value):
+    """A call's output as it leaves the call: a detached copy on the CPU, so that an in-place op
+    after it (``nn.ReLU(inplace=True)``, ``out += identity``) cannot change what was recorded."""
+    if not isinstance(value, torch.Tensor):
+        return value
+    return value.detach().to("cpu", copy=True)
+
+
 def _channels_last(t: torch.Tensor) -> np.ndarray:
     a = t.detach().float().cpu().numpy()
     return a.transpose(0, 2, 3, 1) if a.ndim == 4 else a
@@ -289,10 +297,10 @@ class _Graph:
         class Capture(torch.fx.Interpreter):
             def run_node(self, n):
                 result = super().run_node(n)
-                outputs[n.name] = result
+                outputs[n.name] = _kept(result) if n.op.startswith("call_") else result
                 return result
 
-        outputs["__output__"] = Capture(self.gm).run(probe)
+        outputs["__output__"] = Capture(self.gm).run(probe.clone())
         return outputs
 
     # -------------------------------------------------------------------------------- hooks
@@ -319,10 +327,10 @@ class _Graph:
             if name and not list(module.children()):
                 def hook(m, args, out, name=name):
                     if isinstance(out, torch.Tensor) and name not in {c[0] for c in calls}:
-                        calls.append((name, m, out))
+                        calls.append((name, m, _kept(out)))
                 handles.append(module.register_forward_hook(hook))
         try:
-            calls.append(("__output__", None, self.model(probe)))
+            calls.append(("__output__", None, self.model(probe.clone())))
         finally:
             for h in handles:
                 h.remove()
