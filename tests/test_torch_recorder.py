@@ -137,10 +137,15 @@ def test_recording_loads_without_torch_and_equals_the_hooks(recorded):
 
 
 def test_numpy_forward_from_recorded_weights_equals_the_recording(recorded):
-    """The Keras kinds and weights the recorder wrote compute what torch computed."""
+    """The Keras kinds and weights the recorder wrote compute what torch computed, from a probe
+    given in the (C, H, W) layout the model takes; the same probe as H×W×C is refused, not read
+    as a 1-channel image of another size (issue 25)."""
+    from nnvis_addon.errors import NNVisError
     out, oracle, _, probes = recorded
     run = load_run(out / "run")
-    fresh = load_run(out / "run", probe=probes[2].transpose(1, 2, 0))
+    fresh = load_run(out / "run", probe=probes[2])
+    with pytest.raises(NNVisError, match=r"C×H×W.*\(1, 8, 8\).*H×W×C"):
+        load_run(out / "run", probe=probes[2].transpose(1, 2, 0))
     for epoch in run.epochs:
         run.probe_index = 2
         for layer in run.layers:

@@ -60,7 +60,15 @@ def network_from_config(config: dict, source: str) -> Network:
         layers.append(Layer(name=layer_name, kind=kind, config=layer_config, inbound=inbound,
                             output_shape=() if out is None else out, weight_shapes=weights))
     return Network(name=name, layers=layers, input_names=endpoint_names(config, "input_layers"),
-                   output_names=endpoint_names(config, "output_layers"))
+                   output_names=endpoint_names(config, "output_layers"),
+                   input_order=_input_order(config))
+
+
+def _input_order(config: dict) -> str:
+    """"chw" where the config says its model takes (C, H, W) inputs (nnvis' extension, written by
+    the PyTorch Recorder: `config.input_order`), else Keras' "hwc"."""
+    body = config.get("config") if isinstance(config, dict) else None
+    return "chw" if isinstance(body, dict) and body.get("input_order") == "chw" else "hwc"
 
 
 def endpoint_names(config: dict, key: str) -> tuple[str, ...]:

@@ -364,8 +364,9 @@ class _Graph:
                                           "kwargs": {}}]
             entries.append({"module": "keras.layers", "class_name": l.kind, "name": l.name,
                             "config": config, "inbound_nodes": nodes})
+        order = {"input_order": "chw"} if len(self.layers[0].shape) == 3 else {}
         return {"module": "keras", "class_name": "Functional",
-                "config": {"name": name, "layers": entries}}
+                "config": {"name": name, "layers": entries, **order}}
 
 
 def _unique(name: str, taken: set) -> str:
