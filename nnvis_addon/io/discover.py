@@ -127,9 +127,13 @@ def _architecture_beside(folder: Path, exclude: frozenset = frozenset()) -> Path
 
 
 def _layer_list(path: Path) -> str:
+    """The (class, name) of every layer entry, to tell different architectures apart; entries of
+    any shape are only compared here (the config reader names what is wrong with them)."""
+    def name(entry: dict):
+        inner = entry.get("config")
+        return entry.get("name") or (inner.get("name") if isinstance(inner, dict) else None)
     layers = keras_files.read_architecture(path)["config"]["layers"]
-    return repr([(e.get("class_name"), e.get("name") or (e.get("config") or {}).get("name"))
-                 for e in layers if isinstance(e, dict)])
+    return repr([(e.get("class_name"), name(e)) for e in layers if isinstance(e, dict)])
 
 
 def discover(path) -> Discovery:
