@@ -190,6 +190,37 @@ def test_untraceable_model_falls_back_to_hook_order(tmp_path):
         np.testing.assert_allclose(run.activations("fc", 1), model(x)[0].numpy(), rtol=RTOL)
 
 
+class BranchyInPlace(Branchy):
+    """Untraceable, and an in-place ReLU module overwriting the conv's output."""
+
+    def __init__(self):
+        super().__init__()
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        x = self.relu(self.conv(x))
+        if x.sum() > 1e9:
+            x = x * 2
+        return self.fc(torch.flatten(x, 1))
+
+
+def test_hook_order_recording_keeps_outputs_before_in_place_ops(tmp_path):
+    from nnvis_addon.record.torch import Recorder
+    torch.manual_seed(0)
+    model, probes = BranchyInPlace(), torch.randn(2, 1, 8, 8)
+    with pytest.warns(UserWarning, match="torch.fx cannot trace"):
+        with Recorder(model, tmp_path / "run", probes=probes) as rec:
+            rec.epoch_end(1, loss=1.0)
+    run = load_run(tmp_path / "run")
+    assert [l.name for l in run.layers] == ["input", "conv", "relu", "fc"]
+    with torch.no_grad():
+        conv = model.conv(probes)[0].numpy().transpose(1, 2, 0)
+    assert conv.min() < 0
+    np.testing.assert_allclose(run.activations("conv", 1), conv, rtol=RTOL, atol=1e-6)
+    np.testing.assert_allclose(run.activations("relu", 1), np.maximum(conv, 0), rtol=RTOL,
+                               atol=1e-6)
+
+
 def test_module_without_a_keras_kind_is_recorded_as_a_block(tmp_path):
     """nn.Upsample has no rule: it is recorded (activations, shape) under kind torch.Upsample,
     with a warning; nnvis shows it from the recording."""
