@@ -221,6 +221,42 @@ def test_hook_order_recording_keeps_outputs_before_in_place_ops(tmp_path):
                                atol=1e-6)
 
 
+class Chunky(nn.Module):
+    """shufflenet's split: `x.chunk(2, dim=1)` returns a tuple, its halves are `getitem` nodes."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 4, 3, padding=1)
+        self.branch = nn.Conv2d(2, 2, 3, padding=1)
+        self.head = nn.Linear(4 * 8 * 8, 3)
+
+    def forward(self, x):
+        a, b = self.stem(x).chunk(2, dim=1)
+        x = torch.relu(torch.cat([a, self.branch(b)], dim=1))
+        return self.head(torch.flatten(x, 1))
+
+
+def test_a_split_into_several_tensors_keeps_the_layers_after_it(tmp_path):
+    """The layers after a chunk were left out (the tuple was no layer, so nothing after it had a
+    recorded input): the recording stopped at shufflenet's first split."""
+    from nnvis_addon.record.torch import Recorder
+    torch.manual_seed(0)
+    model, probes = Chunky(), torch.randn(2, 1, 8, 8)
+    with pytest.warns(UserWarning, match="no Keras kind for getitem"):
+        with Recorder(model, tmp_path / "run", probes=probes) as rec:
+            rec.epoch_end(1, loss=1.0)
+    run = load_run(tmp_path / "run")
+    layers = {l.name: l for l in run.layers}
+    assert {"branch", "cat", "relu", "head"} <= set(layers)
+    assert layers["getitem"].inbound == ["stem"] and layers["branch"].inbound == ["getitem_1"]
+    assert layers["cat"].inbound == ["getitem", "branch"]
+    want = hook_outputs(model, probes)
+    for name in ("stem", "branch", "head"):
+        np.testing.assert_allclose(run.activations(name, 1), want[name][0], rtol=RTOL, atol=1e-6)
+    np.testing.assert_allclose(run.activations("getitem_1", 1), want["stem"][0][..., 2:],
+                               rtol=RTOL, atol=1e-6)
+
+
 def test_module_without_a_keras_kind_is_recorded_as_a_block(tmp_path):
     """nn.Upsample has no rule: it is recorded (activations, shape) under kind torch.Upsample,
     with a warning; nnvis shows it from the recording."""

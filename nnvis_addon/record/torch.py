@@ -256,7 +256,8 @@ class _Graph:
         outputs = self._run_fx(probe)
         modules = dict(self.model.named_modules())
         self.layers, self.node_layer = [], {}
-        taken = set()
+        taken, shapes = set(), {}
+        through = {}        # a call returning several tensors (chunk, split): the layers it reads
         for node in self.gm.graph.nodes:
             value = outputs.get(node.name)
             if node.op == "output":
@@ -266,12 +267,19 @@ class _Graph:
                 name = _unique(node.name, taken)
                 self.layers.append(_Layer(name, "InputLayer", {}, [], _shape(value)))
                 self.node_layer[node.name] = name
+                shapes[name] = _shape(value)
                 continue
-            sources = [a for a in _arg_nodes(node) if a.name in self.node_layer]
+            sources = [a for a in _arg_nodes(node) if a.name in self.node_layer
+                       or a.name in through]
+            inbound = [n for a in sources
+                       for n in through.get(a.name) or [self.node_layer[a.name]]]
+            if sources and isinstance(value, (tuple, list)) and value and \
+                    all(isinstance(v, torch.Tensor) for v in value):
+                through[node.name] = inbound  # its items (getitem nodes) are the layers
+                continue
             if not isinstance(value, torch.Tensor) or not sources:
                 continue                      # constants, shapes, parameters: not layers
-            inbound = [self.node_layer[a.name] for a in sources]
-            in_shapes = [_shape(outputs[a.name]) for a in sources]
+            in_shapes = [shapes[n] for n in inbound]
             shape = _shape(value)
             module = modules.get(node.target) if node.op == "call_module" else None
             name = _unique(str(node.target) if module is not None else node.name, taken)
@@ -288,6 +296,7 @@ class _Graph:
             self.layers.append(_Layer(name, kind, config, inbound, shape, module, in_shapes,
                                       warning))
             self.node_layer[node.name] = name
+            shapes[name] = shape
         self.mode = "fx"
 
     def _run_fx(self, probe) -> dict:
