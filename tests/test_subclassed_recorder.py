@@ -1,9 +1,9 @@
 """The Keras Recorder on a subclassed keras.Model: a small CNN (a Sequential stem, nested
-Conv2D+BN blocks in a list, one ReLU layer called twice, a residual ``+`` and a ``tf.nn.relu`` in
-call()) never built before ``fit``, trained 2 epochs. Every recorded layer at every epoch equals
-that sublayer's output computed by Keras for the probes (the oracle calls the sublayers by hand,
-as call() does); the recording imports through ``load_run`` and ``build_scene`` with every layer
-drawn."""
+Conv2D+BN blocks in a list, one with a ``tf.nn.relu`` in its own call(), one ReLU layer called
+twice, a residual ``+`` and a ``* 0.5`` in call()) never built before ``fit``, trained 2 epochs.
+Every recorded layer at every epoch equals that sublayer's output computed by Keras for the probes
+(the oracle calls the sublayers by hand, as call() does); the recording imports through
+``load_run`` and ``build_scene`` with every layer drawn."""
 from __future__ import annotations
 
 import json
@@ -36,11 +36,18 @@ class ConvBN(layers.Layer):
         return self.bn(self.conv(x), training=training)
 
 
+class ConvBNReLU(ConvBN):
+    """A block with code of its own: its tf.nn.relu is recorded as blocks.1.call."""
+
+    def call(self, x, training=False):
+        return tf.nn.relu(super().call(x, training=training))
+
+
 class ResNetish(keras.Model):
     def __init__(self):
         super().__init__()
         self.stem = keras.Sequential([layers.Conv2D(4, 3, padding="same"), layers.ReLU()])
-        self.blocks = [ConvBN(4), ConvBN(4)]
+        self.blocks = [ConvBN(4), ConvBNReLU(4)]
         self.act = layers.ReLU()                # called twice
         self.pool = layers.GlobalAveragePooling2D()
         self.fc = layers.Dense(3, activation="softmax")
@@ -48,7 +55,7 @@ class ResNetish(keras.Model):
     def call(self, x, training=False):
         x = self.stem(x, training=training)
         x = self.act(self.blocks[0](x, training=training) + x)
-        x = self.act(tf.nn.relu(self.blocks[1](x, training=training)) * 0.5)
+        x = self.act(self.blocks[1](x, training=training) * 0.5)
         return self.fc(self.pool(x))
 
 
@@ -65,7 +72,8 @@ def by_hand(model, x) -> dict[str, np.ndarray]:
     out["act"] = model.act(out["call"])
     out["blocks.1.conv"] = b1.conv(out["act"])
     out["blocks.1.bn"] = b1.bn(out["blocks.1.conv"], training=False)
-    out["call:1"] = tf.nn.relu(out["blocks.1.bn"]) * 0.5
+    out["blocks.1.call"] = tf.nn.relu(out["blocks.1.bn"])
+    out["call:1"] = out["blocks.1.call"] * 0.5
     out["act@1"] = model.act(out["call:1"])
     out["pool"] = model.pool(out["act@1"])
     out["fc"] = model.fc(out["pool"])
@@ -90,8 +98,8 @@ class Oracle(keras.callbacks.Callback):
 LAYERS = {"input": "InputLayer", "stem.0": "Conv2D", "stem.1": "ReLU", "blocks.0.conv": "Conv2D",
           "blocks.0.bn": "BatchNormalization", "call": "ResNetish.call", "act": "ReLU",
           "blocks.1.conv": "Conv2D", "blocks.1.bn": "BatchNormalization",
-          "call:1": "ResNetish.call", "act@1": "ReLU", "pool": "GlobalAveragePooling2D",
-          "fc": "Dense"}
+          "blocks.1.call": "ConvBNReLU.call", "call:1": "ResNetish.call", "act@1": "ReLU",
+          "pool": "GlobalAveragePooling2D", "fc": "Dense"}
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +124,8 @@ def test_every_sublayer_equals_keras_at_every_epoch(recorded):
     assert {l.name: l.kind for l in run.layers} == LAYERS
     inbound = {l.name: l.inbound for l in run.layers}
     assert sorted(inbound["call"]) == ["blocks.0.bn", "stem.1"]    # the residual +, by the tape
-    assert inbound["call:1"] == ["blocks.1.bn"] and inbound["act@1"] == ["call:1"]
+    assert inbound["blocks.1.call"] == ["blocks.1.bn"] and inbound["act@1"] == ["call:1"]
+    assert inbound["call:1"] == ["blocks.1.call"]       # not blocks.1.bn again, through it
     assert inbound["blocks.1.conv"] == ["act"]
     for epoch in run.epochs:
         for name in LAYERS:

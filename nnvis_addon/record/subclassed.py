@@ -11,8 +11,8 @@ shows its recorded values but cannot compute it.
 
 Edges follow tensor identity: a layer reads the recorded layer whose output tensor it was given.
 What a ``<Class>.call`` tensor was computed from is found with TensorFlow's gradient tape (the
-recorded tensors it depends on through code alone, each layer's inputs cut off); on another
-Keras backend it is drawn as reading the tensor recorded just before it (call order).
+nearest recorded tensors it depends on through code alone, each layer's inputs cut off); on
+another Keras backend it is drawn as reading the tensor recorded just before it (call order).
 """
 from __future__ import annotations
 
@@ -181,16 +181,21 @@ class _Run:
         return watched
 
     def link_code(self):
-        """Inbound of each code tensor: the recorded tensors it was computed from (the tape)."""
+        """Inbound of each code tensor: the nearest recorded tensors it was computed from (the
+        tape; a tensor reached through an earlier code tensor counts as that one's input)."""
+        through: dict[str, set] = {}        # code layer -> what it reads through code
         for layer, t, earlier in self.code:
             sources = [v for _, v in earlier]
             try:
                 grads = self.tape.gradient(t, sources) if sources else []
             except (LookupError, ValueError, TypeError):    # an op without a gradient
-                continue                                    # keep call order
+                grads = []                                  # keep call order
             found = [name for (name, _), g in zip(earlier, grads) if g is not None]
             if found:
-                layer.inbound = found
+                behind = set().union(*(through.get(name, set()) for name in found))
+                layer.inbound = [name for name in found if name not in behind]
+            through[layer.name] = set(layer.inbound).union(
+                *(through.get(name, set()) for name in layer.inbound))
 
 
 @contextlib.contextmanager
