@@ -168,3 +168,20 @@ def test_subclassed_keras_file_points_to_the_recorder(recorded, tmp_path):
         load_run(tmp_path / "sub.keras")
     arch = json.loads((folder / "architecture.json").read_text())
     assert arch["class_name"] == "Functional"
+
+
+def test_probes_the_model_cannot_take_are_refused_before_writing(tmp_path):
+    """A model already called (so built) on 1-channel images: 3-channel probes are refused before
+    any training or writing. (A model never built is built by the Recorder from the probes.)"""
+    model = ResNetish()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    x, y = np.zeros((8, 8, 8, 1), "float32"), np.zeros(8, "int64")
+    model(x[:1])
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(NNVisError, match=r"subclassed model .* fails on probes of shape "
+                                         r"\(8, 8, 3\)"):
+        model.fit(x, y, epochs=1, verbose=0,
+                  callbacks=[Recorder(tmp_path / "rec", np.zeros((2, 8, 8, 3), "float32"))])
+    assert not (tmp_path / "rec").exists()
+    for got, want in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(got, want)
