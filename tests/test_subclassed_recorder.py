@@ -185,3 +185,28 @@ def test_probes_the_model_cannot_take_are_refused_before_writing(tmp_path):
     assert not (tmp_path / "rec").exists()
     for got, want in zip(model.get_weights(), before):
         np.testing.assert_array_equal(got, want)
+
+
+class Branchy(keras.Model):
+    """Runs `extra` only on batches holding a bright pixel: the layers depend on the input."""
+
+    def __init__(self):
+        super().__init__()
+        self.extra = layers.Conv2D(1, 1)
+        self.pool = layers.GlobalAveragePooling2D()
+        self.fc = layers.Dense(2)
+
+    def call(self, x):
+        if tf.reduce_max(x) > 0.5:
+            x = self.extra(x)
+        return self.fc(self.pool(x))
+
+
+def test_a_call_that_runs_other_layers_for_other_probes_is_refused(tmp_path):
+    model = Branchy()
+    model.compile(optimizer="sgd", loss="mse", run_eagerly=True)
+    probes = np.zeros((3, 4, 4, 1), "float32")
+    probes[1:] = 1.0            # the first probe (the traced one) has none
+    with pytest.raises(NNVisError, match="called its layers in another order"):
+        model.fit(probes, np.zeros((3, 2), "float32"), epochs=1, verbose=0,
+                  callbacks=[Recorder(tmp_path / "rec", probes)])

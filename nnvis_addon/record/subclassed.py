@@ -122,7 +122,7 @@ class _Run:
                                              _shape(value), **extra))
         else:
             self.layers.append(RecordedLayer(name, "", {}, [], ()))
-        if self.tape is not None:
+        if self.tape is not None and value.dtype.is_floating:     # the tape follows floats
             self.tape.watch(value)
 
     def _source(self, t, owner) -> str:
