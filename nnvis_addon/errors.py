@@ -13,5 +13,6 @@ class NNVisError(Exception):
 # Recorder watches the model run (nnvis_addon/record/subclassed.py). One text for every reader.
 RECORD_SUBCLASSED = ("a subclassed model's file holds no layer graph; record its training "
                      "instead: model.fit(..., callbacks=[nnvis_addon.record.Recorder(folder, "
-                     "probes)]) writes a recording folder that nnvis imports (user guide: "
+                     "probes)]) writes a recording folder that nnvis imports (per-epoch weights "
+                     "saved already: nnvis_addon.record.record_checkpoints; user guide: "
                      "Subclassed models)")

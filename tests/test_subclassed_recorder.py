@@ -210,3 +210,42 @@ def test_a_call_that_runs_other_layers_for_other_probes_is_refused(tmp_path):
     with pytest.raises(NNVisError, match="called its layers in another order"):
         model.fit(probes, np.zeros((3, 2), "float32"), epochs=1, verbose=0,
                   callbacks=[Recorder(tmp_path / "rec", probes)])
+
+
+@keras.saving.register_keras_serializable("nnvis_test")
+class Small(keras.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = layers.Conv2D(3, 3)
+        self.pool = layers.GlobalAveragePooling2D()
+        self.fc = layers.Dense(2)
+
+    def call(self, x):
+        return self.fc(self.pool(self.conv(x) * 2.0))
+
+
+def test_checkpoints_of_a_subclassed_model_become_a_recording(tmp_path):
+    """Per-epoch weights a subclassed model already saved: record_checkpoints turns them into a
+    recording (in a Python that can build the model's class), equal to Keras layer by layer."""
+    from nnvis_addon.record import record_checkpoints
+    keras.utils.set_random_seed(1)
+    model = Small()
+    model.compile(optimizer="adam", loss="mse")
+    x = np.random.default_rng(1).uniform(0, 1, (16, 6, 6, 1)).astype("float32")
+    model.fit(x, np.ones((16, 2), "float32"), epochs=2, verbose=0, callbacks=[
+        keras.callbacks.ModelCheckpoint(str(tmp_path / "e{epoch:02d}.weights.h5"),
+                                        save_weights_only=True)])
+    model.save(tmp_path / "model.keras")
+    record_checkpoints(tmp_path / "model.keras", [(e, tmp_path / f"e0{e}.weights.h5")
+                                                  for e in (1, 2)], x[:2], tmp_path / "rec")
+    run = load_run(tmp_path / "rec")
+    assert [(l.name, l.kind) for l in run.layers] == [
+        ("input", "InputLayer"), ("conv", "Conv2D"), ("call", "Small.call"),
+        ("pool", "GlobalAveragePooling2D"), ("fc", "Dense")]
+    conv = model.conv(x[:2])
+    want = {"conv": conv, "call": conv * 2.0, "pool": model.pool(conv * 2.0)}
+    want["fc"] = model.fc(want["pool"])
+    for name, value in want.items():
+        run.probe_index = 1
+        np.testing.assert_allclose(run.activations(name, 2), np.asarray(value)[1], rtol=RTOL,
+                                   atol=1e-6, err_msg=name)
