@@ -9,7 +9,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import replace
 
-from ..errors import NNVisError
+from ..errors import RECORD_SUBCLASSED, NNVisError
 from . import keras2, ops
 from .network import Layer, Network
 
@@ -254,8 +254,7 @@ def layer_graph(config: dict, source: str, depth: int = 0
     model_kind = config.get("class_name")
     if not isinstance(model_kind, str) or model_kind not in MODEL_KINDS:
         raise NNVisError(f"{source}: model class {model_kind!r} is not one of "
-                         f"{', '.join(sorted(MODEL_KINDS))}: a subclassed model's file has no layer "
-                         "graph; record its training with nnvis_addon.record.Recorder instead")
+                         f"{', '.join(sorted(MODEL_KINDS))}: {RECORD_SUBCLASSED}")
     body = config.get("config")
     if not isinstance(body, dict):
         raise NNVisError(f"{source}: the model has no 'config' object")

@@ -28,6 +28,7 @@ from torch.nn import functional as F
 from ..errors import NNVisError
 from ..io.recording import RecordingWriter
 from ..model.kernels import ceil_mode_extra
+from .architecture import RecordedLayer, functional_config, unique
 
 _PROBE_BATCH = 32
 _ACTIVATION_MODULES = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.Hardswish: "hard_swish",
@@ -209,16 +210,10 @@ def _shape(t: torch.Tensor) -> tuple:
 
 
 @dataclasses.dataclass
-class _Layer:
-    """One recorded layer: its Keras entry, and the module its weights come from (if any)."""
-    name: str
-    kind: str
-    config: dict
-    inbound: list
-    shape: tuple
+class _Layer(RecordedLayer):
+    """A recorded layer and the module its weights come from (if any)."""
     module: nn.Module | None = None
     in_shapes: list = dataclasses.field(default_factory=list)
-    warning: str | None = None
 
     def weights(self) -> list[np.ndarray]:
         if self.module is None:
@@ -264,7 +259,7 @@ class _Graph:
                 self.output_node = node.args[0]
                 continue
             if node.op == "placeholder":
-                name = _unique(node.name, taken)
+                name = unique(node.name, taken)
                 self.layers.append(_Layer(name, "InputLayer", {}, [], _shape(value)))
                 self.node_layer[node.name] = name
                 shapes[name] = _shape(value)
@@ -282,7 +277,7 @@ class _Graph:
             in_shapes = [shapes[n] for n in inbound]
             shape = _shape(value)
             module = modules.get(node.target) if node.op == "call_module" else None
-            name = _unique(str(node.target) if module is not None else node.name, taken)
+            name = unique(str(node.target) if module is not None else node.name, taken)
             try:
                 if module is not None:
                     kind, config, _ = _module_layer(module, in_shapes, shape)
@@ -293,8 +288,8 @@ class _Graph:
             except _Unknown as exc:
                 kind, config = f"torch.{exc}", {}
                 warning = f"layer {name!r}: no Keras kind for {exc}; recorded, drawn as a block"
-            self.layers.append(_Layer(name, kind, config, inbound, shape, module, in_shapes,
-                                      warning))
+            self.layers.append(_Layer(name, kind, config, inbound, shape, warning,
+                                      module=module, in_shapes=in_shapes))
             self.node_layer[node.name] = name
             shapes[name] = shape
         self.mode = "fx"
@@ -326,8 +321,8 @@ class _Graph:
             except _Unknown as exc:
                 kind, config = f"torch.{exc}", {}
                 warning = f"layer {name!r}: no Keras kind for {exc}; recorded, drawn as a block"
-            self.layers.append(_Layer(name, kind, config, [previous], shape, module, [in_shape],
-                                      warning))
+            self.layers.append(_Layer(name, kind, config, [previous], shape, warning,
+                                      module=module, in_shapes=[in_shape]))
             previous, in_shape = name, shape
 
     def _run_hooks(self, probe) -> list:
@@ -357,33 +352,6 @@ class _Graph:
         by_layer = {name: out for name, _, out in calls}
         by_layer["input"] = probe
         return by_layer, by_layer.pop("__output__")
-
-    def architecture(self, name: str) -> dict:
-        """The layers as a Keras 3 Functional config (what nnvis' config reader parses)."""
-        shapes = {l.name: l.shape for l in self.layers}
-        entries = []
-        for l in self.layers:
-            config = {"name": l.name, **l.config}
-            if l.kind == "InputLayer":
-                config["batch_shape"] = [None, *l.shape]
-            args = [{"class_name": "__keras_tensor__",
-                     "config": {"shape": [None, *shapes[src]], "dtype": "float32",
-                                "keras_history": [src, 0, 0]}} for src in l.inbound]
-            nodes = [] if not args else [{"args": [args] if len(args) > 1 else args,
-                                          "kwargs": {}}]
-            entries.append({"module": "keras.layers", "class_name": l.kind, "name": l.name,
-                            "config": config, "inbound_nodes": nodes})
-        order = {"input_order": "chw"} if len(self.layers[0].shape) == 3 else {}
-        return {"module": "keras", "class_name": "Functional",
-                "config": {"name": name, "layers": entries, **order}}
-
-
-def _unique(name: str, taken: set) -> str:
-    out, k = name, 1
-    while out in taken:
-        out, k = f"{name}:{k}", k + 1
-    taken.add(out)
-    return out
 
 
 def _arg_nodes(node):
@@ -419,8 +387,9 @@ class Recorder:
             self.graph = _Graph(model, self._probes[:1])
         for w in self.graph.warnings + [l.warning for l in self.graph.layers if l.warning]:
             warnings.warn(f"nnvis Recorder: {w}", stacklevel=2)
+        order = "chw" if len(self.graph.layers[0].shape) == 3 else "hwc"
         self._writer = RecordingWriter(
-            self.path, self.graph.architecture(type(model).__name__),
+            self.path, functional_config(type(model).__name__, self.graph.layers, order),
             [l.name for l in self.graph.layers], _channels_last(probes), labels, class_names,
             type(model).__name__)
         self._last, self._written = None, set()
