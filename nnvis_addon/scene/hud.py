@@ -5,7 +5,7 @@ empty (`camera_moves.SCREEN`), whose local units are frame heights — X from 0 
 ratio, Y from 0 (bottom) to 1 (top) — so they stay in their margin, upright and readable, at every
 frame of every camera move, and never cover the network:
 
-    title, epoch counter (loss, accuracy)                       top band
+    title, epoch counter (loss, accuracy)   signed-activation and edge legends   top band
     probe image | network                  | class score bars   middle
     training curves with axes and legend     colour legend      bottom band
 """
@@ -17,6 +17,7 @@ from mathutils import Matrix
 
 from .. import framing
 from . import legend as legend_mod
+from .labels import text_width
 from ..model.edges import EDGE_VALUE_MODES
 from ..options import choice_label
 from .overlays import (KINDS, MIN_TEXT, build_counter, build_curves, build_predictions,
@@ -49,7 +50,6 @@ TOP_LEGEND = 0.2          # width of a legend in the top band, in frame widths
 def top_legend(run, aspect: float, slot: int) -> Matrix | None:
     """Where legend `slot` (0: rightmost) of the top band goes, right of the title and counter;
     None when the frame is too narrow for it there."""
-    from .labels import text_width
     width = TOP_LEGEND * aspect
     height = legend_mod.bar_height(width)
     x = aspect - MARGIN - (slot + 1) * width - slot * 2 * MARGIN

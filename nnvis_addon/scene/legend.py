@@ -1,4 +1,6 @@
-"""Colour legend: a bar of one layer's colour map with the activation values at its ends.
+"""Colour legends: a bar of one layer's colour map with the activation values at its ends — one
+per colour map the run's layers use (viridis for non-negative outputs, coolwarm for signed ones)
+— and one of the edges' colours (the first weighted connection's, in its Colour Mode).
 
 The values come from the layer material's fixed scale (`nnvis_scale`, `nnvis_offset`): the bar's
 left end is the value drawn as t = 0, its right end t = 1. The legend has its own `Colour Map`
@@ -12,6 +14,7 @@ from mathutils import Matrix
 
 from . import nodes
 from .layers import MODIFIER, set_inputs
+from .labels import text_width
 from .overlays import MIN_TEXT, label_material
 from .. import names
 
@@ -138,7 +141,6 @@ def add_legend(collection, layer_obj, placement: Matrix, width: float, run_name:
     legend = obj.modifiers.new(MODIFIER, "NODES")
     legend.node_group = nodes.legend_group()
     if not title:         # the longest that fits over the bar
-        from .labels import text_width
         name = layer_obj.get(names.BLOCK_TITLE, layer_obj[names.LAYER])
         fits = [t for t in (f"{name} activation", name)
                 if text_width(t) * 0.7 * bar_height(width) <= width]
