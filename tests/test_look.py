@@ -395,8 +395,10 @@ def test_rendered_pixels_use_the_chosen_colour_map_and_normalisation(flat_conv1,
 
 def test_legend_labels_the_layer_scale(imported):
     collection, run = imported
-    (legend,) = [o for o in collection.objects if "nnvis_legend_layer" in o]
-    assert legend["nnvis_legend_layer"] == "conv1" and not legend.hide_render   # shown by default
+    legends = {o["nnvis_legend_layer"]: o for o in collection.objects if "nnvis_legend_layer" in o}
+    assert set(legends) == {"conv1", "digit → conv1"}   # the maps', the first weighted edges'
+    legend = legends["conv1"]
+    assert not legend.hide_render                                 # shown by default
     peak = max(np.abs(run.activations("conv1", e)).max() for e in run.epochs)
     values = {name: modifier_input(legend, name) for name in ("Min", "Max")}
     assert {k: m[i] for k, (m, i) in values.items()} == {"Min": "0", "Max": f"{peak:.3g}"}
@@ -515,9 +517,13 @@ def test_camera_tours_the_stages(imported):
             assert lo.min() > -0.01 and hi.max() < 1.01, (name, lo, hi)       # in the frame
             zoom[name] = (hi - lo).max() / (whole[name][1] - whole[name][0]).max()
             area = np.array(framing.NETWORK)
-            centre = (area[:2] + area[2:]) / 2      # the stage is what the camera centres
-            np.testing.assert_allclose((lo + hi) / 2, centre, atol=0.06, err_msg=name)
-        assert min(zoom.values()) > 0.99 and zoom["input"] > 1.5 and zoom["head"] > 1.2, zoom
+            centre = (area[:2] + area[2:]) / 2      # the stage is what the camera centres (with
+            # its label: 12 px at 640×360 in the whole view, larger close up, it moves the
+            # stage's maps off centre by up to half its height)
+            np.testing.assert_allclose((lo + hi) / 2, centre, atol=0.08, err_msg=name)
+        # (stage 1 is nearly the whole digits network: framed with its 12 px label, a little
+        # smaller than in the whole view)
+        assert min(zoom.values()) > 0.95 and zoom["input"] > 1.5 and zoom["head"] > 1.2, zoom
         for frame in (start, end):
             scene.frame_set(frame)
             np.testing.assert_allclose(np.array(cam.matrix_world), home, rtol=1e-3, atol=1e-3)

@@ -181,8 +181,9 @@ def test_importer_applies_look_camera_move_and_legend(digits_run, empty_scene):
     background = bpy.context.scene.world.node_tree.nodes["Background"].inputs["Color"]
     assert tuple(background.default_value)[:3] == pytest.approx((1.0, 1.0, 1.0))
     assert collection.get("nnvis_camera_move") == "orbit"
-    (legend,) = [o for o in collection.objects if "nnvis_legend_layer" in o]
-    assert not legend.hide_render
+    legends = [o for o in collection.objects if "nnvis_legend_layer" in o]
+    assert len(legends) == 2 and not any(o.hide_render for o in legends)   # the maps', the edges'
+
 
 
 def test_a_real_architecture_scales_with_layers_not_cells(empty_scene, tmp_path):

@@ -191,7 +191,12 @@ def arrange(labels: list, views: list, aspect: float, layer_points=None) -> None
             location = (bottoms[k][0], bottoms[k][1], bottoms[k][2] - 0.4 * size + (row + 1) * step)
         aside = ((box[0] + box[2]) / 2 - u) * heights[0][k] * aspect      # world units
         location = np.array(location) + right * aside
-        obj.location, obj.data.size = _in_front(location, size, box, nearest, first)
+        location, size = _in_front(location, size, box, nearest, first)
+        # sized at its layer's anchor: where it stands (aside, in front) it may read smaller
+        least = SMALLEST * max(float(_frame_height(framing.project(
+            [location], v.location, v.direction, aspect, ortho_scale=v.ortho_scale)[0, 2], v,
+            aspect)) for v in views)
+        obj.location, obj.data.size = location, max(size, least)
 
 
 def _meets(a, b) -> bool:

@@ -135,9 +135,10 @@ def add_legend(collection, layer_obj, placement: Matrix, width: float, run_name:
     `placement` (its local X-Y is the legend's plane)."""
     material = material_of(layer_obj)
     lo, hi = range_of(layer_obj)
-    obj = bpy.data.objects.new("Colour legend", bpy.data.meshes.new("Colour legend"))
-    obj[names.LEGEND_LAYER] = layer_obj[names.LAYER] if names.LAYER in layer_obj else \
-        " → ".join(layer_obj[names.EDGES])
+    key = layer_obj[names.LAYER] if names.LAYER in layer_obj else " → ".join(layer_obj[names.EDGES])
+    name = f"Colour legend {key}"
+    obj = bpy.data.objects.new(name, bpy.data.meshes.new(name))
+    obj[names.LEGEND_LAYER] = key
     legend = obj.modifiers.new(MODIFIER, "NODES")
     legend.node_group = nodes.legend_group()
     if not title:         # the longest that fits over the bar
