@@ -20,7 +20,8 @@ from .overlays import MIN_TEXT, card_material, label_material
 from .. import names
 
 SIZE = 1.1 * MIN_TEXT     # text size, in frame heights (a two-line label stands ≈ 2 × as tall)
-SMALLEST = MIN_TEXT        # ... and never less than this in any view of a camera move
+SMALLEST = 1.05 * MIN_TEXT  # ... and never less than MIN_TEXT in any view of a camera move (5 %
+                            # to spare: a label pulled in front keeps its size in the first view)
 MAX_LAYER_LABELS = 40
 MODES = {"auto": "Layer labels for a network in one row, stage labels when it wraps into rows",
          "layers": "One label per layer", "stages": "One label per stage (input, stem, "
@@ -191,12 +192,20 @@ def arrange(labels: list, views: list, aspect: float, layer_points=None) -> None
             location = (bottoms[k][0], bottoms[k][1], bottoms[k][2] - 0.4 * size + (row + 1) * step)
         aside = ((box[0] + box[2]) / 2 - u) * heights[0][k] * aspect      # world units
         location = np.array(location) + right * aside
-        location, size = _in_front(location, size, box, nearest, first)
-        # sized at its layer's anchor: where it stands (aside, in front) it may read smaller
-        least = SMALLEST * max(float(_frame_height(framing.project(
-            [location], v.location, v.direction, aspect, ortho_scale=v.ortho_scale)[0, 2], v,
-            aspect)) for v in views)
-        obj.location, obj.data.size = location, max(size, least)
+        # sized at its layer's anchor: standing aside, or pulled in front (its size kept for the
+        # first view), it may read smaller in another view of the move
+        grow = max(_least(location, views, aspect) / size, 1.0)
+        mid, half = (box[0] + box[2]) / 2, (box[2] - box[0]) / 2 * grow
+        box = (mid - half, box[1], mid + half, box[1] + (box[3] - box[1]) * grow)
+        location, size = _in_front(location, size * grow, box, nearest, first)
+        obj.location, obj.data.size = location, max(size, _least(location, views, aspect))
+
+
+def _least(location, views: list, aspect: float) -> float:
+    """The smallest size a label at `location` may have: SMALLEST in every one of `views`."""
+    return SMALLEST * max(float(_frame_height(framing.project(
+        [location], v.location, v.direction, aspect, ortho_scale=v.ortho_scale)[0, 2], v,
+        aspect)) for v in views)
 
 
 def _meets(a, b) -> bool:
@@ -221,6 +230,8 @@ def _in_front(location: np.ndarray, size: float, box, nearest, view: framing.Vie
     meet the label's `box`, scaled to keep its size on screen."""
     if nearest is None:
         return tuple(location), size
+    pad = 0.15 * (box[3] - box[1])      # the card's margin round the text, and some to spare
+    box = (box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad)
     lo, hi, depth = nearest
     meets = (lo[:, 0] < box[2]) & (box[0] < hi[:, 0]) & (lo[:, 1] < box[3]) & (box[1] < hi[:, 1]) \
         & (depth > 0)       # a layer behind the camera hides nothing
