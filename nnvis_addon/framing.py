@@ -133,13 +133,21 @@ def rotate_z(direction, angle: float) -> np.ndarray:
     return np.array([c * x - s * y, s * x + c * y, z])
 
 
-def orbit_directions(home, steps: int = 48, toward: float = 40.0, away: float = 20.0,
-                     rise: float = 0.2) -> list[np.ndarray]:
-    """`steps + 1` directions swinging `home` about +Z and back home, 60° of azimuth in all:
-    first `toward` degrees round to the maps' faces (they face -X), rising by up to `rise` (in
+def orbit_swing(home) -> tuple[float, float]:
+    """(toward, away) degrees of the orbit from `home`: 60° in all. A network in one row swings
+    further round to its maps' faces; one wrapped into rows further the other way, towards the
+    side view, where its rows stay apart (seen from nearer the front they slide over each other)."""
+    wrapped = np.allclose(np.asarray(home, float), WRAPPED_VIEW_DIRECTION)
+    return (20.0, 40.0) if wrapped else (40.0, 20.0)
+
+
+def orbit_directions(home, steps: int = 48, rise: float = 0.2) -> list[np.ndarray]:
+    """`steps + 1` directions swinging `home` about +Z and back home, 60° of azimuth in all
+    (`orbit_swing`): first round to the maps' faces (they face -X), rising by up to `rise` (in
     the direction's z) so the layers, seen more end-on there, stand apart on screen; then through
-    home `away` degrees to the other side. Farther either way the layers hide each other (end-on)
-    or the maps stand edge-on (side)."""
+    home to the other side. Farther either way the layers hide each other (end-on) or the maps
+    stand edge-on (side)."""
+    toward, away = orbit_swing(home)
     out = []
     for k in range(steps + 1):
         s = math.sin(2 * math.pi * k / steps)

@@ -68,3 +68,18 @@ def test_line_and_circle_stay_near_the_grids_size(cells):
     radius = np.linalg.norm(shapes.circle, axis=1)
     if cells <= arrange.RING_CELLS:
         np.testing.assert_allclose(radius, radius[0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_the_orbit_sweeps_60_degrees_from_either_home_view(wrapped):
+    """A network in one row swings further round to its maps' faces (-X), one wrapped into rows
+    further towards the side view; 60° of azimuth either way, starting and ending at home."""
+    import numpy as np
+    from nnvis_addon import framing
+    home = framing.WRAPPED_VIEW_DIRECTION if wrapped else framing.VIEW_DIRECTION
+    azimuth = np.degrees([np.arctan2(d[1], d[0]) for d in framing.orbit_directions(home)])
+    start = np.degrees(np.arctan2(home[1], home[0]))
+    assert np.ptp(azimuth) == pytest.approx(60, abs=1e-6)
+    assert azimuth[0] == pytest.approx(start) and azimuth[-1] == pytest.approx(start)
+    toward = start - azimuth.min()
+    assert toward == pytest.approx(20 if wrapped else 40)
