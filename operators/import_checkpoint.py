@@ -7,6 +7,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, St
 from bpy_extras.io_utils import ImportHelper
 
 from ..nnvis_addon import NNVisError, load_run
+from ..nnvis_addon.io.recording import probe_count
 from ..nnvis_addon.options import GROUPS, IMPORT_OPTIONS, choice_label, split
 from ..nnvis_addon.scene import SceneOptions, build_scene
 from ..nnvis_addon.scene.camera_moves import MOVES
@@ -41,6 +42,11 @@ class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
                             body.prop(self, option.name)
                         continue
                     body.prop(self, option.name)
+                    if option.name == "probe_index":
+                        count = probe_count(bpy.path.abspath(getattr(self, "filepath", "")))
+                        if count is not None:
+                            body.label(text=f"This recording holds probes 0–{count - 1}",
+                                       icon="ERROR" if self.probe_index >= count else "INFO")
 
     def execute(self, context):
         path = Path(bpy.path.abspath(self.filepath))

@@ -120,7 +120,7 @@ def test_the_cli_and_the_dialog_make_the_same_scene(addon, digits_run, empty_sce
                 assert mod[ids[name]] == value, (obj.name, name)
 
 
-def test_the_dialog_shows_every_option_once_in_its_panel(addon):
+def test_the_dialog_shows_every_option_once_in_its_panel(addon, digits_run):
     """The dialog's draw, on a stand-in layout: panels in GROUPS order, Input open, each option
     once under its group (a number with special values: its choice, then the number when
     Number is picked)."""
@@ -136,8 +136,8 @@ def test_the_dialog_shows_every_option_once_in_its_panel(addon):
             self.log.append(("panel", group, default_closed))
             return Layout(self.log, group), Layout(self.log, group)
 
-        def label(self, text=""):
-            pass
+        def label(self, text="", **_):
+            self.log.append(("label", self.group, text))
 
         def prop(self, data, name):
             self.log.append(("prop", self.group, name))
@@ -151,11 +151,19 @@ def test_the_dialog_shows_every_option_once_in_its_panel(addon):
     assert [(g, name) for kind, g, name in log if kind == "prop"] == \
         [(o.group, name) for g in GROUPS for o in IMPORT_OPTIONS if o.group == g
          for name in ([f"{o.name}_choice"] if o.special else []) + [o.name]]
+    assert not [e for e in log if e[0] == "label" and "recording" in e[2]]   # none picked
     log.clear()           # "Auto" picked: no number field beside it
     op_class.draw(type("Op", (), {"layout": Layout(log), **dict.fromkeys(choices, "auto")})(),
                   bpy.context)
     assert ("prop", "Edges", "inputs_per_cell") not in log
     assert ("prop", "Edges", "inputs_per_cell_choice") in log
+    log.clear()           # a recording picked: Recorded Probe says how many it holds
+    recording = digits_run[0] / "recording"
+    op_class.draw(type("Op", (), {"layout": Layout(log), "probe_index": 9, **choices,
+                                  "filepath": str(recording / "manifest.json")})(), bpy.context)
+    assert ("label", "Input", "This recording holds probes 0–7") in log
+    from nnvis_addon.io.recording import probe_count
+    assert probe_count(recording) == 8 and probe_count(digits_run[0]) is None
 
 
 def test_the_tables_keys_are_the_scenes(addon):
