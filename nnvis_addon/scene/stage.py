@@ -49,7 +49,10 @@ class CyclesSettings:
     bounces: int = 0                  # 0: direct light only (the picture is emission + lights)
     filter_width: float = 1.5         # pixel filter width in pixels (Blender's default)
     pixel_filter: str = "BLACKMAN_HARRIS"   # or GAUSSIAN / BOX: measured no better here
-    light_tree: bool = True           # Blender's default; two lights: measured no faster off
+    light_tree: bool = True           # Blender's default. Off in the CPU presets: Cycles builds
+                                      # it again every frame the epoch changes (0.3 s of a 64×36
+                                      # frame of the demo), and two lights plus the emissive cells
+                                      # sample as well without it (28.0 vs 28.15 dB at 1 spp)
     persistent: bool = False          # keep Cycles' scene between frames: measured no faster
                                       # on the CPU (every frame's geometry changes)
 
@@ -57,9 +60,9 @@ class CyclesSettings:
 # One table per device for `nnvis render --quality` and the Render Training Video dialog. Draft is
 # the shipped default; measured cost and PSNR against a reference are in docs/benchmarks.md.
 QUALITY = {
-    "draft": CyclesSettings(samples=1, denoise="FAST"),
+    "draft": CyclesSettings(samples=1, denoise="FAST", light_tree=False),
     "final": CyclesSettings(samples=16, adaptive=True, denoise="HIGH", prefilter="ACCURATE",
-                            bounces=3),
+                            bounces=3, light_tree=False),
 }
 # On a GPU (OIDN denoises there too; persistent data: 0.72 vs 1.29 s a draft frame). H200, OptiX,
 # the demo at 1080p against 1024 spp: draft 1.15 s/frame, 30.0 dB; final 2.89 s/frame, 47.3 dB
