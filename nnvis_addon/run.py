@@ -15,6 +15,7 @@ from . import budget
 from .errors import NNVisError
 from .io import discover as disc
 from .io import keras_files, recording, tf_checkpoint
+from .io.stored import loaded
 from .model.forward import forward_batch_partial
 from .model.keras_config import SHARED_KEY, network_from_config, with_input_shape
 from .model.onnx_graph import read_onnx_epoch, read_onnx_weights
@@ -79,8 +80,9 @@ class Run:
         start = time.perf_counter()
         if activations is None:
             activations, skipped = {}, {}
-            for e in self.epochs:
-                activations[e], skipped = forward_batch_partial(network, weights[e], probes)
+            for e in self.epochs:                   # one epoch's weights in memory at a time
+                activations[e], skipped = forward_batch_partial(network, loaded(weights[e]),
+                                                                probes)
             self.warnings += [f"layer {name!r}: no activations ({why})" for name, why in
                               skipped.items()]
         self.forward_seconds = time.perf_counter() - start   # 0 when the recording had them

@@ -231,15 +231,17 @@ def _layer(network: Network, name: str) -> Layer:
         raise NNVisError(f"network {network.name!r} has no layer {name!r}") from None
 
 
-def _epoch_weights(layer: Layer, weights_by_epoch, count: int) -> list[list[np.ndarray]]:
-    """Each epoch's weight list for `layer`, checked to hold at least `count` arrays."""
+def _epoch_weights(layer: Layer, weights_by_epoch, count: int, stored: bool = False
+                   ) -> list[list[np.ndarray]]:
+    """Each epoch's weight list for `layer`, checked to hold at least `count` arrays; read into
+    memory unless `stored` (the caller reads `io.stored.StoredArray`s in row blocks)."""
     out = []
     for e, weights in enumerate(weights_by_epoch):
         w = weights.get(layer.config.get(SHARED_KEY, layer.name))   # a shared layer's call
         if w is None or len(w) < count:
             raise NNVisError(f"layer {layer.name!r}: epoch {e} has "
                              f"{'no' if w is None else len(w)} weight arrays, needs {count}")
-        out.append([np.asarray(a) for a in w])
+        out.append(list(w) if stored else [np.asarray(a) for a in w])
     return out
 
 
@@ -268,12 +270,14 @@ def _dense_strongest(layer: Layer, source: Layer, weights_by_epoch, limit: int):
     """The `limit` strongest unit → unit edges of a Dense layer (max over epochs of |W|, ties to
     the lower index, as `prune`), found on the kernel in row blocks: a sample of the scores gives a
     safe lower cut, one pass keeps the candidates above it, an exact sort picks the top. Extra
-    memory stays a few blocks, not the 100M-edge list of VGG16's first dense layer."""
+    memory stays a few blocks, not the 100M-edge list of VGG16's first dense layer, and kernels
+    left in their file (`StoredArray`) are read a block at a time."""
     fan_in, units = int(source.output_shape[-1]), int(layer.output_shape[-1])
-    kernels = [w[0] for w in _epoch_weights(layer, weights_by_epoch, 1)]
+    kernels = [w[0] for w in _epoch_weights(layer, weights_by_epoch, 1, stored=True)]
     for k in kernels:
         _check_shape(layer, "Dense kernel", k, (fan_in, units))
     n = fan_in * units
+    block = max(1, (1 << 22) // units)
 
     def score(rows: slice) -> np.ndarray:
         out = np.abs(np.asarray(kernels[0][rows], np.float32))
@@ -282,10 +286,9 @@ def _dense_strongest(layer: Layer, source: Layer, weights_by_epoch, limit: int):
         return out.ravel()
 
     sample_at = np.random.default_rng(0).integers(0, n, min(n, 1 << 20))
-    sample = np.max([np.abs(np.asarray(k, np.float32).ravel()[sample_at]) for k in kernels], axis=0)
+    sample = np.max([np.abs(_flat_values(k, sample_at, block)) for k in kernels], axis=0)
     keep_share = min(1.0, 2.0 * limit / n)
     cut = float(np.quantile(sample, 1.0 - keep_share)) if keep_share < 1.0 else -np.inf
-    block = max(1, (1 << 22) // units)
     while True:
         idx, val = [], []
         for r0 in range(0, fan_in, block):
@@ -298,8 +301,21 @@ def _dense_strongest(layer: Layer, source: Layer, weights_by_epoch, limit: int):
             break
         cut = -np.inf                   # the sample misjudged the tail: take everything
     top = np.sort(idx[np.lexsort((idx, -val))[:limit]])
-    weight = np.stack([np.asarray(k, np.float32).ravel()[top] for k in kernels])
+    weight = np.stack([_flat_values(k, top, block) for k in kernels])
     return top // units, top % units, weight
+
+
+def _flat_values(kernel, flat: np.ndarray, block: int) -> np.ndarray:
+    """float32 kernel.ravel()[flat] of a 2-D kernel, read `block` rows at a time."""
+    units = kernel.shape[1]
+    order = np.argsort(flat, kind="stable")
+    ends = np.searchsorted(flat[order], np.arange(0, kernel.shape[0] + block, block) * units)
+    out = np.empty(flat.shape, np.float32)
+    for b, (lo, hi) in enumerate(zip(ends[:-1], ends[1:])):
+        if hi > lo:
+            rows = np.asarray(kernel[b * block:(b + 1) * block], np.float32).ravel()
+            out[order[lo:hi]] = rows[flat[order[lo:hi]] - b * block * units]
+    return out
 
 
 def connection_size(network: Network, layer: Layer, source: Layer) -> int:
