@@ -268,54 +268,39 @@ def _dense(layer: Layer, source: Layer, weights_by_epoch, *_):
 
 def _dense_strongest(layer: Layer, source: Layer, weights_by_epoch, limit: int):
     """The `limit` strongest unit → unit edges of a Dense layer (max over epochs of |W|, ties to
-    the lower index, as `prune`), found on the kernel in row blocks: a sample of the scores gives a
-    safe lower cut, one pass keeps the candidates above it, an exact sort picks the top. Extra
-    memory stays a few blocks, not the 100M-edge list of VGG16's first dense layer, and kernels
-    left in their file (`StoredArray`) are read a block at a time."""
+    the lower index, as `prune`), found on the kernel in row blocks: a sample of whole rows gives a
+    safe lower cut, one pass keeps the candidates above it with their weights, an exact sort picks
+    the top. Extra memory stays a few blocks, not the 100M-edge list of VGG16's first dense layer,
+    and a kernel left in its file (`StoredArray`) is read once, a block at a time."""
     fan_in, units = int(source.output_shape[-1]), int(layer.output_shape[-1])
     kernels = [w[0] for w in _epoch_weights(layer, weights_by_epoch, 1, stored=True)]
     for k in kernels:
         _check_shape(layer, "Dense kernel", k, (fan_in, units))
     n = fan_in * units
-    block = max(1, (1 << 22) // units)
-
-    def score(rows: slice) -> np.ndarray:
-        out = np.abs(np.asarray(kernels[0][rows], np.float32))
-        for k in kernels[1:]:
-            np.maximum(out, np.abs(k[rows]), out=out)
-        return out.ravel()
-
-    sample_at = np.random.default_rng(0).integers(0, n, min(n, 1 << 20))
-    sample = np.max([np.abs(_flat_values(k, sample_at, block)) for k in kernels], axis=0)
+    rows = np.unique(np.random.default_rng(0).integers(0, fan_in, max(1, (1 << 20) // units)))
+    sample = np.max([np.abs(np.concatenate([np.asarray(k[r:r + 1], np.float32) for r in rows]))
+                     for k in kernels], axis=0).ravel()
     keep_share = min(1.0, 2.0 * limit / n)
     cut = float(np.quantile(sample, 1.0 - keep_share)) if keep_share < 1.0 else -np.inf
+    block = max(1, (1 << 22) // units)
     while True:
-        idx, val = [], []
+        idx, val, weight = [], [], []
         for r0 in range(0, fan_in, block):
-            s = score(slice(r0, r0 + block))
+            w = [np.asarray(k[r0:r0 + block], np.float32).ravel() for k in kernels]
+            s = np.abs(w[0])
+            for other in w[1:]:
+                np.maximum(s, np.abs(other), out=s)
             hit = np.flatnonzero(s >= cut)
             idx.append(hit + r0 * units)
             val.append(s[hit])
+            weight.append(np.stack([other[hit] for other in w]))
         idx, val = np.concatenate(idx), np.concatenate(val)
         if idx.size >= limit or cut == -np.inf:
             break
         cut = -np.inf                   # the sample misjudged the tail: take everything
-    top = np.sort(idx[np.lexsort((idx, -val))[:limit]])
-    weight = np.stack([_flat_values(k, top, block) for k in kernels])
-    return top // units, top % units, weight
-
-
-def _flat_values(kernel, flat: np.ndarray, block: int) -> np.ndarray:
-    """float32 kernel.ravel()[flat] of a 2-D kernel, read `block` rows at a time."""
-    units = kernel.shape[1]
-    order = np.argsort(flat, kind="stable")
-    ends = np.searchsorted(flat[order], np.arange(0, kernel.shape[0] + block, block) * units)
-    out = np.empty(flat.shape, np.float32)
-    for b, (lo, hi) in enumerate(zip(ends[:-1], ends[1:])):
-        if hi > lo:
-            rows = np.asarray(kernel[b * block:(b + 1) * block], np.float32).ravel()
-            out[order[lo:hi]] = rows[flat[order[lo:hi]] - b * block * units]
-    return out
+    top = np.lexsort((idx, -val))[:limit]
+    top = top[np.argsort(idx[top])]
+    return idx[top] // units, idx[top] % units, np.concatenate(weight, axis=1)[:, top]
 
 
 def connection_size(network: Network, layer: Layer, source: Layer) -> int:
