@@ -69,3 +69,31 @@ def test_import_peak_memory_is_one_epoch_of_weights_plus_a_little(tmp_path):
     assert (epochs, connections) == (EPOCHS, len(DENSE) + 1)
     assert peak <= EPOCH_BYTES + (64 << 20), \
         f"import peak {peak / 2**20:.0f} MB, budget {(EPOCH_BYTES + (64 << 20)) / 2**20:.0f} MB"
+
+
+def test_large_arrays_stay_in_the_file_and_a_changed_file_is_refused(tmp_path):
+    """A 1.2 MB kernel comes back as a StoredArray: whole and row reads equal what was written;
+    once the file is rewritten, reading it is an error naming the file, not other numbers."""
+    from nnvis_addon.errors import NNVisError
+    from nnvis_addon.io.keras_files import read_network, read_weights
+    from nnvis_addon.io.stored import StoredArray
+    (tmp_path / "model.json").write_text(json.dumps(
+        {"module": "keras", "class_name": "Sequential", "keras_version": "3.12.0",
+         "config": {"name": "one", "layers": [
+             {"class_name": "InputLayer", "config": {"batch_shape": [None, 600], "name": "in"}},
+             {"class_name": "Dense", "config": {"name": "fc", "units": 512, "use_bias": True}}]}}))
+    kernel = np.random.default_rng(1).standard_normal((600, 512)).astype(np.float32)
+    path = tmp_path / "epoch_00.weights.h5"
+    with h5py.File(path, "w") as f:
+        f["layers/dense/vars/0"] = kernel
+        f["layers/dense/vars/1"] = np.arange(512, dtype=np.float32)
+    stored, bias = read_weights(path, read_network(tmp_path / "model.json"))["fc"]
+    assert isinstance(stored, StoredArray) and not isinstance(bias, StoredArray)
+    np.testing.assert_array_equal(np.asarray(stored), kernel)
+    np.testing.assert_array_equal(stored[3:7], kernel[3:7])
+    np.testing.assert_array_equal(bias, np.arange(512))
+    with h5py.File(path, "w") as f:                     # training overwrote the checkpoint
+        f["layers/dense/vars/0"] = kernel + 1
+        f["layers/dense/vars/1"] = np.zeros(512, np.float32)
+    with pytest.raises(NNVisError, match="changed since it was read"):
+        np.asarray(stored)
