@@ -191,7 +191,9 @@ def _load_checkpoints(path: Path, probe, progress, memory_limit, epochs, on_bad_
     folder = path if path.is_dir() else path.parent
     probes = load_probes(probe, network, folder)
     network, warnings = _sized(network, probes, probe, str(found.architecture))
-    budget.check(network, len(found.epochs), 1, str(path), memory_limit)
+    in_file = all(s.path.name.endswith((".weights.h5", ".keras")) for s in found.epochs)
+    budget.check(network, len(found.epochs), 1, str(path), memory_limit,   # io.stored: one
+                 weight_epochs=1 if in_file else None)                     # epoch at a time
     weights = {}
     for k, source in enumerate(found.epochs):
         if progress:
