@@ -153,7 +153,7 @@ class _Grid:
         self.size = slices * self.side ** 2
         self.base = (np.arange(slices, dtype=np.float32) * np.float32(self.side ** 2))[:, None]
         self.floor = np.empty((2, slices, edges), np.float32)
-        self.gather = np.empty((4, slices * edges), np.complex64)
+        self.gather = np.empty((2, slices * edges), np.complex64)
         self.weight = np.empty(slices * edges)
 
 
@@ -200,17 +200,18 @@ class _Chunk:
         """Each point by the bilinear move at it (complex u + i·v tables), then one smoothing
         step along each edge: inner ← inner/2 + (previous + next)/4."""
         index = self.index.ravel()
-        g = self.grid.gather[:, :index.shape[0]]
-        for k in range(4):
-            np.take(moves[k], index, out=g[k], mode="clip")
+        move, other = self.grid.gather[:, :index.shape[0]]
         fu, fv = self.fu.ravel(), self.fv.ravel()
-        g[3] *= fu                                   # a + fu·b + fv·(c + fu·d)
-        g[3] += g[2]
-        g[3] *= fv
-        g[1] *= fu
-        g[0] += g[1]
-        g[0] += g[3]
-        self.p[1:-1] += g[0].reshape(self.index.shape)
+        take = lambda k, out: np.take(moves[k], index, out=out, mode="clip")  # noqa: E731
+        take(3, move)                                # a + fu·b + fv·(c + fu·d), two buffers
+        move *= fu
+        move += take(2, other)
+        move *= fv
+        other = take(1, other)
+        other *= fu
+        move += other
+        move += take(0, other)
+        self.p[1:-1] += move.reshape(self.index.shape)
         pos = self.p.view(np.float32)                # (points, 2·edges): u, v, u, v, …
         s = self.grid.floor.ravel()[:pos[1:-1].size].reshape(pos[1:-1].shape)
         np.add(pos[:-2], pos[2:], out=s)
