@@ -15,7 +15,8 @@ import numpy as np
 from ..errors import NNVisError
 from .network import Layer, Network
 from .keras_config import SHARED_KEY
-from .kinds import MERGE, PASS_THROUGH
+from .kinds import MERGE, MOVE, PASS_THROUGH
+from .ops import moved_elements
 
 
 @dataclass
@@ -66,7 +67,8 @@ def layer_edges(network: Network, layer_name: str,
       cell → every cell it is broadcast to), weight 1. Concatenate: each input's cells → their cells
       in the output (offset along the channel axis), weight 1.
     - Flatten, Reshape: each input cell → every output cell its elements land in (Flatten of
-      (H, W, C): map c → units (h·W + w)·C + c), weight 1.
+      (H, W, C): map c → units (h·W + w)·C + c), weight 1. Rearrange, Slice (ONNX reshapes and
+      slices): the same, so a channel shuffle is one edge per map, map π(c) → map c.
     - Block (a folded block, blocks.py): input channel → output cell, weight composed through the
       block's layers; each output cell's strongest inputs only.
     - InputLayer: no edges ({}). Any other kind: NNVisError naming the layer.
@@ -306,7 +308,7 @@ def connection_size(network: Network, layer: Layer, source: Layer) -> int:
     """How many edges `source` → `layer` has, from the shapes alone (for level-of-detail budgets)."""
     if layer.kind in ("Dense", "Conv2D", "SeparableConv2D", "Block"):
         return source.cell_count * layer.cell_count // max(int(layer.config.get("groups", 1)), 1)
-    if layer.kind in ("Flatten", "Reshape"):
+    if layer.kind in ("Flatten", "Reshape") or layer.kind in MOVE:
         return max(source.cell_count, layer.cell_count)
     return layer.cell_count
 
@@ -420,6 +422,13 @@ def _reshape(layer: Layer, source: Layer, *_):
     index = np.arange(size)
     if layer.config.get("order") == "chw" and len(source.output_shape) == 3:
         index = index.reshape(source.output_shape).transpose(2, 0, 1).ravel()
+    return _element_edges(source, layer, index)
+
+
+def _moved(layer: Layer, source: Layer, *_):
+    """Rearrange, Slice: output element i is the input element the kind moves there (a channel
+    shuffle: map c from map π(c), one edge each)."""
+    index = moved_elements(layer.kind, layer.config, tuple(int(d) for d in source.output_shape))
     return _element_edges(source, layer, index)
 
 
@@ -562,6 +571,7 @@ _KINDS = {
     "Flatten": _reshape, "Reshape": _reshape, "Concatenate": _concat,
     **{kind: _merge for kind in sorted(MERGE)},
     **{kind: _same_cells for kind in sorted(PASS_THROUGH)},
+    **{kind: _moved for kind in sorted(MOVE)},
 }
 KINDS = frozenset(_KINDS) - {"Block"} | {"InputLayer"}    # every model layer kind it knows
 
@@ -569,4 +579,5 @@ KINDS = frozenset(_KINDS) - {"Block"} | {"InputLayer"}    # every model layer ki
 def passes_through(layer: Layer) -> bool:
     """Layers that only move or gate values (Flatten, Dropout, activations, ...): the layout
     draws them small and the scene their links thin, so the layers that learn stand out."""
-    return layer.kind in PASS_THROUGH or layer.kind in ("Flatten", "Reshape")
+    return layer.kind in PASS_THROUGH or layer.kind in MOVE or layer.kind in ("Flatten",
+                                                                              "Reshape")

@@ -28,6 +28,10 @@ PASS_THROUGH = POOL | IDENTITY | frozenset({
     "Resizing", "CenterCrop", "RandomCrop", "Activation", "ReLU", "LeakyReLU", "ThresholdedReLU", "Softmax",
     "Rescaling", "Normalization", "LayerNormalization"})
 
+# nnvis' own kinds (not Keras') that only move values: ONNX reshapes that reorder elements (a
+# channel shuffle) and slices; their edges follow the elements (`ops.moved_elements`)
+MOVE = frozenset({"Rearrange", "Slice"})
+
 MERGE = frozenset({"Add", "Subtract", "Multiply", "Maximum", "Minimum", "Average"})  # element-wise
 
 # map i of the output comes from map i of each input alone: no fan of edges to spread out, so the

@@ -523,6 +523,64 @@ def _layer_norm_apply(config, weights, x):
 
 
 # --------------------------------------------------------------------------------------------------
+# Moving values: nnvis' own kinds for ONNX's reshapes and slices (model.onnx_layout), not Keras'
+
+
+def _ints(config, key) -> list[int]:
+    value = config[key]
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise NNVisError(f"bad {key} {value!r}: expected a list of ints")
+    return [int(v) for v in value]
+
+
+def _rearrange_params(config, shape):
+    """Rearrange: split the array (without batch) into `split`, permute by `perm`, reshape to
+    `target_shape` — a channel shuffle, a flatten in another order."""
+    split, perm, target = (_ints(config, k) for k in ("split", "perm", "target_shape"))
+    if sorted(perm) != list(range(len(split))) or min(split + target, default=1) < 1 or \
+            None not in shape and not math.prod(split) == math.prod(shape) == math.prod(target):
+        raise NNVisError(f"cannot rearrange {tuple(shape)} by split {split}, perm {perm} into "
+                         f"{tuple(target)}")
+    return split, perm, target
+
+
+def _rearrange_apply(config, weights, x):
+    split, perm, target = _rearrange_params(config, x.shape[1:])
+    n = x.shape[0]
+    return x.reshape(n, *split).transpose(0, *(p + 1 for p in perm)).reshape(n, *target)
+
+
+def _slice_params(config, shape):
+    """Slice: the elements range(start, stop, step) of one axis (Keras numbering, with batch)."""
+    axis = _axis(config.get("axis"), len(shape) + 1, "Slice") - 1
+    picked = range(*(int(config[k]) for k in ("start", "stop", "step")))
+    if shape[axis] is None or not picked or min(picked) < 0 or max(picked) >= shape[axis]:
+        raise NNVisError(f"slice {picked} is empty or outside axis {axis + 1} of {shape}")
+    return axis, picked
+
+
+def _slice_shape(config, shape):
+    axis, picked = _slice_params(config, shape)
+    return tuple(len(picked) if i == axis else d for i, d in enumerate(shape))
+
+
+def _slice_apply(config, weights, x):
+    axis, picked = _slice_params(config, x.shape[1:])
+    return np.take(x, np.asarray(picked), axis=axis + 1)
+
+
+def moved_elements(kind: str, config: dict, shape: tuple) -> np.ndarray:
+    """For a kind that only moves values (Rearrange, Slice): index[i] = the input element (flat,
+    C order, no batch) that output element i is, computed by the kind itself."""
+    if kind not in kinds.MOVE:
+        raise NNVisError(f"{kind} does not only move values")
+    index = np.arange(math.prod(shape)).reshape(1, *shape)
+    return np.asarray(_call(_OPS[kind].apply, _OPS[kind], (config, []), [index], kind, None)
+                      ).ravel()
+
+
+# --------------------------------------------------------------------------------------------------
 # Merges (several inputs)
 
 
@@ -641,6 +699,9 @@ _register("Maximum", _fold(np.maximum), shape=_merge_shape, arity=None)
 _register("Minimum", _fold(np.minimum), shape=_merge_shape, arity=None)
 _register("Average", _average_apply, shape=_merge_shape, arity=None)
 _register("Concatenate", _concat_apply, shape=_concat_shape, arity=None)
+_register("Rearrange", _rearrange_apply,
+          shape=lambda config, shape: tuple(_rearrange_params(config, shape)[2]))
+_register("Slice", _slice_apply, shape=_slice_shape)
 
 SUPPORTED: frozenset[str] = frozenset(_OPS)
 
@@ -674,7 +735,8 @@ CONFIG_KEYS: dict[str, frozenset[str]] = {kind: frozenset(keys | _ANY) for kind,
     "Normalization": {"axis", "invert", "mean", "variance"}, "Rescaling": {"offset", "scale"},
     "Activation": {"activation"}, "ReLU": {"max_value", "negative_slope", "threshold"},
     "LeakyReLU": {"negative_slope"}, "ThresholdedReLU": {"theta"}, "Softmax": {"axis"},
-    "Concatenate": {"axis"},
+    "Concatenate": {"axis"}, "Rearrange": {"split", "perm", "target_shape"},
+    "Slice": {"axis", "start", "stop", "step"},
     **{kind: set() for kind in ("Add", "Subtract", "Multiply", "Maximum", "Minimum", "Average")},
 }.items()}
 
