@@ -26,17 +26,19 @@ IDENTITY = frozenset({
 PASS_THROUGH = POOL | IDENTITY | frozenset({
     "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ZeroPadding2D", "Cropping2D", "UpSampling2D",
     "Resizing", "CenterCrop", "RandomCrop", "Activation", "ReLU", "LeakyReLU", "ThresholdedReLU", "Softmax",
-    "Rescaling", "Normalization", "LayerNormalization"})
+    "Rescaling", "Normalization", "LayerNormalization", "Square", "Sqrt", "Erf"})
 
 # nnvis' own kinds (not Keras') that only move values: ONNX reshapes that reorder elements (a
 # channel shuffle) and slices; their edges follow the elements (`ops.moved_elements`)
 MOVE = frozenset({"Rearrange", "Slice"})
 
-MERGE = frozenset({"Add", "Subtract", "Multiply", "Maximum", "Minimum", "Average"})  # element-wise
+MERGE = frozenset({"Add", "Subtract", "Multiply", "Divide", "Maximum", "Minimum",  # element-wise
+                   "Average"})
 
 # map i of the output comes from map i of each input alone: no fan of edges to spread out, so the
 # layout sets such a layer close behind its inputs
-MAPWISE = PASS_THROUGH | MERGE | frozenset({"BatchNormalization", "DepthwiseConv2D", "Concatenate"})
+MAPWISE = PASS_THROUGH | MERGE | frozenset({"BatchNormalization", "DepthwiseConv2D", "Concatenate",
+                                             "Affine"})
 
 
 @dataclass(frozen=True)

@@ -53,8 +53,10 @@ def read_onnx_epoch(path) -> tuple[Network, dict[str, list[np.ndarray]]]:
 def read_onnx_weights(path, network: Network) -> dict[str, list[np.ndarray]]:
     """Another epoch's weights, checked to be the same graph as `network` (the first epoch)."""
     other, weights = read_onnx_epoch(path)
-    mine = [(l.name, l.kind, tuple(l.output_shape), l.weight_shapes) for l in network.layers]
-    theirs = [(l.name, l.kind, tuple(l.output_shape), l.weight_shapes) for l in other.layers]
+    mine = [(l.name, l.kind, tuple(l.output_shape), l.weight_shapes, l.config)
+            for l in network.layers]
+    theirs = [(l.name, l.kind, tuple(l.output_shape), l.weight_shapes, l.config)
+              for l in other.layers]
     if mine != theirs:
         diff = next((b for a, b in zip(mine, theirs) if a != b), None) or \
             f"{len(theirs)} layers instead of {len(mine)}"
@@ -79,6 +81,7 @@ def network_from_onnx(model: OnnxModel) -> tuple[Network, dict[str, list[np.ndar
     producer = {first.name: first.name}            # value name -> layer whose output it is
     layouts = {first.name: layout}                 # layer name -> its Layout (None: unknown)
     consts = dict(model.initializers)
+    learned = set(model.initializers)              # constants that may differ between epochs
     unknown = set()                                # values of nodes that could not be folded
     for node in model.nodes:
         dynamic = [v for v in node.inputs if v in producer]
@@ -88,6 +91,8 @@ def network_from_onnx(model: OnnxModel) -> tuple[Network, dict[str, list[np.ndar
         if not dynamic:
             if not _fold(node, consts):
                 unknown.update(node.outputs)
+            elif learned.intersection(node.inputs):
+                learned.update(node.outputs)
             continue
         missing = [v for v in node.inputs if v and v not in producer and v not in consts
                    and v not in unknown]
@@ -96,7 +101,7 @@ def network_from_onnx(model: OnnxModel) -> tuple[Network, dict[str, list[np.ndar
                              "earlier node or initializer gives (not in topological order?)")
         inbound = [producer[v] for v in dynamic]
         layer, w, layouts[node.name] = _layer(node, inbound, [layouts[n] for n in inbound],
-                                              consts, model.opset)
+                                              consts, learned, model.opset)
         layers.append(layer)
         if w:
             weights[layer.name] = w
@@ -113,7 +118,7 @@ def _from_nnvis(shape) -> Layout:
     return Layout.default((shape[2], shape[0], shape[1]) if len(shape) == 3 else shape)
 
 
-def _layer(node, inbound, layouts, consts, opset):
+def _layer(node, inbound, layouts, consts, learned, opset):
     """The Layer for one node (unsupported when nnvis has no rule), its weights and its output's
     Layout (None when unknown)."""
     where = f"node {node.name!r} ({node.op_type})"
@@ -122,7 +127,7 @@ def _layer(node, inbound, layouts, consts, opset):
             raise _Skip("the shape of its input is unknown")
         if node.domain not in ("", "ai.onnx"):
             raise _Skip(f"operator domain {node.domain!r} is not the standard one")
-        kind, config, w, layout = _map(node, layouts, consts, opset)
+        kind, config, w, layout = _map(node, layouts, consts, learned, opset)
         in_shapes = [l.nnvis_shape for l in layouts]
         out = ops.output_shape(kind, config, in_shapes, layer_name=node.name)
         expected = ops.weight_shapes(kind, config, in_shapes, layer_name=node.name)
@@ -216,9 +221,9 @@ def _maps(layout: Layout) -> None:
                     f"{[list(g) for g in layout.groups]}")
 
 
-def _map(node: OnnxNode, layouts, consts, opset):
+def _map(node: OnnxNode, layouts, consts, learned, opset):
     """(Keras kind, config, weights, output Layout or None for `_layer`'s rule) for one node,
-    or _Skip."""
+    or _Skip. `learned`: the constants that come from initializers (weights, not config)."""
     op, a = node.op_type, node.attributes
     lay = layouts[0]
     rank = len(lay.shape) + 1
@@ -259,7 +264,7 @@ def _map(node: OnnxNode, layouts, consts, opset):
         return ("MaxPooling2D" if op == "MaxPool" else "AveragePooling2D"), \
             {"pool_size": k, "strides": config["strides"], "padding": config["padding"]}, [], None
     if op in ("GlobalAveragePool", "GlobalMaxPool") or op == "ReduceMean" and _mean_hw(
-            node, consts, rank):
+            node, lay, consts):
         _maps(lay)
         kind = "GlobalMaxPooling2D" if op == "GlobalMaxPool" else "GlobalAveragePooling2D"
         return kind, {"keepdims": bool(a.get("keepdims", 1))}, [], None
@@ -291,7 +296,7 @@ def _map(node: OnnxNode, layouts, consts, opset):
     if op in _PASS:
         return _PASS[op], {}, [], None
     if op in ("Add", "Sub", "Mul", "Div"):
-        return _binary(node, layouts, consts)
+        return _binary(node, layouts, consts, learned)
     if op == "Concat":
         if len(layouts) != len(node.inputs):
             raise _Skip("concatenates constants")
@@ -317,6 +322,15 @@ def _map(node: OnnxNode, layouts, consts, opset):
         return _slice(node, lay, consts, opset)
     if op == "LayerNormalization":
         return _layer_norm(node, lay, consts)
+    if op == "ReduceMean":
+        return _mean(node, lay, consts)
+    if op in ("Sqrt", "Erf"):
+        return op, {}, [], None
+    if op == "Pow":
+        exponent = _const(node, consts, 1, "exponent")
+        if exponent is None or exponent.size != 1 or float(exponent) not in (0.5, 1, 2):
+            raise _Skip(f"Pow to {exponent} (only a square or a square root)")
+        return {0.5: "Sqrt", 1: "Identity", 2: "Square"}[float(exponent)], {}, [], None
     if op in ("Gemm", "MatMul"):
         b = _const(node, consts, 1, "weight matrix")
         c = _const(node, consts, 2, "bias") if op == "Gemm" else None
@@ -453,25 +467,51 @@ def _layer_norm(node, layout: Layout, consts):
         a.get("epsilon", 1e-5)), "center": bias is not None, "scale": True}, weights, None
 
 
-def _mean_hw(node, consts, rank) -> bool:
-    """A ReduceMean over H and W of a feature map (axes an attribute before opset 18, an input
-    after)."""
+def _reduced_axes(node, consts):
+    """A reduction's axes (an attribute before opset 18, an input after), or None for all."""
     axes = node.attributes.get("axes")
     if axes is None and len(node.inputs) > 1:
         axes = _const(node, consts, 1, "axes")
-    return rank == 4 and axes is not None and sorted(int(v) % 4 for v in axes) == [2, 3]
+    return None if axes is None else [int(v) for v in np.ravel(axes)]
 
 
-def _binary(node, layouts, consts):
-    """Add/Sub/Mul/Div: of two layers a merge layer, of a layer and a constant a Rescaling."""
+def _mean_hw(node, layout: Layout, consts) -> bool:
+    """A ReduceMean over H and W of a feature map: a global average pooling."""
+    axes = _reduced_axes(node, consts)
+    return len(layout.shape) == 3 and layout.is_default and axes is not None and sorted(
+        v % 4 for v in axes) == [2, 3]
+
+
+def _mean(node, layout: Layout, consts):
+    """ReduceMean over other axes (LayerNorm's statistics over the channels, decomposed)."""
+    rank = len(layout.shape) + 1
+    axes = _reduced_axes(node, consts)
+    axes = list(range(1, rank)) if axes is None else [v % rank for v in axes]
+    if not axes and node.attributes.get("noop_with_empty_axes"):
+        return "Identity", {}, [], None
+    found = layout.nnvis_axes(axes)
+    if 0 in axes or found is None:
+        raise _Skip(f"averages over axes {axes}, which nnvis holds merged with others")
+    keep = bool(node.attributes.get("keepdims", 1))
+    shape = tuple(1 if i + 1 in axes else d for i, d in enumerate(layout.shape))
+    groups = layout.groups
+    if not keep:
+        gone = [a - 1 for a in axes]
+        shape = tuple(d for i, d in enumerate(layout.shape) if i not in gone)
+        groups = tuple(tuple(a - sum(g < a for g in gone) for a in group)
+                       for k, group in enumerate(groups) if k not in found)
+    return "Mean", {"axis": [i + 1 for i in found], "keepdims": keep}, [], Layout(shape, groups)
+
+
+def _binary(node, layouts, consts, learned):
+    """Add/Sub/Mul/Div: of two layers a merge layer, of a layer and a constant a Rescaling, of a
+    layer and an initializer an Affine (its weights: each epoch's file has its own)."""
     op = node.op_type
     if len(layouts) == 2:
-        if op == "Div":
-            raise _Skip("division of two computed values")
         if len({l.groups for l in layouts}) > 1:
             raise _Skip("its inputs are laid out differently")
         shape = tuple(np.broadcast_shapes(*(l.shape for l in layouts)))
-        return {"Add": "Add", "Sub": "Subtract", "Mul": "Multiply"}[op], {}, [], \
+        return {"Add": "Add", "Sub": "Subtract", "Mul": "Multiply", "Div": "Divide"}[op], {}, [], \
             Layout(shape, layouts[0].groups)
     if len(node.inputs) != 2:
         raise _Skip("unexpected inputs")
@@ -487,6 +527,10 @@ def _binary(node, layouts, consts):
         if k == 0:
             raise _Skip("a constant divided by a computed value")
         scale, offset = 1 / c, np.float32(0)
+    if node.inputs[k] in learned:
+        shape = np.broadcast_shapes(np.shape(scale), np.shape(offset))
+        return "Affine", {"shape": list(shape)}, [np.broadcast_to(scale, shape),
+                                                  np.broadcast_to(offset, shape)], None
     return "Rescaling", {"scale": np.asarray(scale).tolist(),
                          "offset": np.asarray(offset).tolist()}, [], None
 

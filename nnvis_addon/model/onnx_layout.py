@@ -179,8 +179,10 @@ def _common_atoms(a: tuple, b: tuple):
 
 def _groups_of(groups_atoms, atoms_out) -> tuple[tuple[int, ...], ...] | None:
     """nnvis' axes (as lists of atoms) written as runs of whole ONNX axes of the new value, or
-    None when an axis of the new value spans two nnvis axes. Size-1 axes join the last group."""
+    None when an axis of the new value spans two nnvis axes. The new value's size-1 axes go to
+    nnvis' axes of size 1 (a 1×1 map's H and W), in order, and the rest to the last axis."""
     starts = {atoms[0]: axis for axis, atoms in atoms_out.items() if atoms}
+    ones = [axis for axis, atoms in atoms_out.items() if not atoms]
     groups = []
     for atoms in groups_atoms:
         group, k = [], 0
@@ -190,11 +192,13 @@ def _groups_of(groups_atoms, atoms_out) -> tuple[tuple[int, ...], ...] | None:
                 return None
             group.append(axis)
             k += len(atoms_out[axis])
+        if not group:
+            if not ones:
+                return None
+            group.append(ones.pop(0))
         groups.append(group)
-    ones = [axis for axis, atoms in atoms_out.items() if not atoms]
-    if not groups:
-        return (tuple(ones),) if ones else ()
-    groups[-1] += ones
-    if any(not g for g in groups):
+    if ones and not groups:
         return None
+    if ones:
+        groups[-1] += ones
     return tuple(tuple(g) for g in groups)

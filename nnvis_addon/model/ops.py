@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import NNVisError
 from . import kinds
 from .kernels import (ACTIVATIONS, Unsupported, activate, avg_pool, axis_padding, check_activation,
-                      conv2d, depthwise_conv2d, max_pool, out_length, resize_bilinear,
+                      conv2d, depthwise_conv2d, erf, max_pool, out_length, resize_bilinear,
                       smart_resize, softmax, upsample)
 
 __all__ = ["ACTIVATIONS", "CONFIG_KEYS", "SUPPORTED", "Unsupported", "apply",
@@ -420,6 +420,19 @@ def _rescaling_apply(config, weights, x):
     return x * _numbers(config["scale"], "scale") + _numbers(config.get("offset", 0.0), "offset")
 
 
+def _affine_weights(config, shape):
+    weight = tuple(_ints(config, "shape"))
+    _check_broadcast(np.zeros(weight), shape, "Affine weights")
+    return [weight, weight]
+
+
+def _affine_apply(config, weights, x):
+    """nnvis' Affine: x · scale + offset with learned arrays (weights, one set per epoch) that
+    broadcast against the input — an ONNX Add/Sub/Mul/Div by an initializer: the bias after a
+    MatMul, ConvNeXt's layer scale. (Rescaling holds constants that never train.)"""
+    return x * weights[0] + weights[1]
+
+
 # --------------------------------------------------------------------------------------------------
 # Normalizations
 
@@ -581,6 +594,28 @@ def moved_elements(kind: str, config: dict, shape: tuple) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------
+# Math: ONNX's element-wise ops and reductions that exports decompose layers into (LayerNorm as
+# ReduceMean/Sub/Pow/Sqrt/Div before opset 17, GELU through Erf before opset 20); named as
+# Keras 3's ops classes, configs as their arguments
+
+
+def _mean_axes(config, shape) -> list[int]:
+    return _axes(config, len(shape) + 1, "Mean", None) or list(range(1, len(shape) + 1))
+
+
+def _mean_shape(config, shape):
+    axes = _mean_axes(config, shape)
+    if config.get("keepdims"):
+        return tuple(1 if i + 1 in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i + 1 not in axes)
+
+
+def _mean_apply(config, weights, x):
+    return x.mean(axis=tuple(_mean_axes(config, x.shape[1:])), keepdims=bool(config.get(
+        "keepdims")))
+
+
+# --------------------------------------------------------------------------------------------------
 # Merges (several inputs)
 
 
@@ -601,7 +636,7 @@ def _merge_shape(config, shapes):
 
 def _subtract_shape(config, shapes):
     if len(shapes) != 2:
-        raise NNVisError(f"Subtract takes exactly 2 inputs, got {len(shapes)}")
+        raise NNVisError(f"takes exactly 2 inputs, got {len(shapes)}")
     return _merge_shape(config, shapes)
 
 
@@ -685,6 +720,7 @@ _register("BatchNormalization", _bn_apply, weights=_bn_weights)
 _register("LayerNormalization", _layer_norm_apply, weights=_layer_norm_weights)
 _register("Normalization", _normalization_apply, weights=_normalization_weights)
 _register("Rescaling", _rescaling_apply, shape=_rescaling_shape)
+_register("Affine", _affine_apply, weights=_affine_weights)
 _register("Activation", lambda config, weights, x: activate(config.get("activation"), x))
 _register("ReLU", _relu_apply)
 _register("LeakyReLU", _leaky_relu_apply)
@@ -699,6 +735,11 @@ _register("Maximum", _fold(np.maximum), shape=_merge_shape, arity=None)
 _register("Minimum", _fold(np.minimum), shape=_merge_shape, arity=None)
 _register("Average", _average_apply, shape=_merge_shape, arity=None)
 _register("Concatenate", _concat_apply, shape=_concat_shape, arity=None)
+_register("Square", lambda config, weights, x: x * x)
+_register("Sqrt", lambda config, weights, x: np.sqrt(x))
+_register("Erf", lambda config, weights, x: erf(x))
+_register("Mean", _mean_apply, shape=_mean_shape)
+_register("Divide", _fold(np.divide), shape=_subtract_shape, arity=None)
 _register("Rearrange", _rearrange_apply,
           shape=lambda config, shape: tuple(_rearrange_params(config, shape)[2]))
 _register("Slice", _slice_apply, shape=_slice_shape)
@@ -733,10 +774,12 @@ CONFIG_KEYS: dict[str, frozenset[str]] = {kind: frozenset(keys | _ANY) for kind,
                                    "synchronized"},
     "LayerNormalization": _NORM | {"rms_scaling"},
     "Normalization": {"axis", "invert", "mean", "variance"}, "Rescaling": {"offset", "scale"},
+    "Affine": {"shape"},
     "Activation": {"activation"}, "ReLU": {"max_value", "negative_slope", "threshold"},
     "LeakyReLU": {"negative_slope"}, "ThresholdedReLU": {"theta"}, "Softmax": {"axis"},
     "Concatenate": {"axis"}, "Rearrange": {"split", "perm", "target_shape"},
-    "Slice": {"axis", "start", "stop", "step"},
+    "Slice": {"axis", "start", "stop", "step"}, "Mean": {"axis", "keepdims"},
+    **{kind: set() for kind in ("Square", "Sqrt", "Erf", "Divide")},
     **{kind: set() for kind in ("Add", "Subtract", "Multiply", "Maximum", "Minimum", "Average")},
 }.items()}
 
