@@ -28,19 +28,21 @@ def torchvision_model(name: str, seed: int = 0):
 
 
 def node_outputs(path, x: np.ndarray) -> dict[str, np.ndarray]:
-    """onnxruntime's first output of every node for the batch `x` (NCHW), by node name."""
+    """onnxruntime's outputs of every node for the batch `x` (NCHW), by node name (`name:k` for
+    output k > 0, as nnvis names a Split's outputs)."""
     import onnx
     import onnxruntime as ort
     model = onnx.load(str(path))
     graph_outputs = {o.name for o in model.graph.output}
     for node in model.graph.node:
-        if node.output and node.output[0] not in graph_outputs:
-            model.graph.output.append(onnx.helper.make_empty_tensor_value_info(node.output[0]))
+        for out in node.output:
+            if out and out not in graph_outputs:
+                model.graph.output.append(onnx.helper.make_empty_tensor_value_info(out))
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     values = dict(zip(names, session.run(None, {model.graph.input[0].name: x})))
-    return {node.name: values[node.output[0]] for node in model.graph.node
-            if node.output and node.output[0] in values}
+    return {node.name if k == 0 else f"{node.name}:{k}": values[out]     # nnvis' layer names
+            for node in model.graph.node for k, out in enumerate(node.output) if out in values}
 
 
 def channels_last(value: np.ndarray, config: dict | None = None) -> np.ndarray:

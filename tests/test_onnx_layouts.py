@@ -21,9 +21,10 @@ from onnx_models import assert_nodes_match, export  # noqa: E402
 SIZE = 32
 
 
-def _epochs(make, folder, opset, seeds=(1, 2)):
+def _epochs(make, folder, opset, seeds=(1, 2), dynamo=False):
     """One ONNX file per 'epoch': the model with every parameter and buffer drawn anew (ConvNeXt
-    starts its layer scale at 1e-6 and its LayerNorms at 1 and 0, which would hide the blocks)."""
+    starts its layer scale at 1e-6 and its LayerNorms at 1 and 0, which would hide the blocks);
+    by the TorchScript exporter, or the dynamo one (torch's default: chunk as Split)."""
     folder.mkdir()
     model = make()
     for epoch, seed in enumerate(seeds, 1):
@@ -33,7 +34,12 @@ def _epochs(make, folder, opset, seeds=(1, 2)):
                 if p.dtype.is_floating_point:
                     value = torch.randn(p.shape, generator=generator) * 0.5
                     p.copy_(value.abs() + 0.5 if "running_var" in name else value)
-        export(model, folder / f"epoch_{epoch:02d}.onnx", SIZE, opset_version=opset)
+        if dynamo:
+            torch.onnx.export(model.eval(), (torch.zeros(1, 3, SIZE, SIZE),),
+                              str(folder / f"epoch_{epoch:02d}.onnx"), dynamo=True,
+                              input_names=["input"], opset_version=opset, external_data=False)
+        else:
+            export(model, folder / f"epoch_{epoch:02d}.onnx", SIZE, opset_version=opset)
     return folder
 
 
@@ -89,8 +95,9 @@ def test_convnext_every_layer_every_epoch(opset, kinds, tmp_path):
         assert not np.allclose(*factors)
 
 
-def test_shufflenet_every_layer_every_epoch_and_the_shuffle_is_a_permutation(tmp_path):
-    folder = _epochs(_shufflenet, tmp_path / "shufflenet", 20)
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_shufflenet_every_layer_every_epoch_and_the_shuffle_is_a_permutation(dynamo, tmp_path):
+    folder = _epochs(_shufflenet, tmp_path / "shufflenet", 20, dynamo=dynamo)
     x = _probe()
     run = load_run(folder, probe=x)
     assert run.epochs == [1, 2] and not run.warnings
@@ -109,8 +116,9 @@ def test_shufflenet_every_layer_every_epoch_and_the_shuffle_is_a_permutation(tmp
     # the 5-D reshapes around the shuffle keep the maps as they are
     reshapes = [l for l in run.layers if l.config.get("_nnvis_onnx_op") == "Reshape"]
     assert len(reshapes) == 8 and {l.kind for l in reshapes} == {"Identity"}
-    # the channel split: each half's maps, one edge each
+    # the channel split (two Slices, or a Split's two outputs): each half's maps, one edge each
     halves = [l for l in run.layers if l.kind == "Slice"]
+    assert {l.config["_nnvis_onnx_op"] for l in halves} == {"Split" if dynamo else "Slice"}
     assert len(halves) == 2                      # the one stride-1 block splits its input
     for layer in halves:
         (edges,) = _edges(run, layer).values()

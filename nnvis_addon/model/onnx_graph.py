@@ -83,7 +83,7 @@ def network_from_onnx(model: OnnxModel) -> tuple[Network, dict[str, list[np.ndar
     consts = dict(model.initializers)
     learned = set(model.initializers)              # constants that may differ between epochs
     unknown = set()                                # values of nodes that could not be folded
-    for node in model.nodes:
+    for node in _one_output_each(model.nodes, producer):
         dynamic = [v for v in node.inputs if v in producer]
         if node.op_type == "Shape" and dynamic and layouts[producer[dynamic[0]]] is not None:
             consts[node.outputs[0]] = np.array([1, *layouts[producer[dynamic[0]]].shape])
@@ -110,6 +110,22 @@ def network_from_onnx(model: OnnxModel) -> tuple[Network, dict[str, list[np.ndar
     name = model.name or "onnx_model"
     return Network(name=name, layers=layers, input_order="chw" if len(shape) == 3 else "hwc"), \
         weights
+
+
+_OUTPUT_KEY = "_nnvis_output"       # in a split node's attributes: (which output, of how many)
+
+
+def _one_output_each(nodes, producer):
+    """The nodes, a Split of a computed value as one node per output (each a layer: output k > 0
+    is named `node:k`), so every value a later node reads has its own layer."""
+    for node in nodes:
+        if node.op_type != "Split" or len(node.outputs) < 2 or node.inputs[0] not in producer:
+            yield node
+            continue
+        for k, out in enumerate(node.outputs):
+            yield OnnxNode(node.name if k == 0 else f"{node.name}:{k}", node.op_type, node.domain,
+                           node.inputs, [out], {**node.attributes,
+                                                _OUTPUT_KEY: (k, len(node.outputs))})
 
 
 def _from_nnvis(shape) -> Layout:
@@ -320,6 +336,8 @@ def _map(node: OnnxNode, layouts, consts, learned, opset):
         return _moved(*_follow(onnx_layout.transpose, lay, perm))
     if op == "Slice":
         return _slice(node, lay, consts, opset)
+    if op == "Split":
+        return _split(node, lay, consts, opset)
     if op == "LayerNormalization":
         return _layer_norm(node, lay, consts)
     if op == "ReduceMean":
@@ -432,18 +450,41 @@ def _slice(node, layout: Layout, consts, opset):
     rank = len(layout.shape) + 1
     axes = list(range(len(starts))) if axes is None else [int(v) % rank for v in axes]
     steps = [1] * len(axes) if steps is None else [int(v) for v in steps]
-    shape, cut = list(layout.shape), []
+    cut = []
     for axis, start, end, step in zip(axes, starts, ends, steps):
         if axis == 0:
             raise _Skip("slices the batch")
-        picked = range(*slice(int(start), int(end), step).indices(shape[axis - 1]))
-        if len(picked) != shape[axis - 1] or step != 1:
+        picked = range(*slice(int(start), int(end), step).indices(layout.shape[axis - 1]))
+        if len(picked) != layout.shape[axis - 1] or step != 1:
             cut.append((axis, picked))
-    if not cut:
-        return "Identity", {}, [], None
     if len(cut) > 1:
         raise _Skip("slices several axes at once")
-    (axis, picked), = cut
+    return _cut(layout, *cut[0]) if cut else ("Identity", {}, [], None)
+
+
+def _split(node, layout: Layout, consts, opset):
+    """One output of a Split (torch.chunk as the dynamo exporter writes it) as a Slice."""
+    a, (k, parts) = node.attributes, node.attributes[_OUTPUT_KEY]
+    rank = len(layout.shape) + 1
+    axis = int(a.get("axis", 0)) % rank
+    if axis == 0:
+        raise _Skip("splits the batch")
+    n = layout.shape[axis - 1]
+    sizes = a.get("split") if opset < 13 else _const(node, consts, 1, "split sizes")
+    if sizes is None:
+        count = int(a.get("num_outputs", 0)) or parts
+        step = -(-n // count)
+        sizes = [min(step, n - i * step) for i in range(count)]
+    sizes = [int(v) for v in sizes]
+    if k >= len(sizes) or sum(sizes) != n:
+        raise _Skip(f"split sizes {sizes} of an axis of {n}")
+    start = sum(sizes[:k])
+    return _cut(layout, axis, range(start, start + sizes[k]))
+
+
+def _cut(layout: Layout, axis: int, picked: range):
+    """nnvis' Slice of ONNX axis `axis` (counting the batch) to the elements `picked`."""
+    shape = list(layout.shape)
     shape[axis - 1] = len(picked)
     return "Slice", {"axis": _axis(layout, axis), "start": picked.start, "stop": picked.stop,
                      "step": picked.step}, [], Layout(tuple(shape), layout.groups)
