@@ -50,7 +50,7 @@ def channels_last(value: np.ndarray, config: dict | None = None) -> np.ndarray:
     records: (1, C, H, W) → (H, W, C), other ranks without the batch, unless the layer's value
     had its axes moved (an NHWC value after a Transpose, a 5-D channel shuffle)."""
     from nnvis_addon.model.onnx_layout import of_layer
-    return of_layer(value.shape[1:], config or {}).as_nnvis(value)
+    return of_layer(value.shape, config or {}).as_nnvis(value)
 
 
 def assert_nodes_match(run, path, probe_nchw, epoch, rtol=1e-4):

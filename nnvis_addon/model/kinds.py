@@ -29,8 +29,8 @@ PASS_THROUGH = POOL | IDENTITY | frozenset({
     "Rescaling", "Normalization", "LayerNormalization", "Square", "Sqrt", "Erf"})
 
 # nnvis' own kinds (not Keras') that only move values: ONNX reshapes that reorder elements (a
-# channel shuffle) and slices; their edges follow the elements (`ops.moved_elements`)
-MOVE = frozenset({"Rearrange", "Slice"})
+# channel shuffle), slices and gathers; their edges follow the elements (`ops.moved_elements`)
+MOVE = frozenset({"Rearrange", "Slice", "Gather"})
 
 MERGE = frozenset({"Add", "Subtract", "Multiply", "Divide", "Maximum", "Minimum",  # element-wise
                    "Average"})

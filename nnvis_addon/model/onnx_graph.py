@@ -17,6 +17,7 @@ constants only (shape arithmetic, Constant) are folded, not drawn. Pure numpy.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -34,6 +35,8 @@ _ACTIVATIONS = {"Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish": "hard_swish",
                 "Selu": "selu", "Softplus": "softplus", "Softsign": "softsign", "Exp": "exponential",
                 "Gelu": "gelu", "Mish": "mish"}
 _PASS = {"Identity": "Identity", "Dropout": "Dropout"}
+_VALUE_WISE = {"Relu", "LeakyRelu", "Clip", "HardSigmoid", "Sqrt", "Erf", "Pow", "Add", "Sub",
+               "Mul", "Div", *_ACTIVATIONS, *_PASS}    # ops that never read an axis
 
 
 class _Skip(Exception):
@@ -329,6 +332,13 @@ def _map(node: OnnxNode, layouts, consts, learned, opset):
         if int(a.get("axis", 1)) % rank != 1:
             raise _Skip(f"Flatten at axis {a.get('axis')}")
         return "Flatten", {"order": "chw"}, [], None
+    if op == "Reshape" and _merges_batch(node, lay, consts):
+        kind, config, w, out = _reshape(node, lay, (math.prod(lay.shape),))
+        return kind, config, w, dataclasses.replace(out, batchless=True)
+    if op == "Gather":
+        return _gather(node, lay, consts)
+    if any(l.batchless for l in layouts) and op not in _VALUE_WISE:
+        raise _Skip("its input was flattened with its batch")
     if op in ("Flatten", "Reshape", "Squeeze", "Unsqueeze"):
         return _reshape(node, lay, _new_shape(node, lay, consts, opset))
     if op == "Transpose":
@@ -438,6 +448,34 @@ def _new_shape(node, layout: Layout, consts, opset) -> tuple[int, ...]:
     if math.prod(rest) != size or min(rest) < 1:
         raise _Skip(f"reshape of {size} values to {target}")
     return tuple(rest)
+
+
+def _merges_batch(node, layout: Layout, consts) -> bool:
+    """A Reshape to [-1] (or [size]): the batch of 1 merged into one flat value."""
+    target = _const(node, consts, 1, "shape")
+    return target is not None and target.size == 1 and int(target.ravel()[0]) in (
+        -1, math.prod(layout.shape)) and not layout.batchless
+
+
+_GATHER_MAX = 1 << 16           # elements a Gather may pick (its config lists them)
+
+
+def _gather(node, layout: Layout, consts):
+    """Constant elements of a value flattened with its batch, into a new (1, ...) value: the
+    dynamo exporter's as_strided (ConvNeXt's head), as nnvis' Gather."""
+    idx = _const(node, consts, 1, "indices")
+    if not layout.batchless or len(layout.groups) != 1 or int(node.attributes.get(
+            "axis", 0)) != 0 or idx is None or idx.ndim < 1 or idx.shape[0] != 1:
+        raise _Skip("only picking elements of a value flattened with its batch is supported")
+    if idx.size > _GATHER_MAX:
+        raise _Skip(f"picks {idx.size} elements (at most {_GATHER_MAX})")
+    n = layout.shape[0]
+    out = Layout.default(idx.shape[1:])
+    picked = out.as_nnvis(np.where(idx < 0, idx + n, idx)).ravel()
+    if picked.size and (picked.min() < 0 or picked.max() >= n):
+        raise _Skip("indices out of range")
+    return "Gather", {"indices": [int(i) for i in picked],
+                      "target_shape": list(out.nnvis_shape)}, [], out
 
 
 def _slice(node, layout: Layout, consts, opset):

@@ -26,6 +26,9 @@ class Layout:
     shape: tuple[int, ...]                  # the ONNX value's shape without the batch
     groups: tuple[tuple[int, ...], ...]     # per nnvis axis: the ONNX axes it merges (0: after
                                             # the batch), row-major in the order given
+    batchless: bool = False                 # the ONNX value is `shape` itself: a reshape to
+                                            # [-1] merged the batch of 1 in (the dynamo exporter's
+                                            # as_strided: Reshape to [-1], then a Gather)
 
     @staticmethod
     def default(shape) -> "Layout":
@@ -62,6 +65,8 @@ class Layout:
         that broadcasts against nnvis' array of it (batch dropped): a per-channel (C, 1, 1)
         constant becomes (1, 1, C); the ONNX value itself (1, *shape) becomes nnvis' array."""
         value = np.asarray(value)
+        if self.batchless:
+            value = value[None]
         rank = len(self.shape) + 1
         if value.ndim > rank:
             raise LayoutError(f"an array of shape {value.shape} against a rank-{rank} value")
@@ -82,19 +87,25 @@ class Layout:
         return value.transpose([a for g in self.groups for a in g]).reshape(sizes)
 
     def config(self) -> dict:
-        """The layer config entry that records a layout other than the default."""
-        return {} if self.is_default else {LAYOUT_KEY: [list(g) for g in self.groups]}
+        """The layer config entries that record a layout other than the default."""
+        return ({} if self.groups == Layout.default(self.shape).groups else
+                {LAYOUT_KEY: [list(g) for g in self.groups]}) | (
+            {BATCHLESS_KEY: True} if self.batchless else {})
 
 
 LAYOUT_KEY = "_nnvis_onnx_layout"       # in a layer config: its ONNX value's Layout.groups
+BATCHLESS_KEY = "_nnvis_onnx_batchless"     # ... and that the value has no batch axis
 
 
 def of_layer(onnx_shape, config: dict) -> Layout:
-    """The Layout of a layer's ONNX value (shape without the batch), from its config."""
+    """The Layout of a layer's ONNX value (its whole shape, batch included if it has one), from
+    its config."""
+    batchless = bool(config.get(BATCHLESS_KEY))
+    shape = tuple(int(d) for d in onnx_shape)[0 if batchless else 1:]
     groups = config.get(LAYOUT_KEY)
     if groups is None:
-        return Layout.default(onnx_shape)
-    return Layout(tuple(int(d) for d in onnx_shape), tuple(tuple(g) for g in groups))
+        return Layout(shape, Layout.default(shape).groups, batchless)
+    return Layout(shape, tuple(tuple(g) for g in groups), batchless)
 
 
 def transpose(layout: Layout, perm) -> tuple[Layout, dict | None]:

@@ -583,8 +583,23 @@ def _slice_apply(config, weights, x):
     return np.take(x, np.asarray(picked), axis=axis + 1)
 
 
+def _gather_params(config, shape):
+    """Gather: per sample, the flat input's elements `indices` (C order), as `target_shape`."""
+    indices, target = _ints(config, "indices"), _ints(config, "target_shape")
+    if len(indices) != math.prod(target) or min(indices, default=0) < 0 or \
+            None not in shape and max(indices, default=0) >= math.prod(shape):
+        raise NNVisError(f"cannot gather {len(indices)} elements of {tuple(shape)} into "
+                         f"{tuple(target)}")
+    return indices, target
+
+
+def _gather_apply(config, weights, x):
+    indices, target = _gather_params(config, x.shape[1:])
+    return x.reshape(x.shape[0], -1)[:, indices].reshape(x.shape[0], *target)
+
+
 def moved_elements(kind: str, config: dict, shape: tuple) -> np.ndarray:
-    """For a kind that only moves values (Rearrange, Slice): index[i] = the input element (flat,
+    """For a kind that only moves values (kinds.MOVE): index[i] = the input element (flat,
     C order, no batch) that output element i is, computed by the kind itself."""
     if kind not in kinds.MOVE:
         raise NNVisError(f"{kind} does not only move values")
@@ -743,6 +758,8 @@ _register("Divide", _fold(np.divide), shape=_subtract_shape, arity=None)
 _register("Rearrange", _rearrange_apply,
           shape=lambda config, shape: tuple(_rearrange_params(config, shape)[2]))
 _register("Slice", _slice_apply, shape=_slice_shape)
+_register("Gather", _gather_apply,
+          shape=lambda config, shape: tuple(_gather_params(config, shape)[1]))
 
 SUPPORTED: frozenset[str] = frozenset(_OPS)
 
@@ -778,7 +795,8 @@ CONFIG_KEYS: dict[str, frozenset[str]] = {kind: frozenset(keys | _ANY) for kind,
     "Activation": {"activation"}, "ReLU": {"max_value", "negative_slope", "threshold"},
     "LeakyReLU": {"negative_slope"}, "ThresholdedReLU": {"theta"}, "Softmax": {"axis"},
     "Concatenate": {"axis"}, "Rearrange": {"split", "perm", "target_shape"},
-    "Slice": {"axis", "start", "stop", "step"}, "Mean": {"axis", "keepdims"},
+    "Slice": {"axis", "start", "stop", "step"}, "Gather": {"indices", "target_shape"},
+    "Mean": {"axis", "keepdims"},
     **{kind: set() for kind in ("Square", "Sqrt", "Erf", "Divide")},
     **{kind: set() for kind in ("Add", "Subtract", "Multiply", "Maximum", "Minimum", "Average")},
 }.items()}
