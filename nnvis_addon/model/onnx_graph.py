@@ -164,7 +164,7 @@ def _layer(node, inbound, layouts, consts, learned, opset):
                      ()), [], None
     except ops.Unsupported as exc:
         return Layer(node.name, node.op_type, {UNSUPPORTED_KEY: str(exc)}, inbound, ()), [], None
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, ArithmeticError) as exc:
         raise NNVisError(f"{where}: bad attributes or inputs ({type(exc).__name__}: {exc})") \
             from None
     w = [np.ascontiguousarray(a, np.float32) for a in w]
@@ -628,9 +628,16 @@ _FOLD = {
     "Add": lambda a, x, y: x + y,               # torch.chunk's split points (ShuffleNet)
     "Sub": lambda a, x, y: x - y,
     "Mul": lambda a, x, y: x * y,
-    "Div": lambda a, x, y: (np.trunc(x / y).astype(np.result_type(x, y))
-                            if np.result_type(x, y).kind in "iu" else x / y),
+    "Div": lambda a, x, y: _divide(x, y),
 }
+
+
+def _divide(x, y):
+    """ONNX Div: integers truncate (C), a zero divisor is no constant."""
+    if np.any(y == 0):
+        raise ValueError("division by zero")
+    return np.trunc(x / y).astype(np.result_type(x, y)) if np.result_type(x, y).kind in "iu" \
+        else x / y
 
 
 def _fold(node, consts) -> bool:
@@ -648,7 +655,8 @@ def _fold(node, consts) -> bool:
                                                          "value_int", "value_ints") if k in a))
         else:
             value = _FOLD[node.op_type](a, *[consts[v] for v in node.inputs if v])
-    except (KeyError, StopIteration, TypeError, ValueError, IndexError, np.AxisError):
+    except (KeyError, StopIteration, TypeError, ValueError, IndexError, ArithmeticError,
+            np.AxisError):
         return False
     if node.outputs:
         consts[node.outputs[0]] = np.asarray(value)
