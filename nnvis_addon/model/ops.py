@@ -626,8 +626,10 @@ def _mean_shape(config, shape):
 
 
 def _mean_apply(config, weights, x):
+    """Summed in float64: a LayerNorm's mean over the channels of a normalised input is rounding
+    noise around 0, which float32 sums in any order would only make up."""
     return x.mean(axis=tuple(_mean_axes(config, x.shape[1:])), keepdims=bool(config.get(
-        "keepdims")))
+        "keepdims")), dtype=np.float64).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------------
