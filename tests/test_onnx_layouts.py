@@ -173,3 +173,42 @@ def test_a_transposed_value_into_a_convolution_is_a_labelled_block(tmp_path):
     assert run.has_activations(move.name) and move.kind == "Identity"
     assert not run.has_activations(conv.name)
     assert "needs an (N, C, H, W) input" in conv.config["_nnvis_unsupported"]
+
+
+def test_scene_plan_draws_the_shuffle_as_maps_and_permutation_edges(tmp_path):
+    """The planned scene (what Blender is given) of a shuffle and an NHWC LayerNorm: every layer
+    an atlas of feature maps holding its activations, the transposes' maps those of their input,
+    the shuffle's connection one straight edge per map, from the map it came from."""
+    from torchvision.models.shufflenetv2 import channel_shuffle
+
+    from nnvis_addon.atlas import as_cells, unpack
+    from nnvis_addon.options import SceneOptions
+    from nnvis_addon.plan import plan_scene
+
+    class Mini(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 1)
+            self.norm = torch.nn.LayerNorm(8)
+
+        def forward(self, x):
+            x = channel_shuffle(torch.relu(self.a(x)), 2)
+            return self.b(self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
+
+    torch.manual_seed(0)
+    run = load_run(export(Mini(), tmp_path / "mini.onnx", 8), probe=_probe()[:, :8, :8])
+    plan = plan_scene(run, SceneOptions())
+    for lp in plan.layers:
+        assert lp.layer.is_spatial and lp.atlas is not None, lp.layer.name
+        acts = np.stack([run.activations(lp.layer.name, e) for e in run.epochs])
+        a = lp.atlas
+        np.testing.assert_array_equal(unpack(a.rgb, a.tile_h, a.tile_w, a.cells,
+                                             a.rows_per_epoch), as_cells(acts, True))
+    kinds = [l.kind for l in run.layers]
+    assert kinds == ["InputLayer", "Conv2D", "ReLU", "Identity", "Rearrange", "Identity",
+                     "Identity", "LayerNormalization", "Identity", "Conv2D"]
+    shuffle = next(c for c in plan.connections if run.network.layer(c.dst).kind == "Rearrange")
+    assert len(shuffle.edges) == 8 and shuffle.edges.one_to_one
+    np.testing.assert_array_equal(shuffle.edges.src[np.argsort(shuffle.edges.dst)],
+                                  [0, 4, 1, 5, 2, 6, 3, 7])
+    np.testing.assert_array_equal(shuffle.straight, shuffle.bundled)
