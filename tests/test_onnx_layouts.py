@@ -212,3 +212,22 @@ def test_scene_plan_draws_the_shuffle_as_maps_and_permutation_edges(tmp_path):
     np.testing.assert_array_equal(shuffle.edges.src[np.argsort(shuffle.edges.dst)],
                                   [0, 4, 1, 5, 2, 6, 3, 7])
     np.testing.assert_array_equal(shuffle.straight, shuffle.bundled)
+
+
+@pytest.mark.parametrize("kind", ["Gather", "Affine", "Rearrange", "Slice"])
+def test_a_keras_class_named_like_an_onnx_only_kind_is_a_custom_block(kind):
+    """A legacy Keras file's own `Gather` layer (no registered name) is not nnvis' ONNX Gather:
+    a labelled block, not a config error that fails the import."""
+    from nnvis_addon.model.keras_config import network_from_config, unsupported_reason
+
+    def tensor(name):
+        return {"class_name": "__keras_tensor__", "config": {"keras_history": [name, 0, 0]}}
+
+    config = {"class_name": "Functional", "config": {"name": "m", "layers": [
+        {"class_name": "InputLayer", "name": "x", "inbound_nodes": [],
+         "config": {"name": "x", "batch_shape": [None, 6]}},
+        {"class_name": kind, "name": "odd", "config": {"name": "odd", "indices": 2},
+         "inbound_nodes": [{"args": [tensor("x")], "kwargs": {}}]},
+    ], "input_layers": [["x", 0, 0]], "output_layers": [["odd", 0, 0]]}}
+    network = network_from_config(config, "model.keras")
+    assert f"custom layer class '{kind}'" in unsupported_reason(network.layer("odd"))

@@ -32,6 +32,10 @@ PASS_THROUGH = POOL | IDENTITY | frozenset({
 # channel shuffle), slices and gathers; their edges follow the elements (`ops.moved_elements`)
 MOVE = frozenset({"Rearrange", "Slice", "Gather"})
 
+# kinds only nnvis' ONNX import makes (its configs, not Keras'): a Keras file's class of that name
+# (a legacy file's custom `Slice` layer) is not one of them
+ONNX_ONLY = MOVE | {"Affine"}
+
 MERGE = frozenset({"Add", "Subtract", "Multiply", "Divide", "Maximum", "Minimum",  # element-wise
                    "Average"})
 
