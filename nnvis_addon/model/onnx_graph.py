@@ -614,9 +614,13 @@ def _binary(node, layouts, consts, learned):
                          "offset": np.asarray(offset).tolist()}, [], None
 
 
-_FOLD_MAX = 1024                        # elements of an input to a folded node (not Identity)
+_FOLD_MAX = 1024                        # elements of an input to a folded node, unless it
+_SAME_SIZE = {"Identity", "Transpose", "Reshape", "Squeeze", "Unsqueeze"}   # only moves them
 _FOLD = {
     "Identity": lambda a, x: x,
+    "Transpose": lambda a, x: np.transpose(x, a.get("perm")),    # a Linear's weight, unfolded
+    "Reshape": lambda a, x, shape: x.reshape([x.shape[i] if d == 0 and not a.get("allowzero")
+                                              else int(d) for i, d in enumerate(shape)]),
     "Cast": lambda a, x: x.astype({1: np.float32, 6: np.int32, 7: np.int64, 9: bool,
                                    11: np.float64}.get(a.get("to"), x.dtype)),
     "Unsqueeze": lambda a, x, axes=None: np.expand_dims(x, tuple(
@@ -645,7 +649,8 @@ def _fold(node, consts) -> bool:
     it cannot evaluate (its outputs are unknown: a layer reading them becomes unsupported)."""
     a = node.attributes
     inputs = [consts.get(v) for v in node.inputs if v]
-    if node.op_type != "Identity" and any(x is not None and x.size > _FOLD_MAX for x in inputs):
+    if node.op_type not in _SAME_SIZE and any(x is not None and x.size > _FOLD_MAX
+                                              for x in inputs):
         return False                    # shape arithmetic is small; this would only amplify
     try:
         if node.op_type == "Constant":
