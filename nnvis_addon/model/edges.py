@@ -310,7 +310,7 @@ def connection_size(network: Network, layer: Layer, source: Layer) -> int:
     """How many edges `source` → `layer` has, from the shapes alone (for level-of-detail budgets)."""
     if layer.kind in ("Dense", "Conv2D", "SeparableConv2D", "Block"):
         return source.cell_count * layer.cell_count // max(int(layer.config.get("groups", 1)), 1)
-    if layer.kind in ("Flatten", "Reshape") or layer.kind in MOVE:
+    if layer.kind in ("Flatten", "Reshape", "Mean") or layer.kind in MOVE:
         return max(source.cell_count, layer.cell_count)
     return layer.cell_count
 
