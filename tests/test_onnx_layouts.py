@@ -64,7 +64,7 @@ def _edges(run, layer):
 @pytest.mark.parametrize("opset, dynamo, kinds", [
     (20, False, {"LayerNormalization", "Dense", "Activation"}),                # Gelu op
     (17, False, {"LayerNormalization", "Dense", "Erf", "Multiply"}),           # GELU through Erf
-    (16, False, {"Mean", "Subtract", "Square", "Sqrt", "Divide", "Erf"}),      # LayerNorm decomposed
+    (16, False, {"Mean", "Subtract", "Square", "Sqrt", "Divide", "Erf"}),  # LayerNorm decomposed
     (20, True, {"LayerNormalization", "Gather"}),       # the head's as_strided: Reshape, Gather
 ])
 def test_convnext_every_layer_every_epoch(opset, dynamo, kinds, tmp_path):
@@ -108,7 +108,8 @@ def test_shufflenet_every_layer_every_epoch_and_the_shuffle_is_a_permutation(dyn
     for epoch in run.epochs:
         assert_nodes_match(run, folder / f"epoch_{epoch:02d}.onnx", x, epoch)
     shuffles = [l for l in run.layers if l.kind == "Rearrange"]
-    assert len(shuffles) == 4 and all(l.config.get("_nnvis_onnx_op") == "Transpose" for l in shuffles)
+    assert len(shuffles) == 4
+    assert all(l.config.get("_nnvis_onnx_op") == "Transpose" for l in shuffles)
     for layer in shuffles:
         channels = layer.output_shape[-1]
         assert layer.output_shape == run.network.layer(layer.inbound[0]).output_shape

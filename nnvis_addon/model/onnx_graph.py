@@ -224,7 +224,7 @@ def _laid_out(layout: Layout, c) -> np.ndarray:
 
 
 def _axis(layout: Layout, axis: int) -> int:
-    """An ONNX axis of the value of `layout` as a Keras axis (counting the batch) of nnvis' array."""
+    """An ONNX axis of `layout`'s value as a Keras axis (counting the batch) of nnvis' array."""
     if axis % (len(layout.shape) + 1) == 0:
         raise _Skip("works along the batch axis")
     found = layout.nnvis_axis(axis)
