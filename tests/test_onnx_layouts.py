@@ -159,6 +159,10 @@ def test_layouts_follow_numpy():
     _, shuffle = transpose(reshape(Layout.default((6, 4, 5)), (2, 3, 4, 5))[0], (0, 2, 1, 3, 4))
     assert shuffle is not None                                   # the one step that moves maps
     assert reshape(Layout.default((6, 4, 5)), (2, 3, 4, 5))[1] is None
+    assert reshape(Layout.default((64, 1, 1)), (2, 32, 1, 1)) == (     # 1×1 maps: the same
+        Layout((2, 32, 1, 1), ((2,), (3,), (0, 1))), None)
+    flat, plain = reshape(Layout.default((64,)), (8, 8))        # units: a plain reshape
+    assert flat == Layout.default((8, 8)) and plain["perm"] == [0, 1]
 
 
 def test_a_transposed_value_into_a_convolution_is_a_labelled_block(tmp_path):

@@ -129,19 +129,23 @@ def transpose(layout: Layout, perm) -> tuple[Layout, dict | None]:
 
 def reshape(layout: Layout, shape) -> tuple[Layout, dict | None]:
     """The Layout after an ONNX Reshape to `shape` (without the batch; sizes resolved), and None
-    when nnvis' array stays as it is, else the `Rearrange` config (the default layout of the new
-    shape, e.g. a flattened NHWC value). A new (C, H, W) value is always made feature maps."""
+    when nnvis' array stays as it is, else the `Rearrange` config into the new shape's default
+    layout. A new (C, H, W) value is feature maps; feature maps keep their axes where the new
+    value only splits or merges them (ShuffleNet's (C, H, W) → (g, C/g, H, W): the same maps);
+    otherwise the default wins where nnvis' elements keep their order (a flattened NHWC value,
+    (N, 64) → (N, 8, 8))."""
     shape = tuple(int(d) for d in shape)
     atoms_in, atoms_out, sizes = _common_atoms(layout.shape, shape)
     groups_atoms = [[t for a in g for t in atoms_in[a]] for g in layout.groups]
     default = Layout.default(shape)
     if [[t for a in g for t in atoms_out[a]] for g in default.groups] == groups_atoms:
         return default, None
-    if len(shape) != 3:
-        groups = _groups_of(groups_atoms, atoms_out)
-        if groups is not None:
-            return Layout(shape, groups), None
-    return default, rearrangement(layout, atoms_in, default, atoms_out, sizes)
+    moved = rearrangement(layout, atoms_in, default, atoms_out, sizes)
+    groups = None if len(shape) == 3 else _groups_of(groups_atoms, atoms_out)
+    if groups is not None and (len(layout.groups) == 3 or moved["perm"] != sorted(
+            moved["perm"])):
+        return Layout(shape, groups), None
+    return default, moved
 
 
 def rearrangement(before: Layout, atoms_in: dict, after: Layout, atoms_out: dict,
