@@ -15,7 +15,8 @@ import numpy as np
 from ..errors import NNVisError
 from .network import Layer, Network
 from .keras_config import SHARED_KEY
-from .kinds import MERGE, PASS_THROUGH
+from .kinds import MERGE, MOVE, PASS_THROUGH
+from .ops import moved_elements, output_shape
 
 
 @dataclass
@@ -56,6 +57,7 @@ def layer_edges(network: Network, layer_name: str,
       (how much of channel i reaches channel o, sign-free); grouped convolutions connect only the
       channels of each group. DepthwiseConv2D: c → c·multiplier + m, norm of K[:, :, c, m].
       SeparableConv2D: i → o, norm of the effective kernel Σ_m D[:, :, i, m] · P[i·multiplier+m, o].
+    - Affine (ONNX's learned bias or scale): cell c → c, weight = its scale.
     - BatchNormalization: cell c → c, weight = its effective scale gamma / sqrt(moving_var + eps),
       the factor BN multiplies that channel by (gamma = 1 when ``scale`` is off); normalised over
       another axis than the last, a cell has no single scale: weight 1.
@@ -66,7 +68,9 @@ def layer_edges(network: Network, layer_name: str,
       cell → every cell it is broadcast to), weight 1. Concatenate: each input's cells → their cells
       in the output (offset along the channel axis), weight 1.
     - Flatten, Reshape: each input cell → every output cell its elements land in (Flatten of
-      (H, W, C): map c → units (h·W + w)·C + c), weight 1.
+      (H, W, C): map c → units (h·W + w)·C + c), weight 1. Rearrange, Slice (ONNX reshapes and
+      slices): the same, so a channel shuffle is one edge per map, map π(c) → map c. Mean: each
+      input cell → the cells it is averaged into, weight 1.
     - Block (a folded block, blocks.py): input channel → output cell, weight composed through the
       block's layers; each output cell's strongest inputs only.
     - InputLayer: no edges ({}). Any other kind: NNVisError naming the layer.
@@ -307,7 +311,7 @@ def connection_size(network: Network, layer: Layer, source: Layer) -> int:
     """How many edges `source` → `layer` has, from the shapes alone (for level-of-detail budgets)."""
     if layer.kind in ("Dense", "Conv2D", "SeparableConv2D", "Block"):
         return source.cell_count * layer.cell_count // max(int(layer.config.get("groups", 1)), 1)
-    if layer.kind in ("Flatten", "Reshape"):
+    if layer.kind in ("Flatten", "Reshape", "Mean") or layer.kind in MOVE:
         return max(source.cell_count, layer.cell_count)
     return layer.cell_count
 
@@ -403,6 +407,18 @@ def _batch_norm(layer: Layer, source: Layer, weights_by_epoch, *_):
     return cells, cells, np.stack(rows).astype(np.float32)
 
 
+def _affine(layer: Layer, source: Layer, weights_by_epoch, *_):
+    """Affine (ONNX's learned bias or scale): cell c → c, weight = the factor it multiplies that
+    cell by (its mean over the map where it varies), like BatchNormalization's."""
+    cells = _same_cells(layer, source)[0]
+    rows = []
+    for w in _epoch_weights(layer, weights_by_epoch, 2):
+        scale = np.broadcast_to(np.asarray(w[0], np.float32), layer.output_shape)
+        rows.append(scale.reshape(-1, layer.cell_count).mean(axis=0, dtype=np.float64)
+                    if layer.is_spatial else scale.ravel())
+    return cells, cells, np.stack(rows).astype(np.float32)
+
+
 def _same_cells(layer: Layer, source: Layer, *_):
     if layer.cell_count != source.cell_count:
         raise NNVisError(f"layer {layer.name!r} ({layer.kind}): {source.cell_count} cells in "
@@ -422,6 +438,22 @@ def _reshape(layer: Layer, source: Layer, *_):
     if layer.config.get("order") == "chw" and len(source.output_shape) == 3:
         index = index.reshape(source.output_shape).transpose(2, 0, 1).ravel()
     return _element_edges(source, layer, index)
+
+
+def _moved(layer: Layer, source: Layer, *_):
+    """Rearrange, Slice: output element i is the input element the kind moves there (a channel
+    shuffle: map c from map π(c), one edge each)."""
+    index = moved_elements(layer.kind, layer.config, tuple(int(d) for d in source.output_shape))
+    return _element_edges(source, layer, index)
+
+
+def _mean(layer: Layer, source: Layer, *_):
+    """Mean: every input cell → the cells it is averaged into (over the channels: every map →
+    the one map)."""
+    shape = tuple(int(d) for d in source.output_shape)
+    kept = output_shape("Mean", {**layer.config, "keepdims": True}, [shape])
+    into = np.broadcast_to(np.arange(math.prod(kept)).reshape(kept), shape).ravel()
+    return _element_edges(source, layer, into, inverse=True)
 
 
 def _merge(layer: Layer, source: Layer, *_):
@@ -563,6 +595,7 @@ _KINDS = {
     "Flatten": _reshape, "Reshape": _reshape, "Concatenate": _concat,
     **{kind: _merge for kind in sorted(MERGE)},
     **{kind: _same_cells for kind in sorted(PASS_THROUGH)},
+    **{kind: _moved for kind in sorted(MOVE)}, "Mean": _mean, "Affine": _affine,
 }
 KINDS = frozenset(_KINDS) - {"Block"} | {"InputLayer"}    # every model layer kind it knows
 
@@ -570,4 +603,5 @@ KINDS = frozenset(_KINDS) - {"Block"} | {"InputLayer"}    # every model layer ki
 def passes_through(layer: Layer) -> bool:
     """Layers that only move or gate values (Flatten, Dropout, activations, ...): the layout
     draws them small and the scene their links thin, so the layers that learn stand out."""
-    return layer.kind in PASS_THROUGH or layer.kind in ("Flatten", "Reshape")
+    return layer.kind in PASS_THROUGH or layer.kind in MOVE or layer.kind in ("Flatten",
+                                                                              "Reshape")
