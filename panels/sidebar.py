@@ -5,6 +5,7 @@ import bpy
 from ..nnvis_addon import colormaps
 from ..operators.live import following
 from ..nnvis_addon.model.edges import EDGE_VALUE_MODES
+from ..nnvis_addon.scene.animation import epoch_path
 from ..nnvis_addon.options import OPTIONS, choice_label
 from ..nnvis_addon.scene.layers import MODIFIER, run_collection
 from ..nnvis_addon.scene.rebuild import expanded
@@ -14,8 +15,8 @@ from ..nnvis_addon import names
 
 # Inputs the build sets from the data: shown, but not copied to other layers.
 PER_LAYER = {"Width", "Height", "Min", "Max", "Title"}
-# The build's wiring (materials, the objects an input reads) and the keyed Epoch: not shown as
-# inputs (Epoch is shown as the run's epoch number)
+# The build's wiring (materials, the objects an input reads) and an overlay's keyed Epoch: not
+# shown as inputs (the shown epoch is a line of its own, the run's epoch number)
 HIDDEN = {"Geometry", "Epoch", "Material", "Text Material", "Inbound", "Source", "Target"}
 
 
@@ -35,8 +36,8 @@ def colour_mode_name(value: float) -> str:
 
 
 def epoch_text(value: float, epochs: list) -> str:
-    """The keyed Epoch input (an index into the run's epochs, fractional between keys) as the
-    epoch it shows: 'Epoch 5 of 0–10', or 'Epoch 4 → 5' while blending."""
+    """The keyed epoch (an index into the run's epochs, fractional between keys) as the epoch it
+    shows: 'Epoch 5 of 0–10', or 'Epoch 4 → 5' while blending."""
     k = min(max(value, 0.0), len(epochs) - 1.0)
     low, high = epochs[int(k)], epochs[min(int(k) + 1, len(epochs) - 1)]
     shown = f"{low} → {high}" if k % 1 > 1e-3 else f"{low}"
@@ -121,10 +122,11 @@ class NNVIS_PT_layer(bpy.types.Panel):
         coll = run_collection(obj)
         if coll is not None and expanded(coll):
             layout.operator("nnvis.fold_blocks", icon="FULLSCREEN_EXIT")
-        ids = input_ids(mod.node_group)
-        if "Epoch" in ids and coll is not None:
-            layout.label(text=epoch_text(float(mod[ids["Epoch"]]), list(coll[names.EPOCHS])),
+        path = epoch_path(obj)      # keyed: the layers' and edges' property, overlays' input
+        if path is not None and coll is not None:
+            layout.label(text=epoch_text(float(obj.path_resolve(path)), list(coll[names.EPOCHS])),
                          icon="TIME")
+        ids = input_ids(mod.node_group)
         for label, ident in ids.items():
             if label in HIDDEN:
                 continue
