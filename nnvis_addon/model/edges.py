@@ -15,7 +15,8 @@ import numpy as np
 from ..errors import NNVisError
 from .network import Layer, Network
 from .keras_config import SHARED_KEY
-from .kinds import MERGE, PASS_THROUGH
+from . import ops
+from .kinds import KERNEL_CONV, MERGE, OP_CONCAT, OP_REDUCE, PASS_THROUGH
 
 
 @dataclass
@@ -138,7 +139,8 @@ def cell_activations(layer: Layer, activation: np.ndarray) -> np.ndarray:
         raise NNVisError(f"layer {layer.name!r}: activation shape {activation.shape[1:]} is not "
                          f"its output shape {tuple(layer.output_shape)}")
     if layer.is_spatial:
-        return activation.mean(axis=(1, 2), dtype=np.float64).astype(np.float32)
+        return activation.mean(axis=tuple(range(1, activation.ndim - 1)),
+                               dtype=np.float64).astype(np.float32)
     return activation.reshape(activation.shape[0], -1).astype(np.float32, copy=False)
 
 
@@ -304,7 +306,7 @@ def _dense_strongest(layer: Layer, source: Layer, weights_by_epoch, limit: int):
 
 def connection_size(network: Network, layer: Layer, source: Layer) -> int:
     """How many edges `source` → `layer` has, from the shapes alone (for level-of-detail budgets)."""
-    if layer.kind in ("Dense", "Conv2D", "SeparableConv2D", "Block"):
+    if layer.kind in KERNEL_CONV or layer.kind in ("Dense", "Block"):
         return source.cell_count * layer.cell_count // max(int(layer.config.get("groups", 1)), 1)
     if layer.kind in ("Flatten", "Reshape"):
         return max(source.cell_count, layer.cell_count)
@@ -326,15 +328,18 @@ def connection_caps(sizes: list[int], total: int) -> int | None:
 
 
 def _slice_norms(kernel: np.ndarray) -> np.ndarray:
-    """(a, b) L2 norms of the (kh, kw) slices of a (kh, kw, a, b) kernel."""
-    return np.sqrt(np.square(kernel, dtype=np.float64).sum(axis=(0, 1)))
+    """(a, b) L2 norms of the window slices of a (*window, a, b) kernel (1D, 2D or 3D)."""
+    return np.sqrt(np.square(kernel, dtype=np.float64).sum(axis=tuple(range(kernel.ndim - 2))))
 
 
 def _kernels(layer: Layer, weights_by_epoch, count: int, shapes: list[tuple]) -> list[list]:
-    """Each epoch's first `count` kernels, checked against `shapes` (None matches any size)."""
+    """Each epoch's first `count` kernels, checked against `shapes` (None matches any size; a
+    leading ``...``: the window's axes, as many as the layer's maps have)."""
     out = []
     for w in _epoch_weights(layer, weights_by_epoch, count):
         for k, shape in zip(w[:count], shapes):
+            if shape[0] is Ellipsis:
+                shape = (None,) * (len(layer.output_shape) - 1) + shape[1:]
             if k.ndim != len(shape) or any(e not in (None, g) for e, g in zip(shape, k.shape)):
                 want = ", ".join("k" if e is None else str(e) for e in shape)
                 raise NNVisError(f"layer {layer.name!r}: {layer.kind} kernel has shape {k.shape}, "
@@ -350,7 +355,7 @@ def _conv2d(layer: Layer, source: Layer, weights_by_epoch, *_):
         raise NNVisError(f"layer {layer.name!r}: {cin} → {cout} channels do not split into "
                          f"{groups} groups")
     cin_g, cout_g = cin // groups, cout // groups
-    kernels = _kernels(layer, weights_by_epoch, 1, [(None, None, cin_g, cout)])
+    kernels = _kernels(layer, weights_by_epoch, 1, [(..., cin_g, cout)])
     j = np.repeat(np.arange(cin_g), cout)
     dst = np.tile(np.arange(cout), cin_g)
     src = (dst // cout_g) * cin_g + j
@@ -363,7 +368,7 @@ def _conv2d(layer: Layer, source: Layer, weights_by_epoch, *_):
 def _depthwise(layer: Layer, source: Layer, weights_by_epoch, *_):
     cin, cout = int(source.output_shape[-1]), int(layer.output_shape[-1])
     mult = cout // cin
-    kernels = _kernels(layer, weights_by_epoch, 1, [(None, None, cin, mult)])
+    kernels = _kernels(layer, weights_by_epoch, 1, [(..., cin, mult)])
     src = np.repeat(np.arange(cin), mult)
     weight = np.stack([_slice_norms(k).ravel() for (k,) in kernels]).astype(np.float32)
     return src, np.arange(cin * mult), weight
@@ -372,11 +377,10 @@ def _depthwise(layer: Layer, source: Layer, weights_by_epoch, *_):
 def _separable(layer: Layer, source: Layer, weights_by_epoch, *_):
     cin, cout = int(source.output_shape[-1]), int(layer.output_shape[-1])
     mult = int(layer.config.get("depth_multiplier", 1))
-    kernels = _kernels(layer, weights_by_epoch, 2,
-                       [(None, None, cin, mult), (1, 1, cin * mult, cout)])
+    kernels = _kernels(layer, weights_by_epoch, 2, [(..., cin, mult), (..., cin * mult, cout)])
     rows = []
     for depthwise, pointwise in kernels:
-        effective = np.einsum("hwcm,cmf->hwcf", depthwise.astype(np.float64),
+        effective = np.einsum("...cm,cmf->...cf", depthwise.astype(np.float64),
                               pointwise.reshape(cin, mult, cout).astype(np.float64))
         rows.append(_slice_norms(effective).ravel())
     return np.repeat(np.arange(cin), cout), np.tile(np.arange(cout), cin), \
@@ -400,6 +404,24 @@ def _batch_norm(layer: Layer, source: Layer, weights_by_epoch, *_):
         gamma = w[0].astype(np.float64) if scale_on else 1.0
         rows.append((gamma / np.sqrt(w[count - 1].astype(np.float64) + eps))[cells % channels])
     return cells, cells, np.stack(rows).astype(np.float32)
+
+
+def _layer_scale(layer: Layer, source: Layer, weights_by_epoch, *_):
+    """LayerScale: cell c → c, weight its learned scale gamma[c]."""
+    cells = _same_cells(layer, source)[0]
+    rows = [w[0][cells % int(layer.output_shape[-1])]
+            for w in _epoch_weights(layer, weights_by_epoch, 1)]
+    return cells, cells, np.stack(rows).astype(np.float32)
+
+
+def _reduce(layer: Layer, source: Layer, *_):
+    """A reduction op (mean, max, ... over axes): each input element → the element it is reduced
+    into; over the map's axes that is map c → cell c."""
+    shape = tuple(int(d) for d in source.output_shape)
+    axes = ops.reduction_axes(layer.config, len(shape) + 1)
+    kept = tuple(1 if a + 1 in axes else d for a, d in enumerate(shape))
+    index = np.broadcast_to(np.arange(math.prod(kept)).reshape(kept), shape).ravel()
+    return _element_edges(source, layer, index, inverse=True)
 
 
 def _same_cells(layer: Layer, source: Layer, *_):
@@ -557,11 +579,14 @@ def _unknown(layer: Layer):
 
 
 _KINDS = {
-    "Block": _block, "Dense": _dense, "Conv2D": _conv2d, "DepthwiseConv2D": _depthwise,
-    "SeparableConv2D": _separable, "BatchNormalization": _batch_norm,
-    "Flatten": _reshape, "Reshape": _reshape, "Concatenate": _concat,
+    "Block": _block, "Dense": _dense, "Conv1D": _conv2d, "Conv2D": _conv2d, "Conv3D": _conv2d,
+    "DepthwiseConv1D": _depthwise, "DepthwiseConv2D": _depthwise,
+    "SeparableConv1D": _separable, "SeparableConv2D": _separable,
+    "BatchNormalization": _batch_norm, "LayerScale": _layer_scale,
+    "Flatten": _reshape, "Reshape": _reshape, "Concatenate": _concat, OP_CONCAT: _concat,
     **{kind: _merge for kind in sorted(MERGE)},
     **{kind: _same_cells for kind in sorted(PASS_THROUGH)},
+    **{kind: _reduce for kind in sorted(OP_REDUCE)},
 }
 KINDS = frozenset(_KINDS) - {"Block"} | {"InputLayer"}    # every model layer kind it knows
 
