@@ -218,3 +218,26 @@ def test_an_op_nnvis_cannot_compute_is_named_and_the_rest_drawn(tmp_path):
     plan = plan_scene(run, SceneOptions(blocks="expanded"))
     assert [p.layer.name for p in plan.layers if p.unsupported] == ["cumsum", "add", "flat",
                                                                       "head"]
+
+
+def test_a_recording_of_an_ops_model_has_every_op(tmp_path):
+    """The Keras Recorder records `model.layers`, which leaves the ops out: the import computes
+    them from the recorded outputs that feed them."""
+    from nnvis_addon.record import Recorder
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(1)
+    model = _ops()
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, (8, 8, 8, 3)).astype(np.float32)
+    outputs = _Outputs(x[0])
+    model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    model.fit(x, np.arange(8) % 4, epochs=EPOCHS, batch_size=8, verbose=0,
+              callbacks=[Recorder(tmp_path / "rec", x[:2]), outputs])
+    run = load_run(tmp_path / "rec")
+    assert run.epochs == [0, 1, 2] and not run.warnings
+    ops_layers = [l.name for l in run.network.layers if l.kind.startswith("ops.")]
+    assert len(ops_layers) == 19
+    for epoch, expected in zip(run.epochs[1:], outputs.epochs):
+        for layer in run.network.layers:
+            assert relative_error(run.activations(layer.name, epoch),
+                                  expected[layer.name]) <= 1e-4, (layer.name, epoch)
