@@ -150,7 +150,8 @@ def trained(request, tmp_path_factory):
             _drift(model, rng)
             model.save(folder / f"epoch{epoch:02d}.keras")
             outputs.on_epoch_end(epoch)
-    return name, load_run(folder, probe=probe), outputs.epochs
+    np.save(folder / "probe.npy", probe)           # the probe the importer finds beside them
+    return name, load_run(folder), outputs.epochs
 
 
 def test_every_layer_every_epoch_equals_keras(trained):
@@ -241,3 +242,37 @@ def test_a_recording_of_an_ops_model_has_every_op(tmp_path):
         for layer in run.network.layers:
             assert relative_error(run.activations(layer.name, epoch),
                                   expected[layer.name]) <= 1e-4, (layer.name, epoch)
+
+
+def test_scene_holds_strips_and_stacked_slices(trained, addon):
+    """Through the installed importer: each 1D map a plane as wide as its strip is long and an
+    eighth as high, each 3D map a plane D·H high; the atlas images hold the true activations."""
+    import bpy
+    from nnvis_addon.atlas import as_cells, pack
+    from nnvis_addon.scene.nodes import input_ids
+    family, run, _ = trained
+    if family not in ("conv1d", "conv3d"):
+        pytest.skip("2D maps: test_scene.py")
+    bpy.ops.wm.read_homefile(use_empty=True)
+    before = set(bpy.data.collections)
+    assert bpy.ops.import_scene.nnvis_checkpoint(filepath=run.source) == {"FINISHED"}
+    (collection,) = [c for c in bpy.data.collections if c not in before]
+    for layer in run.network.layers:
+        if not layer.is_spatial:
+            continue
+        mod = collection.objects[f"{collection.name}:{layer.name}"].modifiers["NNVis"]
+        ids = input_ids(mod.node_group)
+        rows, cols = layer.map_shape
+        assert (rows, cols) == ((1, layer.output_shape[0]) if family == "conv1d" else
+                                (layer.output_shape[0] * layer.output_shape[1],
+                                 layer.output_shape[2]))
+        width, height = mod[ids["Width"]], mod[ids["Height"]]
+        assert height / width == pytest.approx(max(rows / cols, 0.125) if rows < cols
+                                               else rows / cols, rel=1e-5)
+        image = next(n.image for n in mod[ids["Material"]].node_tree.nodes
+                     if n.bl_idname == "ShaderNodeTexImage")
+        pixels = np.empty(image.size[0] * image.size[1] * 4, np.float32)
+        image.pixels.foreach_get(pixels)
+        acts = np.stack([run.activations(layer.name, e) for e in run.epochs])
+        np.testing.assert_array_equal(pixels.reshape(image.size[1], image.size[0], 4)[..., :3],
+                                      pack(as_cells(acts, True)).rgb)
