@@ -133,6 +133,8 @@ def out_length(n, k: int, s: int, d: int, padding):
                           "explicit pads)")
     if n is None:
         return None
+    if (k - 1) * d + 1 > 16 * n + 64:       # 'same' would pad it with more than the map holds
+        raise NNVisError(f"window {k} (dilation {d}) is far larger than the input's {n}")
     if padding == "same":
         return -(-n // s)
     if not isinstance(padding, str):

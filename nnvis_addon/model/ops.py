@@ -135,14 +135,18 @@ def _conv2d_shape(config, shape):
     return _spatial_shape(config, shape, k, s, d, int(config["filters"]))
 
 
-def _conv2d_weights(config, shape):
-    k, _, _, groups = _conv_params(config)
-    filters, channels = int(config["filters"]), shape[-1]
-    if channels is None or channels % groups or filters % groups:
+def _kernel_weights(config, window: tuple, channels) -> list[tuple]:
+    """A (grouped) convolution's kernel (*window, channels/groups, filters) and bias shapes."""
+    filters, groups = int(config["filters"]), int(config.get("groups", 1))
+    if channels is None or groups < 1 or channels % groups or filters % groups:
         raise NNVisError(f"{channels} input channels / {filters} filters do not split into "
                          f"{groups} groups")
-    kernel = (k[0], k[1], channels // groups, filters)
+    kernel = (*window, channels // groups, filters)
     return [kernel, (filters,)] if config.get("use_bias", True) else [kernel]
+
+
+def _conv2d_weights(config, shape):
+    return _kernel_weights(config, _conv_params(config)[0], shape[-1])
 
 
 def _conv2d_apply(config, weights, x):
@@ -616,13 +620,7 @@ def _conv3d_shape(config, shape):
 
 
 def _conv3d_weights(config, shape):
-    k, _, _, _ = _conv3d_params(config)
-    filters, channels, groups = int(config["filters"]), shape[-1], int(config.get("groups", 1))
-    if channels is None or channels % groups or filters % groups:
-        raise NNVisError(f"{channels} input channels / {filters} filters do not split into "
-                         f"{groups} groups")
-    kernel = (*k, channels // groups, filters)
-    return [kernel, (filters,)] if config.get("use_bias", True) else [kernel]
+    return _kernel_weights(config, _conv3d_params(config)[0], shape[-1])
 
 
 def _conv3d_apply(config, weights, x):
@@ -835,6 +833,8 @@ def _binary_apply(fn):
 
 def reduction_axes(config, rank: int) -> tuple[int, ...]:
     """A reduction's axes as indices WITH the batch; None: every axis but the batch."""
+    if config.get("initial") is not None:
+        raise Unsupported(f"unsupported initial value {config['initial']!r}")
     axis = config.get("axis")
     if axis is None:
         return tuple(range(1, rank))
