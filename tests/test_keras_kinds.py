@@ -276,3 +276,21 @@ def test_scene_holds_strips_and_stacked_slices(trained, addon):
         acts = np.stack([run.activations(layer.name, e) for e in run.epochs])
         np.testing.assert_array_equal(pixels.reshape(image.size[1], image.size[0], 4)[..., :3],
                                       pack(as_cells(acts, True)).rgb)
+
+
+@pytest.mark.parametrize("kind, config, shape, message", [
+    ("Conv1D", {"filters": 4, "kernel_size": [3], "groups": -1}, (9, 6), "groups"),
+    ("AveragePooling3D", {"pool_size": [2, 2, 1 << 31], "padding": "same"}, (4, 4, 4, 2),
+     "far larger"),
+    ("ops.Add", {"_nnvis_operands": {"keywords": ["x1", "x2"]}}, (4, 4, 2),
+     "keyword arguments \\(x1, x2\\)"),
+    ("ops.Max", {"_nnvis_operands": [{"input": 0}], "axis": 1, "initial": 3.0}, (4, 4, 2),
+     "initial value 3.0"),
+])
+def test_configs_nnvis_cannot_take_are_named(kind, config, shape, message):
+    """Found by fuzzing the new kinds' configs: errors naming the layer, never numpy's."""
+    from nnvis_addon.errors import NNVisError
+    from nnvis_addon.model import ops
+    with pytest.raises(NNVisError, match=f"layer 'x' \\({kind}\\): .*{message}"):
+        ops.weight_shapes(kind, config, [shape], layer_name="x")
+        ops.output_shape(kind, config, [shape], layer_name="x")
