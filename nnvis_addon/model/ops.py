@@ -20,7 +20,7 @@ from ..errors import NNVisError
 from . import kinds
 from .kernels import (ACTIVATIONS, Unsupported, activate, avg_pool, axis_padding, check_activation,
                       conv2d, conv3d, depthwise_conv2d, gelu_tanh, max_pool, out_length, pool3d,
-                      resize_bilinear, smart_resize, softmax, upsample)
+                      precise_mean, resize_bilinear, smart_resize, softmax, upsample)
 
 __all__ = ["ACTIVATIONS", "CONFIG_KEYS", "SUPPORTED", "Unsupported", "apply",
            "check_supported", "output_shape", "unread_keys", "weight_shapes"]
@@ -771,7 +771,8 @@ _UNARY = {      # (config, x) -> output
 _BINARY = {"Add": np.add, "Subtract": np.subtract, "Multiply": np.multiply,
            "Divide": np.true_divide, "TrueDivide": np.true_divide, "Maximum": np.maximum,
            "Minimum": np.minimum, "Power": np.power}
-_REDUCE = {"Mean": np.mean, "Max": np.max, "Min": np.min, "Sum": np.sum}
+_REDUCE = {"Mean": precise_mean, "Max": np.max, "Min": np.min,   # sums in float64 (precise_mean)
+           "Sum": lambda x, axis, keepdims: np.sum(x, axis, np.float64, keepdims=keepdims)}
 # the config keys each op reads (besides "name"): others may change its numbers (unread_keys)
 _OP_KEYS = {"Gelu": {"approximate"}, "Elu": {"alpha"}, "LeakyRelu": {"negative_slope"},
             "Clip": {"x_min", "x_max"}, "Softmax": {"axis"}, "LogSoftmax": {"axis"},
@@ -916,7 +917,7 @@ _register("DepthwiseConv2D", _depthwise_apply, shape=_depthwise_shape, weights=_
 _register("SeparableConv2D", _separable_apply, shape=_conv2d_shape, weights=_separable_weights)
 _register("MaxPooling2D", _pool_apply(max_pool), shape=_pool_shape)
 _register("AveragePooling2D", _pool_apply(avg_pool), shape=_pool_shape)
-_register("GlobalAveragePooling2D", _global_pool_apply(np.mean), shape=_global_pool_shape)
+_register("GlobalAveragePooling2D", _global_pool_apply(precise_mean), shape=_global_pool_shape)
 _register("GlobalMaxPooling2D", _global_pool_apply(np.max), shape=_global_pool_shape)
 _register("ZeroPadding2D", _zero_pad_apply, shape=_zero_pad_shape)
 _register("Cropping2D", _crop_apply, shape=_crop_shape)
@@ -950,7 +951,8 @@ _register("LayerScale", lambda config, weights, x: x * weights[0], weights=_laye
 _register("Conv3D", _conv3d_apply, shape=_conv3d_shape, weights=_conv3d_weights)
 _register("MaxPooling3D", _pool3d_apply(mean=False), shape=_pool3d_shape)
 _register("AveragePooling3D", _pool3d_apply(mean=True), shape=_pool3d_shape)
-_register("GlobalAveragePooling3D", _global_pool3d_apply(np.mean), shape=_global_pool3d_shape)
+_register("GlobalAveragePooling3D", _global_pool3d_apply(precise_mean),
+          shape=_global_pool3d_shape)
 _register("GlobalMaxPooling3D", _global_pool3d_apply(np.max), shape=_global_pool3d_shape)
 _register("ZeroPadding3D", _zero_pad3d_apply, shape=_zero_pad3d_shape)
 _register("Cropping3D", _crop3d_apply, shape=_crop3d_shape)
