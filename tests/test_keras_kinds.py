@@ -294,3 +294,12 @@ def test_configs_nnvis_cannot_take_are_named(kind, config, shape, message):
     with pytest.raises(NNVisError, match=f"layer 'x' \\({kind}\\): .*{message}"):
         ops.weight_shapes(kind, config, [shape], layer_name="x")
         ops.output_shape(kind, config, [shape], layer_name="x")
+
+
+def test_every_op_function_is_a_registered_kind():
+    """The op tables in model.ops and the op kinds in model.kinds name the same ops."""
+    from nnvis_addon.model import kinds, ops
+    for table, names in ((ops._UNARY, kinds.OP_UNARY), (ops._BINARY, kinds.OP_BINARY),
+                         (ops._REDUCE, kinds.OP_REDUCE)):
+        assert {kinds.OP_PREFIX + n for n in table} == names
+        assert names <= ops.SUPPORTED and names <= set(ops.CONFIG_KEYS)

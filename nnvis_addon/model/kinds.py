@@ -54,8 +54,7 @@ PASS_THROUGH = POOL | IDENTITY | OP_UNARY | frozenset({
     "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ZeroPadding2D", "Cropping2D", "UpSampling2D",
     "Resizing", "CenterCrop", "RandomCrop", "Activation", "ReLU", "LeakyReLU", "ThresholdedReLU", "Softmax",
     "Rescaling", "Normalization", "LayerNormalization"}) | \
-    frozenset(kind for kind in ONE_D if kind not in ("Conv1D", "DepthwiseConv1D", "SeparableConv1D")) | \
-    THREE_D - {"Conv3D"}
+    (frozenset(ONE_D) | THREE_D) - KERNEL_CONV - DEPTHWISE
 
 # element-wise on several inputs
 MERGE = OP_BINARY | frozenset({"Add", "Subtract", "Multiply", "Maximum", "Minimum", "Average"})

@@ -866,15 +866,17 @@ def _op_concat_apply(config, weights, xs):
 
 
 def _register_ops() -> None:
-    """Every kinds.OP_* kind with the function above that computes it."""
-    for name, fn in _UNARY.items():
-        _register(kinds.OP_PREFIX + name,
-                  (lambda f: lambda config, weights, xs: f(config, _one_tensor(config, xs)))(fn),
-                  shape=lambda config, shapes: _one_tensor(config, shapes), arity=None)
-    for name, fn in _BINARY.items():
-        _register(kinds.OP_PREFIX + name, _binary_apply(fn), shape=_binary_shape, arity=None)
-    for name, fn in _REDUCE.items():
-        _register(kinds.OP_PREFIX + name, _reduce_apply(fn), shape=_reduce_shape, arity=None)
+    """Every kinds.OP_* kind with the function above that computes it (named there, found here)."""
+    def name(kind):
+        return kind[len(kinds.OP_PREFIX):]
+    for kind in sorted(kinds.OP_UNARY):
+        _register(kind, (lambda f: lambda config, weights, xs: f(config, _one_tensor(config, xs)))(
+            _UNARY[name(kind)]), shape=lambda config, shapes: _one_tensor(config, shapes),
+            arity=None)
+    for kind in sorted(kinds.OP_BINARY):
+        _register(kind, _binary_apply(_BINARY[name(kind)]), shape=_binary_shape, arity=None)
+    for kind in sorted(kinds.OP_REDUCE):
+        _register(kind, _reduce_apply(_REDUCE[name(kind)]), shape=_reduce_shape, arity=None)
     _register(kinds.OP_CONCAT, _op_concat_apply, shape=_op_concat_shape, arity=None)
 
 
