@@ -303,3 +303,16 @@ def test_every_op_function_is_a_registered_kind():
                          (ops._REDUCE, kinds.OP_REDUCE)):
         assert {kinds.OP_PREFIX + n for n in table} == names
         assert names <= ops.SUPPORTED and names <= set(ops.CONFIG_KEYS)
+
+
+def test_a_signal_probe_is_resized_along_its_length():
+    """A Conv1D model's probe of another length is resampled like an image row (linear,
+    half-pixel centres); one of other channels is refused naming its shape."""
+    from nnvis_addon.errors import NNVisError
+    from nnvis_addon.probe import load_probe
+    signal = np.stack([np.arange(4.0), 10 * np.arange(4.0)], axis=1)        # (4, 2)
+    got = load_probe(signal, (8, 2))
+    np.testing.assert_allclose(got[:, 0], [0, 0.25, 0.75, 1.25, 1.75, 2.25, 2.75, 3])
+    np.testing.assert_allclose(got[:, 1], 10 * got[:, 0])
+    with pytest.raises(NNVisError, match=r"shape \(4, 3\) can't be fitted .* \(8, 2\)"):
+        load_probe(np.zeros((4, 3)), (8, 2))
