@@ -53,16 +53,25 @@ IDENTITY = frozenset({
 PASS_THROUGH = POOL | IDENTITY | OP_UNARY | frozenset({
     "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ZeroPadding2D", "Cropping2D", "UpSampling2D",
     "Resizing", "CenterCrop", "RandomCrop", "Activation", "ReLU", "LeakyReLU", "ThresholdedReLU", "Softmax",
-    "Rescaling", "Normalization", "LayerNormalization"}) | \
+    "Rescaling", "Normalization", "LayerNormalization", "Square", "Sqrt", "Erf"}) | \
     (frozenset(ONE_D) | THREE_D) - KERNEL_CONV - DEPTHWISE
 
+# nnvis' own kinds (not Keras') that only move values: ONNX reshapes that reorder elements (a
+# channel shuffle), slices and gathers; their edges follow the elements (`ops.moved_elements`)
+MOVE = frozenset({"Rearrange", "Slice", "Gather"})
+
+# kinds only nnvis' ONNX import makes (its configs, not Keras'): a Keras file's class of that name
+# (a legacy file's custom `Slice` layer) is not one of them
+ONNX_ONLY = MOVE | {"Affine"}
+
 # element-wise on several inputs
-MERGE = OP_BINARY | frozenset({"Add", "Subtract", "Multiply", "Maximum", "Minimum", "Average"})
+MERGE = OP_BINARY | frozenset({"Add", "Subtract", "Multiply", "Divide", "Maximum", "Minimum",
+                               "Average"})
 
 # map i of the output comes from map i of each input alone: no fan of edges to spread out, so the
 # layout sets such a layer close behind its inputs
 MAPWISE = PASS_THROUGH | MERGE | DEPTHWISE | OP_REDUCE | frozenset({
-    "BatchNormalization", "Concatenate", OP_CONCAT, "LayerScale"})
+    "BatchNormalization", "Concatenate", OP_CONCAT, "LayerScale", "Affine"})
 
 
 @dataclass(frozen=True)
