@@ -40,7 +40,7 @@ class Layer:
 
     @property
     def is_image(self) -> bool:
-        """True for (H, W, C) outputs: 2D maps, what kernel windows and probes images are made of."""
+        """True for (H, W, C) outputs: 2D maps, what kernel windows and probe images are of."""
         return len(self.output_shape) == 3
 
     @property

@@ -823,7 +823,8 @@ def _lift_1d(kind: str, config: dict) -> dict:
 
 
 def _register_1d(kind: str, kind_2d: str) -> None:
-    """`kind` as `kind_2d` on (N, 1, L, C): its kernels get a leading axis of one, outputs lose it."""
+    """`kind` as `kind_2d` on (N, 1, L, C): its kernels gain a leading axis of one, outputs lose
+    it."""
     op = _OPS[kind_2d]
 
     def shape(config, shape):
@@ -834,7 +835,8 @@ def _register_1d(kind: str, kind_2d: str) -> None:
         return out[1:] if len(out) == 3 else out
 
     def weights(config, shape):
-        return [w[1:] if len(w) >= 4 else w for w in op.weights(_lift_1d(kind, config), (1, *shape))]
+        return [w[1:] if len(w) >= 4 else w
+                for w in op.weights(_lift_1d(kind, config), (1, *shape))]
 
     def apply(config, weights, x):
         y = op.apply(_lift_1d(kind, config), [w[None] if w.ndim >= 3 else w for w in weights],
@@ -844,10 +846,10 @@ def _register_1d(kind: str, kind_2d: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Keras 3 functional ops (kinds.OP_*): `x + 3.0`, `keras.ops.relu6(x)` in a Functional model. The op's
-# own parameters (axis, x_min, ...) are in its config; its operands — tensors and constants such as
-# the 3.0 — are the call's arguments, which keras_config records under OPERANDS_KEY in order, each
-# an input (``{"input": k}``: the op's k-th inbound tensor) or a constant.
+# Keras 3 functional ops (kinds.OP_*): `x + 3.0`, `keras.ops.relu6(x)` in a Functional model.
+# The op's own parameters (axis, x_min, ...) are in its config; its operands — tensors and
+# constants such as the 3.0 — are the call's arguments, which keras_config records under
+# OPERANDS_KEY in order, each an input (``{"input": k}``: its k-th inbound tensor) or a constant.
 
 OPERANDS_KEY = "_nnvis_operands"
 
@@ -955,7 +957,8 @@ def _reduce_apply(fn):
 
 
 def _op_concat_shape(config, shapes):
-    return _concat_shape(config, _operands(config, shapes, lambda v: np.shape(_numbers(v, "operand"))))
+    return _concat_shape(config, _operands(config, shapes,
+                                           lambda v: np.shape(_numbers(v, "operand"))))
 
 
 def _op_concat_apply(config, weights, xs):
