@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+TIER = "slow"
+
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = "64b9f76"          # the code of 2026-12-04, before issue 27
 SHIPPED = ("__init__.py", "blender_manifest.toml", "nnvis_addon", "operators", "panels")

@@ -14,6 +14,8 @@ from nnvis_addon.model.edges import EDGE_VALUE_MODES
 from nnvis_addon.options import SceneOptions
 from nnvis_addon.plan import plan_scene, skip_arc
 
+TIER = "oracle"
+
 CAP = 400
 
 

@@ -15,6 +15,8 @@ from nnvis_addon.atlas import as_cells, pack
 from nnvis_addon.layout import layout_network
 from nnvis_addon.model.edges import layer_edges
 
+TIER = "blender"
+
 HERE = Path(__file__).parent
 
 
