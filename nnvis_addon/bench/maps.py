@@ -1,11 +1,14 @@
 """`nnvis bench maps`: how much of each layer's feature maps a viewer sees past the edges.
 
 Measured on a built scene through its own camera at the middle frame, labels and overlays hidden,
-with three cheap Cycles renders (1 sample, no denoising — one sample a pixel makes a pixel's
-verdict the edges' coverage at that sample, so small and large resolutions agree on average):
-- an ID render, edges hidden, every object's material overridden by an emission of its pass index:
-  a layer's pixels are the ones it shows where no other layer stands in front of it;
-- the scene's own colours with the edges hidden, and with them shown.
+with cheap Cycles renders at 320×180, no denoising:
+- an ID render (1 sample), edges hidden, every object's material overridden by an emission of its
+  pass index: a layer's pixels are the ones it shows where no other layer stands in front of it;
+- the scene's own colours, shaded flat (at few samples light sampling is noise, and a transparent
+  edge in front shifts it), 8 samples a pixel (anti-aliased: a haze of edges thinner than a pixel
+  counts as it looks), with the edges hidden, and with them shown; 640×360 gives the same
+  shares within 2 points;
+- the scene as it renders at 1 sample: the network's share of the frame (test_picture's rule).
 A layer's pixel is *buried* when showing the edges changes its colour by more than `BURIED` of
 full scale (any channel, display values). `--networks` picks what to build (keras.applications
 networks with weights=None at 96×96, torchvision's resnet18 through ONNX, the digits CNN); the
@@ -14,6 +17,7 @@ table lists per network the median drawn layer's share of visible map pixels and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -24,6 +28,7 @@ import numpy as np
 
 BURIED = 0.12                       # of full scale: the edges changed the pixel's colour
 RESOLUTION = (320, 180)
+SAMPLES = 8                         # anti-aliased: a haze of thin edges counts as it looks
 NETWORKS = ("resnet50", "mobilenetv2", "densenet121", "resnet18-onnx", "digits")
 SIZE = 96                           # input side of the applications (the issue's 96×96)
 
@@ -68,6 +73,25 @@ def _id_material():
     return mat
 
 
+@contextlib.contextmanager
+def _flat():
+    """Every nnvis material shaded flat (pure emission, the Paper look's shading) for a while:
+    at one sample a pixel, light sampling is noise, and a transparent edge in front shifts it —
+    it would count as burial where the edge is invisible."""
+    import bpy
+    from .. import names
+    flats = [m.node_tree.nodes[names.FLAT].outputs[0] for m in bpy.data.materials
+             if m.node_tree and names.FLAT in m.node_tree.nodes]
+    kept = [socket.default_value for socket in flats]
+    for socket in flats:
+        socket.default_value = 1.0
+    try:
+        yield
+    finally:
+        for socket, value in zip(flats, kept):
+            socket.default_value = value
+
+
 def coverage(pixels: np.ndarray) -> float:
     """Share of the (n, 3) `pixels` that differ from the background (their median colour): what
     the network covers in a render with overlays and labels hidden."""
@@ -75,7 +99,8 @@ def coverage(pixels: np.ndarray) -> float:
     return float((np.abs(pixels - background).max(axis=1) > 0.03).mean())
 
 
-def visible_maps(scene, tmp: Path, resolution=RESOLUTION, frame: int | None = None) -> Measure:
+def visible_maps(scene, tmp: Path, resolution=RESOLUTION, frame: int | None = None,
+                 samples: int = SAMPLES) -> Measure:
     """Each drawn layer's visible and unburied map pixels in `scene` (changed: overlays and
     labels hidden, render settings) at `frame` (default: the middle one), and the network's
     coverage; renders go to `tmp`."""
@@ -90,17 +115,21 @@ def visible_maps(scene, tmp: Path, resolution=RESOLUTION, frame: int | None = No
     render = scene.render
     render.resolution_x, render.resolution_y = resolution
     render.resolution_percentage = 100
-    scene.cycles.samples = 1
+    scene.cycles.samples = samples
     scene.cycles.use_denoising = False
     scene.cycles.use_adaptive_sampling = False
     view_layer = scene.view_layers[0]
     compat.set_image_output(scene, "PNG")
-    for obj in edges:
-        obj.hide_render = True
-    bare = _render(scene, tmp / "without-edges.png")[:, :3]
-    for obj in edges:
-        obj.hide_render = False
-    full = _render(scene, tmp / "with-edges.png")[:, :3]
+    scene.cycles.samples = 1                # test_picture's coverage: the scene as it renders
+    covered = coverage(_render(scene, tmp / "coverage.png")[:, :3])
+    scene.cycles.samples = samples
+    with _flat():
+        for obj in edges:
+            obj.hide_render = True
+        bare = _render(scene, tmp / "without-edges.png")[:, :3]
+        for obj in edges:
+            obj.hide_render = False
+        full = _render(scene, tmp / "with-edges.png")[:, :3]
     buried = np.abs(full - bare).max(axis=1) > BURIED
     # the ID render: emission only, no world, exact float values
     for obj in edges:
@@ -111,6 +140,7 @@ def visible_maps(scene, tmp: Path, resolution=RESOLUTION, frame: int | None = No
     film, world = render.film_transparent, scene.world
     render.film_transparent, scene.world = True, None
     view_layer.material_override = _id_material()
+    scene.cycles.samples = 1                # one object a pixel
     compat.set_image_output(scene, "OPEN_EXR")
     render.image_settings.color_depth = "32"
     try:
@@ -129,7 +159,7 @@ def visible_maps(scene, tmp: Path, resolution=RESOLUTION, frame: int | None = No
     visible = np.bincount(index, minlength=len(layers) + 1)
     clear = np.bincount(index[~buried], minlength=len(layers) + 1)
     return Measure([LayerPixels(obj[names.LAYER], int(visible[k]), int(clear[k]))
-                    for k, obj in enumerate(layers, start=1)], coverage(full))
+                    for k, obj in enumerate(layers, start=1)], covered)
 
 
 def summary(found: list[LayerPixels]) -> tuple[float, LayerPixels]:
@@ -165,8 +195,8 @@ def source(name: str, folder: Path) -> Path:
     return path
 
 
-def measure(path: Path, resolution=RESOLUTION, keep: Path | None = None, **options
-            ) -> Measure:
+def measure(path: Path, resolution=RESOLUTION, keep: Path | None = None,
+            samples: int = SAMPLES, **options) -> Measure:
     """`path` imported at 1280×720's aspect with the dialog's `options` into an empty file of
     the running Blender (the extension installed), measured (the renders kept in `keep`)."""
     import bpy
@@ -177,9 +207,9 @@ def measure(path: Path, resolution=RESOLUTION, keep: Path | None = None, **optio
     import_with_operator(path, **options)
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
-        return visible_maps(bpy.context.scene, keep, resolution)
+        return visible_maps(bpy.context.scene, keep, resolution, samples=samples)
     with tempfile.TemporaryDirectory() as tmp:
-        return visible_maps(bpy.context.scene, Path(tmp), resolution)
+        return visible_maps(bpy.context.scene, Path(tmp), resolution, samples=samples)
 
 
 def table(rows: dict[str, Measure]) -> str:
@@ -199,6 +229,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=NETWORKS)
     p.add_argument("--resolution", default="320x180", help="WxH of the measuring renders")
     p.add_argument("--layers", action="store_true", help="also every layer's numbers")
+    p.add_argument("--samples", type=int, default=SAMPLES, help="of the colour renders")
     p.add_argument("--keep", type=Path, help="keep the renders in this folder")
     args = p.parse_args(argv)
     from ..packaging import build_extension, cache_dir, install_extension, start_blender
@@ -211,7 +242,8 @@ def main(argv: list[str]) -> int:
     resolution = tuple(int(v) for v in args.resolution.split("x"))
     rows = {}
     for name, path in paths.items():
-        rows[name] = measure(path, resolution, args.keep and args.keep / name)
+        rows[name] = measure(path, resolution, args.keep and args.keep / name,
+                             args.samples)
         if args.layers:
             for f in rows[name].layers:
                 print(f"{name:14s} {f.name:28s} {f.visible:7d} px {f.share:6.1%}", file=sys.stderr)
