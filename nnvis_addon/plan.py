@@ -19,7 +19,7 @@ from .atlas import Atlas
 from .bundling import density_bundle, structural_bundle
 from .errors import NNVisError
 from .layout import Placement
-from .model.edges import (EDGE_VALUE_MODES, Edges, cell_activations, connection_caps,
+from .model.edges import (EDGE_VALUE_MODES, KINDS, Edges, cell_activations, connection_caps,
                           connection_size, edge_values, layer_edges)
 from .model.keras_config import unsupported_reason
 from .model.network import Layer, Network
@@ -170,14 +170,20 @@ def inputs_per_cell(options, rows: int) -> int | None:
     return k or None
 
 
+def _has_edges(layer) -> bool:
+    """Whether nnvis knows the edges into ``layer``: not for a kind it does not know, such as a
+    recorded tensor made by a subclassed model's call() code (drawn from its recorded values)."""
+    return layer.kind in KINDS or layer.kind == blocks.KIND
+
+
 def edge_cap(network, drawable: set[str], options, per_cell: int | None = None) -> int | None:
     """Per-connection edge cap: `max_edges`, lowered until all connections fit `max_total_edges`
     (a connection counted at most `per_cell` inputs a target cell)."""
     sizes = [min(connection_size(network, layer, network.layer(src)),
                  per_cell * layer.cell_count if per_cell and layer.kind != blocks.KIND
                  else float("inf"))
-             for layer in network.layers
-             if layer.name in drawable for src in layer.inbound if src in drawable]
+             for layer in network.layers if layer.name in drawable and _has_edges(layer)
+             for src in layer.inbound if src in drawable]
     caps = [c for c in (options.max_edges, connection_caps(sizes, options.max_total_edges)
                         if options.max_total_edges else None) if c is not None]
     return min(caps) if caps else None
@@ -300,7 +306,7 @@ def plan_scene(run, options, aspect: float = 16 / 9,
     connections, drawn, total = [], 0, 0
     for k, layer in enumerate(network.layers):
         progress((len(network.layers) + k) / steps, f"Edges into {layer.name}")
-        if not layer.inbound or {layer.name, *layer.inbound} - drawable:
+        if not layer.inbound or {layer.name, *layer.inbound} - drawable or not _has_edges(layer):
             continue    # edges join drawn cells only; blocks stand unconnected
         total += sum(connection_size(network, layer, network.layer(n)) for n in layer.inbound)
         top_k = None if layer.kind == blocks.KIND else per_cell

@@ -6,6 +6,8 @@ resized (bilinear) to the model's input height/width and converted to its channe
 values are never guessed at — an array or `.npy` is fed as it is (a 0–255 array stays 0–255), an
 image file is read as [0, 1] pixel values, or as 0–255 when the model rescales its input itself
 (`pixels=255`: a Rescaling layer first, as in Keras' image tutorials; see `pixel_scale`).
+Nor is an array's layout guessed: it is read as the model takes it — H×W×C for a Keras model,
+C×H×W for a PyTorch recording or an ONNX file — and one that only fits the other is refused.
 A model with a variable input size (None) takes the probe's own height/width. Defaults: a
 `probe.npy`/`probe.png` next to the checkpoints, else a mid-grey image (0.5, or 128 with
 `pixels=255`) of the model's size, or DEFAULT_SIZE² when the model fixes none.
@@ -44,8 +46,8 @@ def load_probe(probe, input_shape: tuple, folder: Path | None = None,
     """A float32 array fitting `input_shape` (None sizes take the probe's own) from a path, an
     array, or the defaults; image files and the grey default are scaled to [0, `pixels`].
 
-    `order` "chw" (a PyTorch/ONNX model, see Network.input_order): an array in the model's own
-    (C, H, W) layout is transposed to the (H, W, C) `input_shape`.
+    `order` "chw" (a PyTorch/ONNX model, see Network.input_order): an array is read in the
+    model's own (C, H, W) layout and transposed to the (H, W, C) `input_shape` (`in_layout`).
     """
     if probe is None and folder is not None:
         probe = find_default(folder)
@@ -63,9 +65,7 @@ def load_probe(probe, input_shape: tuple, folder: Path | None = None,
                 raise NNVisError(f"{path}: not a readable .npy array ({exc})") from None
             if array.dtype.kind not in "fiub":
                 raise NNVisError(f"{path}: a .npy of {array.dtype}, not numbers")
-            array = _from_chw(array, input_shape) if order == "chw" else array
-            if array.ndim == len(input_shape) + 1 and array.shape[0] == 1:
-                array = array[0]
+            array = in_layout(array, input_shape, order, str(path))
             if _fits(array.shape, input_shape):
                 return array.astype(np.float32)
         elif path.suffix.lower() in IMAGE_SUFFIXES:
@@ -73,8 +73,7 @@ def load_probe(probe, input_shape: tuple, folder: Path | None = None,
         else:
             raise NNVisError(f"{path}: probe must be an image ({', '.join(IMAGE_SUFFIXES)}) or .npy")
         return fit(array, input_shape, str(path))
-    array = np.asarray(probe, np.float32)
-    array = _from_chw(array, input_shape) if order == "chw" else array
+    array = in_layout(np.asarray(probe, np.float32), input_shape, order, "probe array")
     if _fits(array.shape, input_shape):
         return np.ascontiguousarray(array)
     return fit(array, input_shape, "probe array")
@@ -140,12 +139,34 @@ def _fits(shape: tuple, input_shape: tuple) -> bool:
                                                   for s, d in zip(shape, input_shape))
 
 
-def _from_chw(array: np.ndarray, input_shape: tuple) -> np.ndarray:
-    """(C, H, W) or (1, C, H, W) → (H, W, C) when that is the model's input; else as it is."""
-    h, w, c = input_shape
-    if array.shape in ((c, h, w), (1, c, h, w)) and array.shape[-3:] != tuple(input_shape):
-        return array.reshape(c, h, w).transpose(1, 2, 0)
-    return array
+LAYOUTS = {"hwc": "H×W×C (Keras)", "chw": "C×H×W (PyTorch, ONNX)"}
+IMAGE_CHANNELS = (1, 3, 4)      # channel counts `fit` converts between (grey, RGB, RGBA)
+
+
+def in_layout(array: np.ndarray, input_shape: tuple, order: str, what: str) -> np.ndarray:
+    """A probe array (optionally with a batch of 1) as (H, W, C), read in the model's own layout
+    `order` ("hwc", or "chw" for a PyTorch/ONNX model: Network.input_order). Never guessed: an
+    array that fits only the other layout — exactly, or by its channel count — is refused with
+    a message naming both, as is one whose channels are no image's and not the model's."""
+    if array.ndim == len(input_shape) + 1 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim != 3 or len(input_shape) != 3:
+        return array
+    own = array if order == "hwc" else array.transpose(1, 2, 0)
+    other = array.transpose(1, 2, 0) if order == "hwc" else array
+    c = input_shape[2]
+    if _fits(own.shape, input_shape):
+        return own
+    if not _fits(other.shape, input_shape) and (c is None or own.shape[2] == c or (
+            own.shape[2] in IMAGE_CHANNELS and other.shape[2] != c)):
+        return own
+    h, w = ("H" if d is None else d for d in input_shape[:2])
+    want = (h, w, c or "C") if order == "hwc" else (c or "C", h, w)
+    swap = "transpose(1, 2, 0)" if order == "hwc" else "transpose(2, 0, 1)"
+    theirs = "chw" if order == "hwc" else "hwc"
+    raise NNVisError(f"{what}: shape {tuple(array.shape)} is not in this model's input layout, "
+                     f"{LAYOUTS[order]} {want}; nnvis does not guess the layout — an array in "
+                     f"{LAYOUTS[theirs]} order needs array.{swap} first")
 
 
 def read_image(path: Path) -> np.ndarray:

@@ -12,7 +12,7 @@ BLOCKED = ("bpy", "bmesh", "mathutils", "gpu", "tensorflow", "keras", "torch", "
            "onnxruntime")
 NEEDS_BPY = ("nnvis_addon.scene",)
 NEEDS_TRAINING = ("nnvis_addon.record.recorder", "nnvis_addon.record.from_checkpoints",
-                  "nnvis_addon.record.torch")
+                  "nnvis_addon.record.subclassed", "nnvis_addon.record.torch")
 
 BLOCK = """
 import importlib, json, sys

@@ -388,3 +388,20 @@ def test_hostile_configs_found_by_the_fuzzer_are_clear_errors(edit):
     edit(config)
     with pytest.raises(NNVisError, match="hostile.json"):
         network_from_config(config, "hostile.json")
+
+
+@pytest.mark.parametrize("inner", [7, [1, 2], "conv", None])
+def test_layer_entry_whose_config_is_no_object_beside_weights(seeds, tmp_path, inner):
+    """Issue 25: a `.keras` beside a weights file, one layer entry's `config` an integer (found by
+    fuzzing), raised AttributeError from the folder's discovery; now an NNVisError naming it."""
+    from nnvis_addon import load_run
+    members = _keras_members(seeds)
+    config = json.loads(members["config.json"])
+    config["config"]["layers"][1]["config"] = inner
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(tmp_path / "model.keras", "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    (tmp_path / "e01.weights.h5").write_bytes((seeds / "h5" / "model.weights.h5").read_bytes())
+    with pytest.raises(NNVisError, match="model.keras"):
+        load_run(tmp_path)

@@ -56,6 +56,25 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("names, epochs", [
+    (["w01.h5", "w02.h5", "w03.h5"], [1, 2, 3]),    # ModelCheckpoint("w{epoch:02d}.h5")
+    (["w03.h5"], [3]),                               # a lone zero-padded one
+    (["w1.h5", "w2.h5", "w3.h5"], [1, 2, 3]),        # the one part that differs
+    (["net16_a.h5", "net16_b.h5", "net16_c.h5"], [0, 1, 2])])  # a name's digits: natural order
+def test_epoch_numbers_glued_to_letters(names, epochs, tmp_path):
+    """Issue 25: `w01.h5 …` loaded as epochs 0, 1, 2 and a lone `w03` as epoch 0."""
+    expected = _expected("func")
+    for k, name in enumerate(names):
+        source = 3 if len(names) == 1 else k + 1
+        shutil.copy(DATA / "func" / "epochs_h5" / f"ep{source:02d}.h5", tmp_path / name)
+    run = load_run(tmp_path, probe=expected["probe"])
+    assert run.epochs == epochs
+    for epoch, source in zip(epochs, [3] if len(names) == 1 else [1, 2, 3]):
+        for layer in run.layers:
+            np.testing.assert_allclose(run.activations(layer.name, epoch),
+                                       expected[f"e{source}/{layer.name}"], rtol=RTOL, atol=ATOL)
+
+
 def _expected(case: str):
     return np.load(DATA / case.split("/")[0] / "expected.npz")
 

@@ -68,7 +68,8 @@ def test_json_architecture_and_tf2_checkpoints(digits_run, tmp_path):
 
 @pytest.mark.parametrize("name, epoch", [("epoch_07.weights.h5", 7), ("weights.03-0.42.keras", 3),
                                          ("ckpt-12", 12), ("model_v2_epoch-5.keras", 5),
-                                         ("final.keras", None)])
+                                         ("final.keras", None), ("w03.weights.h5", 3),
+                                         ("cp0007.ckpt", 7), ("VGG16.keras", None)])
 def test_epoch_numbers_from_file_names(name, epoch):
     assert epoch_number(name.split(".")[0] if "epoch" in name else name) == epoch
 

@@ -137,10 +137,15 @@ def test_recording_loads_without_torch_and_equals_the_hooks(recorded):
 
 
 def test_numpy_forward_from_recorded_weights_equals_the_recording(recorded):
-    """The Keras kinds and weights the recorder wrote compute what torch computed."""
+    """The Keras kinds and weights the recorder wrote compute what torch computed, from a probe
+    given in the (C, H, W) layout the model takes; the same probe as H×W×C is refused, not read
+    as a 1-channel image of another size (issue 25)."""
+    from nnvis_addon.errors import NNVisError
     out, oracle, _, probes = recorded
     run = load_run(out / "run")
-    fresh = load_run(out / "run", probe=probes[2].transpose(1, 2, 0))
+    fresh = load_run(out / "run", probe=probes[2])
+    with pytest.raises(NNVisError, match=r"C×H×W.*\(1, 8, 8\).*H×W×C"):
+        load_run(out / "run", probe=probes[2].transpose(1, 2, 0))
     for epoch in run.epochs:
         run.probe_index = 2
         for layer in run.layers:
@@ -185,6 +190,73 @@ def test_untraceable_model_falls_back_to_hook_order(tmp_path):
         np.testing.assert_allclose(run.activations("fc", 1), model(x)[0].numpy(), rtol=RTOL)
 
 
+class BranchyInPlace(Branchy):
+    """Untraceable, and an in-place ReLU module overwriting the conv's output."""
+
+    def __init__(self):
+        super().__init__()
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        x = self.relu(self.conv(x))
+        if x.sum() > 1e9:
+            x = x * 2
+        return self.fc(torch.flatten(x, 1))
+
+
+def test_hook_order_recording_keeps_outputs_before_in_place_ops(tmp_path):
+    from nnvis_addon.record.torch import Recorder
+    torch.manual_seed(0)
+    model, probes = BranchyInPlace(), torch.randn(2, 1, 8, 8)
+    with pytest.warns(UserWarning, match="torch.fx cannot trace"):
+        with Recorder(model, tmp_path / "run", probes=probes) as rec:
+            rec.epoch_end(1, loss=1.0)
+    run = load_run(tmp_path / "run")
+    assert [l.name for l in run.layers] == ["input", "conv", "relu", "fc"]
+    with torch.no_grad():
+        conv = model.conv(probes)[0].numpy().transpose(1, 2, 0)
+    assert conv.min() < 0
+    np.testing.assert_allclose(run.activations("conv", 1), conv, rtol=RTOL, atol=1e-6)
+    np.testing.assert_allclose(run.activations("relu", 1), np.maximum(conv, 0), rtol=RTOL,
+                               atol=1e-6)
+
+
+class Chunky(nn.Module):
+    """shufflenet's split: `x.chunk(2, dim=1)` returns a tuple, its halves are `getitem` nodes."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 4, 3, padding=1)
+        self.branch = nn.Conv2d(2, 2, 3, padding=1)
+        self.head = nn.Linear(4 * 8 * 8, 3)
+
+    def forward(self, x):
+        a, b = self.stem(x).chunk(2, dim=1)
+        x = torch.relu(torch.cat([a, self.branch(b)], dim=1))
+        return self.head(torch.flatten(x, 1))
+
+
+def test_a_split_into_several_tensors_keeps_the_layers_after_it(tmp_path):
+    """The layers after a chunk were left out (the tuple was no layer, so nothing after it had a
+    recorded input): the recording stopped at shufflenet's first split."""
+    from nnvis_addon.record.torch import Recorder
+    torch.manual_seed(0)
+    model, probes = Chunky(), torch.randn(2, 1, 8, 8)
+    with pytest.warns(UserWarning, match="no Keras kind for getitem"):
+        with Recorder(model, tmp_path / "run", probes=probes) as rec:
+            rec.epoch_end(1, loss=1.0)
+    run = load_run(tmp_path / "run")
+    layers = {l.name: l for l in run.layers}
+    assert {"branch", "cat", "relu", "head"} <= set(layers)
+    assert layers["getitem"].inbound == ["stem"] and layers["branch"].inbound == ["getitem_1"]
+    assert layers["cat"].inbound == ["getitem", "branch"]
+    want = hook_outputs(model, probes)
+    for name in ("stem", "branch", "head"):
+        np.testing.assert_allclose(run.activations(name, 1), want[name][0], rtol=RTOL, atol=1e-6)
+    np.testing.assert_allclose(run.activations("getitem_1", 1), want["stem"][0][..., 2:],
+                               rtol=RTOL, atol=1e-6)
+
+
 def test_module_without_a_keras_kind_is_recorded_as_a_block(tmp_path):
     """nn.Upsample has no rule: it is recorded (activations, shape) under kind torch.Upsample,
     with a warning; nnvis shows it from the recording."""
@@ -220,3 +292,71 @@ def test_every_other_epoch_and_the_last_at_close(tmp_path):
     run = load_run(tmp_path / "run")
     assert run.epochs == [2, 4, 5]
     assert sorted(run.metrics) == [1, 2, 3, 4, 5] and run.metrics[3]["loss"] == pytest.approx(1 / 3)
+
+
+def cloned_calls(model, x) -> dict[str, np.ndarray]:
+    """Every leaf module's output for `x` (eval, no_grad), cloned as it leaves the module, call by
+    call under the Recorder's names (a module run twice: `name`, `name:1`), channels-last; and
+    each torchvision BasicBlock's residual sum `out += identity`, the input of the block's second
+    ReLU call, under torch.fx's names for it (`add`, `add_1`, ...)."""
+    from torchvision.models.resnet import BasicBlock
+    found, handles = {}, []
+
+    def keep(key, t):
+        found[key] = t.detach().clone().numpy()
+
+    def out_hook(name):
+        def hook(module, args, out):
+            calls = sum(1 for k in found if k.split(":")[0] == name)
+            keep(name if not calls else f"{name}:{calls}", out)
+        return hook
+
+    for name, module in model.named_modules():
+        if name and not list(module.children()):
+            handles.append(module.register_forward_hook(out_hook(name)))
+    blocks = [m for m in model.modules() if isinstance(m, BasicBlock)]
+    for i, block in enumerate(blocks):
+        seen = []
+
+        def residual(module, args, i=i, seen=seen):
+            seen.append(1)
+            if len(seen) % 2 == 0:                  # the second ReLU call: after `out += identity`
+                keep("add" if i == 0 else f"add_{i}", args[0])
+        handles.append(block.relu.register_forward_pre_hook(residual))
+    model.eval()
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    return {k: v.transpose(0, 2, 3, 1) if v.ndim == 4 else v for k, v in found.items()}
+
+
+def test_resnet18_in_place_relus_record_each_output_as_it_left_its_module(tmp_path):
+    """torchvision's ReLU(inplace=True) overwrites the tensor a batch norm or a residual `+=`
+    returned; the Recorder keeps each output as it left its call (issue 25: they were stored
+    after the ReLU)."""
+    torchvision = pytest.importorskip("torchvision")
+    from nnvis_addon.record.torch import Recorder
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None, num_classes=4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 4, (8,))
+    probes, oracle = x[:2], {}
+    with Recorder(model, tmp_path / "run", probes=probes) as rec:
+        for epoch in (1, 2):
+            model.train()
+            for k in (0, 4):
+                opt.zero_grad()
+                nn.functional.cross_entropy(model(x[k:k + 4]), y[k:k + 4]).backward()
+                opt.step()
+            rec.epoch_end(epoch, loss=1.0)
+            oracle[epoch] = cloned_calls(model, probes)
+    run = load_run(tmp_path / "run")
+    names = {l.name for l in run.layers}
+    assert {"bn1", "layer1.0.bn1", "add", "add_7", "layer4.1.relu:1"} <= names
+    assert set(oracle[1]) <= names and len(names - set(oracle[1])) == 2   # the input, flatten
+    for epoch in run.epochs:
+        for name, want in oracle[epoch].items():
+            got = np.stack([run.activations(name, epoch) for run.probe_index in range(2)])
+            np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-6,
+                                       err_msg=f"{name} epoch {epoch}")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import budget
-from ..io import keras_files, onnx, recording, saved_model, tensorbundle, tf_checkpoint
+from ..io import discover, keras_files, onnx, recording, saved_model, tensorbundle, tf_checkpoint
 from ..model.forward import forward_batch_partial
 from ..model.keras_config import network_from_config
 from ..model.onnx_graph import network_from_onnx
@@ -192,9 +192,10 @@ class SavedModelMetadata:
 
 
 class Keras:
-    """A `.keras` zip (config.json, metadata.json, model.weights.h5)."""
+    """A `.keras` zip (config.json, metadata.json, model.weights.h5), with its weights also
+    beside it as an epoch's `.weights.h5`, so the folder's discovery reads the config too."""
     name = "keras"
-    FILE = "model.keras"
+    FILE, BESIDE = "model.keras", "e01.weights.h5"
 
     def __init__(self, seeds: Path):
         self.zip = (seeds / "keras" / self.FILE).read_bytes()
@@ -203,9 +204,12 @@ class Keras:
         self.network = network_from_config(json.loads(self.members["config.json"]), "seed")
 
     def seed_files(self) -> dict[str, bytes]:
-        return {self.FILE: self.zip}
+        return {self.FILE: self.zip, self.BESIDE: self.members["model.weights.h5"]}
 
     def variant(self, rng) -> dict[str, bytes]:
+        return {**self._variant(rng), self.BESIDE: self.members["model.weights.h5"]}
+
+    def _variant(self, rng) -> dict[str, bytes]:
         members = [mu.zip_member(name, data) for name, data in self.members.items()]
         r = rng.random()
         if r < 0.25:
@@ -262,7 +266,8 @@ class Keras:
             members.insert(i, mu.zip_member(name, rng.randbytes(rng.randint(0, 64))))
 
     def steps(self, folder: Path):
-        return _network_then_weights(folder / self.FILE, self.network)
+        return [lambda: discover.discover(folder)] + \
+            _network_then_weights(folder / self.FILE, self.network)
 
 
 class H5:
@@ -390,9 +395,10 @@ class ONNX:
 
 class MultiInput:
     """A multi-input, multi-output Functional architecture (a shared layer, RandomCrop) with its
-    `.weights.h5`: the config (inputs, outputs, calls) or the weights varied, then the network,
-    its weights, and — for networks the memory budget admits, as `load_run` checks — the default
-    probes (one per input) through the forward pass."""
+    `.weights.h5`: the config (inputs, outputs, calls) or the weights varied, then the folder's
+    discovery (which compares the architectures beside weights), the network, its weights, and —
+    for networks the memory budget admits, as `load_run` checks — the default probes (one per
+    input) through the forward pass."""
     name = "multi-input"
     JSON, WEIGHTS = "model.json", "model.weights.h5"
     BUDGET = 64 << 20
@@ -426,7 +432,7 @@ class MultiInput:
                     budget.estimate(net, 1, 1)["total"] > self.BUDGET:
                 return
             forward_batch_partial(net, found["weights"], load_probes(None, net))
-        return [network, weights, forward]
+        return [lambda: discover.discover(folder), network, weights, forward]
 
 
 FORMATS = {f.name: f for f in (TF2, Keras, H5, Recording, Keras2Checkpoint, LegacyH5,

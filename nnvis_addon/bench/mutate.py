@@ -220,8 +220,29 @@ def mutate_json_value(rng, value):
     return value
 
 
+_SHAPES = (None, True, 0, 7, -1, 2 ** 40, 1.5, "", "x", [], [None], [1, 2], [[]], {}, {"name": 3})
+
+
+def mutate_json_shape(rng, value):
+    """The value with one of its objects or lists (a layer entry, its `config`, a node list)
+    replaced by a value of another shape — a number, a string, None, a list or an object: what a
+    reader that indexes or `.get`s a part before checking its type trips on. Half the time a
+    sibling key goes too, so that readers' fallbacks (`entry.get("name") or entry["config"]…`)
+    reach the replaced part."""
+    slots = [(c, k) for c, k in _slots(value, []) if isinstance(c[k], (dict, list))]
+    if not slots:
+        return mutate_json_value(rng, value)
+    container, key = rng.choice(slots)
+    container[key] = rng.choice([v for v in _SHAPES if type(v) is not type(container[key])])
+    siblings = [k for k in container if k != key] if isinstance(container, dict) else []
+    if siblings and rng.random() < 0.5:
+        del container[rng.choice(siblings)]
+    return value
+
+
 def mutate_json(rng, text: bytes) -> bytes:
-    """A JSON document with one structural edit (or, now and then, a raw byte edit)."""
+    """A JSON document with one structural edit (or, now and then, a raw byte edit); a third of
+    the edits change a part's shape (`mutate_json_shape`)."""
     if rng.random() < 0.2:
         return mutate_bytes(rng, text)
     try:
@@ -229,7 +250,8 @@ def mutate_json(rng, text: bytes) -> bytes:
     except ValueError:
         return mutate_bytes(rng, text)
     for _ in range(rng.choice((1, 1, 1, 2, 3))):
-        value = mutate_json_value(rng, value)
+        edit = mutate_json_shape if rng.random() < 0.35 else mutate_json_value
+        value = edit(rng, value)
     return _dumps(value)
 
 

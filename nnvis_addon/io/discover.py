@@ -8,8 +8,11 @@ folder of per-epoch checkpoints of one of those kinds, SavedModels included. An 
 
 Epoch numbers come from epoch-like parts of the names only: the number after `epoch`/`ep`/`e`,
 TF's `<name>-N` / `cp-N.ckpt`, else the first number standing alone between separators
-(`weights.03-0.42` → 3, `model_07` → 7). Digits glued to letters are a model's name, not an epoch
-(`ResNet50.keras`, `VGG16`); names without usable numbers are taken in natural order as 0, 1, ...
+(`weights.03-0.42` → 3, `model_07` → 7), else a zero-padded number glued to letters (`w03`,
+`cp0007`: ModelCheckpoint's `{epoch:02d}`). Other digits glued to letters are a model's name, not
+an epoch (`ResNet50.keras`, `VGG16`) — unless they are the one part that differs between a
+folder's files (`w1.h5`, `w2.h5`); names without usable numbers are taken in natural order as 0,
+1, ...
 The architecture beside weights is whichever `.json`, `.keras` or full `.h5` *is* a model config
 (sniffed; a history or label JSON is ignored); several different ones are an error naming them.
 """
@@ -61,7 +64,8 @@ def epoch_number(name: str) -> int | None:
     stem = _stem(name)
     for pattern in (r"(?:^|[^a-z])(?:epoch|ep|e)[^0-9a-z]*(\d+)(?![0-9a-z])",
                     r"-(\d+)$",
-                    r"(?:^|[^0-9a-z])(\d+)(?![0-9a-z])"):
+                    r"(?:^|[^0-9a-z])(\d+)(?![0-9a-z])",
+                    r"[a-z](0\d+)(?![0-9a-z])"):
         m = re.search(pattern, stem, re.IGNORECASE)
         if m:
             return int(m.group(1))
@@ -73,8 +77,21 @@ def _numbered(paths: list[Path], kind: str) -> list[EpochSource]:
     paths = sorted(paths, key=lambda p: _natural_key(p.name))
     numbers = [epoch_number(p.name) for p in paths]
     if None in numbers or len(set(numbers)) != len(numbers):
-        numbers = list(range(len(paths)))
+        numbers = _differing_number([p.name for p in paths]) or list(range(len(paths)))
     return sorted((EpochSource(n, p, kind) for n, p in zip(numbers, paths)), key=lambda s: s.epoch)
+
+
+def _differing_number(names: list[str]) -> list[int] | None:
+    """Each name's number at the one place where the names differ (`w1`, `w2`, `w3` → 1, 2, 3),
+    or None: names that differ elsewhere too, or in no number, or repeat one."""
+    parts = [re.split(r"(\d+)", _stem(n)) for n in names]
+    if len(names) < 2 or len({len(p) for p in parts}) != 1:
+        return None
+    differing = [k for k in range(len(parts[0])) if len({p[k] for p in parts}) > 1]
+    if len(differing) != 1 or differing[0] % 2 == 0:           # odd places hold the numbers
+        return None
+    numbers = [int(p[differing[0]]) for p in parts]
+    return numbers if len(set(numbers)) == len(numbers) else None
 
 
 def _single(path: Path, kind: str, weights: Path | None = None) -> EpochSource:
@@ -110,9 +127,13 @@ def _architecture_beside(folder: Path, exclude: frozenset = frozenset()) -> Path
 
 
 def _layer_list(path: Path) -> str:
+    """The (class, name) of every layer entry, to tell different architectures apart; entries of
+    any shape are only compared here (the config reader names what is wrong with them)."""
+    def name(entry: dict):
+        inner = entry.get("config")
+        return entry.get("name") or (inner.get("name") if isinstance(inner, dict) else None)
     layers = keras_files.read_architecture(path)["config"]["layers"]
-    return repr([(e.get("class_name"), e.get("name") or (e.get("config") or {}).get("name"))
-                 for e in layers if isinstance(e, dict)])
+    return repr([(e.get("class_name"), name(e)) for e in layers if isinstance(e, dict)])
 
 
 def discover(path) -> Discovery:

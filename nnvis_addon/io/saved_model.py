@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import NNVisError
+from ..errors import RECORD_SUBCLASSED, NNVisError
 from .object_graph import LEN, VARINT, parse_message, text
 
 METADATA = "keras_metadata.pb"
@@ -76,8 +76,7 @@ def read_architecture(folder) -> dict:
         config = metadata.get("model_config") if isinstance(metadata, dict) else None
         if not isinstance(config, dict):
             raise NNVisError(f"{path}: the saved root object is not a Sequential or "
-                             "Functional model (a subclassed model has no architecture; "
-                             "record it with nnvis' Recorder instead)")
+                             f"Functional model: {RECORD_SUBCLASSED}")
         version = metadata.get("keras_version")
         return {**config, "keras_version": version} if isinstance(version, str) else config
     raise NNVisError(f"{path}: no root object in the Keras metadata")

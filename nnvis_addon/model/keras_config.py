@@ -9,7 +9,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import replace
 
-from ..errors import NNVisError
+from ..errors import RECORD_SUBCLASSED, NNVisError
 from . import keras2, ops
 from .network import Layer, Network
 
@@ -60,7 +60,15 @@ def network_from_config(config: dict, source: str) -> Network:
         layers.append(Layer(name=layer_name, kind=kind, config=layer_config, inbound=inbound,
                             output_shape=() if out is None else out, weight_shapes=weights))
     return Network(name=name, layers=layers, input_names=endpoint_names(config, "input_layers"),
-                   output_names=endpoint_names(config, "output_layers"))
+                   output_names=endpoint_names(config, "output_layers"),
+                   input_order=_input_order(config))
+
+
+def _input_order(config: dict) -> str:
+    """"chw" where the config says its model takes (C, H, W) inputs (nnvis' extension, written by
+    the PyTorch Recorder: `config.input_order`), else Keras' "hwc"."""
+    body = config.get("config") if isinstance(config, dict) else None
+    return "chw" if isinstance(body, dict) and body.get("input_order") == "chw" else "hwc"
 
 
 def endpoint_names(config: dict, key: str) -> tuple[str, ...]:
@@ -246,8 +254,7 @@ def layer_graph(config: dict, source: str, depth: int = 0
     model_kind = config.get("class_name")
     if not isinstance(model_kind, str) or model_kind not in MODEL_KINDS:
         raise NNVisError(f"{source}: model class {model_kind!r} is not one of "
-                         f"{', '.join(sorted(MODEL_KINDS))}: a subclassed model's file has no layer "
-                         "graph; record its training with nnvis_addon.record.Recorder instead")
+                         f"{', '.join(sorted(MODEL_KINDS))}: {RECORD_SUBCLASSED}")
     body = config.get("config")
     if not isinstance(body, dict):
         raise NNVisError(f"{source}: the model has no 'config' object")

@@ -19,8 +19,8 @@ import numpy as np
 from ..errors import NNVisError
 from . import kinds
 from .kernels import (ACTIVATIONS, Unsupported, activate, avg_pool, axis_padding, check_activation,
-                      conv2d, depthwise_conv2d, max_pool, out_length, resize_bilinear,
-                      smart_resize, softmax, upsample)
+                      conv2d, depthwise_conv2d, max_pool, out_length, precise_mean,
+                      resize_bilinear, smart_resize, softmax, upsample)
 
 __all__ = ["ACTIVATIONS", "CONFIG_KEYS", "SUPPORTED", "Unsupported", "apply",
            "check_supported", "output_shape", "unread_keys", "weight_shapes"]
@@ -611,7 +611,7 @@ _register("DepthwiseConv2D", _depthwise_apply, shape=_depthwise_shape, weights=_
 _register("SeparableConv2D", _separable_apply, shape=_conv2d_shape, weights=_separable_weights)
 _register("MaxPooling2D", _pool_apply(max_pool), shape=_pool_shape)
 _register("AveragePooling2D", _pool_apply(avg_pool), shape=_pool_shape)
-_register("GlobalAveragePooling2D", _global_pool_apply(np.mean), shape=_global_pool_shape)
+_register("GlobalAveragePooling2D", _global_pool_apply(precise_mean), shape=_global_pool_shape)
 _register("GlobalMaxPooling2D", _global_pool_apply(np.max), shape=_global_pool_shape)
 _register("ZeroPadding2D", _zero_pad_apply, shape=_zero_pad_shape)
 _register("Cropping2D", _crop_apply, shape=_crop_shape)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import NNVisError
 from ..io.recording import read_recording, RecordingWriter
-from .recorder import activation_model, recorded_layers, snapshot
+from .recorder import activation_model
 
 
 def _load_architecture(path: str):
@@ -47,8 +47,7 @@ def record_checkpoints(architecture_path, epoch_files, probes, out, labels=None,
     model = _load_architecture(architecture_path)
     probes = np.asarray(probes, dtype=np.float32)
     act_model = activation_model(model, probes)
-    writer = RecordingWriter(out, model.to_json(),
-                             [layer.name for layer in recorded_layers(model)], probes, labels,
+    writer = RecordingWriter(out, act_model.architecture(), act_model.names(), probes, labels,
                              class_names, model.name)
     for epoch, path in epoch_files:
         try:
@@ -58,5 +57,5 @@ def record_checkpoints(architecture_path, epoch_files, probes, out, labels=None,
         except (OSError, ValueError, KeyError) as e:
             raise NNVisError(f"{path}: cannot load its weights into the model from "
                              f"{architecture_path} ({e})") from None
-        writer.write_epoch(epoch, *snapshot(model, act_model, probes))
+        writer.write_epoch(epoch, *act_model.snapshot(probes))
     return read_recording(writer.path)

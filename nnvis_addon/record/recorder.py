@@ -1,6 +1,7 @@
 """The Keras callback that records a training run for nnvis (format: nnvis_addon/io/recording.py).
 
-Only this module and from_checkpoints.py import Keras; ``nnvis_addon.record`` loads them lazily.
+Only this module, subclassed.py and from_checkpoints.py import Keras; ``nnvis_addon.record`` loads
+them lazily.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from ..errors import NNVisError
 from ..io.recording import RecordingWriter
+from .subclassed import CallGraph, is_subclassed
 
 _PROBE_BATCH = 32
 
@@ -56,10 +58,12 @@ class ActivationModel:
         nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
         outs = [_call(model, layer)[1] for layer in model.layers]
         feeds = [_call(model, layer)[0] for layer in nested]
+        self.model = model
         self.outer = keras.Model(inputs if inputs is not None else model.inputs[0],
                                  outs + feeds + [model.outputs[0]])
         self.inner = {layer.name: ActivationModel(layer, layer.inputs[0]) for layer in nested}
         self.layers = model.layers
+        self.output_size = self.outer.outputs[-1].shape[-1]
 
     def __call__(self, probes, training=False) -> list:
         outs = list(self.outer(probes, training=training))
@@ -75,19 +79,43 @@ class ActivationModel:
                 found.append(out)
         return found + [outs[-1]]
 
+    def names(self) -> list[str]:
+        """The recorded layers' names, in the recording's order."""
+        return [layer.name for layer in recorded_layers(self.model)]
 
-def activation_model(model, probes: np.ndarray) -> ActivationModel:
-    """The ``ActivationModel`` of ``model``.
+    def architecture(self) -> str:
+        return self.model.to_json()
+
+    def snapshot(self, probes: np.ndarray):
+        """(weights, activations, predictions) of the model now, as numpy, ready for write_epoch;
+        nested models' layers under their own names (``recorded_layers``).
+
+        Calls the extractor directly in inference mode (no ``predict``), so under tf.distribute it
+        runs on this process alone, with no collective ops the other workers would have to join."""
+        chunks = [self(probes[i:i + _PROBE_BATCH], training=False)
+                  for i in range(0, len(probes), _PROBE_BATCH)]
+        outs = [np.concatenate([keras.ops.convert_to_numpy(c[k]) for c in chunks])
+                for k in range(len(chunks[0]))]
+        layers = recorded_layers(self.model)
+        weights = {layer.name: layer.get_weights() for layer in layers}
+        activations = {layer.name: out for layer, out in zip(layers, outs)}
+        return weights, activations, outs[-1]
+
+
+def activation_model(model, probes: np.ndarray):
+    """What records ``model``: its ``ActivationModel``, or for a subclassed model the
+    ``subclassed.CallGraph`` of its sublayer calls on the probes (same interface).
 
     Refuses (NNVisError) models it cannot record and probes that don't fit the model's input."""
     got = tuple(probes.shape)
+    if is_subclassed(model):
+        return CallGraph(model, probes)
     try:
         inputs, outputs = model.inputs, model.outputs
-    except AttributeError:      # subclassed, or Sequential without keras.Input and not built
+    except AttributeError:      # a Sequential without keras.Input, not built
         raise NNVisError(f"Recorder: model '{model.name}' has no defined input shape to check the "
-                         f"probes {got} against; record a Functional model, or a Sequential one "
-                         "that starts with keras.Input(shape) (or call model.build(input_shape) "
-                         "before fit)") from None
+                         f"probes {got} against; start the Sequential with keras.Input(shape) "
+                         "(or call model.build(input_shape) before fit)") from None
     if len(inputs) != 1 or len(outputs) != 1:
         raise NNVisError(f"Recorder: model '{model.name}' has {len(inputs)} inputs and "
                          f"{len(outputs)} outputs; only single-input, single-output models "
@@ -98,22 +126,6 @@ def activation_model(model, probes: np.ndarray) -> ActivationModel:
         raise NNVisError(f"Recorder: probes of shape {got} do not fit model '{model.name}', "
                          f"which expects input shape {expected}")
     return ActivationModel(model)
-
-
-def snapshot(model, act_model, probes: np.ndarray):
-    """(weights, activations, predictions) of ``model`` now, as numpy, ready for write_epoch;
-    nested models' layers under their own names (``recorded_layers``).
-
-    Calls the activation model directly in inference mode (no ``predict``), so under tf.distribute
-    it runs on this process alone, with no collective ops the other workers would have to join."""
-    chunks = [act_model(probes[i:i + _PROBE_BATCH], training=False)
-              for i in range(0, len(probes), _PROBE_BATCH)]
-    outs = [np.concatenate([keras.ops.convert_to_numpy(c[k]) for c in chunks])
-            for k in range(len(chunks[0]))]
-    layers = recorded_layers(model)
-    weights = {layer.name: layer.get_weights() for layer in layers}
-    activations = {layer.name: out for layer, out in zip(layers, outs)}
-    return weights, activations, outs[-1]
 
 
 def is_chief(model) -> bool:
@@ -191,15 +203,14 @@ class Recorder(keras.callbacks.Callback):
         if self._act_model_of is not model:
             self._act_model = activation_model(model, self.probes)
             self._act_model_of = model
-            n_out = self._act_model.outer.outputs[-1].shape[-1]
+            n_out = self._act_model.output_size
             if self.class_names is not None and n_out != len(self.class_names):
                 raise NNVisError(f"Recorder: {len(self.class_names)} class names but model "
                                  f"'{model.name}' outputs {n_out} scores")
         self._chief = is_chief(model)
         if self._chief and self._writer is None:
-            self._writer = RecordingWriter(self.path, model.to_json(),
-                                           [layer.name for layer in recorded_layers(model)],
-                                           self.probes,
+            self._writer = RecordingWriter(self.path, self._act_model.architecture(),
+                                           self._act_model.names(), self.probes,
                                            self.labels, self.class_names, model.name)
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -219,5 +230,4 @@ class Recorder(keras.callbacks.Callback):
 
     def _record(self, metrics):
         if self._chief:
-            weights, activations, predictions = snapshot(self.model, self._act_model, self.probes)
-            self._writer.write_epoch(self._epoch, weights, activations, predictions, metrics)
+            self._writer.write_epoch(self._epoch, *self._act_model.snapshot(self.probes), metrics)

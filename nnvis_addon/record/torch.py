@@ -28,6 +28,7 @@ from torch.nn import functional as F
 from ..errors import NNVisError
 from ..io.recording import RecordingWriter
 from ..model.kernels import ceil_mode_extra
+from .architecture import RecordedLayer, functional_config, unique
 
 _PROBE_BATCH = 32
 _ACTIVATION_MODULES = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.Hardswish: "hard_swish",
@@ -190,6 +191,14 @@ def _function_layer(target, args, kwargs, in_shapes, out_shape, tensor_args):
     raise _Unknown(getattr(target, "__name__", str(target)))
 
 
+def _kept(value):
+    """A call's output as it leaves the call: a detached copy on the CPU, so that an in-place op
+    after it (``nn.ReLU(inplace=True)``, ``out += identity``) cannot change what was recorded."""
+    if not isinstance(value, torch.Tensor):
+        return value
+    return value.detach().to("cpu", copy=True)
+
+
 def _channels_last(t: torch.Tensor) -> np.ndarray:
     a = t.detach().float().cpu().numpy()
     return a.transpose(0, 2, 3, 1) if a.ndim == 4 else a
@@ -201,16 +210,10 @@ def _shape(t: torch.Tensor) -> tuple:
 
 
 @dataclasses.dataclass
-class _Layer:
-    """One recorded layer: its Keras entry, and the module its weights come from (if any)."""
-    name: str
-    kind: str
-    config: dict
-    inbound: list
-    shape: tuple
+class _Layer(RecordedLayer):
+    """A recorded layer and the module its weights come from (if any)."""
     module: nn.Module | None = None
     in_shapes: list = dataclasses.field(default_factory=list)
-    warning: str | None = None
 
     def weights(self) -> list[np.ndarray]:
         if self.module is None:
@@ -248,25 +251,33 @@ class _Graph:
         outputs = self._run_fx(probe)
         modules = dict(self.model.named_modules())
         self.layers, self.node_layer = [], {}
-        taken = set()
+        taken, shapes = set(), {}
+        through = {}        # a call returning several tensors (chunk, split): the layers it reads
         for node in self.gm.graph.nodes:
             value = outputs.get(node.name)
             if node.op == "output":
                 self.output_node = node.args[0]
                 continue
             if node.op == "placeholder":
-                name = _unique(node.name, taken)
+                name = unique(node.name, taken)
                 self.layers.append(_Layer(name, "InputLayer", {}, [], _shape(value)))
                 self.node_layer[node.name] = name
+                shapes[name] = _shape(value)
                 continue
-            sources = [a for a in _arg_nodes(node) if a.name in self.node_layer]
+            sources = [a for a in _arg_nodes(node) if a.name in self.node_layer
+                       or a.name in through]
+            inbound = [n for a in sources
+                       for n in through.get(a.name) or [self.node_layer[a.name]]]
+            if sources and isinstance(value, (tuple, list)) and value and \
+                    all(isinstance(v, torch.Tensor) for v in value):
+                through[node.name] = inbound  # its items (getitem nodes) are the layers
+                continue
             if not isinstance(value, torch.Tensor) or not sources:
                 continue                      # constants, shapes, parameters: not layers
-            inbound = [self.node_layer[a.name] for a in sources]
-            in_shapes = [_shape(outputs[a.name]) for a in sources]
+            in_shapes = [shapes[n] for n in inbound]
             shape = _shape(value)
             module = modules.get(node.target) if node.op == "call_module" else None
-            name = _unique(str(node.target) if module is not None else node.name, taken)
+            name = unique(str(node.target) if module is not None else node.name, taken)
             try:
                 if module is not None:
                     kind, config, _ = _module_layer(module, in_shapes, shape)
@@ -277,9 +288,10 @@ class _Graph:
             except _Unknown as exc:
                 kind, config = f"torch.{exc}", {}
                 warning = f"layer {name!r}: no Keras kind for {exc}; recorded, drawn as a block"
-            self.layers.append(_Layer(name, kind, config, inbound, shape, module, in_shapes,
-                                      warning))
+            self.layers.append(_Layer(name, kind, config, inbound, shape, warning,
+                                      module=module, in_shapes=in_shapes))
             self.node_layer[node.name] = name
+            shapes[name] = shape
         self.mode = "fx"
 
     def _run_fx(self, probe) -> dict:
@@ -289,10 +301,10 @@ class _Graph:
         class Capture(torch.fx.Interpreter):
             def run_node(self, n):
                 result = super().run_node(n)
-                outputs[n.name] = result
+                outputs[n.name] = _kept(result) if n.op.startswith("call_") else result
                 return result
 
-        outputs["__output__"] = Capture(self.gm).run(probe)
+        outputs["__output__"] = Capture(self.gm).run(probe.clone())
         return outputs
 
     # -------------------------------------------------------------------------------- hooks
@@ -309,8 +321,8 @@ class _Graph:
             except _Unknown as exc:
                 kind, config = f"torch.{exc}", {}
                 warning = f"layer {name!r}: no Keras kind for {exc}; recorded, drawn as a block"
-            self.layers.append(_Layer(name, kind, config, [previous], shape, module, [in_shape],
-                                      warning))
+            self.layers.append(_Layer(name, kind, config, [previous], shape, warning,
+                                      module=module, in_shapes=[in_shape]))
             previous, in_shape = name, shape
 
     def _run_hooks(self, probe) -> list:
@@ -319,10 +331,10 @@ class _Graph:
             if name and not list(module.children()):
                 def hook(m, args, out, name=name):
                     if isinstance(out, torch.Tensor) and name not in {c[0] for c in calls}:
-                        calls.append((name, m, out))
+                        calls.append((name, m, _kept(out)))
                 handles.append(module.register_forward_hook(hook))
         try:
-            calls.append(("__output__", None, self.model(probe)))
+            calls.append(("__output__", None, self.model(probe.clone())))
         finally:
             for h in handles:
                 h.remove()
@@ -340,32 +352,6 @@ class _Graph:
         by_layer = {name: out for name, _, out in calls}
         by_layer["input"] = probe
         return by_layer, by_layer.pop("__output__")
-
-    def architecture(self, name: str) -> dict:
-        """The layers as a Keras 3 Functional config (what nnvis' config reader parses)."""
-        shapes = {l.name: l.shape for l in self.layers}
-        entries = []
-        for l in self.layers:
-            config = {"name": l.name, **l.config}
-            if l.kind == "InputLayer":
-                config["batch_shape"] = [None, *l.shape]
-            args = [{"class_name": "__keras_tensor__",
-                     "config": {"shape": [None, *shapes[src]], "dtype": "float32",
-                                "keras_history": [src, 0, 0]}} for src in l.inbound]
-            nodes = [] if not args else [{"args": [args] if len(args) > 1 else args,
-                                          "kwargs": {}}]
-            entries.append({"module": "keras.layers", "class_name": l.kind, "name": l.name,
-                            "config": config, "inbound_nodes": nodes})
-        return {"module": "keras", "class_name": "Functional",
-                "config": {"name": name, "layers": entries}}
-
-
-def _unique(name: str, taken: set) -> str:
-    out, k = name, 1
-    while out in taken:
-        out, k = f"{name}:{k}", k + 1
-    taken.add(out)
-    return out
 
 
 def _arg_nodes(node):
@@ -401,8 +387,9 @@ class Recorder:
             self.graph = _Graph(model, self._probes[:1])
         for w in self.graph.warnings + [l.warning for l in self.graph.layers if l.warning]:
             warnings.warn(f"nnvis Recorder: {w}", stacklevel=2)
+        order = "chw" if len(self.graph.layers[0].shape) == 3 else "hwc"
         self._writer = RecordingWriter(
-            self.path, self.graph.architecture(type(model).__name__),
+            self.path, functional_config(type(model).__name__, self.graph.layers, order),
             [l.name for l in self.graph.layers], _channels_last(probes), labels, class_names,
             type(model).__name__)
         self._last, self._written = None, set()
