@@ -194,7 +194,8 @@ def _faded(tree, shader, attribute, t):
     weightless links: `nnvis_strength_fade` 0), fading to END_OPACITY of that towards its target
     (`nnvis_along` → 1), where the edges of a connection converge in front of the maps they feed —
     so strong edges show the flow between layers and the maps stay readable under the rest.
-    (An edge's source end lies behind its own maps from the camera's side.)"""
+    (An edge's source end lies behind its own maps from the camera's side.) Edges lit by the
+    Highlight (`nnvis_lit`) turn solid as they light up: the traced path reads over the rest."""
     fade = add(tree, "ShaderNodeMapRange", {
         "Value": attribute(names.ALONG), "From Min": 1.0, "From Max": 1.0 - END_FADE,
         "To Min": END_OPACITY, "To Max": 1.0}, interpolation_type="SMOOTHSTEP")
@@ -204,6 +205,7 @@ def _faded(tree, shader, attribute, t):
                    strength)
     alpha = math_node(tree, "MULTIPLY", math_node(tree, "MULTIPLY", fade.outputs["Result"],
                                                   strength), attribute(names.OPACITY))
+    alpha = mix(tree, attribute(names.LIT), alpha, 1.0)    # the highlighted path stays solid
     return add(tree, "ShaderNodeMixShader", {"Fac": alpha, 1: add(
         tree, "ShaderNodeBsdfTransparent").outputs[0], 2: shader})
 
