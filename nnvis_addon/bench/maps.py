@@ -76,8 +76,8 @@ def _id_material():
 @contextlib.contextmanager
 def _flat():
     """Every nnvis material shaded flat (pure emission, the Paper look's shading) for a while:
-    at one sample a pixel, light sampling is noise, and a transparent edge in front shifts it —
-    it would count as burial where the edge is invisible."""
+    at a few samples a pixel, light sampling is noise, and a transparent edge in front shifts
+    it — it would count as burial where the edge is invisible."""
     import bpy
     from .. import names
     flats = [m.node_tree.nodes[names.FLAT].outputs[0] for m in bpy.data.materials
@@ -115,7 +115,6 @@ def visible_maps(scene, tmp: Path, resolution=RESOLUTION, frame: int | None = No
     render = scene.render
     render.resolution_x, render.resolution_y = resolution
     render.resolution_percentage = 100
-    scene.cycles.samples = samples
     scene.cycles.use_denoising = False
     scene.cycles.use_adaptive_sampling = False
     view_layer = scene.view_layers[0]
