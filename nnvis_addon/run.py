@@ -15,6 +15,7 @@ from . import budget
 from .errors import NNVisError
 from .io import discover as disc
 from .io import keras_files, recording, tf_checkpoint
+from .io.stored import loaded
 from .model.forward import forward_batch_partial
 from .model.keras_config import SHARED_KEY, network_from_config, with_input_shape
 from .model.onnx_graph import read_onnx_epoch, read_onnx_weights
@@ -79,8 +80,9 @@ class Run:
         start = time.perf_counter()
         if activations is None:
             activations, skipped = {}, {}
-            for e in self.epochs:
-                activations[e], skipped = forward_batch_partial(network, weights[e], probes)
+            for e in self.epochs:                   # one epoch's weights in memory at a time
+                activations[e], skipped = forward_batch_partial(network, loaded(weights[e]),
+                                                                probes)
             self.warnings += [f"layer {name!r}: no activations ({why})" for name, why in
                               skipped.items()]
         self.forward_seconds = time.perf_counter() - start   # 0 when the recording had them
@@ -189,7 +191,9 @@ def _load_checkpoints(path: Path, probe, progress, memory_limit, epochs, on_bad_
     folder = path if path.is_dir() else path.parent
     probes = load_probes(probe, network, folder)
     network, warnings = _sized(network, probes, probe, str(found.architecture))
-    budget.check(network, len(found.epochs), 1, str(path), memory_limit)
+    in_file = all(s.path.name.endswith((".weights.h5", ".keras")) for s in found.epochs)
+    budget.check(network, len(found.epochs), 1, str(path), memory_limit,   # io.stored: one
+                 weight_epochs=1 if in_file else None)                     # epoch at a time
     weights = {}
     for k, source in enumerate(found.epochs):
         if progress:

@@ -13,23 +13,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
-from onnx_models import channels_last, export, node_outputs, torchvision_model  # noqa: E402
+from onnx_models import assert_nodes_match, export, torchvision_model  # noqa: E402
 
 SIZE = 64
 RTOL = 1e-4
-
-
-def assert_nodes_match(run, path, probe_nchw, epoch):
-    """Every layer's activation equals onnxruntime's output of its node (channels-last)."""
-    oracle = node_outputs(path, probe_nchw[None])
-    assert not [l.name for l in run.layers if not run.has_activations(l.name)]
-    for layer in run.layers[1:]:
-        want = channels_last(oracle[layer.name])
-        got = run.activations(layer.name, epoch)
-        assert got.shape == want.shape, layer.name
-        scale = float(np.abs(want).max()) or 1.0
-        np.testing.assert_allclose(got, want, rtol=RTOL, atol=RTOL * scale, err_msg=layer.name)
-    return oracle
 
 
 def computed_nodes(model) -> list[str]:

@@ -15,7 +15,8 @@ import numpy as np
 from ..errors import NNVisError
 from .network import Layer, Network
 from .keras_config import SHARED_KEY
-from .kinds import MERGE, PASS_THROUGH
+from .kinds import MERGE, MOVE, PASS_THROUGH
+from .ops import moved_elements, output_shape
 
 
 @dataclass
@@ -56,6 +57,7 @@ def layer_edges(network: Network, layer_name: str,
       (how much of channel i reaches channel o, sign-free); grouped convolutions connect only the
       channels of each group. DepthwiseConv2D: c → c·multiplier + m, norm of K[:, :, c, m].
       SeparableConv2D: i → o, norm of the effective kernel Σ_m D[:, :, i, m] · P[i·multiplier+m, o].
+    - Affine (ONNX's learned bias or scale): cell c → c, weight = its scale.
     - BatchNormalization: cell c → c, weight = its effective scale gamma / sqrt(moving_var + eps),
       the factor BN multiplies that channel by (gamma = 1 when ``scale`` is off); normalised over
       another axis than the last, a cell has no single scale: weight 1.
@@ -66,7 +68,9 @@ def layer_edges(network: Network, layer_name: str,
       cell → every cell it is broadcast to), weight 1. Concatenate: each input's cells → their cells
       in the output (offset along the channel axis), weight 1.
     - Flatten, Reshape: each input cell → every output cell its elements land in (Flatten of
-      (H, W, C): map c → units (h·W + w)·C + c), weight 1.
+      (H, W, C): map c → units (h·W + w)·C + c), weight 1. Rearrange, Slice (ONNX reshapes and
+      slices): the same, so a channel shuffle is one edge per map, map π(c) → map c. Mean: each
+      input cell → the cells it is averaged into, weight 1.
     - Block (a folded block, blocks.py): input channel → output cell, weight composed through the
       block's layers; each output cell's strongest inputs only.
     - InputLayer: no edges ({}). Any other kind: NNVisError naming the layer.
@@ -231,15 +235,17 @@ def _layer(network: Network, name: str) -> Layer:
         raise NNVisError(f"network {network.name!r} has no layer {name!r}") from None
 
 
-def _epoch_weights(layer: Layer, weights_by_epoch, count: int) -> list[list[np.ndarray]]:
-    """Each epoch's weight list for `layer`, checked to hold at least `count` arrays."""
+def _epoch_weights(layer: Layer, weights_by_epoch, count: int, stored: bool = False
+                   ) -> list[list[np.ndarray]]:
+    """Each epoch's weight list for `layer`, checked to hold at least `count` arrays; read into
+    memory unless `stored` (the caller reads `io.stored.StoredArray`s in row blocks)."""
     out = []
     for e, weights in enumerate(weights_by_epoch):
         w = weights.get(layer.config.get(SHARED_KEY, layer.name))   # a shared layer's call
         if w is None or len(w) < count:
             raise NNVisError(f"layer {layer.name!r}: epoch {e} has "
                              f"{'no' if w is None else len(w)} weight arrays, needs {count}")
-        out.append([np.asarray(a) for a in w])
+        out.append(list(w) if stored else [np.asarray(a) for a in w])
     return out
 
 
@@ -266,47 +272,46 @@ def _dense(layer: Layer, source: Layer, weights_by_epoch, *_):
 
 def _dense_strongest(layer: Layer, source: Layer, weights_by_epoch, limit: int):
     """The `limit` strongest unit → unit edges of a Dense layer (max over epochs of |W|, ties to
-    the lower index, as `prune`), found on the kernel in row blocks: a sample of the scores gives a
-    safe lower cut, one pass keeps the candidates above it, an exact sort picks the top. Extra
-    memory stays a few blocks, not the 100M-edge list of VGG16's first dense layer."""
+    the lower index, as `prune`), found on the kernel in row blocks: a sample of whole rows gives a
+    safe lower cut, one pass keeps the candidates above it with their weights, an exact sort picks
+    the top. Extra memory stays a few blocks, not the 100M-edge list of VGG16's first dense layer,
+    and a kernel left in its file (`StoredArray`) is read once, a block at a time."""
     fan_in, units = int(source.output_shape[-1]), int(layer.output_shape[-1])
-    kernels = [w[0] for w in _epoch_weights(layer, weights_by_epoch, 1)]
+    kernels = [w[0] for w in _epoch_weights(layer, weights_by_epoch, 1, stored=True)]
     for k in kernels:
         _check_shape(layer, "Dense kernel", k, (fan_in, units))
     n = fan_in * units
-
-    def score(rows: slice) -> np.ndarray:
-        out = np.abs(np.asarray(kernels[0][rows], np.float32))
-        for k in kernels[1:]:
-            np.maximum(out, np.abs(k[rows]), out=out)
-        return out.ravel()
-
-    sample_at = np.random.default_rng(0).integers(0, n, min(n, 1 << 20))
-    sample = np.max([np.abs(np.asarray(k, np.float32).ravel()[sample_at]) for k in kernels], axis=0)
+    rows = np.unique(np.random.default_rng(0).integers(0, fan_in, max(1, (1 << 20) // units)))
+    sample = np.max([np.abs(np.concatenate([np.asarray(k[r:r + 1], np.float32) for r in rows]))
+                     for k in kernels], axis=0).ravel()
     keep_share = min(1.0, 2.0 * limit / n)
     cut = float(np.quantile(sample, 1.0 - keep_share)) if keep_share < 1.0 else -np.inf
     block = max(1, (1 << 22) // units)
     while True:
-        idx, val = [], []
+        idx, val, weight = [], [], []
         for r0 in range(0, fan_in, block):
-            s = score(slice(r0, r0 + block))
+            w = [np.asarray(k[r0:r0 + block], np.float32).ravel() for k in kernels]
+            s = np.abs(w[0])
+            for other in w[1:]:
+                np.maximum(s, np.abs(other), out=s)
             hit = np.flatnonzero(s >= cut)
             idx.append(hit + r0 * units)
             val.append(s[hit])
+            weight.append(np.stack([other[hit] for other in w]))
         idx, val = np.concatenate(idx), np.concatenate(val)
         if idx.size >= limit or cut == -np.inf:
             break
         cut = -np.inf                   # the sample misjudged the tail: take everything
-    top = np.sort(idx[np.lexsort((idx, -val))[:limit]])
-    weight = np.stack([np.asarray(k, np.float32).ravel()[top] for k in kernels])
-    return top // units, top % units, weight
+    top = np.lexsort((idx, -val))[:limit]
+    top = top[np.argsort(idx[top])]
+    return idx[top] // units, idx[top] % units, np.concatenate(weight, axis=1)[:, top]
 
 
 def connection_size(network: Network, layer: Layer, source: Layer) -> int:
     """How many edges `source` → `layer` has, from the shapes alone (for level-of-detail budgets)."""
     if layer.kind in ("Dense", "Conv2D", "SeparableConv2D", "Block"):
         return source.cell_count * layer.cell_count // max(int(layer.config.get("groups", 1)), 1)
-    if layer.kind in ("Flatten", "Reshape"):
+    if layer.kind in ("Flatten", "Reshape", "Mean") or layer.kind in MOVE:
         return max(source.cell_count, layer.cell_count)
     return layer.cell_count
 
@@ -402,6 +407,18 @@ def _batch_norm(layer: Layer, source: Layer, weights_by_epoch, *_):
     return cells, cells, np.stack(rows).astype(np.float32)
 
 
+def _affine(layer: Layer, source: Layer, weights_by_epoch, *_):
+    """Affine (ONNX's learned bias or scale): cell c → c, weight = the factor it multiplies that
+    cell by (its mean over the map where it varies), like BatchNormalization's."""
+    cells = _same_cells(layer, source)[0]
+    rows = []
+    for w in _epoch_weights(layer, weights_by_epoch, 2):
+        scale = np.broadcast_to(np.asarray(w[0], np.float32), layer.output_shape)
+        rows.append(scale.reshape(-1, layer.cell_count).mean(axis=0, dtype=np.float64)
+                    if layer.is_spatial else scale.ravel())
+    return cells, cells, np.stack(rows).astype(np.float32)
+
+
 def _same_cells(layer: Layer, source: Layer, *_):
     if layer.cell_count != source.cell_count:
         raise NNVisError(f"layer {layer.name!r} ({layer.kind}): {source.cell_count} cells in "
@@ -421,6 +438,22 @@ def _reshape(layer: Layer, source: Layer, *_):
     if layer.config.get("order") == "chw" and len(source.output_shape) == 3:
         index = index.reshape(source.output_shape).transpose(2, 0, 1).ravel()
     return _element_edges(source, layer, index)
+
+
+def _moved(layer: Layer, source: Layer, *_):
+    """Rearrange, Slice: output element i is the input element the kind moves there (a channel
+    shuffle: map c from map π(c), one edge each)."""
+    index = moved_elements(layer.kind, layer.config, tuple(int(d) for d in source.output_shape))
+    return _element_edges(source, layer, index)
+
+
+def _mean(layer: Layer, source: Layer, *_):
+    """Mean: every input cell → the cells it is averaged into (over the channels: every map →
+    the one map)."""
+    shape = tuple(int(d) for d in source.output_shape)
+    kept = output_shape("Mean", {**layer.config, "keepdims": True}, [shape])
+    into = np.broadcast_to(np.arange(math.prod(kept)).reshape(kept), shape).ravel()
+    return _element_edges(source, layer, into, inverse=True)
 
 
 def _merge(layer: Layer, source: Layer, *_):
@@ -562,6 +595,7 @@ _KINDS = {
     "Flatten": _reshape, "Reshape": _reshape, "Concatenate": _concat,
     **{kind: _merge for kind in sorted(MERGE)},
     **{kind: _same_cells for kind in sorted(PASS_THROUGH)},
+    **{kind: _moved for kind in sorted(MOVE)}, "Mean": _mean, "Affine": _affine,
 }
 KINDS = frozenset(_KINDS) - {"Block"} | {"InputLayer"}    # every model layer kind it knows
 
@@ -569,4 +603,5 @@ KINDS = frozenset(_KINDS) - {"Block"} | {"InputLayer"}    # every model layer ki
 def passes_through(layer: Layer) -> bool:
     """Layers that only move or gate values (Flatten, Dropout, activations, ...): the layout
     draws them small and the scene their links thin, so the layers that learn stand out."""
-    return layer.kind in PASS_THROUGH or layer.kind in ("Flatten", "Reshape")
+    return layer.kind in PASS_THROUGH or layer.kind in MOVE or layer.kind in ("Flatten",
+                                                                              "Reshape")

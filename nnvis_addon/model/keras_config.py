@@ -10,7 +10,7 @@ import heapq
 from dataclasses import replace
 
 from ..errors import RECORD_SUBCLASSED, NNVisError
-from . import keras2, ops
+from . import keras2, kinds, ops
 from .network import Layer, Network
 
 MODEL_KINDS = frozenset({"Sequential", "Functional", "Model"})
@@ -117,6 +117,8 @@ def _infer(layer_name, kind, layer_config, input_shapes, declared, custom, sourc
     where = f"layer {layer_name!r} ({kind})"
     if custom:
         return declared, [], f"{where}: custom layer class {custom!r} (its code is never run)"
+    if kind in kinds.ONNX_ONLY:
+        return declared, [], f"{where}: custom layer class {kind!r} (its code is never run)"
     if None in input_shapes:
         return declared, [], f"{where}: the shape of its input is unknown"
     try:

@@ -51,7 +51,7 @@ def _log_softmax(x, axis=-1):
     return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
 
 
-def _erf(x):
+def erf(x):
     """erf in numpy (which has none): Abramowitz & Stegun 7.1.26, |error| < 1.5e-7 (float32-exact)."""
     a = np.abs(x)
     t = 1.0 / (1.0 + 0.3275911 * a)
@@ -86,7 +86,7 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "softplus": _softplus,
     "softsign": lambda x: x / (1 + np.abs(x)),
     "silu": lambda x: x * _sigmoid(x),
-    "gelu": lambda x: 0.5 * x * (1 + _erf(x * np.float32(1 / math.sqrt(2)))),  # exact (erf) form
+    "gelu": lambda x: 0.5 * x * (1 + erf(x * np.float32(1 / math.sqrt(2)))),  # exact (erf) form
     "mish": lambda x: x * np.tanh(_softplus(x)),
     "exponential": np.exp,
 }

@@ -26,13 +26,23 @@ IDENTITY = frozenset({
 PASS_THROUGH = POOL | IDENTITY | frozenset({
     "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ZeroPadding2D", "Cropping2D", "UpSampling2D",
     "Resizing", "CenterCrop", "RandomCrop", "Activation", "ReLU", "LeakyReLU", "ThresholdedReLU", "Softmax",
-    "Rescaling", "Normalization", "LayerNormalization"})
+    "Rescaling", "Normalization", "LayerNormalization", "Square", "Sqrt", "Erf"})
 
-MERGE = frozenset({"Add", "Subtract", "Multiply", "Maximum", "Minimum", "Average"})  # element-wise
+# nnvis' own kinds (not Keras') that only move values: ONNX reshapes that reorder elements (a
+# channel shuffle), slices and gathers; their edges follow the elements (`ops.moved_elements`)
+MOVE = frozenset({"Rearrange", "Slice", "Gather"})
+
+# kinds only nnvis' ONNX import makes (its configs, not Keras'): a Keras file's class of that name
+# (a legacy file's custom `Slice` layer) is not one of them
+ONNX_ONLY = MOVE | {"Affine"}
+
+MERGE = frozenset({"Add", "Subtract", "Multiply", "Divide", "Maximum", "Minimum",  # element-wise
+                   "Average"})
 
 # map i of the output comes from map i of each input alone: no fan of edges to spread out, so the
 # layout sets such a layer close behind its inputs
-MAPWISE = PASS_THROUGH | MERGE | frozenset({"BatchNormalization", "DepthwiseConv2D", "Concatenate"})
+MAPWISE = PASS_THROUGH | MERGE | frozenset({"BatchNormalization", "DepthwiseConv2D", "Concatenate",
+                                             "Affine"})
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import NNVisError
 from . import kinds
 from .kernels import (ACTIVATIONS, Unsupported, activate, avg_pool, axis_padding, check_activation,
-                      conv2d, depthwise_conv2d, max_pool, out_length, precise_mean,
+                      conv2d, depthwise_conv2d, erf, max_pool, out_length, precise_mean,
                       resize_bilinear, smart_resize, softmax, upsample)
 
 __all__ = ["ACTIVATIONS", "CONFIG_KEYS", "SUPPORTED", "Unsupported", "apply",
@@ -420,6 +420,19 @@ def _rescaling_apply(config, weights, x):
     return x * _numbers(config["scale"], "scale") + _numbers(config.get("offset", 0.0), "offset")
 
 
+def _affine_weights(config, shape):
+    weight = tuple(_ints(config, "shape"))
+    _check_broadcast(np.zeros(weight), shape, "Affine weights")
+    return [weight, weight]
+
+
+def _affine_apply(config, weights, x):
+    """nnvis' Affine: x · scale + offset with learned arrays (weights, one set per epoch) that
+    broadcast against the input — an ONNX Add/Sub/Mul/Div by an initializer: the bias after a
+    MatMul, ConvNeXt's layer scale. (Rescaling holds constants that never train.)"""
+    return x * weights[0] + weights[1]
+
+
 # --------------------------------------------------------------------------------------------------
 # Normalizations
 
@@ -523,6 +536,100 @@ def _layer_norm_apply(config, weights, x):
 
 
 # --------------------------------------------------------------------------------------------------
+# Moving values: nnvis' own kinds for ONNX's reshapes and slices (model.onnx_layout), not Keras'
+
+
+def _ints(config, key) -> list[int]:
+    value = config[key]
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise NNVisError(f"bad {key} {value!r}: expected a list of ints")
+    return [int(v) for v in value]
+
+
+def _rearrange_params(config, shape):
+    """Rearrange: split the array (without batch) into `split`, permute by `perm`, reshape to
+    `target_shape` — a channel shuffle, a flatten in another order."""
+    split, perm, target = (_ints(config, k) for k in ("split", "perm", "target_shape"))
+    if sorted(perm) != list(range(len(split))) or min(split + target, default=1) < 1 or \
+            None not in shape and not math.prod(split) == math.prod(shape) == math.prod(target):
+        raise NNVisError(f"cannot rearrange {tuple(shape)} by split {split}, perm {perm} into "
+                         f"{tuple(target)}")
+    return split, perm, target
+
+
+def _rearrange_apply(config, weights, x):
+    split, perm, target = _rearrange_params(config, x.shape[1:])
+    n = x.shape[0]
+    return x.reshape(n, *split).transpose(0, *(p + 1 for p in perm)).reshape(n, *target)
+
+
+def _slice_params(config, shape):
+    """Slice: the elements range(start, stop, step) of one axis (Keras numbering, with batch)."""
+    axis = _axis(config.get("axis"), len(shape) + 1, "Slice") - 1
+    picked = range(*(int(config[k]) for k in ("start", "stop", "step")))
+    if shape[axis] is None or not picked or min(picked) < 0 or max(picked) >= shape[axis]:
+        raise NNVisError(f"slice {picked} is empty or outside axis {axis + 1} of {shape}")
+    return axis, picked
+
+
+def _slice_shape(config, shape):
+    axis, picked = _slice_params(config, shape)
+    return tuple(len(picked) if i == axis else d for i, d in enumerate(shape))
+
+
+def _slice_apply(config, weights, x):
+    axis, picked = _slice_params(config, x.shape[1:])
+    return np.take(x, np.asarray(picked), axis=axis + 1)
+
+
+def _gather_params(config, shape):
+    """Gather: per sample, the flat input's elements `indices` (C order), as `target_shape`."""
+    indices, target = _ints(config, "indices"), _ints(config, "target_shape")
+    if len(indices) != math.prod(target) or min(indices, default=0) < 0 or \
+            None not in shape and max(indices, default=0) >= math.prod(shape):
+        raise NNVisError(f"cannot gather {len(indices)} elements of {tuple(shape)} into "
+                         f"{tuple(target)}")
+    return indices, target
+
+
+def _gather_apply(config, weights, x):
+    indices, target = _gather_params(config, x.shape[1:])
+    return x.reshape(x.shape[0], -1)[:, indices].reshape(x.shape[0], *target)
+
+
+def moved_elements(kind: str, config: dict, shape: tuple) -> np.ndarray:
+    """For a kind that only moves values (kinds.MOVE): index[i] = the input element (flat,
+    C order, no batch) that output element i is, computed by the kind itself."""
+    if kind not in kinds.MOVE:
+        raise NNVisError(f"{kind} does not only move values")
+    index = np.arange(math.prod(shape)).reshape(1, *shape)
+    return np.asarray(_call(_OPS[kind].apply, _OPS[kind], (config, []), [index], kind, None)
+                      ).ravel()
+
+
+# --------------------------------------------------------------------------------------------------
+# Math: ONNX's element-wise ops and reductions that exports decompose layers into (LayerNorm as
+# ReduceMean/Sub/Pow/Sqrt/Div before opset 17, GELU through Erf before opset 20); named as
+# Keras 3's ops classes, configs as their arguments
+
+
+def _mean_axes(config, shape) -> list[int]:
+    return _axes(config, len(shape) + 1, "Mean", None) or list(range(1, len(shape) + 1))
+
+
+def _mean_shape(config, shape):
+    axes = _mean_axes(config, shape)
+    if config.get("keepdims"):
+        return tuple(1 if i + 1 in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i + 1 not in axes)
+
+
+def _mean_apply(config, weights, x):
+    return precise_mean(x, tuple(_mean_axes(config, x.shape[1:])), bool(config.get("keepdims")))
+
+
+# --------------------------------------------------------------------------------------------------
 # Merges (several inputs)
 
 
@@ -543,7 +650,7 @@ def _merge_shape(config, shapes):
 
 def _subtract_shape(config, shapes):
     if len(shapes) != 2:
-        raise NNVisError(f"Subtract takes exactly 2 inputs, got {len(shapes)}")
+        raise NNVisError(f"takes exactly 2 inputs, got {len(shapes)}")
     return _merge_shape(config, shapes)
 
 
@@ -627,6 +734,7 @@ _register("BatchNormalization", _bn_apply, weights=_bn_weights)
 _register("LayerNormalization", _layer_norm_apply, weights=_layer_norm_weights)
 _register("Normalization", _normalization_apply, weights=_normalization_weights)
 _register("Rescaling", _rescaling_apply, shape=_rescaling_shape)
+_register("Affine", _affine_apply, weights=_affine_weights)
 _register("Activation", lambda config, weights, x: activate(config.get("activation"), x))
 _register("ReLU", _relu_apply)
 _register("LeakyReLU", _leaky_relu_apply)
@@ -641,6 +749,16 @@ _register("Maximum", _fold(np.maximum), shape=_merge_shape, arity=None)
 _register("Minimum", _fold(np.minimum), shape=_merge_shape, arity=None)
 _register("Average", _average_apply, shape=_merge_shape, arity=None)
 _register("Concatenate", _concat_apply, shape=_concat_shape, arity=None)
+_register("Square", lambda config, weights, x: x * x)
+_register("Sqrt", lambda config, weights, x: np.sqrt(x))
+_register("Erf", lambda config, weights, x: erf(x))
+_register("Mean", _mean_apply, shape=_mean_shape)
+_register("Divide", _fold(np.divide), shape=_subtract_shape, arity=None)
+_register("Rearrange", _rearrange_apply,
+          shape=lambda config, shape: tuple(_rearrange_params(config, shape)[2]))
+_register("Slice", _slice_apply, shape=_slice_shape)
+_register("Gather", _gather_apply,
+          shape=lambda config, shape: tuple(_gather_params(config, shape)[1]))
 
 SUPPORTED: frozenset[str] = frozenset(_OPS)
 
@@ -672,9 +790,13 @@ CONFIG_KEYS: dict[str, frozenset[str]] = {kind: frozenset(keys | _ANY) for kind,
                                    "synchronized"},
     "LayerNormalization": _NORM | {"rms_scaling"},
     "Normalization": {"axis", "invert", "mean", "variance"}, "Rescaling": {"offset", "scale"},
+    "Affine": {"shape"},
     "Activation": {"activation"}, "ReLU": {"max_value", "negative_slope", "threshold"},
     "LeakyReLU": {"negative_slope"}, "ThresholdedReLU": {"theta"}, "Softmax": {"axis"},
-    "Concatenate": {"axis"},
+    "Concatenate": {"axis"}, "Rearrange": {"split", "perm", "target_shape"},
+    "Slice": {"axis", "start", "stop", "step"}, "Gather": {"indices", "target_shape"},
+    "Mean": {"axis", "keepdims"},
+    **{kind: set() for kind in ("Square", "Sqrt", "Erf", "Divide")},
     **{kind: set() for kind in ("Add", "Subtract", "Multiply", "Maximum", "Minimum", "Average")},
 }.items()}
 
