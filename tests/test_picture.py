@@ -189,10 +189,9 @@ def network_coverage(scene, tmp) -> float:
     compat.set_image_output(scene)
     scene.render.filepath = str(tmp / "network.png")
     bpy.ops.render.render(write_still=True)
+    from nnvis_addon.bench.maps import coverage
     image = bpy.data.images.load(str(tmp / "network.png"))
-    pixels = np.array(image.pixels[:], np.float32).reshape(-1, 4)[:, :3]
-    background = np.median(pixels, axis=0)
-    return float((np.abs(pixels - background).max(axis=1) > 0.03).mean())
+    return coverage(np.array(image.pixels[:], np.float32).reshape(-1, 4)[:, :3])
 
 
 def open_blend(path):
