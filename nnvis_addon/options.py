@@ -121,7 +121,7 @@ IMPORT_OPTIONS = (
     Option("inputs_per_cell", -1, "Inputs per Map",
            "Level of detail: each feature map or unit draws only its N strongest inputs",
            "Edges", min=1, max=100000, special=(
-               (-1, "auto", "Auto", "All in a network drawn in one row, the 4 strongest in a "
+               (-1, "auto", "Auto", "16 in a network drawn in one row, the 4 strongest in a "
                                     "deep network wrapped into rows"),
                (0, "all", "All", "Every input of every map or unit"))),
     Option("max_total_edges", budget.MAX_TOTAL_EDGES, "Max Edges in Total",
