@@ -229,7 +229,8 @@ def test_a_grey_slabs_text_is_sized_to_the_slab(empty_scene, tmp_path):
     import keras
     inp = keras.Input((64, 4), name="series")
     x = keras.layers.Conv1D(16, 3, name="conv1d")(inp)
-    x = keras.layers.Flatten(name="flat")(x)
+    x = keras.layers.Lambda(lambda t: t * 2.0, name="custom")(x)      # a grey slab, wide
+    x = keras.layers.Flatten(name="flat")(x)                          # fed by it: a slab too
     keras.Model(inp, keras.layers.Dense(3, name="out")(x), name="series").save(
         tmp_path / "series.keras")
     collection = import_run(tmp_path / "series.keras", all_epochs=False)
@@ -242,7 +243,7 @@ def test_a_grey_slabs_text_is_sized_to_the_slab(empty_scene, tmp_path):
         return corners.min(axis=0), corners.max(axis=0)
 
     slabs = [o for o in collection.objects if "nnvis_unsupported" in o]
-    assert {o["nnvis_layer"] for o in slabs} >= {"conv1d"}
+    assert {o["nnvis_layer"] for o in slabs} >= {"custom", "flat"}
     for slab in slabs:
         text = next(o for o in collection.objects if o.get("nnvis_block_label") ==
                     slab["nnvis_layer"])
