@@ -104,7 +104,8 @@ def _bundle(y, z, blocks, t, grid: _Grid, w, splatted: int, iterations, sigma, d
 
     Jacobi style: every point of an iteration reads the maps splatted at its start, so the edges
     can be processed in cache-sized chunks in any order with the same result. A chunk's points
-    move, are smoothed, then located and splatted into the next iteration's maps.
+    are located, move, are smoothed, then (the splatted edges only) located again and splatted
+    into the next iteration's maps.
     """
     if splatted < w.shape[0]:        # the sample stands for all: its weights scaled to their sum
         w = w * (w.sum() / max(w[:splatted].sum(), 1e-300))
@@ -113,7 +114,6 @@ def _bundle(y, z, blocks, t, grid: _Grid, w, splatted: int, iterations, sigma, d
     pull = np.sin(np.pi * t[1:-1])
     maps = np.zeros((3, grid.size))
     for chunk in chunks:
-        chunk.locate()
         chunk.splat(maps)
     for it in range(iterations):
         moves = _moves(maps, sigma * decay ** it, pull, grid.side)
@@ -121,7 +121,6 @@ def _bundle(y, z, blocks, t, grid: _Grid, w, splatted: int, iterations, sigma, d
         for chunk in chunks:
             chunk.move(moves)
             if maps is not None:
-                chunk.locate()
                 chunk.splat(maps)
     return chunks
 
@@ -143,8 +142,9 @@ def _splat_sample(src: np.ndarray, dst: np.ndarray) -> np.ndarray | None:
 class _Grid:
     """The slice-stacked grids in grid units: G = grid + 2 nodes a side, node (i, j) at (i, j),
     the layers' Y-Z box at [1, grid] (a margin of one cell all round, so points on the box need
-    no clipping); and work buffers shared by all chunks, so an iteration allocates nothing per
-    chunk."""
+    no clipping); and work buffers shared by all chunks (each point's flat cell index and its
+    fractions inside the cell among them): an iteration allocates nothing per chunk and a chunk's
+    temporaries stay in cache."""
 
     def __init__(self, lo, extent: float, grid: int, slices: int, edges: int):
         self.scale = np.float32((grid - 1) / extent)
@@ -152,44 +152,45 @@ class _Grid:
         self.side = grid + 2
         self.size = slices * self.side ** 2
         self.base = (np.arange(slices, dtype=np.float32) * np.float32(self.side ** 2))[:, None]
-        self.floor = np.empty((2, slices, edges), np.float32)
+        self.floor = np.empty((2, slices * edges), np.float32)
+        self.frac = np.empty((2, slices * edges), np.float32)
+        self.index = np.empty(slices * edges, np.intp)
         self.gather = np.empty((2, slices * edges), np.complex64)
         self.weight = np.empty(slices * edges)
 
 
 class _Chunk:
-    """A block of edges with its own contiguous arrays: positions in grid units as u + i·v
+    """A block of edges with its own contiguous positions in grid units as u + i·v
     (points, edges), the ends as first and last rows, so a move and the smoothing step are one
-    pass for both axes; each inner point's flat cell index and its fractions inside the cell.
-    Its first `splatted` edges make the density maps."""
+    pass for both axes. Its first `splatted` edges make the density maps."""
 
     def __init__(self, y, z, w, splatted: int, grid: _Grid):
         self.p = np.empty(y.shape, np.complex64)
         self.p.real = (y - grid.origin[0]) * grid.scale
         self.p.imag = (z - grid.origin[1]) * grid.scale
         self.w, self.splatted, self.grid = w, splatted, grid
-        shape = (y.shape[0] - 2, y.shape[1])
-        self.index = np.empty(shape, np.intp)
-        self.fu = np.empty(shape, np.float32)
-        self.fv = np.empty(shape, np.float32)
 
-    def locate(self) -> None:
-        grid, edges = self.grid, self.index.shape[1]
-        iu, iv = grid.floor[0, :, :edges], grid.floor[1, :, :edges]
-        for pos, cell, frac in ((self.p.real, iu, self.fu), (self.p.imag, iv, self.fv)):
-            np.floor(pos[1:-1], out=cell)
-            np.subtract(pos[1:-1], cell, out=frac)
+    def locate(self, edges: int):
+        """(index, fu, fv) of the first `edges` edges' inner points: flat cell index and
+        fractions inside the cell, views of the grid's shared buffers."""
+        grid, shape = self.grid, (self.p.shape[0] - 2, edges)
+        index, fu, fv, iu, iv = (a[:shape[0] * edges].reshape(shape) for a in
+                                 (grid.index, *grid.frac, *grid.floor))
+        for pos, cell, frac in ((self.p.real, iu, fu), (self.p.imag, iv, fv)):
+            np.floor(pos[1:-1, :edges], out=cell)
+            np.subtract(pos[1:-1, :edges], cell, out=frac)
         iu *= np.float32(grid.side)
         iu += iv
         iu += grid.base                              # exact: indices < 2**24
-        np.copyto(self.index, iu, casting="unsafe")
+        np.copyto(index, iu, casting="unsafe")
+        return index, fu, fv
 
     def splat(self, maps: np.ndarray) -> None:
         """Add the splatted edges' Σw, Σw·u, Σw·v to maps (3, size), each point into its cell."""
         e = self.splatted
         if e == 0:
             return
-        index, w, size = self.index[:, :e].ravel(), self.w[:e], self.grid.size
+        index, w, size = self.locate(e)[0].ravel(), self.w[:e], self.grid.size
         moment = self.grid.weight[:index.shape[0]].reshape(-1, e)
         maps[0] += np.bincount(index, np.broadcast_to(w, moment.shape).ravel(), size)
         for row, pos in ((1, self.p.real), (2, self.p.imag)):
@@ -199,9 +200,8 @@ class _Chunk:
     def move(self, moves: np.ndarray) -> None:
         """Each point by the bilinear move at it (complex u + i·v tables), then one smoothing
         step along each edge: inner ← inner/2 + (previous + next)/4."""
-        index = self.index.ravel()
+        index, fu, fv = (a.ravel() for a in self.locate(self.p.shape[1]))
         move, other = self.grid.gather[:, :index.shape[0]]
-        fu, fv = self.fu.ravel(), self.fv.ravel()
         take = lambda k, out: np.take(moves[k], index, out=out, mode="clip")  # noqa: E731
         take(3, move)                                # a + fu·b + fv·(c + fu·d), two buffers
         move *= fu
@@ -211,7 +211,7 @@ class _Chunk:
         other *= fu
         move += other
         move += take(0, other)
-        self.p[1:-1] += move.reshape(self.index.shape)
+        self.p[1:-1] += move.reshape(self.p[1:-1].shape)
         pos = self.p.view(np.float32)                # (points, 2·edges): u, v, u, v, …
         s = self.grid.floor.ravel()[:pos[1:-1].size].reshape(pos[1:-1].shape)
         np.add(pos[:-2], pos[2:], out=s)
