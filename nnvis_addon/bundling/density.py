@@ -10,17 +10,17 @@ of its slice's points, i.e. up the density gradient with a step that cannot over
 moment maps (Σw, Σw·y, Σw·z) give that mean at every grid node; the kernel's normalisation cancels
 in the ratio. Heavier edges (|weight|, importance) pull harder.
 
-Speed (about 1.5 million edges a second): points live in grid units, so a point's cell is the
-floor of its coordinates; a point is splatted into its cell and the blur kernel is offset by half a
-cell (the cell's centre), so no nearest-node pass is needed. The move per node (mean minus node,
-times the slice's pull) is interpolated bilinearly once per iteration onto a table _FINE times finer
-per axis, at its cells' centres, Y and Z as one complex value: a point's move is one gather from
-that table: the bilinear move at the fine cell's centre, at most √2/(2·_FINE) of a cell from the
-point (the previous implementation gathered four coefficients and did three multiply-adds). Positions are
-complex (u + i·v) too, so a move and a smoothing step are one pass for both axes. A chunk's cells
-are found just before its move into buffers shared by all chunks, so they stay in cache. The grid
-has a margin of one cell on every side, so points on the layers' bounding box need no clipping.
-Above _SPLAT_EDGES edges, a fixed sample of that many makes the density maps (see
+Speed (about two million edges a second): points live in units of the move table's cells, _FINE
+per density-map cell, so a point's cell is the floor of its coordinates; a point is splatted into
+its map cell and the blur kernel is offset by half a cell (the cell's centre), so no nearest-node
+pass is needed. The move per node (mean minus node, times the slice's pull) is interpolated
+bilinearly once per iteration onto the table, at its cells' centres, Y and Z as one complex value:
+a point's move is one gather, the bilinear move at most √2/(2·_FINE) of a map cell away from the
+point (the previous implementation gathered four coefficients and did three multiply-adds per
+point). Positions are complex (u + i·v) too, so a move and a smoothing step are one pass for both
+axes. A chunk's cells are found just before its move into buffers shared by all chunks, so they
+stay in cache. The grid has a margin of one cell on every side, so points on the layers' bounding
+box need no clipping. Above _SPLAT_EDGES edges, a fixed sample of that many makes the density maps (see
 `_splat_sample`). docs/bundling.md measures the difference from the previous implementations.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ from ._edges import checked
 _CHUNK = 1 << 14      # edges per block inside an iteration: temporaries stay in cache
 _ALONE = 1e-30        # blurred weight below which a node has nothing within reach: no move there
 _SPLAT_EDGES = 1 << 17  # above this many edges, a sample this big makes the density maps
-_FINE = 4             # move-table cells per density-map cell, per axis
+_FINE = 4             # move-table cells per density-map cell, per axis (a power of 2)
 
 
 def density_bundle(src_pos: np.ndarray, dst_pos: np.ndarray, src: np.ndarray, dst: np.ndarray,
@@ -147,15 +147,16 @@ def _splat_sample(src: np.ndarray, dst: np.ndarray) -> np.ndarray | None:
 
 
 class _Grid:
-    """The slice-stacked grids in grid units: G = grid + 2 nodes a side, node (i, j) at (i, j),
-    the layers' Y-Z box at [1, grid] (a margin of one cell all round, so points on the box need
-    no clipping); the move table's cells are _FINE times finer. Work buffers are shared by all
-    chunks (each point's flat cell index among them): an iteration allocates nothing per chunk and
-    a chunk's temporaries stay in cache."""
+    """The slice-stacked grids: G = grid + 2 nodes a side, node (i, j) at (i, j) in density-map
+    cells, the layers' Y-Z box at [1, grid] (a margin of one cell all round, so points on the box
+    need no clipping); the move table's cells are _FINE times finer, and positions are in those
+    fine cells (the table's cell is the floor). Work buffers are shared by all chunks (each point's
+    flat cell index among them): an iteration allocates nothing per chunk and a chunk's temporaries
+    stay in cache."""
 
     def __init__(self, lo, extent: float, grid: int, slices: int, edges: int):
-        self.scale = np.float32((grid - 1) / extent)
-        self.origin = (np.asarray(lo) - 1 / self.scale).astype(np.float32)
+        self.scale = np.float32((grid - 1) / extent * _FINE)       # fine cells per unit
+        self.origin = (np.asarray(lo) - _FINE / self.scale).astype(np.float32)
         self.side = grid + 2
         self.size = slices * self.side ** 2
         self.floor = np.empty((2, slices * edges), np.float32)
@@ -163,14 +164,17 @@ class _Grid:
         self.move = np.empty(slices * edges, np.complex64)
         self.weight = np.empty(slices * edges)
 
-    def cells(self, p: np.ndarray, fine: int) -> np.ndarray:
-        """(slices, edges) flat index of the cell of each point p (slices, edges) u + i·v on the
-        grid `fine` times finer than the density maps', in the shared index buffer."""
-        side = self.side * fine
+    def cells(self, p: np.ndarray, fine: bool) -> np.ndarray:
+        """(slices, edges) flat index of the cell of each point p (slices, edges) u + i·v in the
+        move table (fine) or the density maps, in the shared index buffer."""
+        side = self.side * _FINE if fine else self.side
         iu, iv, index = (a[:p.size].reshape(p.shape) for a in (*self.floor, self.index))
         for pos, cell in ((p.real, iu), (p.imag, iv)):
-            np.multiply(pos, np.float32(fine), out=cell)
-            np.floor(cell, out=cell)
+            if fine:
+                np.floor(pos, out=cell)
+            else:
+                np.multiply(pos, np.float32(1 / _FINE), out=cell)      # exact: a power of 2
+                np.floor(cell, out=cell)
         iu *= np.float32(side)
         iu += iv
         iu += np.arange(p.shape[0], dtype=np.float32)[:, None] * np.float32(side ** 2)
@@ -179,7 +183,7 @@ class _Grid:
 
 
 class _Chunk:
-    """A block of edges with its own contiguous positions in grid units as u + i·v
+    """A block of edges with its own contiguous positions in fine cells as u + i·v
     (points, edges), the ends as first and last rows, so a move and the smoothing step are one
     pass for both axes. Its first `splatted` edges make the density maps."""
 
@@ -194,7 +198,7 @@ class _Chunk:
         e = self.splatted
         if e == 0:
             return
-        index = self.grid.cells(self.p[1:-1, :e], 1).ravel()
+        index = self.grid.cells(self.p[1:-1, :e], False).ravel()
         w, size = self.w[:e], self.grid.size
         moment = self.grid.weight[:index.shape[0]].reshape(-1, e)
         maps[0] += np.bincount(index, np.broadcast_to(w, moment.shape).ravel(), size)
@@ -205,7 +209,7 @@ class _Chunk:
     def move(self, moves: np.ndarray) -> None:
         """Each point by the move of its cell of the fine move table (complex u + i·v), then one
         smoothing step along each edge: inner ← inner/2 + (previous + next)/4."""
-        index = self.grid.cells(self.p[1:-1], _FINE).ravel()
+        index = self.grid.cells(self.p[1:-1], True).ravel()
         move = np.take(moves, index, out=self.grid.move[:index.shape[0]], mode="clip")
         self.p[1:-1] += move.reshape(self.p[1:-1].shape)
         pos = self.p.view(np.float32)                # (points, 2·edges): u, v, u, v, …
@@ -237,7 +241,8 @@ def _moves(maps: np.ndarray, sigma: float, pull: np.ndarray, side: int) -> np.nd
     near = rho > _ALONE
     rho = np.where(near, rho, 1.0)
     scale = near * pull.astype(np.float64).reshape(-1, 1, 1)
-    d = np.stack([(mu / rho - node[:, None]) * scale, (mv / rho - node[None, :]) * scale])
+    fine = node * _FINE                                   # moments and moves in fine cells
+    d = np.stack([(mu / rho - fine[:, None]) * scale, (mv / rho - fine[None, :]) * scale])
     centre = (np.arange(side * _FINE) + 0.5) / _FINE
     cell = np.minimum(centre.astype(np.intp), side - 2)   # the last node's cells extrapolate
     f = centre - cell
