@@ -20,8 +20,9 @@ point (the previous implementation gathered four coefficients and did three mult
 point). Positions are complex (u + i·v) too, so a move and a smoothing step are one pass for both
 axes. A chunk's cells are found just before its move into buffers shared by all chunks, so they
 stay in cache. The grid has a margin of one cell on every side, so points on the layers' bounding
-box need no clipping. Above _SPLAT_EDGES edges, a fixed sample of that many makes the density maps (see
-`_splat_sample`). docs/bundling.md measures the difference from the previous implementations.
+box need no clipping. Above _SPLAT_EDGES edges, a fixed sample of that many makes the density
+maps (see `_splat_sample`). docs/bundling.md measures the difference from the previous
+implementations.
 """
 from __future__ import annotations
 
