@@ -564,10 +564,11 @@ class _Step:
     def __init__(self, src, dst, w, rows: int, cols: int):
         self.shape = (rows, cols)
         self.src, self.dst = src.astype(np.int64), dst.astype(np.int64)
-        self.w = None if w is None else np.abs(w).astype(np.float32)
+        # float32 first: abs commutes with rounding, and the cast is the only copy
+        self.w = None if w is None else np.abs(np.asarray(w, np.float32))
         self.picks = None           # each cell's one input, when every cell has exactly one
-        if len(self.dst) == cols and len(np.unique(self.dst)) == cols:
-            order = np.argsort(self.dst)
+        order = np.argsort(self.dst) if len(self.dst) == cols else None
+        if order is not None and np.array_equal(self.dst[order], np.arange(cols)):
             self.picks = self.src[order]
             self.picked_w = None if w is None else self.w[:, order]
             self.identity = rows == cols and np.array_equal(self.picks, np.arange(cols))
