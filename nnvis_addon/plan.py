@@ -231,7 +231,7 @@ def windows(network: Network, drawable: set[str]) -> dict[str, tuple[Layer, Wind
     found = {}
     for layer in network.layers:
         source = next((network.layer(n) for n in layer.inbound
-                       if n in drawable and network.layer(n).is_spatial), None)
+                       if n in drawable and network.layer(n).is_image), None)
         window = kernel_window(layer, source) if source is not None else None
         if layer.name in drawable and window is not None:
             found[layer.name] = (source, window)

@@ -16,7 +16,7 @@ from .errors import NNVisError
 from .io import discover as disc
 from .io import keras_files, recording, tf_checkpoint
 from .io.stored import loaded
-from .model.forward import forward_batch_partial
+from .model.forward import forward_batch_partial, forward_missing
 from .model.keras_config import SHARED_KEY, network_from_config, with_input_shape
 from .model.onnx_graph import read_onnx_epoch, read_onnx_weights
 from .model.network import Network
@@ -228,7 +228,7 @@ def _load_recording(folder: Path, probe, probe_index: int, progress, memory_limi
     wanted = rec.epochs
     budget.check(network, len(wanted), 1 if probe is not None else len(rec.probes),
                  str(folder), memory_limit)
-    weights, activations, predictions = {}, {}, {}
+    weights, activations, predictions, skipped = {}, {}, {}, {}
     for k, epoch in enumerate(wanted):
         if progress:
             progress(k / len(wanted), f"Reading recorded epoch {epoch}")
@@ -244,6 +244,8 @@ def _load_recording(folder: Path, probe, probe_index: int, progress, memory_limi
         weights[epoch], acts, preds = read
         if probe is None:
             acts.setdefault(network.layers[0].name, rec.probes)   # a Sequential's InputLayer
+            if any(layer.name not in acts for layer in network.layers):     # Keras ops: computed
+                acts, skipped = forward_missing(network, weights[epoch], acts)
             activations[epoch] = acts
             predictions[epoch] = preds
     if probe is not None:
@@ -254,4 +256,5 @@ def _load_recording(folder: Path, probe, probe_index: int, progress, memory_limi
     return Run(folder.name or rec.model_name, str(folder), network, sorted(weights), weights, probes,
                activations=activations, predictions=predictions, metrics=rec.metrics,
                labels=labels, class_names=rec.class_names, probe_index=probe_index,
-               warnings=rec.warnings)
+               warnings=rec.warnings + [f"layer {name!r}: no activations ({why})"
+                                        for name, why in skipped.items()])

@@ -24,7 +24,7 @@ MATPLOTLIB = {
     "cividis": {0: (0.0, 0.135112, 0.304751), 60: (0.247605, 0.296986, 0.422917),
                 128: (0.488697, 0.485318, 0.471008), 255: (0.995737, 0.909344, 0.217772)},
 }
-PLANE_CONTROLS = {"Epoch", "Expansion", "Morph", "Spacing", "Scale", "Colour Map",
+PLANE_CONTROLS = {"Expansion", "Morph", "Spacing", "Scale", "Colour Map",
                   "Normalise Per Map", "Highlight", "Trace Unit", "Focus X", "Focus Y",
                   "Focus Map", "Inbound", "Width", "Height", "Max Cells", "Material"}
 # (layer, input, value keyed at frame 1, at frame 3, other inputs set meanwhile)

@@ -13,7 +13,8 @@ trained for two epochs on scikit-learn's digits, saved every way nnvis reads:
                                     tf.Module since Keras 3 no longer writes it
     savedmodel/keras_metadata.pb    a Keras 2 SavedModel's metadata (SavedMetadata proto, root
                                     node's JSON with the model config), encoded here
-    multi/model.json, model.weights.h5   a Functional model with two image inputs and a vector,
+    multi/model.json, model.weights.h5   a Functional model with two image inputs, a vector, a
+                                    1D signal and a 3D volume, Keras ops (x + 3.0, relu6),
                                     a Conv2D shared by both images, RandomCrop, two outputs
     onnx/model.onnx                 a small ONNX CNN encoded here (no onnx package needed): raw
                                     and float_data tensors, int/ints/float attributes, a
@@ -48,18 +49,27 @@ def _model():
 
 
 def _multi_model():
+    """Several inputs and outputs, a shared layer, RandomCrop, Keras ops with constants (a hard
+    sigmoid written out), LayerNormalization, a 1D signal branch and a 3D volume branch."""
     import keras
-    layers = keras.layers
+    layers, ops = keras.layers, keras.ops
     keras.utils.set_random_seed(1)
     image, other = keras.Input((8, 8, 1), name="image"), keras.Input((8, 8, 1), name="other")
     aux = keras.Input((3,), name="aux")
+    signal, volume = keras.Input((12, 2), name="signal"), keras.Input((4, 4, 4, 1), name="volume")
     shared = layers.Conv2D(2, 3, padding="same", activation="relu", name="shared")
     x = layers.Concatenate(name="cat")([shared(layers.RandomCrop(8, 8, name="crop")(image)),
                                        shared(other)])
+    x = layers.LayerNormalization(name="norm")(x * (ops.relu6(x + 3.0) / 6.0))
     x = layers.GlobalAveragePooling2D(name="gap")(x)
-    x = layers.Concatenate(name="join")([x, layers.Dense(2, name="aux_dense")(aux)])
-    return keras.Model([image, other, aux], [layers.Dense(3, name="classes")(x),
-                                             layers.Dense(1, name="score")(x)], name="fuzz_multi")
+    s = layers.Conv1D(2, 3, padding="causal", name="conv1d")(signal)
+    s = layers.GlobalAveragePooling1D(name="gap1d")(layers.MaxPooling1D(name="pool1d")(s))
+    v = layers.Conv3D(2, 2, name="conv3d")(layers.ZeroPadding3D(1, name="pad3d")(volume))
+    v = layers.GlobalMaxPooling3D(name="gmp3d")(layers.AveragePooling3D(2, name="pool3d")(v))
+    x = layers.Concatenate(name="join")([x, layers.Dense(2, name="aux_dense")(aux), s, v])
+    return keras.Model([image, other, aux, signal, volume],
+                       [layers.Dense(3, name="classes")(x), layers.Dense(1, name="score")(x)],
+                       name="fuzz_multi")
 
 
 def _onnx_seed(rng) -> bytes:

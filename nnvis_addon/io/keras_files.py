@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import NNVisError
 from ..model.keras_config import (INPUT_KIND, SHARED_KEY, block_path, network_from_config,
                                   unsupported_reason)
+from ..model.kinds import OP_PREFIX
 from ..model.network import Network
 from . import hdf5, legacy_h5, saved_model
 
@@ -144,7 +145,8 @@ def weight_groups(network: Network) -> dict[str, str]:
 
     groups = {}
     for layer in network.layers:
-        if layer.kind == INPUT_KIND or SHARED_KEY in layer.config:
+        if layer.kind == INPUT_KIND or SHARED_KEY in layer.config or \
+                layer.kind.startswith(OP_PREFIX):          # an op is no layer: not in the list
             continue
         path = ()
         for block in block_path(layer):

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import NNVisError
 from .network import Layer, Network
 from .keras_config import SHARED_KEY
-from .kinds import MERGE, MOVE, PASS_THROUGH
+from .kinds import KERNEL_CONV, MERGE, MOVE, OP_CONCAT, OP_REDUCE, PASS_THROUGH
 from .ops import moved_elements, output_shape
 
 
@@ -142,7 +142,8 @@ def cell_activations(layer: Layer, activation: np.ndarray) -> np.ndarray:
         raise NNVisError(f"layer {layer.name!r}: activation shape {activation.shape[1:]} is not "
                          f"its output shape {tuple(layer.output_shape)}")
     if layer.is_spatial:
-        return activation.mean(axis=(1, 2), dtype=np.float64).astype(np.float32)
+        return activation.mean(axis=tuple(range(1, activation.ndim - 1)),
+                               dtype=np.float64).astype(np.float32)
     return activation.reshape(activation.shape[0], -1).astype(np.float32, copy=False)
 
 
@@ -309,7 +310,7 @@ def _dense_strongest(layer: Layer, source: Layer, weights_by_epoch, limit: int):
 
 def connection_size(network: Network, layer: Layer, source: Layer) -> int:
     """How many edges `source` → `layer` has, from the shapes alone (for level-of-detail budgets)."""
-    if layer.kind in ("Dense", "Conv2D", "SeparableConv2D", "Block"):
+    if layer.kind in KERNEL_CONV or layer.kind in ("Dense", "Block"):
         return source.cell_count * layer.cell_count // max(int(layer.config.get("groups", 1)), 1)
     if layer.kind in ("Flatten", "Reshape", "Mean") or layer.kind in MOVE:
         return max(source.cell_count, layer.cell_count)
@@ -331,19 +332,23 @@ def connection_caps(sizes: list[int], total: int) -> int | None:
 
 
 def _slice_norms(kernel: np.ndarray) -> np.ndarray:
-    """(a, b) L2 norms of the (kh, kw) slices of a (kh, kw, a, b) kernel. A 1 × 1 slice's norm is
-    its absolute value, exactly (float32 squared is exact in float64, and so is its square root):
-    half of ResNet50's kernels are 1 × 1, and |k| is one pass instead of three."""
-    if kernel.shape[0] * kernel.shape[1] == 1:
-        return np.abs(kernel[0, 0], dtype=np.float64)
-    return np.sqrt(np.square(kernel, dtype=np.float64).sum(axis=(0, 1)))
+    """(a, b) L2 norms of the window slices of a (*window, a, b) kernel (1D, 2D or 3D). A window
+    of one tap's norm is its absolute value, exactly (float32 squared is exact in float64, and so
+    is its square root): half of ResNet50's kernels are 1 × 1, and |k| is one pass instead of
+    three."""
+    if np.prod(kernel.shape[:-2]) == 1:
+        return np.abs(kernel.reshape(kernel.shape[-2:]), dtype=np.float64)
+    return np.sqrt(np.square(kernel, dtype=np.float64).sum(axis=tuple(range(kernel.ndim - 2))))
 
 
 def _kernels(layer: Layer, weights_by_epoch, count: int, shapes: list[tuple]) -> list[list]:
-    """Each epoch's first `count` kernels, checked against `shapes` (None matches any size)."""
+    """Each epoch's first `count` kernels, checked against `shapes` (None matches any size; a
+    leading ``...``: the window's axes, as many as the layer's maps have)."""
     out = []
     for w in _epoch_weights(layer, weights_by_epoch, count):
         for k, shape in zip(w[:count], shapes):
+            if shape[0] is Ellipsis:
+                shape = (None,) * (len(layer.output_shape) - 1) + shape[1:]
             if k.ndim != len(shape) or any(e not in (None, g) for e, g in zip(shape, k.shape)):
                 want = ", ".join("k" if e is None else str(e) for e in shape)
                 raise NNVisError(f"layer {layer.name!r}: {layer.kind} kernel has shape {k.shape}, "
@@ -359,7 +364,7 @@ def _conv2d(layer: Layer, source: Layer, weights_by_epoch, *_):
         raise NNVisError(f"layer {layer.name!r}: {cin} → {cout} channels do not split into "
                          f"{groups} groups")
     cin_g, cout_g = cin // groups, cout // groups
-    kernels = _kernels(layer, weights_by_epoch, 1, [(None, None, cin_g, cout)])
+    kernels = _kernels(layer, weights_by_epoch, 1, [(..., cin_g, cout)])
     j = np.repeat(np.arange(cin_g), cout)
     dst = np.tile(np.arange(cout), cin_g)
     src = (dst // cout_g) * cin_g + j
@@ -372,7 +377,7 @@ def _conv2d(layer: Layer, source: Layer, weights_by_epoch, *_):
 def _depthwise(layer: Layer, source: Layer, weights_by_epoch, *_):
     cin, cout = int(source.output_shape[-1]), int(layer.output_shape[-1])
     mult = cout // cin
-    kernels = _kernels(layer, weights_by_epoch, 1, [(None, None, cin, mult)])
+    kernels = _kernels(layer, weights_by_epoch, 1, [(..., cin, mult)])
     src = np.repeat(np.arange(cin), mult)
     weight = np.stack([_slice_norms(k).ravel() for (k,) in kernels]).astype(np.float32)
     return src, np.arange(cin * mult), weight
@@ -381,11 +386,10 @@ def _depthwise(layer: Layer, source: Layer, weights_by_epoch, *_):
 def _separable(layer: Layer, source: Layer, weights_by_epoch, *_):
     cin, cout = int(source.output_shape[-1]), int(layer.output_shape[-1])
     mult = int(layer.config.get("depth_multiplier", 1))
-    kernels = _kernels(layer, weights_by_epoch, 2,
-                       [(None, None, cin, mult), (1, 1, cin * mult, cout)])
+    kernels = _kernels(layer, weights_by_epoch, 2, [(..., cin, mult), (..., cin * mult, cout)])
     rows = []
     for depthwise, pointwise in kernels:
-        effective = np.einsum("hwcm,cmf->hwcf", depthwise.astype(np.float64),
+        effective = np.einsum("...cm,cmf->...cf", depthwise.astype(np.float64),
                               pointwise.reshape(cin, mult, cout).astype(np.float64))
         rows.append(_slice_norms(effective).ravel())
     return np.repeat(np.arange(cin), cout), np.tile(np.arange(cout), cin), \
@@ -408,6 +412,14 @@ def _batch_norm(layer: Layer, source: Layer, weights_by_epoch, *_):
             _check_shape(layer, "a BatchNormalization weight", a, (channels,))
         gamma = w[0].astype(np.float64) if scale_on else 1.0
         rows.append((gamma / np.sqrt(w[count - 1].astype(np.float64) + eps))[cells % channels])
+    return cells, cells, np.stack(rows).astype(np.float32)
+
+
+def _layer_scale(layer: Layer, source: Layer, weights_by_epoch, *_):
+    """LayerScale: cell c → c, weight its learned scale gamma[c]."""
+    cells = _same_cells(layer, source)[0]
+    rows = [w[0][cells % int(layer.output_shape[-1])]
+            for w in _epoch_weights(layer, weights_by_epoch, 1)]
     return cells, cells, np.stack(rows).astype(np.float32)
 
 
@@ -452,10 +464,11 @@ def _moved(layer: Layer, source: Layer, *_):
 
 
 def _mean(layer: Layer, source: Layer, *_):
-    """Mean: every input cell → the cells it is averaged into (over the channels: every map →
-    the one map)."""
+    """Mean, and the Keras ops' reductions (mean, max, ... over axes): every input cell → the
+    cells it is reduced into (over the maps' own axes: map c → cell c; over the channels: every
+    map → the one map)."""
     shape = tuple(int(d) for d in source.output_shape)
-    kept = output_shape("Mean", {**layer.config, "keepdims": True}, [shape])
+    kept = output_shape(layer.kind, {**layer.config, "keepdims": True}, [shape])
     into = np.broadcast_to(np.arange(math.prod(kept)).reshape(kept), shape).ravel()
     return _element_edges(source, layer, into, inverse=True)
 
@@ -595,11 +608,14 @@ def _unknown(layer: Layer):
 
 
 _KINDS = {
-    "Block": _block, "Dense": _dense, "Conv2D": _conv2d, "DepthwiseConv2D": _depthwise,
-    "SeparableConv2D": _separable, "BatchNormalization": _batch_norm,
-    "Flatten": _reshape, "Reshape": _reshape, "Concatenate": _concat,
+    "Block": _block, "Dense": _dense, "Conv1D": _conv2d, "Conv2D": _conv2d, "Conv3D": _conv2d,
+    "DepthwiseConv1D": _depthwise, "DepthwiseConv2D": _depthwise,
+    "SeparableConv1D": _separable, "SeparableConv2D": _separable,
+    "BatchNormalization": _batch_norm, "LayerScale": _layer_scale,
+    "Flatten": _reshape, "Reshape": _reshape, "Concatenate": _concat, OP_CONCAT: _concat,
     **{kind: _merge for kind in sorted(MERGE)},
     **{kind: _same_cells for kind in sorted(PASS_THROUGH)},
+    **{kind: _mean for kind in sorted(OP_REDUCE)},
     **{kind: _moved for kind in sorted(MOVE)}, "Mean": _mean, "Affine": _affine,
 }
 KINDS = frozenset(_KINDS) - {"Block"} | {"InputLayer"}    # every model layer kind it knows

@@ -135,7 +135,9 @@ def _atlas_tree(name: str, instanced: bool, emission: float, modes: int | None):
                     tree, f"{names.MODE_SCALE}{k}", f"Mode {k} scale", 1.0))
                 picked = term if picked is None else math_node(tree, "ADD", picked, term)
         tree.links.new(cell, lookup.inputs["Cell"])
-        tree.links.new(attribute(names.EPOCH), lookup.inputs["Epoch"])
+        epoch = add(tree, "ShaderNodeAttribute", attribute_type="OBJECT",
+                    attribute_name=names.EPOCH).outputs["Fac"]   # the object's keyed property
+        tree.links.new(epoch, lookup.inputs["Epoch"])
         if instanced:
             uv = add(tree, "ShaderNodeAttribute", attribute_type="GEOMETRY",
                      attribute_name=names.UV)
