@@ -167,7 +167,8 @@ def cmd_record(args) -> int:
     return 0
 
 
-BENCHES = {"bundling": "bundling", "import": "imports", "fuzz": "fuzz", "render": "render"}
+BENCHES = {"bundling": "bundling", "import": "imports", "fuzz": "fuzz", "render": "render",
+           "maps": "maps"}
 
 
 def cmd_bench(args) -> int:
@@ -242,7 +243,7 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo, **DEMO)
 
     bench = sub.add_parser("bench",
-                           help="benchmarks: bundling, import, fuzz, render (each takes -h)")
+                           help="benchmarks: bundling, import, fuzz, render, maps (each takes -h)")
     bench.add_argument("which", choices=sorted(BENCHES))
     bench.add_argument("options", nargs=argparse.REMAINDER, help="passed to the benchmark")
     bench.set_defaults(func=cmd_bench)

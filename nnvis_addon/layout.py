@@ -145,7 +145,10 @@ def layout_network(network: Network, map_size: float = 1.0, unit_size: float = 0
     heights = np.array([max(reach[row_of == k]) for k in range(rows)])
     skips = any(rank[layer.name] - rank[src] > 1 for layer in network.layers
                 for src in layer.inbound)
-    pitch = (1.8 if skips else 1.2) * heights.max()     # room for skip arcs above each row
+    # each row hangs below the one above it by their half heights and the room its own skip
+    # arcs need above it: a row of small maps does not stand as far apart as the tallest row
+    room = (0.8 if skips else 0.2) * heights
+    drop = np.concatenate([[0.0], np.cumsum((heights[:-1] + heights[1:]) / 2 + room[1:])])
     placements = []
     for layer in network.layers:
         size, yz, extent = shapes[layer.name]
@@ -155,7 +158,7 @@ def layout_network(network: Network, map_size: float = 1.0, unit_size: float = 0
         centers = np.zeros((layer.cell_count, 3), np.float32)
         centers[:, 0] = x
         centers[:, 1] = yz[:, 0] - lane[layer.name] * width[r] * 1.25
-        centers[:, 2] = yz[:, 1] - k * pitch
+        centers[:, 2] = yz[:, 1] - drop[k]
         placements.append(Placement(layer.name, float(x), centers, size, layer.is_spatial,
                                     extent, r, lane[layer.name], k))
     return placements

@@ -10,6 +10,8 @@ from nnvis_addon.bench import bundling as bench
 from nnvis_addon.bundling import cell_hierarchy, density_bundle, structural_bundle
 from nnvis_addon.errors import NNVisError
 
+TIER = "fast"
+
 
 def layer_pair(n_src=400, n_dst=20, seed=1, gap=2.0):
     """Random Y-Z cell positions (no lattice coincidences) of a dense layer pair, and its edges."""

@@ -10,6 +10,8 @@ import pytest
 from nnvis_addon.errors import NNVisError
 from nnvis_addon.scene import devices
 
+TIER = "blender"
+
 OFFERED = ("NONE", "CUDA", "OPTIX", "HIP", "ONEAPI")      # Linux: no Metal
 
 

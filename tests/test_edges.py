@@ -11,6 +11,8 @@ from nnvis_addon.model import ops
 from nnvis_addon.model.edges import KINDS, Edges, cell_activations, edge_values, layer_edges, prune
 from nnvis_addon.model.network import Layer, Network
 
+TIER = "fast"
+
 RNG = np.random.default_rng(7)
 
 

@@ -1,6 +1,7 @@
 """A frame's cost beyond its samples (issue 27): the epoch keyed on values only shaders read and
 the edge curves in a BVH of their own make consecutive frames ≥ 4× cheaper than a scene built by
-the code of 2026-12-04 (commit 64b9f76; docs/benchmarks.md measured 7×), with the same pictures.
+the code of 2026-12-04 (commit 64b9f76; docs/benchmarks.md measured 7×), with the same pictures
+of the layers (the edges' look changed since: issue 24).
 
 Both scenes are built from the same digits recording by `nnvis render --blend` in a subprocess:
 the old one from that commit's files (`git archive`), the new one from this checkout."""
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+TIER = "slow"
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = "64b9f76"          # the code of 2026-12-04, before issue 27
@@ -73,6 +76,9 @@ def test_consecutive_frames_cost_a_quarter_with_the_same_pictures(blends, tmp_pa
     for path in blends:               # the same Cycles settings for both: only the scene differs
         scene = open_blend(path)
         compat.set_image_output(scene, "PNG")
+        for obj in scene.objects:     # issue 24 changed how edges look (seen through, fading)
+            if "nnvis_edges" in obj:
+                obj.hide_render = True
         cycles = scene.cycles
         cycles.samples, cycles.use_denoising, cycles.seed, cycles.use_light_tree = 8, False, 0, True
         frames = np.linspace(scene.frame_start, scene.frame_end, 4).round().astype(int)

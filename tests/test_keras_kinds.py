@@ -15,6 +15,8 @@ from nnvis_addon.options import SceneOptions  # noqa: E402
 from nnvis_addon.plan import plan_scene  # noqa: E402
 from nnvis_addon.run import load_run  # noqa: E402
 
+TIER = "oracle"
+
 EPOCHS = 2
 
 

@@ -13,6 +13,8 @@ from nnvis_addon.model.network import Layer, Network
 from nnvis_addon.model.trace import trace
 from nnvis_addon.model.window import kernel_window
 
+TIER = "render"
+
 # Rows of matplotlib's own tables (matplotlib/_cm_listed.py, 256 rows; t = row / 255).
 MATPLOTLIB = {
     "viridis": {0: (0.267004, 0.004874, 0.329415), 60: (0.237441, 0.305202, 0.541921),

@@ -15,6 +15,8 @@ import h5py
 import numpy as np
 import pytest
 
+TIER = "slow"
+
 ROOT = Path(__file__).resolve().parent.parent
 DENSE = [("fc2", 4096, 4096), ("predictions", 4096, 1000)]      # VGG16's last two layers
 EPOCHS = 2

@@ -18,6 +18,8 @@ pytest.importorskip("onnxruntime")
 
 from onnx_models import assert_nodes_match, export  # noqa: E402
 
+TIER = "oracle"
+
 SIZE = 32
 
 

@@ -7,6 +7,8 @@ import posixpath
 import zipfile
 from pathlib import Path
 
+TIER = "blender"
+
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ("nnvis_addon/bench/", "nnvis_addon/record/", "nnvis_addon/cli.py", "nnvis_addon/demo.py",
          "nnvis_addon/packaging.py", "nnvis_addon/headless.py", "nnvis_addon/chunks.py")

@@ -15,6 +15,8 @@ from nnvis_addon.chunks import chunk_range, parse_chunk, parse_frames
 from nnvis_addon.errors import NNVisError
 from test_scene import epoch_fcurve, import_run
 
+TIER = "render"
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -14,6 +14,8 @@ import pytest
 
 from nnvis_addon.errors import NNVisError
 
+TIER = "render"
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -7,6 +7,8 @@ import pytest
 from nnvis_addon import load_run
 from nnvis_addon.atlas import as_cells, pack
 
+TIER = "blender"
+
 
 def import_run(folder, **kwargs):
     import bpy

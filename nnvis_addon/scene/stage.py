@@ -47,6 +47,7 @@ class CyclesSettings:
     denoise: str | None = None        # OpenImageDenoise quality FAST/BALANCED/HIGH, None: off
     prefilter: str = "FAST"           # denoiser's albedo/normal prefilter: NONE/FAST/ACCURATE
     bounces: int = 0                  # 0: direct light only (the picture is emission + lights)
+    transparent_bounces: int = 32     # faint edges seen through each other (beyond: black dots)
     filter_width: float = 1.5         # pixel filter width in pixels (Blender's default)
     pixel_filter: str = "BLACKMAN_HARRIS"   # or GAUSSIAN / BOX: measured no better here
     light_tree: bool = True           # Blender's default. Off in the CPU presets: Cycles builds
@@ -95,7 +96,7 @@ def apply_cycles(scene, settings: CyclesSettings) -> None:
     cycles.max_bounces = settings.bounces
     cycles.diffuse_bounces = cycles.glossy_bounces = min(settings.bounces, 1)
     cycles.transmission_bounces = cycles.volume_bounces = 0
-    cycles.transparent_max_bounces = 4
+    cycles.transparent_max_bounces = settings.transparent_bounces
     cycles.filter_width = settings.filter_width
     cycles.pixel_filter_type = settings.pixel_filter
     cycles.use_light_tree = settings.light_tree
