@@ -17,6 +17,7 @@ import pytest
 
 from nnvis_addon.bench import maps
 
+TIER = "render"
 MEDIAN, WORST, COVERAGE = 0.75, 0.50, 0.15
 NETWORKS = ("resnet50", "mobilenetv2", "densenet121", "resnet18-onnx")
 
