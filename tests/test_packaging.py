@@ -8,8 +8,6 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOLS = ("nnvis_addon/bench/", "nnvis_addon/record/", "nnvis_addon/cli.py", "nnvis_addon/demo.py",
-         "nnvis_addon/packaging.py", "nnvis_addon/headless.py", "nnvis_addon/chunks.py")
 
 
 def test_zip_holds_the_extension_and_its_wheel_only(extension_zip):
@@ -19,7 +17,15 @@ def test_zip_holds_the_extension_and_its_wheel_only(extension_zip):
     assert "nnvis_addon/run.py" in names and "operators/import_checkpoint.py" in names
     assert not [n for n in names if n.startswith(("tests/", "docs/", ".venv/", "dist/"))]
     assert not [n for n in names if "__pycache__" in n]
-    assert not [n for n in names if n.startswith(TOOLS)]       # tools run outside Blender
+
+
+def test_staged_files_are_what_blenders_builder_ships(extension_zip):
+    """packaging stages and hashes the files the manifest's exclusions leave: exactly the zip's
+    (less the bundled wheel), so a cached zip is rebuilt when, and only when, a shipped file
+    changes."""
+    from nnvis_addon.tools.packaging import source_files
+    names = {n for n in zipfile.ZipFile(extension_zip).namelist() if not n.startswith("wheels/")}
+    assert {p.relative_to(ROOT).as_posix() for p in source_files()} == names
 
 
 def _module_files(path: str) -> list[str]:
@@ -46,9 +52,10 @@ def _imports(source: str, module: str) -> set[str]:
     return found
 
 
-def test_everything_the_addon_imports_is_shipped(extension_zip):
+def test_the_zip_holds_the_modules_the_addon_imports(extension_zip):
     """Follow the imports (also those inside functions) from the extension's __init__.py through
-    the checkout: every module reached is in the zip, so leaving the tools out broke nothing."""
+    the checkout: every module reached is in the zip, so leaving the tools out broke nothing, and
+    every module in the zip is reached, so no tool ships."""
     z = zipfile.ZipFile(extension_zip)
     names = set(z.namelist())
     seen, todo = set(), ["__init__.py"]
@@ -59,6 +66,8 @@ def test_everything_the_addon_imports_is_shipped(extension_zip):
             todo += _imports((ROOT / module).read_text(), module)
     assert "nnvis_addon/scene/build.py" in seen and "operators/render_video.py" in seen
     assert not seen - names, f"the add-on imports {sorted(seen - names)}, which the zip leaves out"
+    shipped = {n for n in names if n.endswith(".py")}
+    assert not shipped - seen, f"the zip holds {sorted(shipped - seen)}, which the add-on never imports"
 
 
 def test_every_shipped_module_imports_in_the_installed_addon(addon, extension_zip):

@@ -102,7 +102,7 @@ def reference_frame(scene, frame: int, recording, tmp: Path):
     and size (seconds 0.0 when it came from the cache: it takes minutes on 2 cores)."""
     import hashlib
     from ..packaging import ROOT, cache_dir, source_hash
-    from ..scene.stage import CyclesSettings, apply_cycles
+    from ...scene.stage import CyclesSettings, apply_cycles
     key = hashlib.sha256(f"{source_hash(ROOT / 'nnvis_addon' / 'scene')} {recording} {frame} "
                          f"{scene.render.resolution_x}x{scene.render.resolution_y}".encode())
     key = key.hexdigest()[:16]
@@ -124,9 +124,9 @@ def psnr(a, b) -> float:
 
 def run(variants: dict, resolution, repeats: int, recording=None, log=print,
         scene_name: str = "demo") -> list[dict]:
-    from ..scene import compat
+    from ...scene import compat
     from dataclasses import replace
-    from ..scene.stage import QUALITY, CyclesSettings, apply_cycles
+    from ...scene.stage import QUALITY, CyclesSettings, apply_cycles
     recording = scene_source(scene_name, recording)
     scene = open_bench_scene(recording, resolution)
     compat.set_image_output(scene, "PNG")
