@@ -97,7 +97,3 @@ def dialog_property(option):
 
 for _option in IMPORT_OPTIONS:
     NNVIS_OT_import_checkpoint.__annotations__[_option.name] = dialog_property(_option)
-
-
-def menu_import(self, context):
-    self.layout.operator(NNVIS_OT_import_checkpoint.bl_idname, text="CNN Checkpoint (.keras/.h5/ckpt/.onnx)")
