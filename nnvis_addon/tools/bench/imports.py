@@ -65,7 +65,7 @@ def _prepare_onnx(key: str, size: int, folder: Path) -> dict:
     import numpy as np
     import onnxruntime as ort
     from ...model.forward import forward_batch
-    from ...model.onnx_graph import read_onnx_epoch
+    from ...io.onnx import read_onnx_epoch
     if not (folder / "epoch_02.onnx").exists():
         import torch
         import torchvision
