@@ -157,6 +157,7 @@ def main() -> None:
     render(scene, "camera_orthographic")
     bundling_pictures(run)
     gallery()
+    families()
     live_picture()
 
 
@@ -231,6 +232,68 @@ def gallery() -> None:
         compat.set_image_output(scene)
         scene.frame_set(scene.frame_end)
         render(scene, f"gallery_{name}")
+
+
+def _signal_net():
+    """A small Conv1D classifier of 3-channel signals 128 samples long."""
+    import keras
+    from keras import layers as L
+    inp = keras.Input((128, 3), name="signal")
+    x = L.Conv1D(12, 7, activation="relu", name="conv1")(inp)
+    x = L.MaxPooling1D(2, name="pool1")(x)
+    x = L.Conv1D(24, 5, activation="relu", name="conv2")(x)
+    x = L.MaxPooling1D(2, name="pool2")(x)
+    x = L.Conv1D(24, 3, activation="relu", name="conv3")(x)
+    x = L.GlobalAveragePooling1D(name="gap")(x)
+    return keras.Model(inp, L.Dense(5, activation="softmax", name="classes")(x), name="signals")
+
+
+def families() -> None:
+    """The layer families of the user guide's table beside the gallery, 640×360: a network of
+    Keras 3 ops (MobileNetV3Small at 96×96), LayerNorm/LayerScale (ConvNeXtTiny at 64×64) and
+    a Conv1D network, whose 1D maps are strips (random weights, BatchNorm statistics randomised);
+    needs TensorFlow."""
+    import bpy
+    import keras
+    import numpy as np
+    from nnvis_addon import load_run
+    from nnvis_addon.tools.bench.forward import randomize_batchnorm
+    from nnvis_addon.scene import SceneOptions, build_scene, compat
+    builders = {
+        "mobilenetv3small": (lambda: keras.applications.MobileNetV3Small(
+            input_shape=(96, 96, 3), weights=None, classes=10, minimalistic=False), 96),
+        "convnexttiny": (lambda: keras.applications.ConvNeXtTiny(
+            input_shape=(64, 64, 3), weights=None, classes=10), 64),
+        "conv1d": (_signal_net, None),
+    }
+    for name, (build, size) in builders.items():
+        if ONLY and f"family_{name}" not in ONLY:
+            continue
+        folder = CACHE / name
+        path = folder / f"{name}.keras"
+        if not path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            keras.utils.set_random_seed(0)
+            model = build()
+            randomize_batchnorm(model, np.random.default_rng(0))
+            for variable in model.weights:          # LayerScale's 1e-6 start hides its branch
+                if "layer_scale" in variable.path:
+                    variable.assign(np.full(variable.shape, 0.5, np.float32))
+            model.save(path)
+        if size:
+            y, x = np.mgrid[0:size, 0:size] / size
+            probe = np.stack([np.sin(9 * x + 3 * y), np.cos(7 * y - 2 * x),
+                              np.sin(5 * (x + y))], axis=-1).astype(np.float32)
+        else:
+            t = np.linspace(0, 1, 128)[:, None]
+            probe = np.sin(2 * np.pi * t * [3, 7, 13] + [0, 1, 2]).astype(np.float32)
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        build_scene(load_run(path, probe=probe), SceneOptions(resolution=(640, 360),
+                                                              samples=SAMPLES))
+        scene = bpy.context.scene
+        compat.set_image_output(scene)
+        scene.frame_set(scene.frame_end)
+        render(scene, f"family_{name}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layout import Placement
+from .layout import Placement, map_aspect
+from .model.network import map_shape
 
 
 @dataclass
@@ -36,9 +37,10 @@ def pitch_of(placement: Placement) -> float:
 
 
 def map_size(placement: Placement, output_shape) -> tuple[float, float]:
-    """World (width, height) of one feature map: the longer side is the placement's cell size."""
-    h, w = output_shape[:2]
-    return placement.cell_size * w / max(h, w), placement.cell_size * h / max(h, w)
+    """World (width, height) of one feature map (``network.map_shape``): the longer side is the
+    placement's cell size; a strip is drawn at least `MIN_ASPECT` of it thick."""
+    return tuple(placement.cell_size * a for a in map_aspect(output_shape))
+
 
 
 def arrangements(placement: Placement, output_shape) -> Arrangements:
@@ -57,7 +59,7 @@ def arrangements(placement: Placement, output_shape) -> Arrangements:
     circle[:, 2] = radius * np.cos(angle)
     stack = np.zeros((n, 3))
     if placement.spatial:
-        h, w = output_shape[:2]
+        h, w = map_shape(output_shape)
         width, height = map_size(placement, output_shape)
         thickness = min(n * placement.cell_size / max(h, w), placement.cell_size)   # C pixels deep
         stack[:, 0] = (k - (n - 1) / 2.0) * thickness / max(n, 1)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .model.network import map_shape
+
 MAX_WIDTH = 8192   # texels a row; Blender and Cycles handle this comfortably everywhere
 PER_TEXEL = 3      # values per texel: R, G, B
 
@@ -51,10 +53,13 @@ class Atlas:
 
 
 def as_cells(values: np.ndarray, spatial: bool) -> np.ndarray:
-    """(E, ...) per-epoch layer outputs → (E, cells, H, W): feature maps, or 1×1 tiles for units."""
+    """(E, ...) per-epoch layer outputs → (E, cells, rows, columns): feature maps as
+    ``network.map_shape`` draws them (a 1D map a strip, a 3D map its slices stacked), or 1×1
+    tiles for units."""
     values = np.asarray(values, dtype=np.float32)
     if spatial:
-        return np.ascontiguousarray(values.transpose(0, 3, 1, 2))
+        maps = np.moveaxis(values, -1, 1)               # (E, C, *sizes)
+        return np.ascontiguousarray(maps).reshape(*maps.shape[:2], *map_shape(values.shape[1:]))
     return values.reshape(values.shape[0], -1, 1, 1)
 
 

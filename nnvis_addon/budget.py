@@ -1,7 +1,7 @@
 """Memory budget: refuse an import that would not fit, before computing or allocating anything.
 
-A run holds, per epoch and probe, every layer's activations (float32), the weights of every epoch,
-and the scene holds the activation atlases (float32 RGBA for three values: 16/3 bytes a value) and
+A run holds, per epoch and probe, every layer's activations (float32), the weights of every epoch
+(of one epoch at a time when they stay in their file, `io.stored`), and the scene holds the activation atlases (float32 RGBA for three values: 16/3 bytes a value) and
 the edge curves. `estimate` adds these up from the architecture alone; `check` compares that with
 the memory the machine has free and, when it does not fit, says by how much and what to lower.
 """
@@ -25,8 +25,10 @@ def _size(shape) -> int:
 
 
 def estimate(network: Network, epochs: int, probes: int, max_edges: int | None = MAX_EDGES,
-             max_total_edges: int | None = MAX_TOTAL_EDGES) -> dict:
-    """Bytes by kind for a run of `epochs` epochs and `probes` probes, and their total."""
+             max_total_edges: int | None = MAX_TOTAL_EDGES, weight_epochs: int | None = None
+             ) -> dict:
+    """Bytes by kind for a run of `epochs` epochs and `probes` probes, and their total;
+    `weight_epochs`: how many epochs of weights are in memory at once (default all)."""
     values = sum(_size(l.output_shape) for l in network.layers)
     weights = sum(_size(s) for l in network.layers for s in l.weight_shapes)
     edges = 0
@@ -36,7 +38,7 @@ def estimate(network: Network, epochs: int, probes: int, max_edges: int | None =
             edges += min(n, max_edges) if max_edges else n
     edges = min(edges, max_total_edges) if max_total_edges else edges
     parts = {"activations": 4 * values * epochs * probes,
-             "weights": 4 * weights * epochs,
+             "weights": 4 * weights * (epochs if weight_epochs is None else weight_epochs),
              "atlases": int(ATLAS_BYTES_PER_VALUE * values * epochs),
              "edges": edges * (CURVE_BYTES_PER_EDGE + int(ATLAS_BYTES_PER_VALUE * epochs))}
     parts["total"] = sum(parts.values())
@@ -58,10 +60,11 @@ def available() -> int:
         return 1 << 62
 
 
-def check(network: Network, epochs: int, probes: int, source: str, limit: int | None = None) -> dict:
+def check(network: Network, epochs: int, probes: int, source: str, limit: int | None = None,
+          weight_epochs: int | None = None) -> dict:
     """Raise NNVisError if the run would need more than `limit` bytes (default: most of the free
     memory), naming the estimate and the level-of-detail options that would make it fit."""
-    need = estimate(network, epochs, probes)
+    need = estimate(network, epochs, probes, weight_epochs=weight_epochs)
     limit = int(HEADROOM * available()) if limit is None else limit
     if need["total"] > limit:
         mb = {k: v / 2**20 for k, v in need.items()}

@@ -24,8 +24,11 @@ NETWORK = (0.12, 0.2, 0.88, 0.835)    # u0, v0, u1, v1
 # -X) read as pictures and the network runs across the wide frame.
 VIEW_DIRECTION = np.array([-0.62, -0.76, 0.2])
 # Wrapped layouts (deep networks, rows one under another) are seen more from the front, so the
-# rows stay level and apart on screen.
-WRAPPED_VIEW_DIRECTION = np.array([-0.3, -0.94, 0.16])
+# rows stay level and apart on screen, but not so frontally that their maps stand edge-on.
+WRAPPED_VIEW_DIRECTION = np.array([-0.5, -0.85, 0.16])
+# The row count is chosen as seen from the front (`magnification`): seen obliquely, one long row
+# foreshortens and would always look best.
+ROWS_VIEW_DIRECTION = np.array([-0.3, -0.94, 0.16])
 LENS_MM, SENSOR_MM = 50.0, 36.0
 
 
@@ -153,7 +156,7 @@ def fly_directions(steps: int = 24) -> list[np.ndarray]:
     return out
 
 
-def magnification(points, aspect: float, direction=WRAPPED_VIEW_DIRECTION) -> float:
+def magnification(points, aspect: float, direction=ROWS_VIEW_DIRECTION) -> float:
     """How large the fitted default view shows the network (1 / camera distance): layouts of the
     same cells compare by it — the larger, the bigger every feature map on screen."""
     pts = np.asarray(points, float)

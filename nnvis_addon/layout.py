@@ -19,7 +19,7 @@ from .blocks import KIND as BLOCK
 from .framing import box_corners
 from .model.edges import passes_through
 from .model.kinds import MAPWISE
-from .model.network import Layer, Network
+from .model.network import Layer, Network, map_shape
 from .stages import stages
 
 
@@ -42,25 +42,38 @@ class Placement:
     row: int = 0                 # wrapped layouts: 0 = the top row
 
 
-def grid_columns(count: int, spatial: bool) -> int:
-    """Columns of a near-square grid; short unit layers (≤ 16, e.g. class scores) stand as a column."""
-    return 1 if (count <= 16 and not spatial) else math.ceil(math.sqrt(count))
+MIN_ASPECT = 0.125      # a 1D map's strip (one row of L) stays a visible band, not a hairline
 
 
-def _grid(count: int, spacing: float, spatial: bool) -> np.ndarray:
-    """(count, 2) offsets (y, z) of a centred grid, filled row by row: left (+Y) to right, top down."""
-    cols = grid_columns(count, spatial)
+def map_aspect(output_shape) -> tuple[float, float]:
+    """(width, height) of one drawn feature map (``network.map_shape``) over its longer side."""
+    h, w = map_shape(output_shape)
+    return max(w / max(h, w), MIN_ASPECT), max(h / max(h, w), MIN_ASPECT)
+
+
+def grid_columns(count: int, spatial: bool, aspect: tuple[float, float] = (1.0, 1.0)) -> int:
+    """Columns of a near-square grid of cells of (width, height) `aspect`; short unit layers
+    (≤ 16, e.g. class scores) stand as a column."""
+    if count <= 16 and not spatial:
+        return 1
+    return min(count, max(1, math.ceil(math.sqrt(count * aspect[1] / aspect[0]))))
+
+
+def _grid(count: int, spacing: float, spatial: bool,
+          aspect: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+    """(count, 2) offsets (y, z) of a centred grid, filled row by row: left (+Y) to right, top down;
+    columns `spacing` × the cell's width apart, rows × its height (`aspect`)."""
+    cols = grid_columns(count, spatial, aspect)
     rows = math.ceil(count / cols)
     i = np.arange(count)
-    y = -((i % cols) - (cols - 1) / 2.0) * spacing
-    z = -((i // cols) - (rows - 1) / 2.0) * spacing
+    y = -((i % cols) - (cols - 1) / 2.0) * spacing * aspect[0]
+    z = -((i // cols) - (rows - 1) / 2.0) * spacing * aspect[1]
     return np.stack([y, z], axis=1)
 
 
 def map_size_of(layer: Layer, largest_side: int, map_size: float) -> float:
     """Maps shrink with their resolution, but gently (square root), so deep 4×4 maps stay visible."""
-    side = max(layer.output_shape[0], layer.output_shape[1])
-    return map_size * math.sqrt(side / largest_side)
+    return map_size * math.sqrt(max(layer.map_shape) / largest_side)
 
 
 def ranks_and_lanes(network: Network) -> tuple[dict[str, int], dict[str, int]]:
@@ -96,20 +109,23 @@ def layout_network(network: Network, map_size: float = 1.0, unit_size: float = 0
     layers that only pass values on (Flatten, Dropout) are drawn at half size, the output layer at
     twice the size, so it reads next to the class scores. `rows` > 1 wraps the ranks into that
     many rows of about equal length, one under the other, like lines of text."""
-    spatial_sides = [max(l.output_shape[:2]) for l in network.layers if l.is_spatial]
+    spatial_sides = [max(l.map_shape) for l in network.layers if l.is_spatial]
     largest = max(spatial_sides) if spatial_sides else 1
     rank, lane = ranks_and_lanes(network)
     shapes = {}
     for layer in network.layers:
+        aspect = (1.0, 1.0)
         if layer.is_spatial:
             size = map_size_of(layer, largest, map_size)
             spacing = size * 1.15
+            aspect = map_aspect(layer.output_shape)
         else:
             size = unit_size * (0.5 if passes_through(layer) else
                                 2.0 if layer.name == network.output else 1.0)
             spacing = size * 1.6
-        yz = _grid(layer.cell_count, spacing, layer.is_spatial)
-        extent = (float(np.ptp(yz[:, 0])) + size, float(np.ptp(yz[:, 1])) + size)
+        yz = _grid(layer.cell_count, spacing, layer.is_spatial, aspect)
+        extent = (float(np.ptp(yz[:, 0])) + size * aspect[0],
+                  float(np.ptp(yz[:, 1])) + size * aspect[1])
         shapes[layer.name] = (size, yz, extent)
     depth = max(rank.values()) + 1
     reach = np.ones(depth)                      # the largest extent at each rank
@@ -129,7 +145,10 @@ def layout_network(network: Network, map_size: float = 1.0, unit_size: float = 0
     heights = np.array([max(reach[row_of == k]) for k in range(rows)])
     skips = any(rank[layer.name] - rank[src] > 1 for layer in network.layers
                 for src in layer.inbound)
-    pitch = (1.8 if skips else 1.2) * heights.max()     # room for skip arcs above each row
+    # each row hangs below the one above it by their half heights and the room its own skip
+    # arcs need above it: a row of small maps does not stand as far apart as the tallest row
+    room = (0.8 if skips else 0.2) * heights
+    drop = np.concatenate([[0.0], np.cumsum((heights[:-1] + heights[1:]) / 2 + room[1:])])
     placements = []
     for layer in network.layers:
         size, yz, extent = shapes[layer.name]
@@ -139,7 +158,7 @@ def layout_network(network: Network, map_size: float = 1.0, unit_size: float = 0
         centers = np.zeros((layer.cell_count, 3), np.float32)
         centers[:, 0] = x
         centers[:, 1] = yz[:, 0] - lane[layer.name] * width[r] * 1.25
-        centers[:, 2] = yz[:, 1] - k * pitch
+        centers[:, 2] = yz[:, 1] - drop[k]
         placements.append(Placement(layer.name, float(x), centers, size, layer.is_spatial,
                                     extent, r, lane[layer.name], k))
     return placements

@@ -64,13 +64,14 @@ RF = "nnvis_rf_"                      # + y/x/in/out: the kernel window (Expansi
 TRACE = "nnvis_trace_"                # + unit: the highlight trace of that unit
 SIZE = "nnvis_size"                   # a cell's drawn size
 UV = "nnvis_uv"
-EPOCH = "nnvis_epoch"                 # the shown epoch, for the shader
+EPOCH = "nnvis_epoch"                 # the shown epoch: layers' and edges' property, read by shaders
 COLOUR_MAP = "nnvis_colour_map"       # the Colour Map input, for the shader
 GAIN = "nnvis_gain"
 LIT, DIM = "nnvis_lit", "nnvis_dim"   # the highlight, for the shader
 EDGE = "nnvis_edge"                   # an edge's index into its connection's atlas
 MODE = "nnvis_mode"                   # the edges' Colour Mode, for the shader
 ALONG = "nnvis_along"                 # 0 at an edge's source, 1 at its target
+OPACITY = "nnvis_opacity"             # the edges' Opacity, for the shader
 BUNDLED = "nnvis_bundled"             # an edge point fully bundled
 SRC, DST = "nnvis_src", "nnvis_dst"   # the cells an edge joins (+ "_rest": their import places)
 POINT_EPOCH = "nnvis_point_epoch"     # a training-curve point: its epoch index
@@ -89,6 +90,7 @@ RAMP = "nnvis_ramp"                   # the material's own colour ramp
 COLOUR_MAPS = "nnvis_colour_maps"     # the Colour Maps group node
 TINT, TINT_AMOUNT = "nnvis_tint", "nnvis_tint_amount"
 GLOW, FLAT = "nnvis_glow", "nnvis_flat"
+STRENGTH_FADE = "nnvis_strength_fade"  # edges: 1 = a weak edge fades, 0 = not (weightless links)
 BASE_COLOUR = "nnvis_base_colour"     # a shared material's colour
 
 # Node groups

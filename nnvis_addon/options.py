@@ -102,7 +102,7 @@ IMPORT_OPTIONS = (
            "Edges", min=0),
     Option("inputs_per_cell", -1, "Inputs per Map",
            "Level of detail: each feature map or unit draws only its N strongest inputs; -1 = "
-           "auto (all in a network drawn in one row, 4 in a deep network wrapped into rows), "
+           "auto (16 in a network drawn in one row, 4 in a deep network wrapped into rows), "
            "0 = all", "Edges", min=-1),
     Option("max_total_edges", budget.MAX_TOTAL_EDGES, "Max Edges in Total",
            "Level of detail for the whole network: the per-connection caps shrink to fit "

@@ -29,8 +29,11 @@ from .model.window import Window, kernel_window
 WRAP_ABOVE = 16       # deeper networks (as drawn) wrap into rows that fill the frame (layout.choose_rows)
 BUNDLERS = ("structural", "density")
 TRACED_UNITS = 16     # at most this many output units get a highlight trace
+OPAQUE_EDGES = 200    # a connection of up to this many edges draws them opaque ...
+MIN_OPACITY = 0.12    # ... larger ones fainter (1 / √count), down to this
 WRAPPED_INPUTS = 4    # a deep network (wrapped into rows) draws each cell's 4 strongest inputs:
                       # its convolutions' hundreds of channels would hide their maps behind walls
+ROW_INPUTS = 16       # one row: 16 (a Dense unit's thousand inputs would be a solid cone over it)
 
 
 @dataclass
@@ -60,6 +63,7 @@ class ConnectionPlan:
     straight: np.ndarray                     # (n, points, 3) polylines at bundle strength 0
     bundled: np.ndarray                      # (n, points, 3) at bundle strength 1
     radius: float
+    opacity: float                           # the edges group's Opacity (`edge_opacity`)
     bundle_strength: float
     values: np.ndarray | None                # (E, modes, n) colour-mode values; None: weightless
     atlas: Atlas | None                      # `values` packed, one row of cells per epoch
@@ -148,12 +152,21 @@ def edge_radius(radius: float, edges, crosses_rows: bool = False) -> float:
     return radius * float(np.clip(np.sqrt(1500 / max(len(edges), 1)), 0.35, 1.0))
 
 
+def edge_opacity(edges, crosses_rows: bool = False) -> float:
+    """How much a connection's edges cover what lies behind them: fainter the more edges it
+    draws, so a sheaf of thousands reads as a haze over the maps and not as a curtain."""
+    if crosses_rows:
+        return 0.3
+    return float(np.clip(np.sqrt(OPAQUE_EDGES / max(len(edges), 1)), MIN_OPACITY, 1.0))
+
+
 def inputs_per_cell(options, rows: int) -> int | None:
     """How many of its strongest inputs each cell draws (`SceneOptions.inputs_per_cell`; auto:
-    all in a one-row layout, `WRAPPED_INPUTS` in a deep network wrapped into rows), None: all."""
+    `ROW_INPUTS` in a one-row layout, `WRAPPED_INPUTS` in a deep network wrapped into rows),
+    None: all."""
     k = options.inputs_per_cell
     if k < 0:
-        k = WRAPPED_INPUTS if rows > 1 else 0
+        k = WRAPPED_INPUTS if rows > 1 else ROW_INPUTS
     return k or None
 
 
@@ -222,6 +235,7 @@ def plan_connection(src: Placement, dst: Placement, edges: Edges, options,
         scales = [colour_range(values[:, k], diverging=True)[0] for k in range(values.shape[1])]
     return ConnectionPlan(src.name, dst.name, edges, straight, bundled,
                           edge_radius(options.edge_radius, edges, src.row != dst.row),
+                          edge_opacity(edges, src.row != dst.row),
                           options.bundle_strength, values, atlas, scales, tuple(traced_units),
                           None if trace_of is None else trace_of[:, order], trace_unit)
 
@@ -231,7 +245,7 @@ def windows(network: Network, drawable: set[str]) -> dict[str, tuple[Layer, Wind
     found = {}
     for layer in network.layers:
         source = next((network.layer(n) for n in layer.inbound
-                       if n in drawable and network.layer(n).is_spatial), None)
+                       if n in drawable and network.layer(n).is_image), None)
         window = kernel_window(layer, source) if source is not None else None
         if layer.name in drawable and window is not None:
             found[layer.name] = (source, window)

@@ -203,11 +203,17 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def fit(array: np.ndarray, input_shape: tuple, what: str) -> np.ndarray:
-    """Resize/convert an (H, W[, C]) image to the model's (H, W, C) input; values unchanged."""
+    """Resize/convert an (H, W[, C]) image to the model's (H, W, C) input, or resize an (L, C)
+    signal along its length to a Conv1D model's (L', C) (linear, half-pixel centres, as images);
+    values unchanged."""
+    if len(input_shape) == 2 and array.ndim == 2 and input_shape[1] in (None, array.shape[1]):
+        length = input_shape[0] or array.shape[0]
+        return resize_bilinear(array.astype(np.float32)[:, None], length, 1)[:, 0]
+    shown = array.shape
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or len(input_shape) != 3:
-        raise NNVisError(f"{what}: shape {array.shape} can't be fitted to the model's input "
+        raise NNVisError(f"{what}: shape {shown} can't be fitted to the model's input "
                          f"{tuple(input_shape)}")
     h, w, c = input_shape
     array = resize_bilinear(array.astype(np.float32), h or array.shape[0], w or array.shape[1])

@@ -16,7 +16,8 @@ from .errors import NNVisError
 from .io import discover as disc
 from .io import keras_files, recording, tf_checkpoint
 from .io.onnx import read_onnx_epoch, read_onnx_weights
-from .model.forward import forward_batch_partial
+from .io.stored import loaded
+from .model.forward import forward_batch_partial, forward_missing
 from .model.keras_config import SHARED_KEY, network_from_config, with_input_shape
 from .model.network import Network
 from .model.ops import KERAS2_KEY, unread_keys
@@ -79,8 +80,9 @@ class Run:
         start = time.perf_counter()
         if activations is None:
             activations, skipped = {}, {}
-            for e in self.epochs:
-                activations[e], skipped = forward_batch_partial(network, weights[e], probes)
+            for e in self.epochs:                   # one epoch's weights in memory at a time
+                activations[e], skipped = forward_batch_partial(network, loaded(weights[e]),
+                                                                probes)
             self.warnings += [f"layer {name!r}: no activations ({why})" for name, why in
                               skipped.items()]
         self.forward_seconds = time.perf_counter() - start   # 0 when the recording had them
@@ -189,7 +191,9 @@ def _load_checkpoints(path: Path, probe, progress, memory_limit, epochs, on_bad_
     folder = path if path.is_dir() else path.parent
     probes = load_probes(probe, network, folder)
     network, warnings = _sized(network, probes, probe, str(found.architecture))
-    budget.check(network, len(found.epochs), 1, str(path), memory_limit)
+    in_file = all(s.path.name.endswith((".weights.h5", ".keras")) for s in found.epochs)
+    budget.check(network, len(found.epochs), 1, str(path), memory_limit,   # io.stored: one
+                 weight_epochs=1 if in_file else None)                     # epoch at a time
     weights = {}
     for k, source in enumerate(found.epochs):
         if progress:
@@ -224,7 +228,7 @@ def _load_recording(folder: Path, probe, probe_index: int, progress, memory_limi
     wanted = rec.epochs
     budget.check(network, len(wanted), 1 if probe is not None else len(rec.probes),
                  str(folder), memory_limit)
-    weights, activations, predictions = {}, {}, {}
+    weights, activations, predictions, skipped = {}, {}, {}, {}
     for k, epoch in enumerate(wanted):
         if progress:
             progress(k / len(wanted), f"Reading recorded epoch {epoch}")
@@ -240,6 +244,8 @@ def _load_recording(folder: Path, probe, probe_index: int, progress, memory_limi
         weights[epoch], acts, preds = read
         if probe is None:
             acts.setdefault(network.layers[0].name, rec.probes)   # a Sequential's InputLayer
+            if any(layer.name not in acts for layer in network.layers):     # Keras ops: computed
+                acts, skipped = forward_missing(network, weights[epoch], acts)
             activations[epoch] = acts
             predictions[epoch] = preds
     if probe is not None:
@@ -250,4 +256,5 @@ def _load_recording(folder: Path, probe, probe_index: int, progress, memory_limi
     return Run(folder.name or rec.model_name, str(folder), network, sorted(weights), weights, probes,
                activations=activations, predictions=predictions, metrics=rec.metrics,
                labels=labels, class_names=rec.class_names, probe_index=probe_index,
-               warnings=rec.warnings)
+               warnings=rec.warnings + [f"layer {name!r}: no activations ({why})"
+                                        for name, why in skipped.items()])

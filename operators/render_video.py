@@ -13,7 +13,7 @@ import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
 from ..nnvis_addon import NNVisError
-from ..nnvis_addon.scene import render, stage
+from ..nnvis_addon.scene import devices, render, stage
 
 
 class NNVIS_OT_render_video(bpy.types.Operator):
@@ -24,13 +24,21 @@ class NNVIS_OT_render_video(bpy.types.Operator):
     bl_options = {"REGISTER"}
 
     engine: EnumProperty(name="Engine", default="AUTO", items=[
-        ("AUTO", "Auto", "EEVEE where a GPU is present, Cycles on the CPU otherwise"),
-        ("CYCLES", "Cycles (CPU)", "Path tracing on the CPU: works everywhere"),
-        ("EEVEE", "EEVEE", "Fast on a GPU, very slow on software OpenGL")])
+        ("AUTO", "Auto", "Cycles, on the device below"),
+        ("CYCLES", "Cycles", "Path tracing, on the device below"),
+        ("EEVEE", "EEVEE", "Rasterised, another look; very slow on software OpenGL")])
+    device: EnumProperty(name="Device", default="AUTO", items=[
+        ("AUTO", "Auto", "The best GPU Cycles lists (OptiX, CUDA, HIP, Metal, oneAPI), with GPU "
+                         "denoising; the CPU when there is none"),
+        ("CPU", "CPU", "Cycles on the CPU: works everywhere"),
+        ("GPU", "GPU", "Cycles on the best GPU backend; fails where there is none. An NVIDIA "
+                       "Hopper GPU (H100/H200) compiles its kernel at the first render: over 7 "
+                       "minutes, once")])
     quality: EnumProperty(name="Quality", default=stage.DEFAULT_QUALITY, items=[
-        (key, key.title(), f"{preset.samples} samples, denoising {preset.denoise or 'off'}, "
-                           f"{preset.bounces} bounces (Cycles)")
-        for key, preset in stage.QUALITY.items()])
+        (key, key.title(), f"CPU: {cpu.samples} samples, denoising {cpu.denoise or 'off'}, "
+                           f"{cpu.bounces} bounces; GPU: {gpu.samples} samples, denoising "
+                           f"{gpu.denoise or 'off'} (Cycles)")
+        for (key, cpu), gpu in zip(stage.QUALITY.items(), stage.GPU_QUALITY.values())])
     samples: IntProperty(name="Samples", default=0, min=0, max=4096,
                          description="0: the quality preset's samples")
     resolution: EnumProperty(name="Resolution", default="SCENE", items=[
@@ -69,17 +77,18 @@ class NNVIS_OT_render_video(bpy.types.Operator):
         out = folder / (f"{bpy.path.clean_name(run.name)}"
                         f"{'.mp4' if self.file_format == 'MP4' else ''}")
         options = render.VideoOptions(
-            engine=self.engine, quality=self.quality, samples=self.samples,
+            engine=self.engine, device=self.device, quality=self.quality, samples=self.samples,
             resolution=self.resolution, fps=self.fps,
             frames_per_epoch=self.frames_per_epoch, hold_first=self.hold_first,
             hold_last=self.hold_last, file_format=self.file_format)
         try:
             start, end = render.apply_video_options(scene, run, options)
+            where = f" on {devices.used(scene)}" if scene.render.engine == "CYCLES" else ""
             if self.options.is_invoke and not bpy.app.background:
                 render.set_output(scene, out, self.file_format)
                 bpy.ops.render.render("INVOKE_DEFAULT", animation=True)
                 self.report({"INFO"}, f"Rendering frames {start}-{end} with "
-                                      f"{scene.render.engine} to {out}")
+                                      f"{scene.render.engine}{where} to {out}")
                 return {"FINISHED"}
             done = []
             render.render_animation(scene, out, done.append, self.file_format)
@@ -92,6 +101,6 @@ class NNVIS_OT_render_video(bpy.types.Operator):
                                      f"{out}; delete them to render again")
         else:
             self.report({"INFO"}, f"Rendered {len(done)} of frames {start}-{end} with "
-                                  f"{scene.render.engine} to {out}"
+                                  f"{scene.render.engine}{where} to {out}"
                                   + (f" ({skipped} already there, skipped)" if skipped else ""))
         return {"FINISHED"}

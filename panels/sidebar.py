@@ -101,6 +101,8 @@ class NNVIS_PT_layer(bpy.types.Panel):
             layout.label(text=" → ".join(obj[names.EDGES]) + " (edges)")
         else:
             layout.label(text=f"Overlay: {overlay_label(obj.get(names.OVERLAY_KIND, '?'))}")
+        if names.EPOCH in obj:        # layers and edges: the keyed epoch their shaders read
+            layout.prop(obj, f'["{names.EPOCH}"]', text="Epoch")
         coll = run_collection(obj)
         if coll is not None and expanded(coll):
             layout.operator("nnvis.fold_blocks", icon="FULLSCREEN_EXIT")

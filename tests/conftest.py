@@ -55,3 +55,30 @@ def digits_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("digits")
     history = train_digits(out, epochs=3, samples=400, seed=1)
     return out, history
+
+
+# Tiers: every test file says what it needs with a module constant TIER (a test may say otherwise
+# with its own mark), so `pytest -m fast` runs the bpy-free core in well under a minute and CI's
+# --durations shows where the rest goes. A file without a tier is an error, not a silent default.
+TIERS = {
+    "fast": "bpy-free, no model trained: numpy core, readers on written files (seconds)",
+    "oracle": "bpy-free, trains or exports a model so TensorFlow/PyTorch/onnxruntime check the values",
+    "blender": "builds scenes in bpy (the installed extension), renders nothing",
+    "render": "renders frames or videos",
+    "slow": "benchmarks as tests: timings, peak memory, per-frame cost",
+}
+
+
+def pytest_configure(config):
+    for name, doc in TIERS.items():
+        config.addinivalue_line("markers", f"{name}: {doc}")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if any(item.get_closest_marker(name) for name in TIERS):
+            continue
+        tier = getattr(item.module, "TIER", None)
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: its file sets no TIER (one of {', '.join(TIERS)})")
+        item.add_marker(tier)

@@ -17,6 +17,8 @@ from nnvis_addon.io.keras_files import read_network, read_weights  # noqa: E402
 from nnvis_addon.model.forward import forward, forward_partial  # noqa: E402
 from nnvis_addon.model.keras_config import unsupported_reason  # noqa: E402
 
+TIER = "oracle"
+
 SIZE = 32                           # the smallest input all four accept
 # kinds each architecture must bring (the DAG features and new kinds this file is about)
 SIGNATURE = {

@@ -7,6 +7,8 @@ import pytest
 
 from nnvis_addon import NNVisError, load_run
 
+TIER = "blender"
+
 
 def digest():
     """Every datablock by name plus the scene settings an import may touch."""

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+TIER = "render"
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON42 = ROOT / ".venv-blender42" / "bin" / "python"
 SUITE = ["test_packaging.py", "test_scene.py", "test_render.py", "test_bad_input.py",

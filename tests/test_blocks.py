@@ -8,6 +8,8 @@ from nnvis_addon import blocks, stages
 from nnvis_addon.model.edges import BLOCK_INPUTS, layer_edges
 from nnvis_addon.model.network import Layer, Network
 
+TIER = "fast"
+
 RNG = np.random.default_rng(11)
 
 

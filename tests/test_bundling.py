@@ -10,6 +10,8 @@ from nnvis_addon.tools.bench import bundling as bench
 from nnvis_addon.bundling import cell_hierarchy, density_bundle, structural_bundle
 from nnvis_addon.errors import NNVisError
 
+TIER = "fast"
+
 
 def layer_pair(n_src=400, n_dst=20, seed=1, gap=2.0):
     """Random Y-Z cell positions (no lattice coincidences) of a dense layer pair, and its edges."""
@@ -120,6 +122,19 @@ def test_edges_in_any_order_get_the_same_curves(pair):
     shuffled = (pair[0], pair[1], pair[2][order], pair[3][order], pair[4][order])
     for bundle in BUNDLERS:
         np.testing.assert_allclose(bundle(shuffled, 0.8), bundle(pair, 0.8)[order], atol=1e-5)
+
+
+def test_density_above_the_splat_sample_keeps_order_independence_and_bundles():
+    """Past 2¹⁷ edges a fixed sample makes the density maps: picked by the edges' cells, so a
+    shuffled edge list still gets the same curves, and the curves still lose ink."""
+    from nnvis_addon.bundling.density import _splat_sample
+    big = layer_pair(n_src=2800, n_dst=50, seed=2)                        # 140,000 edges
+    assert _splat_sample(big[2], big[3]) is not None
+    order = np.random.default_rng(5).permutation(big[2].shape[0])
+    shuffled = (big[0], big[1], big[2][order], big[3][order], big[4][order])
+    out = density(big, 1.0, points=5)
+    np.testing.assert_allclose(density(shuffled, 1.0, points=5), out[order], atol=1e-5)
+    assert ink(out) < 0.8 * ink(density(big, 0.0, points=5))
 
 
 def test_heavier_edges_pull_the_bundles_towards_them():

@@ -7,6 +7,8 @@ import pytest
 from nnvis_addon import load_run
 from nnvis_addon.tools.cli import main
 
+TIER = "blender"
+
 
 def test_record_builds_a_recording_from_a_checkpoint_folder(digits_run, tmp_path, capsys):
     folder, _ = digits_run

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+TIER = "oracle"
+
 ROOT = Path(__file__).resolve().parent.parent
 BLOCKED = ("bpy", "bmesh", "mathutils", "gpu", "tensorflow", "keras", "torch", "onnx",
            "onnxruntime")

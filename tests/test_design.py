@@ -11,6 +11,8 @@ keras = pytest.importorskip("keras")
 from nnvis_addon import design  # noqa: E402
 from nnvis_addon.errors import NNVisError  # noqa: E402
 
+TIER = "blender"
+
 
 def Input(*shape, **kw):
     return {"type": "Input", "shape": list(shape), **kw}

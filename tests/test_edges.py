@@ -11,6 +11,8 @@ from nnvis_addon.model import ops
 from nnvis_addon.model.edges import KINDS, Edges, cell_activations, edge_values, layer_edges, prune
 from nnvis_addon.model.network import Layer, Network
 
+TIER = "fast"
+
 RNG = np.random.default_rng(7)
 
 
@@ -53,9 +55,10 @@ def _keras_jacobians(layer, in_shapes, weights):
 
 
 def _cell_of(shape):
-    """Cell of every element of a layer output: channel if (H, W, C), else the element itself."""
+    """Cell of every element of a layer output: channel if feature maps ((L, C), (H, W, C),
+    (D, H, W, C)), else the element itself."""
     size = int(np.prod(shape))
-    return np.arange(size) % shape[-1] if len(shape) == 3 else np.arange(size)
+    return np.arange(size) % shape[-1] if 2 <= len(shape) <= 4 else np.arange(size)
 
 
 def _no_weights():
@@ -214,7 +217,7 @@ def test_bn_over_a_non_channel_axis_draws_weight_one():
 
 
 @pytest.mark.parametrize("layers, weights, message", [
-    ((inp((4,)), lay("x", "Conv1D", (4,))), [{}], "'x'.*Conv1D"),
+    ((inp((4,)), lay("x", "LSTM", (4,))), [{}], "'x'.*LSTM"),
     ((inp((4,)), lay("d", "Dense", (3,), units=3)), [{"d": [np.zeros((4, 3))]}, {}],
      "'d'.*epoch 1"),
     ((inp((4,)), lay("d", "Dense", (3,), units=3)), [{"d": [np.zeros((5, 3))]}], "'d'.*shape"),
@@ -266,7 +269,9 @@ def test_cell_activations_average_maps_and_keep_units():
     assert maps.shape == (2, 5)
     assert maps[1, 2] == pytest.approx(np.mean([act[1, h, w, 2] for h in range(3)
                                                 for w in range(4)]))
-    units = cell_activations(Layer("d", "Dense", {}, [], (4, 5)), act[:, 0])
+    strips = cell_activations(Layer("c1", "Conv1D", {}, [], (4, 5)), act[:, 0])   # 1D maps
+    np.testing.assert_allclose(strips, act[:, 0].mean(axis=1), rtol=1e-6)
+    units = cell_activations(Layer("d", "Dense", {}, [], (20,)), act[:, 0].reshape(2, 20))
     np.testing.assert_allclose(units, act[:, 0].reshape(2, 20))
     with pytest.raises(NNVisError, match="'d'"):
         cell_activations(Layer("d", "Dense", {}, [], (7,)), act[:, 0])

@@ -13,6 +13,8 @@ from nnvis_addon.model.forward import (forward, forward_batch, forward_batch_par
                                        forward_partial)
 from nnvis_addon.model.network import Layer, Network  # noqa: E402
 
+TIER = "fast"
+
 # Keras 3's names; Keras 2's hard_sigmoid is checked against TF 2.15 in test_keras2_files
 ACTIVATION_NAMES = sorted(set(ops.ACTIVATIONS) - {kernels.KERAS2_HARD_SIGMOID})
 

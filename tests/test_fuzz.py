@@ -23,6 +23,8 @@ from nnvis_addon.tools.bench import mutate as mu
 from nnvis_addon.errors import NNVisError
 from nnvis_addon.io.keras_files import read_network, read_weights
 
+TIER = "oracle"
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = {"tf2": 300, "keras": 300, "h5": 300, "recording": 250, "keras2-tf": 300,
             "legacy-h5": 300, "savedmodel": 300, "onnx": 300, "multi-input": 300}

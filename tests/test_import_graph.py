@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from import_graph import circles, graph, reached, room, rooms
 
+TIER = "fast"
+
 ARROWS = graph()
 CORE = ("io", "model", "layout", "bundling", "plan")
 

@@ -22,6 +22,8 @@ from nnvis_addon.model.kernels import activate
 from nnvis_addon.probe import load_probe
 from nnvis_addon.run import load_run
 
+TIER = "oracle"
+
 DATA = Path(__file__).parent / "data" / "keras2"
 RTOL, ATOL = 1e-4, 1e-5
 

@@ -16,6 +16,8 @@ from nnvis_addon.io.keras_files import (read_architecture, read_network, read_we
                                         weight_groups)
 from nnvis_addon.model.keras_config import layer_graph, network_from_config, unsupported_reason
 
+TIER = "oracle"
+
 SHAPE = (12, 12, 1)
 EPOCHS = 2
 

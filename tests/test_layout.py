@@ -6,6 +6,8 @@ import pytest
 from nnvis_addon import layout
 from nnvis_addon.model.network import Layer, Network
 
+TIER = "fast"
+
 
 def layer(name, kind, shape, *inbound):
     return Layer(name, kind, {}, list(inbound), tuple(shape))

@@ -19,6 +19,8 @@ import pytest
 from test_overlays import evaluated_vertices, overlay
 from test_scene import epoch_fcurve, import_run
 
+TIER = "blender"
+
 HERE = Path(__file__).resolve().parent
 pytest.importorskip("keras")
 

@@ -13,6 +13,8 @@ from nnvis_addon.model.network import Layer, Network
 from nnvis_addon.model.trace import trace
 from nnvis_addon.model.window import kernel_window
 
+TIER = "render"
+
 # Rows of matplotlib's own tables (matplotlib/_cm_listed.py, 256 rows; t = row / 255).
 MATPLOTLIB = {
     "viridis": {0: (0.267004, 0.004874, 0.329415), 60: (0.237441, 0.305202, 0.541921),
@@ -24,7 +26,7 @@ MATPLOTLIB = {
     "cividis": {0: (0.0, 0.135112, 0.304751), 60: (0.247605, 0.296986, 0.422917),
                 128: (0.488697, 0.485318, 0.471008), 255: (0.995737, 0.909344, 0.217772)},
 }
-PLANE_CONTROLS = {"Epoch", "Expansion", "Morph", "Spacing", "Scale", "Colour Map",
+PLANE_CONTROLS = {"Expansion", "Morph", "Spacing", "Scale", "Colour Map",
                   "Normalise Per Map", "Highlight", "Trace Unit", "Focus X", "Focus Y",
                   "Focus Map", "Inbound", "Width", "Height", "Max Cells", "Material"}
 # (layer, input, value keyed at frame 1, at frame 3, other inputs set meanwhile)

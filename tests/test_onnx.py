@@ -13,23 +13,12 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
-from onnx_models import channels_last, export, node_outputs, torchvision_model  # noqa: E402
+from onnx_models import assert_nodes_match, export, torchvision_model  # noqa: E402
+
+TIER = "oracle"
 
 SIZE = 64
 RTOL = 1e-4
-
-
-def assert_nodes_match(run, path, probe_nchw, epoch):
-    """Every layer's activation equals onnxruntime's output of its node (channels-last)."""
-    oracle = node_outputs(path, probe_nchw[None])
-    assert not [l.name for l in run.layers if not run.has_activations(l.name)]
-    for layer in run.layers[1:]:
-        want = channels_last(oracle[layer.name])
-        got = run.activations(layer.name, epoch)
-        assert got.shape == want.shape, layer.name
-        scale = float(np.abs(want).max()) or 1.0
-        np.testing.assert_allclose(got, want, rtol=RTOL, atol=RTOL * scale, err_msg=layer.name)
-    return oracle
 
 
 def computed_nodes(model) -> list[str]:
@@ -256,6 +245,7 @@ def test_dynamo_exporter_file_every_node_equals_onnxruntime(probe, tmp_path):
     assert_nodes_match(run, path, x, run.epochs[0])
 
 
+@pytest.mark.blender
 def test_onnx_import_builds_the_scene(small_cnn_epochs, addon, tmp_path):
     """File > Import on a folder of ONNX epochs: one object per node, keyed by node name,
     every epoch keyframed, atlases holding the numpy activations."""
@@ -305,6 +295,7 @@ def test_hand_encoded_fuzz_seed_is_valid_onnx_and_computes_like_onnxruntime(tmp_
     np.testing.assert_allclose(run.predictions(run.epochs[0])[0], want[0], rtol=RTOL, atol=1e-7)
 
 
+@pytest.mark.render
 def test_nnvis_render_takes_an_onnx_file(small_cnn_epochs, tmp_path):
     """`nnvis render epoch_01.onnx` imports the folder's epochs and writes the video."""
     import subprocess

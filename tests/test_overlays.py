@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 from test_scene import import_run
 
+TIER = "blender"
+
 
 def evaluated_vertices(obj):
     import bpy

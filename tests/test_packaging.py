@@ -7,6 +7,8 @@ from pathlib import Path
 
 from import_graph import graph, reached
 
+TIER = "blender"
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

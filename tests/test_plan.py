@@ -14,6 +14,8 @@ from nnvis_addon.model.edges import EDGE_VALUE_MODES
 from nnvis_addon.options import SceneOptions
 from nnvis_addon.plan import plan_scene, skip_arc
 
+TIER = "oracle"
+
 CAP = 400
 
 
@@ -160,3 +162,27 @@ def test_a_skip_connection_arcs_over_the_layers_it_passes():
     np.testing.assert_allclose(arc[0, :, 2], lift * np.sin(np.pi * np.linspace(0, 1, 5)),
                                atol=1e-6)
     np.testing.assert_array_equal(arc[..., :2], line[..., :2])
+
+
+def test_a_one_row_network_draws_each_cells_strongest_inputs_fainter_the_more_there_are(planned):
+    """Auto Inputs per Map in one row: each dense unit's ROW_INPUTS strongest inputs (not all
+    1024 flatten units: a solid cone over the unit); a connection's Opacity is 1 up to
+    OPAQUE_EDGES edges and 1/√(count / OPAQUE_EDGES) above."""
+    from nnvis_addon.plan import OPAQUE_EDGES, ROW_INPUTS
+    run, _ = planned
+    plan = plan_scene(run, SceneOptions())
+    by_pair = {(c.src, c.dst): c for c in plan.connections}
+    dense = by_pair["flatten", "dense"]
+    units = run.network.layer("dense").cell_count
+    assert len(dense.edges) == ROW_INPUTS * units
+    assert np.bincount(dense.edges.dst, minlength=units).tolist() == [ROW_INPUTS] * units
+    kernel = np.abs(np.stack([run.weights("dense", e)[0] for e in run.epochs])).max(axis=0)
+    for unit in range(units):               # the strongest of its inputs, by max |w| over epochs
+        mine = np.sort(dense.edges.src[dense.edges.dst == unit])
+        np.testing.assert_array_equal(mine, np.sort(np.argsort(-kernel[:, unit],
+                                                               kind="stable")[:ROW_INPUTS]))
+    for connection in plan.connections:
+        n = len(connection.edges)
+        want = 1.0 if n <= OPAQUE_EDGES else max(np.sqrt(OPAQUE_EDGES / n), 0.12)
+        assert connection.opacity == pytest.approx(want), (connection.src, connection.dst)
+    assert min(c.opacity for c in plan.connections) < 1.0

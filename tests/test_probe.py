@@ -8,6 +8,8 @@ import pytest
 from nnvis_addon import NNVisError
 from nnvis_addon.probe import load_probe
 
+TIER = "fast"
+
 HWC = (6, 5, 3)                                   # every model's input as nnvis holds it
 
 

@@ -8,6 +8,8 @@ import pytest
 
 from nnvis_addon import blocks, load_run
 
+TIER = "blender"
+
 
 @pytest.fixture(scope="module")
 def residual_model(tmp_path_factory):

@@ -28,6 +28,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 keras = pytest.importorskip("keras")
 from recorder_kill_server import PROBES, build_model, data  # noqa: E402
 
+TIER = "oracle"
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 # (anchor line, trials, seconds after the anchor over which the kills are spread)
 PLAN = [("fit", 3, 0.6), ("epoch 1", 6, 1.2), ("writing 3", 4, 0.08)]

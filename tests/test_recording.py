@@ -24,6 +24,8 @@ from sklearn.datasets import load_digits  # noqa: E402
 from nnvis_addon.record import Recorder, record_checkpoints  # noqa: E402
 from nnvis_addon.record import recorder as recorder_module  # noqa: E402
 
+TIER = "oracle"
+
 ODD_NAME = "conv.1>a"   # a '>' can't be in a Windows file name (TF names allow [A-Za-z0-9_.>-])
 
 

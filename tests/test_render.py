@@ -11,6 +11,8 @@ import pytest
 
 from test_scene import import_run
 
+TIER = "render"
+
 HERE = Path(__file__).parent
 
 

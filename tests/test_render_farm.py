@@ -15,6 +15,8 @@ from nnvis_addon.tools.chunks import chunk_range, parse_chunk, parse_frames
 from nnvis_addon.errors import NNVisError
 from test_scene import epoch_fcurve, import_run
 
+TIER = "render"
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -85,8 +87,7 @@ def run_scene(digits_run, addon):
 
 
 def test_engine_presets_and_retiming(run_scene):
-    from nnvis_addon.scene import camera_moves, compat
-    from nnvis_addon.scene.nodes import input_ids
+    from nnvis_addon.scene import animation, camera_moves, compat
     from nnvis_addon.scene.render import VideoOptions, apply_video_options, pick_engine
     scene, collection = run_scene
     epochs = list(collection["nnvis_epochs"])
@@ -101,8 +102,7 @@ def test_engine_presets_and_retiming(run_scene):
     assert (scene.render.engine, scene.cycles.device, scene.cycles.samples) == ("CYCLES", "CPU", 3)
     assert (scene.render.resolution_x, scene.render.resolution_y, scene.render.fps) == (1280, 720, 30)
     assert (start, end) == (scene.frame_start, scene.frame_end) == (1, 1 + 4 + 5 * epochs[-1] + 6)
-    keyed = [o for o in collection.objects if "NNVis" in o.modifiers
-             and "Epoch" in input_ids(o.modifiers["NNVis"].node_group)]
+    keyed = [o for o in collection.objects if animation.epoch_path(o) is not None]
     assert len(keyed) > len(epochs)
     for obj in keyed:
         points = epoch_fcurve(obj).keyframe_points
@@ -112,11 +112,11 @@ def test_engine_presets_and_retiming(run_scene):
     keys = [p.co[0] for p in x.keyframe_points]                     # moved along: re-timed too
     assert (keys[0], keys[-1]) == pytest.approx((5 + 5 * epochs[0], 5 + 5 * epochs[-1]))
     camera_moves.apply_move(collection, "static", scene)
-    mod, fcurve = keyed[0].modifiers["NNVis"], epoch_fcurve(keyed[0])
+    fcurve = epoch_fcurve(keyed[0])
     scene.frame_set(3)                                  # inside the hold: the first epoch
     assert fcurve.evaluate(3) == 0.0
     scene.frame_set(5 + 5 + 2)                          # 2/5 from epoch 1 to epoch 2
-    assert mod[fcurve.data_path.split('"')[-2]] == pytest.approx(1.4, abs=1e-5)
+    assert keyed[0].path_resolve(fcurve.data_path) == pytest.approx(1.4, abs=1e-5)
     with pytest.raises(NNVisError, match="resolution"):
         apply_video_options(scene, collection, VideoOptions(resolution="8K"))
 

@@ -10,6 +10,8 @@ from nnvis_addon import NNVisError, load_run
 from nnvis_addon.io.discover import epoch_number
 from tf_oracle import keras_activations, keras_model
 
+TIER = "fast"
+
 
 def test_folder_of_weights_h5_has_every_epoch_with_keras_values(digits_run):
     folder, _ = digits_run

@@ -7,6 +7,8 @@ import pytest
 from nnvis_addon import load_run
 from nnvis_addon.atlas import as_cells, pack
 
+TIER = "blender"
+
 
 def import_run(folder, **kwargs):
     import bpy
@@ -23,9 +25,10 @@ def modifier_input(obj, name):
 
 
 def epoch_fcurve(obj):
-    from nnvis_addon.scene import compat
-    mod, ident = modifier_input(obj, "Epoch")
-    (fcurve,) = [f for f in compat.fcurves_of(obj) if f.data_path == f'modifiers["NNVis"]["{ident}"]']
+    """The F-curve of `obj`'s shown epoch: a layer's or edges' `nnvis_epoch` property, an
+    overlay's Epoch input."""
+    from nnvis_addon.scene import animation, compat
+    (fcurve,) = [f for f in compat.fcurves_of(obj) if f.data_path == animation.epoch_path(obj)]
     return fcurve
 
 
@@ -111,12 +114,19 @@ def test_epoch_keyframes_one_per_epoch_linear(imported):
 
 
 def test_epoch_input_blends_between_epochs(imported):
+    """Layers and edges key the epoch on a property only their shaders read (their geometry
+    stays the same from frame to frame); the epoch counter on its geometry-nodes input."""
     import bpy
+    from nnvis_addon.scene.nodes import input_ids
     collection, run = imported
     obj = collection.objects[f"{collection.name}:conv1"]
-    mod, ident = modifier_input(obj, "Epoch")
+    assert "Epoch" not in input_ids(obj.modifiers["NNVis"].node_group)
+    edges = next(o for o in collection.objects if "nnvis_edges" in o)
+    counter = next(o for o in collection.objects if o.get("nnvis_overlay_kind") == "counter")
+    mod, ident = modifier_input(counter, "Epoch")
     scene = bpy.context.scene
     scene.frame_set(1 + 5 * 1 + 2)            # 2/5 of the way from epoch 1 to epoch 2
+    assert obj["nnvis_epoch"] == edges["nnvis_epoch"] == pytest.approx(1.4, abs=1e-5)
     assert mod[ident] == pytest.approx(1.4, abs=1e-5)
 
 

@@ -15,6 +15,8 @@ from nnvis_addon.atlas import as_cells, pack
 from nnvis_addon.layout import layout_network
 from nnvis_addon.model.edges import layer_edges
 
+TIER = "blender"
+
 HERE = Path(__file__).parent
 
 
@@ -32,7 +34,9 @@ def edges_scene(digits_run, addon):
     import bpy
     bpy.ops.wm.read_homefile(use_empty=True)
     folder, _ = digits_run
-    collection = import_run(folder, frames_per_epoch=2, bundle_strength=0.7)
+    # every input of every cell drawn (not a one-row network's ROW_INPUTS strongest): the tests
+    # below compare the curves with every weight of a connection
+    collection = import_run(folder, frames_per_epoch=2, bundle_strength=0.7, inputs_per_cell=0)
     return collection, load_run(folder)
 
 
@@ -158,7 +162,8 @@ def test_import_cap_keeps_exactly_the_top_edges(digits_run, empty_scene):
     from nnvis_addon.scene import SceneOptions, build_scene
     folder, _ = digits_run
     run = load_run(folder)
-    collection = build_scene(run, SceneOptions(max_edges=500, overlays=()), bpy.context.scene)
+    collection = build_scene(run, SceneOptions(max_edges=500, inputs_per_cell=0,
+                                                    overlays=()), bpy.context.scene)
     obj = edge_obj(collection, "flatten", "dense")
     assert len(obj.data.curves) == 500
     kernels = np.stack([run.weights("dense", e)[0] for e in run.epochs])

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from test_scene import import_run
 
+TIER = "blender"
+
 KINDS = ("objects", "collections", "meshes", "hair_curves", "curves", "images", "materials",
          "node_groups", "actions", "cameras", "lights", "worlds")
 

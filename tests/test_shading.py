@@ -8,6 +8,8 @@ from test_scene import import_run, modifier_input
 
 from nnvis_addon import colormaps, load_run
 
+TIER = "render"
+
 
 def linear_colormap(name, t):
     """The scene's ramp: matplotlib's stops in linear light, interpolated linearly."""

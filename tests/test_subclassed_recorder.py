@@ -21,6 +21,8 @@ from nnvis_addon import load_run  # noqa: E402
 from nnvis_addon.errors import NNVisError  # noqa: E402
 from nnvis_addon.record import Recorder  # noqa: E402
 
+TIER = "oracle"
+
 RTOL = 1e-4
 
 

@@ -23,6 +23,8 @@ from nnvis_addon.io.tensorbundle import TensorBundle, crc32c  # noqa: E402
 from nnvis_addon.io.tf_checkpoint import list_checkpoints, read_tf_checkpoint  # noqa: E402
 from nnvis_addon.model.network import Layer, Network  # noqa: E402
 
+TIER = "oracle"
+
 L = keras.layers
 
 

@@ -16,6 +16,8 @@ from torch import nn  # noqa: E402
 
 from nnvis_addon import load_run  # noqa: E402
 
+TIER = "oracle"
+
 ROOT = Path(__file__).resolve().parent.parent
 RTOL = 1e-4
 

@@ -1,5 +1,8 @@
 """HDF5 read with pyfive, defensively: whole files from memory, every size checked first.
 
+Weights files are memory-mapped (`map_file`), not read: pyfive touches only the metadata, and
+large contiguous datasets are handed out as `stored.StoredArray`s read when used.
+
 pyfive (pure Python, bundled into Blender) trusts what a file claims: a damaged dataspace makes it
 allocate whatever the file says. Everything here checks a claim against the bytes that back it
 before pyfive acts on it: the file's recorded length (`check_complete`), a dataset's size
@@ -9,6 +12,8 @@ from __future__ import annotations
 
 import io
 import math
+import mmap
+import os
 import struct
 from pathlib import Path
 
@@ -16,19 +21,36 @@ import numpy as np
 import pyfive
 
 from ..errors import NNVisError
+from .stored import LAZY_BYTES, StoredArray
 
 MAGIC = b"\x89HDF\r\n\x1a\n"
 # superblock version -> byte offsets of its base address and end-of-file address (8-byte offsets)
 _SUPERBLOCK_BASE_EOF = {0: (24, 40), 2: (12, 28), 3: (12, 28)}
 
 
-def open_bytes(data: bytes, path: Path):
-    """A pyfive File over `data` (the whole file, complete), or NNVisError naming `path`."""
-    if not data.startswith(MAGIC):
+def map_file(path: Path, cap: int) -> mmap.mmap:
+    """The file's bytes, memory-mapped read-only (pages are read as they are touched); a file
+    above `cap` bytes is an error."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > cap:
+                raise NNVisError(f"{path}: {size} bytes, more than the {cap} expected of this file")
+            if size == 0:
+                raise NNVisError(f"{path}: not an HDF5 file (empty)")
+            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError as e:
+        raise NNVisError(f"{path}: cannot read: {e.strerror or e}") from e
+
+
+def open_bytes(data, path: Path):
+    """A pyfive File over `data` (the whole file, complete: bytes or a `map_file` mapping), or
+    NNVisError naming `path`."""
+    if bytes(data[:len(MAGIC)]) != MAGIC:
         raise NNVisError(f"{path}: not an HDF5 file")
     check_complete(data, path)
     try:
-        return pyfive.File(io.BytesIO(data))
+        return pyfive.File(data if isinstance(data, mmap.mmap) else io.BytesIO(data))
     except Exception as e:       # noqa: BLE001 - pyfive raises anything on bad bytes
         raise NNVisError(f"{path}: unreadable HDF5 file (truncated or damaged?): "
                          f"{type(e).__name__}: {e}") from e
@@ -61,9 +83,12 @@ def check_complete(data: bytes, path: Path) -> None:
         raise NNVisError(f"{path}: truncated HDF5 file ({len(data)} of {base + end} bytes)")
 
 
-def array(dataset, shape: tuple, where: str, file_size: int) -> np.ndarray:
+def array(dataset, shape: tuple, where: str, file_size: int, in_file=None):
     """A stored variable; Keras writes bfloat16 as 2-byte opaque data tagged dtype=bfloat16,
     returned here as float32 (exact) since Blender's numpy has no bfloat16.
+
+    `in_file` = (path, offset of the HDF5 file's first byte in it): a large contiguous dataset is
+    returned as a `StoredArray` there, read when used, instead of an array.
 
     What Keras writes is checked before reading, so no field of the file sizes an allocation:
     a plain number type, no compression filters (Keras writes none), and bytes that fit in the file.
@@ -78,8 +103,16 @@ def array(dataset, shape: tuple, where: str, file_size: int) -> np.ndarray:
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes > file_size:
         raise NNVisError(f"{where} claims {nbytes} bytes, more than the {file_size}-byte file")
+    bfloat16 = dataset.attrs.get("dtype") in ("bfloat16", b"bfloat16")
+    if in_file is not None and nbytes >= LAZY_BYTES and not bfloat16 and \
+            dataset.id.layout_class == 1:                                  # contiguous
+        offset = dataset.id.data_offset
+        if offset + nbytes > file_size:
+            raise NNVisError(f"{where} claims {nbytes} bytes at offset {offset}, beyond the "
+                             f"{file_size}-byte file (truncated?)")
+        return StoredArray(in_file[0], in_file[1] + offset, dtype, shape)
     array = np.asarray(dataset[()])     # pyfive returns a fresh array: no second copy
-    if dataset.attrs.get("dtype") in ("bfloat16", b"bfloat16"):
+    if bfloat16:
         high = np.frombuffer(array.tobytes(), dtype="<u2").astype(np.uint32) << 16
         array = high.view(np.float32)
     return array.reshape(shape)

@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import NNVisError
 from ..model.keras_config import (INPUT_KIND, SHARED_KEY, block_path, network_from_config,
                                   unsupported_reason)
+from ..model.kinds import OP_PREFIX
 from ..model.network import Network
 from . import hdf5, legacy_h5, saved_model
 
@@ -98,15 +99,17 @@ def read_weights(path, network: Network) -> dict[str, list[np.ndarray]]:
     path = Path(path)
     if _is_zip(path):
         data = _zip_member(path, WEIGHTS_MEMBER, MAX_WEIGHTS_BYTES)
+        start = _stored_member_start(path, WEIGHTS_MEMBER)
+        in_file = None if start is None else (path, start)
     else:
-        data = _read_capped(path, MAX_WEIGHTS_BYTES)
-    if not data.startswith(hdf5.MAGIC):
+        data, in_file = hdf5.map_file(path, MAX_WEIGHTS_BYTES), (path, 0)
+    if bytes(data[:len(hdf5.MAGIC)]) != hdf5.MAGIC:
         raise NNVisError(f"{path}: not a Keras weights file (neither a .keras zip nor HDF5)")
     h5 = hdf5.open_bytes(data, path)
     try:
         if legacy_h5.is_legacy(h5):
             return legacy_h5.read_weights(h5, network, path, len(data))
-        return _read_h5_weights(h5, network, path, len(data))
+        return _read_h5_weights(h5, network, path, len(data), in_file)
     except NNVisError:
         raise
     except Exception as e:       # pyfive raises anything (struct.error, KeyError, ...) on bad bytes
@@ -142,7 +145,8 @@ def weight_groups(network: Network) -> dict[str, str]:
 
     groups = {}
     for layer in network.layers:
-        if layer.kind == INPUT_KIND or SHARED_KEY in layer.config:
+        if layer.kind == INPUT_KIND or SHARED_KEY in layer.config or \
+                layer.kind.startswith(OP_PREFIX):          # an op is no layer: not in the list
             continue
         path = ()
         for block in block_path(layer):
@@ -161,7 +165,7 @@ def _snake_case(name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def _read_h5_weights(h5, network: Network, path: Path, file_size: int
+def _read_h5_weights(h5, network: Network, path: Path, file_size: int, in_file=None
                      ) -> dict[str, list[np.ndarray]]:
     opened: dict = {}
     stored = _node(h5, "layers", opened)
@@ -193,7 +197,7 @@ def _read_h5_weights(h5, network: Network, path: Path, file_size: int
                 raise NNVisError(f"{path}: layer {layer.name!r} ({group}) weight {i} has shape "
                                  f"{got}, expected {tuple(expected)}")
             arrays.append(hdf5.array(dataset, got, f"{path}: layer {layer.name!r} ({group}) weight "
-                                 f"{i}", file_size))
+                                 f"{i}", file_size, in_file))
         weights[layer.name] = arrays
     # a layer nnvis cannot compute (custom kind) may have variables: they are not "extra"
     wanted = {groups[layer.name] for layer in network.layers
@@ -276,6 +280,25 @@ def _zip_member(path: Path, member: str, cap: int, optional: bool = False) -> by
         raise NNVisError(f"{path}: {member} holds {len(data)} bytes, its header says "
                          f"{info.file_size}")
     return data
+
+
+def _stored_member_start(path: Path, member: str) -> int | None:
+    """Where `member`'s bytes start in the zip when it is stored uncompressed (Keras' way), so its
+    large arrays can be read from the zip in place; None when it is deflated."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo(member)
+        if info.compress_type != zipfile.ZIP_STORED:
+            return None
+        with open(path, "rb") as f:
+            f.seek(info.header_offset)
+            header = f.read(30)
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return None
+    if len(header) < 30 or header[:4] != _ZIP_MAGIC:
+        return None
+    name, extra = int.from_bytes(header[26:28], "little"), int.from_bytes(header[28:30], "little")
+    return info.header_offset + 30 + name + extra
 
 
 def _check_claims(path: Path, info: zipfile.ZipInfo, archive_size: int, cap: int) -> None:

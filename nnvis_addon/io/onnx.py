@@ -69,8 +69,10 @@ def read_onnx_epoch(path) -> tuple[Network, dict[str, list[np.ndarray]]]:
 def read_onnx_weights(path, network: Network) -> dict[str, list[np.ndarray]]:
     """Another epoch's weights, checked to be the same graph as `network` (the first epoch)."""
     other, weights = read_onnx_epoch(path)
-    mine = [(l.name, l.kind, tuple(l.output_shape), l.weight_shapes) for l in network.layers]
-    theirs = [(l.name, l.kind, tuple(l.output_shape), l.weight_shapes) for l in other.layers]
+    mine = [(l.name, l.kind, tuple(l.output_shape), l.weight_shapes, l.config)
+            for l in network.layers]
+    theirs = [(l.name, l.kind, tuple(l.output_shape), l.weight_shapes, l.config)
+              for l in other.layers]
     if mine != theirs:
         diff = next((b for a, b in zip(mine, theirs) if a != b), None) or \
             f"{len(theirs)} layers instead of {len(mine)}"

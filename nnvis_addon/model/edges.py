@@ -15,7 +15,8 @@ import numpy as np
 from ..errors import NNVisError
 from .network import Layer, Network
 from .keras_config import SHARED_KEY
-from .kinds import MERGE, PASS_THROUGH
+from .kinds import KERNEL_CONV, MERGE, MOVE, OP_CONCAT, OP_REDUCE, PASS_THROUGH
+from .ops import moved_elements, output_shape
 
 
 @dataclass
@@ -56,6 +57,7 @@ def layer_edges(network: Network, layer_name: str,
       (how much of channel i reaches channel o, sign-free); grouped convolutions connect only the
       channels of each group. DepthwiseConv2D: c → c·multiplier + m, norm of K[:, :, c, m].
       SeparableConv2D: i → o, norm of the effective kernel Σ_m D[:, :, i, m] · P[i·multiplier+m, o].
+    - Affine (ONNX's learned bias or scale): cell c → c, weight = its scale.
     - BatchNormalization: cell c → c, weight = its effective scale gamma / sqrt(moving_var + eps),
       the factor BN multiplies that channel by (gamma = 1 when ``scale`` is off); normalised over
       another axis than the last, a cell has no single scale: weight 1.
@@ -66,7 +68,9 @@ def layer_edges(network: Network, layer_name: str,
       cell → every cell it is broadcast to), weight 1. Concatenate: each input's cells → their cells
       in the output (offset along the channel axis), weight 1.
     - Flatten, Reshape: each input cell → every output cell its elements land in (Flatten of
-      (H, W, C): map c → units (h·W + w)·C + c), weight 1.
+      (H, W, C): map c → units (h·W + w)·C + c), weight 1. Rearrange, Slice (ONNX reshapes and
+      slices): the same, so a channel shuffle is one edge per map, map π(c) → map c. Mean: each
+      input cell → the cells it is averaged into, weight 1.
     - Block (a folded block, blocks.py): input channel → output cell, weight composed through the
       block's layers; each output cell's strongest inputs only.
     - InputLayer: no edges ({}). Any other kind: NNVisError naming the layer.
@@ -138,7 +142,8 @@ def cell_activations(layer: Layer, activation: np.ndarray) -> np.ndarray:
         raise NNVisError(f"layer {layer.name!r}: activation shape {activation.shape[1:]} is not "
                          f"its output shape {tuple(layer.output_shape)}")
     if layer.is_spatial:
-        return activation.mean(axis=(1, 2), dtype=np.float64).astype(np.float32)
+        return activation.mean(axis=tuple(range(1, activation.ndim - 1)),
+                               dtype=np.float64).astype(np.float32)
     return activation.reshape(activation.shape[0], -1).astype(np.float32, copy=False)
 
 
@@ -231,15 +236,17 @@ def _layer(network: Network, name: str) -> Layer:
         raise NNVisError(f"network {network.name!r} has no layer {name!r}") from None
 
 
-def _epoch_weights(layer: Layer, weights_by_epoch, count: int) -> list[list[np.ndarray]]:
-    """Each epoch's weight list for `layer`, checked to hold at least `count` arrays."""
+def _epoch_weights(layer: Layer, weights_by_epoch, count: int, stored: bool = False
+                   ) -> list[list[np.ndarray]]:
+    """Each epoch's weight list for `layer`, checked to hold at least `count` arrays; read into
+    memory unless `stored` (the caller reads `io.stored.StoredArray`s in row blocks)."""
     out = []
     for e, weights in enumerate(weights_by_epoch):
         w = weights.get(layer.config.get(SHARED_KEY, layer.name))   # a shared layer's call
         if w is None or len(w) < count:
             raise NNVisError(f"layer {layer.name!r}: epoch {e} has "
                              f"{'no' if w is None else len(w)} weight arrays, needs {count}")
-        out.append([np.asarray(a) for a in w])
+        out.append(list(w) if stored else [np.asarray(a) for a in w])
     return out
 
 
@@ -266,47 +273,46 @@ def _dense(layer: Layer, source: Layer, weights_by_epoch, *_):
 
 def _dense_strongest(layer: Layer, source: Layer, weights_by_epoch, limit: int):
     """The `limit` strongest unit → unit edges of a Dense layer (max over epochs of |W|, ties to
-    the lower index, as `prune`), found on the kernel in row blocks: a sample of the scores gives a
-    safe lower cut, one pass keeps the candidates above it, an exact sort picks the top. Extra
-    memory stays a few blocks, not the 100M-edge list of VGG16's first dense layer."""
+    the lower index, as `prune`), found on the kernel in row blocks: a sample of whole rows gives a
+    safe lower cut, one pass keeps the candidates above it with their weights, an exact sort picks
+    the top. Extra memory stays a few blocks, not the 100M-edge list of VGG16's first dense layer,
+    and a kernel left in its file (`StoredArray`) is read once, a block at a time."""
     fan_in, units = int(source.output_shape[-1]), int(layer.output_shape[-1])
-    kernels = [w[0] for w in _epoch_weights(layer, weights_by_epoch, 1)]
+    kernels = [w[0] for w in _epoch_weights(layer, weights_by_epoch, 1, stored=True)]
     for k in kernels:
         _check_shape(layer, "Dense kernel", k, (fan_in, units))
     n = fan_in * units
-
-    def score(rows: slice) -> np.ndarray:
-        out = np.abs(np.asarray(kernels[0][rows], np.float32))
-        for k in kernels[1:]:
-            np.maximum(out, np.abs(k[rows]), out=out)
-        return out.ravel()
-
-    sample_at = np.random.default_rng(0).integers(0, n, min(n, 1 << 20))
-    sample = np.max([np.abs(np.asarray(k, np.float32).ravel()[sample_at]) for k in kernels], axis=0)
+    rows = np.unique(np.random.default_rng(0).integers(0, fan_in, max(1, (1 << 20) // units)))
+    sample = np.max([np.abs(np.concatenate([np.asarray(k[r:r + 1], np.float32) for r in rows]))
+                     for k in kernels], axis=0).ravel()
     keep_share = min(1.0, 2.0 * limit / n)
     cut = float(np.quantile(sample, 1.0 - keep_share)) if keep_share < 1.0 else -np.inf
     block = max(1, (1 << 22) // units)
     while True:
-        idx, val = [], []
+        idx, val, weight = [], [], []
         for r0 in range(0, fan_in, block):
-            s = score(slice(r0, r0 + block))
+            w = [np.asarray(k[r0:r0 + block], np.float32).ravel() for k in kernels]
+            s = np.abs(w[0])
+            for other in w[1:]:
+                np.maximum(s, np.abs(other), out=s)
             hit = np.flatnonzero(s >= cut)
             idx.append(hit + r0 * units)
             val.append(s[hit])
+            weight.append(np.stack([other[hit] for other in w]))
         idx, val = np.concatenate(idx), np.concatenate(val)
         if idx.size >= limit or cut == -np.inf:
             break
         cut = -np.inf                   # the sample misjudged the tail: take everything
-    top = np.sort(idx[np.lexsort((idx, -val))[:limit]])
-    weight = np.stack([np.asarray(k, np.float32).ravel()[top] for k in kernels])
-    return top // units, top % units, weight
+    top = np.lexsort((idx, -val))[:limit]
+    top = top[np.argsort(idx[top])]
+    return idx[top] // units, idx[top] % units, np.concatenate(weight, axis=1)[:, top]
 
 
 def connection_size(network: Network, layer: Layer, source: Layer) -> int:
     """How many edges `source` → `layer` has, from the shapes alone (for level-of-detail budgets)."""
-    if layer.kind in ("Dense", "Conv2D", "SeparableConv2D", "Block"):
+    if layer.kind in KERNEL_CONV or layer.kind in ("Dense", "Block"):
         return source.cell_count * layer.cell_count // max(int(layer.config.get("groups", 1)), 1)
-    if layer.kind in ("Flatten", "Reshape"):
+    if layer.kind in ("Flatten", "Reshape", "Mean") or layer.kind in MOVE:
         return max(source.cell_count, layer.cell_count)
     return layer.cell_count
 
@@ -326,15 +332,18 @@ def connection_caps(sizes: list[int], total: int) -> int | None:
 
 
 def _slice_norms(kernel: np.ndarray) -> np.ndarray:
-    """(a, b) L2 norms of the (kh, kw) slices of a (kh, kw, a, b) kernel."""
-    return np.sqrt(np.square(kernel, dtype=np.float64).sum(axis=(0, 1)))
+    """(a, b) L2 norms of the window slices of a (*window, a, b) kernel (1D, 2D or 3D)."""
+    return np.sqrt(np.square(kernel, dtype=np.float64).sum(axis=tuple(range(kernel.ndim - 2))))
 
 
 def _kernels(layer: Layer, weights_by_epoch, count: int, shapes: list[tuple]) -> list[list]:
-    """Each epoch's first `count` kernels, checked against `shapes` (None matches any size)."""
+    """Each epoch's first `count` kernels, checked against `shapes` (None matches any size; a
+    leading ``...``: the window's axes, as many as the layer's maps have)."""
     out = []
     for w in _epoch_weights(layer, weights_by_epoch, count):
         for k, shape in zip(w[:count], shapes):
+            if shape[0] is Ellipsis:
+                shape = (None,) * (len(layer.output_shape) - 1) + shape[1:]
             if k.ndim != len(shape) or any(e not in (None, g) for e, g in zip(shape, k.shape)):
                 want = ", ".join("k" if e is None else str(e) for e in shape)
                 raise NNVisError(f"layer {layer.name!r}: {layer.kind} kernel has shape {k.shape}, "
@@ -350,7 +359,7 @@ def _conv2d(layer: Layer, source: Layer, weights_by_epoch, *_):
         raise NNVisError(f"layer {layer.name!r}: {cin} → {cout} channels do not split into "
                          f"{groups} groups")
     cin_g, cout_g = cin // groups, cout // groups
-    kernels = _kernels(layer, weights_by_epoch, 1, [(None, None, cin_g, cout)])
+    kernels = _kernels(layer, weights_by_epoch, 1, [(..., cin_g, cout)])
     j = np.repeat(np.arange(cin_g), cout)
     dst = np.tile(np.arange(cout), cin_g)
     src = (dst // cout_g) * cin_g + j
@@ -363,7 +372,7 @@ def _conv2d(layer: Layer, source: Layer, weights_by_epoch, *_):
 def _depthwise(layer: Layer, source: Layer, weights_by_epoch, *_):
     cin, cout = int(source.output_shape[-1]), int(layer.output_shape[-1])
     mult = cout // cin
-    kernels = _kernels(layer, weights_by_epoch, 1, [(None, None, cin, mult)])
+    kernels = _kernels(layer, weights_by_epoch, 1, [(..., cin, mult)])
     src = np.repeat(np.arange(cin), mult)
     weight = np.stack([_slice_norms(k).ravel() for (k,) in kernels]).astype(np.float32)
     return src, np.arange(cin * mult), weight
@@ -372,11 +381,10 @@ def _depthwise(layer: Layer, source: Layer, weights_by_epoch, *_):
 def _separable(layer: Layer, source: Layer, weights_by_epoch, *_):
     cin, cout = int(source.output_shape[-1]), int(layer.output_shape[-1])
     mult = int(layer.config.get("depth_multiplier", 1))
-    kernels = _kernels(layer, weights_by_epoch, 2,
-                       [(None, None, cin, mult), (1, 1, cin * mult, cout)])
+    kernels = _kernels(layer, weights_by_epoch, 2, [(..., cin, mult), (..., cin * mult, cout)])
     rows = []
     for depthwise, pointwise in kernels:
-        effective = np.einsum("hwcm,cmf->hwcf", depthwise.astype(np.float64),
+        effective = np.einsum("...cm,cmf->...cf", depthwise.astype(np.float64),
                               pointwise.reshape(cin, mult, cout).astype(np.float64))
         rows.append(_slice_norms(effective).ravel())
     return np.repeat(np.arange(cin), cout), np.tile(np.arange(cout), cin), \
@@ -402,6 +410,26 @@ def _batch_norm(layer: Layer, source: Layer, weights_by_epoch, *_):
     return cells, cells, np.stack(rows).astype(np.float32)
 
 
+def _layer_scale(layer: Layer, source: Layer, weights_by_epoch, *_):
+    """LayerScale: cell c → c, weight its learned scale gamma[c]."""
+    cells = _same_cells(layer, source)[0]
+    rows = [w[0][cells % int(layer.output_shape[-1])]
+            for w in _epoch_weights(layer, weights_by_epoch, 1)]
+    return cells, cells, np.stack(rows).astype(np.float32)
+
+
+def _affine(layer: Layer, source: Layer, weights_by_epoch, *_):
+    """Affine (ONNX's learned bias or scale): cell c → c, weight = the factor it multiplies that
+    cell by (its mean over the map where it varies), like BatchNormalization's."""
+    cells = _same_cells(layer, source)[0]
+    rows = []
+    for w in _epoch_weights(layer, weights_by_epoch, 2):
+        scale = np.broadcast_to(np.asarray(w[0], np.float32), layer.output_shape)
+        rows.append(scale.reshape(-1, layer.cell_count).mean(axis=0, dtype=np.float64)
+                    if layer.is_spatial else scale.ravel())
+    return cells, cells, np.stack(rows).astype(np.float32)
+
+
 def _same_cells(layer: Layer, source: Layer, *_):
     if layer.cell_count != source.cell_count:
         raise NNVisError(f"layer {layer.name!r} ({layer.kind}): {source.cell_count} cells in "
@@ -421,6 +449,23 @@ def _reshape(layer: Layer, source: Layer, *_):
     if layer.config.get("order") == "chw" and len(source.output_shape) == 3:
         index = index.reshape(source.output_shape).transpose(2, 0, 1).ravel()
     return _element_edges(source, layer, index)
+
+
+def _moved(layer: Layer, source: Layer, *_):
+    """Rearrange, Slice: output element i is the input element the kind moves there (a channel
+    shuffle: map c from map π(c), one edge each)."""
+    index = moved_elements(layer.kind, layer.config, tuple(int(d) for d in source.output_shape))
+    return _element_edges(source, layer, index)
+
+
+def _mean(layer: Layer, source: Layer, *_):
+    """Mean, and the Keras ops' reductions (mean, max, ... over axes): every input cell → the
+    cells it is reduced into (over the maps' own axes: map c → cell c; over the channels: every
+    map → the one map)."""
+    shape = tuple(int(d) for d in source.output_shape)
+    kept = output_shape(layer.kind, {**layer.config, "keepdims": True}, [shape])
+    into = np.broadcast_to(np.arange(math.prod(kept)).reshape(kept), shape).ravel()
+    return _element_edges(source, layer, into, inverse=True)
 
 
 def _merge(layer: Layer, source: Layer, *_):
@@ -557,11 +602,15 @@ def _unknown(layer: Layer):
 
 
 _KINDS = {
-    "Block": _block, "Dense": _dense, "Conv2D": _conv2d, "DepthwiseConv2D": _depthwise,
-    "SeparableConv2D": _separable, "BatchNormalization": _batch_norm,
-    "Flatten": _reshape, "Reshape": _reshape, "Concatenate": _concat,
+    "Block": _block, "Dense": _dense, "Conv1D": _conv2d, "Conv2D": _conv2d, "Conv3D": _conv2d,
+    "DepthwiseConv1D": _depthwise, "DepthwiseConv2D": _depthwise,
+    "SeparableConv1D": _separable, "SeparableConv2D": _separable,
+    "BatchNormalization": _batch_norm, "LayerScale": _layer_scale,
+    "Flatten": _reshape, "Reshape": _reshape, "Concatenate": _concat, OP_CONCAT: _concat,
     **{kind: _merge for kind in sorted(MERGE)},
     **{kind: _same_cells for kind in sorted(PASS_THROUGH)},
+    **{kind: _mean for kind in sorted(OP_REDUCE)},
+    **{kind: _moved for kind in sorted(MOVE)}, "Mean": _mean, "Affine": _affine,
 }
 KINDS = frozenset(_KINDS) - {"Block"} | {"InputLayer"}    # every model layer kind it knows
 
@@ -569,4 +618,5 @@ KINDS = frozenset(_KINDS) - {"Block"} | {"InputLayer"}    # every model layer ki
 def passes_through(layer: Layer) -> bool:
     """Layers that only move or gate values (Flatten, Dropout, activations, ...): the layout
     draws them small and the scene their links thin, so the layers that learn stand out."""
-    return layer.kind in PASS_THROUGH or layer.kind in ("Flatten", "Reshape")
+    return layer.kind in PASS_THROUGH or layer.kind in MOVE or layer.kind in ("Flatten",
+                                                                              "Reshape")

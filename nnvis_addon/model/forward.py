@@ -134,6 +134,19 @@ def _run(network, weights, fed: dict, strict: bool):
     if len({len(v) for v in outputs.values()}) > 1:
         raise NNVisError(f"network {network.name!r}: the inputs' batches differ in length "
                          f"({', '.join(f'{n}: {len(v)}' for n, v in outputs.items())})")
+    return _walk(network, weights, outputs, strict)
+
+
+def forward_missing(network: Network, weights: dict[str, list[np.ndarray]],
+                    known: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """(outputs, skipped) as ``forward_batch_partial`` gives them, from outputs already ``known``
+    (batches, every layer's in the same order): the layers missing there computed from them — a
+    Keras recording holds ``model.layers``' outputs, not those of the model's ops (``x + 3.0``)."""
+    return _walk(network, weights, dict(known), strict=False)
+
+
+def _walk(network, weights, outputs: dict, strict: bool):
+    """Every layer not in ``outputs`` (which it fills) computed from its inbound layers'."""
     skipped: dict[str, str] = {}
     cause: dict[str, str] = {}                     # skipped layer -> the layer that could not run
     for layer in network.layers:

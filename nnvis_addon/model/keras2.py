@@ -62,7 +62,7 @@ def _layer(entry: dict, version) -> dict:
             layer_config["negative_slope"] = layer_config.pop("alpha")
         if "activation" in layer_config:
             layer_config["activation"] = _activation(layer_config["activation"])
-        if entry.get("class_name") in _KERAS2_FORMULAS:
+        if isinstance(entry.get("class_name"), str) and entry["class_name"] in _KERAS2_FORMULAS:
             layer_config[KERAS2_KEY] = True
         if isinstance(layer_config.get("layers"), list):          # a nested model
             inner = {"class_name": entry.get("class_name"), "config": layer_config,

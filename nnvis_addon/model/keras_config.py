@@ -10,7 +10,7 @@ import heapq
 from dataclasses import replace
 
 from ..errors import RECORD_SUBCLASSED, NNVisError
-from . import keras2, ops
+from . import keras2, kinds, ops
 from .network import Layer, Network
 
 MODEL_KINDS = frozenset({"Sequential", "Functional", "Model"})
@@ -117,6 +117,8 @@ def _infer(layer_name, kind, layer_config, input_shapes, declared, custom, sourc
     where = f"layer {layer_name!r} ({kind})"
     if custom:
         return declared, [], f"{where}: custom layer class {custom!r} (its code is never run)"
+    if kind in kinds.ONNX_ONLY:
+        return declared, [], f"{where}: custom layer class {kind!r} (its code is never run)"
     if None in input_shapes:
         return declared, [], f"{where}: the shape of its input is unknown"
     try:
@@ -212,9 +214,11 @@ def _custom_layers(config: dict, depth: int = 0) -> dict[str, str]:
     """Layer name -> registered class name, for layers of user-defined classes (never built-ins),
     nested models' layers included.
 
-    Keras 3 writes ``module: keras.layers`` and ``registered_name: null`` for its own layers and a
-    registered name (``package>Class``) for user classes, even one named like a built-in ("Conv2D");
-    other packages' layers (keras_hub, ...) name their own module.
+    Keras 3 writes ``module: keras.layers`` and ``registered_name: null`` for its own layers, its
+    own module and the bare class name for the classes it registers itself (keras.applications'
+    ``LayerScale``, the ops ``keras.src.ops.numpy.Add``), and a registered name
+    (``package>Class``) for user classes, even one named like a built-in ("Conv2D"); other
+    packages' layers (keras_hub, ...) name their own module.
     """
     body = config.get("config") if isinstance(config, dict) else None
     custom = {}
@@ -222,8 +226,7 @@ def _custom_layers(config: dict, depth: int = 0) -> dict[str, str]:
         if not isinstance(entry, dict):
             continue
         registered, module = entry.get("registered_name"), entry.get("module")
-        if isinstance(registered, str) and registered or \
-                isinstance(module, str) and module.split(".")[0] != "keras":
+        if not _is_keras(module) or registered not in (None, "", entry.get("class_name")):
             name = _entry_name(entry)
             if name:
                 custom[name] = registered or f"{module}.{entry.get('class_name')}"
@@ -231,6 +234,21 @@ def _custom_layers(config: dict, depth: int = 0) -> dict[str, str]:
                 and isinstance(entry["config"].get("layers"), list):
             custom.update(_custom_layers(entry, depth + 1))
     return custom
+
+
+def _is_keras(module) -> bool:
+    """A config's module is Keras' own (keras.layers, keras.src.applications.convnext, ...)."""
+    return not isinstance(module, str) or module.split(".")[0] == "keras"
+
+
+def _op_kind(entry: dict, kind: str) -> str:
+    """A Keras 3 functional op (``module: keras.src.ops.numpy``) as nnvis' kind ``ops.<class>``
+    (kinds.OP_PREFIX): the op Add is not the layer Add."""
+    module = entry.get("module")
+    if isinstance(module, str) and (module == "keras.ops" or
+                                    module.startswith(("keras.src.ops.", "keras.ops."))):
+        return kinds.OP_PREFIX + kind
+    return kind
 
 
 def block_path(layer: Layer) -> list[tuple[str, str]]:
@@ -347,7 +365,7 @@ def _parse_entry(entry, index: int, source: str) -> tuple[str, str, dict, dict]:
         raise NNVisError(f"{source}: layer {layer_name!r} has no class_name")
     if not isinstance(layer_config, dict):
         raise NNVisError(f"{source}: layer {layer_name!r} ({kind}) has no 'config' object")
-    return layer_name, kind, layer_config, entry
+    return layer_name, _op_kind(entry, kind), layer_config, entry
 
 
 def _sequential(parsed, body: dict, source: str, nested: bool = False
@@ -404,11 +422,38 @@ def _functional(parsed, source: str) -> list[tuple[str, str, dict, list[str]]]:
         n_calls = len(calls.get(layer) or [None])
         return f"{layer}@{node}" if isinstance(node, int) and 0 < node < n_calls else layer
     specs = []
-    for n, k, c, _ in parsed:
+    for n, k, c, entry in parsed:
         for i, inbound in enumerate(calls[n] or [[]]):
-            specs.append((n if i == 0 else f"{n}@{i}", k, c if i == 0 else {**c, SHARED_KEY: n},
+            call_config = c if i == 0 else {**c, SHARED_KEY: n}
+            if k.startswith(kinds.OP_PREFIX):
+                call_config = {**call_config,
+                               ops.OPERANDS_KEY: _operands(entry["inbound_nodes"][i])}
+            specs.append((n if i == 0 else f"{n}@{i}", k, call_config,
                           [ref(layer, node) for layer, node in inbound]))
     return specs
+
+
+def _operands(node: dict) -> list | dict:
+    """An op call's operands in order (see ops.OPERANDS_KEY): ``{"input": k}`` for its k-th
+    input tensor (the order `_collect_tensors` lists them in), constants as written; the tensors
+    of a list argument (concatenate's) one by one. Keyword arguments are listed by name (ops
+    refuses them: which operand each is depends on the op's signature)."""
+    if node.get("kwargs"):
+        return {"keywords": sorted(map(str, node["kwargs"]))}
+    count = iter(range(1 << 30))
+
+    def operand(value):
+        if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+            return {"input": next(count)}
+        return value
+    out = []
+    for arg in node.get("args", []):
+        if isinstance(arg, list) and any(isinstance(v, dict) and
+                                         v.get("class_name") == "__keras_tensor__" for v in arg):
+            out.extend(operand(v) for v in arg)
+        else:
+            out.append(operand(arg))
+    return out
 
 
 def _functional_calls(layer_name: str, kind: str, entry: dict, source: str) -> list[list[tuple]]:

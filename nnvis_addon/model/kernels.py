@@ -51,7 +51,7 @@ def _log_softmax(x, axis=-1):
     return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
 
 
-def _erf(x):
+def erf(x):
     """erf in numpy (which has none): Abramowitz & Stegun 7.1.26, |error| < 1.5e-7 (float32-exact)."""
     a = np.abs(x)
     t = 1.0 / (1.0 + 0.3275911 * a)
@@ -86,11 +86,17 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "softplus": _softplus,
     "softsign": lambda x: x / (1 + np.abs(x)),
     "silu": lambda x: x * _sigmoid(x),
-    "gelu": lambda x: 0.5 * x * (1 + _erf(x * np.float32(1 / math.sqrt(2)))),  # exact (erf) form
+    "gelu": lambda x: 0.5 * x * (1 + erf(x * np.float32(1 / math.sqrt(2)))),  # exact (erf) form
     "mish": lambda x: x * np.tanh(_softplus(x)),
     "exponential": np.exp,
 }
 ACTIVATIONS["swish"] = ACTIVATIONS["silu"]
+
+
+def gelu_tanh(x):
+    """GELU's tanh approximation: what keras.ops.gelu computes by default (approximate=True)."""
+    return 0.5 * x * (1 + np.tanh(np.float32(math.sqrt(2 / math.pi))
+                                  * (x + np.float32(0.044715) * x ** 3)))
 ACTIVATIONS["hard_swish"] = ACTIVATIONS["hard_silu"]
 
 
@@ -131,6 +137,8 @@ def out_length(n, k: int, s: int, d: int, padding):
                           "explicit pads)")
     if n is None:
         return None
+    if (k - 1) * d + 1 > 16 * n + 64:       # 'same' would pad it with more than the map holds
+        raise NNVisError(f"window {k} (dilation {d}) is far larger than the input's {n}")
     if padding == "same":
         return -(-n // s)
     if not isinstance(padding, str):
@@ -236,6 +244,51 @@ def depthwise_conv2d(x, kernel, strides, dilation, padding):
             np.multiply(view, k[i, j], out=tmp)
             out += tmp
     return out
+
+
+def _depth_taps(x, k: int, s: int, d: int, padding, value=0.0):
+    """(output depth, [(tap, (N, Do, H, W, C) strided view)]) of an NDHWC array's depth axis
+    under a `padding` ('valid'/'same'), padded with `value`: the 3D kinds are 2D kinds summed
+    or reduced over these taps."""
+    before, after = pad_amounts(x.shape[1], k, s, d, padding)
+    if before or after:
+        x = np.pad(x, ((0, 0), (before, after)) + ((0, 0),) * 3, constant_values=value)
+    depth = (x.shape[1] - (k - 1) * d - 1) // s + 1
+    return depth, [(t, x[:, t * d:t * d + (depth - 1) * s + 1:s]) for t in range(k)]
+
+
+def _per_slice(fn, view):
+    """``fn`` (an NHWC → NHWC routine) over every depth slice of an NDHWC view."""
+    n, depth = view.shape[:2]
+    y = fn(np.ascontiguousarray(view).reshape(n * depth, *view.shape[2:]))
+    return y.reshape(n, depth, *y.shape[1:])
+
+
+def conv3d(x, kernel, strides, dilation, padding, groups=1):
+    """NDHWC convolution with a Keras (kd, kh, kw, C/groups, F) kernel: the sum over depth taps
+    of 2D convolutions of the slices they read."""
+    out = None
+    for t, view in _depth_taps(x, kernel.shape[0], strides[0], dilation[0], padding)[1]:
+        y = _per_slice(lambda v: conv2d(v, kernel[t], strides[1:], dilation[1:], padding, groups),
+                       view)
+        out = y if out is None else out + y
+    return out
+
+
+def pool3d(x, k, s, padding, mean: bool):
+    """TF 3D max or average pooling: 2D pooling of each slice, then max or mean over the depth
+    window (an average counts only real slices, as TF's 'same' does: the count is separable)."""
+    pool = avg_pool if mean else max_pool
+    depth, taps = _depth_taps(x, k[0], s[0], 1, padding, 0.0 if mean else -np.inf)
+    out = None
+    for _, view in taps:
+        y = _per_slice(lambda v: pool(v, k[1:], s[1:], padding), view)
+        out = y if out is None else (out + y if mean else np.maximum(out, y))
+    if not mean:
+        return out
+    count = sum(v for _, v in _depth_taps(np.ones((1, x.shape[1], 1, 1, 1), np.float32),
+                                          k[0], s[0], 1, padding)[1])
+    return out / count
 
 
 # --------------------------------------------------------------------------------------------------

@@ -8,6 +8,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+def map_shape(output_shape) -> tuple[int, int]:
+    """(rows, columns) of one drawn map of a feature-map output (channels last, no batch): an
+    (H, W, C) map as it is; a 1D map (L, C) as a strip, one row of L; a 3D map (D, H, W, C) as its
+    D slices of H × W stacked top to bottom (D·H rows)."""
+    sizes = [int(d or 1) for d in output_shape[:-1]]
+    if len(sizes) == 1:
+        return 1, sizes[0]
+    if len(sizes) == 3:
+        return sizes[0] * sizes[1], sizes[2]
+    if len(sizes) == 2:
+        return sizes[0], sizes[1]
+    raise ValueError(f"output shape {tuple(output_shape)} has no feature maps")
+
+
 @dataclass
 class Layer:
     name: str                      # the Keras layer name, e.g. "conv2d_1" or the user's "conv_a"
@@ -20,8 +34,19 @@ class Layer:
 
     @property
     def is_spatial(self) -> bool:
-        """True for (H, W, C) outputs, drawn as C feature maps; else drawn as units."""
+        """True for feature-map outputs — (L, C), (H, W, C), (D, H, W, C): drawn as C maps (see
+        ``map_shape``); anything else is drawn as units."""
+        return 2 <= len(self.output_shape) <= 4
+
+    @property
+    def is_image(self) -> bool:
+        """True for (H, W, C) outputs: 2D maps, what kernel windows and probe images are of."""
         return len(self.output_shape) == 3
+
+    @property
+    def map_shape(self) -> tuple[int, int]:
+        """(rows, columns) of one drawn feature map (see ``map_shape``)."""
+        return map_shape(self.output_shape)
 
     @property
     def cell_count(self) -> int:

@@ -19,8 +19,8 @@ import numpy as np
 from ..errors import NNVisError
 from . import kinds
 from .kernels import (ACTIVATIONS, Unsupported, activate, avg_pool, axis_padding, check_activation,
-                      conv2d, depthwise_conv2d, max_pool, out_length, precise_mean,
-                      resize_bilinear, smart_resize, softmax, upsample)
+                      conv2d, conv3d, depthwise_conv2d, erf, gelu_tanh, max_pool, out_length,
+                      pool3d, precise_mean, resize_bilinear, smart_resize, softmax, upsample)
 
 __all__ = ["ACTIVATIONS", "CONFIG_KEYS", "SUPPORTED", "Unsupported", "apply",
            "check_supported", "output_shape", "unread_keys", "weight_shapes"]
@@ -29,29 +29,35 @@ __all__ = ["ACTIVATIONS", "CONFIG_KEYS", "SUPPORTED", "Unsupported", "apply",
 # Config helpers
 
 
-def pair(value, what: str = "value", minimum: int = 1) -> tuple[int, int]:
-    """A Keras 2-tuple parameter (int or 2-sequence, as configs write kernel_size/strides), each at
-    least `minimum` (sizes and strides are ≥ 1; a file may say anything)."""
-    if isinstance(value, int):
-        value = (value, value)
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+def sizes(value, n: int, what: str = "value", minimum: int = 1) -> tuple[int, ...]:
+    """A Keras n-tuple parameter (int or n-sequence, as configs write kernel_size/strides), each
+    at least `minimum` (sizes and strides are ≥ 1; a file may say anything)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value,) * n
+    if isinstance(value, (list, tuple)) and len(value) == n and \
+            all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         if min(value) < minimum:
             raise NNVisError(f"bad {what} {value!r}: must be ≥ {minimum}")
-        return int(value[0]), int(value[1])
-    raise NNVisError(f"bad {what} {value!r}: expected an int or two ints")
+        return tuple(int(v) for v in value)
+    raise NNVisError(f"bad {what} {value!r}: expected an int or {n} ints")
+
+
+def pair(value, what: str = "value", minimum: int = 1) -> tuple[int, int]:
+    """A Keras 2-tuple parameter (see ``sizes``)."""
+    return sizes(value, 2, what, minimum)
+
+
+def _pads(value, n: int, what: str) -> tuple[tuple[int, int], ...]:
+    """ZeroPadding/Cropping amounts along n axes: int, one per axis, or (before, after) pairs."""
+    if isinstance(value, (list, tuple)) and len(value) == n and \
+            all(isinstance(v, (list, tuple)) for v in value):
+        return tuple(sizes(v, 2, what, 0) for v in value)
+    return tuple((a, a) for a in sizes(value, n, what, 0))
 
 
 def _pad_pairs(value, what: str) -> tuple[tuple[int, int], tuple[int, int]]:
     """ZeroPadding2D/Cropping2D amounts: int, (rows, cols) or ((top, bottom), (left, right))."""
-    if isinstance(value, (list, tuple)) and len(value) == 2 and \
-            all(isinstance(v, (list, tuple)) for v in value):
-        pairs = tuple(pair(v, what, 0) for v in value)
-    else:
-        rows, cols = pair(value, what, 0)
-        pairs = ((rows, rows), (cols, cols))
-    if min(pairs[0] + pairs[1]) < 0:
-        raise NNVisError(f"bad {what} {value!r}: negative")
-    return pairs
+    return _pads(value, 2, what)
 
 
 def _numbers(value, what: str) -> np.ndarray:
@@ -129,14 +135,18 @@ def _conv2d_shape(config, shape):
     return _spatial_shape(config, shape, k, s, d, int(config["filters"]))
 
 
-def _conv2d_weights(config, shape):
-    k, _, _, groups = _conv_params(config)
-    filters, channels = int(config["filters"]), shape[-1]
-    if channels is None or channels % groups or filters % groups:
+def _kernel_weights(config, window: tuple, channels) -> list[tuple]:
+    """A (grouped) convolution's kernel (*window, channels/groups, filters) and bias shapes."""
+    filters, groups = int(config["filters"]), int(config.get("groups", 1))
+    if channels is None or groups < 1 or channels % groups or filters % groups:
         raise NNVisError(f"{channels} input channels / {filters} filters do not split into "
                          f"{groups} groups")
-    kernel = (k[0], k[1], channels // groups, filters)
+    kernel = (*window, channels // groups, filters)
     return [kernel, (filters,)] if config.get("use_bias", True) else [kernel]
+
+
+def _conv2d_weights(config, shape):
+    return _kernel_weights(config, _conv_params(config)[0], shape[-1])
 
 
 def _conv2d_apply(config, weights, x):
@@ -420,6 +430,19 @@ def _rescaling_apply(config, weights, x):
     return x * _numbers(config["scale"], "scale") + _numbers(config.get("offset", 0.0), "offset")
 
 
+def _affine_weights(config, shape):
+    weight = tuple(_ints(config, "shape"))
+    _check_broadcast(np.zeros(weight), shape, "Affine weights")
+    return [weight, weight]
+
+
+def _affine_apply(config, weights, x):
+    """nnvis' Affine: x · scale + offset with learned arrays (weights, one set per epoch) that
+    broadcast against the input — an ONNX Add/Sub/Mul/Div by an initializer: the bias after a
+    MatMul, ConvNeXt's layer scale. (Rescaling holds constants that never train.)"""
+    return x * weights[0] + weights[1]
+
+
 # --------------------------------------------------------------------------------------------------
 # Normalizations
 
@@ -523,6 +546,100 @@ def _layer_norm_apply(config, weights, x):
 
 
 # --------------------------------------------------------------------------------------------------
+# Moving values: nnvis' own kinds for ONNX's reshapes and slices (model.onnx_layout), not Keras'
+
+
+def _ints(config, key) -> list[int]:
+    value = config[key]
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise NNVisError(f"bad {key} {value!r}: expected a list of ints")
+    return [int(v) for v in value]
+
+
+def _rearrange_params(config, shape):
+    """Rearrange: split the array (without batch) into `split`, permute by `perm`, reshape to
+    `target_shape` — a channel shuffle, a flatten in another order."""
+    split, perm, target = (_ints(config, k) for k in ("split", "perm", "target_shape"))
+    if sorted(perm) != list(range(len(split))) or min(split + target, default=1) < 1 or \
+            None not in shape and not math.prod(split) == math.prod(shape) == math.prod(target):
+        raise NNVisError(f"cannot rearrange {tuple(shape)} by split {split}, perm {perm} into "
+                         f"{tuple(target)}")
+    return split, perm, target
+
+
+def _rearrange_apply(config, weights, x):
+    split, perm, target = _rearrange_params(config, x.shape[1:])
+    n = x.shape[0]
+    return x.reshape(n, *split).transpose(0, *(p + 1 for p in perm)).reshape(n, *target)
+
+
+def _slice_params(config, shape):
+    """Slice: the elements range(start, stop, step) of one axis (Keras numbering, with batch)."""
+    axis = _axis(config.get("axis"), len(shape) + 1, "Slice") - 1
+    picked = range(*(int(config[k]) for k in ("start", "stop", "step")))
+    if shape[axis] is None or not picked or min(picked) < 0 or max(picked) >= shape[axis]:
+        raise NNVisError(f"slice {picked} is empty or outside axis {axis + 1} of {shape}")
+    return axis, picked
+
+
+def _slice_shape(config, shape):
+    axis, picked = _slice_params(config, shape)
+    return tuple(len(picked) if i == axis else d for i, d in enumerate(shape))
+
+
+def _slice_apply(config, weights, x):
+    axis, picked = _slice_params(config, x.shape[1:])
+    return np.take(x, np.asarray(picked), axis=axis + 1)
+
+
+def _gather_params(config, shape):
+    """Gather: per sample, the flat input's elements `indices` (C order), as `target_shape`."""
+    indices, target = _ints(config, "indices"), _ints(config, "target_shape")
+    if len(indices) != math.prod(target) or min(indices, default=0) < 0 or \
+            None not in shape and max(indices, default=0) >= math.prod(shape):
+        raise NNVisError(f"cannot gather {len(indices)} elements of {tuple(shape)} into "
+                         f"{tuple(target)}")
+    return indices, target
+
+
+def _gather_apply(config, weights, x):
+    indices, target = _gather_params(config, x.shape[1:])
+    return x.reshape(x.shape[0], -1)[:, indices].reshape(x.shape[0], *target)
+
+
+def moved_elements(kind: str, config: dict, shape: tuple) -> np.ndarray:
+    """For a kind that only moves values (kinds.MOVE): index[i] = the input element (flat,
+    C order, no batch) that output element i is, computed by the kind itself."""
+    if kind not in kinds.MOVE:
+        raise NNVisError(f"{kind} does not only move values")
+    index = np.arange(math.prod(shape)).reshape(1, *shape)
+    return np.asarray(_call(_OPS[kind].apply, _OPS[kind], (config, []), [index], kind, None)
+                      ).ravel()
+
+
+# --------------------------------------------------------------------------------------------------
+# Math: ONNX's element-wise ops and reductions that exports decompose layers into (LayerNorm as
+# ReduceMean/Sub/Pow/Sqrt/Div before opset 17, GELU through Erf before opset 20); named as
+# Keras 3's ops classes, configs as their arguments
+
+
+def _mean_axes(config, shape) -> list[int]:
+    return _axes(config, len(shape) + 1, "Mean", None) or list(range(1, len(shape) + 1))
+
+
+def _mean_shape(config, shape):
+    axes = _mean_axes(config, shape)
+    if config.get("keepdims"):
+        return tuple(1 if i + 1 in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i + 1 not in axes)
+
+
+def _mean_apply(config, weights, x):
+    return precise_mean(x, tuple(_mean_axes(config, x.shape[1:])), bool(config.get("keepdims")))
+
+
+# --------------------------------------------------------------------------------------------------
 # Merges (several inputs)
 
 
@@ -543,7 +660,7 @@ def _merge_shape(config, shapes):
 
 def _subtract_shape(config, shapes):
     if len(shapes) != 2:
-        raise NNVisError(f"Subtract takes exactly 2 inputs, got {len(shapes)}")
+        raise NNVisError(f"takes exactly 2 inputs, got {len(shapes)}")
     return _merge_shape(config, shapes)
 
 
@@ -581,6 +698,297 @@ def _concat_shape(config, shapes):
 
 def _concat_apply(config, weights, xs):
     return np.concatenate(xs, axis=_axis(config.get("axis", -1), xs[0].ndim, "Concatenate"))
+
+
+# --------------------------------------------------------------------------------------------------
+# 3D maps (D, H, W, C): Conv3D and its pooling, padding, cropping, upsampling
+
+
+def _check_dhwc(config, shape) -> None:
+    _check_channels_last(config)
+    if len(shape) != 4:
+        raise NNVisError(f"expected a (D, H, W, C) input, got shape {shape}")
+
+
+def _conv3d_params(config):
+    padding = config.get("padding", "valid")
+    if padding not in ("valid", "same"):
+        raise Unsupported(f"unsupported padding {padding!r} (supported: 'valid', 'same')")
+    return (sizes(config["kernel_size"], 3, "kernel_size"),
+            sizes(config.get("strides", 1), 3, "strides"),
+            sizes(config.get("dilation_rate", 1), 3, "dilation_rate"), padding)
+
+
+def _conv3d_shape(config, shape):
+    _check_dhwc(config, shape)
+    k, s, d, padding = _conv3d_params(config)
+    return (*(out_length(shape[a], k[a], s[a], d[a], padding) for a in range(3)),
+            int(config["filters"]))
+
+
+def _conv3d_weights(config, shape):
+    return _kernel_weights(config, _conv3d_params(config)[0], shape[-1])
+
+
+def _conv3d_apply(config, weights, x):
+    _, s, d, padding = _conv3d_params(config)
+    return _bias_act(config, weights, conv3d(x, weights[0], s, d, padding,
+                                             int(config.get("groups", 1))), 1)
+
+
+def _pool3d_params(config):
+    k = sizes(config["pool_size"], 3, "pool_size")
+    padding = config.get("padding", "valid")
+    if padding not in ("valid", "same"):
+        raise Unsupported(f"unsupported padding {padding!r} (supported: 'valid', 'same')")
+    return k, sizes(config.get("strides") or k, 3, "strides"), padding
+
+
+def _pool3d_shape(config, shape):
+    _check_dhwc(config, shape)
+    k, s, padding = _pool3d_params(config)
+    return (*(out_length(shape[a], k[a], s[a], 1, padding) for a in range(3)), shape[-1])
+
+
+def _pool3d_apply(mean: bool):
+    return lambda config, weights, x: pool3d(x, *_pool3d_params(config), mean=mean)
+
+
+def _global_pool3d_shape(config, shape):
+    _check_dhwc(config, shape)
+    return (1, 1, 1, shape[-1]) if config.get("keepdims") else (shape[-1],)
+
+
+def _global_pool3d_apply(reduce):
+    return lambda config, weights, x: reduce(x, axis=(1, 2, 3),
+                                             keepdims=bool(config.get("keepdims")))
+
+
+def _zero_pad3d_shape(config, shape):
+    _check_dhwc(config, shape)
+    pads = _pads(config.get("padding", 1), 3, "padding")
+    return (*(_grow(n, a + b) for n, (a, b) in zip(shape, pads)), shape[-1])
+
+
+def _zero_pad3d_apply(config, weights, x):
+    return np.pad(x, ((0, 0), *_pads(config.get("padding", 1), 3, "padding"), (0, 0)))
+
+
+def _crop3d_shape(config, shape):
+    _check_dhwc(config, shape)
+    crops = _pads(config.get("cropping", 1), 3, "cropping")
+    out = tuple(_grow(n, -a - b) for n, (a, b) in zip(shape, crops))
+    if any(n is not None and n <= 0 for n in out):
+        raise NNVisError(f"cropping {config.get('cropping')!r} leaves nothing of {shape}")
+    return (*out, shape[-1])
+
+
+def _crop3d_apply(config, weights, x):
+    crops = _pads(config.get("cropping", 1), 3, "cropping")
+    return x[(slice(None),) + tuple(slice(a, n - b) for (a, b), n in zip(crops, x.shape[1:4]))]
+
+
+def _upsample3d_shape(config, shape):
+    _check_dhwc(config, shape)
+    factors = sizes(config.get("size", 2), 3, "size")
+    return (*(None if n is None else n * f for n, f in zip(shape, factors)), shape[-1])
+
+
+def _upsample3d_apply(config, weights, x):
+    for axis, f in enumerate(sizes(config.get("size", 2), 3, "size"), start=1):
+        x = x.repeat(f, axis=axis)
+    return x
+
+
+# --------------------------------------------------------------------------------------------------
+# 1D maps (L, C): each 1D kind is its 2D kind (kinds.ONE_D) on a map one row high
+
+
+def _lift_1d(kind: str, config: dict) -> dict:
+    """A 1D kind's config as its 2D kind's: every window one row high, pads only along L; a
+    causal convolution becomes explicit left padding."""
+    lifted = dict(config)
+    for key in ("kernel_size", "strides", "dilation_rate", "pool_size"):
+        if config.get(key) is not None:
+            lifted[key] = (1, *sizes(config[key], 1, key))
+    if kind == "UpSampling1D":
+        lifted["size"] = (1, *sizes(config.get("size", 2), 1, "size"))
+    elif kind in ("ZeroPadding1D", "Cropping1D"):
+        key = "padding" if kind == "ZeroPadding1D" else "cropping"
+        lifted[key] = ((0, 0), pair(config.get(key, 1), key, 0))     # int or (before, after)
+    elif config.get("padding") == "causal":
+        (k,), (d,) = sizes(config["kernel_size"], 1), sizes(config.get("dilation_rate", 1), 1)
+        lifted["padding"] = ((0, 0), ((k - 1) * d, 0))
+    return lifted
+
+
+def _register_1d(kind: str, kind_2d: str) -> None:
+    """`kind` as `kind_2d` on (N, 1, L, C): its kernels gain a leading axis of one, outputs lose
+    it."""
+    op = _OPS[kind_2d]
+
+    def shape(config, shape):
+        _check_channels_last(config)
+        if len(shape) != 2:
+            raise NNVisError(f"expected an (L, C) input, got shape {shape}")
+        out = op.shape(_lift_1d(kind, config), (1, *shape))
+        return out[1:] if len(out) == 3 else out
+
+    def weights(config, shape):
+        return [w[1:] if len(w) >= 4 else w
+                for w in op.weights(_lift_1d(kind, config), (1, *shape))]
+
+    def apply(config, weights, x):
+        y = op.apply(_lift_1d(kind, config), [w[None] if w.ndim >= 3 else w for w in weights],
+                     x[:, None])
+        return y[:, 0] if y.ndim == 4 else y
+    _register(kind, apply, shape=shape, weights=weights)
+
+
+# --------------------------------------------------------------------------------------------------
+# Keras 3 functional ops (kinds.OP_*): `x + 3.0`, `keras.ops.relu6(x)` in a Functional model.
+# The op's own parameters (axis, x_min, ...) are in its config; its operands — tensors and
+# constants such as the 3.0 — are the call's arguments, which keras_config records under
+# OPERANDS_KEY in order, each an input (``{"input": k}``: its k-th inbound tensor) or a constant.
+
+OPERANDS_KEY = "_nnvis_operands"
+
+def _plain(fn):
+    """An op without parameters: (config, x) -> fn(x)."""
+    return lambda config, x: fn(x)
+
+
+_UNARY = {      # (config, x) -> output
+    "Relu": _plain(ACTIVATIONS["relu"]), "Relu6": _plain(ACTIVATIONS["relu6"]),
+    "Sigmoid": _plain(ACTIVATIONS["sigmoid"]), "HardSigmoid": _plain(ACTIVATIONS["hard_sigmoid"]),
+    "Silu": _plain(ACTIVATIONS["silu"]), "Swish": _plain(ACTIVATIONS["silu"]),
+    "HardSilu": _plain(ACTIVATIONS["hard_silu"]), "HardSwish": _plain(ACTIVATIONS["hard_silu"]),
+    "Gelu": lambda c, x: gelu_tanh(x) if c.get("approximate", True) else ACTIVATIONS["gelu"](x),
+    "Elu": lambda c, x: np.where(x > 0, x, np.float32(c.get("alpha", 1.0)) *
+                                 np.expm1(np.minimum(x, 0))),
+    "Selu": _plain(ACTIVATIONS["selu"]),
+    "LeakyRelu": lambda c, x: np.where(x >= 0, x, np.float32(c.get("negative_slope", 0.2)) * x),
+    "Softplus": _plain(ACTIVATIONS["softplus"]), "Softsign": _plain(ACTIVATIONS["softsign"]),
+    "Tanh": _plain(np.tanh), "Exp": _plain(np.exp), "Log": _plain(np.log),
+    "Sqrt": _plain(np.sqrt), "Square": _plain(np.square), "Absolute": _plain(np.abs),
+    "Abs": _plain(np.abs), "Negative": _plain(np.negative),
+    "Reciprocal": _plain(lambda x: np.float32(1) / x),
+    "Clip": lambda c, x: np.clip(x, np.float32(c["x_min"]), np.float32(c["x_max"])),
+    "Softmax": lambda c, x: _softmax_apply(c, None, x),
+    "LogSoftmax": lambda c, x: ACTIVATIONS["log_softmax"](x, axis=c.get("axis", -1)),
+}
+_BINARY = {"Add": np.add, "Subtract": np.subtract, "Multiply": np.multiply,
+           "Divide": np.true_divide, "TrueDivide": np.true_divide, "Maximum": np.maximum,
+           "Minimum": np.minimum, "Power": np.power}
+_REDUCE = {"Mean": precise_mean, "Max": np.max, "Min": np.min,   # sums in float64 (precise_mean)
+           "Sum": lambda x, axis, keepdims: np.sum(x, axis, np.float64, keepdims=keepdims)}
+# the config keys each op reads (besides "name"): others may change its numbers (unread_keys)
+_OP_KEYS = {"Gelu": {"approximate"}, "Elu": {"alpha"}, "LeakyRelu": {"negative_slope"},
+            "Clip": {"x_min", "x_max"}, "Softmax": {"axis"}, "LogSoftmax": {"axis"},
+            "Concatenate": {"axis"}, **{name: {"axis", "keepdims", "initial"} for name in _REDUCE}}
+
+
+def _operands(config, inputs, constant) -> list:
+    """The op's operands in call order: its inputs (arrays or shapes) and ``constant(value)``."""
+    template = config.get(OPERANDS_KEY)
+    if isinstance(template, dict) and isinstance(template.get("keywords"), list):
+        raise Unsupported(f"its call passes keyword arguments ({', '.join(template['keywords'])}),"
+                          " which nnvis does not read")
+    if not isinstance(template, list) or not template:
+        raise Unsupported("its call's arguments are not recorded")
+    out = []
+    for item in template:
+        if isinstance(item, dict) and set(item) == {"input"}:
+            k = item["input"]
+            if not isinstance(k, int) or not 0 <= k < len(inputs):
+                raise NNVisError(f"bad operand {item!r} for {len(inputs)} input(s)")
+            out.append(inputs[k])
+        else:
+            out.append(constant(item))
+    return out
+
+
+def _one_tensor(config, inputs):
+    values = _operands(config, inputs, lambda v: _numbers(v, "operand"))
+    if len(values) != 1 or len(inputs) != 1:
+        raise Unsupported(f"takes one tensor, got {len(values)} operand(s)")
+    return values[0]
+
+
+def _broadcast(shapes) -> tuple:
+    """NumPy's broadcast of shapes (right-aligned; None, an unknown size, wins over 1)."""
+    rank = max(len(s) for s in shapes)
+    out = []
+    for dims in zip(*[(1,) * (rank - len(s)) + tuple(s) for s in shapes]):
+        known = {d for d in dims if d is not None and d != 1}
+        if len(known) > 1:
+            raise NNVisError(f"operand shapes {list(shapes)} do not broadcast")
+        out.append(known.pop() if known else None if None in dims else 1)
+    return tuple(out)
+
+
+def _binary_shape(config, shapes):
+    values = _operands(config, shapes, lambda v: np.shape(_numbers(v, "operand")))
+    if len(values) != 2:
+        raise Unsupported(f"takes two operands, got {len(values)}")
+    return _broadcast(values)
+
+
+def _binary_apply(fn):
+    def apply(config, weights, xs):
+        a, b = _operands(config, xs, lambda v: _numbers(v, "operand"))
+        return fn(a, b)
+    return apply
+
+
+def _reduce_shape(config, shapes):
+    if config.get("initial") is not None:
+        raise Unsupported(f"unsupported initial value {config['initial']!r}")
+    return _mean_shape(config, _one_tensor(config, shapes))
+
+
+def _reduce_apply(fn):
+    """A reduction over the axes ``Mean`` reads (``axis``, None: all but the batch)."""
+    def apply(config, weights, xs):
+        x = _one_tensor(config, xs)
+        return fn(x, axis=tuple(_mean_axes(config, x.shape[1:])),
+                  keepdims=bool(config.get("keepdims")))
+    return apply
+
+
+def _op_concat_shape(config, shapes):
+    return _concat_shape(config, _operands(config, shapes,
+                                           lambda v: np.shape(_numbers(v, "operand"))))
+
+
+def _op_concat_apply(config, weights, xs):
+    return _concat_apply(config, weights, _operands(config, xs, lambda v: _numbers(v, "operand")))
+
+
+def _register_ops() -> None:
+    """Every kinds.OP_* kind with the function above that computes it (named there, found here)."""
+    def name(kind):
+        return kind[len(kinds.OP_PREFIX):]
+    for kind in sorted(kinds.OP_UNARY):
+        _register(kind, (lambda f: lambda config, weights, xs: f(config, _one_tensor(config, xs)))(
+            _UNARY[name(kind)]), shape=lambda config, shapes: _one_tensor(config, shapes),
+            arity=None)
+    for kind in sorted(kinds.OP_BINARY):
+        _register(kind, _binary_apply(_BINARY[name(kind)]), shape=_binary_shape, arity=None)
+    for kind in sorted(kinds.OP_REDUCE):
+        _register(kind, _reduce_apply(_REDUCE[name(kind)]), shape=_reduce_shape, arity=None)
+    _register(kinds.OP_CONCAT, _op_concat_apply, shape=_op_concat_shape, arity=None)
+
+
+# --------------------------------------------------------------------------------------------------
+# keras.applications' own layers (registered by Keras itself, so built-ins)
+
+
+def _layer_scale_weights(config, shape):
+    dim = config.get("projection_dim", shape[-1])
+    if dim != shape[-1]:
+        raise NNVisError(f"projection_dim {dim!r} does not match {shape[-1]} input channels")
+    return [(shape[-1],)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -627,6 +1035,7 @@ _register("BatchNormalization", _bn_apply, weights=_bn_weights)
 _register("LayerNormalization", _layer_norm_apply, weights=_layer_norm_weights)
 _register("Normalization", _normalization_apply, weights=_normalization_weights)
 _register("Rescaling", _rescaling_apply, shape=_rescaling_shape)
+_register("Affine", _affine_apply, weights=_affine_weights)
 _register("Activation", lambda config, weights, x: activate(config.get("activation"), x))
 _register("ReLU", _relu_apply)
 _register("LeakyReLU", _leaky_relu_apply)
@@ -641,6 +1050,29 @@ _register("Maximum", _fold(np.maximum), shape=_merge_shape, arity=None)
 _register("Minimum", _fold(np.minimum), shape=_merge_shape, arity=None)
 _register("Average", _average_apply, shape=_merge_shape, arity=None)
 _register("Concatenate", _concat_apply, shape=_concat_shape, arity=None)
+_register("Square", lambda config, weights, x: x * x)
+_register("Sqrt", lambda config, weights, x: np.sqrt(x))
+_register("Erf", lambda config, weights, x: erf(x))
+_register("Mean", _mean_apply, shape=_mean_shape)
+_register("Divide", _fold(np.divide), shape=_subtract_shape, arity=None)
+_register("Rearrange", _rearrange_apply,
+          shape=lambda config, shape: tuple(_rearrange_params(config, shape)[2]))
+_register("Slice", _slice_apply, shape=_slice_shape)
+_register("Gather", _gather_apply,
+          shape=lambda config, shape: tuple(_gather_params(config, shape)[1]))
+_register("LayerScale", lambda config, weights, x: x * weights[0], weights=_layer_scale_weights)
+_register("Conv3D", _conv3d_apply, shape=_conv3d_shape, weights=_conv3d_weights)
+_register("MaxPooling3D", _pool3d_apply(mean=False), shape=_pool3d_shape)
+_register("AveragePooling3D", _pool3d_apply(mean=True), shape=_pool3d_shape)
+_register("GlobalAveragePooling3D", _global_pool3d_apply(precise_mean),
+          shape=_global_pool3d_shape)
+_register("GlobalMaxPooling3D", _global_pool3d_apply(np.max), shape=_global_pool3d_shape)
+_register("ZeroPadding3D", _zero_pad3d_apply, shape=_zero_pad3d_shape)
+_register("Cropping3D", _crop3d_apply, shape=_crop3d_shape)
+_register("UpSampling3D", _upsample3d_apply, shape=_upsample3d_shape)
+for _kind, _kind_2d in kinds.ONE_D.items():
+    _register_1d(_kind, _kind_2d)
+_register_ops()
 
 SUPPORTED: frozenset[str] = frozenset(_OPS)
 
@@ -672,10 +1104,25 @@ CONFIG_KEYS: dict[str, frozenset[str]] = {kind: frozenset(keys | _ANY) for kind,
                                    "synchronized"},
     "LayerNormalization": _NORM | {"rms_scaling"},
     "Normalization": {"axis", "invert", "mean", "variance"}, "Rescaling": {"offset", "scale"},
+    "Affine": {"shape"},
     "Activation": {"activation"}, "ReLU": {"max_value", "negative_slope", "threshold"},
     "LeakyReLU": {"negative_slope"}, "ThresholdedReLU": {"theta"}, "Softmax": {"axis"},
-    "Concatenate": {"axis"},
+    "Concatenate": {"axis"}, "Rearrange": {"split", "perm", "target_shape"},
+    "Slice": {"axis", "start", "stop", "step"}, "Gather": {"indices", "target_shape"},
+    "Mean": {"axis", "keepdims"},
+    **{kind: set() for kind in ("Square", "Sqrt", "Erf", "Divide")},
     **{kind: set() for kind in ("Add", "Subtract", "Multiply", "Maximum", "Minimum", "Average")},
+    "LayerScale": {"init_values", "projection_dim"},
+    "Conv3D": _CONV, "MaxPooling3D": _POOL, "AveragePooling3D": _POOL,
+    "GlobalAveragePooling3D": {"keepdims"}, "GlobalMaxPooling3D": {"keepdims"},
+    "ZeroPadding3D": {"padding"}, "Cropping3D": {"cropping"}, "UpSampling3D": {"size"},
+    "Conv1D": _CONV, "DepthwiseConv1D": _CONV | {"depth_multiplier"},
+    "SeparableConv1D": _CONV | {"depth_multiplier"}, "MaxPooling1D": _POOL,
+    "AveragePooling1D": _POOL, "GlobalAveragePooling1D": {"keepdims"},
+    "GlobalMaxPooling1D": {"keepdims"}, "ZeroPadding1D": {"padding"},
+    "Cropping1D": {"cropping"}, "UpSampling1D": {"size"},
+    **{kinds.OP_PREFIX + name: _OP_KEYS.get(name, set())
+       for name in (*_UNARY, *_BINARY, *_REDUCE, "Concatenate")},
 }.items()}
 
 
@@ -696,6 +1143,8 @@ def _op(kind: str, n_inputs: int, layer_name: str | None) -> _Op:
     op = _OPS.get(kind)
     if op is None:
         where = f"layer {layer_name!r}: " if layer_name else ""
+        if kind.startswith(kinds.OP_PREFIX):
+            raise Unsupported(f"{where}unsupported Keras op {kind[len(kinds.OP_PREFIX):]!r}")
         raise Unsupported(f"{where}unsupported layer kind {kind!r}")   # named, not listed: short
     if op.arity is not None and n_inputs != op.arity:
         raise NNVisError(f"{_where(kind, layer_name)}: takes {op.arity} input(s), got {n_inputs}")

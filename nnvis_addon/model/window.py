@@ -32,8 +32,8 @@ class Window:
 
 def kernel_window(layer: Layer, source: Layer) -> Window | None:
     """The window through which `layer` reads `source`, or None when there is no spatial one
-    (either side is not a feature-map layer, or an unknown kind changes the map size)."""
-    if not (layer.is_spatial and source.is_spatial):
+    (either side is not a 2D feature-map layer, or an unknown kind changes the map size)."""
+    if not (layer.is_image and source.is_image):
         return None
     config, kind = layer.config, layer.kind
     in_hw = [int(v) for v in source.output_shape[:2]]

@@ -1,6 +1,11 @@
-"""The training on the timeline: one keyframe per recorded epoch on each modifier's `Epoch` input.
+"""The training on the timeline: one keyframe per recorded epoch on each animated object's epoch.
 
-Keyframes go in through `keyframe_points.add` + `foreach_set` (≈200× faster than keyframe_insert)
+Layers and edges key their `nnvis_epoch` property, which only their shaders read (an Attribute
+node, *Object*): their geometry stays the same from frame to frame, so geometry nodes do not run
+again, and with the edge curves kept out of Cycles' top-level BVH (`edges.edge_object`) a frame
+re-syncs almost nothing (docs/benchmarks.md: 1.8 → 0.26 s a 64×36 frame of the demo). Overlays
+whose geometry shows the epoch (counter, curves' marker, score bars) key their modifier's `Epoch`
+input. Keyframes go in through `keyframe_points.add` + `foreach_set` (≈200× faster than keyframe_insert)
 with linear interpolation, so the shown epoch — and with it every activation and weight, which the
 shaders blend between the two nearest epochs — moves smoothly and at constant speed.
 """
@@ -59,10 +64,30 @@ def linear_keys(id_data, path: str, frames, values, index: int = 0, eased: bool 
     fcurve.update()
 
 
-def key_epoch_input(obj, modifier, socket_id: str, frames: np.ndarray) -> None:
-    """Keyframe `modifier[socket_id]` to the epoch index (0, 1, 2, ...) at `frames`."""
-    linear_keys(obj, f'modifiers["{modifier.name}"]["{socket_id}"]', frames,
-                np.arange(len(frames), dtype=np.float32))
+def epoch_path(obj) -> str | None:
+    """The data path of `obj`'s shown epoch: its NNVis modifier's `Epoch` input (overlays) or its
+    `nnvis_epoch` property (layers, edges); None for an object that shows no epoch."""
+    from .nodes import input_ids
+    mod = obj.modifiers.get(names.MODIFIER)
+    if mod is not None and mod.type == "NODES" and mod.node_group is not None:
+        ids = input_ids(mod.node_group)
+        if "Epoch" in ids:
+            return f'modifiers["{mod.name}"]["{ids["Epoch"]}"]'
+    return f'["{names.EPOCH}"]' if names.EPOCH in obj else None
+
+
+def shader_epoch(obj) -> None:
+    """Give `obj` the `nnvis_epoch` property its shaders read (shown in the sidebar's Layer
+    panel, animatable like any property)."""
+    obj[names.EPOCH] = 0.0
+    obj.id_properties_ui(names.EPOCH).update(
+        min=0.0, soft_min=0.0, description="Which recorded epoch the shaders show (fractional "
+                                           "values blend two epochs)")
+
+
+def key_epoch(obj, frames: np.ndarray) -> None:
+    """Keyframe `obj`'s epoch (`epoch_path`) to the epoch index (0, 1, 2, ...) at `frames`."""
+    linear_keys(obj, epoch_path(obj), frames, np.arange(len(frames), dtype=np.float32))
 
 
 def retime(collection, frames_per_epoch: int, hold_first: int = 0, hold_last: int = 0,
@@ -70,15 +95,12 @@ def retime(collection, frames_per_epoch: int, hold_first: int = 0, hold_last: in
     """Move the run's Epoch keyframes to `frames_per_epoch` spacing, after `hold_first` frames on
     the first epoch; returns the frame range, which ends `hold_last` frames after the last epoch.
     Key k of every Epoch F-curve belongs to recorded epoch k, so only the frames change."""
-    from .nodes import input_ids
     frames = epoch_frames(list(collection[names.EPOCHS]), frames_per_epoch,
                           frame_start + hold_first)
     for obj in collection.all_objects:
-        paths = {f'modifiers["{mod.name}"]["{input_ids(mod.node_group)["Epoch"]}"]'
-                 for mod in obj.modifiers
-                 if mod.type == "NODES" and mod.node_group and "Epoch" in input_ids(mod.node_group)}
+        path = epoch_path(obj)
         for fcurve in compat.fcurves_of(obj):
-            if fcurve.data_path not in paths:
+            if path is None or fcurve.data_path != path:
                 continue
             points = fcurve.keyframe_points
             if len(points) != len(frames):

@@ -84,8 +84,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         collection[names.EDGES_DRAWN], collection[names.EDGES_TOTAL] = \
             plan.edges_drawn, plan.edges_total
         for obj in animated:
-            mod = obj.modifiers[layers.MODIFIER]
-            animation.key_epoch_input(obj, mod, nodes.input_ids(mod.node_group)["Epoch"], frames)
+            animation.key_epoch(obj, frames)
         cells = layout.corners(list(placements.values()))
         runs.shared(scene, collection, "lights", lambda: stage.add_lights(
             collection, cells.min(axis=0), cells.max(axis=0)))

@@ -20,7 +20,7 @@ from mathutils import Euler, Vector
 from .. import framing
 from ..errors import NNVisError
 from . import compat, labels as labels_mod
-from .animation import linear_keys
+from .animation import epoch_path, linear_keys
 from .layers import MODIFIER
 from .nodes import input_ids
 from .. import names
@@ -61,10 +61,7 @@ def aspect_of(scene) -> float:
 def epoch_frames(collection) -> np.ndarray:
     """Frames of the recorded epochs, read from a layer's Epoch keyframes."""
     for obj in collection.all_objects:
-        mod = obj.modifiers.get(MODIFIER)
-        if mod is None or mod.node_group is None or "Epoch" not in input_ids(mod.node_group):
-            continue
-        path = f'modifiers["{MODIFIER}"]["{input_ids(mod.node_group)["Epoch"]}"]'
+        path = epoch_path(obj)
         for fcurve in compat.fcurves_of(obj):
             if fcurve.data_path == path and len(fcurve.keyframe_points):
                 co = np.empty(2 * len(fcurve.keyframe_points), np.float32)

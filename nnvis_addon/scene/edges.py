@@ -16,19 +16,24 @@ import numpy as np
 
 from ..budget import MAX_EDGES
 from ..model.edges import EDGE_VALUE_MODES
-from . import nodes
+from . import animation, nodes
 from .layers import MODIFIER, new_image, set_inputs
 from .. import names
 
+CYCLES_INSTANCE_SCALE = 4e-6   # > Cycles' 1e-6 tolerance on squared scales (transform_uniform_scale)
+
 
 def edges_group():
-    """Gives the edge curves their radius, epoch and material; the curves themselves are data."""
+    """Gives the edge curves their radius and material; the curves themselves are data."""
     group = nodes.current(names.GROUP_EDGES)
     if group is not None:
         return group
     group = nodes.new_group(names.GROUP_EDGES)
-    gin, gout = nodes.geometry_io(group)
+    gin, gout = nodes.geometry_io(group, epoch=False)
     nodes.socket(group, "Radius", "INPUT", "NodeSocketFloat", 0.004, 0.0, description="Edge radius")
+    nodes.socket(group, "Opacity", "INPUT", "NodeSocketFloat", 1.0, 0.0, 1.0,
+                 description="How much the edges cover what lies behind them; they fade further "
+                             "where they land on their maps (animatable)")
     nodes.socket(group, "Bundle Strength", "INPUT", "NodeSocketFloat", 0.8, 0.0, 1.0,
                  description="0 = straight edges, 1 = fully bundled (animatable)")
     nodes.socket(group, "Colour Mode", "INPUT", "NodeSocketInt", 0, 0, len(EDGE_VALUE_MODES) - 1,
@@ -44,8 +49,8 @@ def edges_group():
     nodes.socket(group, "Target", "INPUT", "NodeSocketObject",
                  description="The layer the edges end on; they follow its cells")
     nodes.highlight_sockets(group)
-    nodes.panels(group, {"Shape": ("Radius", "Bundle Strength"), "Colour": ("Colour Mode",),
-                         "Trace": ("Highlight", "Trace Unit"),
+    nodes.panels(group, {"Shape": ("Radius", "Opacity", "Bundle Strength"),
+                         "Colour": ("Colour Mode",), "Trace": ("Highlight", "Trace Unit"),
                          "Ends": ("Source", "Target"), "Level of Detail": ("Max Edges",)},
                  closed=("Ends", "Level of Detail"))
     i = gin.outputs
@@ -54,9 +59,9 @@ def edges_group():
     with nodes.section(group, "Radius and what the shader reads"):
         geo = nodes.add(group, "GeometryNodeSetCurveRadius", {"Curve": shown,
                                                               "Radius": i["Radius"]})
-        geo = nodes.store(group, geo.outputs["Curve"], names.EPOCH, i["Epoch"], "FLOAT",
+        geo = nodes.store(group, geo.outputs["Curve"], names.MODE, i["Colour Mode"], "FLOAT",
                           "CURVE")
-        geo = nodes.store(group, geo, names.MODE, i["Colour Mode"], "FLOAT", "CURVE")
+        geo = nodes.store(group, geo, names.OPACITY, i["Opacity"], "FLOAT", "CURVE")
         geo = nodes.store_highlight(group, i, geo, "CURVE")
         geo = nodes.add(group, "GeometryNodeSetMaterial", {"Geometry": geo,
                                                            "Material": i["Material"]})
@@ -140,9 +145,11 @@ def weightless_material(run_name: str, atlas):
     edge the map's centre, grey) and dim, over a one-value atlas (`ScenePlan.weightless`): 1,
     every such edge's weight."""
     name = f"{run_name}:weightless links"
-    return nodes.atlas_material(name, new_image(f"{name} weights", atlas), atlas, "coolwarm",
-                                1.0, 0.5, instanced=False, emission=0.06,
-                                mode_scales=[0.0] * len(EDGE_VALUE_MODES), mode_stride=1)
+    material = nodes.atlas_material(name, new_image(f"{name} weights", atlas), atlas,
+                                    "coolwarm", 1.0, 0.5, instanced=False, emission=0.06,
+                                    mode_scales=[0.0] * len(EDGE_VALUE_MODES), mode_stride=1)
+    nodes.set_default(material.node_tree.nodes[names.STRENGTH_FADE].outputs[0], 0.0)
+    return material
 
 
 def edge_object(run_name: str, plan, src_obj, dst_obj, weightless_atlas,
@@ -171,10 +178,16 @@ def edge_object(run_name: str, plan, src_obj, dst_obj, weightless_atlas,
                                         mode_scales=plan.scales, mode_stride=len(edges))
     obj = bpy.data.objects.new(f"{run_name}:{src_name} → {dst_name}", curves)
     obj[names.EDGES] = [src_name, dst_name]
+    animation.shader_epoch(obj)
+    # a scale Cycles takes as non-uniform: it then keeps the curves in a BVH of their own instead
+    # of baking them into the scene's, which it rebuilds whenever anything changes (every frame:
+    # 75-90 % of a frame's cost beyond samples); 2e-6 relative is far below a pixel, and the
+    # curves' ends follow the cells through Object Info (relative) whatever the scale
+    obj.scale[2] = 1.0 + CYCLES_INSTANCE_SCALE
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = edges_group()
     curves.materials.append(material)
-    set_inputs(mod, {"Radius": plan.radius, "Bundle Strength": plan.bundle_strength,
-                     "Material": material, "Max Edges": len(curves.curves),
+    set_inputs(mod, {"Radius": plan.radius, "Opacity": plan.opacity,
+                     "Bundle Strength": plan.bundle_strength, "Material": material, "Max Edges": len(curves.curves),
                      "Trace Unit": plan.trace_unit, "Source": src_obj, "Target": dst_obj})
     return obj

@@ -13,7 +13,7 @@ import bpy
 import numpy as np
 
 from .. import blocks
-from . import nodes
+from . import animation, nodes
 from .. import names
 from ..names import MODIFIER   # every module takes it from here
 
@@ -93,6 +93,7 @@ def layer_object(plan, run_name: str):
                            names.CIRCLE: shapes.circle, names.STACK: shapes.stack,
                            names.BOX: shapes.block})
     obj = bpy.data.objects.new(f"{run_name}:{layer.name}", mesh)
+    animation.shader_epoch(obj)
     obj.location = shapes.centre.tolist()          # the layer turns and scales about its centre
     obj[names.LAYER] = layer.name
     obj[names.KIND] = layer.kind

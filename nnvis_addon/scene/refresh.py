@@ -301,19 +301,15 @@ def _curves(collection, history: History, frames, old: list) -> None:
     made = overlays.build_curves(history, collection, *hud.curves_box(aspect), frames)
     hud.hang(made, "curves", screen, shown)
     for obj in made:
-        if MODIFIER in obj.modifiers:
-            mod = obj.modifiers[MODIFIER]
-            animation.key_epoch_input(obj, mod, nodes.input_ids(mod.node_group)["Epoch"], frames)
+        if animation.epoch_path(obj) is not None:
+            animation.key_epoch(obj, frames)
     runs.scope_names(collection, collection.name)
 
 
 def _rekey(obj, frames: np.ndarray) -> None:
     """Epoch keyframe k of `obj` at `frames[k]`, value k, as many keys as epochs (the F-curve
     itself stays: its other settings and every other F-curve are the user's)."""
-    mod = obj.modifiers.get(MODIFIER)
-    if mod is None or mod.node_group is None or "Epoch" not in nodes.input_ids(mod.node_group):
-        return
-    path = f'modifiers["{mod.name}"]["{nodes.input_ids(mod.node_group)["Epoch"]}"]'
+    path = animation.epoch_path(obj)
     fcurve = next((f for f in compat.fcurves_of(obj) if f.data_path == path), None)
     if fcurve is None:
         return

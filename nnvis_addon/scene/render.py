@@ -26,7 +26,7 @@ from pathlib import Path
 import bpy
 
 from ..errors import NNVisError
-from . import animation, camera_moves, compat, stage
+from . import animation, camera_moves, compat, devices, stage
 from .. import names
 
 RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080), "4K": (3840, 2160)}
@@ -35,13 +35,13 @@ SEQUENCE_FORMATS = {"PNG": "PNG", "EXR": "OPEN_EXR"}
 FRAME_PATTERN = "frame_####"          # Blender replaces #### by the frame and adds the extension
 FRAME_FILE = re.compile(r"^frame_(\d+)\.(png|exr)$")
 STALE_CLAIM_SECONDS = 3 * 3600    # a claim from another host older than this: its node died
-SOFTWARE_GL = ("llvmpipe", "softpipe", "swiftshader", "software rasterizer")
 
 
 @dataclass
 class VideoOptions:
     """What Render Training Video sets before rendering."""
-    engine: str = "AUTO"            # AUTO: EEVEE where a GPU is present, Cycles CPU otherwise
+    engine: str = "AUTO"            # AUTO: Cycles (EEVEE only when asked for)
+    device: str = "AUTO"            # Cycles: AUTO (best GPU backend, else CPU), CPU or GPU
     quality: str = stage.DEFAULT_QUALITY   # a stage.QUALITY preset
     samples: int = 0                # 0: the preset's
     resolution: str = "SCENE"       # a RESOLUTIONS key, or SCENE to keep the scene's
@@ -52,46 +52,31 @@ class VideoOptions:
     file_format: str = "MP4"        # MP4, PNG or EXR
 
 
-def has_gpu() -> bool:
-    """True when EEVEE would run on real graphics hardware. With a window, ask the GPU module
-    (software OpenGL such as llvmpipe does not count); headless the GPU module is unavailable
-    (SystemError), so ask Cycles whether it sees a CUDA/OptiX/HIP/oneAPI/Metal device."""
-    import gpu
-    try:
-        renderer = gpu.platform.renderer_get().lower()
-        return (gpu.platform.device_type_get() != "SOFTWARE"
-                and not any(name in renderer for name in SOFTWARE_GL))
-    except SystemError:
-        pass
-    try:
-        prefs = bpy.context.preferences.addons["cycles"].preferences
-        prefs.refresh_devices()
-        return any(device.type != "CPU" for device in prefs.devices)
-    except (KeyError, AttributeError, RuntimeError):
-        return False
-
-
 def pick_engine(choice: str = "AUTO") -> str:
-    """Render engine id for AUTO/CYCLES/EEVEE (EEVEE's id differs between 4.2 and 5.0)."""
-    if choice == "AUTO":
-        choice = "EEVEE" if has_gpu() else "CYCLES"
+    """Render engine id for AUTO/CYCLES/EEVEE: AUTO is Cycles (on the device `devices.choose`
+    picks); EEVEE only when asked for (its id differs between 4.2 and 5.0)."""
     return compat.EEVEE if choice == "EEVEE" else "CYCLES"
 
 
-def set_engine(scene, engine: str, samples: int = 0, quality: str | None = None) -> None:
-    """`engine` at the `quality` preset (None: keep the scene's settings); `samples` > 0
-    overrides the preset's samples."""
+def set_engine(scene, engine: str, samples: int = 0, quality: str | None = None,
+               device: str = "AUTO") -> devices.Device | None:
+    """`engine` at the `quality` preset of the device it renders on (None: keep the scene's
+    settings); `samples` > 0 overrides the preset's samples. Cycles renders on `device` (AUTO:
+    the best GPU backend Cycles lists, else the CPU); returns that device (None for EEVEE)."""
     if quality is not None and quality not in stage.QUALITY:
         raise NNVisError(f"quality {quality!r}: expected one of {list(stage.QUALITY)}")
     scene.render.engine = engine
-    if engine == "CYCLES":
-        if quality:
-            stage.apply_cycles(scene, stage.QUALITY[quality])
-        scene.cycles.device = "CPU"
-        if samples:
-            scene.cycles.samples = samples
-    elif samples or quality:
-        scene.eevee.taa_render_samples = samples or stage.EEVEE_SAMPLES[quality]
+    if engine != "CYCLES":
+        if samples or quality:
+            scene.eevee.taa_render_samples = samples or stage.EEVEE_SAMPLES[quality]
+        return None
+    chosen = devices.choose(device)
+    if quality:
+        stage.apply_cycles(scene, stage.preset(quality, chosen.kind))
+    devices.use(scene, chosen)
+    if samples:
+        scene.cycles.samples = samples
+    return chosen
 
 
 def apply_video_options(scene, collection, options: VideoOptions) -> tuple[int, int]:
@@ -101,7 +86,8 @@ def apply_video_options(scene, collection, options: VideoOptions) -> tuple[int, 
     if options.resolution != "SCENE" and options.resolution not in RESOLUTIONS:
         raise NNVisError(f"resolution {options.resolution!r}: expected SCENE or one of "
                          f"{list(RESOLUTIONS)}")
-    set_engine(scene, pick_engine(options.engine), options.samples, options.quality)
+    set_engine(scene, pick_engine(options.engine), options.samples, options.quality,
+               options.device)
     before = (camera_moves.aspect_of(scene), scene.frame_start, scene.frame_end)
     if options.resolution != "SCENE":
         scene.render.resolution_x, scene.render.resolution_y = RESOLUTIONS[options.resolution]

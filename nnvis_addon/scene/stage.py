@@ -1,7 +1,8 @@
 """Camera, lights, world and render settings: a scene that renders well headless by default.
 
-Headless defaults pick Cycles on the CPU at the draft preset (`QUALITY`; measured fastest here,
-EEVEE on software GL is 50-200× slower). The camera lives in camera_moves.py.
+Cycles renders on the device `devices.choose` picks (the best GPU backend Cycles lists, else the
+CPU) at that device's quality preset (`QUALITY` on the CPU, `GPU_QUALITY` on a GPU); EEVEE is only
+used when asked for. The camera lives in camera_moves.py.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import bpy
 import numpy as np
 from mathutils import Vector
 
-from . import compat
+from . import compat, devices
 
 def add_lights(collection, lo, hi, name: str = "NNVis"):
     size = float(np.linalg.norm(np.asarray(hi) - np.asarray(lo)))
@@ -46,29 +47,45 @@ class CyclesSettings:
     denoise: str | None = None        # OpenImageDenoise quality FAST/BALANCED/HIGH, None: off
     prefilter: str = "FAST"           # denoiser's albedo/normal prefilter: NONE/FAST/ACCURATE
     bounces: int = 0                  # 0: direct light only (the picture is emission + lights)
+    transparent_bounces: int = 32     # faint edges seen through each other (beyond: black dots)
     filter_width: float = 1.5         # pixel filter width in pixels (Blender's default)
     pixel_filter: str = "BLACKMAN_HARRIS"   # or GAUSSIAN / BOX: measured no better here
-    light_tree: bool = True           # Blender's default; two lights: measured no faster off
+    light_tree: bool = True           # Blender's default. Off in the CPU presets: Cycles builds
+                                      # it again every frame the epoch changes (0.3 s of a 64×36
+                                      # frame of the demo), and two lights plus the emissive cells
+                                      # sample as well without it (28.0 vs 28.15 dB at 1 spp)
     persistent: bool = False          # keep Cycles' scene between frames: measured no faster
-                                      # here (every frame's geometry changes)
+                                      # on the CPU (every frame's geometry changes)
 
 
-# One table for `nnvis render --quality` and the Render Training Video dialog. Draft is the shipped
-# default; measured cost and PSNR against a 64-spp reference are in docs/benchmarks.md.
+# One table per device for `nnvis render --quality` and the Render Training Video dialog. Draft is
+# the shipped default; measured cost and PSNR against a reference are in docs/benchmarks.md.
 QUALITY = {
-    "draft": CyclesSettings(samples=1, denoise="FAST"),
+    "draft": CyclesSettings(samples=1, denoise="FAST", light_tree=False),
     "final": CyclesSettings(samples=16, adaptive=True, denoise="HIGH", prefilter="ACCURATE",
-                            bounces=3),
+                            bounces=3, light_tree=False),
+}
+# On a GPU (OIDN denoises there too; persistent data: 0.72 vs 1.29 s a draft frame). H200, OptiX,
+# the demo at 1080p against 1024 spp: draft 1.15 s/frame, 30.0 dB; final 2.89 s/frame, 47.3 dB
+# (32 spp: 44.4 dB); the whole 175-frame demo at the final preset 368 s.
+GPU_QUALITY = {
+    "draft": CyclesSettings(samples=1, denoise="FAST", persistent=True),
+    "final": CyclesSettings(samples=64, denoise="HIGH", prefilter="ACCURATE", bounces=3,
+                            persistent=True),
 }
 DEFAULT_QUALITY = "draft"
-EEVEE_SAMPLES = {"draft": 16, "final": 64}    # EEVEE, where a GPU is present: not measured here
+EEVEE_SAMPLES = {"draft": 16, "final": 64}    # EEVEE, when asked for: not measured here
+
+
+def preset(quality: str, kind: str = "CPU") -> CyclesSettings:
+    """The `quality` preset for a device of `kind` (CPU or GPU)."""
+    return (GPU_QUALITY if kind == "GPU" else QUALITY)[quality]
 
 
 def apply_cycles(scene, settings: CyclesSettings) -> None:
-    """Cycles on the CPU with `settings`."""
+    """Cycles with `settings` (the device is `devices.use`'s)."""
     scene.render.engine = "CYCLES"
     cycles = scene.cycles
-    cycles.device = "CPU"
     cycles.samples = settings.samples
     cycles.use_adaptive_sampling = settings.adaptive
     cycles.use_denoising = settings.denoise is not None
@@ -79,7 +96,7 @@ def apply_cycles(scene, settings: CyclesSettings) -> None:
     cycles.max_bounces = settings.bounces
     cycles.diffuse_bounces = cycles.glossy_bounces = min(settings.bounces, 1)
     cycles.transmission_bounces = cycles.volume_bounces = 0
-    cycles.transparent_max_bounces = 4
+    cycles.transparent_max_bounces = settings.transparent_bounces
     cycles.filter_width = settings.filter_width
     cycles.pixel_filter_type = settings.pixel_filter
     cycles.use_light_tree = settings.light_tree
@@ -87,14 +104,18 @@ def apply_cycles(scene, settings: CyclesSettings) -> None:
 
 
 def render_settings(scene, resolution=(640, 360), samples: int | None = None, fps: int = 24,
-                    quality: str = DEFAULT_QUALITY):
-    """Cycles CPU at the `quality` preset (`samples` overrides its samples); MP4 (H.264) output.
-    Standard view transform, so colour maps show their true colours."""
-    settings = QUALITY[quality]
+                    quality: str = DEFAULT_QUALITY, device: str = "AUTO"):
+    """Cycles on `device` (AUTO: the best GPU, else the CPU) at its `quality` preset (`samples`
+    overrides its samples); MP4 (H.264) output. Standard view transform, so colour maps show
+    their true colours. Returns the device."""
+    chosen = devices.choose(device)
+    settings = preset(quality, chosen.kind)
     apply_cycles(scene, replace(settings, samples=samples) if samples else settings)
+    devices.use(scene, chosen)
     scene.render.resolution_x, scene.render.resolution_y = resolution
     scene.render.resolution_percentage = 100
     scene.render.fps = fps
     scene.render.film_transparent = False
     scene.view_settings.view_transform = "Standard"
     compat.set_video_output(scene)
+    return chosen

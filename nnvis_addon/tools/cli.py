@@ -58,13 +58,13 @@ def _render(path, out, args, **options) -> "RenderResult":  # noqa: F821
         result = render_checkpoint(path, out, zip_path, _path(args.user_folder),
                                    blend=args.blend, resolution=args.resolution,
                                    samples=args.samples, quality=args.quality,
-                                   on_frame=on_frame,
+                                   on_frame=on_frame, device=args.device,
                                    import_options=import_options(args), **options)
     finally:
         if bar is not None:
             bar.close()
     print(f"import {result.import_seconds:.1f} s, render {result.frames} frames "
-          f"{result.render_seconds:.1f} s")
+          f"{result.render_seconds:.1f} s on {result.device}")
     if result.rendered:
         print(f"rendered frames: {' '.join(map(str, result.rendered))}")
     if result.skipped:
@@ -167,7 +167,8 @@ def cmd_record(args) -> int:
     return 0
 
 
-BENCHES = {"bundling": "bundling", "import": "imports", "fuzz": "fuzz", "render": "render"}
+BENCHES = {"bundling": "bundling", "import": "imports", "fuzz": "fuzz", "render": "render",
+           "maps": "maps"}
 
 
 def cmd_bench(args) -> int:
@@ -187,6 +188,12 @@ def parser() -> argparse.ArgumentParser:
                         help="render preset: draft (fast, the default for an import) or final "
                              "(more samples, high-quality denoising); a .blend keeps its own "
                              "settings unless given. Cost: docs/benchmarks.md")
+        sp.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
+                        help="Cycles device: auto (the best GPU backend Cycles lists — OptiX, "
+                             "CUDA, HIP, Metal, oneAPI — else the CPU), cpu or gpu; the preset "
+                             "follows the device (on a GPU the final preset is 64 spp + OIDN). "
+                             "bpy 5.0.1 has no compiled kernel for Hopper GPUs (H100/H200): "
+                             "the first GPU render there compiles one (over 7 minutes, once)")
         sp.add_argument("--dist", help="where the extension zip goes (default: built once per "
                                        "source into the user cache, ~/.cache/nnvis)")
         sp.add_argument("--user-folder", help="Blender user folder the extension is installed "
@@ -236,7 +243,7 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo, **DEMO)
 
     bench = sub.add_parser("bench",
-                           help="benchmarks: bundling, import, fuzz, render (each takes -h)")
+                           help="benchmarks: bundling, import, fuzz, render, maps (each takes -h)")
     bench.add_argument("which", choices=sorted(BENCHES))
     bench.add_argument("options", nargs=argparse.REMAINDER, help="passed to the benchmark")
     bench.set_defaults(func=cmd_bench)

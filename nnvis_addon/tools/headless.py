@@ -22,6 +22,7 @@ class RenderResult:
     render_seconds: float
     skipped: int = 0                  # frames of its range already there or claimed by another
     rendered: tuple[int, ...] = ()    # the frames this process rendered
+    device: str = "CPU"               # what rendered them: "CPU", "GPU (OptiX: ...)" or EEVEE
 
 
 def import_with_operator(path, **options):
@@ -62,13 +63,15 @@ def render_checkpoint(path, out, zip_path, user_folder, blend=None,
                       resolution=None, samples=None, quality=None, on_frame=None,
                       frames: tuple[int, int] | None = None, chunk: tuple[int, int] | None = None,
                       sequence: str | None = None, fps: int | None = None,
-                      import_options: dict | None = None) -> RenderResult:
+                      import_options: dict | None = None, device: str = "AUTO") -> RenderResult:
     """Import (or open) `path` and render it to `out`: an MP4, or with `sequence` ('PNG'/'EXR') a
     folder of frames that several processes may share. `frames` narrows the scene's range and
     `chunk` (k, n) renders only the k-th of n parts of it. `blend` is saved farm-ready first, with
     the full range. `quality` is a `stage.QUALITY` preset (None: the draft for an import, the
     saved settings for a .blend); `resolution`/`samples`/`fps` of None keep the scene's or the
-    preset's; `import_options` are the import dialog's (`options.py`: look, bundler, ...)."""
+    preset's; `import_options` are the import dialog's (`options.py`: look, bundler, ...).
+    Cycles renders on `device` (AUTO: the best GPU backend Cycles lists, else the CPU; CPU; GPU),
+    at that device's preset."""
     start = time.perf_counter()
     scene = open_scene(path, zip_path, user_folder, resolution, **(import_options or {}))
     from ..scene.render import render_animation, set_engine  # bpy is up now
@@ -78,8 +81,7 @@ def render_checkpoint(path, out, zip_path, user_folder, blend=None,
         scene.render.resolution_x, scene.render.resolution_y = resolution
     if quality is None and Path(path).suffix.lower() != ".blend":
         quality = DEFAULT_QUALITY
-    if quality or samples:
-        set_engine(scene, scene.render.engine, samples or 0, quality)
+    chosen = set_engine(scene, scene.render.engine, samples or 0, quality, device)
     if fps:
         scene.render.fps, scene.render.fps_base = fps, 1.0
     if blend:
@@ -88,7 +90,8 @@ def render_checkpoint(path, out, zip_path, user_folder, blend=None,
     if chunk:
         part = chunk_range(first, last, *chunk)
         if part is None:   # more chunks than frames: this one has nothing to do
-            return RenderResult(Path(out), blend, 0, import_seconds, 0.0)
+            return RenderResult(Path(out), blend, 0, import_seconds, 0.0,
+                                device=str(chosen or scene.render.engine))
         first, last = part
     scene.frame_start, scene.frame_end = first, last
     done = []
@@ -101,7 +104,8 @@ def render_checkpoint(path, out, zip_path, user_folder, blend=None,
     start = time.perf_counter()
     render_animation(scene, out, rendered, sequence or "MP4")
     return RenderResult(Path(out), blend, len(done), import_seconds, time.perf_counter() - start,
-                        skipped=last - first + 1 - len(done), rendered=tuple(done))
+                        skipped=last - first + 1 - len(done), rendered=tuple(done),
+                        device=str(chosen or scene.render.engine))
 
 
 def save_farm_ready(scene, blend, frames_folder: str = "//frames/") -> Path:

@@ -26,7 +26,7 @@ def cells_group(shape: str):
     The mesh's vertices sit on the layout's grid and carry the other arrangements as offsets from
     the layer's centre (`arrange.py`: nnvis_grid/line/circle/stack, nnvis_box), the cell index
     `nnvis_map`, the per-map colour gain and the highlight traces; instancing copies them to the
-    instances, and the group adds what the shader reads (`nnvis_epoch`, `nnvis_colour_map`,
+    instances, and the group adds what the shader reads (`nnvis_colour_map`,
     `nnvis_gain`, `nnvis_lit`, `nnvis_dim`), and every cell's current centre as loose vertex k of its mesh (the
     anchors the edge curves follow). Expansion 0 → 1 → 2 → 3: the layer's box, the maps stacked, spread
     out, and (planes) the kernel window of one output pixel on the inbound layer's maps with lines
@@ -37,7 +37,7 @@ def cells_group(shape: str):
     if group is not None:
         return group
     group = new_group(name)
-    gin, gout = geometry_io(group)
+    gin, gout = geometry_io(group, epoch=False)
     socket(group, "Expansion", "INPUT", "NodeSocketFloat", 2.0, 0.0, 3.0,
            description="0 = one block, 1 = maps stacked, 2 = spread out, 3 = show the computation")
     socket(group, "Morph", "INPUT", "NodeSocketFloat", 1.0, 0.0, 1.0,
@@ -139,7 +139,6 @@ def _cells(group, i, shape, placed, width, height, grown):
         "Rotation": PLANE_ROTATION if shape == "planes" else (0.0, 0.0, 0.0)}).outputs[0]
     size = vec_math(group, "SCALE", xyz(group, width, height), scale=grown)
     geo = store(group, inst, names.SIZE, size, "FLOAT_VECTOR", "INSTANCE")   # for Expansion 3
-    geo = store(group, geo, names.EPOCH, i["Epoch"], "FLOAT", "INSTANCE")
     geo = store(group, geo, names.COLOUR_MAP, i["Colour Map"], "FLOAT", "INSTANCE")
     gain = mix(group, i["Normalise Per Map"], 1.0, named(group, names.MAP_GAIN))
     geo = store(group, geo, names.GAIN, gain, "FLOAT", "INSTANCE")

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import bpy
 from ... import names
 
-VERSION = 5          # bump when a group's sockets or behaviour change: older copies are not reused
+VERSION = 7          # bump when a group's sockets or behaviour change: older copies are not reused
 
 
 def add(tree, bl_idname: str, inputs: dict | None = None, **props):
@@ -136,11 +136,14 @@ def new_group(name: str, kind: str = "GeometryNodeTree"):
     return group
 
 
-def geometry_io(group):
+def geometry_io(group, epoch: bool = True):
+    """Group input and output nodes; `epoch`: an `Epoch` input, for groups whose geometry shows
+    the epoch (overlays; layers and edges show it in their shaders, `animation.epoch_path`)."""
     socket(group, "Geometry", "INPUT", "NodeSocketGeometry")
     socket(group, "Geometry", "OUTPUT", "NodeSocketGeometry")
-    socket(group, "Epoch", "INPUT", "NodeSocketFloat", 0.0, 0.0,
-           description="Which recorded epoch to show (fractional values blend two epochs)")
+    if epoch:
+        socket(group, "Epoch", "INPUT", "NodeSocketFloat", 0.0, 0.0,
+               description="Which recorded epoch to show (fractional values blend two epochs)")
     nodes = group.nodes
     return nodes.new("NodeGroupInput"), nodes.new("NodeGroupOutput")
 

@@ -12,6 +12,8 @@ from ... import names
 BLOCK_MATERIAL = "NNVis Block"
 ACCENT_MATERIAL = "NNVis Accent"
 DIM = 0.85           # how much Highlight darkens the cells and edges off the traced path
+END_FADE = 0.55      # an edge fades over this last share of its length ...
+END_OPACITY = 0.0    # ... down to this share of its opacity where it lands on its target
 
 
 def empty_material(name: str):
@@ -135,7 +137,9 @@ def _atlas_tree(name: str, instanced: bool, emission: float, modes: int | None):
                     tree, f"{names.MODE_SCALE}{k}", f"Mode {k} scale", 1.0))
                 picked = term if picked is None else math_node(tree, "ADD", picked, term)
         tree.links.new(cell, lookup.inputs["Cell"])
-        tree.links.new(attribute(names.EPOCH), lookup.inputs["Epoch"])
+        epoch = add(tree, "ShaderNodeAttribute", attribute_type="OBJECT",
+                    attribute_name=names.EPOCH).outputs["Fac"]   # the object's keyed property
+        tree.links.new(epoch, lookup.inputs["Epoch"])
         if instanced:
             uv = add(tree, "ShaderNodeAttribute", attribute_type="GEOMETRY",
                      attribute_name=names.UV)
@@ -178,9 +182,33 @@ def _atlas_tree(name: str, instanced: bool, emission: float, modes: int | None):
         shader = add(tree, "ShaderNodeMixShader", {
             "Fac": value_node(tree, names.FLAT, "Flat", 0.0), 1: bsdf.outputs[0],
             2: flat.outputs[0]})
+        if not instanced:
+            shader = _faded(tree, shader.outputs[0], attribute, t)
         out = add(tree, "ShaderNodeOutputMaterial")
         tree.links.new(shader.outputs[0], out.inputs["Surface"])
     arrange(tree)
     return mat
+
+
+def _faded(tree, shader, attribute, t):
+    """An edge's `shader` seen through: at its curve's `Opacity` (`nnvis_opacity`) times the
+    square root of its strength (|2t − 1|, `t` its place on the diverging colour scale; not for
+    weightless links: `nnvis_strength_fade` 0), fading to END_OPACITY of that towards its target
+    (`nnvis_along` → 1), where the edges of a connection converge in front of the maps they feed —
+    so strong edges show the flow between layers and the maps stay readable under the rest.
+    (An edge's source end lies behind its own maps from the camera's side.) Edges lit by the
+    Highlight (`nnvis_lit`) turn solid as they light up: the traced path reads over the rest."""
+    fade = add(tree, "ShaderNodeMapRange", {
+        "Value": attribute(names.ALONG), "From Min": 1.0, "From Max": 1.0 - END_FADE,
+        "To Min": END_OPACITY, "To Max": 1.0}, interpolation_type="SMOOTHSTEP")
+    strength = math_node(tree, "SQRT", math_node(tree, "ABSOLUTE", math_node(
+        tree, "MULTIPLY_ADD", t, 2.0, -1.0)))
+    strength = mix(tree, value_node(tree, names.STRENGTH_FADE, "Strength fade", 1.0), 1.0,
+                   strength)
+    alpha = math_node(tree, "MULTIPLY", math_node(tree, "MULTIPLY", fade.outputs["Result"],
+                                                  strength), attribute(names.OPACITY))
+    alpha = mix(tree, attribute(names.LIT), alpha, 1.0)    # the highlighted path stays solid
+    return add(tree, "ShaderNodeMixShader", {"Fac": alpha, 1: add(
+        tree, "ShaderNodeBsdfTransparent").outputs[0], 2: shader})
 
 

@@ -13,10 +13,13 @@ trained for two epochs on scikit-learn's digits, saved every way nnvis reads:
                                     tf.Module since Keras 3 no longer writes it
     savedmodel/keras_metadata.pb    a Keras 2 SavedModel's metadata (SavedMetadata proto, root
                                     node's JSON with the model config), encoded here
-    multi/model.json, model.weights.h5   a Functional model with two image inputs and a vector,
+    multi/model.json, model.weights.h5   a Functional model with two image inputs, a vector, a
+                                    1D signal and a 3D volume, Keras ops (x + 3.0, relu6),
                                     a Conv2D shared by both images, RandomCrop, two outputs
     onnx/model.onnx                 a small ONNX CNN encoded here (no onnx package needed): raw
-                                    and float_data tensors, int/ints/float attributes
+                                    and float_data tensors, int/ints/float attributes, a
+                                    channel shuffle and an NHWC LayerNorm + MatMul between
+                                    transposes (the layouts model.onnx_layout follows)
 
 Small on purpose: every fuzz input is a variant of these, and ten thousand are read per format.
 """
@@ -46,23 +49,34 @@ def _model():
 
 
 def _multi_model():
+    """Several inputs and outputs, a shared layer, RandomCrop, Keras ops with constants (a hard
+    sigmoid written out), LayerNormalization, a 1D signal branch and a 3D volume branch."""
     import keras
-    layers = keras.layers
+    layers, ops = keras.layers, keras.ops
     keras.utils.set_random_seed(1)
     image, other = keras.Input((8, 8, 1), name="image"), keras.Input((8, 8, 1), name="other")
     aux = keras.Input((3,), name="aux")
+    signal, volume = keras.Input((12, 2), name="signal"), keras.Input((4, 4, 4, 1), name="volume")
     shared = layers.Conv2D(2, 3, padding="same", activation="relu", name="shared")
     x = layers.Concatenate(name="cat")([shared(layers.RandomCrop(8, 8, name="crop")(image)),
                                        shared(other)])
+    x = layers.LayerNormalization(name="norm")(x * (ops.relu6(x + 3.0) / 6.0))
     x = layers.GlobalAveragePooling2D(name="gap")(x)
-    x = layers.Concatenate(name="join")([x, layers.Dense(2, name="aux_dense")(aux)])
-    return keras.Model([image, other, aux], [layers.Dense(3, name="classes")(x),
-                                             layers.Dense(1, name="score")(x)], name="fuzz_multi")
+    s = layers.Conv1D(2, 3, padding="causal", name="conv1d")(signal)
+    s = layers.GlobalAveragePooling1D(name="gap1d")(layers.MaxPooling1D(name="pool1d")(s))
+    v = layers.Conv3D(2, 2, name="conv3d")(layers.ZeroPadding3D(1, name="pad3d")(volume))
+    v = layers.GlobalMaxPooling3D(name="gmp3d")(layers.AveragePooling3D(2, name="pool3d")(v))
+    x = layers.Concatenate(name="join")([x, layers.Dense(2, name="aux_dense")(aux), s, v])
+    return keras.Model([image, other, aux, signal, volume],
+                       [layers.Dense(3, name="classes")(x), layers.Dense(1, name="score")(x)],
+                       name="fuzz_multi")
 
 
 def _onnx_seed(rng) -> bytes:
-    """An ONNX ModelProto (opset 13): Conv (pads) → BatchNormalization → Relu → MaxPool → Flatten →
-    Gemm (transB, weights as float_data) → Softmax, for a (1, 1, 8, 8) input "x"."""
+    """An ONNX ModelProto (opset 17): Conv (pads) → BatchNormalization → Relu → MaxPool → a
+    channel shuffle (Reshape to 5-D, Transpose, Reshape back) → Transpose to NHWC →
+    LayerNormalization → MatMul → Add → Transpose back → Flatten → Gemm (transB, weights as
+    float_data) → Softmax, for a (1, 1, 8, 8) input "x"."""
     from .mutate import encode_fields
 
     def msg(*fields):
@@ -85,6 +99,10 @@ def _onnx_seed(rng) -> bytes:
     def ints(name, values):
         return msg(s(1, name), i(20, 7), *[i(8, v) for v in values])
 
+    def shape(name, values):
+        return msg(i(1, len(values)), i(2, 7), s(8, name),
+                   [9, 2, np.asarray(values, "<i8").tobytes()])
+
     def node(name, op, inputs, *attrs):
         return msg(*[s(1, v) for v in inputs], s(2, name + ":0"), s(3, name), s(4, op),
                    *[m(5, a) for a in attrs])
@@ -96,6 +114,8 @@ def _onnx_seed(rng) -> bytes:
     weights = {"conv.w": rng.standard_normal((4, 1, 3, 3)), "conv.b": rng.standard_normal(4),
                "bn.scale": rng.uniform(0.5, 1.5, 4), "bn.bias": rng.standard_normal(4),
                "bn.mean": rng.standard_normal(4), "bn.var": rng.uniform(0.5, 1.5, 4),
+               "ln.scale": rng.uniform(0.5, 1.5, 4), "ln.bias": rng.standard_normal(4),
+               "mlp.w": rng.standard_normal((4, 4)) * 0.5, "mlp.b": rng.standard_normal(4),
                "dense.w": rng.standard_normal((10, 64)) * 0.1, "dense.b": rng.standard_normal(10)}
     epsilon = msg(s(1, "epsilon"), i(20, 1), [2, 5, int.from_bytes(
         np.float32(1e-3).tobytes(), "little")])
@@ -106,15 +126,25 @@ def _onnx_seed(rng) -> bytes:
              epsilon),
         node("relu", "Relu", ["bn:0"]),
         node("pool", "MaxPool", ["relu:0"], ints("kernel_shape", [2, 2]), ints("strides", [2, 2])),
-        node("flat", "Flatten", ["pool:0"], msg(s(1, "axis"), i(20, 2), i(3, 1))),
+        node("groups", "Reshape", ["pool:0", "shape5"]),
+        node("shuffle", "Transpose", ["groups:0"], ints("perm", [0, 2, 1, 3, 4])),
+        node("merge", "Reshape", ["shuffle:0", "shape4"]),
+        node("nhwc", "Transpose", ["merge:0"], ints("perm", [0, 2, 3, 1])),
+        node("norm", "LayerNormalization", ["nhwc:0", "ln.scale", "ln.bias"],
+             msg(s(1, "axis"), i(20, 2), i(3, -1)), epsilon),
+        node("mlp", "MatMul", ["norm:0", "mlp.w"]),
+        node("mlp_bias", "Add", ["mlp:0", "mlp.b"]),
+        node("nchw", "Transpose", ["mlp_bias:0"], ints("perm", [0, 3, 1, 2])),
+        node("flat", "Flatten", ["nchw:0"], msg(s(1, "axis"), i(20, 2), i(3, 1))),
         node("dense", "Gemm", ["flat:0", "dense.w", "dense.b"],
              msg(s(1, "transB"), i(20, 2), i(3, 1))),
         node("probs", "Softmax", ["dense:0"], msg(s(1, "axis"), i(20, 2), i(3, 1))),
     ]
     graph = msg(*[m(1, n) for n in nodes], s(2, "fuzz_cnn"),
                 *[m(5, tensor(k, v, packed=k == "dense.w")) for k, v in weights.items()],
+                m(5, shape("shape5", [1, 2, 2, 4, 4])), m(5, shape("shape4", [1, 4, 4, 4])),
                 m(11, value_info("x", [1, 1, 8, 8])), m(12, value_info("probs:0", [1, 10])))
-    return msg(i(1, 8), m(8, msg(s(1, ""), i(2, 13))), m(7, graph))
+    return msg(i(1, 8), m(8, msg(s(1, ""), i(2, 17))), m(7, graph))
 
 
 def make_seeds(folder) -> Path:

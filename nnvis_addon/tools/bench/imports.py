@@ -4,7 +4,8 @@ For each model a first process (TensorFlow) writes a `.keras` architecture, thre
 `.weights.h5` (random init, each epoch nudged) and a probe, and times nnvis' numpy forward pass
 against TensorFlow's (`bench.forward.measure`, side by side in one process). A second process, with
 no TensorFlow in it, imports the folder like the importer does (`load_run` + `build_scene` in bpy)
-and reports its wall time, peak RSS and the forward-pass share. `*_onnx_*` models are torchvision
+and reports its wall time, its CPU time (all threads; close to the wall time of an idle machine,
+since a shared one stretches only the wall), peak RSS and the forward-pass share. `*_onnx_*` models are torchvision
 networks exported per epoch to ONNX by torch (the `torch` extra), timed against onnxruntime.
 Models are cached in `build/bench-models/`.
 """
@@ -103,12 +104,13 @@ def import_once(name: str) -> dict:
     from ... import load_run
     from ...scene import build_scene
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     run = load_run(CACHE / name)
     loaded = time.perf_counter()
     build_scene(run)
     done = time.perf_counter()
-    return {"model": name, "seconds": done - start, "peak_rss_mb": peak_rss_mb(),
+    return {"model": name, "seconds": done - start, "cpu_s": time.process_time() - cpu,
+            "peak_rss_mb": peak_rss_mb(),
             "forward_s": run.forward_seconds / len(run.epochs),      # one pass, like TF's column
             "forward_total_s": run.forward_seconds,
             "read_s": loaded - start - run.forward_seconds,
@@ -150,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             share = row["forward_total_s"] / row["seconds"] if row["seconds"] else 0.0
             tf_s = "—" if row["tf_forward_s"] is None else \
                 f"{row['tf_forward_s']:.2f} vs numpy {row['side_by_side_numpy_s']:.2f}"
-            print(f"{name:16s} {row['seconds']:7.1f} s  peak {row['peak_rss_mb']:7.0f} MB  "
+            print(f"{name:16s} {row['seconds']:7.1f} s (CPU {row['cpu_s']:5.1f} s)  "
+                  f"peak {row['peak_rss_mb']:7.0f} MB  "
                   f"forward {row['forward_s']:5.2f} s/pass ({row['oracle']} {tf_s}; "
                   f"{share:4.0%} of import)  "
                   f"read {row['read_s']:5.2f} s  scene {row['scene_s']:6.2f} s  "

@@ -1,11 +1,14 @@
-"""`nnvis bench render`: seconds per frame and PSNR against a 64-spp reference for Cycles settings.
+"""`nnvis bench render`: seconds per frame and PSNR against a reference for Cycles settings.
 
 The digits demo scene (trained once into the user cache, or `--recording`) or a ResNet50 scene
 (`--scene resnet50`: keras.applications ResNet50, weights=None, saved once into the user cache) is
 imported through the installed extension at the benchmark resolution; one frame of the last epoch is rendered with each
 variant (`stage.CyclesSettings`). Variants are timed side by side in one process, alternating,
 `--repeats` times each, and the median is reported, so load from other processes hits them alike.
-PSNR is over the 8-bit PNG Blender writes, against the reference rendered once.
+PSNR is over the 8-bit PNG Blender writes, against the reference rendered once (64 spp + OIDN
+high, 3 bounces; `--reference-samples`). `--device` renders on the CPU or the GPU `devices.choose`
+picks, at that device's presets. The per-frame row is a frame's cost beyond its samples: 1 spp, no
+denoising, persistent data, consecutive frames, and the last frame rendered again unchanged.
 """
 from __future__ import annotations
 
@@ -45,6 +48,10 @@ VARIANTS = {   # name → CyclesSettings fields; "draft"/"final" are stage.QUALI
     "1 spp, OIDN fast, light tree off": dict(samples=1, denoise="FAST", light_tree=False),
     "12 spp": dict(samples=12),
     "16 spp": dict(samples=16),
+    "16 spp, OIDN high, 3 bounces": dict(samples=16, denoise="HIGH", prefilter="ACCURATE",
+                                         bounces=3),
+    "32 spp, OIDN high, 3 bounces": dict(samples=32, denoise="HIGH", prefilter="ACCURATE",
+                                         bounces=3),
 }
 
 
@@ -97,19 +104,25 @@ def render_once(scene, path: Path, render: bool = True) -> tuple[float, "np.ndar
     return seconds, pixels.reshape(-1, 4)[:, :3]
 
 
-def reference_frame(scene, frame: int, recording, tmp: Path):
-    """(seconds, pixels) of the 64-spp reference, cached per scene code (scene/), recording, frame
-    and size (seconds 0.0 when it came from the cache: it takes minutes on 2 cores)."""
+def reference_frame(scene, frame: int, recording, tmp: Path, device=None,
+                    samples: int = REFERENCE["samples"]):
+    """(seconds, pixels) of the reference (REFERENCE at `samples`), cached per scene code
+    (scene/), recording, frame, size, device kind and samples (seconds 0.0 when it came from the
+    cache: it takes minutes on 2 cores)."""
     import hashlib
     from ..packaging import ROOT, cache_dir, source_hash
+    from ...scene import devices
     from ...scene.stage import CyclesSettings, apply_cycles
+    device = device or devices.CPU
     key = hashlib.sha256(f"{source_hash(ROOT / 'nnvis_addon' / 'scene')} {recording} {frame} "
-                         f"{scene.render.resolution_x}x{scene.render.resolution_y}".encode())
+                         f"{scene.render.resolution_x}x{scene.render.resolution_y} {device.kind} "
+                         f"{samples}".encode())
     key = key.hexdigest()[:16]
     cached = cache_dir() / f"bench-render-reference-{key}.png"
     if cached.is_file():
         return 0.0, render_once(scene, cached, render=False)[1]
-    apply_cycles(scene, CyclesSettings(**REFERENCE))
+    apply_cycles(scene, CyclesSettings(**{**REFERENCE, "samples": samples}))
+    devices.use(scene, device)
     seconds, pixels = render_once(scene, tmp / "reference.png")
     cached.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp / "reference.png", cached)
@@ -122,26 +135,52 @@ def psnr(a, b) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
+def frame_cost(scene, first: int, count: int = 6) -> tuple[float, float]:
+    """(median seconds of frames first+1..first+count-1 rendered in a row, seconds of the last
+    one rendered again unchanged) at the current settings: what a frame costs beyond samples
+    when they are 1 spp without denoising (the first frame of a run syncs everything)."""
+    import bpy
+    times = []
+    for frame in range(first, first + count):
+        start = time.perf_counter()
+        scene.frame_set(frame)
+        bpy.ops.render.render(scene=scene.name)
+        times.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    scene.frame_set(first + count - 1)
+    bpy.ops.render.render(scene=scene.name)
+    return statistics.median(times[1:]), time.perf_counter() - start
+
+
 def run(variants: dict, resolution, repeats: int, recording=None, log=print,
-        scene_name: str = "demo") -> list[dict]:
-    from ...scene import compat
+        scene_name: str = "demo", device: str = "cpu",
+        reference_samples: int = REFERENCE["samples"]) -> list[dict]:
+    from ...scene import compat, devices
     from dataclasses import replace
-    from ...scene.stage import QUALITY, CyclesSettings, apply_cycles
+    from ...scene.stage import CyclesSettings, apply_cycles, preset, QUALITY
     recording = scene_source(scene_name, recording)
     scene = open_bench_scene(recording, resolution)
+    chosen = devices.choose(device)
+    log(f"rendering on {chosen}")
+
+    def setup(settings):
+        apply_cycles(scene, settings)
+        devices.use(scene, chosen)
+
     compat.set_image_output(scene, "PNG")
     frame = max(scene.frame_start + 2, scene.frame_end - 1)
     scene.frame_set(frame)
     settings = {name: CyclesSettings(**fields) for name, fields in variants.items()}
-    settings |= {f"{name} preset": s for name, s in QUALITY.items()}
+    settings |= {f"{name} preset": preset(name, chosen.kind) for name in QUALITY}
     with tempfile.TemporaryDirectory(prefix="nnvis-bench-render-") as tmp:
-        ref_seconds, reference = reference_frame(scene, frame, recording, Path(tmp))
-        log(f"reference (64 spp, OIDN high): {ref_seconds:.1f} s")
+        ref_seconds, reference = reference_frame(scene, frame, recording, Path(tmp), chosen,
+                                                 reference_samples)
+        log(f"reference ({reference_samples} spp, OIDN high): {ref_seconds:.1f} s")
         times = {name: [] for name in settings}
         quality = {}
         for rep in range(repeats):
             for name, s in settings.items():
-                apply_cycles(scene, s)
+                setup(s)
                 seconds, pixels = render_once(scene, Path(tmp) / "variant.png")
                 times[name].append(seconds)
                 quality[name] = psnr(pixels, reference)
@@ -149,7 +188,7 @@ def run(variants: dict, resolution, repeats: int, recording=None, log=print,
         animation = {}   # the draft over consecutive frames: does persistent data pay off?
         for rep in range(repeats):
             for persistent in (False, True):
-                apply_cycles(scene, replace(QUALITY["draft"], persistent=persistent))
+                setup(replace(preset("draft", chosen.kind), persistent=persistent))
                 for k in range(3):
                     scene.frame_set(frame - 2 + k)
                     seconds, _ = render_once(scene, Path(tmp) / "frame.png")
@@ -157,29 +196,39 @@ def run(variants: dict, resolution, repeats: int, recording=None, log=print,
                         animation.setdefault(persistent, []).append(seconds)
                 log(f"  [{rep + 1}/{repeats}] draft over frames, persistent={persistent}: "
                     f"{statistics.median(animation[persistent]):.2f} s")
+        setup(CyclesSettings(samples=1, persistent=True))
+        cost = [frame_cost(scene, max(scene.frame_start, frame - 8)) for _ in range(repeats)]
+        log(f"  per-frame cost beyond samples: {statistics.median(c[0] for c in cost):.3f} s, "
+            f"unchanged frame {statistics.median(c[1] for c in cost):.3f} s")
     old = statistics.median(times[next(iter(settings))])
     size = f"{resolution[0]}x{resolution[1]}"
-    rows = [dict(scene=scene_name, variant="reference", engine="CYCLES", resolution=size,
-                 samples=REFERENCE["samples"], seconds_per_frame=round(ref_seconds, 2) or None,
-                 psnr_db=None, speedup=round(old / ref_seconds, 2) if ref_seconds else None)]
+    common = dict(scene=scene_name, engine="CYCLES", device=str(chosen), resolution=size)
+    rows = [dict(common, variant="reference", samples=reference_samples,
+                 seconds_per_frame=round(ref_seconds, 2) or None, psnr_db=None,
+                 speedup=round(old / ref_seconds, 2) if ref_seconds else None)]
     for name, s in settings.items():
         median = statistics.median(times[name])
-        rows.append(dict(scene=scene_name, variant=name, engine="CYCLES", resolution=rows[0]["resolution"],
-                         samples=s.samples, seconds_per_frame=round(median, 2),
-                         psnr_db=round(quality[name], 2), speedup=round(old / median, 2)))
+        rows.append(dict(common, variant=name, samples=s.samples,
+                         seconds_per_frame=round(median, 2), psnr_db=round(quality[name], 2),
+                         speedup=round(old / median, 2)))
     for persistent, seconds in animation.items():
-        rows.append(dict(scene=scene_name, variant=f"draft preset, consecutive frames, persistent data "
-                                 f"{'on' if persistent else 'off'}", engine="CYCLES",
-                         resolution=rows[0]["resolution"], samples=QUALITY["draft"].samples,
+        rows.append(dict(common, variant=f"draft preset, consecutive frames, persistent data "
+                                         f"{'on' if persistent else 'off'}",
+                         samples=preset("draft", chosen.kind).samples,
                          seconds_per_frame=round(statistics.median(seconds), 2), psnr_db=None,
                          speedup=round(old / statistics.median(seconds), 2)))
+    for name, k in (("per-frame cost beyond samples (1 spp, no denoising, persistent data, "
+                     "consecutive frames)", 0), ("the same frame rendered again", 1)):
+        seconds = statistics.median(c[k] for c in cost)
+        rows.append(dict(common, variant=name, samples=1, seconds_per_frame=round(seconds, 3),
+                         psnr_db=None, speedup=round(old / seconds, 2)))
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| scene | resolution | variant | samples | s/frame | PSNR dB | speed-up vs old |",
-             "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['scene']} | {r['resolution']} | {r['variant']} | {r['samples']} | {_cell(r['seconds_per_frame'], '.2f')} | "
+    lines = ["| scene | device | resolution | variant | samples | s/frame | PSNR dB | speed-up vs old |",
+             "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['scene']} | {r['device']} | {r['resolution']} | {r['variant']} | {r['samples']} | {_cell(r['seconds_per_frame'], '.2f')} | "
               f"{_cell(r['psnr_db'], '.1f', '—')} | {_cell(r['speedup'], '.1f')}× |"
               for r in rows]
     return "\n".join(lines)
@@ -201,6 +250,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--recording", type=Path,
                         help="a recording folder (or for resnet50 a .keras) instead of the cached one")
     parser.add_argument("--only", help="variant names to keep, separated by ';' (old always runs)")
+    parser.add_argument("--device", choices=["auto", "cpu", "gpu"], default="cpu",
+                        help="render on the CPU (default: comparable rows), or the GPU AUTO picks")
+    parser.add_argument("--reference-samples", type=int, default=REFERENCE["samples"],
+                        help="samples of the reference the PSNR is measured against")
     args = parser.parse_args(argv)
     variants = VARIANTS
     if args.only:
@@ -211,7 +264,8 @@ def main(argv: list[str]) -> int:
     if args.json:          # Blender's own "Saved: ..." lines go to stderr: stdout is the JSON
         os.dup2(2, 1)
     try:
-        rows = run(variants, args.resolution, args.repeats, args.recording, log, args.scene)
+        rows = run(variants, args.resolution, args.repeats, args.recording, log, args.scene,
+                   args.device, args.reference_samples)
     finally:
         sys.stdout.flush()
         os.dup2(stdout, 1)
