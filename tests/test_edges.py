@@ -75,6 +75,8 @@ KERAS_CASES = [   # (id, layer factory, input shape(s), weights factory)
      lambda: [RNG.normal(size=(3, 3, 3, 4)), RNG.normal(size=4)]),
     ("conv_groups2", lambda L: L.Conv2D(6, 2, groups=2), [(5, 5, 4)],
      lambda: [RNG.normal(size=(2, 2, 2, 6)), RNG.normal(size=6)]),
+    ("conv_1x1", lambda L: L.Conv2D(4, 1), [(3, 3, 5)],         # a one-tap window's norm: |k|
+     lambda: [RNG.normal(size=(1, 1, 5, 4)), RNG.normal(size=4)]),
     ("depthwise_x2", lambda L: L.DepthwiseConv2D(3, depth_multiplier=2), [(5, 5, 3)],
      lambda: [RNG.normal(size=(3, 3, 3, 2)), RNG.normal(size=6)]),
     ("separable", lambda L: L.SeparableConv2D(4, 3, depth_multiplier=2), [(5, 5, 3)],

@@ -10,15 +10,19 @@ of its slice's points, i.e. up the density gradient with a step that cannot over
 moment maps (Σw, Σw·y, Σw·z) give that mean at every grid node; the kernel's normalisation cancels
 in the ratio. Heavier edges (|weight|, importance) pull harder.
 
-Speed (about a million edges a second): points live in grid units, so a point's cell is the floor
-of its coordinates; a point is splatted into its cell and the blur kernel is offset by half a cell
-(the cell's centre), so no nearest-node pass is needed; the move per node (mean minus node, times
-the slice's pull) is stored as bilinear coefficients per cell, Y and Z as one complex table, so a
-point's move is four gathers and three multiply-adds; positions are complex (u + i·v) too, so a
-move and a smoothing step are one pass for both axes. The grid has a margin of one cell on every
-side, so points on the layers' bounding box need no clipping. Above _SPLAT_EDGES edges, a fixed
-sample of that many makes the density maps (see `_splat_sample`). docs/bundling.md measures the
-difference from the previous implementation.
+Speed (about two million edges a second): points live in units of the move table's cells, _FINE
+per density-map cell, so a point's cell is the floor of its coordinates; a point is splatted into
+its map cell and the blur kernel is offset by half a cell (the cell's centre), so no nearest-node
+pass is needed. The move per node (mean minus node, times the slice's pull) is interpolated
+bilinearly once per iteration onto the table, at its cells' centres, Y and Z as one complex value:
+a point's move is one gather, the bilinear move at most √2/(2·_FINE) of a map cell away from the
+point (the previous implementation gathered four coefficients and did three multiply-adds per
+point). Positions are complex (u + i·v) too, so a move and a smoothing step are one pass for both
+axes. A chunk's cells are found just before its move into buffers shared by all chunks, so they
+stay in cache. The grid has a margin of one cell on every side, so points on the layers' bounding
+box need no clipping. Above _SPLAT_EDGES edges, a fixed sample of that many makes the density
+maps (see `_splat_sample`). docs/bundling.md measures the difference from the previous
+implementations.
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ from ._edges import checked
 _CHUNK = 1 << 14      # edges per block inside an iteration: temporaries stay in cache
 _ALONE = 1e-30        # blurred weight below which a node has nothing within reach: no move there
 _SPLAT_EDGES = 1 << 17  # above this many edges, a sample this big makes the density maps
+_FINE = 4             # move-table cells per density-map cell, per axis (a power of 2)
 
 
 def density_bundle(src_pos: np.ndarray, dst_pos: np.ndarray, src: np.ndarray, dst: np.ndarray,
@@ -68,12 +73,15 @@ def density_bundle(src_pos: np.ndarray, dst_pos: np.ndarray, src: np.ndarray, ds
         splatted = n if sample is None else int(sample.sum())
         bundled = _bundle(ends[1], ends[2], blocks, t, grid_, w, splatted, iterations,
                           bandwidth * (grid - 1), decay)
-    for k, block in enumerate(blocks):
+    rows = np.empty((min(n, _CHUNK), points, 3), np.float32)   # scattered from a contiguous
+    for k, block in enumerate(blocks):                          # block: ten times faster
         lines = [_line(a[block], b[block], t) for a, b in ends]
         if bundle:
             bundled[k].blend(lines[1][1:-1], lines[2][1:-1], beta)
-        rows = block if order is None else order[block]
-        out[rows] = np.stack(lines, axis=-1).swapaxes(0, 1)
+        edges = rows[:lines[0].shape[1]]
+        for axis, line in enumerate(lines):
+            edges[:, :, axis] = line.T
+        out[block if order is None else order[block]] = edges
     return out
 
 
@@ -104,7 +112,8 @@ def _bundle(y, z, blocks, t, grid: _Grid, w, splatted: int, iterations, sigma, d
 
     Jacobi style: every point of an iteration reads the maps splatted at its start, so the edges
     can be processed in cache-sized chunks in any order with the same result. A chunk's points
-    move, are smoothed, then located and splatted into the next iteration's maps.
+    are located, move, are smoothed, then (the splatted edges only) located again and splatted
+    into the next iteration's maps.
     """
     if splatted < w.shape[0]:        # the sample stands for all: its weights scaled to their sum
         w = w * (w.sum() / max(w[:splatted].sum(), 1e-300))
@@ -113,7 +122,6 @@ def _bundle(y, z, blocks, t, grid: _Grid, w, splatted: int, iterations, sigma, d
     pull = np.sin(np.pi * t[1:-1])
     maps = np.zeros((3, grid.size))
     for chunk in chunks:
-        chunk.locate()
         chunk.splat(maps)
     for it in range(iterations):
         moves = _moves(maps, sigma * decay ** it, pull, grid.side)
@@ -121,7 +129,6 @@ def _bundle(y, z, blocks, t, grid: _Grid, w, splatted: int, iterations, sigma, d
         for chunk in chunks:
             chunk.move(moves)
             if maps is not None:
-                chunk.locate()
                 chunk.splat(maps)
     return chunks
 
@@ -141,55 +148,59 @@ def _splat_sample(src: np.ndarray, dst: np.ndarray) -> np.ndarray | None:
 
 
 class _Grid:
-    """The slice-stacked grids in grid units: G = grid + 2 nodes a side, node (i, j) at (i, j),
-    the layers' Y-Z box at [1, grid] (a margin of one cell all round, so points on the box need
-    no clipping); and work buffers shared by all chunks, so an iteration allocates nothing per
-    chunk."""
+    """The slice-stacked grids: G = grid + 2 nodes a side, node (i, j) at (i, j) in density-map
+    cells, the layers' Y-Z box at [1, grid] (a margin of one cell all round, so points on the box
+    need no clipping); the move table's cells are _FINE times finer, and positions are in those
+    fine cells (the table's cell is the floor). Work buffers are shared by all chunks (each point's
+    flat cell index among them): an iteration allocates nothing per chunk and a chunk's temporaries
+    stay in cache."""
 
     def __init__(self, lo, extent: float, grid: int, slices: int, edges: int):
-        self.scale = np.float32((grid - 1) / extent)
-        self.origin = (np.asarray(lo) - 1 / self.scale).astype(np.float32)
+        self.scale = np.float32((grid - 1) / extent * _FINE)       # fine cells per unit
+        self.origin = (np.asarray(lo) - _FINE / self.scale).astype(np.float32)
         self.side = grid + 2
         self.size = slices * self.side ** 2
-        self.base = (np.arange(slices, dtype=np.float32) * np.float32(self.side ** 2))[:, None]
-        self.floor = np.empty((2, slices, edges), np.float32)
-        self.gather = np.empty((2, slices * edges), np.complex64)
+        self.floor = np.empty((2, slices * edges), np.float32)
+        self.index = np.empty(slices * edges, np.intp)
+        self.move = np.empty(slices * edges, np.complex64)
         self.weight = np.empty(slices * edges)
+
+    def cells(self, p: np.ndarray, fine: bool) -> np.ndarray:
+        """(slices, edges) flat index of the cell of each point p (slices, edges) u + i·v in the
+        move table (fine) or the density maps, in the shared index buffer."""
+        side = self.side * _FINE if fine else self.side
+        iu, iv, index = (a[:p.size].reshape(p.shape) for a in (*self.floor, self.index))
+        for pos, cell in ((p.real, iu), (p.imag, iv)):
+            if fine:
+                np.floor(pos, out=cell)
+            else:
+                np.multiply(pos, np.float32(1 / _FINE), out=cell)      # exact: a power of 2
+                np.floor(cell, out=cell)
+        iu *= np.float32(side)
+        iu += iv
+        iu += np.arange(p.shape[0], dtype=np.float32)[:, None] * np.float32(side ** 2)
+        np.copyto(index, iu, casting="unsafe")        # exact: indices < 2**24
+        return index
 
 
 class _Chunk:
-    """A block of edges with its own contiguous arrays: positions in grid units as u + i·v
+    """A block of edges with its own contiguous positions in fine cells as u + i·v
     (points, edges), the ends as first and last rows, so a move and the smoothing step are one
-    pass for both axes; each inner point's flat cell index and its fractions inside the cell.
-    Its first `splatted` edges make the density maps."""
+    pass for both axes. Its first `splatted` edges make the density maps."""
 
     def __init__(self, y, z, w, splatted: int, grid: _Grid):
         self.p = np.empty(y.shape, np.complex64)
         self.p.real = (y - grid.origin[0]) * grid.scale
         self.p.imag = (z - grid.origin[1]) * grid.scale
         self.w, self.splatted, self.grid = w, splatted, grid
-        shape = (y.shape[0] - 2, y.shape[1])
-        self.index = np.empty(shape, np.intp)
-        self.fu = np.empty(shape, np.float32)
-        self.fv = np.empty(shape, np.float32)
-
-    def locate(self) -> None:
-        grid, edges = self.grid, self.index.shape[1]
-        iu, iv = grid.floor[0, :, :edges], grid.floor[1, :, :edges]
-        for pos, cell, frac in ((self.p.real, iu, self.fu), (self.p.imag, iv, self.fv)):
-            np.floor(pos[1:-1], out=cell)
-            np.subtract(pos[1:-1], cell, out=frac)
-        iu *= np.float32(grid.side)
-        iu += iv
-        iu += grid.base                              # exact: indices < 2**24
-        np.copyto(self.index, iu, casting="unsafe")
 
     def splat(self, maps: np.ndarray) -> None:
         """Add the splatted edges' Σw, Σw·u, Σw·v to maps (3, size), each point into its cell."""
         e = self.splatted
         if e == 0:
             return
-        index, w, size = self.index[:, :e].ravel(), self.w[:e], self.grid.size
+        index = self.grid.cells(self.p[1:-1, :e], False).ravel()
+        w, size = self.w[:e], self.grid.size
         moment = self.grid.weight[:index.shape[0]].reshape(-1, e)
         maps[0] += np.bincount(index, np.broadcast_to(w, moment.shape).ravel(), size)
         for row, pos in ((1, self.p.real), (2, self.p.imag)):
@@ -197,21 +208,11 @@ class _Chunk:
             maps[row] += np.bincount(index, moment.ravel(), size)
 
     def move(self, moves: np.ndarray) -> None:
-        """Each point by the bilinear move at it (complex u + i·v tables), then one smoothing
-        step along each edge: inner ← inner/2 + (previous + next)/4."""
-        index = self.index.ravel()
-        move, other = self.grid.gather[:, :index.shape[0]]
-        fu, fv = self.fu.ravel(), self.fv.ravel()
-        take = lambda k, out: np.take(moves[k], index, out=out, mode="clip")  # noqa: E731
-        take(3, move)                                # a + fu·b + fv·(c + fu·d), two buffers
-        move *= fu
-        move += take(2, other)
-        move *= fv
-        other = take(1, other)
-        other *= fu
-        move += other
-        move += take(0, other)
-        self.p[1:-1] += move.reshape(self.index.shape)
+        """Each point by the move of its cell of the fine move table (complex u + i·v), then one
+        smoothing step along each edge: inner ← inner/2 + (previous + next)/4."""
+        index = self.grid.cells(self.p[1:-1], True).ravel()
+        move = np.take(moves, index, out=self.grid.move[:index.shape[0]], mode="clip")
+        self.p[1:-1] += move.reshape(self.p[1:-1].shape)
         pos = self.p.view(np.float32)                # (points, 2·edges): u, v, u, v, …
         s = self.grid.floor.ravel()[:pos[1:-1].size].reshape(pos[1:-1].shape)
         np.add(pos[:-2], pos[2:], out=s)
@@ -231,20 +232,25 @@ class _Chunk:
 
 
 def _moves(maps: np.ndarray, sigma: float, pull: np.ndarray, side: int) -> np.ndarray:
-    """(4, size) complex64 bilinear coefficients (a, b, c, d) per cell of each node's move, u + i·v:
-    towards the blurred weighted mean, times its slice's pull; nodes with no weight in reach stay.
-    """
+    """(slices · (_FINE · side)²,) complex64 move u + i·v of each fine cell: towards the blurred
+    weighted mean, times its slice's pull, bilinear between the nodes at the fine cell's centre;
+    nodes with no weight in reach stay."""
     node = np.arange(side)
     # splatted mass sits at its cell's centre, half a cell past the node of the same index
     kernel = np.exp(-0.5 * np.square((node[:, None] - node[None, :] - 0.5) / max(sigma, 1e-3)))
     rho, mu, mv = (kernel @ maps.reshape(-1, side, side) @ kernel.T).reshape(3, -1, side, side)
     near = rho > _ALONE
     rho = np.where(near, rho, 1.0)
-    d = (mu / rho - node[:, None]) + 1j * (mv / rho - node[None, :])
-    d *= near * pull.astype(np.float64).reshape(-1, 1, 1)
-    coef = np.zeros((4,) + d.shape, np.complex64)
-    coef[0] = d
-    coef[1, :, :-1] = d[:, 1:] - d[:, :-1]
-    coef[2, :, :, :-1] = d[:, :, 1:] - d[:, :, :-1]
-    coef[3, :, :-1, :-1] = d[:, 1:, 1:] - d[:, 1:, :-1] - d[:, :-1, 1:] + d[:, :-1, :-1]
-    return coef.reshape(4, -1)
+    scale = near * pull.astype(np.float64).reshape(-1, 1, 1)
+    fine = node * _FINE                                   # moments and moves in fine cells
+    d = np.stack([(mu / rho - fine[:, None]) * scale, (mv / rho - fine[None, :]) * scale])
+    centre = (np.arange(side * _FINE) + 0.5) / _FINE
+    cell = np.minimum(centre.astype(np.intp), side - 2)   # the last node's cells extrapolate
+    f = centre - cell
+    lerp = np.zeros((side * _FINE, side), np.float32)     # lerp @ d: d between nodes, along u
+    lerp[np.arange(side * _FINE), cell] = 1 - f
+    lerp[np.arange(side * _FINE), cell + 1] = f
+    d = lerp @ d.astype(np.float32) @ lerp.T
+    moves = np.empty(d.shape[1:], np.complex64)
+    moves.real, moves.imag = d
+    return moves.ravel()
