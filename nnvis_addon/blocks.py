@@ -21,6 +21,7 @@ from .model.network import Layer, Network
 FOLD_ABOVE = 40          # "auto" folds networks with more layers than this
 MODES = ("auto", "folded", "expanded")
 KIND = "Block"           # a folded unit's layer kind
+EXPANDED = "expanded_block"   # config key of a layer drawn expanded: its block's name
 
 
 def _tokens(name: str) -> list[str]:
@@ -146,7 +147,8 @@ def fold(network: Network, expand=()) -> Network:
     prefix too, while there are more than `FOLD_ABOVE`) replaced by one `Block` layer named
     after the block's output layer (so activations keyed by layer name stay the unit's), its
     config naming the block, its `inner` holding the block's own layers. Blocks named in
-    `expand` (block names or any of their layers' names) stay layer by layer."""
+    `expand` (block names or any of their layers' names) stay layer by layer, each of their
+    layers' configs naming the block (`EXPANDED`: labelled one by one in a wrapped layout)."""
     expand = set(expand)
     unit_of: dict[str, str] = {}
     layers: list[Layer] = []
@@ -158,8 +160,10 @@ def fold(network: Network, expand=()) -> Network:
         if len(names) == 1 or name in expand or expand & set(names):
             for n in names:
                 unit_of[n] = n
+            mark = {EXPANDED: name} if len(names) > 1 else {}
             layers.extend(replace(network.layer(n), inbound=[unit_of[i] for i in
-                                                             network.layer(n).inbound])
+                                                             network.layer(n).inbound],
+                                  config={**network.layer(n).config, **mark})
                           for n in names)
             continue
         inner = [network.layer(n) for n in names]

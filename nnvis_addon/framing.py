@@ -136,12 +136,27 @@ def rotate_z(direction, angle: float) -> np.ndarray:
     return np.array([c * x - s * y, s * x + c * y, z])
 
 
-def orbit_directions(home, steps: int = 48, swing_degrees: float = 20.0) -> list[np.ndarray]:
-    """`steps + 1` directions swinging `home` about +Z by ±`swing_degrees` and back home: a
-    gentle orbit that shows the depth of the network without reaching the views where the maps
-    stand edge-on (side) or the layers and their labels hide each other (end-on)."""
-    swing = math.radians(swing_degrees)
-    return [rotate_z(home, swing * math.sin(2 * math.pi * k / steps)) for k in range(steps + 1)]
+def orbit_swing(home) -> tuple[float, float]:
+    """(toward, away) degrees of the orbit from `home`: 60° in all. A network in one row swings
+    further round to its maps' faces; one wrapped into rows further the other way, towards the
+    side view, where its rows stay apart (seen from nearer the front they slide over each other)."""
+    wrapped = np.allclose(np.asarray(home, float), WRAPPED_VIEW_DIRECTION)
+    return (20.0, 40.0) if wrapped else (40.0, 20.0)
+
+
+def orbit_directions(home, steps: int = 48, rise: float = 0.2) -> list[np.ndarray]:
+    """`steps + 1` directions swinging `home` about +Z and back home, 60° of azimuth in all
+    (`orbit_swing`): first round to the maps' faces (they face -X), rising by up to `rise` (in
+    the direction's z) so the layers, seen more end-on there, stand apart on screen; then through
+    home to the other side. Farther either way the layers hide each other (end-on) or the maps
+    stand edge-on (side)."""
+    toward, away = orbit_swing(home)
+    out = []
+    for k in range(steps + 1):
+        s = math.sin(2 * math.pi * k / steps)
+        d = rotate_z(home, math.radians(toward if s > 0 else away) * -s)
+        out.append(d + np.array([0.0, 0.0, rise * max(s, 0.0)]))
+    return out
 
 
 def fly_directions(steps: int = 24) -> list[np.ndarray]:

@@ -21,6 +21,7 @@ LOOK_KEYS = ("default", "paper", "dark_studio", "blueprint")      # scene.looks.
 CAMERA_MOVES = ("static", "orbit", "fly_through", "tour")                 # scene.camera_moves.MOVES
 LABEL_MODES = ("auto", "layers", "stages", "none")                # scene.labels.MODES
 BLOCK_MODES = ("auto", "folded", "expanded")                      # blocks.MODES
+MAX_PROBE = 255          # Recorded Probe's bound in the dialog (the run checks its own count)
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,25 @@ class Option:
     control: str = ""               # for to="control": the modifier input's name
     path: bool = False              # a file path (the dialog shows a file browser)
     cli: str = ""                   # the flag's name when it is not the option's (`camera`)
+    # a number's special values as choices of their own: (value, key, label, description); the
+    # dialog offers them beside "Number", the command line takes their keys (`--samples auto`)
+    special: tuple = ()
 
     @property
     def flag(self) -> str:
         return "--" + (self.cli or self.name).replace("_", "-")
+
+    def parse(self, text: str):
+        """A command-line value: a special value's key, or a number."""
+        for value, key, _, _ in self.special:
+            if text.strip().lower() == key:
+                return value
+        try:
+            return type(self.default)(text)
+        except ValueError:
+            keys = ", ".join(key for _, key, _, _ in self.special)
+            raise ValueError(f"{self.flag} {text!r}: a number{' or ' + keys if keys else ''}") \
+                from None
 
 
 def _overlay(kind: str, label: str, description: str) -> Option:
@@ -56,9 +72,11 @@ IMPORT_OPTIONS = (
            "joined by ';'); empty: probe.npy/png next to the "
            "checkpoints, else mid-grey", "Input", "load", path=True),
     Option("probe_index", 0, "Recorded Probe",
-           "Which of a recording's probes the scene shows (when no probe image is given)",
-           "Input", "load", min=0),
-    Option("look", "default", "Look", "Background, shading, glow and colour map of the scene",
+           "Which of a recording's probes the scene shows (when no probe image is given): 0 is "
+           "the first; a recording holds the few its Recorder was given", "Input", "load", min=0,
+           max=MAX_PROBE),
+    Option("look", "default", "Look", "Background, shading, glow and colour map of the scene. "
+           "The world is one for the whole scene: a look's background changes every run's",
            "Look", choices=LOOK_KEYS),
     Option("colormap", "viridis", "Colour Map",
            "Colour map of layers whose values are never negative (signed ones use coolwarm)",
@@ -101,17 +119,20 @@ IMPORT_OPTIONS = (
            "Level of detail: draw only the strongest edges of each connection (0 = all)",
            "Edges", min=0),
     Option("inputs_per_cell", -1, "Inputs per Map",
-           "Level of detail: each feature map or unit draws only its N strongest inputs; -1 = "
-           "auto (16 in a network drawn in one row, 4 in a deep network wrapped into rows), "
-           "0 = all", "Edges", min=-1),
+           "Level of detail: each feature map or unit draws only its N strongest inputs",
+           "Edges", min=1, max=100000, special=(
+               (-1, "auto", "Auto", "16 in a network drawn in one row, the 4 strongest in a "
+                                    "deep network wrapped into rows"),
+               (0, "all", "All", "Every input of every map or unit"))),
     Option("max_total_edges", budget.MAX_TOTAL_EDGES, "Max Edges in Total",
            "Level of detail for the whole network: the per-connection caps shrink to fit "
            "(0 = no limit)", "Edges", min=0),
     Option("edge_radius", 0.0025, "Edge Radius", "Thickness of the edge curves", "Edges",
            min=0.0),
     Option("frames_per_epoch", 0, "Frames per Epoch",
-           "Frames from one recorded epoch to the next; 0 = the whole training in 12 seconds, "
-           "with a hold on the first and the last epoch", "Animation", min=0, max=1000),
+           "Frames from one recorded epoch to the next", "Animation", min=1, max=1000, special=(
+               (0, "auto", "Auto (12 s)", "The whole training in 12 seconds, with a hold on the "
+                                          "first and the last epoch"),)),
     Option("fps", 24, "Frame Rate", "Frames per second of the scene (with Set Up Scene): the "
            "default timing spreads the training over 12 seconds of them", "Animation", min=1,
            max=240),
@@ -125,17 +146,22 @@ IMPORT_OPTIONS = (
     Option("setup_render", True, "Set Up Scene",
            "Make the new camera active and set world, frame range and render settings "
            "(Cycles CPU, MP4)", "Render"),
-    Option("samples", 0, "Samples",
-           "Cycles samples per pixel (with Set Up Scene); 0 = the draft preset's (1, denoised)",
-           "Render", min=0, max=4096),
+    Option("samples", 0, "Samples", "Cycles samples per pixel (with Set Up Scene)", "Render",
+           min=1, max=4096, special=((0, "auto", "Auto (draft)", "The draft preset's: 1 sample, "
+                                                                  "denoised"),)),
 )
 OPTIONS = {o.name: o for o in IMPORT_OPTIONS}
 
 
+# keys whose title case reads wrong ('Blues R', 'Weight X Activation', 'Abs')
+CHOICE_LABELS = {"fly_through": "Fly-Through", "blues_r": "Blues (reversed)", "abs": "|Weight|",
+                 "weight_x_activation": "Weight × Activation"}
+
+
 def choice_label(key: str) -> str:
     """How the dialog and the sidebar spell an enum key: 'dark_studio' → 'Dark Studio',
-    'fly_through' → 'Fly-Through'."""
-    return {"fly_through": "Fly-Through"}.get(key, key.replace("_", " ").title())
+    'blues_r' → 'Blues (reversed)'."""
+    return CHOICE_LABELS.get(key, key.replace("_", " ").title())
 
 
 def defaults() -> dict:

@@ -7,6 +7,7 @@ the recording when it has them (TensorFlow's own numbers), else from the numpy f
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -186,6 +187,10 @@ def _load_checkpoints(path: Path, probe, progress, memory_limit, epochs, on_bad_
     first = None                     # an ONNX file is architecture and weights in one
     if found.epochs[0].kind == disc.ONNX:
         network, first = read_onnx_epoch(found.epochs[0].path)
+        # titled after what the user picked: exporters name every graph alike ("main_graph",
+        # "torch_jit"); a folder of epoch files by the folder
+        network = replace(network, name=Path(found.epochs[0].path).stem
+                          if len(found.epochs) == 1 else Path(found.epochs[0].path).parent.name)
     else:
         network = keras_files.read_network(found.architecture)
     folder = path if path.is_dir() else path.parent

@@ -105,7 +105,7 @@ class NNVIS_OT_expand_block(_RunOperator, bpy.types.Operator):
             self.report({"ERROR"}, "select a folded block (or name one)")
             return {"CANCELLED"}
         return self.run(context, lambda coll: select_first_layer(
-            context, rebuild.expand_block(coll, block, context.scene)))
+            context, rebuild.expand_block(coll, block, context.scene), block))
 
 
 class NNVIS_OT_fold_blocks(_RunOperator, bpy.types.Operator):
@@ -119,11 +119,14 @@ class NNVIS_OT_fold_blocks(_RunOperator, bpy.types.Operator):
             context, rebuild.fold_blocks(coll, context.scene)))
 
 
-def select_first_layer(context, collection) -> None:
-    """Make the run's first layer the active, only selected object (after an import or a
-    rebuild), so the sidebar shows the run."""
+def select_first_layer(context, collection, block: str = "") -> None:
+    """Make the run's first layer — or the last layer of the expanded `block` — the active, only
+    selected object (after an import or a rebuild), so the sidebar shows the run, and after
+    Expand Block the block the user was looking at."""
     context.view_layer.update()          # the new collection's objects join the view layer
-    first = next((o for o in collection.objects if names.LAYER in o), None)
+    layers = [o for o in collection.objects if names.LAYER in o]
+    inner = [o for o in layers if o.get(names.EXPANDED_BLOCK) == block] if block else []
+    first = inner[-1] if inner else next(iter(layers), None)
     if first is not None and first.name in context.view_layer.objects:
         for obj in context.selected_objects:
             obj.select_set(False)
@@ -167,6 +170,10 @@ class NNVIS_OT_input_to_run(_RunOperator, bpy.types.Operator):
             if self.keyframe:
                 mod.keyframe_insert(f'["{ident}"]', frame=context.scene.frame_current)
             count += 1
+        if self.input_name in camera_moves.LAYOUT_INPUTS:    # the cells moved: frame them again
+            coll = run_collection(context.active_object)
+            context.view_layer.update()
+            camera_moves.apply_move(coll, coll.get(names.CAMERA_MOVE, "static"), context.scene)
         self.report({"INFO"}, f"{self.input_name} = {value} on {count} objects"
                               + (" (keyed)" if self.keyframe else ""))
         return {"FINISHED"}

@@ -7,6 +7,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, St
 from bpy_extras.io_utils import ImportHelper
 
 from ..nnvis_addon import NNVisError, load_run
+from ..nnvis_addon.io.recording import probe_count
 from ..nnvis_addon.options import GROUPS, IMPORT_OPTIONS, choice_label, split
 from ..nnvis_addon.scene import SceneOptions, build_scene
 from ..nnvis_addon.scene.camera_moves import MOVES
@@ -33,8 +34,19 @@ class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
             header.label(text=group)
             if body is not None:
                 for option in IMPORT_OPTIONS:
-                    if option.group == group:
-                        body.prop(self, option.name)
+                    if option.group != group:
+                        continue
+                    if option.special:          # Auto / All / ... or a number
+                        body.prop(self, choice_name(option))
+                        if getattr(self, choice_name(option)) == NUMBER:
+                            body.prop(self, option.name)
+                        continue
+                    body.prop(self, option.name)
+                    if option.name == "probe_index":
+                        count = probe_count(bpy.path.abspath(getattr(self, "filepath", "")))
+                        if count is not None:
+                            body.label(text=f"This recording holds probes 0–{count - 1}",
+                                       icon="ERROR" if self.probe_index >= count else "INFO")
 
     def execute(self, context):
         path = Path(bpy.path.abspath(self.filepath))
@@ -48,7 +60,7 @@ class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
             return lambda fraction, message: wm.progress_update(int(100 * share(fraction)))
 
         try:
-            load, scene_options = split({o.name: getattr(self, o.name) for o in IMPORT_OPTIONS})
+            load, scene_options = split({o.name: option_value(self, o) for o in IMPORT_OPTIONS})
             if load["probe"]:
                 load["probe"] = ";".join(bpy.path.abspath(part.strip())   # one per input
                                          for part in load["probe"].split(";"))
@@ -78,10 +90,45 @@ class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
 CHOICE_TEXT = {"look": {k: v.description for k, v in LOOKS.items()}, "camera_move": MOVES}
 
 
+NUMBER = "number"
+
+
+def choice_name(option) -> str:
+    """The dialog property that picks one of `option`'s special values or a number."""
+    return f"{option.name}_choice"
+
+
+def option_value(operator, option):
+    """`option`'s value as the dialog holds it (a special value's, where one is picked; a
+    script that passes the number alone means the number)."""
+    props = operator.properties
+    if option.special and (props.is_property_set(choice_name(option))
+                           or not props.is_property_set(option.name)):
+        picked = getattr(operator, choice_name(option))
+        for value, key, _, _ in option.special:
+            if key == picked:
+                return value
+    return getattr(operator, option.name)
+
+
+def choice_property(option):
+    """The enum of `option`'s special values (Auto, All, ...) and Number."""
+    items = [(key, label, text) for _, key, label, text in option.special]
+    default = next((key for value, key, _, _ in option.special if value == option.default), NUMBER)
+    return EnumProperty(name=option.label, description=option.description, default=default,
+                        items=items + [(NUMBER, "Number", f"{option.label}: the number below")])
+
+
 def dialog_property(option):
-    """The bpy property of an `options.Option`: its name, default, bounds and tooltip."""
-    common = {"name": option.label, "description": option.description, "default": option.default}
+    """The bpy property of an `options.Option`: its name, default, bounds and tooltip (a
+    number with special values: the field beside the choice, starting at its lower bound; a
+    script may still pass a special value as the number, `inputs_per_cell=0`)."""
+    default = option.min if option.special else option.default
+    common = {"name": option.label, "description": option.description, "default": default}
     bounds = {k: v for k, v in (("min", option.min), ("max", option.max)) if v is not None}
+    if option.special:
+        bounds = {**bounds, "soft_min": option.min,
+                  "min": min(value for value, *_ in option.special)}
     if option.choices:
         text = CHOICE_TEXT.get(option.name, {})
         return EnumProperty(items=[(k, choice_label(k), text.get(k, option.description))
@@ -97,3 +144,5 @@ def dialog_property(option):
 
 for _option in IMPORT_OPTIONS:
     NNVIS_OT_import_checkpoint.__annotations__[_option.name] = dialog_property(_option)
+    if _option.special:
+        NNVIS_OT_import_checkpoint.__annotations__[choice_name(_option)] = choice_property(_option)

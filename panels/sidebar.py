@@ -3,6 +3,8 @@ layer's animatable inputs, each with buttons that set it — and key it — on a
 import bpy
 
 from ..nnvis_addon import colormaps
+from ..nnvis_addon.model.edges import EDGE_VALUE_MODES
+from ..nnvis_addon.scene.animation import epoch_path
 from ..nnvis_addon.options import OPTIONS, choice_label
 from ..nnvis_addon.scene.follow import following
 from ..nnvis_addon.scene.layers import MODIFIER, run_collection
@@ -12,8 +14,10 @@ from ..nnvis_addon.scene.nodes import input_ids
 from ..nnvis_addon import names
 
 # Inputs the build sets from the data: shown, but not copied to other layers.
-PER_LAYER = {"Geometry", "Epoch", "Width", "Height", "Material", "Inbound", "Source", "Target",
-             "Text Material", "Min", "Max", "Title"}
+PER_LAYER = {"Width", "Height", "Min", "Max", "Title"}
+# The build's wiring (materials, the objects an input reads) and an overlay's keyed Epoch: not
+# shown as inputs (the shown epoch is a line of its own, the run's epoch number)
+HIDDEN = {"Geometry", "Epoch", "Material", "Text Material", "Inbound", "Source", "Target"}
 
 
 def overlay_label(kind: str) -> str:
@@ -23,7 +27,21 @@ def overlay_label(kind: str) -> str:
 
 def colour_map_name(value: float) -> str:
     k = round(value)
-    return "own ramp" if k <= 0 else colormaps.NAMES[min(k, len(colormaps.NAMES)) - 1]
+    return "own ramp" if k <= 0 else choice_label(colormaps.NAMES[min(k, len(colormaps.NAMES)) - 1])
+
+
+def colour_mode_name(value: float) -> str:
+    """An edge Colour Mode input's value by name ('Weight × Activation')."""
+    return choice_label(EDGE_VALUE_MODES[min(max(round(value), 0), len(EDGE_VALUE_MODES) - 1)])
+
+
+def epoch_text(value: float, epochs: list) -> str:
+    """The keyed epoch (an index into the run's epochs, fractional between keys) as the epoch it
+    shows: 'Epoch 5 of 0–10', or 'Epoch 4 → 5' while blending."""
+    k = min(max(value, 0.0), len(epochs) - 1.0)
+    low, high = epochs[int(k)], epochs[min(int(k) + 1, len(epochs) - 1)]
+    shown = f"{low} → {high}" if k % 1 > 1e-3 else f"{low}"
+    return f"Epoch {shown} of {epochs[0]}–{epochs[-1]}"
 
 
 class NNVIS_PT_run(bpy.types.Panel):
@@ -101,18 +119,23 @@ class NNVIS_PT_layer(bpy.types.Panel):
             layout.label(text=" → ".join(obj[names.EDGES]) + " (edges)")
         else:
             layout.label(text=f"Overlay: {overlay_label(obj.get(names.OVERLAY_KIND, '?'))}")
-        if names.EPOCH in obj:        # layers and edges: the keyed epoch their shaders read
-            layout.prop(obj, f'["{names.EPOCH}"]', text="Epoch")
         coll = run_collection(obj)
         if coll is not None and expanded(coll):
             layout.operator("nnvis.fold_blocks", icon="FULLSCREEN_EXIT")
-        for label, ident in input_ids(mod.node_group).items():
-            if label == "Geometry":
+        path = epoch_path(obj)      # keyed: the layers' and edges' property, overlays' input
+        if path is not None and coll is not None:
+            layout.label(text=epoch_text(float(obj.path_resolve(path)), list(coll[names.EPOCHS])),
+                         icon="TIME")
+        ids = input_ids(mod.node_group)
+        for label, ident in ids.items():
+            if label in HIDDEN:
                 continue
             row = layout.row(align=True)
             row.prop(mod, f'["{ident}"]', text=label)
             if label == "Colour Map":
                 row.label(text=colour_map_name(mod[ident]))
+            if label == "Colour Mode":
+                row.label(text=colour_mode_name(mod[ident]))
             if label in PER_LAYER:
                 continue
             for icon, key in (("LINKED", False), ("DECORATE_KEYFRAME", True)):

@@ -121,7 +121,7 @@ def test_a_run_too_big_for_memory_is_refused_up_front(digits_run):
 
 @pytest.mark.parametrize("stage", ["layers.layer_object", "edges_mod.edge_object",
                                    "hud.build_overlays", "labels_mod.add_labels",
-                                   "animation.key_epoch_input", "camera_moves.apply_move",
+                                   "animation.key_epoch", "camera_moves.apply_move",
                                    "stage.render_settings"])
 def test_failure_at_any_stage_leaves_the_file_unchanged(user_scene, digits_run, monkeypatch,
                                                         stage):

@@ -42,11 +42,16 @@ SET = ["--look", "paper", "--colormap", "magma", "--no-show-legend", "--no-show-
        "--samples", "4", "--no-all-epochs", "--probe-index", "1"]
 
 
-def dialog_properties():
+def props_all():
     import bpy
-    props = bpy.ops.import_scene.nnvis_checkpoint.get_rna_type().properties
-    return {p.identifier: p for p in props
-            if p.identifier not in ("rna_type", "filepath", "filter_glob")}
+    return bpy.ops.import_scene.nnvis_checkpoint.get_rna_type().properties
+
+
+def dialog_properties():
+    """The dialog's options (not the Auto / All / Number choice beside a number)."""
+    return {p.identifier: p for p in props_all()
+            if p.identifier not in ("rna_type", "filepath", "filter_glob")
+            and not p.identifier.endswith("_choice")}
 
 
 def test_render_help_lists_every_import_option_with_the_dialogs_default(addon, capsys):
@@ -66,8 +71,12 @@ def test_render_help_lists_every_import_option_with_the_dialogs_default(addon, c
         if prop.type == "ENUM":
             keys = ",".join(i.identifier for i in prop.enum_items)
             assert f"{flag} {{{keys}}}" in text, name
+        default = prop.default
+        if OPTIONS[name].special:                     # the choice picks the default: Auto
+            choice = props_all()[f"{name}_choice"].default
+            default = next(v for v, key, *_ in OPTIONS[name].special if key == choice)
         if name not in DEMO:                          # the demo's own: small, 12 fps
-            assert getattr(args, name) == pytest.approx(prop.default), name
+            assert getattr(args, name) == pytest.approx(default), name
 
 
 def test_the_cli_and_the_dialog_make_the_same_scene(addon, digits_run, empty_scene, monkeypatch):
@@ -113,9 +122,10 @@ def test_the_cli_and_the_dialog_make_the_same_scene(addon, digits_run, empty_sce
                 assert mod[ids[name]] == value, (obj.name, name)
 
 
-def test_the_dialog_shows_every_option_once_in_its_panel(addon):
+def test_the_dialog_shows_every_option_once_in_its_panel(addon, digits_run):
     """The dialog's draw, on a stand-in layout: panels in GROUPS order, Input open, each option
-    once under its group."""
+    once under its group (a number with special values: its choice, then the number when
+    Number is picked)."""
     import bpy
     from nnvis_addon.options import GROUPS, IMPORT_OPTIONS
 
@@ -128,19 +138,34 @@ def test_the_dialog_shows_every_option_once_in_its_panel(addon):
             self.log.append(("panel", group, default_closed))
             return Layout(self.log, group), Layout(self.log, group)
 
-        def label(self, text=""):
-            pass
+        def label(self, text="", **_):
+            self.log.append(("label", self.group, text))
 
         def prop(self, data, name):
             self.log.append(("prop", self.group, name))
 
     log = []
     op_class = bpy.types.Operator.bl_rna_get_subclass_py("IMPORT_SCENE_OT_nnvis_checkpoint")
-    op_class.draw(type("Op", (), {"layout": Layout(log)})(), bpy.context)
+    choices = {f"{o.name}_choice": "number" for o in IMPORT_OPTIONS if o.special}
+    op_class.draw(type("Op", (), {"layout": Layout(log), **choices})(), bpy.context)
     assert [(g, closed) for kind, g, closed in log if kind == "panel"] == \
         [(g, g != "Input") for g in GROUPS]
     assert [(g, name) for kind, g, name in log if kind == "prop"] == \
-        [(o.group, o.name) for g in GROUPS for o in IMPORT_OPTIONS if o.group == g]
+        [(o.group, name) for g in GROUPS for o in IMPORT_OPTIONS if o.group == g
+         for name in ([f"{o.name}_choice"] if o.special else []) + [o.name]]
+    assert not [e for e in log if e[0] == "label" and "recording" in e[2]]   # none picked
+    log.clear()           # "Auto" picked: no number field beside it
+    op_class.draw(type("Op", (), {"layout": Layout(log), **dict.fromkeys(choices, "auto")})(),
+                  bpy.context)
+    assert ("prop", "Edges", "inputs_per_cell") not in log
+    assert ("prop", "Edges", "inputs_per_cell_choice") in log
+    log.clear()           # a recording picked: Recorded Probe says how many it holds
+    recording = digits_run[0] / "recording"
+    op_class.draw(type("Op", (), {"layout": Layout(log), "probe_index": 9, **choices,
+                                  "filepath": str(recording / "manifest.json")})(), bpy.context)
+    assert ("label", "Input", "This recording holds probes 0–7") in log
+    from nnvis_addon.io.recording import probe_count
+    assert probe_count(recording) == 8 and probe_count(digits_run[0]) is None
 
 
 def test_the_tables_keys_are_the_scenes(addon):

@@ -72,9 +72,18 @@ def test_consecutive_frames_cost_a_quarter_with_the_same_pictures(blends, tmp_pa
     old, new = (statistics.median(costs[p]) for p in blends)
     print(f"per-frame cost beyond samples: {old:.3f} s today, {new:.3f} s now ({old / new:.1f}×)")
     assert old / new >= 4
-    pictures = {}
+    pictures, view = {}, None
     for path in blends:               # the same Cycles settings for both: only the scene differs
         scene = open_blend(path)
+        # the network alone, seen from the same place: labels and overlays changed since (issue
+        # 24: 12 px text, more legends), and the camera frames the larger labels too
+        for obj in scene.objects:
+            if "nnvis_label" in obj or "nnvis_overlay" in obj or "nnvis_block_label" in obj:
+                obj.hide_render = True
+        cam = scene.camera
+        if view is None:
+            view = (cam.matrix_world.copy(), cam.data.shift_x, cam.data.shift_y)
+        cam.matrix_world, cam.data.shift_x, cam.data.shift_y = view
         compat.set_image_output(scene, "PNG")
         for obj in scene.objects:     # issue 24 changed how edges look (seen through, fading)
             if "nnvis_edges" in obj:
@@ -88,5 +97,6 @@ def test_consecutive_frames_cost_a_quarter_with_the_same_pictures(blends, tmp_pa
             pictures[path].append(render_once(scene, tmp_path / f"{path.stem}{frame}.png")[1])
     for before, after in zip(*pictures.values()):
         assert psnr(before, after) > 45
-    assert psnr(pictures[blends[0]][0], pictures[blends[0]][-1]) < 30     # the epochs do differ
+    # the epochs do differ (the network alone: 30.6 dB apart at 64×36; the same picture is ∞)
+    assert psnr(pictures[blends[0]][0], pictures[blends[0]][-1]) < 40
     bpy.ops.wm.read_homefile(use_empty=True)

@@ -46,3 +46,42 @@ def test_a_rank_keeps_the_full_gap_if_any_of_its_layers_fans_out():
     placed = {p.name: p for p in layout.layout_network(net, gap=0.6)}
     assert placed["a"].rank == placed["b"].rank == 1
     assert placed["a"].x == placed["b"].x == pytest.approx(0.6 * max(placed["in"].extent))
+
+
+@pytest.mark.parametrize("cells", [16, 800, 1024])
+def test_line_and_circle_stay_near_the_grids_size(cells):
+    """Morph's line and circle (arrange.py) of a long layer — the demo's Flatten has 1024 units —
+    fold into columns and fill a disc: a ring of 1024 stood ten grids wide and swallowed the
+    frame. Up to RING_CELLS cells the circle is one ring, neighbours a pitch apart."""
+    import numpy as np
+    from nnvis_addon import arrange
+    side = int(np.ceil(np.sqrt(cells)))
+    k = np.arange(cells)
+    centers = np.stack([np.zeros(cells), k % side, -(k // side)], axis=1).astype(np.float32)
+    placement = layout.Placement("flat", 0.0, centers, 0.8, False, (side, side))
+    shapes = arrange.arrangements(placement, (cells,))
+    grid = np.ptp(shapes.grid, axis=0).max() + 1
+    for name in ("line", "circle") if cells > arrange.RING_CELLS else ():
+        extent = np.ptp(getattr(shapes, name), axis=0).max() + 1
+        assert extent <= 2.1 * grid, (name, extent, grid)
+    gaps = np.linalg.norm(shapes.circle[:, None] - shapes.circle[None], axis=2)
+    np.fill_diagonal(gaps, np.inf)
+    assert gaps.min() >= 0.9                      # cells one pitch (1.0) apart, no overlaps
+    radius = np.linalg.norm(shapes.circle, axis=1)
+    if cells <= arrange.RING_CELLS:
+        np.testing.assert_allclose(radius, radius[0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_the_orbit_sweeps_60_degrees_from_either_home_view(wrapped):
+    """A network in one row swings further round to its maps' faces (-X), one wrapped into rows
+    further towards the side view; 60° of azimuth either way, starting and ending at home."""
+    import numpy as np
+    from nnvis_addon import framing
+    home = framing.WRAPPED_VIEW_DIRECTION if wrapped else framing.VIEW_DIRECTION
+    azimuth = np.degrees([np.arctan2(d[1], d[0]) for d in framing.orbit_directions(home)])
+    start = np.degrees(np.arctan2(home[1], home[0]))
+    assert np.ptp(azimuth) == pytest.approx(60, abs=1e-6)
+    assert azimuth[0] == pytest.approx(start) and azimuth[-1] == pytest.approx(start)
+    toward = start - azimuth.min()
+    assert toward == pytest.approx(20 if wrapped else 40)

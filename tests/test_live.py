@@ -82,7 +82,7 @@ def pixels(image) -> np.ndarray:
 
 
 def layer_image(collection, layer):
-    from nnvis_addon.scene.refresh import _material
+    from nnvis_addon.scene.legend import material_of as _material
     obj = collection.objects[f"{collection.name}:{layer}"]
     return _material(obj).node_tree.nodes["nnvis_tex_a"].image
 
@@ -90,7 +90,8 @@ def layer_image(collection, layer):
 def edge_values_by_pair(obj) -> dict:
     """(source cell, target cell) → (epochs, colour modes) values of an edges object's atlas."""
     from nnvis_addon.model.edges import EDGE_VALUE_MODES
-    from nnvis_addon.scene.refresh import _material, _shown_cells
+    from nnvis_addon.scene.legend import material_of as _material
+    from nnvis_addon.scene.refresh import _shown_cells
     ends = []
     for name in ("nnvis_src", "nnvis_dst"):
         data = obj.data.attributes[name].data
@@ -341,7 +342,8 @@ def test_a_run_with_folded_blocks_refreshes_like_a_new_import(empty_scene, tmp_p
     import bpy
     import keras
     from nnvis_addon.record import Recorder
-    from nnvis_addon.scene.refresh import _material, refresh_run
+    from nnvis_addon.scene.legend import material_of as _material
+    from nnvis_addon.scene.refresh import refresh_run
     from sklearn.datasets import load_digits
     keras.utils.set_random_seed(0)
     digits = load_digits()

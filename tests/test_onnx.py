@@ -132,6 +132,7 @@ def test_folder_of_epoch_files_every_node_every_epoch(small_cnn_epochs):
     x = np.random.default_rng(1).standard_normal((3, 32, 32)).astype(np.float32)
     run = load_run(small_cnn_epochs, probe=x)
     assert run.epochs == [1, 2, 3]
+    assert run.network.name == run.name == small_cnn_epochs.name     # the folder, not the graph
     kinds = {l.config.get("_nnvis_onnx_op"): l.kind for l in run.layers[1:]}
     assert kinds["Conv"] in ("Conv2D", "DepthwiseConv2D") and kinds["Flatten"] == "Flatten"
     assert {"BatchNormalization", "DepthwiseConv2D", "Rescaling", "Concatenate", "Add", "Multiply",
@@ -243,6 +244,7 @@ def test_dynamo_exporter_file_every_node_equals_onnxruntime(probe, tmp_path):
                       input_names=["input"])
     run = load_run(path, probe=x)
     assert_nodes_match(run, path, x, run.epochs[0])
+    assert run.network.name == run.name == "dynamo"              # the file, not "main_graph"
 
 
 @pytest.mark.blender

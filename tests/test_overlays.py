@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_scene import import_run
+from test_scene import import_run, modifier_input
 
 TIER = "blender"
 
@@ -109,3 +109,101 @@ def test_epoch_marker_moves_along_the_curves(recorded):
         scene.frame_set(int(round(frame)))
         at.append(marker.location.x - curves.location.x)
     assert at == pytest.approx([0.0, width], abs=1e-4) and width > 0.1
+
+
+def test_every_text_reads_at_640x360(recorded):
+    """Labels, captions, the counter and the legend at least 12 px tall in the demo's 640×360
+    video (the labels were 9 px, the curves' ticks and legend 8), at the first and last frame."""
+    import bpy
+    from test_picture import check_text_size, text_sizes
+    scene = bpy.context.scene
+    for frame in (scene.frame_start, scene.frame_end):
+        scene.frame_set(frame)
+        assert len(text_sizes(scene, scene.camera)) >= 20
+        check_text_size(scene, scene.camera)
+
+
+def test_validation_curves_stand_apart_from_training(recorded):
+    """val_loss beside loss was a darker twin of the same orange: now each validation curve has a
+    hue at least 60° from its training curve's, and its own legend entry in its own colour."""
+    import colorsys
+    from nnvis_addon.scene.overlays import METRIC_COLOURS
+    collection, _ = recorded
+    curves = overlay(collection, "curves")
+    assert {"val_loss", "val_accuracy"} <= set(curves["nnvis_metrics"])
+    hue = {k: colorsys.rgb_to_hsv(*c)[0] * 360 for k, c in METRIC_COLOURS.items()}
+    for key in ("loss", "accuracy"):
+        apart = abs(hue[key] - hue[f"val_{key}"])
+        assert min(apart, 360 - apart) >= 60, (key, hue)
+    texts = {o.data.body for o in collection.objects if o.type == "FONT"}
+    assert "val_loss" in texts and "val_accuracy" in texts
+
+
+def test_curve_end_meets_the_epoch_marker_at_every_frame(recorded):
+    """The curves ran an epoch ahead of the marker (the recording has no metrics for epoch 0, so
+    a curve's first point is the run's second epoch): now the growing tip stands on the marker at
+    every frame, between epochs too."""
+    import bpy
+    collection, _ = recorded
+    curves = overlay(collection, "curves")
+    (marker,) = [o for o in collection.objects if o.get("nnvis_overlay") == "marker"]
+    radius = curves.modifiers["NNVis"][modifier_input(curves, "Radius")[1]]
+    scene = bpy.context.scene
+    tips = []
+    for frame in range(scene.frame_start, 1 + 4 * 3 + 2):
+        scene.frame_set(frame)
+        tip = float(evaluated_vertices(curves)[:, 0].max())
+        tips.append(tip)
+        assert tip == pytest.approx(marker.location.x - curves.location.x, abs=2 * radius), frame
+    assert tips[-1] > tips[0] + 0.1
+
+
+def test_logits_show_as_their_softmax_and_the_top_class_is_named():
+    """Clipped to [0, 1], logits 1.0, 1.8 and 4.5 all showed full bars: logits go through a
+    softmax (and the panel says so); probabilities stay as they are."""
+    from nnvis_addon.scene.overlays import bar_scores, top_lines
+    logits = np.array([[0.2, 1.0, -0.5, 0.0, 1.8, 0.1, -1.0, 0.3, 0.0, 4.5]])
+    shown, softmax = bar_scores(logits)
+    expected = np.exp(logits) / np.exp(logits).sum()
+    np.testing.assert_allclose(shown, expected, rtol=1e-6)
+    assert softmax and shown[0, 9] > 0.85 and shown[0, 4] < 0.1          # class 9 stands out
+    assert top_lines(shown, [str(c) for c in range(10)]) == [f"top 9 · {expected[0, 9]:.0%}"]
+    probabilities = np.array([[0.1, 0.7, 0.2], [0.3, 0.3, 0.4]], np.float32)
+    shown, softmax = bar_scores(probabilities)
+    assert not softmax and np.array_equal(shown, probabilities)
+
+
+def test_one_legend_per_colour_scale_and_one_for_the_edges(addon, tmp_path):
+    """A network of signed (convolutions without activation: coolwarm) and non-negative (ReLU:
+    viridis) outputs drew both under one "conv1 activation" legend: now each colour map in use has
+    its legend, with the range of a layer drawn in it, and the edges have theirs (−w … +w), all
+    in the margins, readable."""
+    import bpy
+    from nnvis_addon import names
+    from nnvis_addon.scene import legend
+    from test_picture import check_frame
+    keras = pytest.importorskip("keras")
+    from keras import layers as L
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((8, 8, 1), name="image")
+    a = L.ReLU(name="relu1")(L.Conv2D(4, 3, padding="same", name="conv1")(inp))
+    b = L.Conv2D(4, 3, padding="same", name="conv2")(a)
+    out = L.Dense(3, activation="softmax", name="classes")(L.GlobalAveragePooling2D(name="gap")(b))
+    keras.Model(inp, out, name="mixed").save(tmp_path / "mixed.keras")
+    bpy.ops.wm.read_homefile(use_empty=True)
+    collection = import_run(tmp_path / "mixed.keras", all_epochs=False)
+    legends = [o for o in collection.objects if "nnvis_legend_layer" in o]
+    shown = {o["nnvis_legend_layer"]: legend.described(collection, o) for o in legends}
+    ramps = {legend.material_of(o).get(names.RAMP_NAME) for o in collection.objects
+             if "nnvis_layer" in o and "NNVis" in o.modifiers and o["nnvis_kind"] != "InputLayer"}
+    assert ramps == {"viridis", "coolwarm"}
+    assert {legend.material_of(o).get(names.RAMP_NAME) for o in shown.values()
+            if "nnvis_layer" in o} == ramps
+    (edges,) = [o for o in shown.values() if "nnvis_edges" in o]
+    lo, hi = legend.range_of(edges)
+    assert lo == pytest.approx(-hi) and hi > 0                 # weights: centred on zero
+    titles = {o.modifiers["NNVis"][modifier_input(o, "Title")[1]] for o in legends}
+    assert "edge weight" in titles and len(legends) == 3
+    scene = bpy.context.scene
+    scene.frame_set(scene.frame_start)
+    check_frame(scene, scene.camera, deep=False)

@@ -21,7 +21,11 @@ RESOLUTION = "320x180"
 # the small functional CNN 15.8 %; ResNet50 folded into blocks on two rows 15.3 %, was 1.6 %;
 # DenseNet121, one row of 16 blocks standing closer, 15.7 %)
 MIN_FILL, MIN_LABEL, MIN_COVERAGE = 0.60, 0.015, 0.15
+# a move's keys frame the labels of its farthest view at 12 px (at 640×360) too: the fly-through's
+# first view, from behind the input, fits the network into 56 % of the area beside them
+MIN_FILL_MOVE = 0.55
 MIN_COVERAGE_DEEP = 0.15
+MIN_TEXT_PX = 12        # every label and overlay text at least this tall in a 640×360 video
 
 
 def nnvis_render(path, tmp, *options) -> Path:
@@ -117,14 +121,14 @@ def inside(box, eps=0.005) -> bool:
     return box[0] >= -eps and box[1] >= -eps and box[2] <= 1 + eps and box[3] <= 1 + eps
 
 
-def check_frame(scene, cam, deep: bool) -> None:
+def check_frame(scene, cam, deep: bool, least_fill: float = MIN_FILL) -> None:
     boxes = layer_boxes(scene, cam)
     assert boxes
     net = np.array(list(boxes.values()))
     whole = (net[:, 0].min(), net[:, 1].min(), net[:, 2].max(), net[:, 3].max())
     assert inside(whole), f"frame {scene.frame_current}: network box {whole} leaves the frame"
     fill = max(whole[2] - whole[0], whole[3] - whole[1])
-    assert fill >= MIN_FILL, f"frame {scene.frame_current}: network fills {fill:.0%}"
+    assert fill >= least_fill, f"frame {scene.frame_current}: network fills {fill:.0%}"
     labels = [o for o in scene.objects if "nnvis_label" in o and not o.hide_render]
     if deep:
         assert len(labels) >= 5
@@ -136,6 +140,7 @@ def check_frame(scene, cam, deep: bool) -> None:
         box = object_box(scene, cam, label)
         assert box is not None and inside(box), f"{label.name} at {box} leaves the frame"
         assert box[3] - box[1] >= MIN_LABEL, f"{label.name}: {box[3] - box[1]:.3f} of the height"
+    check_text_size(scene, cam)
     texts = labels + [o for o in scene.objects if o.type == "FONT" and "nnvis_overlay" in o]
     for text in texts:                       # faces the camera, upright, not mirrored
         axes = np.array(text.matrix_world.to_3x3().normalized())
@@ -149,6 +154,40 @@ def check_frame(scene, cam, deep: bool) -> None:
         assert inside(box, 0.01), f"overlay {obj.name} at {box} leaves the frame"
         hit = [name for name, b in boxes.items() if overlap(box, b)]
         assert not hit, f"frame {scene.frame_current}: overlay {obj.name} covers {hit}"
+
+
+def text_sizes(scene, cam) -> dict:
+    """{object name: its text size on screen, in frame heights} of every shown text: FONT
+    objects (labels, overlay captions) and the texts geometry nodes draw (the epoch counter's
+    Size, the colour legend's 0.7 × Height)."""
+    from bpy_extras.object_utils import world_to_camera_view
+    from nnvis_addon.scene.nodes import input_ids
+    up = cam.matrix_world.to_3x3().col[1].normalized()
+    sizes = {}
+    for obj in scene.objects:
+        if obj.hide_render or not ("nnvis_label" in obj or "nnvis_overlay" in obj):
+            continue
+        mod = obj.modifiers.get("NNVis")
+        ids = input_ids(mod.node_group) if mod is not None and mod.node_group else {}
+        if obj.type == "FONT":
+            size = obj.data.size
+        elif ids.get("Size") and mod.node_group.name.startswith("NNVis Epoch Counter"):
+            size = mod[ids["Size"]]
+        elif "nnvis_legend_layer" in obj:
+            size = 0.7 * mod[ids["Height"]]
+        else:
+            continue
+        size *= obj.matrix_world.to_scale()[1]
+        at = obj.matrix_world.translation
+        ends = [world_to_camera_view(scene, cam, at + up * size * k) for k in (0, 1)]
+        sizes[obj.name] = ends[1].y - ends[0].y
+    return sizes
+
+
+def check_text_size(scene, cam) -> None:
+    small = {n: round(s * 360, 1) for n, s in text_sizes(scene, cam).items()
+             if s * 360 < MIN_TEXT_PX - 1e-3}
+    assert not small, f"frame {scene.frame_current}: text under {MIN_TEXT_PX} px at 640×360: {small}"
 
 
 def check_labels_readable(scene, cam) -> None:
@@ -208,7 +247,7 @@ def check_scene(blend, tmp, deep=False, static=True) -> None:
     check_labels_readable(scene, cam)
     for frame in (scene.frame_start, (scene.frame_start + scene.frame_end) // 2, scene.frame_end):
         scene.frame_set(frame)
-        check_frame(scene, cam, deep)
+        check_frame(scene, cam, deep, MIN_FILL if static else MIN_FILL_MOVE)
     if static:          # the default view; a move's middle frame may look from farther away
         coverage = network_coverage(scene, tmp)
         least = MIN_COVERAGE_DEEP if deep else MIN_COVERAGE

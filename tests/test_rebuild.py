@@ -181,3 +181,31 @@ def test_the_layer_panel_offers_expand_on_a_block_and_fold_once_expanded(residua
     log = drawn(edges)
     assert ("operator", "nnvis.fold_blocks") in log
     assert [t for kind, t in log if kind == "label"][0].endswith("(edges)")
+
+
+def test_an_expanded_block_is_labelled_framed_and_stays_selected(residual_model, addon):
+    """Expand Block in a run labelled by stages (as every wrapped network is, ResNet50's): the
+    expanded layers went unlabelled and the selection jumped to the input. Now each expanded
+    layer carries its own label, the shot holds, and the block's output layer stays active."""
+    import bpy
+    from nnvis_addon import names
+    from test_picture import check_frame
+    bpy.ops.wm.read_homefile(use_empty=True)
+    assert bpy.ops.import_scene.nnvis_checkpoint(filepath=str(residual_model), blocks="folded",
+                                                 labels="stages") == {"FINISHED"}
+    (run,) = [c for c in bpy.data.collections if names.RUN in c]
+    block = next(o for o in layer_objects(run).values() if names.BLOCK_TITLE in o)
+    title, output = block[names.BLOCK_TITLE], block[names.LAYER]
+    inner = list(block[names.BLOCK_LAYERS])
+    bpy.context.view_layer.objects.active = block
+    assert bpy.ops.nnvis.expand_block() == {"FINISHED"}
+    (run,) = [c for c in bpy.data.collections if names.RUN in c]
+    labels = {o[names.LABEL] for o in run.objects if names.LABEL in o}
+    assert set(inner) <= labels and "input" in labels          # the stages keep theirs
+    active = bpy.context.view_layer.objects.active
+    assert active[names.LAYER] == output and active.get(names.EXPANDED_BLOCK) == title
+    assert bpy.context.selected_objects == [active]
+    scene = bpy.context.scene
+    for frame in (scene.frame_start, scene.frame_end):
+        scene.frame_set(frame)
+        check_frame(scene, scene.camera, deep=True)

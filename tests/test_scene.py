@@ -191,8 +191,9 @@ def test_importer_applies_look_camera_move_and_legend(digits_run, empty_scene):
     background = bpy.context.scene.world.node_tree.nodes["Background"].inputs["Color"]
     assert tuple(background.default_value)[:3] == pytest.approx((1.0, 1.0, 1.0))
     assert collection.get("nnvis_camera_move") == "orbit"
-    (legend,) = [o for o in collection.objects if "nnvis_legend_layer" in o]
-    assert not legend.hide_render
+    legends = [o for o in collection.objects if "nnvis_legend_layer" in o]
+    assert len(legends) == 2 and not any(o.hide_render for o in legends)   # the maps', the edges'
+
 
 
 def test_a_real_architecture_scales_with_layers_not_cells(empty_scene, tmp_path):
@@ -218,3 +219,36 @@ def test_a_real_architecture_scales_with_layers_not_cells(empty_scene, tmp_path)
     assert collection["nnvis_edges_total"] > 100_000
     adds = [l for l in run.layers if l.kind == "Add"]
     assert adds and all(len(l.inbound) == 2 for l in adds)
+
+
+def test_a_grey_slabs_text_is_sized_to_the_slab(empty_scene, tmp_path):
+    """The kind text of a layer nnvis cannot compute stands on its slab's face, as large as the
+    face allows: it was sized by the slab's longer side and stood above it, unreadably small on a
+    small slab and huge over the labels beside a wide one (a Conv1D's)."""
+    import bpy
+    import keras
+    inp = keras.Input((64, 4), name="series")
+    x = keras.layers.Conv1D(16, 3, name="conv1d")(inp)
+    x = keras.layers.Lambda(lambda t: t * 2.0, name="custom")(x)      # a grey slab, wide
+    x = keras.layers.Flatten(name="flat")(x)                          # fed by it: a slab too
+    keras.Model(inp, keras.layers.Dense(3, name="out")(x), name="series").save(
+        tmp_path / "series.keras")
+    collection = import_run(tmp_path / "series.keras", all_epochs=False)
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+
+    def box(obj):
+        ev = obj.evaluated_get(depsgraph)
+        corners = np.array([tuple(ev.matrix_world @ __import__("mathutils").Vector(c))
+                            for c in ev.bound_box])
+        return corners.min(axis=0), corners.max(axis=0)
+
+    slabs = [o for o in collection.objects if "nnvis_unsupported" in o]
+    assert {o["nnvis_layer"] for o in slabs} >= {"custom", "flat"}
+    for slab in slabs:
+        text = next(o for o in collection.objects if o.get("nnvis_block_label") ==
+                    slab["nnvis_layer"])
+        (slo, shi), (tlo, thi) = box(slab), box(text)
+        assert np.all(tlo[1:] >= slo[1:] - 1e-4) and np.all(thi[1:] <= shi[1:] + 1e-4), \
+            (slab.name, slo, shi, tlo, thi)                  # on the face, inside its outline
+        share = np.max((thi - tlo)[1:] / (shi - slo)[1:])
+        assert share >= 0.6, (slab.name, share)              # and as large as it allows

@@ -115,3 +115,94 @@ def test_operator_tooltips_are_one_line_and_the_two_run_buttons_differ(addon):
     op_class = bpy.types.Operator.bl_rna_get_subclass_py("NNVIS_OT_input_to_run")
     texts = {op_class.description(bpy.context, type("P", (), {"keyframe": k})) for k in (0, 1)}
     assert len(texts) == 2
+
+
+def in_view(scene, cam, obj) -> bool:
+    """Whether any corner of `obj`'s evaluated box lies in `cam`'s frame, in front of it."""
+    import bpy
+    from bpy_extras.object_utils import world_to_camera_view
+    ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    uvz = np.array([tuple(world_to_camera_view(scene, cam, ev.matrix_world @ __import__(
+        "mathutils").Vector(c))) for c in ev.bound_box])
+    return bool(((uvz[:, 2] > 0) & (np.abs(uvz[:, :2] - 0.5) <= 0.5).all(axis=1)).any())
+
+
+def test_a_run_imported_into_the_startup_scene_renders_alone(digits_run, addon):
+    """Blender's untouched startup file: its Cube stood before the input layer in every frame.
+    The untouched Cube, Light and Camera go; a startup scene the user changed keeps them all."""
+    import bpy
+    folder, _ = digits_run
+    bpy.ops.wm.read_homefile(use_empty=False)
+    scene = bpy.context.scene
+    cube = scene.objects["Cube"]
+    assert in_view(scene, scene.camera, cube)        # the startup camera sees it, of course
+    run = import_run(folder / "recording", frames_per_epoch=2)
+    for frame in (scene.frame_start, scene.frame_end):
+        scene.frame_set(frame)
+        seen = [o.name for o in scene.objects if run not in o.users_collection
+                and o.type == "MESH" and in_view(scene, scene.camera, o)]
+        assert seen == [], f"frame {frame}: {seen} in the shot"
+    assert set(scene.objects) <= set(run.all_objects)
+    assert "Cube" not in bpy.data.meshes
+
+    bpy.ops.wm.read_homefile(use_empty=False)
+    scene = bpy.context.scene
+    scene.objects["Cube"].location.x = -3.0           # the user's own cube now
+    run = import_run(folder / "recording", frames_per_epoch=2)
+    assert {"Cube", "Light", "Camera"} <= set(scene.objects.keys())
+
+
+def test_the_import_dialog_and_the_sidebar_speak_the_users_language(digits_run, empty_scene):
+    """Human names ('Blues R', 'Weight X Activation', 'Abs' were the keys title-cased), "Auto"
+    and "All" as choices instead of -1 and 0, Recorded Probe bounded, and a sidebar without the
+    build's wiring (Material, Source, Target pickers) that names the Colour Mode and the epoch."""
+    import json
+
+    import bpy
+    from nnvis_addon import names
+    from nnvis_addon.options import OPTIONS
+    props = bpy.ops.import_scene.nnvis_checkpoint.get_rna_type().properties
+
+    def items(name):
+        return [item.name for item in props[name].enum_items]
+
+    assert "Blues (reversed)" in items("colormap")
+    assert items("edge_colour") == ["Weight", "|Weight|", "Weight × Activation", "Importance"]
+    assert items("inputs_per_cell_choice") == ["Auto", "All", "Number"]
+    assert props["inputs_per_cell_choice"].default == "auto"
+    assert items("frames_per_epoch_choice")[0] == "Auto (12 s)"
+    assert items("samples_choice")[0] == "Auto (draft)"
+    assert props["probe_index"].hard_max < 2 ** 10
+    assert [OPTIONS["inputs_per_cell"].parse(t) for t in ("auto", "All", "7")] == [-1, 0, 7]
+    with pytest.raises(ValueError, match="auto, all"):
+        OPTIONS["inputs_per_cell"].parse("many")
+
+    folder, _ = digits_run
+    run = import_run(folder / "recording", inputs_per_cell_choice="all", frames_per_epoch=2)
+    recorded = json.loads(run[names.OPTIONS])
+    assert recorded["inputs_per_cell"] == 0 and recorded["frames_per_epoch"] == 2
+
+    panel = bpy.types.Panel.bl_rna_get_subclass_py("NNVIS_PT_layer")
+    edges = next(o for o in run.objects if names.EDGES in o)
+    log = []
+
+    class Layout:
+        def label(self, text="", **_):
+            log.append(("label", text))
+
+        def prop(self, *_, text="", **__):
+            log.append(("prop", text))
+
+        def operator(self, *_, **__):
+            return type("Props", (), {})()
+
+        def row(self, **_):
+            return self
+
+    bpy.context.scene.frame_set(3)             # between epochs 0 and 1 (keys at 1, 3, 5, 7)
+    panel.draw(type("Panel", (), {"layout": Layout()})(),
+               type("Context", (), {"active_object": edges})())
+    shown = [text for kind, text in log if kind == "prop"]
+    assert "Colour Mode" in shown and "Bundle Strength" in shown
+    assert not {"Epoch", "Material", "Source", "Target"} & set(shown), shown
+    assert ("label", "Weight") in log and ("label", "Epoch 1 of 0–3") in log, log

@@ -359,6 +359,22 @@ def listed_epochs(path) -> list[int]:
         raise NNVisError(f"{manifest_path}: garbled recording manifest ({e!r})") from None
 
 
+def probe_count(path) -> int | None:
+    """How many probes the recording at `path` (its folder or manifest.json) holds, from its
+    manifest alone; None when `path` is no readable recording (the import dialog asks this as
+    the user browses, to bound Recorded Probe)."""
+    path = os.fspath(path)
+    root = os.path.dirname(path) if os.path.basename(path) == MANIFEST else path
+    manifest_path = os.path.join(root, MANIFEST)
+    if not os.path.isfile(manifest_path):
+        return None
+    try:
+        return _spec_from(_read_json(manifest_path, "recording manifest")["probes"],
+                          manifest_path).shape[0]
+    except (NNVisError, KeyError, TypeError, IndexError):
+        return None
+
+
 def read_recording(path, epochs=None) -> Recording:
     """Load the recording folder at ``path``: every listed epoch whose files check out (of
     ``epochs`` only, when given: a live refresh checks just the new ones).

@@ -31,6 +31,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
     `label` names it and prefixes its objects (default: `runs.new_label`)."""
     options = options or SceneOptions()
     scene = scene or bpy.context.scene
+    startup = runs.untouched_startup(scene) if options.setup_render else []
     label = label or runs.new_label(run)
     fps = options.fps if options.setup_render else scene.render.fps
     frames, frame_end = animation.timeline(run.epochs, fps, options.frames_per_epoch,
@@ -80,6 +81,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
                                         shared_materials)
             collection.objects.link(obj)
             animated.append(obj)
+        animated += hud.add_edge_legend(run, collection, aspect, options.overlays)
         # the level-of-detail summary: what the caps left out (the operator reports it)
         collection[names.EDGES_DRAWN], collection[names.EDGES_TOTAL] = \
             plan.edges_drawn, plan.edges_total
@@ -106,6 +108,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         looks.apply_look(collection, options.look, scene if options.setup_render else None)
         layers.set_run_inputs(collection.objects, options.controls)
         runs.scope_names(collection, label)
+    runs.clear_startup(startup)    # the build stands: Blender's startup cube leaves the shot
     progress(1.0, "Done")
     return collection
 

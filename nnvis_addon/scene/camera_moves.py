@@ -27,8 +27,9 @@ from .. import names
 
 MOVES = {
     "static": "The framed three-quarter view",
-    "orbit": "A gentle swing (±20°) around the network and back over the scene's frame range, "
-             "the network framed at every angle",
+    "orbit": "A swing of 60° around the network (in one row: 40° round to the maps' faces, 20° "
+             "the other way; wrapped into rows: 20° and 40°) and back over the scene's frame "
+             "range, the network framed at every angle",
     "fly_through": "Along the network, from behind the input round to the output's side, "
                    "timed to the epochs",
     "tour": "From the whole network to each stage in turn (input, stem, stages, head), framed "
@@ -38,6 +39,8 @@ TOUR_EDGES = 0.08           # share of the frame range spent on the whole view a
 TOUR_HOLD = 1.5             # a stop's hold, in units of one move between stops
 TOUR_ZOOM = 2.5             # a stop shows at most this share of the whole network's box: closer
 SCREEN = "NNVis Screen"
+# the layer inputs that move or resize cells: set on a whole run, the camera frames it again
+LAYOUT_INPUTS = {"Expansion", "Morph", "Spacing", "Scale", "Max Cells"}
 SCREEN_DEPTH = 1.0          # the overlays' plane, in front of the lens (world units)
 
 

@@ -13,33 +13,24 @@ import bpy
 import numpy as np
 
 from .. import framing
-from ..blocks import title
+from ..blocks import EXPANDED, title
 from ..stages import shape_text, stages
 from . import nodes
-from .overlays import card_material, label_material
+from .font import text_width
+from .overlays import MIN_TEXT, card_material, label_material
 from .. import names
 
-SIZE = 0.024               # text size, in frame heights (a two-line label stands ≈ 2 × as tall)
-SMALLEST = 0.017           # ... and never less than this in any view of a camera move
+SIZE = 1.1 * MIN_TEXT     # text size, in frame heights (a two-line label stands ≈ 2 × as tall)
+SMALLEST = 1.05 * MIN_TEXT  # ... and never less than MIN_TEXT in any view of a camera move (5 %
+                            # to spare: a label pulled in front keeps its size in the first view)
 MAX_LAYER_LABELS = 40
 MODES = {"auto": "Layer labels for a network in one row, stage labels when it wraps into rows",
          "layers": "One label per layer", "stages": "One label per stage (input, stem, "
          "stages, head)", "none": "No labels"}
-# advance widths of Blender's default font, in text sizes (measured: ten in a row / 10); others
-# 0.68 (capitals) or 0.5 (lower case, digits)
-ADVANCE = {**dict.fromkeys("ijl.,:'", 0.21), **dict.fromkeys("IJf·", 0.24),
-           **dict.fromkeys(" /", 0.28), **dict.fromkeys("t-()", 0.32), **dict.fromkeys("rs", 0.38),
-           **dict.fromkeys("acgvyz", 0.43), "o": 0.55, "×": 0.57, "w": 0.72, "m": 0.76,
-           **dict.fromkeys("MNOQ", 0.8), "W": 1.04}
 NEAR = 0.02               # a label pulled before the layers it meets stands this share of its
                            # distance in front of them
 INK = 0.9                  # a line's ink above its baseline and below, in text sizes (measured
                            # 0.19 + 0.7 of Blender's default font; lines are 1.2 apart)
-
-
-def text_width(line: str) -> float:
-    """A line's width in text sizes, in Blender's default font (`ADVANCE`)."""
-    return sum(ADVANCE.get(c, 0.68 if c.isupper() else 0.5) for c in line)
 
 
 def label_specs(network, placements: dict, mode: str = "auto") -> list[tuple[str, str, list]]:
@@ -48,8 +39,18 @@ def label_specs(network, placements: dict, mode: str = "auto") -> list[tuple[str
         return []
     wrapped = any(p.row for p in placements.values())
     if mode == "stages" or (mode == "auto" and (wrapped or len(network.layers) > MAX_LAYER_LABELS)):
-        return [(s.name, s.text(network), s.layers) for s in stages(network)]
+        # a block expanded from the sidebar is looked at layer by layer: its layers' own labels,
+        # short (a dozen side by side: conv3_block2_1_conv → 1_conv) beside the stages'
+        return [(s.name, s.text(network), s.layers) for s in stages(network)] + \
+            [(l.name, _within(l.name, l.config[EXPANDED]), [l.name]) for l in network.layers
+             if EXPANDED in l.config]
     return [(l.name, f"{title(l)}\n{shape_text(l)}", [l.name]) for l in network.layers]
+
+
+def _within(name: str, block: str) -> str:
+    """A layer's name inside its block: without the block's name before it."""
+    short = name.removeprefix(block).lstrip("_/.:")
+    return short or name
 
 
 def _anchors(layers: list, placements: dict, front: float | None
@@ -181,7 +182,20 @@ def arrange(labels: list, views: list, aspect: float, layer_points=None) -> None
             location = (bottoms[k][0], bottoms[k][1], bottoms[k][2] - 0.4 * size + (row + 1) * step)
         aside = ((box[0] + box[2]) / 2 - u) * heights[0][k] * aspect      # world units
         location = np.array(location) + right * aside
-        obj.location, obj.data.size = _in_front(location, size, box, nearest, first)
+        # sized at its layer's anchor: standing aside, or pulled in front (its size kept for the
+        # first view), it may read smaller in another view of the move
+        grow = max(_least(location, views, aspect) / size, 1.0)
+        mid, half = (box[0] + box[2]) / 2, (box[2] - box[0]) / 2 * grow
+        box = (mid - half, box[1], mid + half, box[1] + (box[3] - box[1]) * grow)
+        location, size = _in_front(location, size * grow, box, nearest, first)
+        obj.location, obj.data.size = location, max(size, _least(location, views, aspect))
+
+
+def _least(location, views: list, aspect: float) -> float:
+    """The smallest size a label at `location` may have: SMALLEST in every one of `views`."""
+    return SMALLEST * max(float(_frame_height(framing.project(
+        [location], v.location, v.direction, aspect, ortho_scale=v.ortho_scale)[0, 2], v,
+        aspect)) for v in views)
 
 
 def _meets(a, b) -> bool:
@@ -206,6 +220,8 @@ def _in_front(location: np.ndarray, size: float, box, nearest, view: framing.Vie
     meet the label's `box`, scaled to keep its size on screen."""
     if nearest is None:
         return tuple(location), size
+    pad = 0.15 * (box[3] - box[1])      # the card's margin round the text, and some to spare
+    box = (box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad)
     lo, hi, depth = nearest
     meets = (lo[:, 0] < box[2]) & (box[0] < hi[:, 0]) & (lo[:, 1] < box[3]) & (box[1] < hi[:, 1]) \
         & (depth > 0)       # a layer behind the camera hides nothing

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import blocks
 from . import animation, nodes
+from .font import text_width
 from .. import names
 from ..names import MODIFIER   # every module takes it from here
 
@@ -101,6 +102,8 @@ def layer_object(plan, run_name: str):
     if layer.kind == blocks.KIND:           # a folded block: what it is called, its own layers
         obj[names.BLOCK_TITLE] = blocks.title(layer)
         obj[names.BLOCK_LAYERS] = [inner.name for inner in layer.inner]
+    if blocks.EXPANDED in layer.config:     # one of an expanded block's layers
+        obj[names.EXPANDED_BLOCK] = layer.config[blocks.EXPANDED]
     mod = obj.modifiers.new(MODIFIER, "NODES")
     mod.node_group = nodes.cells_group("planes" if layer.is_spatial else "cubes")
     width, height = plan.size
@@ -138,6 +141,9 @@ def add_controls(plan, objects: dict) -> None:
         set_inputs(obj.modifiers[MODIFIER], {"Trace Unit": plan.trace_unit})
 
 
+SLAB_TEXT = 0.85      # share of a grey slab's face its kind text spans (width or height)
+
+
 def block_object(layer, placement, reason: str, run_name: str):
     """A layer nnvis cannot compute (unknown kind, Lambda, custom code): a labelled grey block of
     the layer's footprint, so the structure is complete and the gap is visible."""
@@ -158,10 +164,14 @@ def block_object(layer, placement, reason: str, run_name: str):
     obj[names.UNSUPPORTED] = reason
     text = bpy.data.curves.new(f"{run_name}:{layer.name} label", "FONT")
     text.body = f"{layer.name}\n{layer.kind} {tuple(layer.output_shape)}"
-    text.size = 0.12 * max(width, height)
-    text.align_x = "CENTER"
+    lines = text.body.split("\n")
+    # on the slab's face, as large as fits it (sized by the whole slab, the text was unreadably
+    # small on a small slab and huge over the labels beside a wide one)
+    text.size = min(SLAB_TEXT * width / max(map(text_width, lines)),
+                    SLAB_TEXT * height / (1.2 * len(lines)))
+    text.align_x, text.align_y = "CENTER", "CENTER"
     label = bpy.data.objects.new(f"{run_name}:{layer.name} label", text)
-    label.location = (x - depth, y, z + height / 2 + text.size)
+    label.location = (x - depth / 2 - 0.02 * depth, y, z)
     label.rotation_euler = (1.5708, 0.0, -1.5708)
     label[names.BLOCK_LABEL] = layer.name
     return obj, label

@@ -19,16 +19,21 @@ from mathutils import Matrix
 from . import nodes
 from .layers import MODIFIER, mesh_of_points, set_inputs
 from .animation import linear_keys
+from .font import text_width
 from .nodes import add, arrange, epoch_pair, math_node, named, sample, section, socket
 from .. import names
 from ..options import OVERLAYS
 
 KINDS = OVERLAYS     # title, counter, curves, probe, predictions, legend: hud.py places them
-METRIC_COLOURS = {  # linear RGB
-    "loss": (1.0, 0.35, 0.08), "val_loss": (0.6, 0.25, 0.1),
-    "accuracy": (0.1, 0.75, 0.3), "val_accuracy": (0.08, 0.4, 0.2),
+METRIC_COLOURS = {  # linear RGB; validation curves in a hue of their own (dark twins read as one)
+    "loss": (1.0, 0.35, 0.08), "val_loss": (0.75, 0.2, 1.0),
+    "accuracy": (0.1, 0.75, 0.3), "val_accuracy": (0.1, 0.55, 1.0),
 }
 TRUE_COLOUR, OTHER_COLOUR = (0.1, 0.8, 0.25), (0.25, 0.45, 1.0)
+TOP = "Top class"          # the line under the score bars naming the shown epoch's top class
+# The smallest text anywhere in the frame, in frame heights: 12 pixels in a 640×360 video (the
+# demo's), so every label and overlay reads at any resolution from there up.
+MIN_TEXT = 12 / 360
 
 
 def _overlay_object(name: str, mesh, kind: str, group, inputs: dict, collection):
@@ -103,8 +108,10 @@ def set_counter_lines(group, lines: list[str]) -> None:
 
 def growing_lines_group():
     """Polylines revealed up to the shown epoch: a point whose `nnvis_point_epoch` (epoch index)
-    lies ahead of Epoch moves onto the line's interpolated point at Epoch, so the line grows
-    smoothly."""
+    lies ahead of Epoch moves onto the line's point at Epoch — interpolated between the last
+    point reached and the next by their epoch indices, so the tip stands on the epoch marker
+    (a line's first point may be a later epoch than the run's first: metrics start at epoch 1)
+    and the line grows smoothly."""
     name = names.GROUP_GROWING_LINES
     group = nodes.current(name)
     if group is not None:
@@ -112,15 +119,25 @@ def growing_lines_group():
     group = nodes.new_group(name)
     i, out = _epoch_io(group, [("Radius", "NodeSocketFloat", 0.03, "Line radius"),
                                ("Material", "NodeSocketMaterial", None, "")])
+    geometry, epoch = i["Geometry"], i["Epoch"]
     with section(group, "Tip at the shown epoch"):
         t, start, last = named(group, names.POINT_EPOCH), named(group, names.START), \
             named(group, names.LAST)
-        shown, e0, e1, factor = epoch_pair(group, i["Epoch"], last)
-        a, b = (sample(group, i["Geometry"], nodes.position(group), "FLOAT_VECTOR",
-                       math_node(group, "ADD", start, e)) for e in (e0, e1))
+        reached = add(group, "GeometryNodeAccumulateField", {
+            "Value": math_node(group, "LESS_THAN", t, math_node(group, "ADD", epoch, 1e-4)),
+            "Group ID": start}).outputs["Total"]                  # points of its line reached
+        e0 = math_node(group, "MAXIMUM", math_node(group, "SUBTRACT", reached, 1.0), 0.0)
+        e1 = math_node(group, "MINIMUM", reached, last)
+        j0, j1 = (math_node(group, "ADD", start, e) for e in (e0, e1))
+        t0, t1 = (sample(group, geometry, t, "FLOAT", j) for j in (j0, j1))
+        factor = math_node(group, "DIVIDE", math_node(group, "SUBTRACT", epoch, t0),
+                           math_node(group, "MAXIMUM", math_node(group, "SUBTRACT", t1, t0), 1e-6),
+                           clamp=True)
+        a, b = (sample(group, geometry, nodes.position(group), "FLOAT_VECTOR", j)
+                for j in (j0, j1))
         tip = nodes.mix(group, factor, a, b, "VECTOR")
     with section(group, "Points ahead move onto the tip"):
-        ahead = math_node(group, "GREATER_THAN", t, shown)
+        ahead = math_node(group, "GREATER_THAN", t, epoch)
         moved = add(group, "GeometryNodeSetPosition", {"Geometry": i["Geometry"],
                                                        "Selection": ahead, "Position": tip})
     with section(group, "Tubes"):
@@ -259,7 +276,7 @@ def curve_points(run, width: float, height: float):
 
 
 def build_curves(run, collection, place: Matrix, width: float, height: float, frames,
-                 text: float = 0.022):
+                 text: float = MIN_TEXT):
     """The training curves with axes, ticks, a legend and a marker on the shown epoch (keyed at
     the epochs' `frames`), `text` high. `place` (a translation) puts the axes' corner."""
     made = curve_points(run, width, height)
@@ -300,15 +317,20 @@ def build_curves(run, collection, place: Matrix, width: float, height: float, fr
                            Matrix.Translation((x, -3 * line - text, 0.0)), "CENTER"))
     parts.append(_text("Curves x title", "epoch", text, collection,
                        Matrix.Translation((width + 2 * line, -text * 0.35, 0.0))))
-    legend_x = width + 5 * text          # right of the "epoch" axis title
-    for k, key in enumerate(keys):
-        y = height - k * text * 1.3 - text
+    # the legend right of the "epoch" axis title: training metrics in a column, validation in the
+    # next, a row per metric (loss, accuracy)
+    entries = {key: f"{key} (÷ {loss_scale:.3g})" if key == "loss" and loss_scale != 1 else key
+               for key in keys}
+    column = max(text_width(n) for n in entries.values() if not n.startswith("val_")) \
+        if any(not k.startswith("val_") for k in keys) else 0.0
+    for key, name in entries.items():
+        x = width + 5 * text + ((column + 2.4) * text if key.startswith("val_") else 0.0)
+        y = height - (0 if "loss" in key else 1) * text * 1.3 - text
         swatch = nodes.emission_material(f"NNVis Metric {key}", METRIC_COLOURS[key])
-        parts.append(_rect(f"Curves legend {key}", legend_x, y + text * 0.2,
-                           legend_x + text, y + text * 0.5, swatch, collection))
-        name = f"{key} (÷ {loss_scale:.3g})" if "loss" in key and loss_scale != 1 else key
+        parts.append(_rect(f"Curves legend {key}", x, y + text * 0.2, x + text, y + text * 0.5,
+                           swatch, collection))
         parts.append(_text(f"Curves legend text {key}", name, text, collection,
-                           Matrix.Translation((legend_x + text * 1.4, y, 0.0))))
+                           Matrix.Translation((x + text * 1.4, y, 0.0))))
     marker = _rect("Curves epoch marker", -line / 2, 0.0, line / 2, height,
                    nodes.emission_material("NNVis Marker", (1.0, 1.0, 1.0)), collection, "marker")
     xs = np.interp(np.asarray(run.epochs, float), numbers,
@@ -328,6 +350,31 @@ def prediction_scores(run) -> np.ndarray | None:
     return np.stack([np.asarray(run.predictions(e))[run.probe_index] for e in run.epochs])
 
 
+def bar_scores(scores: np.ndarray, softmax: bool | None = None) -> tuple[np.ndarray, bool]:
+    """(what the bars show, whether that is a softmax): scores in [0, 1] (a softmax or sigmoid
+    output) as they are; logits (any score outside [0, 1]: every PyTorch/ONNX classifier here)
+    through a softmax per epoch, so the bars compare — clipped, logits 1.0, 1.8 and 4.5 all
+    showed full bars. `softmax` decides instead (a refresh keeps the import's choice)."""
+    scores = np.asarray(scores, np.float64)
+    if softmax is None:
+        softmax = not (scores.min() >= 0.0 and scores.max() <= 1.0)
+    if not softmax:
+        return scores.astype(np.float32), False
+    shifted = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return (shifted / shifted.sum(axis=-1, keepdims=True)).astype(np.float32), True
+
+
+def class_names_of(run, classes: int) -> list[str]:
+    """The run's class names, else the class indices."""
+    return run.class_names or [str(c) for c in range(classes)]
+
+
+def top_lines(scores: np.ndarray, class_names: list[str]) -> list[str]:
+    """Per epoch: "top 6 · 87%", the class the bars rank first and its share."""
+    return [f"top {class_names[int(np.argmax(row))]} · {float(np.max(row)):.0%}"
+            for row in scores]
+
+
 def score_mesh(run, scores: np.ndarray, row: float):
     """The bars' points: bar c at ((c + ½)·row, 0, 0), epoch e's scores on points e·C + c."""
     epochs, classes = scores.shape
@@ -337,7 +384,7 @@ def score_mesh(run, scores: np.ndarray, row: float):
     colour = np.array([TRUE_COLOUR if c == label else OTHER_COLOUR for c in range(classes)],
                       np.float32)
     mesh = mesh_of_points("Predictions", base, {
-        names.SCORE: np.clip(scores, 0, 1).ravel(),
+        names.SCORE: np.clip(scores, 0, 1).ravel(),     # bar_scores' values: clipping is a guard
         names.LAST: np.full(len(base), epochs - 1)})
     attr = mesh.attributes.new(names.POINT_COLOUR, "FLOAT_COLOR", "POINT")
     attr.data.foreach_set("color", np.c_[np.tile(colour, (epochs, 1)),
@@ -348,22 +395,26 @@ def score_mesh(run, scores: np.ndarray, row: float):
 def build_predictions(run, collection, place: Matrix, width: float, height: float):
     """Horizontal score bars for the shown probe in a width × height box hanging down from
     `place` (its top-left): one row per class (only for ≤ 20 classes), class names at the left,
-    the true class's bar green; a score of 1 fills the width."""
+    the true class's bar green; a score of 1 fills the width (logits: their softmax,
+    `bar_scores`, titled so). Under the box, the top class of the shown epoch and its share, and
+    the true label."""
     scores = prediction_scores(run)
     if scores is None:
         return []
     classes = scores.shape[1] if scores.ndim == 2 else 0
     if not 2 <= classes <= 20:
         return []
+    scores, softmax = bar_scores(scores)
     row = height / classes
-    class_names = run.class_names or [str(c) for c in range(classes)]
-    text = min(row * 0.75, height * 0.06)
+    class_names = class_names_of(run, classes)
+    text = max(min(row * 0.75, height * 0.06), MIN_TEXT)
     name_width = max(len(n) for n in class_names) * text * 0.6 + text * 0.4
     label = None if run.label is None else int(np.asarray(run.label).ravel()[0])
     obj = _overlay_object("Predictions", score_mesh(run, scores, row), "predictions", bars_group(),
                           {"Classes": float(classes), "Height": max(width - name_width, row),
                            "Width": row * 0.7, "Material": colour_material()}, collection)
     obj[names.ROW] = row
+    obj[names.SOFTMAX] = softmax
     # the bars group stands bars along local +Y, classes along +X: turn it so classes run down
     # and bars grow to the right
     obj.matrix_world = place @ Matrix.Translation((name_width, 0.0, 0.0)) @ \
@@ -373,11 +424,17 @@ def build_predictions(run, collection, place: Matrix, width: float, height: floa
         y = -(c + 0.5) * row - text * 0.35
         parts.append(_text(f"Class {class_names[c]}", class_names[c], text, collection,
                            place @ Matrix.Translation((name_width - text * 0.4, y, 0.0)), "RIGHT"))
-    parts.append(_text("Predictions title", "prediction", text, collection,
-                       place @ Matrix.Translation((0.0, text * 0.6, 0.0))))
+    parts.append(_text("Predictions title", "softmax" if softmax else "prediction",
+                       text, collection, place @ Matrix.Translation((0.0, text * 0.6, 0.0))))
+    top = _overlay_object(TOP, bpy.data.meshes.new(TOP), "label",
+                          counter_group(f"{names.GROUP_COUNTER} {run.name} top",
+                                        top_lines(scores, class_names)),
+                          {"Size": text, "Material": label_material()}, collection)
+    top.matrix_world = place @ Matrix.Translation((0.0, -height - text * 1.2, 0.0))
+    parts.append(top)
     if label is not None:
         parts.append(_text("True label", f"true: {class_names[label]}", text, collection,
-                           place @ Matrix.Translation((0.0, -height - text * 1.2, 0.0))))
+                           place @ Matrix.Translation((0.0, -height - text * 2.6, 0.0))))
     return parts
 
 
@@ -412,6 +469,6 @@ def build_probe(run, collection, place: Matrix, size: float):
     obj[names.OVERLAY] = "probe"
     obj.matrix_world = place
     collection.objects.link(obj)
-    caption = _text("Probe title", "input", size * 0.16, collection,
+    caption = _text("Probe title", "input", max(size * 0.16, MIN_TEXT), collection,
                     place @ Matrix.Translation((0.0, sy + size * 0.06, 0.0)))
     return [obj, caption]

@@ -164,11 +164,6 @@ def _computed(collection, run, shown: list[int], scene) -> list:
     return writes + [finish]
 
 
-def _material(obj):
-    mod = obj.modifiers[MODIFIER]
-    return mod[nodes.input_ids(mod.node_group)["Material"]]
-
-
 def _shown_cells(material) -> np.ndarray:
     """(E, C, H, W) values of the epochs the material's atlas image holds now."""
     tree = material.node_tree.nodes
@@ -207,7 +202,7 @@ def _write_atlas(material, atlas) -> None:
 
 def _layer(obj, run, network, order):
     """The layer's atlas, colour scale and per-map gains over all epochs; returns their write."""
-    name, material = obj[names.LAYER], _material(obj)
+    name, material = obj[names.LAYER], legend.material_of(obj)
     new = atlas_mod.as_cells(np.stack([run.activations(name, e) for e in run.epochs]),
                              network.layer(name).is_spatial)
     cells = _merged(_shown_cells(material), new, order, f"layer {name!r}")
@@ -239,7 +234,7 @@ def _edges(obj, run, network, weights, order):
         return lambda: None         # weightless: the run's shared grey material (edges.py)
     new = mode_values(edges, cell_activations(network.layer(src_name), np.stack(
         [run.activations(src_name, e) for e in run.epochs])))
-    material = _material(obj)
+    material = legend.material_of(obj)
     values = _merged(_shown_cells(material), new.reshape(new.shape[0], -1, 1, 1), order,
                      f"edges {src_name!r} → {dst_name!r}")
     atlas = atlas_mod.pack(values)
@@ -264,6 +259,7 @@ def _scores(collection, run, order) -> np.ndarray | None:
     attr = bars[0].data.attributes[names.SCORE]
     old = np.empty(len(attr.data), np.float32)
     attr.data.foreach_get("value", old)
+    new = overlays.bar_scores(new, bool(bars[0].get(names.SOFTMAX, False)))[0]
     return np.concatenate([old.reshape(-1, new.shape[1]), new])[order]
 
 
@@ -274,16 +270,18 @@ def _overlays(collection, history: History, run, scores, frames) -> None:
             overlays.set_counter_lines(obj.modifiers[MODIFIER].node_group,
                                        overlays.counter_lines(history))
     for obj in kinds.get("predictions", []):
+        if obj.name.endswith(overlays.TOP) and scores is not None:
+            overlays.set_counter_lines(obj.modifiers[MODIFIER].node_group, overlays.top_lines(
+                scores, overlays.class_names_of(run, scores.shape[1])))
         if names.ROW in obj and scores is not None:
             old = obj.data
             obj.data = overlays.score_mesh(run, scores, obj[names.ROW])
             old.name = obj.data.name = obj.name
             bpy.data.meshes.remove(old)
     for obj in kinds.get("legend", []):
-        layer = next((o for o in collection.objects
-                      if o.get(names.LAYER) == obj[names.LEGEND_LAYER]), None)
-        if layer is not None:
-            lo, hi = legend.value_range(_material(layer))
+        shown = legend.described(collection, obj)
+        if shown is not None:
+            lo, hi = legend.range_of(shown)
             set_inputs(obj.modifiers[MODIFIER], {"Min": f"{lo:.3g}", "Max": f"{hi:.3g}"})
     _curves(collection, history, frames, kinds.get("curves", []))
 

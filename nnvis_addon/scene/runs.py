@@ -101,6 +101,39 @@ def show_overlay(collection, kind: str, shown: bool) -> int:
     return len(objects)
 
 
+# Blender's factory startup file: object name → (type, location); the Cube is also a 2 m mesh cube
+STARTUP = {"Cube": ("MESH", (0.0, 0.0, 0.0)), "Light": ("LIGHT", (4.0762, 1.0055, 5.9039)),
+           "Camera": ("CAMERA", (7.3589, -6.9258, 4.9583))}
+
+
+def untouched_startup(scene) -> list:
+    """The objects of Blender's startup scene when `scene` is that scene as it opened (an unsaved
+    file holding only the Cube, Light and Camera where the factory put them, the cube unedited):
+    nothing a user made, and the cube would stand in front of the network in every frame."""
+    objects = list(scene.objects)
+    if bpy.data.filepath or sorted(o.name for o in objects) != sorted(STARTUP):
+        return []
+    for obj in objects:
+        kind, location = STARTUP[obj.name]
+        if obj.type != kind or (np.abs(np.array(obj.location) - location) > 1e-3).any() \
+                or obj.modifiers[:] or obj.animation_data is not None:
+            return []
+    cube = next(o for o in objects if o.name == "Cube")
+    co = np.array([tuple(v.co) for v in cube.data.vertices])
+    if len(co) != 8 or not np.allclose(np.abs(co), 1.0) or \
+            not np.allclose(np.array(cube.matrix_world), np.eye(4)):
+        return []
+    return objects
+
+
+def clear_startup(objects) -> None:
+    """Remove Blender's startup `objects` (`untouched_startup`, found before the import) and
+    their data, so a run imported into the startup file renders alone."""
+    data = [o.data for o in objects]
+    bpy.data.batch_remove(objects)
+    bpy.data.batch_remove([d for d in data if d.users == 0])
+
+
 def remove_run(collection) -> dict:
     """Delete the run `collection`: its objects (shared ones only when no other collection holds
     them), the collection, and every datablock they used that nothing else uses now — meshes,

@@ -83,12 +83,16 @@ def add_import_options(sp) -> None:
     tooltips."""
     group = sp.add_argument_group("import options", "as in File > Import > CNN Checkpoint")
     for option in IMPORT_OPTIONS:
-        help_text = f"{option.description} (default: {option.default!r})".replace("%", "%%")
+        specials = "; ".join(f"{key}: {text}" for _, key, _, text in option.special)
+        default = next((key for value, key, _, _ in option.special if value == option.default),
+                       repr(option.default))
+        help_text = f"{option.description}{'; ' + specials if specials else ''} " \
+                    f"(default: {default})".replace("%", "%%")
         if isinstance(option.default, bool):      # --flag / --no-flag
             group.add_argument(option.flag, dest=option.name, default=option.default,
                                action=argparse.BooleanOptionalAction, help=help_text)
         else:                                     # choices also spelled with dashes: fly-through
-            kind = _key if option.choices else type(option.default)
+            kind = _key if option.choices else option.parse
             group.add_argument(option.flag, dest=option.name, type=kind, default=option.default,
                                choices=option.choices or None, help=help_text,
                                metavar="PATH" if option.path else None)
