@@ -23,10 +23,11 @@ BASELINE = "64b9f76"          # the code of 2026-12-04, before issue 27
 SHIPPED = ("__init__.py", "blender_manifest.toml", "nnvis_addon", "operators", "panels")
 
 
-def build_blend(code: Path, recording: Path, out: Path) -> Path:
-    """`recording` imported by the code in `code` and saved as `out` (one 64×36 frame rendered)."""
+def build_blend(code: Path, recording: Path, out: Path, cli: str = "nnvis_addon.tools.cli") -> Path:
+    """`recording` imported by the code in `code` (its command line module `cli`) and saved as
+    `out` (one 64×36 frame rendered)."""
     env = dict(os.environ, PYTHONPATH=str(code))
-    subprocess.run([sys.executable, "-m", "nnvis_addon.tools.cli", "render", str(recording),
+    subprocess.run([sys.executable, "-m", cli, "render", str(recording),
                     "--out", str(out.with_suffix("")), "--sequence", "--frames", "1-1",
                     "--resolution", "64x36", "--blend", str(out), "--dist", str(out.parent)],
                    cwd=code, env=env, check=True, capture_output=True)
@@ -44,7 +45,7 @@ def blends(digits_run, tmp_path_factory):
         pytest.skip(f"commit {BASELINE} is not in this checkout's history")
     subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
     recording = digits_run[0] / "recording"
-    return (build_blend(old, recording, tmp / "old.blend"),
+    return (build_blend(old, recording, tmp / "old.blend", cli="nnvis_addon.cli"),   # before tools/
             build_blend(ROOT, recording, tmp / "new.blend"))
 
 

@@ -67,7 +67,7 @@ def test_four_renders_at_once_all_succeed_and_write_nothing_beside_the_package(d
 
 def test_quality_presets_come_from_one_table(empty_scene, addon):
     import bpy
-    from nnvis_addon import cli
+    from nnvis_addon.tools import cli
     from nnvis_addon.scene import stage
     from nnvis_addon.scene.render import VideoOptions, set_engine
     assert tuple(stage.QUALITY) == cli.QUALITY
