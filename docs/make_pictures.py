@@ -115,7 +115,7 @@ def framing(scene, collection, layers, hidden):
 def main() -> None:
     if not (CACHE / "recording" / "manifest.json").exists():
         import shutil
-        from nnvis_addon.demo import train_digits
+        from nnvis_addon.tools.demo import train_digits
         shutil.rmtree(CACHE, ignore_errors=True)
         train_digits(CACHE, epochs=10)
     import bpy
@@ -213,7 +213,7 @@ def gallery() -> None:
     import bpy
     import numpy as np
     from nnvis_addon import load_run
-    from nnvis_addon.bench.forward import build_application
+    from nnvis_addon.tools.bench.forward import build_application
     from nnvis_addon.scene import SceneOptions, build_scene, compat
     for name, size in (("resnet50", 224), ("mobilenetv2", 224), ("densenet121", 224)):
         if ONLY and f"gallery_{name}" not in ONLY:
@@ -257,7 +257,7 @@ def families() -> None:
     import keras
     import numpy as np
     from nnvis_addon import load_run
-    from nnvis_addon.bench.forward import randomize_batchnorm
+    from nnvis_addon.tools.bench.forward import randomize_batchnorm
     from nnvis_addon.scene import SceneOptions, build_scene, compat
     builders = {
         "mobilenetv3small": (lambda: keras.applications.MobileNetV3Small(

@@ -16,10 +16,10 @@ from . import budget
 from .errors import NNVisError
 from .io import discover as disc
 from .io import keras_files, recording, tf_checkpoint
+from .io.onnx import read_onnx_epoch, read_onnx_weights
 from .io.stored import loaded
 from .model.forward import forward_batch_partial, forward_missing
 from .model.keras_config import SHARED_KEY, network_from_config, with_input_shape
-from .model.onnx_graph import read_onnx_epoch, read_onnx_weights
 from .model.network import Network
 from .model.ops import KERAS2_KEY, unread_keys
 from .probe import DEFAULT_SIZE, load_probes

@@ -146,7 +146,3 @@ for _option in IMPORT_OPTIONS:
     NNVIS_OT_import_checkpoint.__annotations__[_option.name] = dialog_property(_option)
     if _option.special:
         NNVIS_OT_import_checkpoint.__annotations__[choice_name(_option)] = choice_property(_option)
-
-
-def menu_import(self, context):
-    self.layout.operator(NNVIS_OT_import_checkpoint.bl_idname, text="CNN Checkpoint (.keras/.h5/ckpt/.onnx)")

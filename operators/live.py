@@ -1,40 +1,10 @@
-"""Refresh Run and Follow Training: thin wrappers over `nnvis_addon.scene.refresh`.
-
-Follow Training is a `bpy.app.timers` function, not saved state: it runs while registered and
-stops when the user turns it off, when another file is loaded (`load_pre`) or when the add-on is
-disabled.
-"""
+"""Refresh Run and Follow Training: thin wrappers over `nnvis_addon.scene.refresh` and the Follow
+Training timer (`nnvis_addon.scene.follow`)."""
 import bpy
 from bpy.props import StringProperty
 
-from ..nnvis_addon.scene import refresh
+from ..nnvis_addon.scene import follow, refresh
 from ..nnvis_addon import names
-
-INTERVAL = 3.0          # seconds between two refreshes while following
-
-
-def following() -> bool:
-    return bpy.app.timers.is_registered(_tick)
-
-
-def _tick():
-    """The timer: one refresh of every run (an undo step when epochs arrived), then wait."""
-    try:
-        reports = refresh.follow_step(bpy.context.scene)
-    except Exception as exc:        # noqa: BLE001 - a timer that raises is dropped silently
-        print(f"NNVis Follow Training stopped: {exc}")
-        return None
-    if any(r.added for r in reports):
-        print("NNVis Follow Training:", "; ".join(str(r) for r in reports if r.added))
-        if bpy.ops.ed.undo_push.poll():
-            bpy.ops.ed.undo_push(message="NNVis: follow training")
-    return INTERVAL
-
-
-@bpy.app.handlers.persistent          # stays in load_pre across file loads
-def stop(*_args) -> None:
-    if following():
-        bpy.app.timers.unregister(_tick)
 
 
 class NNVIS_OT_refresh_run(bpy.types.Operator):
@@ -68,12 +38,12 @@ class NNVIS_OT_follow_training(bpy.types.Operator):
     bl_label = "Follow Training"
 
     def execute(self, context):
-        if following():
-            stop()
+        if follow.following():
+            follow.stop()
             self.report({"INFO"}, "Follow Training: off")
             return {"FINISHED"}
-        bpy.app.timers.register(_tick, first_interval=0.0)
-        self.report({"INFO"}, f"Follow Training: refreshing every {INTERVAL:g} s")
+        follow.start()
+        self.report({"INFO"}, f"Follow Training: refreshing every {follow.INTERVAL:g} s")
         return {"FINISHED"}
 
 
@@ -81,11 +51,11 @@ CLASSES = (NNVIS_OT_refresh_run, NNVIS_OT_follow_training)
 
 
 def register():
-    if stop not in bpy.app.handlers.load_pre:
-        bpy.app.handlers.load_pre.append(stop)
+    if follow.stop not in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.append(follow.stop)
 
 
 def unregister():
-    stop()
-    if stop in bpy.app.handlers.load_pre:
-        bpy.app.handlers.load_pre.remove(stop)
+    follow.stop()
+    if follow.stop in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(follow.stop)

@@ -1,10 +1,14 @@
 """File > Import menu entry and the 3D view sidebar tab "NNVis"."""
 import bpy
 
-from ..operators.import_checkpoint import menu_import
 from . import design, sidebar
 
 CLASSES = (sidebar.NNVIS_PT_run, sidebar.NNVIS_PT_layer, *design.CLASSES)
+
+
+def menu_import(self, context):
+    self.layout.operator("import_scene.nnvis_checkpoint",
+                         text="CNN Checkpoint (.keras/.h5/ckpt/.onnx)")
 
 
 def register():

@@ -3,10 +3,10 @@ layer's animatable inputs, each with buttons that set it — and key it — on a
 import bpy
 
 from ..nnvis_addon import colormaps
-from ..operators.live import following
 from ..nnvis_addon.model.edges import EDGE_VALUE_MODES
 from ..nnvis_addon.scene.animation import epoch_path
 from ..nnvis_addon.options import OPTIONS, choice_label
+from ..nnvis_addon.scene.follow import following
 from ..nnvis_addon.scene.layers import MODIFIER, run_collection
 from ..nnvis_addon.scene.rebuild import expanded
 from ..nnvis_addon.scene.runs import overlays_of
@@ -61,7 +61,7 @@ class NNVIS_PT_run(bpy.types.Panel):
         col.label(text=f"Run: {coll.name}", icon="OUTLINER_COLLECTION")
         epochs = list(coll[names.EPOCHS])
         col.label(text=f"Epochs: {epochs[0]}–{epochs[-1]} ({len(epochs)} recorded)")
-        col.label(text=f"Source: {bpy.path.basename(coll['nnvis_run'].rstrip('/'))}")
+        col.label(text=f"Source: {bpy.path.basename(coll[names.RUN].rstrip('/'))}")
         scene = context.scene
         row = layout.row(align=True)
         row.prop(scene, "frame_current", text="Frame")
@@ -109,16 +109,16 @@ class NNVIS_PT_layer(bpy.types.Panel):
         mod = obj.modifiers[MODIFIER]
         layout = self.layout
         if names.LEGEND_LAYER in obj:
-            layout.label(text=f"Colour legend of {obj['nnvis_legend_layer']}")
+            layout.label(text=f"Colour legend of {obj[names.LEGEND_LAYER]}")
         elif names.LAYER in obj:
-            layout.label(text=f"{obj['nnvis_layer']} ({obj.get('nnvis_kind', '?')})")
+            layout.label(text=f"{obj[names.LAYER]} ({obj.get(names.KIND, '?')})")
             if names.BLOCK_TITLE in obj:
                 layout.operator("nnvis.expand_block", icon="FULLSCREEN_ENTER").block = \
                     obj[names.BLOCK_TITLE]
         elif names.EDGES in obj:
             layout.label(text=" → ".join(obj[names.EDGES]) + " (edges)")
         else:
-            layout.label(text=f"Overlay: {overlay_label(obj.get('nnvis_overlay_kind', '?'))}")
+            layout.label(text=f"Overlay: {overlay_label(obj.get(names.OVERLAY_KIND, '?'))}")
         coll = run_collection(obj)
         if coll is not None and expanded(coll):
             layout.operator("nnvis.fold_blocks", icon="FULLSCREEN_EXIT")

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def extension_zip(tmp_path_factory):
-    from nnvis_addon.packaging import build_extension
+    from nnvis_addon.tools.packaging import build_extension
     return build_extension(ROOT, tmp_path_factory.mktemp("dist"))
 
 
@@ -35,7 +35,7 @@ def extension_zip(tmp_path_factory):
 def addon(extension_zip):
     """The extension installed and enabled through Blender's own installer; returns its module."""
     import bpy
-    from nnvis_addon.packaging import install_extension
+    from nnvis_addon.tools.packaging import install_extension
     bpy.ops.wm.read_factory_settings(use_empty=True)
     return install_extension(extension_zip)
 
@@ -51,7 +51,7 @@ def empty_scene(addon):
 @pytest.fixture(scope="session")
 def digits_run(tmp_path_factory):
     """A 3-epoch digits training (ModelCheckpoint .weights.h5 per epoch + model.keras + probe)."""
-    from nnvis_addon.demo import train_digits
+    from nnvis_addon.tools.demo import train_digits
     out = tmp_path_factory.mktemp("digits")
     history = train_digits(out, epochs=3, samples=400, seed=1)
     return out, history

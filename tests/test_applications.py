@@ -12,7 +12,7 @@ import pytest
 keras = pytest.importorskip("keras")
 from keras import layers as L  # noqa: E402
 
-from nnvis_addon.bench.forward import build_application, relative_error  # noqa: E402
+from nnvis_addon.tools.bench.forward import build_application, relative_error  # noqa: E402
 from nnvis_addon.io.keras_files import read_network, read_weights  # noqa: E402
 from nnvis_addon.model.forward import forward, forward_partial  # noqa: E402
 from nnvis_addon.model.keras_config import unsupported_reason  # noqa: E402

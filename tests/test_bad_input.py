@@ -77,7 +77,7 @@ def test_epochs_whose_shapes_differ(user_scene, digits_run, tmp_path):
     import keras
     folder, _ = digits_run
     shutil.copy(folder / "model.keras", tmp_path / "model_01.keras")
-    from nnvis_addon.demo import build_model
+    from nnvis_addon.tools.demo import build_model
     wider = build_model()
     config = wider.get_config()
     for layer in config["layers"]:

@@ -97,7 +97,7 @@ def test_block_edges_compose_the_blocks_kernels():
 def resnet50(tmp_path_factory):
     pytest.importorskip("keras")
     from nnvis_addon import load_run
-    from nnvis_addon.bench.forward import build_application
+    from nnvis_addon.tools.bench.forward import build_application
     path = tmp_path_factory.mktemp("resnet50") / "resnet50.keras"
     build_application("resnet50", 32, classes=10).save(path)
     return load_run(path).network

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from nnvis_addon.bench import bundling as bench
+from nnvis_addon.tools.bench import bundling as bench
 from nnvis_addon.bundling import cell_hierarchy, density_bundle, structural_bundle
 from nnvis_addon.errors import NNVisError
 

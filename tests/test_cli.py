@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from nnvis_addon import load_run
-from nnvis_addon.cli import main
+from nnvis_addon.tools.cli import main
 
 TIER = "blender"
 
@@ -55,13 +55,13 @@ def dialog_properties():
 
 
 def test_render_help_lists_every_import_option_with_the_dialogs_default(addon, capsys):
-    from nnvis_addon.cli import parser
+    from nnvis_addon.tools.cli import parser
     with pytest.raises(SystemExit):
         parser().parse_args(["render", "-h"])
     text = capsys.readouterr().out
     props = dialog_properties()
     assert len(props) >= 20
-    from nnvis_addon.cli import DEMO
+    from nnvis_addon.tools.cli import DEMO
     args = parser().parse_args(["demo"])          # render keeps the scene's samples: None
     from nnvis_addon.options import OPTIONS
     for name, prop in props.items():
@@ -86,7 +86,7 @@ def test_the_cli_and_the_dialog_make_the_same_scene(addon, digits_run, empty_sce
     import importlib
 
     import bpy
-    from nnvis_addon.cli import import_options, parser
+    from nnvis_addon.tools.cli import import_options, parser
     from nnvis_addon.options import split
     from nnvis_addon.scene import SceneOptions
     values = import_options(parser().parse_args(RENDER + SET))

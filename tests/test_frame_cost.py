@@ -26,7 +26,7 @@ SHIPPED = ("__init__.py", "blender_manifest.toml", "nnvis_addon", "operators", "
 def build_blend(code: Path, recording: Path, out: Path) -> Path:
     """`recording` imported by the code in `code` and saved as `out` (one 64×36 frame rendered)."""
     env = dict(os.environ, PYTHONPATH=str(code))
-    subprocess.run([sys.executable, "-m", "nnvis_addon.cli", "render", str(recording),
+    subprocess.run([sys.executable, "-m", "nnvis_addon.tools.cli", "render", str(recording),
                     "--out", str(out.with_suffix("")), "--sequence", "--frames", "1-1",
                     "--resolution", "64x36", "--blend", str(out), "--dist", str(out.parent)],
                    cwd=code, env=env, check=True, capture_output=True)
@@ -59,7 +59,7 @@ def open_blend(path):
 
 def test_consecutive_frames_cost_a_quarter_with_the_same_pictures(blends, tmp_path):
     import bpy
-    from nnvis_addon.bench.render import frame_cost, psnr, render_once
+    from nnvis_addon.tools.bench.render import frame_cost, psnr, render_once
     from nnvis_addon.scene import compat
     costs = {path: [] for path in blends}
     for _ in range(2):                  # side by side, alternating: load hits both alike

@@ -1,6 +1,6 @@
 """Hostile files: every reader fuzzed (hypothesis drives the mutators), zip bombs, code safety.
 
-The seeds are real files TensorFlow writes (nnvis_addon/bench/fuzz_seeds.py); `nnvis bench fuzz`
+The seeds are real files TensorFlow writes (nnvis_addon/tools/bench/fuzz_seeds.py); `nnvis bench fuzz`
 runs the same formats with 10,000 inputs each.
 """
 from __future__ import annotations
@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nnvis_addon.bench import fuzz
-from nnvis_addon.bench import fuzz_formats as ff
-from nnvis_addon.bench import mutate as mu
+from nnvis_addon.tools.bench import fuzz
+from nnvis_addon.tools.bench import fuzz_formats as ff
+from nnvis_addon.tools.bench import mutate as mu
 from nnvis_addon.errors import NNVisError
 from nnvis_addon.io.keras_files import read_network, read_weights
 
@@ -32,7 +32,7 @@ EXAMPLES = {"tf2": 300, "keras": 300, "h5": 300, "recording": 250, "keras2-tf": 
 
 @pytest.fixture(scope="module")
 def seeds(tmp_path_factory):
-    from nnvis_addon.bench.fuzz_seeds import make_seeds
+    from nnvis_addon.tools.bench.fuzz_seeds import make_seeds
     return make_seeds(tmp_path_factory.mktemp("fuzz-seeds"))
 
 
@@ -185,7 +185,7 @@ FORBIDDEN = {
 
 
 # (file, text on the line): uses whose names come from the code, never from a file
-ALLOWED = {("nnvis_addon/cli.py", "import_module(f\"{__package__}.bench.{BENCHES[args.which]}\")")}
+ALLOWED = {("nnvis_addon/tools/cli.py", "import_module(f\"{__package__}.bench.{BENCHES[args.which]}\")")}
 
 
 @pytest.mark.parametrize("rule", list(FORBIDDEN))

@@ -9,7 +9,7 @@ import pytest
 keras = pytest.importorskip("keras")
 from keras import layers as L  # noqa: E402
 
-from nnvis_addon.bench.forward import relative_error  # noqa: E402
+from nnvis_addon.tools.bench.forward import relative_error  # noqa: E402
 from nnvis_addon.model.keras_config import unsupported_reason  # noqa: E402
 from nnvis_addon.options import SceneOptions  # noqa: E402
 from nnvis_addon.plan import plan_scene  # noqa: E402

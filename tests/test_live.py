@@ -253,7 +253,7 @@ def test_a_checkpoint_folder_takes_a_new_file_once_it_settles(digits_run, empty_
 
 def test_follow_training_stops_when_another_file_is_loaded(addon, empty_scene):
     import bpy
-    live = sys.modules[f"{addon}.operators.live"]
+    live = sys.modules[f"{addon}.nnvis_addon.scene.follow"]
     assert bpy.ops.nnvis.follow_training() == {"FINISHED"}
     assert live.following() and live._tick() == live.INTERVAL      # a tick with no runs
     bpy.ops.wm.read_homefile(use_empty=True)

@@ -1,8 +1,8 @@
 """Edges do not bury the feature maps (issue 24): real networks at the import defaults, measured
-from the built scene through its own camera (`nnvis_addon.bench.maps`: a layer's pixels are the
-ones its maps show in front of every other layer; a pixel is buried when showing the edges changes
-its colour by more than 0.12 of full scale). The median drawn layer keeps ≥ 75 % of its map pixels
-visible, the worst ≥ 50 %, and the network still covers ≥ 15 % of the frame.
+from the built scene through its own camera (`nnvis_addon.tools.bench.maps`: a layer's pixels are
+the ones its maps show in front of every other layer; a pixel is buried when showing the edges
+changes its colour by more than 0.12 of full scale). The median drawn layer keeps ≥ 75 % of its map
+pixels visible, the worst ≥ 50 %, and the network still covers ≥ 15 % of the frame.
 
 `nnvis bench maps` on 2026-12-04, median / worst layer, network's share of the frame: before
 (64b9f76) ResNet50 25 % / 5 %, 17.5 %; MobileNetV2 96 % / 57 %, 9.9 %; DenseNet121 91 % / 39 %,
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pytest
 
-from nnvis_addon.bench import maps
+from nnvis_addon.tools.bench import maps
 
 TIER = "render"
 MEDIAN, WORST, COVERAGE = 0.75, 0.50, 0.15

@@ -286,7 +286,7 @@ def test_hand_encoded_fuzz_seed_is_valid_onnx_and_computes_like_onnxruntime(tmp_
     """The fuzzer's seed (encoded without the onnx package; weights as raw_data and packed
     float_data) passes onnx's full checker, and nnvis' output equals onnxruntime's."""
     import onnxruntime as ort
-    from nnvis_addon.bench.fuzz_seeds import _onnx_seed
+    from nnvis_addon.tools.bench.fuzz_seeds import _onnx_seed
     data = _onnx_seed(np.random.default_rng(0))
     onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
     path = tmp_path / "seed.onnx"
@@ -307,7 +307,7 @@ def test_nnvis_render_takes_an_onnx_file(small_cnn_epochs, tmp_path):
     import imageio.v3 as iio
     out = tmp_path / "clip.mp4"
     done = subprocess.run(
-        [sys.executable, "-m", "nnvis_addon.cli", "render", str(small_cnn_epochs / "epoch_01.onnx"),
+        [sys.executable, "-m", "nnvis_addon.tools.cli", "render", str(small_cnn_epochs / "epoch_01.onnx"),
          "--out", str(out), "--frames", "1-2", "--resolution", "64x36", "--samples", "1",
          "--frames-per-epoch", "1", "--dist", str(tmp_path / "dist"),
          "--user-folder", str(tmp_path / "user")],

@@ -1,17 +1,15 @@
 """The extension zip: built, validated, installed by Blender's own installer, wired into the UI."""
 from __future__ import annotations
 
-import ast
 import importlib
-import posixpath
 import zipfile
 from pathlib import Path
+
+from import_graph import graph, reached
 
 TIER = "blender"
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOLS = ("nnvis_addon/bench/", "nnvis_addon/record/", "nnvis_addon/cli.py", "nnvis_addon/demo.py",
-         "nnvis_addon/packaging.py", "nnvis_addon/headless.py", "nnvis_addon/chunks.py")
 
 
 def test_zip_holds_the_extension_and_its_wheel_only(extension_zip):
@@ -21,46 +19,27 @@ def test_zip_holds_the_extension_and_its_wheel_only(extension_zip):
     assert "nnvis_addon/run.py" in names and "operators/import_checkpoint.py" in names
     assert not [n for n in names if n.startswith(("tests/", "docs/", ".venv/", "dist/"))]
     assert not [n for n in names if "__pycache__" in n]
-    assert not [n for n in names if n.startswith(TOOLS)]       # tools run outside Blender
 
 
-def _module_files(path: str) -> list[str]:
-    """The checkout's files for module path 'a/b' (a/b.py or a/b/__init__.py), relative to it."""
-    return [f for f in (f"{path}.py", posixpath.join(path, "__init__.py"))
-            if (ROOT / f).is_file()]
+def test_staged_files_are_what_blenders_builder_ships(extension_zip):
+    """packaging stages and hashes the files the manifest's exclusions leave: exactly the zip's
+    (less the bundled wheel), so a cached zip is rebuilt when, and only when, a shipped file
+    changes."""
+    from nnvis_addon.tools.packaging import source_files
+    names = {n for n in zipfile.ZipFile(extension_zip).namelist() if not n.startswith("wheels/")}
+    assert {p.relative_to(ROOT).as_posix() for p in source_files()} == names
 
 
-def _imports(source: str, module: str) -> set[str]:
-    """The checkout's files that `module` (a path in the zip) imports, also inside functions."""
-    found = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith(
-                "nnvis_addon")):
-            base = posixpath.dirname(module)
-            for _ in range(node.level - 1):
-                base = posixpath.dirname(base)
-            target = posixpath.join(base if node.level else "", *(node.module or "").split("."))
-            found.update(_module_files(target))
-            for alias in node.names:     # `from . import x`: x may be a module
-                found.update(_module_files(posixpath.join(target, alias.name)))
-        elif isinstance(node, ast.Import):
-            found.update(f for a in node.names for f in _module_files(a.name.replace(".", "/")))
-    return found
-
-
-def test_everything_the_addon_imports_is_shipped(extension_zip):
+def test_the_zip_holds_the_modules_the_addon_imports(extension_zip):
     """Follow the imports (also those inside functions) from the extension's __init__.py through
-    the checkout: every module reached is in the zip, so leaving the tools out broke nothing."""
-    z = zipfile.ZipFile(extension_zip)
-    names = set(z.namelist())
-    seen, todo = set(), ["__init__.py"]
-    while todo:
-        module = todo.pop()
-        if module not in seen:
-            seen.add(module)
-            todo += _imports((ROOT / module).read_text(), module)
+    the checkout: every module reached is in the zip, so leaving the tools out broke nothing, and
+    every module in the zip is reached, so no tool ships."""
+    names = set(zipfile.ZipFile(extension_zip).namelist())
+    seen = reached(graph(), "__init__.py", packages=True)
     assert "nnvis_addon/scene/build.py" in seen and "operators/render_video.py" in seen
     assert not seen - names, f"the add-on imports {sorted(seen - names)}, which the zip leaves out"
+    shipped = {n for n in names if n.endswith(".py")}
+    assert not shipped - seen, f"the zip holds {sorted(shipped - seen)}, which the add-on never imports"
 
 
 def test_every_shipped_module_imports_in_the_installed_addon(addon, extension_zip):

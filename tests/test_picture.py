@@ -33,7 +33,7 @@ def nnvis_render(path, tmp, *options) -> Path:
     saved .blend."""
     blend = tmp / "scene.blend"
     out = subprocess.run(
-        [sys.executable, "-m", "nnvis_addon.cli", "render", str(path), "--out", str(tmp / "frames"),
+        [sys.executable, "-m", "nnvis_addon.tools.cli", "render", str(path), "--out", str(tmp / "frames"),
          "--sequence", "--frames", "1-1", "--resolution", RESOLUTION, "--samples", "1",
          "--blend", str(blend), "--dist", str(tmp / "dist"), "--user-folder", str(tmp / "user"),
          *options], cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -48,7 +48,7 @@ def functional_run(tmp_path_factory):
     3 epochs on the digits."""
     keras = pytest.importorskip("keras")
     from keras import layers as L
-    from nnvis_addon.demo import digits
+    from nnvis_addon.tools.demo import digits
     from nnvis_addon.record import Recorder
     x, y = digits(16)
     keras.utils.set_random_seed(3)
@@ -228,7 +228,7 @@ def network_coverage(scene, tmp) -> float:
     compat.set_image_output(scene)
     scene.render.filepath = str(tmp / "network.png")
     bpy.ops.render.render(write_still=True)
-    from nnvis_addon.bench.maps import coverage
+    from nnvis_addon.tools.bench.maps import coverage
     image = bpy.data.images.load(str(tmp / "network.png"))
     return coverage(np.array(image.pixels[:], np.float32).reshape(-1, 4)[:, :3])
 
@@ -278,7 +278,7 @@ def test_deep_networks_read_at_a_glance(name, parts, tmp_path):
     rows where they fill the frame better, labels naming the parts, the same framing and overlay
     checks."""
     pytest.importorskip("keras")
-    from nnvis_addon.bench.forward import build_application
+    from nnvis_addon.tools.bench.forward import build_application
     model = build_application(name, 32, classes=10)      # the smallest input: same layers
     model.save(tmp_path / f"{name}.keras")
     blend = nnvis_render(tmp_path / f"{name}.keras", tmp_path)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnvis_addon.chunks import chunk_range, parse_chunk, parse_frames
+from nnvis_addon.tools.chunks import chunk_range, parse_chunk, parse_frames
 from nnvis_addon.errors import NNVisError
 from test_scene import epoch_fcurve, import_run
 
@@ -27,7 +27,7 @@ def read_image(path):
 
 def node(user_folder, *args):
     """`nnvis ...` in a fresh process whose Blender user folder is empty: no add-on there."""
-    return subprocess.Popen([sys.executable, "-m", "nnvis_addon.cli", *map(str, args),
+    return subprocess.Popen([sys.executable, "-m", "nnvis_addon.tools.cli", *map(str, args),
                              "--user-folder", str(user_folder)], cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
@@ -144,7 +144,7 @@ def farm_blend(run_scene, tmp_path_factory):
     """The scene (2 frames per epoch, 64×36, 1 sample) saved farm-ready; the session continues
     in that file."""
     from nnvis_addon.scene.animation import retime
-    from nnvis_addon.scene.render import save_farm_ready
+    from nnvis_addon.tools.headless import save_farm_ready
     scene, collection = run_scene
     scene.render.resolution_x, scene.render.resolution_y = 64, 36
     scene.frame_start, scene.frame_end = retime(collection, 2, hold_last=12)

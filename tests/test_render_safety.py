@@ -31,7 +31,7 @@ def tree(root: Path) -> set[str]:
 
 def test_wheel_is_rebuilt_from_the_installed_pyfive(tmp_path):
     from importlib import metadata
-    from nnvis_addon.packaging import bundled_wheel
+    from nnvis_addon.tools.packaging import bundled_wheel
     wheel = bundled_wheel("./wheels/pyfive-0.9.0-py3-none-any.whl", tmp_path, root=tmp_path)
     names = zipfile.ZipFile(wheel).namelist()
     installed = [f.as_posix() for f in metadata.distribution("pyfive").files
@@ -50,7 +50,7 @@ def test_four_renders_at_once_all_succeed_and_write_nothing_beside_the_package(d
     env.pop("BLENDER_USER_RESOURCES", None)      # each node picks its own private folder
     before = tree(ROOT)
     procs = [subprocess.Popen(
-        [sys.executable, "-m", "nnvis_addon.cli", "render", str(folder), "--frames", "1-1",
+        [sys.executable, "-m", "nnvis_addon.tools.cli", "render", str(folder), "--frames", "1-1",
          "--resolution", "64x36", "--samples", "1", "--out", str(tmp_path / f"v{i}.mp4")],
         cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         for i in range(4)]
@@ -135,7 +135,7 @@ def test_a_killed_render_resumes_at_the_missing_frames(digits_run, tmp_path):
     import imageio.v3 as iio
     folder, frames = digits_run[0], tmp_path / "frames"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "nnvis_addon.cli", "render", str(folder), "--sequence",
+    command = [sys.executable, "-m", "nnvis_addon.tools.cli", "render", str(folder), "--sequence",
                "--out", str(frames), "--frames", "1-24", "--resolution", "32x18", "--samples", "1"]
     frames.mkdir()
     live = frames / "frame_0024.png.claim"      # held by a live process: this test's

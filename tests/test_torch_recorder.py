@@ -362,3 +362,82 @@ def test_resnet18_in_place_relus_record_each_output_as_it_left_its_module(tmp_pa
             got = np.stack([run.activations(name, epoch) for run.probe_index in range(2)])
             np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-6,
                                        err_msg=f"{name} epoch {epoch}")
+
+
+def convnext_layers(model, x) -> dict[str, np.ndarray]:
+    """Every layer the Recorder records of the two-stage ConvNeXt below, for `x` (eval, no_grad),
+    from forward hooks, channels-last along the right axes: PyTorch's (N, C, H, W) transposed,
+    the blocks' LayerNorm/Linear/GELU outputs, (N, H, W, C) after their permute, as they are.
+    A permute, LayerNorm2d's F.layer_norm and the stochastic depth hold the same maps as the
+    module output before or after them; the layer scale's product is computed here."""
+    out, handles = {}, []
+    for name, module in model.named_modules():
+        if name:
+            handles.append(module.register_forward_hook(
+                lambda m, args, o, name=name: out.setdefault(name, o.detach().clone())))
+    model.eval()
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    nchw = lambda t: t.permute(0, 2, 3, 1).numpy() if t.ndim == 4 else t.numpy()  # noqa: E731
+    ref = {"x": nchw(x), "features.0.0": nchw(out["features.0.0"]),
+           "features.2.1": nchw(out["features.2.1"]), "avgpool": nchw(out["avgpool"]),
+           "classifier.1": nchw(out["classifier.1"]), "classifier.2": nchw(out["classifier.2"])}
+    for (into, norm, back), before, norm2d in (
+            (("permute", "layer_norm", "permute_1"), "features.0.0", "features.0.1"),
+            (("permute_4", "layer_norm_1", "permute_5"), "features.1", "features.2.0"),
+            (("permute_8", "layer_norm_2", "permute_9"), "avgpool", "classifier.0")):
+        ref |= {into: nchw(out[before]), norm: nchw(out[norm2d]), back: nchw(out[norm2d])}
+    for block, k, suffix in (("features.1.0", 2, ""), ("features.3.0", 6, "_1")):
+        ref[f"{block}.block.0"] = nchw(out[f"{block}.block.0"])
+        ref[f"permute_{k}"] = out[f"{block}.block.1"].numpy()                 # (N, H, W, C)
+        ref |= {f"{block}.block.{j}": out[f"{block}.block.{j}"].numpy() for j in (2, 3, 4, 5)}
+        ref[f"permute_{k + 1}"] = nchw(out[f"{block}.block.6"])
+        with torch.no_grad():
+            scaled = nchw(model.get_submodule(block).layer_scale * out[f"{block}.block.6"])
+        ref[f"mul{suffix}"] = ref[f"stochastic_depth{suffix}"] = scaled
+        ref[f"add{suffix}"] = nchw(out[block])
+    return ref
+
+
+def test_convnext_channels_last_blocks_are_stored_along_their_own_axes(tmp_path):
+    """ConvNeXt permutes to (N, H, W, C) for its LayerNorm and MLP: the Recorder follows the
+    permute (issue 25: they were stored as if (N, C, H, W), W taken as channels), draws it as an
+    Identity, and a fresh C×H×W probe recomputes every layer as the model does."""
+    pytest.importorskip("torchvision")
+    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+    from nnvis_addon.record.torch import Recorder
+    torch.manual_seed(0)
+    model = ConvNeXt([CNBlockConfig(8, 16, 1), CNBlockConfig(16, None, 1)], layer_scale=0.5,
+                     num_classes=3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(6, 3, 16, 24), torch.randint(0, 3, (6,))
+    probes, fresh = x[:2], torch.randn(1, 3, 16, 24)
+    oracle, fresh_oracle = {}, {}
+    with Recorder(model, tmp_path / "run", probes=probes) as rec:
+        for epoch in (1, 2):
+            model.train()
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+            rec.epoch_end(epoch, loss=1.0)
+            oracle[epoch] = convnext_layers(model, probes)
+            fresh_oracle[epoch] = convnext_layers(model, fresh)
+    run = load_run(tmp_path / "run")
+    assert not run.warnings
+    kinds = {l.name: l.kind for l in run.layers}
+    shapes = {l.name: tuple(l.output_shape) for l in run.layers}
+    assert set(kinds) == set(oracle[1])
+    assert kinds["permute_2"] == "Identity" and kinds["features.1.0.block.2"] == \
+        "LayerNormalization" and kinds["features.1.0.block.3"] == "Dense"
+    assert shapes["features.1.0.block.3"] == (4, 6, 32)                       # (H, W, C)
+    recomputed = load_run(tmp_path / "run", probe=fresh[0].numpy())
+    for epoch in run.epochs:
+        for name, want in oracle[epoch].items():
+            got = np.stack([run.activations(name, epoch) for run.probe_index in range(2)])
+            np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-6,
+                                       err_msg=f"{name} epoch {epoch}")
+            np.testing.assert_allclose(recomputed.activations(name, epoch),
+                                       fresh_oracle[epoch][name][0], rtol=RTOL, atol=1e-5,
+                                       err_msg=f"{name} epoch {epoch}, a fresh probe")

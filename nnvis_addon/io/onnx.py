@@ -1,4 +1,6 @@
-"""ONNX model files without the onnx package: the graph (nodes, attributes, initializers, inputs).
+"""ONNX model files without the onnx package: the graph (nodes, attributes, initializers, inputs)
+as a `model.onnx_model.OnnxModel`, and an epoch's file as a Network and weights
+(`read_onnx_epoch`, through `model.onnx_graph`).
 
 Blender has no onnx or protobuf package, so the ModelProto is decoded with ``protowire``
 (field numbers from onnx/onnx.proto). Tensors come from ``raw_data`` (little-endian, zero-copy
@@ -9,12 +11,14 @@ must lie in the model's own folder. Subgraphs (If/Loop bodies) are not decoded; 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import NNVisError
+from ..model.network import Network
+from ..model.onnx_graph import network_from_onnx
+from ..model.onnx_model import OnnxInput, OnnxModel, OnnxNode
 from .protowire import (I32, I64, LEN, VARINT, as_int64, last, parse_message, repeated_fixed,
                         repeated_ints, text)
 
@@ -34,34 +38,6 @@ _TENSOR_SCHEMA = {1: (VARINT, LEN), 2: VARINT, 3: LEN, 4: (I32, LEN), 5: (VARINT
 _FLOAT, _INT, _STRING, _TENSOR, _GRAPH, _FLOATS, _INTS, _STRINGS = 1, 2, 3, 4, 5, 6, 7, 8
 
 
-@dataclass
-class OnnxNode:
-    name: str                  # unique in the graph (nodes without a name get op_type_<index>)
-    op_type: str               # e.g. "Conv"
-    domain: str                # "" (or "ai.onnx") for the standard operators
-    inputs: list[str]          # value names; "" for an omitted optional input
-    outputs: list[str]
-    attributes: dict           # name -> int, float, str, ndarray, list; None for subgraphs
-
-
-@dataclass
-class OnnxInput:
-    name: str
-    shape: tuple               # None for a symbolic (dim_param) or missing dimension
-    elem_type: int             # TensorProto.DataType
-
-
-@dataclass
-class OnnxModel:
-    source: str                # the file, named in every error
-    name: str                  # the graph's name
-    opset: int                 # the default domain's opset version
-    inputs: list[OnnxInput]    # graph inputs that are not initializers
-    outputs: list[str]
-    nodes: list[OnnxNode]
-    initializers: dict[str, np.ndarray]
-
-
 def read_onnx(path) -> OnnxModel:
     """Parse an ONNX file; NNVisError naming the file for anything that is not a usable model."""
     path = Path(path)
@@ -78,6 +54,31 @@ def read_onnx(path) -> OnnxModel:
         message = str(exc)
         raise NNVisError(message if message.startswith(str(path)) else
                          f"{path}: not a usable ONNX model ({message})") from None
+
+
+def read_onnx_epoch(path) -> tuple[Network, dict[str, list[np.ndarray]]]:
+    """The Network and weights of one ONNX file; every error names the file."""
+    try:
+        return network_from_onnx(read_onnx(path))
+    except NNVisError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise NNVisError(f"{path}: {exc}") from None
+
+
+def read_onnx_weights(path, network: Network) -> dict[str, list[np.ndarray]]:
+    """Another epoch's weights, checked to be the same graph as `network` (the first epoch)."""
+    other, weights = read_onnx_epoch(path)
+    mine = [(l.name, l.kind, tuple(l.output_shape), l.weight_shapes, l.config)
+            for l in network.layers]
+    theirs = [(l.name, l.kind, tuple(l.output_shape), l.weight_shapes, l.config)
+              for l in other.layers]
+    if mine != theirs:
+        diff = next((b for a, b in zip(mine, theirs) if a != b), None) or \
+            f"{len(theirs)} layers instead of {len(mine)}"
+        raise NNVisError(f"{path}: not the same network as the first epoch's file (first "
+                         f"difference: {diff})")
+    return weights
 
 
 def parse_model(data, source: str, folder: Path | None = None) -> OnnxModel:

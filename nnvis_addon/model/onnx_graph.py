@@ -23,13 +23,13 @@ import math
 import numpy as np
 
 from ..errors import NNVisError
-from ..io.onnx import OnnxModel, OnnxNode, read_onnx
 from . import ops
 from . import onnx_layout
 from .kernels import ceil_mode_extra
 from .keras_config import INPUT_KIND, UNSUPPORTED_KEY
 from .network import Layer, Network
 from .onnx_layout import Layout, LayoutError
+from .onnx_model import OnnxModel, OnnxNode
 
 _ACTIVATIONS = {"Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish": "hard_swish", "Elu": "elu",
                 "Selu": "selu", "Softplus": "softplus", "Softsign": "softsign", "Exp": "exponential",
@@ -41,31 +41,6 @@ _VALUE_WISE = {"Relu", "LeakyRelu", "Clip", "HardSigmoid", "Sqrt", "Erf", "Pow",
 
 class _Skip(Exception):
     """A node nnvis cannot map (the message says why): it becomes an unsupported layer."""
-
-
-def read_onnx_epoch(path) -> tuple[Network, dict[str, list[np.ndarray]]]:
-    """The Network and weights of one ONNX file; every error names the file."""
-    try:
-        return network_from_onnx(read_onnx(path))
-    except NNVisError as exc:
-        if str(exc).startswith(str(path)):
-            raise
-        raise NNVisError(f"{path}: {exc}") from None
-
-
-def read_onnx_weights(path, network: Network) -> dict[str, list[np.ndarray]]:
-    """Another epoch's weights, checked to be the same graph as `network` (the first epoch)."""
-    other, weights = read_onnx_epoch(path)
-    mine = [(l.name, l.kind, tuple(l.output_shape), l.weight_shapes, l.config)
-            for l in network.layers]
-    theirs = [(l.name, l.kind, tuple(l.output_shape), l.weight_shapes, l.config)
-              for l in other.layers]
-    if mine != theirs:
-        diff = next((b for a, b in zip(mine, theirs) if a != b), None) or \
-            f"{len(theirs)} layers instead of {len(mine)}"
-        raise NNVisError(f"{path}: not the same network as the first epoch's file (first "
-                         f"difference: {diff})")
-    return weights
 
 
 def network_from_onnx(model: OnnxModel) -> tuple[Network, dict[str, list[np.ndarray]]]:

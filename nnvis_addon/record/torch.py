@@ -9,12 +9,17 @@ nearest Keras kind with its weights in Keras order (``Conv2d`` → ``Conv2D`` wi
 (C, H, W) element order), and the architecture is written as a Keras Functional config, so layout,
 edges, bundling and the scene treat it like a Keras model. Activations are recorded in eval mode
 under no_grad, channels-last ((N, C, H, W) → (N, H, W, C)); probes are stored channels-last too.
+A ``permute`` in the graph changes which axes later tensors hold (ConvNeXt's blocks run their
+LayerNorm and MLP on (N, H, W, C)): each layer carries an ``onnx_layout.Layout`` of its tensor, as
+the ONNX reader does, so a permute that only relabels axes is an ``Identity`` and a ``Linear`` or
+``LayerNorm`` over the channels of such a tensor a per-pixel ``Dense`` / ``LayerNormalization``.
 Only this module imports torch; ``nnvis_addon.record.torch`` is imported explicitly.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import operator
 import os
@@ -28,6 +33,7 @@ from torch.nn import functional as F
 from ..errors import NNVisError
 from ..io.recording import RecordingWriter
 from ..model.kernels import ceil_mode_extra
+from ..model.onnx_layout import Layout, LayoutError, transpose
 from .architecture import RecordedLayer, functional_config, unique
 
 _PROBE_BATCH = 32
@@ -46,6 +52,12 @@ _MERGES = {operator.add: "Add", operator.iadd: "Add", torch.add: "Add", "add": "
            operator.sub: "Subtract", torch.sub: "Subtract", "sub": "Subtract",
            operator.truediv: "Divide", torch.div: "Divide", "div": "Divide"}
 _FLATTENS = {torch.flatten, "flatten", "view", "reshape", torch.reshape}
+_PERMUTES = {torch.permute, "permute"}
+_LAYER_NORMS = {F.layer_norm, torch.layer_norm}
+# kinds whose output holds the same axes as their inputs (per element, per pixel, or merging)
+_SAME_LAYOUT = {"ReLU", "LeakyReLU", "Activation", "Softmax", "Dropout", "Identity", "Rescaling",
+                "LayerScale", "LayerNormalization", "Dense", "Add", "Multiply", "Subtract",
+                "Divide", "Concatenate"}
 
 
 class _Unknown(Exception):
@@ -87,8 +99,10 @@ def _pool(kind, kernel, stride, padding, ceil_mode, in_hw):
     return kind, {"pool_size": k, "strides": s, "padding": pads}, []
 
 
-def _module_layer(m: nn.Module, in_shapes, out_shape):
-    """(kind, config, weights) of a leaf module; in/out shapes are nnvis' (no batch)."""
+def _module_layer(m: nn.Module, layouts: list[Layout], out_shape):
+    """(kind, config, weights) of a leaf module; layouts: its inputs', out_shape nnvis' (no
+    batch)."""
+    in_shapes = [l.nnvis_shape for l in layouts]
     spatial = len(in_shapes[0]) == 3 if in_shapes else False
     if isinstance(m, nn.Conv2d):
         return _conv(m)
@@ -101,6 +115,7 @@ def _module_layer(m: nn.Module, in_shapes, out_shape):
         return "BatchNormalization", {"axis": -1, "epsilon": float(m.eps), "center": m.affine,
                                       "scale": m.affine}, [s.detach().cpu().numpy() for s in stats]
     if isinstance(m, nn.Linear):
+        _last_axis(layouts[0], "Linear")
         w = m.weight.detach().cpu().numpy().T
         return "Dense", {"units": int(w.shape[1]), "use_bias": m.bias is not None,
                          "activation": "linear"}, \
@@ -111,10 +126,16 @@ def _module_layer(m: nn.Module, in_shapes, out_shape):
         return "ReLU", {}, []
     if isinstance(m, nn.LeakyReLU):
         return "LeakyReLU", {"negative_slope": float(m.negative_slope)}, []
+    if isinstance(m, nn.LayerNorm):
+        return _layer_norm(layouts[0], len(m.normalized_shape), m.eps,
+                           m.weight if m.elementwise_affine else None,
+                           m.bias if m.elementwise_affine else None)
+    if isinstance(m, nn.GELU) and m.approximate != "none":
+        raise _Unknown(f"GELU(approximate={m.approximate!r})")
     if type(m) in _ACTIVATION_MODULES:
         return "Activation", {"activation": _ACTIVATION_MODULES[type(m)]}, []
     if isinstance(m, nn.Softmax):
-        return "Softmax", {"axis": _axis(m.dim, len(in_shapes[0]) + 1)}, []
+        return "Softmax", {"axis": _axis(m.dim, layouts[0])}, []
     if isinstance(m, nn.MaxPool2d) and _pair(m.dilation) == [1, 1] and not m.return_indices:
         return _pool("MaxPooling2D", m.kernel_size, m.stride, m.padding, m.ceil_mode,
                      in_shapes[0][:2])
@@ -128,7 +149,7 @@ def _module_layer(m: nn.Module, in_shapes, out_shape):
             "GlobalMaxPooling2D"
         return kind, {"keepdims": True}, []
     if isinstance(m, nn.Flatten) and m.start_dim == 1 and m.end_dim == -1:
-        return "Flatten", {"order": "chw"} if spatial else {}, []
+        return "Flatten", _flatten_order(layouts[0]), []
     if isinstance(m, (nn.Dropout, nn.Dropout2d, nn.AlphaDropout)):
         return "Dropout", {"rate": float(m.p)}, []
     if isinstance(m, nn.Identity):
@@ -139,17 +160,79 @@ def _module_layer(m: nn.Module, in_shapes, out_shape):
     raise _Unknown(type(m).__name__)
 
 
-def _axis(dim: int, rank: int) -> int:
-    """A PyTorch dim of a rank-`rank` tensor as a Keras axis of nnvis' channels-last layout."""
-    dim = dim % rank
-    if dim == 0:
-        raise _Unknown("works along the batch")
-    return {1: 3, 2: 1, 3: 2}[dim] if rank == 4 else dim
+def _axis(dim: int, layout: Layout) -> int:
+    """A PyTorch dim of a tensor laid out as `layout` as a Keras axis of nnvis' array of it."""
+    axis = layout.nnvis_axis(int(dim))
+    if axis is None:
+        raise _Unknown(f"works along dim {dim} (the batch)")
+    return axis + 1
 
 
-def _function_layer(target, args, kwargs, in_shapes, out_shape, tensor_args):
-    """(kind, config, weights) of a call_function/call_method node."""
-    rank = len(in_shapes[0]) + 1 if in_shapes else 0
+def _last_axis(layout: Layout, what: str) -> None:
+    """A per-pixel op over PyTorch's last axis is a Keras op over nnvis' last axis: they must be
+    the same axis (true of (N, H, W, C) after ConvNeXt's permute, and of (N, features))."""
+    if layout.nnvis_axis(-1) != len(layout.groups) - 1:
+        raise _Unknown(f"{what} over an axis nnvis does not hold last")
+
+
+def _flatten_order(layout: Layout) -> dict:
+    """Flatten's config: PyTorch flattens its tensor row-major, i.e. (C, H, W) order for feature
+    maps as PyTorch holds them, nnvis' own (H, W, C) order for a permuted (H, W, C) tensor."""
+    if len(layout.shape) != 3:
+        return {}
+    if layout.is_default:
+        return {"order": "chw"}
+    if layout.groups == ((0,), (1,), (2,)):
+        return {}
+    raise _Unknown("flatten of a tensor in another axis order")
+
+
+def _layer_norm(layout: Layout, k: int, eps, weight, bias):
+    """LayerNorm over PyTorch's last `k` axes as Keras LayerNormalization over the nnvis axes that
+    hold them; its weights broadcast into nnvis' order of those axes."""
+    rank = len(layout.shape) + 1
+    axes = layout.nnvis_axes(range(rank - k, rank))
+    if not axes or k >= rank:
+        raise _Unknown(f"LayerNorm over {k} axes nnvis holds merged")
+    stat = [layout.nnvis_shape[i] for i in axes]
+    keep = [layout.nnvis_shape[i] if i in axes else 1 for i in range(len(layout.groups))]
+    weights = [np.broadcast_to(layout.as_nnvis(w.detach().cpu().numpy()), keep).reshape(stat)
+               for w in (weight, bias) if w is not None]
+    if weight is None and bias is not None:
+        raise _Unknown("LayerNorm with a bias but no weight")
+    return "LayerNormalization", {"axis": [i + 1 for i in axes], "epsilon": float(eps),
+                                  "center": bias is not None, "scale": weight is not None}, weights
+
+
+def _out_layout(kind: str, layouts: list[Layout], shape) -> Layout:
+    """The Layout of a layer's output (PyTorch shape `shape`, no batch): per-element, per-pixel
+    and merging kinds keep their inputs' axes; the others read and make feature maps as PyTorch
+    holds them, (C, H, W)."""
+    if kind in _SAME_LAYOUT and layouts and all(len(l.shape) == len(shape) for l in layouts):
+        if any(l.groups != layouts[0].groups for l in layouts):
+            raise _Unknown(f"{kind} of tensors in different axis orders")
+        return Layout(tuple(shape), layouts[0].groups)
+    if kind != "Flatten" and any(not l.is_default for l in layouts):
+        raise _Unknown(f"{kind} of a permuted tensor")
+    return Layout.default(shape)
+
+
+def _function_layer(target, args, kwargs, layouts, out_shape, tensor_args, fetch):
+    """(kind, config, weights) of a call_function/call_method node; fetch(node) is the tensor a
+    ``get_attr`` node names (a parameter such as ConvNeXt's layer scale), else None."""
+    in_shapes = [l.nnvis_shape for l in layouts]
+    if target in _PERMUTES:
+        return "Identity", {}, []
+    if target in _LAYER_NORMS:
+        named = dict(zip(("input", "normalized_shape", "weight", "bias", "eps"), args)) | kwargs
+        k = len(named["normalized_shape"])
+        return _layer_norm(layouts[0], k, named.get("eps", 1e-5), fetch(named.get("weight")),
+                           fetch(named.get("bias")))
+    if getattr(target, "__name__", None) == "stochastic_depth":   # torchvision.ops, traced in eval
+        named = dict(zip(("input", "p", "mode", "training"), args)) | kwargs
+        if named.get("training", True):
+            raise _Unknown("stochastic_depth in training mode")
+        return "Dropout", {"rate": float(named["p"])}, []
     if target in _RELUS:
         return "ReLU", {}, []
     if target is F.relu6:
@@ -160,6 +243,9 @@ def _function_layer(target, args, kwargs, in_shapes, out_shape, tensor_args):
         kind = _MERGES[target]
         if tensor_args == 2 and kind != "Divide":
             return kind, {}, []
+        param = next((fetch(a) for a in args if fetch(a) is not None), None)
+        if kind == "Multiply" and tensor_args == 1 and param is not None:
+            return _layer_scale(param, layouts[0])
         scalar = next((a for a in args if isinstance(a, (int, float))), None)
         if tensor_args != 1 or scalar is None:
             raise _Unknown(f"{kind} of {tensor_args} tensors")
@@ -175,9 +261,9 @@ def _function_layer(target, args, kwargs, in_shapes, out_shape, tensor_args):
         dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
         if tensor_args == 1:
             return "Identity", {}, []
-        return "Concatenate", {"axis": _axis(int(dim), rank)}, []
+        return "Concatenate", {"axis": _axis(int(dim), layouts[0])}, []
     if target in _FLATTENS and len(out_shape) == 1 and math.prod(in_shapes[0]) == out_shape[0]:
-        return "Flatten", {"order": "chw"} if len(in_shapes[0]) == 3 else {}, []
+        return "Flatten", _flatten_order(layouts[0]), []
     if target in (F.adaptive_avg_pool2d, F.adaptive_max_pool2d) and len(in_shapes[0]) == 3 \
             and tuple(out_shape[:2]) == (1, 1):
         kind = "GlobalAveragePooling2D" if target is F.adaptive_avg_pool2d else \
@@ -187,8 +273,17 @@ def _function_layer(target, args, kwargs, in_shapes, out_shape, tensor_args):
         return "Dropout", {}, []
     if target in (F.softmax, torch.softmax, "softmax"):
         dim = kwargs.get("dim", args[1] if len(args) > 1 else -1)
-        return "Softmax", {"axis": _axis(int(dim), rank)}, []
+        return "Softmax", {"axis": _axis(int(dim), layouts[0])}, []
     raise _Unknown(getattr(target, "__name__", str(target)))
+
+
+def _layer_scale(param: torch.Tensor, layout: Layout):
+    """A tensor times a learned per-channel parameter (ConvNeXt's layer scale, (C, 1, 1)) as
+    Keras' LayerScale: one scale per channel of nnvis' array."""
+    scale = layout.as_nnvis(param.detach().cpu().numpy())
+    if scale.shape[:-1] != (1,) * (scale.ndim - 1) or scale.shape[-1] != layout.nnvis_shape[-1]:
+        raise _Unknown(f"Multiply by a parameter of shape {tuple(param.shape)}")
+    return "LayerScale", {"projection_dim": int(scale.shape[-1])}, [scale.reshape(-1)]
 
 
 def _kept(value):
@@ -199,30 +294,26 @@ def _kept(value):
     return value.detach().to("cpu", copy=True)
 
 
-def _channels_last(t: torch.Tensor) -> np.ndarray:
+def _as_nnvis(t: torch.Tensor, layout: Layout | None = None) -> np.ndarray:
+    """A batch of tensors laid out as `layout` (default: as PyTorch holds feature maps) as nnvis'
+    arrays of them: feature maps channels-last."""
     a = t.detach().float().cpu().numpy()
-    return a.transpose(0, 2, 3, 1) if a.ndim == 4 else a
-
-
-def _shape(t: torch.Tensor) -> tuple:
-    s = tuple(int(d) for d in t.shape[1:])
-    return (s[1], s[2], s[0]) if len(s) == 3 else s
+    layout = layout or Layout.default(a.shape[1:])
+    order = [0] + [axis + 1 for g in layout.groups for axis in g]
+    return a.transpose(order).reshape(len(a), *layout.nnvis_shape)
 
 
 @dataclasses.dataclass
 class _Layer(RecordedLayer):
-    """A recorded layer and the module its weights come from (if any)."""
-    module: nn.Module | None = None
-    in_shapes: list = dataclasses.field(default_factory=list)
+    """A recorded layer, the Layout of its tensor, and how to read its weights as they are now
+    (Keras order; None: it has none)."""
+    layout: Layout | None = None
+    read_weights: object = None
 
     def weights(self) -> list[np.ndarray]:
-        if self.module is None:
+        if self.read_weights is None:
             return []
-        try:
-            return [np.ascontiguousarray(w, np.float32) for w in
-                    _module_layer(self.module, self.in_shapes, self.shape)[2]]
-        except _Unknown:
-            return []
+        return [np.ascontiguousarray(w, np.float32) for w in self.read_weights()]
 
 
 class _Graph:
@@ -251,8 +342,17 @@ class _Graph:
         outputs = self._run_fx(probe)
         modules = dict(self.model.named_modules())
         self.layers, self.node_layer = [], {}
-        taken, shapes = set(), {}
+        taken, layouts = set(), {}
         through = {}        # a call returning several tensors (chunk, split): the layers it reads
+
+        def fetch(arg):
+            """The parameter or buffer a get_attr node names (live: training updates it)."""
+            if not isinstance(arg, torch.fx.Node) or arg.op != "get_attr":
+                return None
+            value = self.gm
+            for part in arg.target.split("."):
+                value = getattr(value, part)
+            return value
         for node in self.gm.graph.nodes:
             value = outputs.get(node.name)
             if node.op == "output":
@@ -260,9 +360,10 @@ class _Graph:
                 continue
             if node.op == "placeholder":
                 name = unique(node.name, taken)
-                self.layers.append(_Layer(name, "InputLayer", {}, [], _shape(value)))
+                layouts[name] = Layout.default(value.shape[1:])
+                self.layers.append(_Layer(name, "InputLayer", {}, [], layouts[name].nnvis_shape,
+                                          layout=layouts[name]))
                 self.node_layer[node.name] = name
-                shapes[name] = _shape(value)
                 continue
             sources = [a for a in _arg_nodes(node) if a.name in self.node_layer
                        or a.name in through]
@@ -274,24 +375,30 @@ class _Graph:
                 continue
             if not isinstance(value, torch.Tensor) or not sources:
                 continue                      # constants, shapes, parameters: not layers
-            in_shapes = [shapes[n] for n in inbound]
-            shape = _shape(value)
+            ins = [layouts[n] for n in inbound]
             module = modules.get(node.target) if node.op == "call_module" else None
             name = unique(str(node.target) if module is not None else node.name, taken)
+            torch_shape = tuple(value.shape[1:])
+            maps_shape = Layout.default(torch_shape).nnvis_shape     # as feature maps
+            if module is not None:
+                describe = functools.partial(_module_layer, module, ins, maps_shape)
+            else:
+                describe = functools.partial(_function_layer, node.target, node.args,
+                                             node.kwargs, ins, maps_shape, len(sources), fetch)
             try:
-                if module is not None:
-                    kind, config, _ = _module_layer(module, in_shapes, shape)
+                kind, config, _ = describe()
+                if node.op != "call_module" and node.target in _PERMUTES:
+                    layout = _permuted(ins[0], node)
                 else:
-                    kind, config, _ = _function_layer(node.target, node.args, node.kwargs,
-                                                      in_shapes, shape, len(sources))
-                warning = None
+                    layout = _out_layout(kind, ins, torch_shape)
+                warning, read = None, lambda describe=describe: describe()[2]
             except _Unknown as exc:
-                kind, config = f"torch.{exc}", {}
+                kind, config, layout, read = f"torch.{exc}", {}, Layout.default(torch_shape), None
                 warning = f"layer {name!r}: no Keras kind for {exc}; recorded, drawn as a block"
-            self.layers.append(_Layer(name, kind, config, inbound, shape, warning,
-                                      module=module, in_shapes=in_shapes))
+            self.layers.append(_Layer(name, kind, config, inbound, layout.nnvis_shape, warning,
+                                      layout=layout, read_weights=read))
             self.node_layer[node.name] = name
-            shapes[name] = shape
+            layouts[name] = layout
         self.mode = "fx"
 
     def _run_fx(self, probe) -> dict:
@@ -309,21 +416,24 @@ class _Graph:
 
     # -------------------------------------------------------------------------------- hooks
     def _init_hooks(self, probe):
+        """Without the graph no permute is seen: every tensor is taken as PyTorch's (C, H, W)."""
         self.mode = "hooks"
         calls = self._run_hooks(probe)
-        self.layers = [_Layer("input", "InputLayer", {}, [], _shape(probe))]
-        previous, in_shape = "input", _shape(probe)
+        layout = Layout.default(probe.shape[1:])
+        self.layers = [_Layer("input", "InputLayer", {}, [], layout.nnvis_shape, layout=layout)]
+        previous = "input"
         for name, module, out in calls[:-1]:           # the last is the model's output
-            shape = _shape(out)
+            ins, layout = [layout], Layout.default(out.shape[1:])
+            describe = functools.partial(_module_layer, module, ins, layout.nnvis_shape)
             try:
-                kind, config, _ = _module_layer(module, [in_shape], shape)
-                warning = None
+                kind, config, _ = describe()
+                warning, read = None, lambda describe=describe: describe()[2]
             except _Unknown as exc:
-                kind, config = f"torch.{exc}", {}
+                kind, config, read = f"torch.{exc}", {}, None
                 warning = f"layer {name!r}: no Keras kind for {exc}; recorded, drawn as a block"
-            self.layers.append(_Layer(name, kind, config, [previous], shape, warning,
-                                      module=module, in_shapes=[in_shape]))
-            previous, in_shape = name, shape
+            self.layers.append(_Layer(name, kind, config, [previous], layout.nnvis_shape,
+                                      warning, layout=layout, read_weights=read))
+            previous = name
 
     def _run_hooks(self, probe) -> list:
         calls, handles = [], []
@@ -352,6 +462,21 @@ class _Graph:
         by_layer = {name: out for name, _, out in calls}
         by_layer["input"] = probe
         return by_layer, by_layer.pop("__output__")
+
+
+def _permuted(layout: Layout, node) -> Layout:
+    """The Layout after a permute node: the same nnvis array when it only relabels axes (NCHW ↔
+    NHWC), so the permute is an Identity to the picture."""
+    dims = node.args[1:] or [node.kwargs.get("dims")]
+    if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
+        dims = dims[0]
+    try:
+        after, moved = transpose(layout, [int(d) % (len(layout.shape) + 1) for d in dims])
+    except LayoutError as exc:
+        raise _Unknown(f"permute {list(dims)} ({exc})") from None
+    if moved is not None:
+        raise _Unknown(f"permute {list(dims)} that reorders values within an axis")
+    return after
 
 
 def _arg_nodes(node):
@@ -390,7 +515,7 @@ class Recorder:
         order = "chw" if len(self.graph.layers[0].shape) == 3 else "hwc"
         self._writer = RecordingWriter(
             self.path, functional_config(type(model).__name__, self.graph.layers, order),
-            [l.name for l in self.graph.layers], _channels_last(probes), labels, class_names,
+            [l.name for l in self.graph.layers], _as_nnvis(probes), labels, class_names,
             type(model).__name__)
         self._last, self._written = None, set()
 
@@ -423,9 +548,9 @@ class Recorder:
         with self._eval():
             chunks = [self.graph.outputs(self._probes[i:i + _PROBE_BATCH])
                       for i in range(0, len(self._probes), _PROBE_BATCH)]
-        activations = {l.name: np.concatenate([_channels_last(c[0][l.name]) for c in chunks])
-                       for l in self.graph.layers}
-        predictions = np.concatenate([_channels_last(c[1]) for c in chunks])
+        activations = {l.name: np.concatenate([_as_nnvis(c[0][l.name], l.layout)
+                                               for c in chunks]) for l in self.graph.layers}
+        predictions = np.concatenate([_as_nnvis(c[1]) for c in chunks])
         weights = {l.name: l.weights() for l in self.graph.layers}
         self._writer.write_epoch(epoch, weights, activations, predictions, metrics)
         self._written.add(epoch)

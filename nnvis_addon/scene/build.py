@@ -15,8 +15,9 @@ from ..options import SceneOptions
 from ..plan import plan_scene
 from ..stages import stages
 from . import animation, camera_moves, edges as edges_mod, hud, labels as labels_mod, layers, \
-    looks, nodes, rebuild, runs, stage
+    looks, nodes, runs, stage
 from . import refresh as live_mod
+from .run_record import options_record
 from .transaction import all_or_nothing
 
 
@@ -50,7 +51,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
                           aspect, frame_end, (options.blocks, options.expand))
         collection[names.VIEW] = list(framing.WRAPPED_VIEW_DIRECTION if plan.rows > 1
                                         else framing.VIEW_DIRECTION)
-        collection[names.OPTIONS] = rebuild.options_record(options)
+        collection[names.OPTIONS] = options_record(options)
         collection[names.STOPS] = json.dumps([[s.name, s.layers] for s in stages(network)])
         scene.collection.children.link(collection)
         animated, objects, shared_materials = [], {}, {}

@@ -17,7 +17,7 @@ from mathutils import Matrix
 
 from .. import framing
 from . import legend as legend_mod
-from .labels import text_width
+from .font import text_width
 from ..model.edges import EDGE_VALUE_MODES
 from ..options import choice_label
 from .overlays import (KINDS, MIN_TEXT, build_counter, build_curves, build_predictions,

@@ -16,6 +16,7 @@ from .. import framing
 from ..blocks import EXPANDED, title
 from ..stages import shape_text, stages
 from . import nodes
+from .font import text_width
 from .overlays import MIN_TEXT, card_material, label_material
 from .. import names
 
@@ -26,21 +27,10 @@ MAX_LAYER_LABELS = 40
 MODES = {"auto": "Layer labels for a network in one row, stage labels when it wraps into rows",
          "layers": "One label per layer", "stages": "One label per stage (input, stem, "
          "stages, head)", "none": "No labels"}
-# advance widths of Blender's default font, in text sizes (measured: ten in a row / 10); others
-# 0.68 (capitals) or 0.5 (lower case, digits)
-ADVANCE = {**dict.fromkeys("ijl.,:'", 0.21), **dict.fromkeys("IJf·", 0.24),
-           **dict.fromkeys(" /", 0.28), **dict.fromkeys("t-()", 0.32), **dict.fromkeys("rs", 0.38),
-           **dict.fromkeys("acgvyz", 0.43), "o": 0.55, "×": 0.57, "w": 0.72, "m": 0.76,
-           **dict.fromkeys("MNOQ", 0.8), "W": 1.04}
 NEAR = 0.02               # a label pulled before the layers it meets stands this share of its
                            # distance in front of them
 INK = 0.9                  # a line's ink above its baseline and below, in text sizes (measured
                            # 0.19 + 0.7 of Blender's default font; lines are 1.2 apart)
-
-
-def text_width(line: str) -> float:
-    """A line's width in text sizes, in Blender's default font (`ADVANCE`)."""
-    return sum(ADVANCE.get(c, 0.68 if c.isupper() else 0.5) for c in line)
 
 
 def label_specs(network, placements: dict, mode: str = "auto") -> list[tuple[str, str, list]]:

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import blocks
 from . import animation, nodes
+from .font import text_width
 from .. import names
 from ..names import MODIFIER   # every module takes it from here
 
@@ -161,7 +162,6 @@ def block_object(layer, placement, reason: str, run_name: str):
     obj[names.KIND] = layer.kind
     obj[names.SHAPE] = [int(d or 0) for d in layer.output_shape]
     obj[names.UNSUPPORTED] = reason
-    from .labels import text_width     # labels → overlays → layers: imported when drawn
     text = bpy.data.curves.new(f"{run_name}:{layer.name} label", "FONT")
     text.body = f"{layer.name}\n{layer.kind} {tuple(layer.output_shape)}"
     lines = text.body.split("\n")

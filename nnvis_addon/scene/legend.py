@@ -14,7 +14,7 @@ from mathutils import Matrix
 
 from . import nodes
 from .layers import MODIFIER, set_inputs
-from .labels import text_width
+from .font import text_width
 from .overlays import MIN_TEXT, label_material
 from .. import names
 

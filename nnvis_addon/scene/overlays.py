@@ -19,6 +19,7 @@ from mathutils import Matrix
 from . import nodes
 from .layers import MODIFIER, mesh_of_points, set_inputs
 from .animation import linear_keys
+from .font import text_width
 from .nodes import add, arrange, epoch_pair, math_node, named, sample, section, socket
 from .. import names
 from ..options import OVERLAYS
@@ -316,7 +317,6 @@ def build_curves(run, collection, place: Matrix, width: float, height: float, fr
                            Matrix.Translation((x, -3 * line - text, 0.0)), "CENTER"))
     parts.append(_text("Curves x title", "epoch", text, collection,
                        Matrix.Translation((width + 2 * line, -text * 0.35, 0.0))))
-    from .labels import text_width
     # the legend right of the "epoch" axis title: training metrics in a column, validation in the
     # next, a row per metric (loss, accuracy)
     entries = {key: f"{key} (÷ {loss_scale:.3g})" if key == "loss" and loss_scale != 1 else key

@@ -11,30 +11,14 @@ modifiers' inputs) start again from the import's options.
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import bpy
 
 from .. import names
 from ..blocks import expand_names
 from ..errors import NNVisError
-from ..options import SceneOptions
 from . import camera_moves, runs
-
-
-def options_record(options: SceneOptions) -> str:
-    """`options` as JSON, for `names.OPTIONS` (what a rebuild draws the run with again)."""
-    return json.dumps(dataclasses.asdict(options), default=str)
-
-
-def stored_options(collection) -> SceneOptions:
-    """The options the run in `collection` was imported with (`SceneOptions` defaults for a run
-    imported before they were recorded)."""
-    recorded = json.loads(collection.get(names.OPTIONS, "{}"))
-    fields = {f.name for f in dataclasses.fields(SceneOptions)}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items()
-              if k in fields}
-    return SceneOptions(**values)
+from .run_record import stored_options
 
 
 def expanded(collection) -> list[str]:

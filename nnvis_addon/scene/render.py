@@ -1,5 +1,6 @@
 """Rendering the training: settings for this machine, MP4 or image-sequence output, the render,
-joining a finished sequence into an MP4, and a farm-ready .blend.
+and joining a finished sequence into an MP4 (the farm-ready .blend is saved by
+`tools/headless.py`).
 
 nnvis renders image sequences with its own frame loop (`render_sequence`): a frame whose file
 exists is done; otherwise the process claims it with `frame_####.png.claim` (created atomically,
@@ -8,9 +9,9 @@ onto the final name, so a frame file is never half-written. N processes or machi
 folder split the work without talking to each other, and a killed render resumes at the first
 missing frame: a claim whose process is gone (same host: pid not running; another host: older
 than `STALE_CLAIM_SECONDS`) is taken over. An MP4 is rendered as such a sequence in
-`<video>.frames/`, then encoded, so it resumes too. The saved .blend also carries Blender's own
-placeholder settings, so a plain `blender -b scene.blend -a` shares a folder on a farm node
-without nnvis (placeholders, not claims: see docs/render-farm.md).
+`<video>.frames/`, then encoded, so it resumes too. The output settings also carry Blender's own
+placeholders, so a saved .blend rendered by a plain `blender -b scene.blend -a` shares a folder on
+a farm node without nnvis (placeholders, not claims: see docs/render-farm.md).
 """
 from __future__ import annotations
 
@@ -315,25 +316,3 @@ def encode_sequence(folder, video, fps: int = 24, frames: tuple[int, int] | None
     finally:
         bpy.data.scenes.remove(scene)
     return video
-
-
-def save_farm_ready(scene, blend, frames_folder: str = "//frames/") -> Path:
-    """Save `scene`'s file as a .blend any Blender renders alone: every image packed, remaining
-    paths relative, output an image sequence next to the .blend with placeholders (Flamenco's
-    Simple Blender Render job type renders images only). The session continues in the saved file."""
-    blend = Path(blend).resolve()
-    blend.parent.mkdir(parents=True, exist_ok=True)
-    bpy.ops.file.pack_all()
-    set_output(scene, frames_folder, "PNG")
-    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
-    if _absolute_paths():   # needs the file saved: relative means relative to the .blend
-        bpy.ops.file.make_paths_relative()
-        if _absolute_paths():
-            raise NNVisError(f"{blend}: still refers to files outside it: {_absolute_paths()}")
-        bpy.ops.wm.save_mainfile()
-    return blend
-
-
-def _absolute_paths() -> list[str]:
-    """External files the open .blend refers to by an absolute path (packed ones don't count)."""
-    return [p for p in bpy.utils.blend_paths(packed=True) if not p.startswith("//")]

@@ -20,11 +20,11 @@ import sys
 import tempfile
 import tomllib
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from .errors import NNVisError
+from ..errors import NNVisError
 
-ROOT = Path(__file__).resolve().parent.parent   # the source checkout (extension root)
+ROOT = Path(__file__).resolve().parents[2]   # the source checkout (extension root)
 EXTENSION_ID = "nnvis"
 
 
@@ -44,17 +44,33 @@ def blender_ext_script() -> Path:
     return found[-1]
 
 
-SKIP = {"__pycache__", "tests", "docs", "dist", "build", "out", "wheels"}   # never shipped
-
-
 def source_files(root: Path = ROOT) -> list[Path]:
-    """The checkout's files the zip is built from (hidden files and build outputs left out)."""
+    """The checkout's files the zip is built from: what the manifest's `paths_exclude_pattern` (the
+    one statement of what ships) leaves, read as Blender's builder reads it, less the root's
+    wheels/ (`bundled_wheel` stages the manifest's wheels)."""
+    patterns = manifest(root).get("build", {}).get("paths_exclude_pattern", [])
     found = []
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in SKIP and not d.startswith("."))
-        found += [Path(folder, f) for f in sorted(files)
-                  if not f.startswith(".") and not f.endswith((".pyc", ".zip"))]
+        rel = Path(folder).relative_to(root)
+        dirs[:] = sorted(d for d in dirs if not _excluded(rel / d, True, patterns)
+                         and (rel / d).as_posix() != "wheels")
+        found += [Path(folder, f) for f in sorted(files) if not _excluded(rel / f, False, patterns)]
     return found
+
+
+def _excluded(path: Path, is_dir: bool, patterns: list[str]) -> bool:
+    """gitignore matching as the builder does it: `/a/b` is anchored at the root, a pattern without
+    a slash matches a name at any depth, a trailing slash matches folders only."""
+    for pattern in patterns:
+        if pattern.endswith("/") and not is_dir:
+            continue
+        pattern = pattern.rstrip("/")
+        if "/" in pattern:          # anchored: the whole path must match
+            if PurePosixPath("/", path).match("/" + pattern.lstrip("/")):
+                return True
+        elif PurePosixPath(path).match(pattern):      # the last name matches
+            return True
+    return False
 
 
 def bundled_wheel(wheel: str, into: Path, root: Path = ROOT) -> Path:

@@ -5,7 +5,7 @@ script can compute the same chunks on any machine.
 """
 from __future__ import annotations
 
-from .errors import NNVisError
+from ..errors import NNVisError
 
 
 def parse_frames(text: str) -> tuple[int, int]:

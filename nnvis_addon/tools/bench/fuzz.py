@@ -32,7 +32,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import NNVisError
+from ...errors import NNVisError
 from .fuzz_formats import FORMATS
 
 SLOW_SECONDS = 1.0

@@ -6,8 +6,8 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import NNVisError
-from .options import IMPORT_OPTIONS
+from ..errors import NNVisError
+from ..options import IMPORT_OPTIONS
 from .packaging import ROOT
 
 QUALITY = ("draft", "final")     # stage.QUALITY's keys (stage needs bpy; a test keeps them equal)
@@ -108,7 +108,7 @@ def _encode(args) -> int:
     from .packaging import start_blender
     bpy = start_blender(_path(args.user_folder))
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    from .scene.render import encode_sequence
+    from ..scene.render import encode_sequence
     frames = parse_frames(args.frames) if args.frames else None
     video = encode_sequence(args.path, args.out, fps=args.fps or 24, frames=frames)
     print(f"video: {video.resolve()}")
@@ -160,8 +160,8 @@ def cmd_demo(args) -> int:
 def cmd_record(args) -> int:
     """A recording from existing per-epoch checkpoints (TensorFlow computes the activations)."""
     import numpy as np
-    from .io.discover import discover
-    from .record import record_checkpoints
+    from ..io.discover import discover
+    from ..record import record_checkpoints
     found = discover(args.path)
     probes = np.load(args.probes, allow_pickle=False)
     labels = np.load(args.labels, allow_pickle=False) if args.labels else None

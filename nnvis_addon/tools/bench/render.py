@@ -111,8 +111,8 @@ def reference_frame(scene, frame: int, recording, tmp: Path, device=None,
     cache: it takes minutes on 2 cores)."""
     import hashlib
     from ..packaging import ROOT, cache_dir, source_hash
-    from ..scene import devices
-    from ..scene.stage import CyclesSettings, apply_cycles
+    from ...scene import devices
+    from ...scene.stage import CyclesSettings, apply_cycles
     device = device or devices.CPU
     key = hashlib.sha256(f"{source_hash(ROOT / 'nnvis_addon' / 'scene')} {recording} {frame} "
                          f"{scene.render.resolution_x}x{scene.render.resolution_y} {device.kind} "
@@ -155,9 +155,9 @@ def frame_cost(scene, first: int, count: int = 6) -> tuple[float, float]:
 def run(variants: dict, resolution, repeats: int, recording=None, log=print,
         scene_name: str = "demo", device: str = "cpu",
         reference_samples: int = REFERENCE["samples"]) -> list[dict]:
-    from ..scene import compat, devices
+    from ...scene import compat, devices
     from dataclasses import replace
-    from ..scene.stage import CyclesSettings, apply_cycles, preset, QUALITY
+    from ...scene.stage import CyclesSettings, apply_cycles, preset, QUALITY
     recording = scene_source(scene_name, recording)
     scene = open_bench_scene(recording, resolution)
     chosen = devices.choose(device)

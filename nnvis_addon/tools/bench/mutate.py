@@ -14,9 +14,9 @@ import zlib
 
 import numpy as np
 
-from ..errors import NNVisError
-from ..io.protowire import read_varint
-from ..io.tensorbundle import crc32c
+from ...errors import NNVisError
+from ...io.protowire import read_varint
+from ...io.tensorbundle import crc32c
 
 INTERESTING = (0, 1, 2, 3, 7, 8, 15, 16, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000, 0xFFFF,
                0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 1 << 32, (1 << 40) + 3,

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .chunks import chunk_range
-from .errors import NNVisError
+from ..errors import NNVisError
 from .packaging import install_extension, start_blender
-from . import names
+from .. import names
 
 
 @dataclass
@@ -74,8 +74,8 @@ def render_checkpoint(path, out, zip_path, user_folder, blend=None,
     at that device's preset."""
     start = time.perf_counter()
     scene = open_scene(path, zip_path, user_folder, resolution, **(import_options or {}))
-    from .scene.render import render_animation, save_farm_ready, set_engine  # bpy is up now
-    from .scene.stage import DEFAULT_QUALITY
+    from ..scene.render import render_animation, set_engine  # bpy is up now
+    from ..scene.stage import DEFAULT_QUALITY
     import_seconds = time.perf_counter() - start
     if resolution:
         scene.render.resolution_x, scene.render.resolution_y = resolution
@@ -106,3 +106,28 @@ def render_checkpoint(path, out, zip_path, user_folder, blend=None,
     return RenderResult(Path(out), blend, len(done), import_seconds, time.perf_counter() - start,
                         skipped=last - first + 1 - len(done), rendered=tuple(done),
                         device=str(chosen or scene.render.engine))
+
+
+def save_farm_ready(scene, blend, frames_folder: str = "//frames/") -> Path:
+    """Save `scene`'s file as a .blend any Blender renders alone: every image packed, remaining
+    paths relative, output an image sequence next to the .blend with placeholders (Flamenco's
+    Simple Blender Render job type renders images only). The session continues in the saved file."""
+    import bpy
+    from ..scene.render import set_output
+    blend = Path(blend).resolve()
+    blend.parent.mkdir(parents=True, exist_ok=True)
+    bpy.ops.file.pack_all()
+    set_output(scene, frames_folder, "PNG")
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    if _absolute_paths():   # needs the file saved: relative means relative to the .blend
+        bpy.ops.file.make_paths_relative()
+        if _absolute_paths():
+            raise NNVisError(f"{blend}: still refers to files outside it: {_absolute_paths()}")
+        bpy.ops.wm.save_mainfile()
+    return blend
+
+
+def _absolute_paths() -> list[str]:
+    """External files the open .blend refers to by an absolute path (packed ones don't count)."""
+    import bpy
+    return [p for p in bpy.utils.blend_paths(packed=True) if not p.startswith("//")]

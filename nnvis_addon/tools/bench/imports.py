@@ -65,8 +65,8 @@ def _prepare_onnx(key: str, size: int, folder: Path) -> dict:
     probe, and one forward pass timed in onnxruntime and in nnvis' numpy (best of 3 / of 2)."""
     import numpy as np
     import onnxruntime as ort
-    from ..model.forward import forward_batch
-    from ..model.onnx_graph import read_onnx_epoch
+    from ...model.forward import forward_batch
+    from ...io.onnx import read_onnx_epoch
     if not (folder / "epoch_02.onnx").exists():
         import torch
         import torchvision
@@ -101,8 +101,8 @@ def _prepare_onnx(key: str, size: int, folder: Path) -> dict:
 def import_once(name: str) -> dict:
     """Import the prepared folder in this process (no TensorFlow) and measure it."""
     import bpy
-    from .. import load_run
-    from ..scene import build_scene
+    from ... import load_run
+    from ...scene import build_scene
     bpy.ops.wm.read_factory_settings(use_empty=True)
     start, cpu = time.perf_counter(), time.process_time()
     run = load_run(CACHE / name)
@@ -123,7 +123,7 @@ def peak_rss_mb() -> float:
 
 
 def _child(args: list[str]) -> dict:
-    done = subprocess.run([sys.executable, "-m", "nnvis_addon.bench.imports", *args],
+    done = subprocess.run([sys.executable, "-m", "nnvis_addon.tools.bench.imports", *args],
                           capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
         raise RuntimeError(f"bench child {args} failed:\n{done.stderr[-3000:]}")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .model.kernels import resize_bilinear
+from ..model.kernels import resize_bilinear
 
 
 def digits(size: int = 32):
@@ -60,7 +60,7 @@ def train_digits(out, epochs: int = 10, size: int = 32, samples: int | None = No
     np.save(out / "probe.npy", probes[0])
     save = keras.callbacks.ModelCheckpoint(str(out / "epoch_{epoch:02d}.weights.h5"),
                                            save_weights_only=True)
-    from .record import Recorder
+    from ..record import Recorder
     recorder = Recorder(out / "recording", probes, labels=labels,
                         class_names=[str(d) for d in range(10)])
     history = model.fit(x, y, epochs=epochs, batch_size=64, validation_split=0.1,

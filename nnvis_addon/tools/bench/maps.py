@@ -66,7 +66,7 @@ def _render(scene, path: Path) -> np.ndarray:
 
 def _id_material():
     """Emission of (pass index, 0, 0): the object an ID render's pixel shows, read from an EXR."""
-    from ..scene.nodes import add, empty_material
+    from ...scene.nodes import add, empty_material
     tree = (mat := empty_material("nnvis measure ids")).node_tree
     info = add(tree, "ShaderNodeObjectInfo")
     colour = add(tree, "ShaderNodeCombineXYZ", {"X": info.outputs["Object Index"]})
@@ -81,7 +81,7 @@ def _flat():
     at a few samples a pixel, light sampling is noise, and a transparent edge in front shifts
     it — it would count as burial where the edge is invisible."""
     import bpy
-    from .. import names
+    from ... import names
     flats = [m.node_tree.nodes[names.FLAT].outputs[0] for m in bpy.data.materials
              if m.node_tree and names.FLAT in m.node_tree.nodes]
     kept = [socket.default_value for socket in flats]
@@ -106,8 +106,8 @@ def visible_maps(scene, tmp: Path, resolution=RESOLUTION, frame: int | None = No
     """Each drawn layer's visible and unburied map pixels in `scene` (changed: overlays and
     labels hidden, render settings) at `frame` (default: the middle one), and the network's
     coverage; renders go to `tmp`."""
-    from .. import names
-    from ..scene import compat
+    from ... import names
+    from ...scene import compat
     scene.frame_set((scene.frame_start + scene.frame_end) // 2 if frame is None else frame)
     for obj in scene.objects:
         if names.OVERLAY in obj or names.LABEL in obj or names.BLOCK_LABEL in obj:

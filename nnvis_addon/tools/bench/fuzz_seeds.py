@@ -153,7 +153,7 @@ def make_seeds(folder) -> Path:
     import tensorflow as tf
     from sklearn.datasets import load_digits
 
-    from ..record import Recorder
+    from ...record import Recorder
 
     folder = Path(folder)
     for sub in ("keras", "h5", "tf2"):
@@ -214,6 +214,6 @@ def _keras2_metadata(model, path: Path) -> None:
     path.write_bytes(field(1, node))
 
 
-if __name__ == "__main__":      # python -m nnvis_addon.bench.fuzz_seeds FOLDER (the bench's child)
+if __name__ == "__main__":      # python -m nnvis_addon.tools.bench.fuzz_seeds FOLDER (the bench's child)
     import sys
     make_seeds(sys.argv[1])

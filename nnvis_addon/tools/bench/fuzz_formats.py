@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import budget
-from ..io import discover, keras_files, onnx, recording, saved_model, tensorbundle, tf_checkpoint
-from ..model.forward import forward_batch_partial
-from ..model.keras_config import network_from_config
-from ..model.onnx_graph import network_from_onnx
-from ..probe import load_probes
+from ... import budget
+from ...io import discover, keras_files, onnx, recording, saved_model, tensorbundle, tf_checkpoint
+from ...model.forward import forward_batch_partial
+from ...model.keras_config import network_from_config
+from ...model.onnx_graph import network_from_onnx
+from ...probe import load_probes
 from . import mutate as mu
 
 

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from ..bundling import density_bundle, structural_bundle
+from ...bundling import density_bundle, structural_bundle
 
 SIZES = (5_000, 100_000, 1_000_000)
 HAMMER_SIZES = (5_000, 50_000)
