@@ -27,6 +27,8 @@ MAPWISE_GAP = 0.8       # share of the gap behind a layer whose maps link one-to
 BLOCK_GAP = 0.55        # ... or behind a folded block (a sheaf of its strongest inputs per map),
                         # in one row: wrapped rows are as high as the frame allows, and shorter
                         # rows would only hide more of each other
+STAGE_BREAK = 0.1       # a row break moves to a stage's start at most this share of a row away:
+                        # the longest row sets how small the camera shows every map
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Placement:
     row: int = 0                 # wrapped layouts: 0 = the top row
 
 
+COLUMN = 16             # unit layers this short stand as one column
 MIN_ASPECT = 0.125      # a 1D map's strip (one row of L) stays a visible band, not a hairline
 
 
@@ -53,8 +56,8 @@ def map_aspect(output_shape) -> tuple[float, float]:
 
 def grid_columns(count: int, spatial: bool, aspect: tuple[float, float] = (1.0, 1.0)) -> int:
     """Columns of a near-square grid of cells of (width, height) `aspect`; short unit layers
-    (≤ 16, e.g. class scores) stand as a column."""
-    if count <= 16 and not spatial:
+    (≤ COLUMN, e.g. class scores) stand as a column."""
+    if count <= COLUMN and not spatial:
         return 1
     return min(count, max(1, math.ceil(math.sqrt(count * aspect[1] / aspect[0]))))
 
@@ -106,9 +109,11 @@ def layout_network(network: Network, map_size: float = 1.0, unit_size: float = 0
     their layers' extents, so edges fan out at a readable angle whatever the layer sizes — or
     MAPWISE_GAP of that where each map links to one map only (BatchNorm, activations, pooling,
     Add), whose straight links need no room to fan out. Unit
-    layers that only pass values on (Flatten, Dropout) are drawn at half size, the output layer at
-    twice the size, so it reads next to the class scores. `rows` > 1 wraps the ranks into that
-    many rows of about equal length, one under the other, like lines of text."""
+    layers that only pass values on (Flatten, Dropout) are drawn at half size, a short output
+    layer (a column of class scores) at twice the size, so it reads next to the prediction
+    bars; a long one (1000 classes) stays unit-sized, not a wall that dwarfs every map. `rows` > 1
+    wraps the ranks into that many rows of about equal length, one under the other, like lines of
+    text."""
     spatial_sides = [max(l.map_shape) for l in network.layers if l.is_spatial]
     largest = max(spatial_sides) if spatial_sides else 1
     rank, lane = ranks_and_lanes(network)
@@ -121,7 +126,8 @@ def layout_network(network: Network, map_size: float = 1.0, unit_size: float = 0
             aspect = map_aspect(layer.output_shape)
         else:
             size = unit_size * (0.5 if passes_through(layer) else
-                                2.0 if layer.name == network.output else 1.0)
+                                2.0 if layer.name == network.output and
+                                layer.cell_count <= COLUMN else 1.0)
             spacing = size * 1.6
         yz = _grid(layer.cell_count, spacing, layer.is_spatial, aspect)
         extent = (float(np.ptp(yz[:, 0])) + size * aspect[0],
@@ -182,7 +188,7 @@ def _rows(xs: np.ndarray, rows: int, stage_starts=()) -> np.ndarray:
     breaks = []
     for k in range(1, rows):
         ideal = k * length / rows
-        near = [x for x in stage_starts if abs(x - ideal) < 0.3 * length / rows]
+        near = [x for x in stage_starts if abs(x - ideal) < STAGE_BREAK * length / rows]
         breaks.append(min(near, key=lambda x: abs(x - ideal)) if near else ideal)
     return np.searchsorted(np.sort(breaks), xs, side="right")
 

@@ -85,3 +85,30 @@ def test_the_orbit_sweeps_60_degrees_from_either_home_view(wrapped):
     assert azimuth[0] == pytest.approx(start) and azimuth[-1] == pytest.approx(start)
     toward = start - azimuth.min()
     assert toward == pytest.approx(20 if wrapped else 40)
+
+
+@pytest.mark.parametrize("classes, doubled", [(10, True), (1000, False)])
+def test_only_a_column_of_class_scores_is_drawn_at_twice_the_size(classes, doubled):
+    """A 10-class output stands as a column twice a unit's size, beside the prediction bars; a
+    1000-class one (every torchvision classifier) stays unit-sized: doubled, its 32×32 grid stood
+    taller than any map and shrank mobilenet_v3_small to 12 % of the frame."""
+    net = Network("net", [
+        layer("in", "InputLayer", (8, 8, 4)),
+        layer("gap", "GlobalAveragePooling2D", (4,), "in"),
+        layer("hidden", "Dense", (classes,), "gap"),
+        layer("out", "Dense", (classes,), "hidden"),
+    ])
+    size = {p.name: p.cell_size for p in layout.layout_network(net)}
+    assert size["out"] == pytest.approx(size["hidden"] * (2 if doubled else 1))
+
+
+def test_a_row_break_keeps_the_rows_near_equal_length():
+    """A break moves to a stage's start only where that leaves the rows near equal: EfficientNetB0's
+    first row ran to 52 of its 87 units, snapped to the start of stage 5, and the longest row sets
+    how small the camera draws every map."""
+    import numpy as np
+    xs = np.arange(88.0)
+    row = layout._rows(xs, 2, stage_starts=[30.0, 52.0, 70.0])
+    assert row[:44].max() == 0 and row[45:].min() == 1            # 52 is 8 from the ideal 43.5
+    row = layout._rows(xs, 2, stage_starts=[30.0, 46.0, 70.0])
+    assert row[:46].max() == 0 and row[46:].min() == 1            # 46 is near: rows read as stages

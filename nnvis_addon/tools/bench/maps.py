@@ -11,7 +11,8 @@ with cheap Cycles renders at 320×180, no denoising:
 - the scene as it renders at 1 sample: the network's share of the frame (test_picture's rule).
 A layer's pixel is *buried* when showing the edges changes its colour by more than `BURIED` of
 full scale (any channel, display values). `--networks` picks what to build (keras.applications
-networks with weights=None at 96×96, torchvision's resnet18 through ONNX, the digits CNN); the
+networks with weights=None at 96×96, torchvision's resnet18 and mobilenet_v3_small through
+ONNX, the digits CNN); the
 table lists per network the median drawn layer's share of visible map pixels and the worst layer.
 """
 from __future__ import annotations
@@ -29,7 +30,8 @@ import numpy as np
 BURIED = 0.12                       # of full scale: the edges changed the pixel's colour
 RESOLUTION = (320, 180)
 SAMPLES = 8                         # anti-aliased: a haze of thin edges counts as it looks
-NETWORKS = ("resnet50", "mobilenetv2", "densenet121", "resnet18-onnx", "digits")
+NETWORKS = ("resnet50", "mobilenetv2", "densenet121", "efficientnetb0", "resnet18-onnx",
+            "mobilenet_v3_small-onnx", "digits")
 SIZE = 96                           # input side of the applications (the issue's 96×96)
 
 
