@@ -21,9 +21,6 @@ RESOLUTION = "320x180"
 # the small functional CNN 15.8 %; ResNet50 folded into blocks on two rows 15.3 %, was 1.6 %;
 # DenseNet121, one row of 16 blocks standing closer, 15.7 %)
 MIN_FILL, MIN_LABEL, MIN_COVERAGE = 0.60, 0.015, 0.15
-# a move's keys frame the labels of its farthest view at 12 px (at 640×360) too: the fly-through's
-# first view, from behind the input, fits the network into 56 % of the area beside them
-MIN_FILL_MOVE = 0.55
 MIN_COVERAGE_DEEP = 0.15
 MIN_TEXT_PX = 12        # every overlay text at least this tall in a 640×360 video (layer labels
                         # not yet: at 12 px they crowd deep networks out of the frame)
@@ -122,14 +119,14 @@ def inside(box, eps=0.005) -> bool:
     return box[0] >= -eps and box[1] >= -eps and box[2] <= 1 + eps and box[3] <= 1 + eps
 
 
-def check_frame(scene, cam, deep: bool, least_fill: float = MIN_FILL) -> None:
+def check_frame(scene, cam, deep: bool) -> None:
     boxes = layer_boxes(scene, cam)
     assert boxes
     net = np.array(list(boxes.values()))
     whole = (net[:, 0].min(), net[:, 1].min(), net[:, 2].max(), net[:, 3].max())
     assert inside(whole), f"frame {scene.frame_current}: network box {whole} leaves the frame"
     fill = max(whole[2] - whole[0], whole[3] - whole[1])
-    assert fill >= least_fill, f"frame {scene.frame_current}: network fills {fill:.0%}"
+    assert fill >= MIN_FILL, f"frame {scene.frame_current}: network fills {fill:.0%}"
     labels = [o for o in scene.objects if "nnvis_label" in o and not o.hide_render]
     if deep:
         assert len(labels) >= 5
@@ -248,7 +245,7 @@ def check_scene(blend, tmp, deep=False, static=True) -> None:
     check_labels_readable(scene, cam)
     for frame in (scene.frame_start, (scene.frame_start + scene.frame_end) // 2, scene.frame_end):
         scene.frame_set(frame)
-        check_frame(scene, cam, deep, MIN_FILL if static else MIN_FILL_MOVE)
+        check_frame(scene, cam, deep)
     if static:          # the default view; a move's middle frame may look from farther away
         coverage = network_coverage(scene, tmp)
         least = MIN_COVERAGE_DEEP if deep else MIN_COVERAGE
