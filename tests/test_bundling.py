@@ -137,6 +137,22 @@ def test_density_above_the_splat_sample_keeps_order_independence_and_bundles():
     assert ink(out) < 0.8 * ink(density(big, 0.0, points=5))
 
 
+def test_density_small_layers_move_points_from_the_nodes_without_a_move_table(pair, monkeypatch):
+    """Below _TABLE_EDGES edges per table cell the fine move table (a fixed cost every iteration,
+    twice the bundling time at 5k edges) is not built: each point's move is interpolated from its
+    four nodes at its fine cell's centre with the table's own operations: the same curves."""
+    from nnvis_addon.bundling import density as module
+    small, table = density(pair, 1.0), module._MoveTable
+    monkeypatch.setattr(module, "_TABLE_EDGES", 0.0)                 # the table at any size
+    built = []
+    monkeypatch.setattr(module, "_MoveTable", lambda *a: built.append(1) or table(*a))
+    np.testing.assert_array_equal(small, density(pair, 1.0))
+    assert built, "the forced table path did not build a table"
+    monkeypatch.undo()
+    monkeypatch.setattr(module, "_MoveTable", lambda *a: pytest.fail("a table for 8k edges"))
+    density(pair, 1.0)
+
+
 def test_heavier_edges_pull_the_bundles_towards_them():
     """Density: with one edge far heavier than the rest, its neighbours bend towards it."""
     src_pos, dst_pos, src, dst, _ = layer_pair(n_src=60, n_dst=6, seed=4)

@@ -10,19 +10,21 @@ of its slice's points, i.e. up the density gradient with a step that cannot over
 moment maps (Σw, Σw·y, Σw·z) give that mean at every grid node; the kernel's normalisation cancels
 in the ratio. Heavier edges (|weight|, importance) pull harder.
 
-Speed (about two million edges a second): points live in units of the move table's cells, _FINE
-per density-map cell, so a point's cell is the floor of its coordinates; a point is splatted into
-its map cell and the blur kernel is offset by half a cell (the cell's centre), so no nearest-node
-pass is needed. The move per node (mean minus node, times the slice's pull) is interpolated
-bilinearly once per iteration onto the table, at its cells' centres, Y and Z as one complex value:
-a point's move is one gather, the bilinear move at most √2/(2·_FINE) of a map cell away from the
-point (the previous implementation gathered four coefficients and did three multiply-adds per
+Speed (about two million edges a second): points live in units of the move table's cells, _FINE per
+density-map cell, so a point's cell is the floor of its coordinates; a point is splatted into its
+map cell and the blur kernel is offset by half a cell (the cell's centre), so no nearest-node pass
+is needed. The move per node (mean minus node, times the slice's pull) is interpolated bilinearly
+once per iteration onto the table (along Y, then Z), at its cells' centres, Y and Z as one complex
+value: a point's move is one gather, the bilinear move at most √2/(2·_FINE) of a map cell away from
+the point (the previous implementation gathered four coefficients and did three multiply-adds per
 point). Positions are complex (u + i·v) too, so a move and a smoothing step are one pass for both
 axes. A chunk's cells are found just before its move into buffers shared by all chunks, so they
 stay in cache. The grid has a margin of one cell on every side, so points on the layers' bounding
-box need no clipping. Above _SPLAT_EDGES edges, a fixed sample of that many makes the density
-maps (see `_splat_sample`). docs/bundling.md measures the difference from the previous
-implementations.
+box need no clipping. Above _SPLAT_EDGES edges, a fixed sample of that many makes the density maps
+(see `_splat_sample`). The table is a fixed cost per iteration (halving the speed at 5k edges), so
+below _TABLE_EDGES edges per table cell each point's move is interpolated from its four nodes
+instead, with the table's own operations: the same curves bit for bit. docs/bundling.md measures
+the difference from the previous implementations.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ _CHUNK = 1 << 14      # edges per block inside an iteration: temporaries stay in
 _ALONE = 1e-30        # blurred weight below which a node has nothing within reach: no move there
 _SPLAT_EDGES = 1 << 17  # above this many edges, a sample this big makes the density maps
 _FINE = 4             # move-table cells per density-map cell, per axis (a power of 2)
+_TABLE_EDGES = 0.75   # edges per move-table cell of a slice from which the table pays (measured)
 
 
 def density_bundle(src_pos: np.ndarray, dst_pos: np.ndarray, src: np.ndarray, dst: np.ndarray,
@@ -120,11 +123,12 @@ def _bundle(y, z, blocks, t, grid: _Grid, w, splatted: int, iterations, sigma, d
     chunks = [_Chunk(_line(y[0][c], y[1][c], t), _line(z[0][c], z[1][c], t), w[c],
                      min(max(splatted - c.start, 0), c.stop - c.start), grid) for c in blocks]
     pull = np.sin(np.pi * t[1:-1])
+    moving = _MoveTable if w.shape[0] >= _TABLE_EDGES * (_FINE * grid.side) ** 2 else _NodeMoves
     maps = np.zeros((3, grid.size))
     for chunk in chunks:
         chunk.splat(maps)
     for it in range(iterations):
-        moves = _moves(maps, sigma * decay ** it, pull, grid.side)
+        moves = moving(_node_moves(maps, sigma * decay ** it, pull, grid.side), grid)
         maps = np.zeros((3, grid.size)) if it + 1 < iterations else None
         for chunk in chunks:
             chunk.move(moves)
@@ -207,12 +211,10 @@ class _Chunk:
             np.multiply(w, pos[1:-1, :e], out=moment)
             maps[row] += np.bincount(index, moment.ravel(), size)
 
-    def move(self, moves: np.ndarray) -> None:
-        """Each point by the move of its cell of the fine move table (complex u + i·v), then one
-        smoothing step along each edge: inner ← inner/2 + (previous + next)/4."""
-        index = self.grid.cells(self.p[1:-1], True).ravel()
-        move = np.take(moves, index, out=self.grid.move[:index.shape[0]], mode="clip")
-        self.p[1:-1] += move.reshape(self.p[1:-1].shape)
+    def move(self, moves: _MoveTable | _NodeMoves) -> None:
+        """Each point by the move of its fine cell (complex u + i·v), then one smoothing step
+        along each edge: inner ← inner/2 + (previous + next)/4."""
+        self.p[1:-1] += moves.at(self.p[1:-1]).reshape(self.p[1:-1].shape)
         pos = self.p.view(np.float32)                # (points, 2·edges): u, v, u, v, …
         s = self.grid.floor.ravel()[:pos[1:-1].size].reshape(pos[1:-1].shape)
         np.add(pos[:-2], pos[2:], out=s)
@@ -231,10 +233,10 @@ class _Chunk:
             straight += moved
 
 
-def _moves(maps: np.ndarray, sigma: float, pull: np.ndarray, side: int) -> np.ndarray:
-    """(slices · (_FINE · side)²,) complex64 move u + i·v of each fine cell: towards the blurred
-    weighted mean, times its slice's pull, bilinear between the nodes at the fine cell's centre;
-    nodes with no weight in reach stay."""
+def _node_moves(maps: np.ndarray, sigma: float, pull: np.ndarray, side: int) -> np.ndarray:
+    """(slices, side, side) complex64 move u + i·v of each density-map node in fine cells:
+    towards the blurred weighted mean, times its slice's pull; nodes with no weight in reach
+    stay."""
     node = np.arange(side)
     # splatted mass sits at its cell's centre, half a cell past the node of the same index
     kernel = np.exp(-0.5 * np.square((node[:, None] - node[None, :] - 0.5) / max(sigma, 1e-3)))
@@ -243,14 +245,62 @@ def _moves(maps: np.ndarray, sigma: float, pull: np.ndarray, side: int) -> np.nd
     rho = np.where(near, rho, 1.0)
     scale = near * pull.astype(np.float64).reshape(-1, 1, 1)
     fine = node * _FINE                                   # moments and moves in fine cells
-    d = np.stack([(mu / rho - fine[:, None]) * scale, (mv / rho - fine[None, :]) * scale])
+    d = np.empty(rho.shape, np.complex64)
+    d.real, d.imag = (mu / rho - fine[:, None]) * scale, (mv / rho - fine[None, :]) * scale
+    return d
+
+
+def _fine_lerp(side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per fine cell along an axis: the node before its centre (the last node's cells
+    extrapolate) and the float32 bilinear weights 1 − f and f of that node and the next."""
     centre = (np.arange(side * _FINE) + 0.5) / _FINE
-    cell = np.minimum(centre.astype(np.intp), side - 2)   # the last node's cells extrapolate
+    cell = np.minimum(centre.astype(np.intp), side - 2)
     f = centre - cell
-    lerp = np.zeros((side * _FINE, side), np.float32)     # lerp @ d: d between nodes, along u
-    lerp[np.arange(side * _FINE), cell] = 1 - f
-    lerp[np.arange(side * _FINE), cell + 1] = f
-    d = lerp @ d.astype(np.float32) @ lerp.T
-    moves = np.empty(d.shape[1:], np.complex64)
-    moves.real, moves.imag = d
-    return moves.ravel()
+    return cell, (1 - f).astype(np.float32), f.astype(np.float32)
+
+
+class _MoveTable:
+    """The move of every fine cell, bilinear between the nodes at the cell's centre, as one
+    complex64 table (slices · (_FINE · side)²,): a point's move is one gather. Building it costs
+    a fixed few ms an iteration, which pays from _TABLE_EDGES edges per cell of a slice's table
+    on (≈ 52k edges on a 64 grid). Interpolated along u, then along v, with `_NodeMoves`'
+    operations in its order: the two give the same moves bit for bit."""
+
+    def __init__(self, d: np.ndarray, grid: _Grid):
+        cell, w0, w1 = _fine_lerp(grid.side)
+        rows = d[:, cell] * w0[:, None]
+        rows += d[:, cell + 1] * w1[:, None]
+        table = rows[:, :, cell] * w0
+        table += rows[:, :, cell + 1] * w1
+        self.table, self.grid = table.ravel(), grid
+
+    def at(self, p: np.ndarray) -> np.ndarray:
+        """(p.size,) complex64 move of each point p (slices, edges) u + i·v, in a shared buffer."""
+        index = self.grid.cells(p, True).ravel()
+        return np.take(self.table, index, out=self.grid.move[:index.shape[0]], mode="clip")
+
+
+class _NodeMoves:
+    """The same moves as `_MoveTable`, bilinear at each point's fine cell centre, evaluated per
+    point from the four nodes around it (four gathers and multiply-adds): cheaper than building
+    the table for fewer edges than _TABLE_EDGES per table cell."""
+
+    def __init__(self, d: np.ndarray, grid: _Grid):
+        self.d, self.grid = d.ravel(), grid
+        self.cell, *self.w = _fine_lerp(grid.side)
+
+    def at(self, p: np.ndarray) -> np.ndarray:
+        side = self.grid.side
+        a, b = p.real.astype(np.intp), p.imag.astype(np.intp)  # the fine cell (positions ≥ 0)
+        node = np.take(self.cell, a, mode="clip") * side
+        node += np.take(self.cell, b, mode="clip")
+        node += (np.arange(p.shape[0]) * side ** 2)[:, None]
+        wa0, wa1 = (np.take(w, a, mode="clip") for w in self.w)
+        near = np.take(self.d, node) * wa0                     # along u at the node's v and
+        near += np.take(self.d, node + side) * wa1             # at the next v, then along v
+        far = np.take(self.d, node + 1) * wa0
+        far += np.take(self.d, node + side + 1) * wa1
+        near *= np.take(self.w[0], b, mode="clip")
+        far *= np.take(self.w[1], b, mode="clip")
+        near += far
+        return near.ravel()
