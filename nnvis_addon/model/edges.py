@@ -7,7 +7,9 @@ input. Pruning picks one edge set for all epochs, so the bundled curves are comp
 """
 from __future__ import annotations
 
+import functools
 import math
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,7 +95,7 @@ def layer_edges(network: Network, layer_name: str,
             src, dst, weight = handler(layer, source, weights_by_epoch, sources, k)
         if weight is None:
             weight = np.ones((len(weights_by_epoch), src.shape[0]), np.float32)
-        new = Edges(src.astype(np.int32), dst.astype(np.int32), weight)
+        new = Edges(src.astype(np.int32, copy=False), dst.astype(np.int32, copy=False), weight)
         if top_k or (max_edges is not None and len(new) > max_edges):
             new = new.subset(prune(new, new.weight, top_k=top_k or None, max_edges=max_edges))
         old = edges.get(source.name)                    # the same layer fed in twice: keep both
@@ -114,8 +116,8 @@ def edge_weights(network: Network, layer_name: str, source_name: str,
     src, dst = np.asarray(src, np.int64), np.asarray(dst, np.int64)
     if layer.kind == "Block":           # its drawn edges are each output's strongest inputs
         sources = [_layer(network, n) for n in layer.inbound]
-        return block_reach(layer, source, weights_by_epoch, sources)[:, src, dst].astype(
-            np.float32)
+        return np.stack([reach[src, dst] for reach in
+                         block_reach(layer, source, weights_by_epoch, sources)])
     if layer.kind == "Dense" and len(source.output_shape) == 1:
         units = int(layer.output_shape[-1])
         kernels = [np.asarray(w[0], np.float32) for w in
@@ -365,9 +367,8 @@ def _conv2d(layer: Layer, source: Layer, weights_by_epoch, *_):
                          f"{groups} groups")
     cin_g, cout_g = cin // groups, cout // groups
     kernels = _kernels(layer, weights_by_epoch, 1, [(..., cin_g, cout)])
-    j = np.repeat(np.arange(cin_g), cout)
-    dst = np.tile(np.arange(cout), cin_g)
-    src = (dst // cout_g) * cin_g + j
+    j, dst = _pairs(cin_g, cout)
+    src = j if groups == 1 else (dst // cout_g) * cin_g + j
     weight = np.empty((len(kernels), cin_g * cout), np.float32)
     for e, (k,) in enumerate(kernels):
         weight[e] = _slice_norms(k).ravel()
@@ -524,21 +525,26 @@ def _block(layer: Layer, source: Layer, weights_by_epoch, sources: list[Layer], 
     block's convolutions, so only each output's `BLOCK_INPUTS` strongest inputs are drawn: a
     block's connection reads as a sheaf, not a wall."""
     composed = block_reach(layer, source, weights_by_epoch, sources)
-    peak = composed.max(axis=0)
-    k = min(BLOCK_INPUTS, peak.shape[0])
-    strongest = np.argpartition(-peak, k - 1, axis=0)[:k]       # the k strongest, unordered
-    strongest = np.take_along_axis(strongest, np.argsort(
-        -np.take_along_axis(peak, strongest, axis=0), axis=0, kind="stable"), axis=0)
-    dst = np.broadcast_to(np.arange(composed.shape[2]), strongest.shape)
-    keep = peak[strongest, dst] > 0
-    src, dst = strongest[keep], dst[keep]
-    return src, dst, composed[:, src, dst].astype(np.float32)
+    peak = functools.reduce(np.maximum, composed).T.copy()   # (output, source): fast row argmax
+    outputs = np.arange(peak.shape[0])
+    strongest, keep = [], []
+    for _ in range(min(BLOCK_INPUTS, peak.shape[1])):   # strongest first, ties to the lower input
+        best = peak.argmax(axis=1)
+        strongest.append(best)
+        keep.append(peak[outputs, best] > 0)
+        peak[outputs, best] = -np.inf
+    keep = np.stack(keep)
+    src = np.stack(strongest)[keep]
+    dst = np.broadcast_to(outputs, keep.shape)[keep]
+    return src, dst, np.stack([reach[src, dst] for reach in composed])
 
 
-def block_reach(layer: Layer, source: Layer, weights_by_epoch, sources: list[Layer]) -> np.ndarray:
-    """(E, source cells, block output cells): how strongly each source cell reaches each output
-    cell of the folded block `layer`, per epoch (see `_block`), in float32: the products of
-    ResNet50's bottlenecks are most of its import, and float32 halves them."""
+def block_reach(layer: Layer, source: Layer, weights_by_epoch, sources: list[Layer]
+                ) -> list[np.ndarray]:
+    """Per epoch, (source cells, block output cells): how strongly each source cell reaches each
+    output cell of the folded block `layer` (see `_block`), in float32: the products of
+    ResNet50's bottlenecks are most of its import, and float32 halves them. A list, not one
+    array: its callers read a few pairs of each epoch, and stacking would copy them all."""
     known = {s.name: s for s in sources} | {inner.name: inner for inner in layer.inner}
     steps = {}      # (inner, inbound) → its edges for every epoch: the same pairs each epoch
     rows = []
@@ -563,7 +569,7 @@ def block_reach(layer: Layer, source: Layer, weights_by_epoch, sources: list[Lay
         rows.append(reach.get(layer.inner[-1].name))
     if rows[0] is None:
         raise NNVisError(f"block {layer.name!r}: no path from {source.name!r} to its output")
-    return np.stack(rows)
+    return rows
 
 
 class _Step:
@@ -576,17 +582,16 @@ class _Step:
 
     def __init__(self, src, dst, w, rows: int, cols: int):
         self.shape = (rows, cols)
-        self.src, self.dst = src.astype(np.int64), dst.astype(np.int64)
+        self.src, self.dst = src, dst
         # float32 first: abs commutes with rounding, and the cast is the only copy
         self.w = None if w is None else np.abs(np.asarray(w, np.float32))
         self.picks = None           # each cell's one input, when every cell has exactly one
-        order = np.argsort(self.dst) if len(self.dst) == cols else None
-        if order is not None and np.array_equal(self.dst[order], np.arange(cols)):
-            self.picks = self.src[order]
+        order = np.argsort(dst) if len(dst) == cols else None
+        if order is not None and np.array_equal(dst[order], np.arange(cols)):
+            self.picks = src[order].astype(np.int64)
             self.picked_w = None if w is None else self.w[:, order]
             self.identity = rows == cols and np.array_equal(self.picks, np.arange(cols))
-        self.full = self.w is not None and len(self.src) == rows * cols and np.array_equal(
-            self.src * cols + self.dst, np.arange(rows * cols))
+        self.full = self.w is not None and all_pairs(src, dst, rows, cols)
 
     def after(self, before: np.ndarray | None, epoch: int) -> np.ndarray:
         if before is not None and self.picks is not None:
@@ -595,12 +600,38 @@ class _Step:
         if self.full:
             step = self.w[epoch].reshape(self.shape)
             return step if before is None else before @ step
-        step = np.bincount(self.src * self.shape[1] + self.dst,
+        step = np.bincount(self.src.astype(np.int64) * self.shape[1] + self.dst,
                            np.broadcast_to(1.0 if self.w is None else self.w[epoch],
                                            self.src.shape),
                            minlength=self.shape[0] * self.shape[1]).reshape(self.shape)
         step = step.astype(np.float32)
         return step if before is None else before @ step
+
+
+_PAIRS = weakref.WeakValueDictionary()     # (rows, cols, side) → a live `_pairs` array
+
+
+def _pairs(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """(src, dst) int32, read-only: every row joined to every column once, row-major. Networks
+    repeat a few convolution shapes, and building these (and checking edges against them) was a
+    third of ResNet50's folded-block reach: the arrays are shared while any edges hold them."""
+    src, dst = _PAIRS.get((rows, cols, 0)), _PAIRS.get((rows, cols, 1))
+    if src is None or dst is None:
+        src, dst = np.repeat(np.arange(rows, dtype=np.int32), cols), \
+            np.tile(np.arange(cols, dtype=np.int32), rows)
+        src.flags.writeable = dst.flags.writeable = False
+        _PAIRS[rows, cols, 0], _PAIRS[rows, cols, 1] = src, dst
+    return src, dst
+
+
+def all_pairs(src: np.ndarray, dst: np.ndarray, rows: int, cols: int) -> bool:
+    """Every source cell joined to every cell once, in row-major order: the edges are a
+    (rows, cols) matrix (a convolution's channels). Instant for `_conv2d`'s own pairs."""
+    if len(src) != rows * cols:
+        return False
+    full_src, full_dst = _pairs(rows, cols)
+    return (src is full_src or np.array_equal(src, full_src)) and \
+        (dst is full_dst or np.array_equal(dst, full_dst))
 
 
 def _unknown(layer: Layer):

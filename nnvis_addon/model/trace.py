@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import NNVisError
-from .edges import cell_activations, layer_edges
+from .edges import all_pairs, cell_activations, layer_edges
 from .network import Network
 
 
@@ -97,7 +97,7 @@ def trace(network: Network, weights: dict[str, list[np.ndarray]],
             cells = network.layer(src).cell_count
             r_src = relevance.setdefault(src, np.zeros((len(units), cells)))
             wanted = with_edges is True or (src, layer.name) in (with_edges or ())
-            if not wanted and _full_grid(e, cells, layer.cell_count):     # a convolution's
+            if not wanted and all_pairs(e.src, e.dst, cells, layer.cell_count):  # a conv's
                 r_src += (r_out * share) @ v.reshape(cells, layer.cell_count).T   # channels
                 continue
             flows = r_out[:, e.dst] * v * share[e.dst]          # (units, edges)
@@ -112,12 +112,6 @@ def trace(network: Network, weights: dict[str, list[np.ndarray]],
     for layer in network.layers:
         cells.setdefault(layer.name, np.zeros((len(units), layer.cell_count), np.float32))
     return Trace(units, cells, edge_flow, ends)
-
-
-def _full_grid(edges, rows: int, cols: int) -> bool:
-    """Every source cell joined to every cell once, in row-major order: the edges are a matrix."""
-    return len(edges.src) == rows * cols and np.array_equal(
-        edges.src.astype(np.int64) * cols + edges.dst, np.arange(rows * cols))
 
 
 def _per_row_max(values: np.ndarray) -> np.ndarray:
