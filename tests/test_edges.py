@@ -347,3 +347,27 @@ def test_connection_caps_fit_the_total():
     cap = connection_caps([1000, 50, 5000], 1500)
     assert sum(min(s, cap) for s in (1000, 50, 5000)) <= 1500
     assert sum(min(s, cap + 1) for s in (1000, 50, 5000)) > 1500
+
+
+@pytest.mark.parametrize("cells", ["all", "some", "pairs"])
+def test_block_reach_steps_equal_the_matrix_product_bit_for_bit(cells):
+    """A folded block's reach multiplies by each inner layer's edge matrix; a step whose cells
+    have at most one input each (all of them: batch norm; some: a concatenation's part) is a
+    gather and scatter instead, and a convolution's shared channel pairs are its weights as they
+    stand: every shortcut gives exactly what the product with the dense matrix gives."""
+    from nnvis_addon.model.edges import _pairs, _Step
+    rng = np.random.default_rng(0)
+    rows, cols = 6, 9
+    if cells == "pairs":
+        src, dst = _pairs(rows, cols)
+    else:
+        dst = rng.permutation(cols)[:cols if cells == "all" else 5]
+        src = rng.integers(0, rows, dst.shape[0])
+    w = rng.normal(size=(2, src.shape[0])).astype(np.float32)
+    before = rng.uniform(0, 1, (4, rows)).astype(np.float32)
+    step = _Step(src, dst, w, rows, cols)
+    for epoch in range(2):
+        matrix = np.zeros((rows, cols), np.float32)
+        matrix[src, dst] = np.abs(w[epoch])
+        assert np.array_equal(step.after(before, epoch), before @ matrix)
+    assert (step.picks is None) == (cells == "pairs") and step.full == (cells == "pairs")

@@ -574,9 +574,10 @@ def block_reach(layer: Layer, source: Layer, weights_by_epoch, sources: list[Lay
 
 class _Step:
     """One inner layer's edges as the matrix `step` (source cells × its cells) that `after`
-    multiplies the reach so far by. When each of its cells has exactly one input (batch norm,
-    activations, merges), the product is a column gather (nothing at all for the identity),
-    bit for bit what the matrix product gives, without building the matrix; when every pair of
+    multiplies the reach so far by. When each of its cells has at most one input (batch norm,
+    activations, merges, a concatenation's part), the product is a column gather, scattered into
+    the cells that have an input (nothing at all for the identity): bit for bit what the matrix
+    product gives, without building the matrix or multiplying by its zeros. When every pair of
     cells is joined once, in row-major order (a convolution's channels), the weights are the
     matrix as they stand."""
 
@@ -585,18 +586,27 @@ class _Step:
         self.src, self.dst = src, dst
         # float32 first: abs commutes with rounding, and the cast is the only copy
         self.w = None if w is None else np.abs(np.asarray(w, np.float32))
-        self.picks = None           # each cell's one input, when every cell has exactly one
-        order = np.argsort(dst) if len(dst) == cols else None
-        if order is not None and np.array_equal(dst[order], np.arange(cols)):
+        self.picks = None           # each cell's one input, when no cell has two
+        self.into = None            # the cells that have one, when some have none
+        order = np.argsort(dst, kind="stable") if 0 < len(dst) <= cols else None
+        if order is not None and (np.diff(dst[order]) > 0).all():
             self.picks = src[order].astype(np.int64)
             self.picked_w = None if w is None else self.w[:, order]
-            self.identity = rows == cols and np.array_equal(self.picks, np.arange(cols))
+            if len(dst) < cols:
+                self.into = dst[order].astype(np.int64)
+            self.identity = self.into is None and rows == cols and np.array_equal(
+                self.picks, np.arange(cols))
         self.full = self.w is not None and all_pairs(src, dst, rows, cols)
 
     def after(self, before: np.ndarray | None, epoch: int) -> np.ndarray:
         if before is not None and self.picks is not None:
             part = before if self.identity else before[:, self.picks]
-            return part if self.w is None else part * self.picked_w[epoch]
+            part = part if self.w is None else part * self.picked_w[epoch]
+            if self.into is None:
+                return part
+            out = np.zeros((before.shape[0], self.shape[1]), part.dtype)
+            out[:, self.into] = part
+            return out
         if self.full:
             step = self.w[epoch].reshape(self.shape)
             return step if before is None else before @ step
