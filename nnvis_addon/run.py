@@ -17,7 +17,7 @@ from .errors import NNVisError
 from .io import discover as disc
 from .io import keras_files, recording, tf_checkpoint
 from .io.onnx import read_onnx_epoch, read_onnx_weights
-from .io.stored import loaded
+from .io.stored import loaded, may_share
 from .model.forward import forward_batch_partial, forward_missing
 from .model.keras_config import SHARED_KEY, network_from_config, with_input_shape
 from .model.network import Network
@@ -80,10 +80,13 @@ class Run:
         self._weights = weights
         start = time.perf_counter()
         if activations is None:
-            activations, skipped = {}, {}
-            for e in self.epochs:                   # one epoch's weights in memory at a time
-                activations[e], skipped = forward_batch_partial(network, loaded(weights[e]),
-                                                                probes)
+            activations, skipped, buffers = {}, {}, {}
+            for e in self.epochs:                   # one epoch's weights in memory at a time,
+                current = loaded(weights[e], buffers)       # read into the last one's arrays
+                activations[e], skipped = forward_batch_partial(network, current, probes)
+                del current
+                if may_share(activations[e], buffers):
+                    buffers.clear()
             self.warnings += [f"layer {name!r}: no activations ({why})" for name, why in
                               skipped.items()]
         self.forward_seconds = time.perf_counter() - start   # 0 when the recording had them

@@ -99,3 +99,24 @@ def test_large_arrays_stay_in_the_file_and_a_changed_file_is_refused(tmp_path):
         f["layers/dense/vars/1"] = np.zeros(512, np.float32)
     with pytest.raises(NNVisError, match="changed since it was read"):
         np.asarray(stored)
+
+
+def test_each_epoch_is_read_into_the_last_ones_arrays(tmp_path):
+    """The forward pass reads epoch after epoch into the same arrays (fresh memory costs page
+    faults, more than the read): the second epoch's kernels are the first's arrays, holding the
+    second epoch's values; a view of them (an activation that is one) stops the reuse."""
+    from nnvis_addon.io.keras_files import read_network, read_weights
+    from nnvis_addon.io.stored import loaded, may_share
+    write_run(tmp_path)
+    network = read_network(tmp_path / "model.json")
+    epochs = [read_weights(tmp_path / f"epoch_{e:02d}.weights.h5", network) for e in range(2)]
+    buffers = {}
+    first = loaded(epochs[0], buffers)["fc2"][0]
+    kept = first.copy()
+    second = loaded(epochs[1], buffers)["fc2"][0]
+    assert second is first
+    with h5py.File(tmp_path / "epoch_01.weights.h5") as f:
+        np.testing.assert_array_equal(second, f["layers/dense/vars/0"][()])
+        assert not np.array_equal(second, kept)
+    assert not may_share({"fc2": second.copy()}, buffers)
+    assert may_share({"fc2": second[:3]}, buffers)

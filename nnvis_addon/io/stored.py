@@ -64,13 +64,21 @@ class StoredArray:
                 (stop - start,) + self.shape[1:])
         return np.asarray(self)[key]
 
-    def _read(self, first: int, count: int) -> np.ndarray:
+    def read_into(self, out: np.ndarray) -> np.ndarray:
+        """The whole array read into `out` (C-contiguous, of its dtype and shape), returned."""
+        self._read(0, self.size, out.reshape(-1))
+        return out
+
+    def _read(self, first: int, count: int, out: np.ndarray | None = None) -> np.ndarray:
         if _stamp(self.path) != self._stamp:
             raise NNVisError(f"{self.path}: changed since it was read; import it again")
         try:
             with open(self.path, "rb") as f:
                 f.seek(self.offset + first * self.dtype.itemsize)
-                array = np.fromfile(f, self.dtype, count)
+                if out is None:
+                    array = np.fromfile(f, self.dtype, count)
+                else:
+                    array = out[:f.readinto(memoryview(out).cast("B")) // self.dtype.itemsize]
         except OSError as e:
             raise NNVisError(f"{self.path}: cannot read: {e.strerror or e}") from e
         if array.shape[0] != count:
@@ -78,10 +86,27 @@ class StoredArray:
         return array
 
 
-def loaded(weights: dict[str, list]) -> dict[str, list[np.ndarray]]:
-    """`weights` (layer → arrays) with every StoredArray read into memory."""
-    return {name: [np.asarray(a) if isinstance(a, StoredArray) else a for a in arrays]
-            for name, arrays in weights.items()}
+def loaded(weights: dict[str, list], buffers: dict | None = None) -> dict[str, list[np.ndarray]]:
+    """`weights` (layer → arrays) with every StoredArray read into memory. `buffers`: the arrays
+    earlier calls read, by (layer, index), no longer needed: one of the same dtype and shape is
+    read over instead of a new array (fresh memory costs page faults on first touch, more than
+    the read itself: VGG16 reads 553 MB an epoch), and it is updated with what this call read."""
+    buffers = {} if buffers is None else buffers
+
+    def read(name, k, a):
+        old = buffers.get((name, k))
+        fits = old is not None and old.dtype == a.dtype and old.shape == a.shape
+        buffers[name, k] = a.read_into(old) if fits else np.asarray(a)
+        return buffers[name, k]
+
+    return {name: [read(name, k, a) if isinstance(a, StoredArray) else a
+                   for k, a in enumerate(arrays)] for name, arrays in weights.items()}
+
+
+def may_share(arrays: dict[str, np.ndarray], buffers: dict) -> bool:
+    """Whether any of `arrays` (e.g. activations) may be a view of one of `loaded`'s `buffers`:
+    then those cannot be read over."""
+    return any(np.may_share_memory(a, b) for a in arrays.values() for b in buffers.values())
 
 
 def _stamp(path: Path) -> tuple[int, int]:
