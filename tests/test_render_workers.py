@@ -69,7 +69,7 @@ def test_two_workers_render_the_frames_one_process_renders(tiny_scene, tmp_path)
 
 FAKE_WORKER = """
 import os, socket, sys, time
-folder, me = sys.argv[-4], os.environ["BLENDER_USER_RESOURCES"][-1]
+folder, me = sys.argv[-5], os.environ["BLENDER_USER_RESOURCES"][-1]
 tag = f"{socket.gethostname()} {os.getpid()}"
 open(os.path.join(folder, f"frame_000{me}.bmp.claim"), "w").write(tag)
 open(os.path.join(folder, f".frame_000{me}.{tag.replace(' ', '-')}.bmp"), "w").write("half")
@@ -96,3 +96,50 @@ def test_a_failed_worker_stops_the_others_and_leaves_nothing_half_written(
     assert set(Path(tempfile.gettempdir()).glob("nnvis-workers-*")) == before
     for line in os.popen("ps -eo pid,args").read().splitlines():   # worker 1 is gone
         assert "out of GPU memory" not in line
+
+
+# --- the benchmark the lead runs on the GPU machine, run here on the CPU at a tiny size ----------
+
+@pytest.fixture(scope="module")
+def bench(digits_run, tmp_path_factory):
+    """`nnvis bench render ARGS --write rows.json` on the test's digits recording, with a private
+    cache (no reference from an earlier run); returns (stdout, rows)."""
+    import json
+    import subprocess
+    cache = tmp_path_factory.mktemp("cache")
+
+    def run(*args):
+        out = cache / "rows.json"
+        proc = subprocess.run(
+            [sys.executable, "-m", "nnvis_addon.tools.cli", "bench", "render", *args,
+             "--device", "cpu", "--recording", str(digits_run[0] / "recording"),
+             "--write", str(out)], cwd=Path(__file__).parent.parent, text=True,
+            capture_output=True, env=dict(os.environ, XDG_CACHE_HOME=str(cache)), timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout, json.loads(out.read_text())
+    return run
+
+
+def test_bench_video_renders_every_frame_through_workers_and_reports_seconds_and_psnr(bench):
+    stdout, (row,) = bench("--video", "--resolution", "48x27", "--workers", "2", "--frames",
+                           "3-7", "--reference-samples", "32")
+    assert (row["mode"], row["device"], row["workers"], row["frames"]) == ("video", "CPU", 2, 5)
+    assert row["total_seconds"] > 0 and row["seconds_per_frame"] == pytest.approx(
+        row["total_seconds"] / 5, abs=1e-3)
+    assert sorted(row["psnr_db"]) == ["3", "5", "7"]       # first, middle, last
+    assert all(20 < db < 80 for db in row["psnr_db"].values()), row["psnr_db"]
+    assert f"{row['seconds_per_frame']:.3f} s/frame" in stdout
+
+
+def test_bench_gpu_table_runs_on_the_cpu(bench):
+    """The GPU variants (here rendered on the CPU): each row timed and compared with the
+    reference, a frame at fewer samples worse than at more."""
+    from nnvis_addon.tools.bench.render import GPU_VARIANTS
+    first, fewer = list(GPU_VARIANTS)[:2]
+    _, rows = bench("--variants", "gpu", "--only", fewer, "--resolution", "48x27",
+                    "--repeats", "1", "--reference-samples", "128")
+    by_name = {r["variant"]: r for r in rows}
+    assert by_name["reference"]["samples"] == 128
+    assert by_name[first]["samples"] == 64 and by_name[fewer]["samples"] == 16
+    assert all(by_name[n]["seconds_per_frame"] > 0 for n in (first, fewer))
+    assert 20 < by_name[fewer]["psnr_db"] < by_name[first]["psnr_db"] < 80

@@ -85,7 +85,7 @@ def render(scene, folder: Path, file_format: str, workers: int, on_frame=None) -
             with open(log, "w") as out:
                 procs.append((subprocess.Popen(
                     command([str(blend), scene.name, str(folder), file_format, kind,
-                             str(threads)]),
+                             str(threads), str(os.getpid())]),
                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                     start_new_session=True), log))   # Ctrl-C reaches this process only
         while any(p.poll() is None for p, _ in procs):
@@ -131,14 +131,20 @@ def _stop(procs, folder: Path) -> None:
 
 def main(args: list[str]) -> int:
     """A worker: open the saved copy, render on the device `kind` with `threads` CPU threads,
-    take frames by claims; prints each frame it finished."""
-    blend, scene_name, folder, file_format, kind, threads = args
+    take frames by claims; prints each frame it finished, and stops after one when the process
+    that started it is gone (killed without the chance to stop its workers)."""
+    blend, scene_name, folder, file_format, kind, threads, parent = args
     from . import devices, render
     bpy.ops.wm.open_mainfile(filepath=blend)
     scene = bpy.data.scenes[scene_name]
     if scene.render.engine == "CYCLES":
         devices.use(scene, devices.choose(kind))   # device preferences are not in a .blend
     scene.render.threads_mode, scene.render.threads = "FIXED", int(threads)
-    render.render_sequence(scene, Path(folder), file_format,
-                           on_frame=lambda frame: print(f"nnvis worker: frame {frame}", flush=True))
+
+    def finished(frame):
+        print(f"nnvis worker: frame {frame}", flush=True)
+        if os.getppid() != int(parent):
+            raise SystemExit(f"nnvis worker: process {parent} that started it is gone")
+
+    render.render_sequence(scene, Path(folder), file_format, on_frame=finished)
     return 0
