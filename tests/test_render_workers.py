@@ -143,3 +143,17 @@ def test_bench_gpu_table_runs_on_the_cpu(bench):
     assert by_name[first]["samples"] == 64 and by_name[fewer]["samples"] == 16
     assert all(by_name[n]["seconds_per_frame"] > 0 for n in (first, fewer))
     assert 20 < by_name[fewer]["psnr_db"] < by_name[first]["psnr_db"] < 80
+
+
+def test_two_workers_make_the_same_video(tiny_scene, tmp_path):
+    """The same H.264 stream, frame for frame (the files differ only in the date Blender writes
+    into them)."""
+    import imageio.v3 as iio
+    from nnvis_addon.scene.render import render_animation
+    one = list(iio.imiter(render_animation(tiny_scene, tmp_path / "one.mp4")))
+    two = list(iio.imiter(render_animation(tiny_scene, tmp_path / "two.mp4", workers=2)))
+    assert len(one) == len(two) == tiny_scene.frame_end - tiny_scene.frame_start + 1
+    assert np.abs(one[0].astype(int) - one[-1]).mean() > 0.1       # the epochs change
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.mp4", "two.mp4"]
