@@ -25,7 +25,8 @@ import bpy
 
 from ..errors import NNVisError
 
-AUTO_GPU_WORKERS = 4          # beyond 4 the GPU is the bottleneck again (H200, demo at 1080p)
+AUTO_GPU_WORKERS = 4          # the brief's first guess; `nnvis bench render --video --workers N`
+                              # on the GPU machine measures it (docs/benchmarks.md)
 POLL_SECONDS = 0.2
 LOG_TAIL = 3000               # characters of a failed worker's log in the error
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]     # the folder holding nnvis_addon/
