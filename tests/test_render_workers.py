@@ -157,3 +157,18 @@ def test_two_workers_make_the_same_video(tiny_scene, tmp_path):
     for a, b in zip(one, two):
         np.testing.assert_array_equal(a, b)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.mp4", "two.mp4"]
+
+
+def test_workers_render_on_the_parents_kind_of_device_with_their_share_of_threads(
+        tiny_scene, tmp_path, monkeypatch):
+    """Cycles' device preferences are not in the saved copy: each worker is told the kind (a GPU
+    here, faked: the worker only echoes what it was told) and its CPU threads."""
+    monkeypatch.setattr(workers, "command", lambda args: [
+        sys.executable, "-c", "import sys; print('told', sys.argv[1:]); sys.exit(1)", *args])
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    tiny_scene.cycles.device = "GPU"
+    try:
+        with pytest.raises(NNVisError, match=r"told \[.*'BMP', 'GPU', '4', '\d+'\]"):
+            workers.render(tiny_scene, tmp_path / "frames", "BMP", 4)
+    finally:
+        tiny_scene.cycles.device = "CPU"
