@@ -104,9 +104,16 @@ def loaded(weights: dict[str, list], buffers: dict | None = None) -> dict[str, l
 
 
 def may_share(arrays: dict[str, np.ndarray], buffers: dict) -> bool:
-    """Whether any of `arrays` (e.g. activations) may be a view of one of `loaded`'s `buffers`:
-    then those cannot be read over."""
-    return any(np.may_share_memory(a, b) for a in arrays.values() for b in buffers.values())
+    """Whether any of `arrays` (e.g. activations) is a view of one of `loaded`'s `buffers` (a
+    view keeps the array that owns its memory as its base): then those cannot be read over."""
+    owners = {id(_owner(b)) for b in buffers.values()}
+    return any(id(_owner(a)) in owners for a in arrays.values() if isinstance(a, np.ndarray))
+
+
+def _owner(array: np.ndarray):
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
 
 
 def _stamp(path: Path) -> tuple[int, int]:
