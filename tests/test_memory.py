@@ -93,6 +93,8 @@ def test_large_arrays_stay_in_the_file_and_a_changed_file_is_refused(tmp_path):
     assert isinstance(stored, StoredArray) and not isinstance(bias, StoredArray)
     np.testing.assert_array_equal(np.asarray(stored), kernel)
     np.testing.assert_array_equal(stored[3:7], kernel[3:7])
+    rows = np.array([5, 0, 599, 5])                     # rows picked one by one, one open file
+    np.testing.assert_array_equal(stored[rows], kernel[rows])
     np.testing.assert_array_equal(bias, np.arange(512))
     with h5py.File(path, "w") as f:                     # training overwrote the checkpoint
         f["layers/dense/vars/0"] = kernel + 1

@@ -9,6 +9,7 @@ silently different numbers.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from pathlib import Path
@@ -56,12 +57,18 @@ class StoredArray:
         return array if dtype is None else array.astype(dtype, copy=False)
 
     def __getitem__(self, key):
+        row = math.prod(self.shape[1:])
         if isinstance(key, slice) and key.step in (None, 1) and self.ndim:
             start, stop, _ = key.indices(self.shape[0])
             stop = max(stop, start)
-            row = math.prod(self.shape[1:])
             return self._read(start * row, (stop - start) * row).reshape(
                 (stop - start,) + self.shape[1:])
+        if isinstance(key, np.ndarray) and key.ndim == 1 and key.dtype.kind in "iu" and self.ndim:
+            out = np.empty((key.shape[0], row), self.dtype)    # rows one by one, one open file
+            with self._opened() as f:
+                for i, r in enumerate(np.arange(self.shape[0])[key]):
+                    self._read(int(r) * row, row, out[i], f)
+            return out.reshape((key.shape[0],) + self.shape[1:])
         return np.asarray(self)[key]
 
     def read_into(self, out: np.ndarray) -> np.ndarray:
@@ -69,16 +76,29 @@ class StoredArray:
         self._read(0, self.size, out.reshape(-1))
         return out
 
-    def _read(self, first: int, count: int, out: np.ndarray | None = None) -> np.ndarray:
+    @contextlib.contextmanager
+    def _opened(self):
+        """The file, open for reading, checked to be the one that was read."""
         if _stamp(self.path) != self._stamp:
             raise NNVisError(f"{self.path}: changed since it was read; import it again")
         try:
             with open(self.path, "rb") as f:
-                f.seek(self.offset + first * self.dtype.itemsize)
-                if out is None:
-                    array = np.fromfile(f, self.dtype, count)
-                else:
-                    array = out[:f.readinto(memoryview(out).cast("B")) // self.dtype.itemsize]
+                yield f
+        except OSError as e:
+            raise NNVisError(f"{self.path}: cannot read: {e.strerror or e}") from e
+
+    def _read(self, first: int, count: int, out: np.ndarray | None = None, f=None) -> np.ndarray:
+        """`count` elements from element `first`, into `out` if given, from the open file `f`
+        if given (else the file is opened and checked)."""
+        if f is None:
+            with self._opened() as f:
+                return self._read(first, count, out, f)
+        try:
+            f.seek(self.offset + first * self.dtype.itemsize)
+            if out is None:
+                array = np.fromfile(f, self.dtype, count)
+            else:
+                array = out[:f.readinto(memoryview(out).cast("B")) // self.dtype.itemsize]
         except OSError as e:
             raise NNVisError(f"{self.path}: cannot read: {e.strerror or e}") from e
         if array.shape[0] != count:

@@ -285,8 +285,7 @@ def _dense_strongest(layer: Layer, source: Layer, weights_by_epoch, limit: int):
         _check_shape(layer, "Dense kernel", k, (fan_in, units))
     n = fan_in * units
     rows = np.unique(np.random.default_rng(0).integers(0, fan_in, max(1, (1 << 20) // units)))
-    sample = np.max([np.abs(np.concatenate([np.asarray(k[r:r + 1], np.float32) for r in rows]))
-                     for k in kernels], axis=0).ravel()
+    sample = np.max([np.abs(np.asarray(k[rows], np.float32)) for k in kernels], axis=0).ravel()
     keep_share = min(1.0, 2.0 * limit / n)
     cut = float(np.quantile(sample, 1.0 - keep_share)) if keep_share < 1.0 else -np.inf
     block = max(1, (1 << 22) // units)
