@@ -370,4 +370,5 @@ def test_block_reach_steps_equal_the_matrix_product_bit_for_bit(cells):
         matrix = np.zeros((rows, cols), np.float32)
         matrix[src, dst] = np.abs(w[epoch])
         assert np.array_equal(step.after(before, epoch), before @ matrix)
+        assert np.array_equal(step.after(None, epoch), matrix)      # from the block's input
     assert (step.picks is None) == (cells == "pairs") and step.full == (cells == "pairs")

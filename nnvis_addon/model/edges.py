@@ -609,6 +609,11 @@ class _Step:
         if self.full:
             step = self.w[epoch].reshape(self.shape)
             return step if before is None else before @ step
+        if self.picks is not None:      # from the block's input (an identity shortcut's add)
+            step = np.zeros(self.shape, np.float32)
+            step[self.picks, np.arange(self.shape[1]) if self.into is None else self.into] = \
+                1.0 if self.w is None else self.picked_w[epoch]
+            return step
         step = np.bincount(self.src.astype(np.int64) * self.shape[1] + self.dst,
                            np.broadcast_to(1.0 if self.w is None else self.w[epoch],
                                            self.src.shape),
