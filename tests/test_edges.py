@@ -372,3 +372,21 @@ def test_block_reach_steps_equal_the_matrix_product_bit_for_bit(cells):
         assert np.array_equal(step.after(before, epoch), before @ matrix)
         assert np.array_equal(step.after(None, epoch), matrix)      # from the block's input
     assert (step.picks is None) == (cells == "pairs") and step.full == (cells == "pairs")
+
+
+@pytest.mark.parametrize("case", ["float32", "ties", "nan", "float64"])
+def test_prune_top_k_order_is_the_two_sort_order(case):
+    """`prune(top_k=…)` orders edges by target, strongest first, ties by index: one sort of a
+    packed (target, score bits) key where the scores allow it, else two; the same order."""
+    from nnvis_addon.model.edges import _by_target_strongest_first
+    rng = np.random.default_rng(2)
+    dst = rng.integers(0, 9, 500).astype(np.int32)
+    score = np.abs(rng.normal(size=500)).astype(np.float64 if case == "float64" else np.float32)
+    if case == "ties":
+        score = np.round(score, 1)
+        score[:20] = 0
+    if case == "nan":
+        score[[3, 70]] = np.nan
+    order = np.argsort(-score, kind="stable")
+    assert np.array_equal(_by_target_strongest_first(dst, score),
+                          order[np.argsort(dst[order], kind="stable")])
