@@ -117,7 +117,7 @@ def save_farm_ready(scene, blend, frames_folder: str = "//frames/") -> Path:
     paths relative, output an image sequence next to the .blend with placeholders (Flamenco's
     Simple Blender Render job type renders images only). The session continues in the saved file."""
     import bpy
-    from ..scene.render import set_output
+    from ..scene.frames import set_output
     blend = Path(blend).resolve()
     blend.parent.mkdir(parents=True, exist_ok=True)
     bpy.ops.file.pack_all()
