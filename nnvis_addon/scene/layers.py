@@ -17,6 +17,7 @@ from . import animation, nodes
 from .font import text_width
 from .. import names
 from ..names import MODIFIER   # every module takes it from here
+from .run_record import is_run
 
 
 
@@ -61,7 +62,7 @@ def run_collection(obj):
     if obj is None:
         return None
     for coll in obj.users_collection:
-        if names.RUN in coll:
+        if is_run(coll):
             return coll
     return None
 

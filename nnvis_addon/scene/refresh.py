@@ -16,7 +16,6 @@ a source that is gone, or lost epochs the scene shows, leaves the scene exactly 
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import bpy
@@ -29,6 +28,7 @@ from ..model.edges import Edges, cell_activations, edge_weights
 from . import animation, compat, hud, legend, nodes, overlays, runs
 from ..plan import colour_range, map_gain, mode_values
 from .layers import MODIFIER, set_inputs, set_point_attribute
+from .run_record import RunRecord
 from .transaction import all_or_nothing
 from .. import names
 
@@ -44,20 +44,6 @@ class Report:
         return "; ".join([head, *self.notes])
 
 
-def remember(collection, run, timing: tuple, aspect: float, frame_end: int,
-             fold: tuple = ("auto", "")) -> None:
-    """What a refresh needs to redo the import's choices: the probe, the timing rule
-    (frames per epoch, fps, first frame), the frame's aspect, the range, the blocks folded
-    (mode, expanded names) and the source's state."""
-    collection[names.PROBE] = "" if run.probe_source is None else str(run.probe_source)
-    collection[names.PROBE_INDEX] = run.probe_index
-    collection[names.TIMING] = [float(t) for t in timing]      # see _timeline
-    collection[names.ASPECT] = float(aspect)
-    collection[names.FRAME_END] = int(frame_end)
-    collection[names.BLOCKS] = [str(f) for f in fold]
-    collection[names.SOURCE_STATE] = json.dumps(live.state(run.source))
-
-
 def refresh_all(scene=None) -> list[Report]:
     """`refresh_run` for every imported run of `scene` (default: the context scene)."""
     scene = scene or bpy.context.scene
@@ -67,16 +53,17 @@ def refresh_all(scene=None) -> list[Report]:
 def newest_frame(collection, scene=None) -> int:
     """The first whole frame that shows the run's newest epoch (its last Epoch key)."""
     scene = scene or bpy.context.scene
-    frames, _ = _timeline(collection, [int(e) for e in collection[names.EPOCHS]], scene)
+    record = RunRecord(collection)
+    frames, _ = _timeline(record, record.epochs, scene)
     return int(np.ceil(frames[-1]))
 
 
-def _timeline(collection, epochs: list[int], scene):
+def _timeline(record, epochs: list[int], scene):
     """(frames, last frame) of `epochs` by the run's timing rule: the import's, or the spacing
-    and end hold `animation.retime` set since (a 4th value)."""
-    fpe, fps, start, *hold = collection.get(names.TIMING, (0.0, scene.render.fps, 1.0))
+    and end hold `animation.retime` set since."""
+    fpe, fps, start, hold = record.timing or (0.0, scene.render.fps, 1.0, None)
     frames, frame_end = animation.timeline(epochs, fps, fpe, int(start))
-    return frames, int(frames[-1]) + int(hold[0]) if hold else frame_end
+    return frames, frame_end if hold is None else int(frames[-1]) + int(hold)
 
 
 def follow_step(scene=None) -> list[Report]:
@@ -94,27 +81,22 @@ def refresh_run(collection, scene=None) -> Report:
     """Bring the run `collection` up to the epochs its source holds now (see the module doc)."""
     from ..run import load_run
     scene = scene or bpy.context.scene
-    report = Report(collection.name)
-    shown = [int(e) for e in collection[names.EPOCHS]]
-    previous = collection.get(names.SOURCE_STATE)
-    found = live.check(collection[names.RUN], shown, json.loads(previous) if previous else None,
-                       bool(collection.get(names.SOURCE_SETTLING)))
+    report, record = Report(collection.name), RunRecord(collection)
+    shown = record.epochs
+    found = live.check(record.source, shown, record.source_state, record.source_settling)
     report.notes += found.notes
-    collection[names.SOURCE_STATE] = json.dumps(found.state)
-    collection[names.SOURCE_SETTLING] = found.settling
+    record.source_state, record.source_settling = found.state, found.settling
     if found.load is None:
         return report
-    probe = collection.get(names.PROBE) or None
-    if probe == "<array>":
+    if record.probe == "<array>":
         report.notes.append("imported with a probe given as an array: re-import to refresh")
         return report
     bad, run, failed = [], None, None
     try:        # only the new epochs: the shown ones are in the scene's images already
-        run = load_run(collection[names.RUN], probe=probe,
-                       probe_index=int(collection.get(names.PROBE_INDEX, 0)),
+        run = load_run(record.source, probe=record.probe, probe_index=record.probe_index,
                        epochs=sorted(set(found.load) - set(shown)),
                        on_bad_epoch=lambda e, why: bad.append((e, why)))
-        writes = _computed(collection, run, shown, scene)
+        writes = _computed(record, run, shown, scene)
     except NNVisError as exc:
         failed = exc
     report.notes += [f"epoch {e} left out: {why}" for e, why in bad]
@@ -137,13 +119,14 @@ class History:
     metrics: dict
 
 
-def _computed(collection, run, shown: list[int], scene) -> list:
+def _computed(record, run, shown: list[int], scene) -> list:
     """Every value of the refreshed scene computed (the shown epochs from the scene's own
     images, the new ones from `run`), as the writes that put them in: nothing fails halfway."""
-    network = blocks.drawn(run.network, *collection.get(names.BLOCKS, ("auto", "")))
+    collection = record.collection
+    network = blocks.drawn(run.network, *(record.blocks or ("auto", "")))
     epochs = sorted(set(shown) | set(run.epochs))
     order = np.argsort(shown + list(run.epochs), kind="stable")    # old and new rows, merged
-    frames, frame_end = _timeline(collection, epochs, scene)
+    frames, frame_end = _timeline(record, epochs, scene)
     weights = [{l.name: run.weights(l.name, e) for l in run.layers if l.weight_shapes}
                for e in run.epochs]
     writes = [_layer(o, run, network, order) if names.LAYER in o else
@@ -154,13 +137,13 @@ def _computed(collection, run, shown: list[int], scene) -> list:
     scores = _scores(collection, run, order)
 
     def finish():
-        _overlays(collection, history, run, scores, frames)
+        _overlays(record, history, run, scores, frames)
         for obj in collection.all_objects:
             _rekey(obj, frames)
-        collection[names.EPOCHS] = epochs
-        if scene.frame_end == collection.get(names.FRAME_END, scene.frame_end):
+        record.epochs = epochs
+        if record.frame_end in (None, scene.frame_end):
             scene.frame_end = frame_end          # unless the user set the range
-        collection[names.FRAME_END] = frame_end
+        record.frame_end = frame_end
     return writes + [finish]
 
 
@@ -263,7 +246,8 @@ def _scores(collection, run, order) -> np.ndarray | None:
     return np.concatenate([old.reshape(-1, new.shape[1]), new])[order]
 
 
-def _overlays(collection, history: History, run, scores, frames) -> None:
+def _overlays(record, history: History, run, scores, frames) -> None:
+    collection = record.collection
     kinds = runs.overlays_of(collection)
     for obj in kinds.get("counter", []):
         if MODIFIER in obj.modifiers:
@@ -283,11 +267,12 @@ def _overlays(collection, history: History, run, scores, frames) -> None:
         if shown is not None:
             lo, hi = legend.range_of(shown)
             set_inputs(obj.modifiers[MODIFIER], {"Min": f"{lo:.3g}", "Max": f"{hi:.3g}"})
-    _curves(collection, history, frames, kinds.get("curves", []))
+    _curves(record, history, frames, kinds.get("curves", []))
 
 
-def _curves(collection, history: History, frames, old: list) -> None:
+def _curves(record, history: History, frames, old: list) -> None:
     """The training curves built again for the epochs there are now, shown or hidden as before."""
+    collection = record.collection
     screen = next((o for o in collection.objects if o.get(names.SCREEN)), None)
     if screen is None or overlays.curve_points(history, 1.0, 1.0) is None:
         return
@@ -295,8 +280,7 @@ def _curves(collection, history: History, frames, old: list) -> None:
     data = [o.data for o in old if o.data is not None and o.data.users == 1]
     bpy.data.batch_remove(old)
     bpy.data.batch_remove(data)
-    aspect = collection.get(names.ASPECT, 16 / 9)
-    made = overlays.build_curves(history, collection, *hud.curves_box(aspect), frames)
+    made = overlays.build_curves(history, collection, *hud.curves_box(record.aspect), frames)
     hud.hang(made, "curves", screen, shown)
     for obj in made:
         if animation.epoch_path(obj) is not None:
