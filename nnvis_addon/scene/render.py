@@ -98,9 +98,10 @@ def apply_video_options(scene, collection, options: VideoOptions) -> tuple[int, 
         scene.frame_start, scene.frame_end = animation.retime(
             collection, options.frames_per_epoch, options.hold_first, options.hold_last,
             scene.frame_start)
+    move = RunRecord(collection).camera_move
     if (camera_moves.aspect_of(scene), scene.frame_start, scene.frame_end) != before \
-            and RunRecord(collection).camera_move:   # framed and timed for the old settings
-        camera_moves.apply_move(collection, RunRecord(collection).camera_move, scene)
+            and move:                     # framed and timed for the old settings
+        camera_moves.apply_move(collection, move, scene)
     return scene.frame_start, scene.frame_end
 
 
