@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bpy
 
-from .. import framing, layout, live, names
+from .. import framing, layout, names, run_watch
 from ..options import SceneOptions
 from ..plan import plan_scene
 from ..stages import stages
@@ -51,7 +51,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         record.timing = Timing(options.frames_per_epoch, fps, options.frame_start)
         record.aspect, record.frame_end = aspect, frame_end
         record.blocks = (options.blocks, options.expand)
-        record.source_state = live.state(run.source)
+        record.source_state = run_watch.state(run.source)
         record.view = (framing.WRAPPED_VIEW_DIRECTION if plan.rows > 1
                        else framing.VIEW_DIRECTION)
         record.options = options

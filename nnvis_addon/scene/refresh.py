@@ -1,6 +1,6 @@
 """Live refresh: a run's scene takes in the epochs its source gained since the import.
 
-`refresh_run` asks `live.check` which epochs are complete now (cheap when nothing changed), reads
+`refresh_run` asks `run_watch.check` which epochs are complete now (cheap when nothing changed), reads
 only the new ones (the shown epochs come back, exact, from the scene's own atlas images and score
 points), has the planner compute the values of all epochs (`plan.plan_refresh`, as the import's
 `plan_scene`) and writes them into the data the scene already has with the import's writers: each
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import bpy
 import numpy as np
 
-from .. import live
+from .. import run_watch
 from ..errors import NNVisError
 from ..plan import plan_refresh
 from . import animation, compat, edges, hud, layers, legend, overlays, runs
@@ -82,7 +82,7 @@ def refresh_run(collection, scene=None) -> Report:
     scene = scene or bpy.context.scene
     report, record = Report(collection.name), RunRecord(collection)
     shown = record.epochs
-    found = live.check(record.source, shown, record.source_state, record.source_settling)
+    found = run_watch.check(record.source, shown, record.source_state, record.source_settling)
     report.notes += found.notes
     record.source_state, record.source_settling = found.state, found.settling
     if found.load is None:

@@ -89,7 +89,7 @@ class RunRecord:
     aspect = _Field(names.ASPECT, 16 / 9, float, float)          # the frame's width / height
     frame_end = _Field(names.FRAME_END, None, int, int)
     blocks = _Field(names.BLOCKS, None, tuple, lambda f: [str(v) for v in f])  # (mode, expand)
-    source_state = _Field(names.SOURCE_STATE, None, json.loads, json.dumps)    # `live.state`
+    source_state = _Field(names.SOURCE_STATE, None, json.loads, json.dumps)    # `run_watch.state`
     source_settling = _Field(names.SOURCE_SETTLING, False, bool, bool)
     # the view: home direction, the tour's stages, the camera move, the look
     view = _Field(names.VIEW, tuple(framing.VIEW_DIRECTION), tuple, list)

@@ -1,6 +1,6 @@
 """A design's scene in Blender: `build_design` draws the stack as the importer draws a checkpoint,
 `rebuild_design` replaces its layers and edges in place, keeping the user's edits (camera,
-controls, materials). The stack itself, its checks and the Keras config are `nnvis_addon.design`.
+controls, materials). The stack itself, its checks and the Keras config are `nnvis_addon.design_stack`.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import bpy
 
 from .. import names
-from ..design import DEFAULT_NAME, design_run
+from ..design_stack import DEFAULT_NAME, design_run
 from ..errors import NNVisError
 from .build import SceneOptions, build_scene
 from .camera_moves import screen_of
