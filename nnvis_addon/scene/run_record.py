@@ -9,6 +9,7 @@ each other.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from typing import Any, Callable, NamedTuple
@@ -44,7 +45,7 @@ class _Field:
         if record is None:
             return self
         stored = record.collection.get(self.key)
-        return self.default if stored is None else self.read(stored)
+        return copy.deepcopy(self.default) if stored is None else self.read(stored)
 
     def __set__(self, record, value) -> None:
         record.collection[self.key] = self.write(value)
