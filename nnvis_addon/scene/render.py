@@ -24,7 +24,7 @@ import bpy
 from ..errors import NNVisError
 from . import animation, camera_moves, compat, devices, stage, workers as parallel
 from .frames import VIDEO_FRAMES, finished_frames, output_format, render_sequence, set_output
-from .. import names
+from .run_record import RunRecord, is_run
 
 RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080), "4K": (3840, 2160)}
 
@@ -91,15 +91,16 @@ def apply_video_options(scene, collection, options: VideoOptions) -> tuple[int, 
         scene.frame_start, scene.frame_end = animation.retime(
             collection, options.frames_per_epoch, options.hold_first, options.hold_last,
             scene.frame_start)
+    move = RunRecord(collection).camera_move
     if (camera_moves.aspect_of(scene), scene.frame_start, scene.frame_end) != before \
-            and collection.get(names.CAMERA_MOVE):   # framed and timed for the old settings
-        camera_moves.apply_move(collection, collection[names.CAMERA_MOVE], scene)
+            and move:                     # framed and timed for the old settings
+        camera_moves.apply_move(collection, move, scene)
     return scene.frame_start, scene.frame_end
 
 
 def find_run(scene, obj=None):
     """The imported run to render: the one holding `obj`, else the first in the scene."""
-    runs = [c for c in scene.collection.children_recursive if names.RUN in c]
+    runs = [c for c in scene.collection.children_recursive if is_run(c)]
     for coll in runs:
         if obj is not None and obj.name in coll.all_objects:
             return coll
