@@ -4,7 +4,7 @@ In the UI the render runs as Blender's animation render job (INVOKE_DEFAULT): pr
 status bar and render window, Esc cancels, and the frames (or the MP4 so far) already written stay.
 Image sequences are written with Blender's placeholders and without overwriting, so running the
 operator again resumes after the last finished frame. From scripts/headless the render blocks and
-takes nnvis's own frame loop (`render.render_sequence`: claims, temp file + rename; an MP4 goes
+takes nnvis's own frame loop (`frames.render_sequence`: claims, temp file + rename; an MP4 goes
 through a resumable frame folder).
 """
 from pathlib import Path
@@ -13,7 +13,7 @@ import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
 from ..nnvis_addon import NNVisError
-from ..nnvis_addon.scene import devices, render, stage
+from ..nnvis_addon.scene import devices, frames, render, stage
 from ..nnvis_addon.scene import workers as parallel
 
 
@@ -59,7 +59,7 @@ class NNVIS_OT_render_video(bpy.types.Operator):
         ("EXR", "EXR Sequence", "frame_####.exr, linear half float")])
     workers: IntProperty(name="Workers", default=0, min=0, max=64,
                          description="Render processes at once (headless renders): 0 is auto, "
-                                     "up to 4 on a GPU, 1 on the CPU")
+                                     "2 on a GPU, 1 on the CPU")
     directory: StringProperty(name="Folder", subtype="DIR_PATH", default="//render/",
                               description="Where <run>.mp4 or the <run> frame folder goes")
 
@@ -90,7 +90,7 @@ class NNVIS_OT_render_video(bpy.types.Operator):
             device = devices.used(scene)
             where = f" on {device}" if scene.render.engine == "CYCLES" else ""
             if self.options.is_invoke and not bpy.app.background:
-                render.set_output(scene, out, self.file_format)
+                frames.set_output(scene, out, self.file_format)
                 bpy.ops.render.render("INVOKE_DEFAULT", animation=True)
                 self.report({"INFO"}, f"Rendering frames {start}-{end} with "
                                       f"{scene.render.engine}{where} to {out}")

@@ -8,7 +8,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from nnvis_addon import design  # noqa: E402
+from nnvis_addon import design_stack as design  # noqa: E402
 from nnvis_addon.errors import NNVisError  # noqa: E402
 
 TIER = "blender"
@@ -240,7 +240,7 @@ def test_structure_weights_are_zero_and_show_no_activation():
 bpy = pytest.importorskip("bpy")
 from nnvis_addon import load_run  # noqa: E402
 from nnvis_addon.scene import build_scene  # noqa: E402
-from nnvis_addon.scene import design as design_scene  # noqa: E402
+from nnvis_addon.scene import design_writer as design_scene  # noqa: E402
 from nnvis_addon.scene.layers import MODIFIER  # noqa: E402
 from nnvis_addon.scene.nodes import input_ids  # noqa: E402
 

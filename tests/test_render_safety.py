@@ -168,7 +168,7 @@ def test_a_killed_render_resumes_at_the_missing_frames(digits_run, tmp_path):
 def test_claims_tell_a_dead_process_from_a_live_one(tmp_path):
     import socket
     import time
-    from nnvis_addon.scene.render import STALE_CLAIM_SECONDS, claim, claim_is_stale
+    from nnvis_addon.scene.frames import STALE_CLAIM_SECONDS, claim, claim_is_stale
     here = socket.gethostname()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()

@@ -18,10 +18,10 @@ TIER = "render"
 
 def test_auto_is_one_on_the_cpu_and_up_to_four_on_a_gpu():
     assert workers.count("auto", "CPU", cpus=16) == 1
-    assert workers.count("auto", "GPU", cpus=16) == 4
-    assert workers.count("auto", "GPU", cpus=6) == 3
+    assert workers.count("auto", "GPU", cpus=16) == 2
+    assert workers.count("auto", "GPU", cpus=6) == 2
     assert workers.count("auto", "GPU", cpus=2) == 1
-    assert workers.count(0, "GPU", cpus=16) == 4          # the dialog's 0
+    assert workers.count(0, "GPU", cpus=16) == 2          # the dialog's 0
     assert workers.count("3", "CPU") == 3
     for bad in ("x", "-1", "2.5"):
         with pytest.raises(NNVisError, match="workers"):
@@ -49,7 +49,8 @@ def pixels(path: Path) -> np.ndarray:
 
 
 def test_two_workers_render_the_frames_one_process_renders(tiny_scene, tmp_path):
-    from nnvis_addon.scene.render import render_frames, sequence_frames
+    from nnvis_addon.scene.frames import sequence_frames
+    from nnvis_addon.scene.render import render_frames
     scene = tiny_scene
     frames = list(range(scene.frame_start, scene.frame_end + 1))
     one = render_frames(scene, tmp_path / "one", "BMP")
@@ -125,7 +126,7 @@ def test_bench_video_renders_every_frame_through_workers_and_reports_seconds_and
                            "3-7", "--reference-samples", "32")
     assert (row["mode"], row["device"], row["workers"], row["frames"]) == ("video", "CPU", 2, 5)
     assert row["total_seconds"] > 0 and row["seconds_per_frame"] == pytest.approx(
-        row["total_seconds"] / 5, abs=1e-3)
+        row["total_seconds"] / 5, abs=2e-3)     # both rounded (0.01 s, 0.001 s)
     assert sorted(row["psnr_db"]) == ["3", "5", "7"]       # first, middle, last
     assert all(20 < db < 80 for db in row["psnr_db"].values()), row["psnr_db"]
     assert f"{row['seconds_per_frame']:.3f} s/frame" in stdout

@@ -13,7 +13,7 @@ import bpy
 from mathutils import Matrix
 
 from . import nodes
-from .layers import MODIFIER, set_inputs
+from .layers import MODIFIER, material_of, set_inputs
 from .font import text_width
 from .overlays import MIN_TEXT, label_material
 from .. import names
@@ -66,12 +66,6 @@ def described(collection, legend_obj):
     key = legend_obj[names.LEGEND_LAYER]
     return next((o for o in collection.objects if o.get(names.LAYER) == key
                  or (names.EDGES in o and " → ".join(o[names.EDGES]) == key)), None)
-
-
-def material_of(obj):
-    """The atlas material of a layer or edges object (its modifier's Material input)."""
-    mod = obj.modifiers[MODIFIER]
-    return mod[nodes.input_ids(mod.node_group)["Material"]]
 
 
 def other_scales(collection, first) -> list:

@@ -69,13 +69,15 @@ QUALITY = {
     "final": CyclesSettings(samples=16, adaptive=True, denoise="HIGH", prefilter="ACCURATE",
                             bounces=3, light_tree=False),
 }
-# On a GPU (OIDN denoises there too; persistent data: 0.72 vs 1.29 s a draft frame). H200, OptiX,
-# the demo at 1080p against 1024 spp: draft 1.15 s/frame, 30.0 dB; final 2.89 s/frame, 47.3 dB
-# (32 spp: 44.4 dB); the whole 175-frame demo at the final preset 368 s.
+# On a GPU (OIDN denoises there too; persistent data: 0.57 vs 1.00 s a draft frame). H200, OptiX,
+# the demo at 1080p against 1024 spp (`nnvis bench render --device gpu`, docs/benchmarks.md): the
+# cheapest row ≥ 45.8 dB is final's — 40 spp adaptive, light tree off (1.19 s a frame alone,
+# 46.0 dB; 64 spp with the light tree 2.07 s, 49.9 dB); the whole 175-frame demo in 2 workers
+# 102.8 s, frames 1/88/175 at 46.5/46.0/45.9 dB.
 GPU_QUALITY = {
     "draft": CyclesSettings(samples=1, denoise="FAST", persistent=True),
-    "final": CyclesSettings(samples=64, denoise="HIGH", prefilter="ACCURATE", bounces=3,
-                            persistent=True),
+    "final": CyclesSettings(samples=40, adaptive=True, denoise="HIGH", prefilter="ACCURATE",
+                            bounces=3, light_tree=False, persistent=True),
 }
 DEFAULT_QUALITY = "draft"
 EEVEE_SAMPLES = {"draft": 16, "final": 64}    # EEVEE, when asked for: not measured here

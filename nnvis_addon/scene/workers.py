@@ -5,7 +5,7 @@ update and sync, the denoiser's prefilter, writing the image): on an H200 that s
 1080p frame (docs/benchmarks.md). N workers overlap it. The scene as it stands is saved as a copy
 into a private temp folder; each worker is a headless Blender (this bpy module's Python, or the
 Blender binary when running inside one) that opens that copy, renders on the same kind of device
-with its share of the CPU threads, and takes frames through `render.render_sequence`'s claims, so
+with its share of the CPU threads, and takes frames through `frames.render_sequence`'s claims, so
 they split the range without talking to each other and a frame file is never half-written. This
 process only watches the folder for finished frames (progress) and the workers' exit codes: a
 worker that fails stops the others and raises NNVisError with its log; Ctrl-C (or any error)
@@ -24,9 +24,12 @@ from pathlib import Path
 import bpy
 
 from ..errors import NNVisError
+from . import devices, frames
+from .frames import finished_frame_numbers, set_output
 
-AUTO_GPU_WORKERS = 4          # the brief's first guess; `nnvis bench render --video --workers N`
-                              # on the GPU machine measures it (docs/benchmarks.md)
+AUTO_GPU_WORKERS = 2          # H200, the demo's 175 frames at 1080p final: 1 worker ≈ 1.1 s a frame,
+                              # 2 workers 0.59 s, 4 workers 0.63 s (docs/benchmarks.md): two keep
+                              # the GPU busy through each other's CPU side, more only contend
 POLL_SECONDS = 0.2
 LOG_TAIL = 3000               # characters of a failed worker's log in the error
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]     # the folder holding nnvis_addon/
@@ -34,7 +37,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2]     # the folder holding nnvi
 
 def count(choice, device_kind: str, cpus: int | None = None) -> int:
     """Workers for `choice` ('auto' or 0, or a number): AUTO is one on the CPU (its cores are
-    busy rendering already: nothing may get slower) and min(4, cores / 2) on a GPU."""
+    busy rendering already: nothing may get slower) and min(2, cores / 2) on a GPU."""
     text = str(choice).strip().lower()
     if text not in ("auto", "0"):
         if not text.isdigit():
@@ -58,10 +61,9 @@ def command(args: list[str]) -> list[str]:
 
 
 def render(scene, folder: Path, file_format: str, workers: int, on_frame=None) -> list[int]:
-    """Render scene.frame_start..frame_end into `folder` (`render.render_sequence`'s layout) with
+    """Render scene.frame_start..frame_end into `folder` (`frames.render_sequence`'s layout) with
     `workers` processes; `on_frame(frame)` as each frame file appears. Returns the frames they
     rendered (those already in the folder are skipped, as by one process)."""
-    from .render import finished_frame_numbers, set_output
     set_output(scene, folder, file_format)     # creates the folder
     folder = Path(bpy.path.abspath(str(folder)))
     before = set(finished_frame_numbers(folder))
@@ -135,7 +137,6 @@ def main(args: list[str]) -> int:
     take frames by claims; prints each frame it finished, and stops after one when the process
     that started it is gone (killed without the chance to stop its workers)."""
     blend, scene_name, folder, file_format, kind, threads, parent = args
-    from . import devices, render
     bpy.ops.wm.open_mainfile(filepath=blend)
     scene = bpy.data.scenes[scene_name]
     if scene.render.engine == "CYCLES":
@@ -147,5 +148,5 @@ def main(args: list[str]) -> int:
         if os.getppid() != int(parent):
             raise SystemExit(f"nnvis worker: process {parent} that started it is gone")
 
-    render.render_sequence(scene, Path(folder), file_format, on_frame=finished)
+    frames.render_sequence(scene, Path(folder), file_format, on_frame=finished)
     return 0

@@ -197,11 +197,11 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
                         help="Cycles device: auto (the best GPU backend Cycles lists — OptiX, "
                              "CUDA, HIP, Metal, oneAPI — else the CPU), cpu or gpu; the preset "
-                             "follows the device (on a GPU the final preset is 64 spp + OIDN). "
+                             "follows the device (on a GPU the final preset is 40 spp adaptive + OIDN). "
                              "bpy 5.0.1 has no compiled kernel for Hopper GPUs (H100/H200): "
                              "the first GPU render there compiles one (over 7 minutes, once)")
         sp.add_argument("--workers", default="auto", metavar="auto|N",
-                        help="render processes at once: auto is up to 4 on a GPU (each one's CPU "
+                        help="render processes at once: auto is 2 on a GPU (each one's CPU "
                              "side — scene update, denoiser prefilter, writing the frame — "
                              "overlaps the others' GPU work) and 1 on the CPU")
         sp.add_argument("--dist", help="where the extension zip goes (default: built once per "

@@ -10,7 +10,6 @@ from pathlib import Path
 from .chunks import chunk_range
 from ..errors import NNVisError
 from .packaging import install_extension, start_blender
-from .. import names
 
 
 @dataclass
@@ -30,6 +29,7 @@ def import_with_operator(path, **options):
     """Run File > Import > CNN Checkpoint on `path` with the dialog's `options` (`options.py`
     names); raise NNVisError with its report if it fails."""
     import bpy
+    from ..scene.run_record import is_run
     before = set(bpy.data.collections)
     try:  # headless, an operator's error report arrives as a RuntimeError("Error: ...")
         result = bpy.ops.import_scene.nnvis_checkpoint(filepath=str(path), **options)
@@ -37,7 +37,7 @@ def import_with_operator(path, **options):
         raise NNVisError(str(exc).removeprefix("Error: ").strip()) from None
     if result != {"FINISHED"}:
         raise NNVisError(f"{path}: import failed ({result})")
-    new = [c for c in bpy.data.collections if c not in before and names.RUN in c]
+    new = [c for c in bpy.data.collections if c not in before and is_run(c)]
     return new[0]
 
 
@@ -117,7 +117,7 @@ def save_farm_ready(scene, blend, frames_folder: str = "//frames/") -> Path:
     paths relative, output an image sequence next to the .blend with placeholders (Flamenco's
     Simple Blender Render job type renders images only). The session continues in the saved file."""
     import bpy
-    from ..scene.render import set_output
+    from ..scene.frames import set_output
     blend = Path(blend).resolve()
     blend.parent.mkdir(parents=True, exist_ok=True)
     bpy.ops.file.pack_all()

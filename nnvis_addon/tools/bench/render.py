@@ -284,7 +284,8 @@ def video(resolution, quality: str, device: str, workers, recording=None, frames
     from ..headless import render_checkpoint
     from ..packaging import build_extension
     from ...scene import compat, devices
-    from ...scene.render import SUFFIXES, VIDEO_FRAMES, video_frames_folder
+    from ...scene.frames import SUFFIXES, VIDEO_FRAMES
+    from ...scene.render import video_frames_folder
     recording = scene_source("demo", recording)
     with tempfile.TemporaryDirectory(prefix="nnvis-bench-video-") as tmp:
         tmp, kept = Path(tmp), {}

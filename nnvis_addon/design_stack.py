@@ -6,7 +6,7 @@ config keys (square 2-tuples may be written as one int). `keras_config` fills in
 exactly as Keras 3.15's ``model.to_json()`` writes it, so the export loads with
 ``keras.models.model_from_json``; `layers_from_config` keeps the keys a config sets to non-default
 values, so config → stack → config is exact. The stack becomes a `Run` with one epoch (random or
-neutral weights) that the importer's scene builder draws; `scene/design.py` builds and rebuilds
+neutral weights) that the importer's scene builder draws; `scene/design_writer.py` builds and rebuilds
 it in Blender. Pure Python.
 """
 from __future__ import annotations
