@@ -288,8 +288,8 @@ def _dense(layer: Layer, source: Layer, weights_by_epoch, *_):
 def _dense_strongest(layer: Layer, source: Layer, weights_by_epoch, limit: int):
     """The `limit` strongest unit → unit edges of a Dense layer (max over epochs of |W|, ties to
     the lower index, as `prune`), found on the kernel in row blocks: a sample of whole rows gives a
-    safe lower cut, one pass keeps the candidates above it with their weights, an exact sort picks
-    the top. Extra memory stays a few blocks, not the 100M-edge list of VGG16's first dense layer,
+    safe lower cut, one pass keeps the candidates above it with their weights, an exact partition
+    (`_strongest`) picks the top. Extra memory stays a few blocks, not the 100M-edge list of VGG16's first dense layer,
     and a kernel left in its file (`StoredArray`) is read once, a block at a time."""
     fan_in, units = int(source.output_shape[-1]), int(layer.output_shape[-1])
     kernels = [w[0] for w in _epoch_weights(layer, weights_by_epoch, 1, stored=True)]
@@ -316,8 +316,7 @@ def _dense_strongest(layer: Layer, source: Layer, weights_by_epoch, limit: int):
         if idx.size >= limit or cut == -np.inf:
             break
         cut = -np.inf                   # the sample misjudged the tail: take everything
-    top = np.lexsort((idx, -val))[:limit]
-    top = top[np.argsort(idx[top])]
+    top = np.sort(_strongest(val, min(limit, val.shape[0])))   # idx ascends: ties to the lower
     return idx[top] // units, idx[top] % units, np.concatenate(weight, axis=1)[:, top]
 
 
