@@ -19,9 +19,8 @@ metadata), or, with no version, when an inbound node is in the list form. Nothin
 from __future__ import annotations
 
 from .kernels import KERAS2_HARD_SIGMOID
-from .ops import KERAS2_KEY
-
-_KERAS2_FORMULAS = frozenset({"RandomCrop"})   # kinds whose inference differs (ops.KERAS2_KEY)
+from . import kinds
+from .kinds import KERAS2_KEY
 
 _BUILTIN_ACTIVATION_MODULES = ("keras.activations", "keras.src.activations")
 
@@ -62,7 +61,8 @@ def _layer(entry: dict, version) -> dict:
             layer_config["negative_slope"] = layer_config.pop("alpha")
         if "activation" in layer_config:
             layer_config["activation"] = _activation(layer_config["activation"])
-        if isinstance(entry.get("class_name"), str) and entry["class_name"] in _KERAS2_FORMULAS:
+        if isinstance(entry.get("class_name"), str) and \
+                kinds.is_(entry["class_name"], "keras2_formula"):
             layer_config[KERAS2_KEY] = True
         if isinstance(layer_config.get("layers"), list):          # a nested model
             inner = {"class_name": entry.get("class_name"), "config": layer_config,

@@ -14,9 +14,9 @@ from . import keras2, kinds, ops
 from .network import Layer, Network
 
 MODEL_KINDS = frozenset({"Sequential", "Functional", "Model"})
-INPUT_KIND = "InputLayer"
+INPUT_KIND = kinds.INPUT
 UNSUPPORTED_KEY = "_nnvis_unsupported"     # in Layer.config: why nnvis cannot compute the layer
-SHARED_KEY = "_nnvis_shares"     # in Layer.config: the layer whose weights this call reuses
+SHARED_KEY = kinds.SHARED_KEY
 BLOCK_KEY = "_nnvis_block"     # in Layer.config: [[model name, model class], ...] it is nested in
 MAX_NESTING = 16
 
@@ -46,7 +46,7 @@ def network_from_config(config: dict, source: str) -> Network:
     uncropped: set[str] = set()     # a Keras 3 RandomCrop and what it feeds: computed shapes
     layers = []
     for layer_name, kind, layer_config, inbound in specs:
-        if kind == "RandomCrop" and not layer_config.get(ops.KERAS2_KEY) or \
+        if kinds.is_(kind, "keras2_formula") and not layer_config.get(kinds.KERAS2_KEY) or \
                 uncropped.intersection(inbound):
             uncropped.add(layer_name)
         out, weights, reason = _infer(layer_name, kind, layer_config, [shapes[n] for n in inbound],
@@ -117,7 +117,7 @@ def _infer(layer_name, kind, layer_config, input_shapes, declared, custom, sourc
     where = f"layer {layer_name!r} ({kind})"
     if custom:
         return declared, [], f"{where}: custom layer class {custom!r} (its code is never run)"
-    if kind in kinds.ONNX_ONLY:
+    if kinds.is_(kind, "onnx_only"):
         return declared, [], f"{where}: custom layer class {kind!r} (its code is never run)"
     if None in input_shapes:
         return declared, [], f"{where}: the shape of its input is unknown"
@@ -427,14 +427,14 @@ def _functional(parsed, source: str) -> list[tuple[str, str, dict, list[str]]]:
             call_config = c if i == 0 else {**c, SHARED_KEY: n}
             if k.startswith(kinds.OP_PREFIX):
                 call_config = {**call_config,
-                               ops.OPERANDS_KEY: _operands(entry["inbound_nodes"][i])}
+                               kinds.OPERANDS_KEY: _operands(entry["inbound_nodes"][i])}
             specs.append((n if i == 0 else f"{n}@{i}", k, call_config,
                           [ref(layer, node) for layer, node in inbound]))
     return specs
 
 
 def _operands(node: dict) -> list | dict:
-    """An op call's operands in order (see ops.OPERANDS_KEY): ``{"input": k}`` for its k-th
+    """An op call's operands in order (see kinds.OPERANDS_KEY): ``{"input": k}`` for its k-th
     input tensor (the order `_collect_tensors` lists them in), constants as written; the tensors
     of a list argument (concatenate's) one by one. Keyword arguments are listed by name (ops
     refuses them: which operand each is depends on the op's signature)."""
