@@ -20,10 +20,10 @@ import numpy as np
 
 from .errors import NNVisError
 from .io.keras_files import read_architecture
-from .model import ops
+from .model import kinds, ops
+from .model.keras_config import layer_graph, network_from_config
 from .model.kinds import DESIGN, INPUT
 from .model.kinds.config import DTYPE_POLICY
-from .model.keras_config import layer_graph, network_from_config
 from .model.network import Network
 from .probe import load_probe
 from .run import Run
@@ -372,7 +372,8 @@ def _glorot(rng, shape: tuple) -> np.ndarray:
 
 def design_weights(network: Network, mode: str = "random", seed: int = 0) -> dict:
     """Layer name → weights in Keras order. Kernels: Glorot-uniform from `seed` ("random") or zero
-    ("structure"); biases zero; BatchNormalization the identity (gamma 1, beta 0, mean 0, var 1)."""
+    ("structure"); biases zero; a kind's own neutral start where it has one (`Design.neutral`:
+    BatchNormalization the identity, gamma 1, beta 0, mean 0, var 1)."""
     if mode not in WEIGHT_MODES:
         raise NNVisError(f"weights must be one of {', '.join(WEIGHT_MODES)}, got {mode!r}")
     rng = np.random.default_rng(seed)
@@ -380,11 +381,9 @@ def design_weights(network: Network, mode: str = "random", seed: int = 0) -> dic
     for layer in network.layers:
         if not layer.weight_shapes:
             continue
-        if layer.kind == "BatchNormalization":
-            names = (["gamma"] if layer.config.get("scale", True) else []) \
-                + (["beta"] if layer.config.get("center", True) else []) + ["mean", "var"]
-            weights[layer.name] = [np.full(s, 1.0 if n in ("gamma", "var") else 0.0, np.float32)
-                                   for n, s in zip(names, layer.weight_shapes)]
+        offered = kinds.get(layer.kind).design if kinds.get(layer.kind) else None
+        if offered is not None and offered.neutral is not None:
+            weights[layer.name] = offered.neutral(layer.config, layer.weight_shapes)
             continue
         kernel, *rest = layer.weight_shapes
         first = _glorot(rng, kernel) if mode == "random" else np.zeros(kernel, np.float32)

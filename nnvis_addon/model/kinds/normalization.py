@@ -181,6 +181,14 @@ def _affine_edges(layer: Layer, source: Layer, weights_by_epoch, *_):
     return cells, cells, np.stack(rows).astype(np.float32)
 
 
+def _bn_identity(config, shapes) -> list[np.ndarray]:
+    """Weights that leave the input as it is (gamma 1, beta 0, mean 0, var 1): a design's start."""
+    names = (["gamma"] if config.get("scale", True) else []) \
+        + (["beta"] if config.get("center", True) else []) + ["mean", "var"]
+    return [np.full(s, 1.0 if n in ("gamma", "var") else 0.0, np.float32)
+            for n, s in zip(names, shapes)]
+
+
 register(Kind("BatchNormalization", _bn_apply, weights=_bn_weights,
               config_keys=_NORM_KEYS | {"moving_mean_initializer", "moving_variance_initializer",
                                         "renorm", "renorm_clipping", "renorm_momentum",
@@ -194,7 +202,8 @@ register(Kind("BatchNormalization", _bn_apply, weights=_bn_weights,
                   "moving_variance_initializer": keras_initializer("Ones"),
                   "beta_regularizer": None, "gamma_regularizer": None, "beta_constraint": None,
                   "gamma_constraint": None, "synchronized": False, "renorm": False,
-                  "renorm_clipping": None, "renorm_momentum": 0.99}, built=True)))
+                  "renorm_clipping": None, "renorm_momentum": 0.99}, built=True,
+                  neutral=_bn_identity)))
 _PASS = dict(edges=same_cells, passes=True, mapwise=True)
 register(Kind("LayerNormalization", _layer_norm_apply, weights=_layer_norm_weights,
               config_keys=_NORM_KEYS | {"rms_scaling"}, **_PASS))

@@ -32,6 +32,8 @@ class Design:
     strides: tuple[int, int] | None = None  # default strides (None: a pool's are its pool_size)
     row_type: str = ""                    # the editor's name for it (default: the kind's)
     check: Callable[[dict], None] | None = None   # what Keras refuses beyond the shape rules
+    neutral: Callable | None = None       # (config, weight shapes) -> the weights a design
+    #                                       starts with instead of Glorot kernels and zero biases
     kind: str = ""                        # the Keras class name (filled in by `register`)
 
 
