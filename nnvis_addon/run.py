@@ -19,9 +19,9 @@ from .io import keras_files, recording, tf_checkpoint
 from .io.onnx import read_onnx_epoch, read_onnx_weights
 from .io.stored import loaded
 from .model.forward import forward_batch_partial, forward_missing
-from .model.keras_config import SHARED_KEY, network_from_config, with_input_shape
+from .model.keras_config import network_from_config, with_input_shape
 from .model.network import Network
-from .model.kinds import KERAS2_KEY, is_
+from .model.kinds import KERAS2_KEY, SHARED_KEY, is_
 from .model.ops import unread_keys
 from .probe import DEFAULT_SIZE, load_probes
 

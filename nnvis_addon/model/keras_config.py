@@ -11,12 +11,11 @@ from dataclasses import replace
 
 from ..errors import RECORD_SUBCLASSED, NNVisError
 from . import keras2, kinds, ops
+from .kinds import INPUT, SHARED_KEY
 from .network import Layer, Network
 
 MODEL_KINDS = frozenset({"Sequential", "Functional", "Model"})
-INPUT_KIND = kinds.INPUT
 UNSUPPORTED_KEY = "_nnvis_unsupported"     # in Layer.config: why nnvis cannot compute the layer
-SHARED_KEY = kinds.SHARED_KEY
 BLOCK_KEY = "_nnvis_block"     # in Layer.config: [[model name, model class], ...] it is nested in
 MAX_NESTING = 16
 
@@ -316,7 +315,7 @@ def _flatten(specs, version, source: str, depth: int):
         if isinstance(version, str):
             inner["keras_version"] = version
         _, inner_specs = layer_graph(inner, source, depth + 1)
-        inputs = [n for n, k, _, _ in inner_specs if k == INPUT_KIND]
+        inputs = [n for n, k, _, _ in inner_specs if k == INPUT]
         if len(inputs) != 1 or len(inbound) != 1:
             raise NNVisError(f"{source}: nested model {layer_name!r} has {len(inputs)} inputs "
                              f"and is fed by {len(inbound)} layers; nnvis flattens nested models "
@@ -324,7 +323,7 @@ def _flatten(specs, version, source: str, depth: int):
         wire = {inputs[0]: inbound[0]}
         block = [[layer_name, kind]]
         for n, k, c, i in inner_specs:
-            if k != INPUT_KIND:
+            if k != INPUT:
                 out.append((n, k, {**c, BLOCK_KEY: block + c.get(BLOCK_KEY, [])},
                             [wire.get(x, x) for x in i]))
         alias[layer_name] = _model_output(layer_config, inner_specs, layer_name, source)
@@ -373,11 +372,11 @@ def _sequential(parsed, body: dict, source: str, nested: bool = False
     """A chain; an InputLayer is synthesised from the first layer's declared input shape (a
     nested Sequential may declare none: its input is what feeds it)."""
     for layer_name, kind, _, _ in parsed[1:]:
-        if kind == INPUT_KIND:
+        if kind == INPUT:
             raise NNVisError(f"{source}: InputLayer {layer_name!r} is not the first layer "
                              "of the Sequential model")
     specs = [(n, k, c, []) for n, k, c, _ in parsed]
-    if specs[0][1] != INPUT_KIND:
+    if specs[0][1] != INPUT:
         first_name, _, first_config, _ = parsed[0]
         batch_shape = _declared_batch_shape(first_config, body)
         if batch_shape is None and nested:
@@ -393,7 +392,7 @@ def _sequential(parsed, body: dict, source: str, nested: bool = False
         input_name = "input_layer"
         while input_name in names:
             input_name += "_0"
-        specs.insert(0, (input_name, INPUT_KIND,
+        specs.insert(0, (input_name, INPUT,
                          {"name": input_name, "batch_shape": batch_shape, "dtype": "float32"}, []))
     for i in range(1, len(specs)):
         specs[i] = specs[i][:3] + ([specs[i - 1][0]],)
@@ -461,7 +460,7 @@ def _functional_calls(layer_name: str, kind: str, entry: dict, source: str) -> l
     nodes = entry.get("inbound_nodes", [])
     if not isinstance(nodes, list):
         raise NNVisError(f"{source}: layer {layer_name!r} has a bad 'inbound_nodes' entry")
-    if kind == INPUT_KIND:
+    if kind == INPUT:
         if nodes:
             raise NNVisError(f"{source}: InputLayer {layer_name!r} has inbound nodes")
         return []
@@ -517,7 +516,7 @@ def _topological(specs, source: str):
         for src in set(inbound):
             consumers[index[src]].append(i)
             waiting[i] += 1
-    ready = [(specs[i][1] != INPUT_KIND, i) for i in range(len(specs)) if waiting[i] == 0]
+    ready = [(specs[i][1] != INPUT, i) for i in range(len(specs)) if waiting[i] == 0]
     heapq.heapify(ready)
     order = []
     while ready:
@@ -526,7 +525,7 @@ def _topological(specs, source: str):
         for j in consumers[i]:
             waiting[j] -= 1
             if waiting[j] == 0:
-                heapq.heappush(ready, (specs[j][1] != INPUT_KIND, j))
+                heapq.heappush(ready, (specs[j][1] != INPUT, j))
     if len(order) < len(specs):
         stuck = [specs[i][0] for i in range(len(specs)) if waiting[i] > 0]
         raise NNVisError(f"{source}: the layer graph has a cycle through {', '.join(stuck)}")
