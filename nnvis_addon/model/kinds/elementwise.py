@@ -51,7 +51,8 @@ _elementwise("Activation", lambda config, weights, x: activate(config.get("activ
              {"activation"}, design=Design(5, "activation", {**COMMON, "activation": None},
                                            ("activation",), ("activation",)))
 _elementwise("ReLU", _relu_apply, {"max_value", "negative_slope", "threshold"})
-_elementwise("LeakyReLU", _leaky_relu_apply, {"negative_slope"})
+_elementwise("LeakyReLU", _leaky_relu_apply, {"negative_slope"},
+             keras2_renames=(("alpha", "negative_slope"),))
 _elementwise("ThresholdedReLU", _thresholded_relu_apply, {"theta"})
 _elementwise("Softmax", softmax_apply, {"axis"})
 _elementwise("Square", lambda config, weights, x: x * x, set())

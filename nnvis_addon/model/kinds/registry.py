@@ -65,6 +65,7 @@ class Kind:
     geometric: bool = False               # moves pixels but keeps their scale (crops, resizes)
     onnx_only: bool = False               # nnvis' own kind that only its ONNX import makes
     keras2_formula: bool = False          # computed differently for a tf.keras 2 file (KERAS2_KEY)
+    keras2_renames: tuple = ()            # (tf.keras 2 config key, Keras 3's name) pairs
     design: Design | None = None          # offered by the design editor
 
 
