@@ -103,6 +103,7 @@ GROUP_EDGES = "NNVis Edges"
 GROUP_LEGEND = "NNVis Legend"
 GROUP_LOOKUP = "NNVis Atlas Lookup"
 GROUP_COLOURS = "NNVis Colour Maps"
+COLOUR_MAPS_IMAGE = "NNVis Colour Maps LUT"   # the named colour maps, one per row
 GROUP_GROWING_LINES = "NNVis Growing Lines"
 GROUP_SCORE_BARS = "NNVis Score Bars"
 GROUP_LABEL_PLATE = "NNVis Label Plate"
