@@ -96,7 +96,7 @@ def test_a_kind_defined_in_one_file_imports_end_to_end(tmp_path):
         np.testing.assert_allclose(out["dense"][epoch], negated.reshape(-1) @ kernel + bias,
                                    rtol=1e-5, atol=1e-6)
     assert not np.allclose(out["dense"][0], out["dense"][1])     # frames differ between epochs
-    src, dst, weight = out["edges"]     # the kind's own rule: map c → map c, weight -1, each epoch
+    src, dst, weight = out["edges"]    # the kind's own rule: map c → map c, weight -1, each epoch
     assert src == dst == [0, 1]
     assert np.asarray(weight).tolist() == [[-1.0, -1.0]] * 2
     assert [row["type"] for row in out["rows"]] == ["Input", "Negate", "Flatten", "Dense"]

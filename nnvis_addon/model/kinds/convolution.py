@@ -2,8 +2,8 @@
 
 Edges: input channel i → output channel o, weight = the L2 norm of the kernel slice K[..., i, o]
 (how much of channel i reaches channel o, sign-free); grouped convolutions connect only the
-channels of each group. Depthwise: c → c·multiplier + m, norm of K[..., c, m]. Separable: i → o,
-norm of the effective kernel Σ_m D[..., i, m] · P[i·multiplier+m, o].
+channels of each group. Depthwise: c → c·multiplier + m, norm of K[..., c, m]. Separable:
+i → o, norm of the effective kernel Σ_m D[..., i, m] · P[i·multiplier+m, o].
 """
 from __future__ import annotations
 

@@ -6,8 +6,9 @@ reduction ONNX exports decompose layers into (ReduceMean), named as Keras 3's op
 The op's own parameters (axis, x_min, ...) are in its config; its operands — tensors and
 constants such as the 3.0 — are the call's arguments, which keras_config records under
 OPERANDS_KEY in order, each an input (``{"input": k}``: its k-th inbound tensor) or a constant.
-Unary ops link matching cells, binary ops as merges, reductions each input cell to the cells it is
-reduced into (over the maps' own axes: map c → cell c; over the channels: every map → the one map).
+Unary ops link matching cells, binary ops as merges, reductions each input cell to the cells it
+is reduced into (over the maps' own axes: map c → cell c; over the channels: every map → the one
+map).
 """
 from __future__ import annotations
 

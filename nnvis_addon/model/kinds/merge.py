@@ -1,8 +1,9 @@
 """Merges of several inputs: Add, Subtract, Multiply, Divide, Maximum, Minimum, Average
 (element-wise, broadcast) and Concatenate.
 
-Edges: from each input, c → c (a broadcast input cell → every cell it is broadcast to), weight 1;
-Concatenate: each input's cells → their cells in the output (offset along its axis), weight 1.
+Edges: from each input, c → c (a broadcast input cell → every cell it is broadcast to),
+weight 1; Concatenate: each input's cells → their cells in the output (offset along its axis),
+weight 1.
 """
 from __future__ import annotations
 

@@ -143,5 +143,6 @@ register(Kind("Rearrange", _rearrange_apply,
               config_keys={"split", "perm", "target_shape"}, **_MOVE))
 register(Kind("Slice", _slice_apply, _slice_shape, config_keys={"axis", "start", "stop", "step"},
               **_MOVE))
-register(Kind("Gather", _gather_apply, lambda config, shape: tuple(_gather_params(config, shape)[1]),
+register(Kind("Gather", _gather_apply,
+              lambda config, shape: tuple(_gather_params(config, shape)[1]),
               config_keys={"indices", "target_shape"}, **_MOVE))
