@@ -44,7 +44,7 @@ import h5py
 import numpy as np
 
 import negate_kind                       # the toy kind's one file
-from nnvis_addon import design, load_run
+from nnvis_addon import design_stack as design, load_run
 from nnvis_addon.options import SceneOptions
 from nnvis_addon.plan import plan_scene
 
