@@ -20,8 +20,8 @@ from .atlas import Atlas
 from .bundling import density_bundle, structural_bundle
 from .errors import NNVisError
 from .layout import Placement
-from .model.edges import (EDGE_VALUE_MODES, KINDS, Edges, cell_activations, connection_caps,
-                          connection_size, edge_values, edge_weights, layer_edges)
+from .model.edges import (EDGE_VALUE_MODES, Edges, cell_activations, connection_caps,
+                          connection_size, drawable, edge_values, edge_weights, layer_edges)
 from .model.keras_config import unsupported_reason
 from .model.network import Layer, Network
 from .model.trace import Trace, trace, trace_units
@@ -211,7 +211,7 @@ def inputs_per_cell(options, rows: int) -> int | None:
 def _has_edges(layer) -> bool:
     """Whether nnvis knows the edges into ``layer``: not for a kind it does not know, such as a
     recorded tensor made by a subclassed model's call() code (drawn from its recorded values)."""
-    return layer.kind in KINDS or layer.kind == blocks.KIND
+    return drawable(layer.kind)
 
 
 def edge_cap(network, drawable: set[str], options, per_cell: int | None = None) -> int | None:

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from nnvis_addon.errors import NNVisError
-from nnvis_addon.model import ops
-from nnvis_addon.model.edges import KINDS, Edges, cell_activations, edge_values, layer_edges, prune
+from nnvis_addon.model import kinds, ops
+from nnvis_addon.model.edges import (Edges, cell_activations, drawable, edge_values, layer_edges,
+                                     prune)
 from nnvis_addon.model.network import Layer, Network
 
 TIER = "fast"
@@ -168,7 +169,7 @@ def test_the_same_input_twice_keeps_both_edge_sets():
 
 
 def test_every_kind_the_forward_pass_computes_has_edges():
-    assert set(ops.SUPPORTED) == KINDS
+    assert all(drawable(kind) for kind in kinds.names())
 
 
 def test_dense_weights_are_the_kernel_every_epoch():
@@ -355,11 +356,12 @@ def test_block_reach_steps_equal_the_matrix_product_bit_for_bit(cells):
     have at most one input each (all of them: batch norm; some: a concatenation's part) is a
     gather and scatter instead, and a convolution's shared channel pairs are its weights as they
     stand: every shortcut gives exactly what the product with the dense matrix gives."""
-    from nnvis_addon.model.edges import _pairs, _Step
+    from nnvis_addon.model.edges import _Step
+    from nnvis_addon.model.kinds.cells import pairs
     rng = np.random.default_rng(0)
     rows, cols = 6, 9
     if cells == "pairs":
-        src, dst = _pairs(rows, cols)
+        src, dst = pairs(rows, cols)
     else:
         dst = rng.permutation(cols)[:cols if cells == "all" else 5]
         src = rng.integers(0, rows, dst.shape[0])

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import NNVisError
-from .edges import all_pairs, cell_activations, layer_edges
+from .edges import cell_activations, layer_edges
+from .kinds.cells import all_pairs
 from .network import Network
 
 
