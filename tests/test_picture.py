@@ -22,8 +22,7 @@ RESOLUTION = "320x180"
 # DenseNet121, one row of 16 blocks standing closer, 15.7 %)
 MIN_FILL, MIN_LABEL, MIN_COVERAGE = 0.60, 0.015, 0.15
 MIN_COVERAGE_DEEP = 0.15
-MIN_TEXT_PX = 12        # every overlay text at least this tall in a 640×360 video (layer labels
-                        # not yet: at 12 px they crowd deep networks out of the frame)
+MIN_TEXT_PX = 12        # every label and overlay text at least this tall in a 640×360 video
 
 
 def nnvis_render(path, tmp, *options) -> Path:
@@ -154,7 +153,7 @@ def check_frame(scene, cam, deep: bool) -> None:
         assert not hit, f"frame {scene.frame_current}: overlay {obj.name} covers {hit}"
 
 
-def text_sizes(scene, cam, labels: bool = True) -> dict:
+def text_sizes(scene, cam) -> dict:
     """{object name: its text size on screen, in frame heights} of every shown text: FONT
     objects (labels, overlay captions) and the texts geometry nodes draw (the epoch counter's
     Size, the colour legend's 0.7 × Height)."""
@@ -163,7 +162,7 @@ def text_sizes(scene, cam, labels: bool = True) -> dict:
     up = cam.matrix_world.to_3x3().col[1].normalized()
     sizes = {}
     for obj in scene.objects:
-        if obj.hide_render or not ((labels and "nnvis_label" in obj) or "nnvis_overlay" in obj):
+        if obj.hide_render or not ("nnvis_label" in obj or "nnvis_overlay" in obj):
             continue
         mod = obj.modifiers.get("NNVis")
         ids = input_ids(mod.node_group) if mod is not None and mod.node_group else {}
@@ -183,8 +182,8 @@ def text_sizes(scene, cam, labels: bool = True) -> dict:
 
 
 def check_text_size(scene, cam) -> None:
-    small = {n: round(s * 360, 2) for n, s in text_sizes(scene, cam, labels=False).items()
-             if s * 360 < MIN_TEXT_PX - 0.01}     # overlays are sized at exactly 12 px
+    small = {n: round(s * 360, 2) for n, s in text_sizes(scene, cam).items()
+             if s * 360 < MIN_TEXT_PX - 0.01}     # texts are sized at exactly 12 px
     assert not small, f"frame {scene.frame_current}: text under {MIN_TEXT_PX} px at 640×360: {small}"
 
 
