@@ -2,10 +2,11 @@
 
 A label is a text object turned to the camera by a Copy Rotation constraint, so it faces the
 viewer in every camera move, and sized by its distance from the camera so it reads at `SIZE` of the
-frame height in every view of the move. Labels stand above their layer, or below it where a
-neighbour's label already takes the space. A network wrapped into rows (or over `MAX_LAYER_LABELS`
-layers) gets one label per stage (stages.py: input, stem, stage 1..n, head) unless per-layer labels
-are asked for: a row of a dozen labels would stack into the next row.
+frame height (12 px at 640×360, like every overlay text) in every view of the move. Labels stand
+over or under their layers, wherever they grow the framed picture least (`arrange`). A network
+wrapped into rows, or whose per-layer labels would not fit side by side over and under its row,
+gets one label per stage (stages.py: input, stem, stage 1..n, head) unless per-layer labels are
+asked for.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from .. import names
 
 SIZE = MIN_TEXT            # text size, in frame heights (a two-line label stands ≈ 2 × as tall):
 SMALLEST = MIN_TEXT        # 12 px at 640×360 in the first view, and never less in any other
-MODES = {"auto": "Layer labels for a network in one row, stage labels when it wraps into rows",
+MODES = {"auto": "Layer labels for a network in one row where they fit side by side, stage "
+         "labels otherwise",
          "layers": "One label per layer", "stages": "One label per stage (input, stem, "
          "stages, head)", "none": "No labels"}
 NEAR = 0.02               # a label pulled before the layers it meets stands this share of its
@@ -132,13 +134,16 @@ def _frame_height(depth, view: framing.View, aspect: float):
 
 
 def arrange(labels: list, views: list, aspect: float, layer_points=None) -> None:
-    """Size every label for the views of the move and stack them so neighbours on screen don't
-    overlap: above the layer first, then below, then a row further out — nudged right past a
-    neighbour where that is enough, and kept inside the network's area of the frame where a free
-    place there exists. `layer_points` (n × 8
-    box corners per layer) pull a label along the first view's ray in front of every layer whose
-    screen box it meets (same place and size on screen): a label wider than the gap between two
-    layers would otherwise sink into its neighbours' maps."""
+    """Size every label for the views of the move and place them so neighbours on screen don't
+    overlap: over or under its layers in any row they stand in (under a row that is not the
+    last only where no maps stand: it is the next row's place), or a row further out, nudged
+    either way past a neighbour — of these, where the screen box of the network and the labels
+    placed so far grows least (the framing fits that box into the network's area: labels
+    stacked over each other pushed MobileNetV2 back to 9 % of the frame), then nearest its
+    layers. `layer_points` (n × 8 box corners per layer) pull a label along the first view's
+    ray in front of every layer whose screen box it meets (same place and size on screen): a
+    label wider than the gap between two layers would otherwise sink into its neighbours'
+    maps."""
     if not labels:
         return
     # each label's anchors: above and below its layers in each row they stand in, main row first
@@ -176,9 +181,11 @@ def arrange(labels: list, views: list, aspect: float, layer_points=None) -> None
         best = None
         for a, (top_uv, bottom_uv, below) in enumerate(zip(*on_screen[k], anchors[k][2])):
             u = top_uv[0]
-            for row in (0, -1, 1, -2, 2, -3, 3) if below else (0, 1, 2, 3):
+            for row in (0, -1, 1, -2, 2, -3, 3) if below else (0, -1, 1, 2, 3):
                 v0 = (top_uv[1] if row >= 0 else bottom_uv[1]) + row * tall[k]
                 for box in _free_places((u - half_u[k], v0, u + half_u[k], v0 + tall[k]), placed):
+                    if not below and row < 0 and _on_layers(box, nearest):
+                        continue    # under a row, before the next: only where no maps stand
                     cost = (round(_grown(extent, box), 3), a, abs(row), abs(box[0] + half_u[k] - u))
                     if best is None or cost < best[0]:
                         best = cost, a, row, box
@@ -245,6 +252,15 @@ def _free_places(box, placed: list) -> list:
         if moved == box and found:
             break       # free where it stands
     return found
+
+
+def _on_layers(box, nearest) -> bool:
+    """Whether screen box `box` meets any layer's screen box (`nearest`, as `arrange` has it)."""
+    if nearest is None:
+        return True
+    lo, hi, _ = nearest
+    return bool(((lo[:, 0] < box[2]) & (box[0] < hi[:, 0]) & (lo[:, 1] < box[3])
+                 & (box[1] < hi[:, 1])).any())
 
 
 def _union(a, b) -> tuple:
