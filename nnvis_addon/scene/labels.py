@@ -161,8 +161,11 @@ def arrange(labels: list, views: list, aspect: float, layer_points=None) -> None
                                shift=first.shift, ortho_scale=first.ortho_scale)
 
     lines = [o.data.body.split("\n") for o in labels]
-    half_u = np.array([max(map(text_width, ls)) for ls in lines]) * SIZE / aspect / 2
-    tall = np.array([len(ls) for ls in lines]) * 1.2 * SIZE + 0.4 * SIZE   # frame heights
+    # on screen in the first view, in frame heights: SIZE, or more where another view of the move
+    # stands farther off (an orbit's far side)
+    shown = np.array([size_at(top) / _height_at(top, first, aspect) for top in tops])
+    half_u = np.array([max(map(text_width, ls)) for ls in lines]) * shown / aspect / 2
+    tall = (np.array([len(ls) for ls in lines]) * 1.2 + 0.4) * shown
     placed: list[tuple[float, float, float, float]] = []
     nearest = None
     if layer_points is not None and len(layer_points) and len(layer_points) % 8 == 0:
