@@ -140,10 +140,14 @@ def check_frame(scene, cam, deep: bool) -> None:
         assert {o["nnvis_label"] for o in labels} == {o["nnvis_layer"] for o in scene.objects
                                                     if "nnvis_layer" in o}
     cam_axes = np.array(cam.matrix_world.to_3x3())
+    placed = {}
     for label in labels:
         box = object_box(scene, cam, label)
         assert box is not None and inside(box), f"{label.name} at {box} leaves the frame"
         assert box[3] - box[1] >= MIN_LABEL, f"{label.name}: {box[3] - box[1]:.3f} of the height"
+        hit = [name for name, b in placed.items() if overlap(box, b, 0.002)]
+        assert not hit, f"frame {scene.frame_current}: {label.name} overlaps {hit}"
+        placed[label.name] = box
     check_text_size(scene, cam)
     texts = labels + [o for o in scene.objects if o.type == "FONT" and "nnvis_overlay" in o]
     for text in texts:                       # faces the camera, upright, not mirrored
