@@ -16,11 +16,13 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from .model.edges import BLOCK
+from .model.kinds import INPUT
 from .model.network import Layer, Network
 
 FOLD_ABOVE = 40          # "auto" folds networks with more layers than this
 MODES = ("auto", "folded", "expanded")
-KIND = "Block"           # a folded unit's layer kind
+KIND = BLOCK             # a folded unit's layer kind
 EXPANDED = "expanded_block"   # config key of a layer drawn expanded: its block's name
 
 
@@ -59,7 +61,7 @@ def _closing(network: Network) -> list[bool]:
     out, running = [], 0
     for i, layer in enumerate(network.layers):
         running += jumped[i]
-        out.append(running == 0 or layer.kind == "InputLayer")
+        out.append(running == 0 or layer.kind == INPUT)
     return out
 
 
@@ -89,8 +91,8 @@ def _joins(network: Network, unit: list[str], name: str) -> bool:
     continues the unit's numbered prefix: `conv1_bn` after `conv1_conv`, `conv2_block1_out`
     after the residual block `conv2_block1`."""
     layer = network.layer(name)
-    if layer.kind == "InputLayer" or layer.inbound != [unit[-1]] or \
-            network.layer(unit[0]).kind == "InputLayer":
+    if layer.kind == INPUT or layer.inbound != [unit[-1]] or \
+            network.layer(unit[0]).kind == INPUT:
         return False
     joined = _numbered(_prefix(unit + [name]))
     return bool(joined) and (len(unit) == 1 or joined == _numbered(_prefix(unit)))

@@ -18,7 +18,7 @@ import numpy as np
 from .blocks import KIND as BLOCK
 from .framing import box_corners
 from .model.edges import passes_through
-from .model.kinds import MAPWISE
+from .model.kinds import is_
 from .model.network import Layer, Network, map_shape
 from .stages import stages
 
@@ -176,7 +176,7 @@ def _gap_share(layer: Layer, rows: int) -> float:
         return 1.0
     if layer.kind == BLOCK:
         return BLOCK_GAP if rows == 1 else 1.0
-    return MAPWISE_GAP if layer.kind in MAPWISE else 1.0
+    return MAPWISE_GAP if is_(layer.kind, "mapwise") else 1.0
 
 
 def _rows(xs: np.ndarray, rows: int, stage_starts=()) -> np.ndarray:

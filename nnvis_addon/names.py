@@ -30,7 +30,7 @@ ANCHOR_BOTTOM = "nnvis_anchor_bottom"
 LABEL_BELOW = "nnvis_label_below"     # ... may hang under its layer (not where the next row is)
 LEGEND_LAYER = "nnvis_legend_layer"   # the legend: the layer whose colour scale it shows
 SCREEN = "nnvis_screen"               # the empty the overlays hang from, on the camera's screen
-CAMERA_MOVE = "nnvis_camera_move"     # the camera: its move (orbit, fly-through, ...)
+CAMERA_MOVE = "nnvis_camera_move"     # a run's collection: its camera move (orbit, tour, ...)
 SHARED = "nnvis_shared"               # what all runs share: camera, lights (its kind)
 ENERGY = "nnvis_energy"               # a light's data: its energy before the look scaled it
 
@@ -103,6 +103,7 @@ GROUP_EDGES = "NNVis Edges"
 GROUP_LEGEND = "NNVis Legend"
 GROUP_LOOKUP = "NNVis Atlas Lookup"
 GROUP_COLOURS = "NNVis Colour Maps"
+COLOUR_MAPS_IMAGE = "NNVis Colour Maps LUT"   # the named colour maps, one per row
 GROUP_GROWING_LINES = "NNVis Growing Lines"
 GROUP_SCORE_BARS = "NNVis Score Bars"
 GROUP_LABEL_PLATE = "NNVis Label Plate"

@@ -4,7 +4,8 @@
 layer's place, activation atlas, colour range and kernel window, each connection's edges (strongest
 first), straight and bundled polylines (skip connections arced), colour-mode values and weight
 atlas, and the highlight traces. `scene/` only writes a plan into datablocks, so every number a
-scene shows can be computed and tested in plain Python.
+scene shows can be computed and tested in plain Python. A live refresh asks here too
+(`plan_refresh`): the values of every layer and connection over the epochs shown and new.
 """
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from .atlas import Atlas
 from .bundling import density_bundle, structural_bundle
 from .errors import NNVisError
 from .layout import Placement
-from .model.edges import (EDGE_VALUE_MODES, KINDS, Edges, cell_activations, connection_caps,
-                          connection_size, edge_values, layer_edges)
+from .model.edges import (EDGE_VALUE_MODES, Edges, cell_activations, connection_caps,
+                          connection_size, drawable, edge_values, edge_weights, layer_edges)
 from .model.keras_config import unsupported_reason
 from .model.network import Layer, Network
 from .model.trace import Trace, trace, trace_units
@@ -34,6 +35,23 @@ MIN_OPACITY = 0.12    # ... larger ones fainter (1 / √count), down to this
 WRAPPED_INPUTS = 4    # a deep network (wrapped into rows) draws each cell's 4 strongest inputs:
                       # its convolutions' hundreds of channels would hide their maps behind walls
 ROW_INPUTS = 16       # one row: 16 (a Dense unit's thousand inputs would be a solid cone over it)
+
+
+@dataclass
+class LayerValues:
+    """What a layer's epochs set in its drawing: the atlas of its activations (E, cells, H, W),
+    its colour (scale, offset) and its per-map gains."""
+    atlas: Atlas
+    colour: tuple[float, float]
+    map_gain: np.ndarray
+
+
+@dataclass
+class ConnectionValues:
+    """What a connection's epochs set in its material: the atlas of its colour-mode values, one
+    row of cells per epoch, and each mode's diverging scale."""
+    atlas: Atlas
+    scales: list[float]
 
 
 @dataclass
@@ -110,6 +128,21 @@ def map_gain(cells: np.ndarray) -> np.ndarray:
     return np.divide(top, peaks, out=np.ones_like(peaks), where=peaks > 0).astype(np.float32)
 
 
+def layer_values(cells: np.ndarray, diverging: bool) -> LayerValues:
+    """A layer's `LayerValues` from its (E, cells, H, W) activations; `diverging`: signed ones."""
+    return LayerValues(atlas_mod.pack(cells), colour_range(cells, diverging), map_gain(cells))
+
+
+def connection_values(values: np.ndarray) -> ConnectionValues:
+    """A connection's `ConnectionValues` from its (E, modes, n) colour-mode values; weights that
+    never change (mode 0) get scale 0: the map's centre."""
+    constant = values.size == 0 or float(np.ptp(values[:, 0])) == 0.0
+    return ConnectionValues(
+        atlas_mod.pack(values.reshape(values.shape[0], -1)[:, :, None, None]),
+        [0.0 if constant else colour_range(values[:, k], diverging=True)[0]
+         for k in range(values.shape[1])])
+
+
 def skip_arc(polylines: np.ndarray, src_placement, dst_placement) -> np.ndarray:
     """Lift a connection that jumps over ranks (a residual/skip link) into an arc above the layers
     it passes, so it reads as a skip and not as input to the layers in between."""
@@ -131,6 +164,11 @@ def mode_values(edges, act=None) -> np.ndarray:
     rows = [edge_values(edges, mode, act) if act is not None or mode in ("weight", "abs")
             else edge_values(edges, "weight") for mode in EDGE_VALUE_MODES]
     return np.stack(rows, axis=1).astype(np.float32)
+
+
+def weightless(edges) -> bool:
+    """Pooling, activations, merges: every weight the same (1), nothing to colour by."""
+    return edges.weight.size == 0 or float(np.ptp(edges.weight)) == 0.0
 
 
 def strongest_first(edges) -> np.ndarray:
@@ -173,7 +211,7 @@ def inputs_per_cell(options, rows: int) -> int | None:
 def _has_edges(layer) -> bool:
     """Whether nnvis knows the edges into ``layer``: not for a kind it does not know, such as a
     recorded tensor made by a subclassed model's call() code (drawn from its recorded values)."""
-    return layer.kind in KINDS or layer.kind == blocks.KIND
+    return drawable(layer.kind)
 
 
 def edge_cap(network, drawable: set[str], options, per_cell: int | None = None) -> int | None:
@@ -194,12 +232,12 @@ def plan_layer(layer: Layer, placement: Placement, activations: np.ndarray,
     """A computed layer; `activations` (E, *output_shape), one row per epoch. Signed activations
     take the diverging coolwarm map instead of `colormap`."""
     diverging = bool((activations < 0).any())
-    cells = atlas_mod.as_cells(activations, layer.is_spatial)
+    values = layer_values(atlas_mod.as_cells(activations, layer.is_spatial), diverging)
     size = arrange.map_size(placement, layer.output_shape) if layer.is_spatial else \
         (placement.cell_size, placement.cell_size)
-    return LayerPlan(layer, placement, atlas=atlas_mod.pack(cells),
+    return LayerPlan(layer, placement, atlas=values.atlas,
                      colormap="coolwarm" if diverging else colormap, diverging=diverging,
-                     colour=colour_range(activations, diverging), map_gain=map_gain(cells),
+                     colour=values.colour, map_gain=values.map_gain,
                      arrangements=arrange.arrangements(placement, layer.output_shape), size=size)
 
 
@@ -229,10 +267,10 @@ def plan_connection(src: Placement, dst: Placement, edges: Edges, options,
     # no values to look up
     values = atlas = None
     scales = []
-    if not (edges.weight.size == 0 or float(np.ptp(edges.weight)) == 0.0):
+    if not weightless(edges):
         values = mode_values(edges, src_cells)                         # (E, modes, n)
-        atlas = atlas_mod.pack(values.reshape(values.shape[0], -1)[:, :, None, None])
-        scales = [colour_range(values[:, k], diverging=True)[0] for k in range(values.shape[1])]
+        colours = connection_values(values)
+        atlas, scales = colours.atlas, colours.scales
     return ConnectionPlan(src.name, dst.name, edges, straight, bundled,
                           edge_radius(options.edge_radius, edges, src.row != dst.row),
                           edge_opacity(edges, src.row != dst.row),
@@ -319,3 +357,51 @@ def plan_scene(run, options, aspect: float = 16 / 9,
                 found.units, first_unit))
     return ScenePlan(network, rows, placements, layer_plans, connections, found, first_unit,
                      drawn, max(total, drawn), cap)
+
+
+@dataclass
+class RefreshPlan:
+    """What a live refresh writes: every epoch shown and new, in order, and over them each
+    drawn layer's values and each weighted connection's (weightless ones keep their grey)."""
+    epochs: list[int]
+    order: np.ndarray                        # rows of the shown then new epochs, in epoch order
+    layers: dict[str, LayerValues]
+    connections: dict[tuple[str, str], ConnectionValues]
+
+
+def _merged(old: np.ndarray, new: np.ndarray, order: np.ndarray, what: str) -> np.ndarray:
+    """Old and new epochs' (E, C, H, W) values in epoch order; `old` may carry padding cells."""
+    if old.shape[2:] != new.shape[2:] or old.shape[1] < new.shape[1]:
+        raise NNVisError(f"{what}: the new epochs have cells {new.shape[1:]}, the scene "
+                         f"{old.shape[1:]}; the model changed: re-import the run")
+    return np.concatenate([old[:, :new.shape[1]], new])[order]
+
+
+def plan_refresh(run, fold: tuple[str, str], shown: list[int], layers: dict, connections: dict
+                 ) -> RefreshPlan:
+    """The values of the scene drawn at import with blocks `fold` (mode, expanded names), its
+    `shown` epochs extended by `run`'s (the new ones only). `layers`: name → (the scene's values
+    of the shown epochs (E, C, H, W), diverging as the import chose); `connections`: (source,
+    target) → (the drawn edges' source cells, target cells, the scene's values of the shown
+    epochs (E, modes × n, 1, 1)): a refresh keeps the edges the import chose."""
+    network = blocks.drawn(run.network, *fold)
+    order = np.argsort(shown + list(run.epochs), kind="stable")    # old and new rows, merged
+    planned = {}
+    for name, (old, diverging) in layers.items():
+        new = atlas_mod.as_cells(np.stack([run.activations(name, e) for e in run.epochs]),
+                                 network.layer(name).is_spatial)
+        planned[name] = layer_values(_merged(old, new, order, f"layer {name!r}"), diverging)
+    weights = [{l.name: run.weights(l.name, e) for l in run.layers if l.weight_shapes}
+               for e in run.epochs]
+    colours = {}
+    for (src, dst), (src_cells, dst_cells, old) in connections.items():
+        edges = Edges(src_cells, dst_cells,
+                      edge_weights(network, dst, src, weights, src_cells, dst_cells))
+        if weightless(edges):
+            continue
+        new = mode_values(edges, cell_activations(network.layer(src), np.stack(
+            [run.activations(src, e) for e in run.epochs])))
+        values = _merged(old, new.reshape(new.shape[0], -1, 1, 1), order,
+                         f"edges {src!r} → {dst!r}")
+        colours[src, dst] = connection_values(values.reshape(values.shape[0], new.shape[1], -1))
+    return RefreshPlan(sorted(set(shown) | set(run.epochs)), order, planned, colours)

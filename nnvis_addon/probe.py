@@ -26,11 +26,11 @@ import numpy as np
 
 from .errors import NNVisError
 from .model.kernels import resize_bilinear
+from .model.kinds import is_
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".exr")
 
 
-GEOMETRIC_KINDS = ("RandomCrop", "CenterCrop", "Resizing")   # move pixels, keep their scale
 DEFAULT_SIZE = 224          # height and width of the default probe for a variable-size model
 
 
@@ -121,12 +121,11 @@ def pixel_scale(network, input_name: str | None = None) -> float:
     — the first one's by default — is a Rescaling by 1/255 or 1/127.5, as in Keras' image
     tutorials, possibly after augmentation layers, which are the identity at inference, or crops
     and resizes), else 1."""
-    from .model.kinds import IDENTITY
     feeding = {input_name or network.inputs[0]}
     for layer in network.layers:
         if not feeding & set(layer.inbound):
             continue
-        if layer.kind in IDENTITY or layer.kind in GEOMETRIC_KINDS:
+        if is_(layer.kind, "identity") or is_(layer.kind, "geometric"):
             feeding.add(layer.name)
             continue
         scale = layer.config.get("scale") if layer.kind == "Rescaling" else None

@@ -19,9 +19,10 @@ from .io import keras_files, recording, tf_checkpoint
 from .io.onnx import read_onnx_epoch, read_onnx_weights
 from .io.stored import loaded
 from .model.forward import forward_batch_partial, forward_missing
-from .model.keras_config import SHARED_KEY, network_from_config, with_input_shape
+from .model.keras_config import network_from_config, with_input_shape
 from .model.network import Network
-from .model.ops import KERAS2_KEY, unread_keys
+from .model.kinds import KERAS2_KEY, SHARED_KEY, is_
+from .model.ops import unread_keys
 from .probe import DEFAULT_SIZE, load_probes
 
 
@@ -31,7 +32,7 @@ def config_warnings(network: Network) -> list[str]:
     the model summary)."""
     lines = []
     for layer in network.layers:
-        if layer.kind == "RandomCrop" and not layer.config.get(KERAS2_KEY) and \
+        if is_(layer.kind, "keras2_formula") and not layer.config.get(KERAS2_KEY) and \
                 tuple(layer.output_shape[:2]) != (layer.config.get("height"),
                                                   layer.config.get("width")):
             lines.append(f"layer {layer.name!r} (RandomCrop): Keras 3 crops only in training; at "

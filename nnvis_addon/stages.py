@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from .blocks import KIND as BLOCK, layer_count
 from .model.keras_config import block_path
+from .model.kinds import INPUT
 from .model.network import Network
 
 SHORT = 3        # spans shorter than this (padding, a lone pool) join the next span
@@ -46,7 +47,7 @@ def stages(network: Network) -> list[Stage]:
     layers = network.layers
     spans: list[list] = []
     for layer in layers:
-        key = "input" if layer.kind == "InputLayer" else _resolution(layer)
+        key = "input" if layer.kind == INPUT else _resolution(layer)
         if spans and spans[-1][0] == key:
             spans[-1][1].append(layer.name)
         else:

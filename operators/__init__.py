@@ -1,19 +1,19 @@
 """Thin bpy.types.Operator wrappers over nnvis_addon."""
 import bpy
 
-from . import controls, design, import_checkpoint, live, render_video
+from . import controls, design_editor, import_checkpoint, refresh_run, render_video
 
 CLASSES = (import_checkpoint.NNVIS_OT_import_checkpoint, render_video.NNVIS_OT_render_video,
-           *design.CLASSES, *controls.CLASSES, *live.CLASSES)
+           *design_editor.CLASSES, *controls.CLASSES, *refresh_run.CLASSES)
 
 
 def register():
     for cls in CLASSES:
         bpy.utils.register_class(cls)
-    live.register()
+    refresh_run.register()
 
 
 def unregister():
-    live.unregister()
+    refresh_run.unregister()
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

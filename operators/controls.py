@@ -8,6 +8,7 @@ from ..nnvis_addon.options import choice_label
 from ..nnvis_addon.scene import camera_moves, looks, rebuild, runs
 from ..nnvis_addon.scene.layers import MODIFIER, run_collection
 from ..nnvis_addon.scene.nodes import input_ids
+from ..nnvis_addon.scene.run_record import RunRecord, is_run
 from ..nnvis_addon import names
 
 
@@ -80,7 +81,7 @@ class NNVIS_OT_remove_run(bpy.types.Operator):
     def execute(self, context):
         coll = bpy.data.collections.get(self.collection) if self.collection else \
             run_collection(context.active_object)
-        if coll is None or names.RUN not in coll:
+        if not is_run(coll):
             self.report({"ERROR"}, f"no imported run {self.collection or 'selected'}")
             return {"CANCELLED"}
         name = coll.name
@@ -173,7 +174,7 @@ class NNVIS_OT_input_to_run(_RunOperator, bpy.types.Operator):
         if self.input_name in camera_moves.LAYOUT_INPUTS:    # the cells moved: frame them again
             coll = run_collection(context.active_object)
             context.view_layer.update()
-            camera_moves.apply_move(coll, coll.get(names.CAMERA_MOVE, "static"), context.scene)
+            camera_moves.apply_move(coll, RunRecord(coll).camera_move or "static", context.scene)
         self.report({"INFO"}, f"{self.input_name} = {value} on {count} objects"
                               + (" (keyed)" if self.keyframe else ""))
         return {"FINISHED"}

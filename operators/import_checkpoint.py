@@ -12,7 +12,7 @@ from ..nnvis_addon.options import GROUPS, IMPORT_OPTIONS, choice_label, split
 from ..nnvis_addon.scene import SceneOptions, build_scene
 from ..nnvis_addon.scene.camera_moves import MOVES
 from ..nnvis_addon.scene.looks import LOOKS
-from ..nnvis_addon import names
+from ..nnvis_addon.scene.run_record import RunRecord
 from .controls import select_first_layer
 
 
@@ -74,7 +74,8 @@ class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
             wm.progress_end()
         for warning in run.warnings:
             self.report({"WARNING"}, warning)
-        drawn, total = collection[names.EDGES_DRAWN], collection[names.EDGES_TOTAL]
+        record = RunRecord(collection)
+        drawn, total = record.edges_drawn, record.edges_total
         if drawn < total:
             self.report({"INFO"}, f"Edges: the strongest {drawn:,} of {total:,} drawn "
                                   "(level of detail: max_edges per connection)")

@@ -4,7 +4,7 @@ In the UI the render runs as Blender's animation render job (INVOKE_DEFAULT): pr
 status bar and render window, Esc cancels, and the frames (or the MP4 so far) already written stay.
 Image sequences are written with Blender's placeholders and without overwriting, so running the
 operator again resumes after the last finished frame. From scripts/headless the render blocks and
-takes nnvis's own frame loop (`render.render_sequence`: claims, temp file + rename; an MP4 goes
+takes nnvis's own frame loop (`frames.render_sequence`: claims, temp file + rename; an MP4 goes
 through a resumable frame folder).
 """
 from pathlib import Path
@@ -13,7 +13,8 @@ import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
 from ..nnvis_addon import NNVisError
-from ..nnvis_addon.scene import devices, render, stage
+from ..nnvis_addon.scene import devices, frames, render, stage
+from ..nnvis_addon.scene import workers as parallel
 
 
 class NNVIS_OT_render_video(bpy.types.Operator):
@@ -56,6 +57,9 @@ class NNVIS_OT_render_video(bpy.types.Operator):
         ("MP4", "MP4 (H.264)", "One video file"),
         ("PNG", "PNG Sequence", "frame_####.png; resumable, several machines can share it"),
         ("EXR", "EXR Sequence", "frame_####.exr, linear half float")])
+    workers: IntProperty(name="Workers", default=0, min=0, max=64,
+                         description="Render processes at once (headless renders): 0 is auto, "
+                                     "2 on a GPU, 1 on the CPU")
     directory: StringProperty(name="Folder", subtype="DIR_PATH", default="//render/",
                               description="Where <run>.mp4 or the <run> frame folder goes")
 
@@ -80,18 +84,21 @@ class NNVIS_OT_render_video(bpy.types.Operator):
             engine=self.engine, device=self.device, quality=self.quality, samples=self.samples,
             resolution=self.resolution, fps=self.fps,
             frames_per_epoch=self.frames_per_epoch, hold_first=self.hold_first,
-            hold_last=self.hold_last, file_format=self.file_format)
+            hold_last=self.hold_last, file_format=self.file_format, workers=self.workers)
         try:
             start, end = render.apply_video_options(scene, run, options)
-            where = f" on {devices.used(scene)}" if scene.render.engine == "CYCLES" else ""
+            device = devices.used(scene)
+            where = f" on {device}" if scene.render.engine == "CYCLES" else ""
             if self.options.is_invoke and not bpy.app.background:
-                render.set_output(scene, out, self.file_format)
+                frames.set_output(scene, out, self.file_format)
                 bpy.ops.render.render("INVOKE_DEFAULT", animation=True)
                 self.report({"INFO"}, f"Rendering frames {start}-{end} with "
                                       f"{scene.render.engine}{where} to {out}")
                 return {"FINISHED"}
             done = []
-            render.render_animation(scene, out, done.append, self.file_format)
+            processes = parallel.count(options.workers, device.kind)
+            where += f", {processes} worker{'s' if processes > 1 else ''}"
+            render.render_animation(scene, out, done.append, self.file_format, processes)
         except NNVisError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}

@@ -11,6 +11,7 @@ from ..nnvis_addon.scene.layers import MODIFIER, run_collection
 from ..nnvis_addon.scene.rebuild import expanded
 from ..nnvis_addon.scene.runs import overlays_of
 from ..nnvis_addon.scene.nodes import input_ids
+from ..nnvis_addon.scene.run_record import RunRecord
 from ..nnvis_addon import names
 
 # Inputs the build sets from the data: shown, but not copied to other layers.
@@ -59,9 +60,10 @@ class NNVIS_PT_run(bpy.types.Panel):
             return
         col = layout.column(align=True)
         col.label(text=f"Run: {coll.name}", icon="OUTLINER_COLLECTION")
-        epochs = list(coll[names.EPOCHS])
+        record = RunRecord(coll)
+        epochs = record.epochs
         col.label(text=f"Epochs: {epochs[0]}–{epochs[-1]} ({len(epochs)} recorded)")
-        col.label(text=f"Source: {bpy.path.basename(coll[names.RUN].rstrip('/'))}")
+        col.label(text=f"Source: {bpy.path.basename(record.source.rstrip('/'))}")
         scene = context.scene
         row = layout.row(align=True)
         row.prop(scene, "frame_current", text="Frame")
@@ -73,7 +75,7 @@ class NNVIS_PT_run(bpy.types.Panel):
         row = layout.row(align=True)
         row.operator_menu_enum("nnvis.apply_look", "look", text="Look", icon="SHADING_RENDERED")
         row.operator_menu_enum("nnvis.camera_move", "move", text="Camera", icon="CAMERA_DATA")
-        look, move = coll.get(names.LOOK), coll.get(names.CAMERA_MOVE)
+        look, move = record.look, record.camera_move
         if look or move:
             look, move = choice_label(look or "default"), choice_label(move or "static")
             layout.label(text=f"Look: {look}   Camera: {move}")
@@ -124,7 +126,7 @@ class NNVIS_PT_layer(bpy.types.Panel):
             layout.operator("nnvis.fold_blocks", icon="FULLSCREEN_EXIT")
         path = epoch_path(obj)      # keyed: the layers' and edges' property, overlays' input
         if path is not None and coll is not None:
-            layout.label(text=epoch_text(float(obj.path_resolve(path)), list(coll[names.EPOCHS])),
+            layout.label(text=epoch_text(float(obj.path_resolve(path)), RunRecord(coll).epochs),
                          icon="TIME")
         ids = input_ids(mod.node_group)
         for label, ident in ids.items():

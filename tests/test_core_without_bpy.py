@@ -60,7 +60,7 @@ def core_modules() -> list[str]:
 def test_core_packages_import_without_bpy_tensorflow_or_torch():
     modules = core_modules()
     for core in ("io", "model", "layout", "bundling", "record", "stages", "framing", "options",
-                 "run", "probe", "design", "colormaps", "atlas", "plan"):
+                 "run", "probe", "design_stack", "colormaps", "atlas", "plan"):
         assert f"nnvis_addon.{core}" in modules
     done = subprocess.run([sys.executable, "-c", CHILD, json.dumps([BLOCKED, modules])],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)

@@ -8,7 +8,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from nnvis_addon import design  # noqa: E402
+from nnvis_addon import design_stack as design  # noqa: E402
 from nnvis_addon.errors import NNVisError  # noqa: E402
 
 TIER = "blender"
@@ -240,7 +240,7 @@ def test_structure_weights_are_zero_and_show_no_activation():
 bpy = pytest.importorskip("bpy")
 from nnvis_addon import load_run  # noqa: E402
 from nnvis_addon.scene import build_scene  # noqa: E402
-from nnvis_addon.scene import design as design_scene  # noqa: E402
+from nnvis_addon.scene import design_writer as design_scene  # noqa: E402
 from nnvis_addon.scene.layers import MODIFIER  # noqa: E402
 from nnvis_addon.scene.nodes import input_ids  # noqa: E402
 
@@ -372,12 +372,11 @@ def test_the_sidebar_editor_drives_the_library_through_its_operators(empty_scene
 
 
 def test_one_registry_of_layer_kind_facts():
-    """model/kinds.py: what the designer offers runs in the forward pass and draws edges; a row
+    """model/kinds: what the designer offers runs in the forward pass and draws edges; a row
     shows a subset of its main parameters; pass-through kinds are known to the edges."""
-    from nnvis_addon.model import edges, kinds, ops
+    from nnvis_addon.model import edges, kinds
     assert design.TYPES == tuple(kinds.DESIGN) and design.TYPES[0] == "Input"
-    for kind, facts in kinds.DESIGN.items():
-        assert set(facts.row) <= set(facts.main), kind
-        assert kind == "Input" or (kind in ops.SUPPORTED and kind in edges.KINDS), kind
-    assert kinds.CONV | kinds.POOL | kinds.IDENTITY <= ops.SUPPORTED
-    assert kinds.PASS_THROUGH <= edges.KINDS
+    for row_type, facts in kinds.DESIGN.items():
+        assert set(facts.row) <= set(facts.main), row_type
+        assert kinds.get(facts.kind) is not None and edges.drawable(facts.kind), row_type
+    assert all(edges.drawable(kind) for kind in kinds.having("passes"))

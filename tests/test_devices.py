@@ -85,7 +85,7 @@ def test_this_machine_renders_on_the_cpu(addon):
 
 
 def test_presets_follow_the_device(empty_scene, monkeypatch):
-    """A render on a GPU takes the GPU presets (final: 64 spp + OIDN on the GPU) and the report
+    """A render on a GPU takes the GPU presets (final: 40 spp adaptive, light tree off, OIDN on the GPU) and the report
     names the backend; AUTO never picks EEVEE."""
     from nnvis_addon.scene import render, stage
     prefs = FakePreferences(H200)
@@ -95,8 +95,9 @@ def test_presets_follow_the_device(empty_scene, monkeypatch):
     cycles = empty_scene.cycles
     assert chosen.backend == "OPTIX" and cycles.device == "GPU" and cycles.denoising_use_gpu
     final = stage.GPU_QUALITY["final"]
-    assert (cycles.samples, cycles.use_denoising, cycles.denoising_quality) == \
-        (final.samples, True, "HIGH") == (64, True, "HIGH")
+    assert (cycles.samples, cycles.use_adaptive_sampling, cycles.use_light_tree,
+            cycles.use_denoising, cycles.denoising_quality) == \
+        (final.samples, True, False, True, "HIGH") == (40, True, False, True, "HIGH")
     assert empty_scene.render.use_persistent_data
     assert str(devices.used(empty_scene)) == "GPU (OptiX: NVIDIA H200)"
     chosen = render.set_engine(empty_scene, "CYCLES", 0, "final", "CPU")

@@ -91,7 +91,7 @@ def edge_values_by_pair(obj) -> dict:
     """(source cell, target cell) → (epochs, colour modes) values of an edges object's atlas."""
     from nnvis_addon.model.edges import EDGE_VALUE_MODES
     from nnvis_addon.scene.legend import material_of as _material
-    from nnvis_addon.scene.refresh import _shown_cells
+    from nnvis_addon.scene.layers import atlas_values
     ends = []
     for name in ("nnvis_src", "nnvis_dst"):
         data = obj.data.attributes[name].data
@@ -99,7 +99,7 @@ def edge_values_by_pair(obj) -> dict:
         data.foreach_get("value", values)
         ends.append(values)
     n, modes = len(ends[0]), len(EDGE_VALUE_MODES)
-    values = _shown_cells(_material(obj))[:, :modes * n, 0, 0].reshape(-1, modes, n)
+    values = atlas_values(_material(obj))[:, :modes * n, 0, 0].reshape(-1, modes, n)
     return {(int(s), int(d)): values[:, :, k] for k, (s, d) in enumerate(zip(*ends))}
 
 

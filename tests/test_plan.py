@@ -12,7 +12,7 @@ from nnvis_addon.errors import NNVisError
 from nnvis_addon.layout import Placement, layout_network
 from nnvis_addon.model.edges import EDGE_VALUE_MODES
 from nnvis_addon.options import SceneOptions
-from nnvis_addon.plan import plan_scene, skip_arc
+from nnvis_addon.plan import plan_refresh, plan_scene, skip_arc
 
 TIER = "oracle"
 
@@ -186,3 +186,43 @@ def test_a_one_row_network_draws_each_cells_strongest_inputs_fainter_the_more_th
         want = 1.0 if n <= OPAQUE_EDGES else max(np.sqrt(OPAQUE_EDGES / n), 0.12)
         assert connection.opacity == pytest.approx(want), (connection.src, connection.dst)
     assert min(c.opacity for c in plan.connections) < 1.0
+
+
+def test_a_refresh_plans_every_epoch_as_an_import_of_them_all(digits_run):
+    """`plan_refresh` extends the values a scene of some epochs holds (read back from its
+    atlases, padding and all) by the new epochs' to what planning all epochs gives: each layer's
+    atlas, colour and gains, each weighted connection's atlas and mode scales, edge by edge."""
+    folder, _ = digits_run
+    everything = SceneOptions(max_edges=None, max_total_edges=None, inputs_per_cell=0)
+    whole = load_run(folder)
+    shown, new = whole.epochs[::2], whole.epochs[1::2]   # one held back at the import too
+    first = plan_scene(load_run(folder, epochs=shown), everything)
+    later = load_run(folder, epochs=new)
+
+    def held(atlas):                 # what the scene's image gives back
+        return unpack(atlas.rgb, atlas.tile_h, atlas.tile_w,
+                      atlas.width * atlas.rows_per_epoch * 3 // (atlas.tile_h * atlas.tile_w),
+                      atlas.rows_per_epoch)
+    refreshed = plan_refresh(
+        later, ("auto", ""), shown,
+        {p.layer.name: (held(p.atlas), p.diverging) for p in first.layers},
+        {(c.src, c.dst): (c.edges.src, c.edges.dst, held(c.atlas if c.atlas is not None
+                                                         else first.weightless))
+         for c in first.connections})
+    assert refreshed.epochs == whole.epochs
+    full = plan_scene(whole, everything)
+    for p in full.layers:
+        values = refreshed.layers[p.layer.name]
+        np.testing.assert_array_equal(values.atlas.rgb, p.atlas.rgb, err_msg=p.layer.name)
+        assert values.colour == p.colour and values.atlas.epochs == 4
+        np.testing.assert_array_equal(values.map_gain, p.map_gain)
+    weighted = [c for c in full.connections if c.atlas is not None]
+    assert set(refreshed.connections) == {(c.src, c.dst) for c in weighted} and weighted
+    for c in weighted:
+        values = refreshed.connections[c.src, c.dst]
+        assert values.scales == pytest.approx(c.scales, rel=1e-6)
+        before = next(f for f in first.connections if (f.src, f.dst) == (c.src, c.dst)).edges
+        at = {pair: k for k, pair in enumerate(zip(c.edges.src, c.edges.dst))}
+        rows = [at[pair] for pair in zip(before.src, before.dst)]   # the import's edge order
+        got = held(values.atlas)[:, :c.values.shape[1] * len(rows), 0, 0]
+        np.testing.assert_array_equal(got.reshape(4, c.values.shape[1], -1), c.values[:, :, rows])

@@ -107,7 +107,7 @@ def test_render_video_reports_what_it_rendered(digits_run, addon, tmp_path, capf
     assert f"No frames rendered: frames 1-{n} are already in" in capfd.readouterr().out
     frames[1].unlink()
     assert bpy.ops.nnvis.render_video(**options) == {"FINISHED"}
-    assert f"Rendered 1 of frames 1-{n} with CYCLES on CPU to" in capfd.readouterr().out
+    assert f"Rendered 1 of frames 1-{n} with CYCLES on CPU, 1 worker to" in capfd.readouterr().out
     assert frames[1].stat().st_size > 0
     # a render killed mid-frame: plain Blender's empty placeholder, or our dead claim and its
     # half-written temporary file; the next run re-renders both frames and leaves neither behind
@@ -120,7 +120,7 @@ def test_render_video_reports_what_it_rendered(digits_run, addon, tmp_path, capf
     (frames[3].parent / (frames[3].name + ".claim")).write_text(f"{socket.gethostname()} {dead}")
     (frames[3].parent / f".{frames[3].stem}.{socket.gethostname()}-{dead}.png").write_bytes(b"\x89PNG")
     assert bpy.ops.nnvis.render_video(**options) == {"FINISHED"}
-    assert (f"Rendered 2 of frames 1-{n} with CYCLES on CPU to" in capfd.readouterr().out)
+    assert (f"Rendered 2 of frames 1-{n} with CYCLES on CPU, 1 worker to" in capfd.readouterr().out)
     assert sorted(frames[0].parent.iterdir()) == frames
     assert all(iio.imread(f).shape[:2] == (18, 32) for f in frames)
 
@@ -168,7 +168,7 @@ def test_a_killed_render_resumes_at_the_missing_frames(digits_run, tmp_path):
 def test_claims_tell_a_dead_process_from_a_live_one(tmp_path):
     import socket
     import time
-    from nnvis_addon.scene.render import STALE_CLAIM_SECONDS, claim, claim_is_stale
+    from nnvis_addon.scene.frames import STALE_CLAIM_SECONDS, claim, claim_is_stale
     here = socket.gethostname()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()

@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NNVisError
-from ..model.keras_config import (INPUT_KIND, SHARED_KEY, block_path, network_from_config,
-                                  unsupported_reason)
-from ..model.kinds import OP_PREFIX
+from ..model.keras_config import block_path, network_from_config, unsupported_reason
+from ..model.kinds import INPUT, OP_PREFIX, SHARED_KEY
 from ..model.network import Network
 from . import hdf5, legacy_h5, saved_model
 
@@ -145,7 +144,7 @@ def weight_groups(network: Network) -> dict[str, str]:
 
     groups = {}
     for layer in network.layers:
-        if layer.kind == INPUT_KIND or SHARED_KEY in layer.config or \
+        if layer.kind == INPUT or SHARED_KEY in layer.config or \
                 layer.kind.startswith(OP_PREFIX):          # an op is no layer: not in the list
             continue
         path = ()

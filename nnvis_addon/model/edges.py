@@ -7,16 +7,13 @@ input. Pruning picks one edge set for all epochs, so the bundled curves are comp
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import NNVisError
+from . import kinds
 from .network import Layer, Network
-from .keras_config import SHARED_KEY
-from .kinds import KERNEL_CONV, MERGE, MOVE, OP_CONCAT, OP_REDUCE, PASS_THROUGH
-from .ops import moved_elements, output_shape
 
 
 @dataclass
@@ -49,46 +46,27 @@ def layer_edges(network: Network, layer_name: str,
     `top_k` keeps each target cell's k strongest inputs first (a sheaf, not a wall).
 
     `weights_by_epoch[e][layer]` is that layer's weight list in Keras ``get_weights()`` order.
-    - Dense: unit i → unit o, weight W[i, o]. On a rank>1 input Keras applies W along the last axis
-      at every position: for an (H, W, C) input (drawn as C maps, output H×W×U drawn as U maps) the
-      edges are channel c → map o, weight W[c, o]; for any other shape (..., F) each position p gets
-      its own edges, unit p·F+f → unit p·U+o, weight W[f, o].
-    - Conv2D: input channel i → output channel o, weight = L2 norm of the kernel slice K[:, :, i, o]
-      (how much of channel i reaches channel o, sign-free); grouped convolutions connect only the
-      channels of each group. DepthwiseConv2D: c → c·multiplier + m, norm of K[:, :, c, m].
-      SeparableConv2D: i → o, norm of the effective kernel Σ_m D[:, :, i, m] · P[i·multiplier+m, o].
-    - Affine (ONNX's learned bias or scale): cell c → c, weight = its scale.
-    - BatchNormalization: cell c → c, weight = its effective scale gamma / sqrt(moving_var + eps),
-      the factor BN multiplies that channel by (gamma = 1 when ``scale`` is off); normalised over
-      another axis than the last, a cell has no single scale: weight 1.
-    - Pooling, padding, cropping, resizing, dropout/noise, augmentation (identity at inference),
-      activations (Softmax and LayerNormalization too, though they couple a pixel's channels),
-      Rescaling, Normalization: cell c → c, weight 1.
-    - Add, Subtract, Multiply, Maximum, Minimum, Average: from each input, c → c (a broadcast input
-      cell → every cell it is broadcast to), weight 1. Concatenate: each input's cells → their cells
-      in the output (offset along the channel axis), weight 1.
-    - Flatten, Reshape: each input cell → every output cell its elements land in (Flatten of
-      (H, W, C): map c → units (h·W + w)·C + c), weight 1. Rearrange, Slice (ONNX reshapes and
-      slices): the same, so a channel shuffle is one edge per map, map π(c) → map c. Mean: each
-      input cell → the cells it is averaged into, weight 1.
-    - Block (a folded block, blocks.py): input channel → output cell, weight composed through the
-      block's layers; each output cell's strongest inputs only.
-    - InputLayer: no edges ({}). Any other kind: NNVisError naming the layer.
+    Which cell feeds which, and how strongly, is each kind's own rule (`Kind.edges`, told in its
+    family module of `model.kinds`: a convolution's channel pairs weigh the norm of their kernel
+    slice, a pooling links matching maps with weight 1, ...). A folded block (blocks.py): input
+    channel → output cell, weight composed through the block's layers; each output cell's
+    strongest inputs only. The input has no edges ({}); a kind without a rule: NNVisError naming
+    the layer.
     """
     layer = _layer(network, layer_name)
-    if layer.kind == "InputLayer":
+    kind = kinds.get(layer.kind)
+    if kind is not None and kind.arity == 0:
         return {}
     if not weights_by_epoch:
         raise NNVisError(f"layer {layer.name!r}: no epochs of weights given")
-    handler = _KINDS.get(layer.kind)
-    if handler is None:
-        raise NNVisError(f"layer {layer.name!r}: no edges known for layer kind {layer.kind!r}")
+    handler = _rule(layer)
     sources = [_layer(network, name) for name in layer.inbound]
     edges: dict[str, Edges] = {}
     for k, source in enumerate(sources):
-        if layer.kind == "Dense" and max_edges is not None and len(source.output_shape) == 1 \
+        if kind is not None and kind.strongest and max_edges is not None \
+                and len(source.output_shape) == 1 \
                 and source.cell_count * layer.cell_count > max_edges:
-            src, dst, weight = _dense_strongest(layer, source, weights_by_epoch, max_edges)
+            src, dst, weight = kind.strongest(layer, source, weights_by_epoch, max_edges)
         else:
             src, dst, weight = handler(layer, source, weights_by_epoch, sources, k)
         if weight is None:
@@ -108,19 +86,18 @@ def edge_weights(network: Network, layer_name: str, source_name: str,
                  dst: np.ndarray) -> np.ndarray:
     """(E, n) weights of the given edges `src[i]` → `dst[i]` of one connection, as `layer_edges`
     gives them: a live refresh extends the edges a scene already draws (its pruning was done
-    once, on the epochs of the import). A Dense kernel is indexed directly (it may be huge), a
-    folded block's composed reach too (its strongest inputs depend on the epochs)."""
+    once, on the epochs of the import). A kind with its own way (`Kind.edge_weights`: a Dense
+    kernel, which may be huge, indexed directly) uses it on a flat source, a folded block its
+    composed reach (its strongest inputs depend on the epochs)."""
     layer, source = _layer(network, layer_name), _layer(network, source_name)
     src, dst = np.asarray(src, np.int64), np.asarray(dst, np.int64)
-    if layer.kind == "Block":           # its drawn edges are each output's strongest inputs
+    if layer.kind == BLOCK:             # its drawn edges are each output's strongest inputs
         sources = [_layer(network, n) for n in layer.inbound]
         return block_reach(layer, source, weights_by_epoch, sources)[:, src, dst].astype(
             np.float32)
-    if layer.kind == "Dense" and len(source.output_shape) == 1:
-        units = int(layer.output_shape[-1])
-        kernels = [np.asarray(w[0], np.float32) for w in
-                   _epoch_weights(layer, weights_by_epoch, 1)]
-        return np.stack([k.ravel()[src * units + dst] for k in kernels])
+    kind = kinds.get(layer.kind)
+    if kind is not None and kind.edge_weights and len(source.output_shape) == 1:
+        return kind.edge_weights(layer, source, weights_by_epoch, src, dst)
     full = layer_edges(network, layer_name, weights_by_epoch).get(source_name)
     if full is None:
         raise NNVisError(f"layer {layer_name!r} has no edges from {source_name!r}")
@@ -236,83 +213,12 @@ def _layer(network: Network, name: str) -> Layer:
         raise NNVisError(f"network {network.name!r} has no layer {name!r}") from None
 
 
-def _epoch_weights(layer: Layer, weights_by_epoch, count: int, stored: bool = False
-                   ) -> list[list[np.ndarray]]:
-    """Each epoch's weight list for `layer`, checked to hold at least `count` arrays; read into
-    memory unless `stored` (the caller reads `io.stored.StoredArray`s in row blocks)."""
-    out = []
-    for e, weights in enumerate(weights_by_epoch):
-        w = weights.get(layer.config.get(SHARED_KEY, layer.name))   # a shared layer's call
-        if w is None or len(w) < count:
-            raise NNVisError(f"layer {layer.name!r}: epoch {e} has "
-                             f"{'no' if w is None else len(w)} weight arrays, needs {count}")
-        out.append(list(w) if stored else [np.asarray(a) for a in w])
-    return out
-
-
-def _check_shape(layer: Layer, what: str, array: np.ndarray, expected: tuple) -> None:
-    if array.shape != tuple(expected):
-        raise NNVisError(f"layer {layer.name!r}: {what} has shape {array.shape}, expected "
-                         f"{tuple(expected)}")
-
-
-def _dense(layer: Layer, source: Layer, weights_by_epoch, *_):
-    fan_in, units = int(source.output_shape[-1]), int(layer.output_shape[-1])
-    kernels = [w[0] for w in _epoch_weights(layer, weights_by_epoch, 1)]
-    for k in kernels:
-        _check_shape(layer, "Dense kernel", k, (fan_in, units))
-    positions = 1 if source.is_spatial else math.prod(source.output_shape[:-1])
-    f = np.repeat(np.arange(fan_in), units)
-    o = np.tile(np.arange(units), fan_in)
-    p = np.repeat(np.arange(positions), fan_in * units)
-    src = p * fan_in + np.tile(f, positions)
-    dst = p * units + np.tile(o, positions)
-    weight = np.stack([np.tile(k.astype(np.float32).ravel(), positions) for k in kernels])
-    return src, dst, weight
-
-
-def _dense_strongest(layer: Layer, source: Layer, weights_by_epoch, limit: int):
-    """The `limit` strongest unit → unit edges of a Dense layer (max over epochs of |W|, ties to
-    the lower index, as `prune`), found on the kernel in row blocks: a sample of whole rows gives a
-    safe lower cut, one pass keeps the candidates above it with their weights, an exact sort picks
-    the top. Extra memory stays a few blocks, not the 100M-edge list of VGG16's first dense layer,
-    and a kernel left in its file (`StoredArray`) is read once, a block at a time."""
-    fan_in, units = int(source.output_shape[-1]), int(layer.output_shape[-1])
-    kernels = [w[0] for w in _epoch_weights(layer, weights_by_epoch, 1, stored=True)]
-    for k in kernels:
-        _check_shape(layer, "Dense kernel", k, (fan_in, units))
-    n = fan_in * units
-    rows = np.unique(np.random.default_rng(0).integers(0, fan_in, max(1, (1 << 20) // units)))
-    sample = np.max([np.abs(np.concatenate([np.asarray(k[r:r + 1], np.float32) for r in rows]))
-                     for k in kernels], axis=0).ravel()
-    keep_share = min(1.0, 2.0 * limit / n)
-    cut = float(np.quantile(sample, 1.0 - keep_share)) if keep_share < 1.0 else -np.inf
-    block = max(1, (1 << 22) // units)
-    while True:
-        idx, val, weight = [], [], []
-        for r0 in range(0, fan_in, block):
-            w = [np.asarray(k[r0:r0 + block], np.float32).ravel() for k in kernels]
-            s = np.abs(w[0])
-            for other in w[1:]:
-                np.maximum(s, np.abs(other), out=s)
-            hit = np.flatnonzero(s >= cut)
-            idx.append(hit + r0 * units)
-            val.append(s[hit])
-            weight.append(np.stack([other[hit] for other in w]))
-        idx, val = np.concatenate(idx), np.concatenate(val)
-        if idx.size >= limit or cut == -np.inf:
-            break
-        cut = -np.inf                   # the sample misjudged the tail: take everything
-    top = np.lexsort((idx, -val))[:limit]
-    top = top[np.argsort(idx[top])]
-    return idx[top] // units, idx[top] % units, np.concatenate(weight, axis=1)[:, top]
-
-
 def connection_size(network: Network, layer: Layer, source: Layer) -> int:
     """How many edges `source` → `layer` has, from the shapes alone (for level-of-detail budgets)."""
-    if layer.kind in KERNEL_CONV or layer.kind in ("Dense", "Block"):
+    fan = "all" if layer.kind == BLOCK else getattr(kinds.get(layer.kind), "fan", "cells")
+    if fan == "all":
         return source.cell_count * layer.cell_count // max(int(layer.config.get("groups", 1)), 1)
-    if layer.kind in ("Flatten", "Reshape", "Mean") or layer.kind in MOVE:
+    if fan == "elements":
         return max(source.cell_count, layer.cell_count)
     return layer.cell_count
 
@@ -331,189 +237,7 @@ def connection_caps(sizes: list[int], total: int) -> int | None:
     return max(lo, 1)
 
 
-def _slice_norms(kernel: np.ndarray) -> np.ndarray:
-    """(a, b) L2 norms of the window slices of a (*window, a, b) kernel (1D, 2D or 3D). A window
-    of one tap's norm is its absolute value, exactly (float32 squared is exact in float64, and so
-    is its square root): half of ResNet50's kernels are 1 × 1, and |k| is one pass instead of
-    three."""
-    if np.prod(kernel.shape[:-2]) == 1:
-        return np.abs(kernel.reshape(kernel.shape[-2:]), dtype=np.float64)
-    return np.sqrt(np.square(kernel, dtype=np.float64).sum(axis=tuple(range(kernel.ndim - 2))))
-
-
-def _kernels(layer: Layer, weights_by_epoch, count: int, shapes: list[tuple]) -> list[list]:
-    """Each epoch's first `count` kernels, checked against `shapes` (None matches any size; a
-    leading ``...``: the window's axes, as many as the layer's maps have)."""
-    out = []
-    for w in _epoch_weights(layer, weights_by_epoch, count):
-        for k, shape in zip(w[:count], shapes):
-            if shape[0] is Ellipsis:
-                shape = (None,) * (len(layer.output_shape) - 1) + shape[1:]
-            if k.ndim != len(shape) or any(e not in (None, g) for e, g in zip(shape, k.shape)):
-                want = ", ".join("k" if e is None else str(e) for e in shape)
-                raise NNVisError(f"layer {layer.name!r}: {layer.kind} kernel has shape {k.shape}, "
-                                 f"expected ({want})")
-        out.append(w[:count])
-    return out
-
-
-def _conv2d(layer: Layer, source: Layer, weights_by_epoch, *_):
-    cin, cout = int(source.output_shape[-1]), int(layer.output_shape[-1])
-    groups = int(layer.config.get("groups", 1))
-    if groups < 1 or cin % groups or cout % groups:
-        raise NNVisError(f"layer {layer.name!r}: {cin} → {cout} channels do not split into "
-                         f"{groups} groups")
-    cin_g, cout_g = cin // groups, cout // groups
-    kernels = _kernels(layer, weights_by_epoch, 1, [(..., cin_g, cout)])
-    j = np.repeat(np.arange(cin_g), cout)
-    dst = np.tile(np.arange(cout), cin_g)
-    src = (dst // cout_g) * cin_g + j
-    weight = np.empty((len(kernels), cin_g * cout), np.float32)
-    for e, (k,) in enumerate(kernels):
-        weight[e] = _slice_norms(k).ravel()
-    return src, dst, weight
-
-
-def _depthwise(layer: Layer, source: Layer, weights_by_epoch, *_):
-    cin, cout = int(source.output_shape[-1]), int(layer.output_shape[-1])
-    mult = cout // cin
-    kernels = _kernels(layer, weights_by_epoch, 1, [(..., cin, mult)])
-    src = np.repeat(np.arange(cin), mult)
-    weight = np.stack([_slice_norms(k).ravel() for (k,) in kernels]).astype(np.float32)
-    return src, np.arange(cin * mult), weight
-
-
-def _separable(layer: Layer, source: Layer, weights_by_epoch, *_):
-    cin, cout = int(source.output_shape[-1]), int(layer.output_shape[-1])
-    mult = int(layer.config.get("depth_multiplier", 1))
-    kernels = _kernels(layer, weights_by_epoch, 2, [(..., cin, mult), (..., cin * mult, cout)])
-    rows = []
-    for depthwise, pointwise in kernels:
-        effective = np.einsum("...cm,cmf->...cf", depthwise.astype(np.float64),
-                              pointwise.reshape(cin, mult, cout).astype(np.float64))
-        rows.append(_slice_norms(effective).ravel())
-    return np.repeat(np.arange(cin), cout), np.tile(np.arange(cout), cin), \
-        np.stack(rows).astype(np.float32)
-
-
-def _batch_norm(layer: Layer, source: Layer, weights_by_epoch, *_):
-    cells = _same_cells(layer, source)[0]
-    axis = layer.config.get("axis", -1)
-    axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
-    if axis not in (-1, len(layer.output_shape)):       # Keras counts the batch axis
-        return cells, cells, None
-    channels = int(layer.output_shape[-1])
-    scale_on = bool(layer.config.get("scale", True))
-    count = 2 + scale_on + bool(layer.config.get("center", True))
-    eps = float(layer.config.get("epsilon", 1e-3))
-    rows = []
-    for w in _epoch_weights(layer, weights_by_epoch, count):
-        for a in w[:count]:
-            _check_shape(layer, "a BatchNormalization weight", a, (channels,))
-        gamma = w[0].astype(np.float64) if scale_on else 1.0
-        rows.append((gamma / np.sqrt(w[count - 1].astype(np.float64) + eps))[cells % channels])
-    return cells, cells, np.stack(rows).astype(np.float32)
-
-
-def _layer_scale(layer: Layer, source: Layer, weights_by_epoch, *_):
-    """LayerScale: cell c → c, weight its learned scale gamma[c]."""
-    cells = _same_cells(layer, source)[0]
-    rows = [w[0][cells % int(layer.output_shape[-1])]
-            for w in _epoch_weights(layer, weights_by_epoch, 1)]
-    return cells, cells, np.stack(rows).astype(np.float32)
-
-
-def _affine(layer: Layer, source: Layer, weights_by_epoch, *_):
-    """Affine (ONNX's learned bias or scale): cell c → c, weight = the factor it multiplies that
-    cell by (its mean over the map where it varies), like BatchNormalization's."""
-    cells = _same_cells(layer, source)[0]
-    rows = []
-    for w in _epoch_weights(layer, weights_by_epoch, 2):
-        scale = np.broadcast_to(np.asarray(w[0], np.float32), layer.output_shape)
-        rows.append(scale.reshape(-1, layer.cell_count).mean(axis=0, dtype=np.float64)
-                    if layer.is_spatial else scale.ravel())
-    return cells, cells, np.stack(rows).astype(np.float32)
-
-
-def _same_cells(layer: Layer, source: Layer, *_):
-    if layer.cell_count != source.cell_count:
-        raise NNVisError(f"layer {layer.name!r} ({layer.kind}): {source.cell_count} cells in "
-                         f"{source.name!r} but {layer.cell_count} out; expected the same")
-    cells = np.arange(layer.cell_count)
-    return cells, cells, None
-
-
-def _reshape(layer: Layer, source: Layer, *_):
-    """Flatten, Reshape: output element i is input element i (C order); a Flatten with
-    ``order: "chw"`` (PyTorch/ONNX) reads the (H, W, C) map in (C, H, W) order."""
-    size = math.prod(source.output_shape)
-    if size != math.prod(layer.output_shape):
-        raise NNVisError(f"layer {layer.name!r}: {layer.kind} of {source.output_shape} gives "
-                         f"{size} elements, not {math.prod(layer.output_shape)}")
-    index = np.arange(size)
-    if layer.config.get("order") == "chw" and len(source.output_shape) == 3:
-        index = index.reshape(source.output_shape).transpose(2, 0, 1).ravel()
-    return _element_edges(source, layer, index)
-
-
-def _moved(layer: Layer, source: Layer, *_):
-    """Rearrange, Slice: output element i is the input element the kind moves there (a channel
-    shuffle: map c from map π(c), one edge each)."""
-    index = moved_elements(layer.kind, layer.config, tuple(int(d) for d in source.output_shape))
-    return _element_edges(source, layer, index)
-
-
-def _mean(layer: Layer, source: Layer, *_):
-    """Mean, and the Keras ops' reductions (mean, max, ... over axes): every input cell → the
-    cells it is reduced into (over the maps' own axes: map c → cell c; over the channels: every
-    map → the one map)."""
-    shape = tuple(int(d) for d in source.output_shape)
-    kept = output_shape(layer.kind, {**layer.config, "keepdims": True}, [shape])
-    into = np.broadcast_to(np.arange(math.prod(kept)).reshape(kept), shape).ravel()
-    return _element_edges(source, layer, into, inverse=True)
-
-
-def _merge(layer: Layer, source: Layer, *_):
-    """Element-wise merges: each output element reads its (possibly broadcast) input element."""
-    if source.is_spatial == layer.is_spatial and source.cell_count == layer.cell_count:
-        return _same_cells(layer, source)
-    shape = tuple(int(d) for d in source.output_shape)
-    index = np.arange(math.prod(shape)).reshape(shape)
-    return _element_edges(source, layer, np.broadcast_to(index, layer.output_shape).ravel())
-
-
-def _concat(layer: Layer, source: Layer, _, sources: list[Layer], k: int):
-    rank = len(layer.output_shape)
-    axis = layer.config.get("axis", -1)
-    axis = (axis[0] if isinstance(axis, (list, tuple)) else axis) % (rank + 1) - 1
-    offset = sum(int(s.output_shape[axis]) for s in sources[:k])
-    if layer.is_spatial:                    # cells are channels: shifted, or kept if H/W grows
-        cells = np.arange(source.cell_count)
-        return cells, cells + (offset if axis == rank - 1 else 0), None
-    out = np.arange(layer.cell_count).reshape(layer.output_shape)
-    block = [slice(None)] * rank
-    block[axis] = slice(offset, offset + int(source.output_shape[axis]))
-    return _element_edges(source, layer, out[tuple(block)].ravel(), inverse=True)
-
-
-def _element_edges(source: Layer, layer: Layer, index: np.ndarray, inverse: bool = False):
-    """Unique (source cell, output cell) pairs of an element map, weight 1.
-
-    index[i]: the source element that output element i reads; with `inverse`, the output element
-    that source element i lands in.
-    """
-    src_el, dst_el = (np.arange(index.shape[0]), index) if inverse else \
-        (index, np.arange(index.shape[0]))
-    src = _cell_of_element(source, src_el)
-    dst = _cell_of_element(layer, dst_el)
-    pairs = np.unique(src.astype(np.int64) * layer.cell_count + dst)
-    return pairs // layer.cell_count, pairs % layer.cell_count, None
-
-
-def _cell_of_element(layer: Layer, element: np.ndarray) -> np.ndarray:
-    return element % int(layer.output_shape[-1]) if layer.is_spatial else element
-
-
+BLOCK = "Block"           # a folded block's kind (blocks.KIND: blocks.py folds them)
 BLOCK_INPUTS = 2          # edges drawn into each output cell of a folded block
 
 
@@ -551,9 +275,7 @@ def block_reach(layer: Layer, source: Layer, weights_by_epoch, sources: list[Lay
                 if name not in reach:
                     continue
                 if (inner.name, name) not in steps:
-                    src, dst, w = _KINDS[inner.kind](inner, known[name], weights_by_epoch,
-                                                     inputs, k) \
-                        if inner.kind in _KINDS else _unknown(inner)
+                    src, dst, w = _rule(inner)(inner, known[name], weights_by_epoch, inputs, k)
                     steps[inner.name, name] = _Step(src, dst, w, known[name].cell_count,
                                                     inner.cell_count)
                 part = steps[inner.name, name].after(reach[name], e)
@@ -603,26 +325,24 @@ class _Step:
         return step if before is None else before @ step
 
 
-def _unknown(layer: Layer):
-    raise NNVisError(f"layer {layer.name!r}: no edges known for layer kind {layer.kind!r}")
+def _rule(layer: Layer):
+    """The edge rule of `layer`'s kind (`Kind.edges`; a folded block's is `_block`)."""
+    if layer.kind == BLOCK:
+        return _block
+    kind = kinds.get(layer.kind)
+    if kind is None or kind.edges is None:
+        raise NNVisError(f"layer {layer.name!r}: no edges known for layer kind {layer.kind!r}")
+    return kind.edges
 
 
-_KINDS = {
-    "Block": _block, "Dense": _dense, "Conv1D": _conv2d, "Conv2D": _conv2d, "Conv3D": _conv2d,
-    "DepthwiseConv1D": _depthwise, "DepthwiseConv2D": _depthwise,
-    "SeparableConv1D": _separable, "SeparableConv2D": _separable,
-    "BatchNormalization": _batch_norm, "LayerScale": _layer_scale,
-    "Flatten": _reshape, "Reshape": _reshape, "Concatenate": _concat, OP_CONCAT: _concat,
-    **{kind: _merge for kind in sorted(MERGE)},
-    **{kind: _same_cells for kind in sorted(PASS_THROUGH)},
-    **{kind: _mean for kind in sorted(OP_REDUCE)},
-    **{kind: _moved for kind in sorted(MOVE)}, "Mean": _mean, "Affine": _affine,
-}
-KINDS = frozenset(_KINDS) - {"Block"} | {"InputLayer"}    # every model layer kind it knows
+def drawable(kind: str) -> bool:
+    """Whether layers of `kind` get edges (the input's are none): a registered kind with an edge
+    rule, or a folded block."""
+    known = kinds.get(kind)
+    return kind == BLOCK or known is not None and (known.edges is not None or known.arity == 0)
 
 
 def passes_through(layer: Layer) -> bool:
     """Layers that only move or gate values (Flatten, Dropout, activations, ...): the layout
     draws them small and the scene their links thin, so the layers that learn stand out."""
-    return layer.kind in PASS_THROUGH or layer.kind in MOVE or layer.kind in ("Flatten",
-                                                                              "Reshape")
+    return kinds.is_(layer.kind, "passes")

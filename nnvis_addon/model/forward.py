@@ -13,7 +13,8 @@ import numpy as np
 
 from ..errors import NNVisError
 from . import ops
-from .keras_config import SHARED_KEY, unsupported_reason
+from .keras_config import unsupported_reason
+from .kinds import SHARED_KEY
 from .network import Network
 
 

@@ -6,11 +6,13 @@ numbers (audited against tf.keras 2.15 and Keras 3; docs/architecture.md lists t
 - Functional `inbound_nodes` are lists of calls, each a list of `[layer, node, tensor, kwargs]`
   (Keras 3: `{"args": [...], "kwargs": {...}}` holding `__keras_tensor__`s);
 - `InputLayer` declares `batch_input_shape` (Keras 3: `batch_shape`);
-- `LeakyReLU(alpha=...)` (Keras 3: `negative_slope`);
+- `LeakyReLU(alpha=...)` (Keras 3: `negative_slope`): renamed as each kind says
+  (`Kind.keras2_renames`);
 - the activation `"hard_sigmoid"` is clip(0.2x + 0.5, 0, 1) (Keras 3: relu6(x + 3) / 6);
 - a `.keras` written by Keras 2.13–2.15 may serialise an activation as
   `{"module": "keras.activations", "class_name": "function", "config": "relu"}`;
-- `RandomCrop` smart_resizes to its size at inference (Keras 3: passes the image through);
+- `RandomCrop` smart_resizes to its size at inference (Keras 3: passes the image through): a
+  kind with `Kind.keras2_formula` is marked with `KERAS2_KEY`;
 - a SavedModel's Keras metadata writes tuples as `{"class_name": "__tuple__", "items": [...]}`.
 
 A config is Keras 2 when its `keras_version` says so (`keras_files` fills it in from the file's
@@ -19,9 +21,8 @@ metadata), or, with no version, when an inbound node is in the list form. Nothin
 from __future__ import annotations
 
 from .kernels import KERAS2_HARD_SIGMOID
-from .ops import KERAS2_KEY
-
-_KERAS2_FORMULAS = frozenset({"RandomCrop"})   # kinds whose inference differs (ops.KERAS2_KEY)
+from . import kinds
+from .kinds import KERAS2_KEY
 
 _BUILTIN_ACTIVATION_MODULES = ("keras.activations", "keras.src.activations")
 
@@ -58,11 +59,14 @@ def _layer(entry: dict, version) -> dict:
         layer_config = {key: _untuple(value, 0) for key, value in layer_config.items()}
         if "batch_input_shape" in layer_config and "batch_shape" not in layer_config:
             layer_config["batch_shape"] = layer_config.pop("batch_input_shape")
-        if entry.get("class_name") == "LeakyReLU" and "alpha" in layer_config:
-            layer_config["negative_slope"] = layer_config.pop("alpha")
+        kind = kinds.get(entry["class_name"]) if isinstance(entry.get("class_name"), str) \
+            else None
+        for old, new in kind.keras2_renames if kind else ():
+            if old in layer_config:
+                layer_config[new] = layer_config.pop(old)
         if "activation" in layer_config:
             layer_config["activation"] = _activation(layer_config["activation"])
-        if isinstance(entry.get("class_name"), str) and entry["class_name"] in _KERAS2_FORMULAS:
+        if kind is not None and kind.keras2_formula:
             layer_config[KERAS2_KEY] = True
         if isinstance(layer_config.get("layers"), list):          # a nested model
             inner = {"class_name": entry.get("class_name"), "config": layer_config,

@@ -11,12 +11,11 @@ from dataclasses import replace
 
 from ..errors import RECORD_SUBCLASSED, NNVisError
 from . import keras2, kinds, ops
+from .kinds import INPUT, SHARED_KEY
 from .network import Layer, Network
 
 MODEL_KINDS = frozenset({"Sequential", "Functional", "Model"})
-INPUT_KIND = "InputLayer"
 UNSUPPORTED_KEY = "_nnvis_unsupported"     # in Layer.config: why nnvis cannot compute the layer
-SHARED_KEY = "_nnvis_shares"     # in Layer.config: the layer whose weights this call reuses
 BLOCK_KEY = "_nnvis_block"     # in Layer.config: [[model name, model class], ...] it is nested in
 MAX_NESTING = 16
 
@@ -46,7 +45,7 @@ def network_from_config(config: dict, source: str) -> Network:
     uncropped: set[str] = set()     # a Keras 3 RandomCrop and what it feeds: computed shapes
     layers = []
     for layer_name, kind, layer_config, inbound in specs:
-        if kind == "RandomCrop" and not layer_config.get(ops.KERAS2_KEY) or \
+        if kinds.is_(kind, "keras2_formula") and not layer_config.get(kinds.KERAS2_KEY) or \
                 uncropped.intersection(inbound):
             uncropped.add(layer_name)
         out, weights, reason = _infer(layer_name, kind, layer_config, [shapes[n] for n in inbound],
@@ -117,7 +116,7 @@ def _infer(layer_name, kind, layer_config, input_shapes, declared, custom, sourc
     where = f"layer {layer_name!r} ({kind})"
     if custom:
         return declared, [], f"{where}: custom layer class {custom!r} (its code is never run)"
-    if kind in kinds.ONNX_ONLY:
+    if kinds.is_(kind, "onnx_only"):
         return declared, [], f"{where}: custom layer class {kind!r} (its code is never run)"
     if None in input_shapes:
         return declared, [], f"{where}: the shape of its input is unknown"
@@ -316,7 +315,7 @@ def _flatten(specs, version, source: str, depth: int):
         if isinstance(version, str):
             inner["keras_version"] = version
         _, inner_specs = layer_graph(inner, source, depth + 1)
-        inputs = [n for n, k, _, _ in inner_specs if k == INPUT_KIND]
+        inputs = [n for n, k, _, _ in inner_specs if k == INPUT]
         if len(inputs) != 1 or len(inbound) != 1:
             raise NNVisError(f"{source}: nested model {layer_name!r} has {len(inputs)} inputs "
                              f"and is fed by {len(inbound)} layers; nnvis flattens nested models "
@@ -324,7 +323,7 @@ def _flatten(specs, version, source: str, depth: int):
         wire = {inputs[0]: inbound[0]}
         block = [[layer_name, kind]]
         for n, k, c, i in inner_specs:
-            if k != INPUT_KIND:
+            if k != INPUT:
                 out.append((n, k, {**c, BLOCK_KEY: block + c.get(BLOCK_KEY, [])},
                             [wire.get(x, x) for x in i]))
         alias[layer_name] = _model_output(layer_config, inner_specs, layer_name, source)
@@ -373,11 +372,11 @@ def _sequential(parsed, body: dict, source: str, nested: bool = False
     """A chain; an InputLayer is synthesised from the first layer's declared input shape (a
     nested Sequential may declare none: its input is what feeds it)."""
     for layer_name, kind, _, _ in parsed[1:]:
-        if kind == INPUT_KIND:
+        if kind == INPUT:
             raise NNVisError(f"{source}: InputLayer {layer_name!r} is not the first layer "
                              "of the Sequential model")
     specs = [(n, k, c, []) for n, k, c, _ in parsed]
-    if specs[0][1] != INPUT_KIND:
+    if specs[0][1] != INPUT:
         first_name, _, first_config, _ = parsed[0]
         batch_shape = _declared_batch_shape(first_config, body)
         if batch_shape is None and nested:
@@ -393,7 +392,7 @@ def _sequential(parsed, body: dict, source: str, nested: bool = False
         input_name = "input_layer"
         while input_name in names:
             input_name += "_0"
-        specs.insert(0, (input_name, INPUT_KIND,
+        specs.insert(0, (input_name, INPUT,
                          {"name": input_name, "batch_shape": batch_shape, "dtype": "float32"}, []))
     for i in range(1, len(specs)):
         specs[i] = specs[i][:3] + ([specs[i - 1][0]],)
@@ -427,14 +426,14 @@ def _functional(parsed, source: str) -> list[tuple[str, str, dict, list[str]]]:
             call_config = c if i == 0 else {**c, SHARED_KEY: n}
             if k.startswith(kinds.OP_PREFIX):
                 call_config = {**call_config,
-                               ops.OPERANDS_KEY: _operands(entry["inbound_nodes"][i])}
+                               kinds.OPERANDS_KEY: _operands(entry["inbound_nodes"][i])}
             specs.append((n if i == 0 else f"{n}@{i}", k, call_config,
                           [ref(layer, node) for layer, node in inbound]))
     return specs
 
 
 def _operands(node: dict) -> list | dict:
-    """An op call's operands in order (see ops.OPERANDS_KEY): ``{"input": k}`` for its k-th
+    """An op call's operands in order (see kinds.OPERANDS_KEY): ``{"input": k}`` for its k-th
     input tensor (the order `_collect_tensors` lists them in), constants as written; the tensors
     of a list argument (concatenate's) one by one. Keyword arguments are listed by name (ops
     refuses them: which operand each is depends on the op's signature)."""
@@ -461,7 +460,7 @@ def _functional_calls(layer_name: str, kind: str, entry: dict, source: str) -> l
     nodes = entry.get("inbound_nodes", [])
     if not isinstance(nodes, list):
         raise NNVisError(f"{source}: layer {layer_name!r} has a bad 'inbound_nodes' entry")
-    if kind == INPUT_KIND:
+    if kind == INPUT:
         if nodes:
             raise NNVisError(f"{source}: InputLayer {layer_name!r} has inbound nodes")
         return []
@@ -517,7 +516,7 @@ def _topological(specs, source: str):
         for src in set(inbound):
             consumers[index[src]].append(i)
             waiting[i] += 1
-    ready = [(specs[i][1] != INPUT_KIND, i) for i in range(len(specs)) if waiting[i] == 0]
+    ready = [(specs[i][1] != INPUT, i) for i in range(len(specs)) if waiting[i] == 0]
     heapq.heapify(ready)
     order = []
     while ready:
@@ -526,7 +525,7 @@ def _topological(specs, source: str):
         for j in consumers[i]:
             waiting[j] -= 1
             if waiting[j] == 0:
-                heapq.heappush(ready, (specs[j][1] != INPUT_KIND, j))
+                heapq.heappush(ready, (specs[j][1] != INPUT, j))
     if len(order) < len(specs):
         stuck = [specs[i][0] for i in range(len(specs)) if waiting[i] > 0]
         raise NNVisError(f"{source}: the layer graph has a cycle through {', '.join(stuck)}")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .kinds.input import INPUT
+
 
 def map_shape(output_shape) -> tuple[int, int]:
     """(rows, columns) of one drawn map of a feature-map output (channels last, no batch): an
@@ -78,7 +80,7 @@ class Network:
     @property
     def inputs(self) -> list[str]:
         """The InputLayers' names in the order the model takes its inputs (probes follow it)."""
-        found = [layer.name for layer in self.layers if layer.kind == "InputLayer"]
+        found = [layer.name for layer in self.layers if layer.kind == INPUT]
         ordered = [n for n in self.input_names if n in found]
         return ordered + [n for n in found if n not in ordered]
 

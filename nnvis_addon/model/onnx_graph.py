@@ -26,7 +26,8 @@ from ..errors import NNVisError
 from . import ops
 from . import onnx_layout
 from .kernels import ceil_mode_extra
-from .keras_config import INPUT_KIND, UNSUPPORTED_KEY
+from .keras_config import UNSUPPORTED_KEY
+from .kinds import INPUT
 from .network import Layer, Network
 from .onnx_layout import Layout, LayoutError
 from .onnx_model import OnnxModel, OnnxNode
@@ -54,7 +55,7 @@ def network_from_onnx(model: OnnxModel) -> tuple[Network, dict[str, list[np.ndar
                          "needs a fixed (N, C, H, W) image or (N, features) input")
     layout = Layout.default(first.shape[1:])
     shape = layout.nnvis_shape
-    layers = [Layer(first.name, INPUT_KIND, {"batch_shape": [None, *shape]}, [], shape)]
+    layers = [Layer(first.name, INPUT, {"batch_shape": [None, *shape]}, [], shape)]
     weights: dict[str, list[np.ndarray]] = {}
     producer = {first.name: first.name}            # value name -> layer whose output it is
     layouts = {first.name: layout}                 # layer name -> its Layout (None: unknown)

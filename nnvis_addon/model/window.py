@@ -10,10 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .kernels import axis_padding, pad_amounts
-from .kinds import CONV, POOL
+from . import kinds
 from .network import Layer
-from .ops import _pad_pairs, padding_of, pair
 
 
 @dataclass(frozen=True)
@@ -35,31 +33,11 @@ def kernel_window(layer: Layer, source: Layer) -> Window | None:
     (either side is not a 2D feature-map layer, or an unknown kind changes the map size)."""
     if not (layer.is_image and source.is_image):
         return None
-    config, kind = layer.config, layer.kind
     in_hw = [int(v) for v in source.output_shape[:2]]
-    if kind in CONV or kind in POOL:
-        if kind in CONV:
-            k = pair(config["kernel_size"], "kernel_size")
-            s = pair(config.get("strides", 1), "strides")
-            d = pair(config.get("dilation_rate", 1), "dilation_rate")
-        else:
-            k = pair(config["pool_size"], "pool_size")
-            s = pair(config.get("strides") or k, "strides")
-            d = (1, 1)
-        padding = padding_of(config)
-        before = [pad_amounts(n, k[a], s[a], d[a], axis_padding(padding, a))[0]
-                  for a, n in enumerate(in_hw)]
-        return Window((float(s[0]), float(s[1])), (-float(before[0]), -float(before[1])),
-                      ((k[0] - 1) * d[0] + 1, (k[1] - 1) * d[1] + 1))
-    if kind == "ZeroPadding2D":
-        (top, _), (left, _) = _pad_pairs(config.get("padding", 1), "padding")
-        return Window((1.0, 1.0), (-float(top), -float(left)), (1, 1))
-    if kind == "Cropping2D":
-        (top, _), (left, _) = _pad_pairs(config.get("cropping", 0), "cropping")
-        return Window((1.0, 1.0), (float(top), float(left)), (1, 1))
-    if kind == "UpSampling2D":
-        a, b = pair(config.get("size", 2), "size")
-        return Window((1.0 / a, 1.0 / b), (0.0, 0.0), (1, 1))
+    kind = kinds.get(layer.kind)
+    if kind is not None and kind.window is not None:     # a kernel, a pad, a crop, an upsampling
+        stride, offset, size = kind.window(layer.config, in_hw)
+        return Window(stride, offset, size)
     if [int(v) for v in layer.output_shape[:2]] == in_hw:   # pixel-wise: BN, activations, merges
         return Window((1.0, 1.0), (0.0, 0.0), (1, 1))
     return None                                   # resizes nnvis has no rule for

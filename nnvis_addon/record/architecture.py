@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..model.kinds import INPUT
+
 
 @dataclasses.dataclass
 class RecordedLayer:
@@ -53,7 +55,7 @@ def functional_config(name: str, layers: list[RecordedLayer], input_order: str =
             entries[owner]["inbound_nodes"] += nodes
             continue
         config = {"name": l.name, **l.config}
-        if l.kind == "InputLayer":
+        if l.kind == INPUT:
             config["batch_shape"] = [None, *l.shape]
         entries[l.name] = {"module": l.keras_module, "class_name": l.kind, "name": l.name,
                            "registered_name": l.registered_name, "config": config,

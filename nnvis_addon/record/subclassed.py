@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from ..errors import NNVisError
+from ..model.kinds import INPUT
 from .architecture import RecordedLayer, functional_config, unique
 
 _PROBE_BATCH = 32
@@ -167,7 +168,7 @@ class _Run:
             inputs = args[0] if args else next(iter(kwargs.values()), None)
             for t in _tensors(inputs):
                 if not self.stack:                  # the model's own input
-                    self._add(self.input_name, t, "InputLayer")
+                    self._add(self.input_name, t, INPUT)
                 else:
                     self._source(t, self.stack[-1])
             self.stack.append((path, layer))

@@ -33,6 +33,7 @@ from torch.nn import functional as F
 from ..errors import NNVisError
 from ..io.recording import RecordingWriter
 from ..model.kernels import ceil_mode_extra
+from ..model.kinds import INPUT
 from ..model.onnx_layout import Layout, LayoutError, transpose
 from .architecture import RecordedLayer, functional_config, unique
 
@@ -361,7 +362,7 @@ class _Graph:
             if node.op == "placeholder":
                 name = unique(node.name, taken)
                 layouts[name] = Layout.default(value.shape[1:])
-                self.layers.append(_Layer(name, "InputLayer", {}, [], layouts[name].nnvis_shape,
+                self.layers.append(_Layer(name, INPUT, {}, [], layouts[name].nnvis_shape,
                                           layout=layouts[name]))
                 self.node_layer[node.name] = name
                 continue
@@ -420,7 +421,7 @@ class _Graph:
         self.mode = "hooks"
         calls = self._run_hooks(probe)
         layout = Layout.default(probe.shape[1:])
-        self.layers = [_Layer("input", "InputLayer", {}, [], layout.nnvis_shape, layout=layout)]
+        self.layers = [_Layer("input", INPUT, {}, [], layout.nnvis_shape, layout=layout)]
         previous = "input"
         for name, module, out in calls[:-1]:           # the last is the model's output
             ins, layout = [layout], Layout.default(out.shape[1:])

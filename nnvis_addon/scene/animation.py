@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import NNVisError
 from . import compat
 from .. import names
+from .run_record import RunRecord, Timing
 
 LINEAR = 1  # index of 'LINEAR' in the keyframe interpolation enum
 # The default timing: the training lasts this long whatever the epoch count, between a hold on
@@ -95,7 +96,8 @@ def retime(collection, frames_per_epoch: int, hold_first: int = 0, hold_last: in
     """Move the run's Epoch keyframes to `frames_per_epoch` spacing, after `hold_first` frames on
     the first epoch; returns the frame range, which ends `hold_last` frames after the last epoch.
     Key k of every Epoch F-curve belongs to recorded epoch k, so only the frames change."""
-    frames = epoch_frames(list(collection[names.EPOCHS]), frames_per_epoch,
+    record = RunRecord(collection)
+    frames = epoch_frames(record.epochs, frames_per_epoch,
                           frame_start + hold_first)
     for obj in collection.all_objects:
         path = epoch_path(obj)
@@ -111,9 +113,8 @@ def retime(collection, frames_per_epoch: int, hold_first: int = 0, hold_last: in
             co[0::2] = frames
             points.foreach_set("co", co)
             fcurve.update()
-    if names.TIMING in collection:        # a live refresh keeps this spacing (refresh.py)
-        fps = collection[names.TIMING][1]
-        collection[names.TIMING] = [float(frames_per_epoch), fps, float(frame_start + hold_first),
-                                      float(hold_last)]
-        collection[names.FRAME_END] = int(frames[-1]) + hold_last
+    if record.timing is not None:        # a live refresh keeps this spacing (refresh.py)
+        record.timing = Timing(frames_per_epoch, record.timing.fps, frame_start + hold_first,
+                               hold_last)
+        record.frame_end = int(frames[-1]) + hold_last
     return frame_start, int(frames[-1]) + hold_last

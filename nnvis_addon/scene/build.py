@@ -6,18 +6,15 @@
 """
 from __future__ import annotations
 
-import json
-
 import bpy
 
-from .. import framing, layout, names
+from .. import framing, layout, names, run_watch
 from ..options import SceneOptions
 from ..plan import plan_scene
 from ..stages import stages
 from . import animation, camera_moves, edges as edges_mod, hud, labels as labels_mod, layers, \
     looks, nodes, runs, stage
-from . import refresh as live_mod
-from .run_record import options_record
+from .run_record import RunRecord, Timing
 from .transaction import all_or_nothing
 
 
@@ -45,14 +42,20 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
     nodes.begin_build()
     with all_or_nothing(scene):
         collection = bpy.data.collections.new(label)
-        collection[names.RUN] = run.source
-        collection[names.EPOCHS] = list(run.epochs)
-        live_mod.remember(collection, run, (options.frames_per_epoch, fps, options.frame_start),
-                          aspect, frame_end, (options.blocks, options.expand))
-        collection[names.VIEW] = list(framing.WRAPPED_VIEW_DIRECTION if plan.rows > 1
-                                        else framing.VIEW_DIRECTION)
-        collection[names.OPTIONS] = options_record(options)
-        collection[names.STOPS] = json.dumps([[s.name, s.layers] for s in stages(network)])
+        record = RunRecord(collection)
+        record.source, record.epochs = run.source, run.epochs
+        # what a refresh repeats: the probe, the timing rule, the frame's aspect, the range, the
+        # blocks folded and the source's state
+        record.probe = run.probe_source
+        record.probe_index = run.probe_index
+        record.timing = Timing(options.frames_per_epoch, fps, options.frame_start)
+        record.aspect, record.frame_end = aspect, frame_end
+        record.blocks = (options.blocks, options.expand)
+        record.source_state = run_watch.state(run.source)
+        record.view = (framing.WRAPPED_VIEW_DIRECTION if plan.rows > 1
+                       else framing.VIEW_DIRECTION)
+        record.options = options
+        record.stops = [[s.name, s.layers] for s in stages(network)]
         scene.collection.children.link(collection)
         animated, objects, shared_materials = [], {}, {}
         progress(0.9, "Layers")
@@ -84,8 +87,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
             animated.append(obj)
         animated += hud.add_edge_legend(run, collection, aspect, options.overlays)
         # the level-of-detail summary: what the caps left out (the operator reports it)
-        collection[names.EDGES_DRAWN], collection[names.EDGES_TOTAL] = \
-            plan.edges_drawn, plan.edges_total
+        record.edges_drawn, record.edges_total = plan.edges_drawn, plan.edges_total
         for obj in animated:
             animation.key_epoch(obj, frames)
         cells = layout.corners(list(placements.values()))
@@ -99,7 +101,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
                                     if options.setup_render else None)
         else:           # its overlays wait, out of sight, until its camera move is applied
             screen.scale = (0.0, 0.0, 0.0)
-            collection[names.CAMERA_MOVE] = options.camera_move
+            record.camera_move = options.camera_move
         if options.setup_render:
             scene.camera = cam
             stage.neutral_world(scene)

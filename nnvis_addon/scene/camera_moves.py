@@ -11,8 +11,6 @@ Everything is keyframes and parenting: it plays without the add-on.
 """
 from __future__ import annotations
 
-import json
-
 import bpy
 import numpy as np
 from mathutils import Euler, Vector
@@ -23,6 +21,7 @@ from . import compat, labels as labels_mod
 from .animation import epoch_path, linear_keys
 from .layers import MODIFIER
 from .nodes import input_ids
+from .run_record import RunRecord
 from .. import names
 
 MOVES = {
@@ -85,8 +84,8 @@ def network_points(collection) -> np.ndarray:
 
 def stop_points(collection, labels=()) -> list[np.ndarray]:
     """(n, 3) corners of each stage's layers (and of the labels naming them), in network order:
-    the tour's stops. The stages were written at import (`names.STOPS`)."""
-    stages = json.loads(collection.get(names.STOPS, "[]"))
+    the tour's stops. The stages were written at import (`RunRecord.stops`)."""
+    stages = RunRecord(collection).stops
     layers = [o for o in collection.all_objects if names.LAYER in o and not o.hide_render]
     boxes = evaluated_boxes(layers)
     box_of = {o[names.LAYER]: boxes[o.name] for o in layers if o.name in boxes}
@@ -313,7 +312,7 @@ def apply_move(collection, move: str, scene=None, orthographic: bool | None = No
     aspect = aspect or aspect_of(scene)
     start, end = frame_range or (scene.frame_start, scene.frame_end)
     keys = epoch_frames(collection) if move == "fly_through" else None
-    home = np.asarray(collection.get(names.VIEW, framing.VIEW_DIRECTION), float)
+    home = np.asarray(RunRecord(collection).view, float)
     stops = stop_points(collection) if move == "tour" else ()
     frames, views = move_views(move, points, aspect, orthographic, start, end, keys, home, stops)
     labels = [o for o in labels_mod.labels_of(collection) if not o.hide_render]
@@ -329,6 +328,6 @@ def apply_move(collection, move: str, scene=None, orthographic: bool | None = No
     if len(views) > 1:
         key_views(cam, frames, views, aspect, screen, eased=move == "tour")
     park_other_screens(collection, cam)
-    collection[names.CAMERA_MOVE] = move
-    collection[names.ORTHOGRAPHIC] = bool(orthographic)
+    record = RunRecord(collection)
+    record.camera_move, record.orthographic = move, orthographic
     return views

@@ -3,8 +3,8 @@
 AUTO takes the first backend of `BACKENDS` under which Cycles lists a device (OptiX before CUDA:
 the same NVIDIA GPU ray-traces faster through OptiX), enables only that backend's GPUs and
 denoises on the GPU; with none it renders on the CPU. Measured on an NVIDIA H200 (bpy 5.0.1,
-docs/benchmarks.md): OptiX 64 spp + OIDN on the GPU 1.9 s a 1080p frame at 46.5 dB, where the
-2-core CPU takes minutes; EEVEE was no faster there and looks different, so it is never picked
+docs/benchmarks.md): OptiX at the final preset (40 spp adaptive + OIDN on the GPU) 1.2 s a 1080p
+frame at 46 dB, 0.59 s in two workers, where the 2-core CPU takes minutes; EEVEE was no faster there and looks different, so it is never picked
 automatically.
 
 Everything here goes through Cycles' add-on preferences (`compute_device_type`,

@@ -17,7 +17,7 @@ import numpy as np
 from ..budget import MAX_EDGES
 from ..model.edges import EDGE_VALUE_MODES
 from . import animation, nodes
-from .layers import MODIFIER, new_image, set_inputs
+from .layers import MODIFIER, atlas_values, material_of, new_image, set_inputs, write_atlas
 from .. import names
 
 CYCLES_INSTANCE_SCALE = 4e-6   # > Cycles' 1e-6 tolerance on squared scales (transform_uniform_scale)
@@ -191,3 +191,23 @@ def edge_object(run_name: str, plan, src_obj, dst_obj, weightless_atlas,
                      "Bundle Strength": plan.bundle_strength, "Material": material, "Max Edges": len(curves.curves),
                      "Trace Unit": plan.trace_unit, "Source": src_obj, "Target": dst_obj})
     return obj
+
+
+def shown_values(obj) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An edges object's drawn edges — their source and target cells — and the values of the
+    epochs it shows (`layers.atlas_values`: (E, modes × edges + padding, 1, 1))."""
+    attrs = obj.data.attributes
+    ends = []
+    for name in (names.SRC, names.DST):
+        values = np.empty(len(attrs[name].data), np.int32)
+        attrs[name].data.foreach_get("value", values)
+        ends.append(values)
+    return (*ends, atlas_values(material_of(obj)))
+
+
+def set_values(obj, values) -> None:
+    """An edges object shows the `plan.ConnectionValues` of a live refresh: its atlas and
+    colour-mode scales."""
+    material = material_of(obj)
+    write_atlas(material.node_tree.nodes[names.TEX_A].image, values.atlas)
+    nodes.set_atlas_values(material, values.atlas, mode_scales=values.scales)

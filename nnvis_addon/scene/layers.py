@@ -12,11 +12,13 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
+from .. import atlas as atlas_mod
 from .. import blocks
 from . import animation, nodes
 from .font import text_width
 from .. import names
 from ..names import MODIFIER   # every module takes it from here
+from .run_record import is_run
 
 
 
@@ -24,12 +26,56 @@ def new_image(name: str, atlas) -> "bpy.types.Image":
     """A packed float image holding the atlas' raw values, so the .blend is whole."""
     image = bpy.data.images.new(name, atlas.width, atlas.height, alpha=False, float_buffer=True)
     image.colorspace_settings.name = "Non-Color"
+    write_atlas(image, atlas)
+    return image
+
+
+def write_atlas(image, atlas) -> None:
+    """`image` holds the atlas' raw values (resized first when a live refresh brought more
+    epochs), packed into the .blend."""
+    if tuple(image.size) != (atlas.width, atlas.height):
+        image.scale(atlas.width, atlas.height)
     rgba = np.empty((atlas.height, atlas.width, 4), np.float32)
     rgba[..., :3] = atlas.rgb
     rgba[..., 3] = 1.0
     image.pixels.foreach_set(rgba.ravel())
     image.pack()
-    return image
+
+
+def material_of(obj):
+    """The atlas material of a layer or edges object (its modifier's Material input)."""
+    mod = obj.modifiers[MODIFIER]
+    return mod[nodes.input_ids(mod.node_group)["Material"]]
+
+
+def atlas_values(material) -> np.ndarray:
+    """(E, C, H, W) values of the epochs the atlas material's image holds now (exact: what a
+    live refresh extends); C may exceed the cells by the atlas' padding."""
+    tree = material.node_tree.nodes
+    image, lookup = tree[names.TEX_A].image, tree[names.LOOKUP].inputs
+    width, height = image.size
+    rgba = np.empty(width * height * 4, np.float32)
+    image.pixels.foreach_get(rgba)
+    tile_w, tile_h, rows = (int(v) for v in lookup["Tile"].default_value)
+    cells = width * rows * atlas_mod.PER_TEXEL // (tile_h * tile_w)   # an upper bound: trimmed
+    return atlas_mod.unpack(rgba.reshape(height, width, 4)[..., :3], tile_h, tile_w, cells, rows)
+
+
+def shown_values(obj) -> tuple[np.ndarray, bool]:
+    """A layer object's values of the epochs it shows (`atlas_values`) and whether the import
+    drew them on a diverging map (its colour offset 0.5)."""
+    material = material_of(obj)
+    diverging = material.node_tree.nodes[names.OFFSET].outputs[0].default_value == 0.5
+    return atlas_values(material), diverging
+
+
+def set_values(obj, values) -> None:
+    """A layer object shows the `plan.LayerValues` of a live refresh: its atlas, colour scale
+    and per-map gains."""
+    material = material_of(obj)
+    write_atlas(material.node_tree.nodes[names.TEX_A].image, values.atlas)
+    nodes.set_atlas_values(material, values.atlas, values.colour)
+    set_point_attribute(obj.data, names.MAP_GAIN, values.map_gain)
 
 
 def mesh_of_points(name: str, points: np.ndarray, attributes: dict[str, np.ndarray],
@@ -61,7 +107,7 @@ def run_collection(obj):
     if obj is None:
         return None
     for coll in obj.users_collection:
-        if names.RUN in coll:
+        if is_run(coll):
             return coll
     return None
 

@@ -13,10 +13,11 @@ import bpy
 from mathutils import Matrix
 
 from . import nodes
-from .layers import MODIFIER, set_inputs
+from .layers import MODIFIER, material_of, set_inputs
 from .font import text_width
 from .overlays import MIN_TEXT, label_material
 from .. import names
+from ..model.kinds import INPUT
 
 
 def value_range(material, mode: int | None = None) -> tuple[float, float]:
@@ -68,18 +69,12 @@ def described(collection, legend_obj):
                  or (names.EDGES in o and " → ".join(o[names.EDGES]) == key)), None)
 
 
-def material_of(obj):
-    """The atlas material of a layer or edges object (its modifier's Material input)."""
-    mod = obj.modifiers[MODIFIER]
-    return mod[nodes.input_ids(mod.node_group)["Material"]]
-
-
 def other_scales(collection, first) -> list:
     """Beside the legend's layer `first`, the first layer of every other colour map in use (a
     network mixing non-negative and signed outputs draws viridis and coolwarm maps): one legend
     per colour scale."""
     layers = [o for o in collection.objects if names.LAYER in o and MODIFIER in o.modifiers
-              and o[names.KIND] != "InputLayer"]
+              and o[names.KIND] != INPUT]
     seen, out = {material_of(first).get(names.RAMP_NAME)}, []
     for obj in layers:
         ramp = material_of(obj).get(names.RAMP_NAME)
@@ -118,7 +113,7 @@ def legend_layer(collection, name: str = ""):
     layers = [o for o in collection.objects if names.LAYER in o and MODIFIER in o.modifiers]
     if name:
         return next((o for o in layers if o[names.LAYER] == name), None)
-    spatial = [o for o in layers if len(o[names.SHAPE]) == 3 and o[names.KIND] != "InputLayer"]
+    spatial = [o for o in layers if len(o[names.SHAPE]) == 3 and o[names.KIND] != INPUT]
     convs = [o for o in spatial if "Conv" in o[names.KIND] or names.BLOCK_TITLE in o]
     return (convs or spatial or layers or [None])[0]
 

@@ -16,6 +16,7 @@ from ..errors import NNVisError
 from . import compat, nodes
 from .layers import MODIFIER
 from .. import names
+from .run_record import RunRecord
 
 
 
@@ -104,7 +105,7 @@ def apply_look(collection, name: str, scene=None) -> Look:
         set_background(scene, look.world)
         scene.view_settings.view_transform = look.view_transform
         scene.view_settings.look = "None"
-    collection[names.LOOK] = name
+    RunRecord(collection).look = name
     return look
 
 

@@ -1,7 +1,7 @@
 """The add-on's data on Blender's side (Molecular Nodes' style: one module of PropertyGroups that
 operators and panels both import): the design editor's layer stack on the scene
 (`scene.nnvis_design`, one `NNVisDesignLayer` per row), and `stack_layers` / `set_stack`, which
-turn it into the plain dicts of `nnvis_addon.design` and back. Editing a row rebuilds the built
+turn it into the plain dicts of `nnvis_addon.design_stack` and back. Editing a row rebuilds the built
 design in place (when the stack is valid and Auto Rebuild is on), so the sidebar works like a
 live editor.
 """
@@ -12,10 +12,10 @@ import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty,
                        IntProperty, IntVectorProperty, PointerProperty, StringProperty)
 
-from .. import NNVisError, design
+from .. import NNVisError, design_stack
 from ..model.kinds import DESIGN
 from ..model.ops import ACTIVATIONS
-from .design import rebuild_design
+from .design_writer import rebuild_design
 
 # Row property per design parameter (same names); pairs are IntVectors, shape a "28, 28, 1" text.
 PAIR_PARAMS = ("kernel_size", "strides", "pool_size")
@@ -38,7 +38,7 @@ def on_edit(self, context):
     if _editing["quiet"] or not stack.auto_rebuild or stack.collection is None:
         return
     layers = stack_layers(stack)
-    if not layers or design.validate(layers):
+    if not layers or design_stack.validate(layers):
         return                                # the rows show why; the scene stays as it is
     try:
         rebuild_design(stack.collection, layers, context.scene)
@@ -59,7 +59,7 @@ def on_type(self, context):
 class NNVisDesignLayer(bpy.types.PropertyGroup):
     """One row of the stack; `name` (built in) is the Keras layer name, empty for automatic."""
 
-    type: EnumProperty(name="Type", items=[(t, t, "") for t in design.TYPES], default="Conv2D",
+    type: EnumProperty(name="Type", items=[(t, t, "") for t in design_stack.TYPES], default="Conv2D",
                        update=on_type)
     shape: StringProperty(name="Shape", default="28, 28, 1", update=on_edit,
                           description="Input size, e.g. 28, 28, 1 (height, width, channels)")
@@ -88,7 +88,7 @@ class NNVisDesign(bpy.types.PropertyGroup):
 
     layers: CollectionProperty(type=NNVisDesignLayer)
     active: IntProperty(name="Active Row", default=0)
-    model_name: StringProperty(name="Model Name", default=design.DEFAULT_NAME,
+    model_name: StringProperty(name="Model Name", default=design_stack.DEFAULT_NAME,
                                description="The Keras model's name (and the new collection's)")
     auto_rebuild: BoolProperty(name="Auto Rebuild", default=True,
                                description="Rebuild the design's scene whenever a row changes "
@@ -106,7 +106,7 @@ class NNVisDesign(bpy.types.PropertyGroup):
 
 
 def stack_layers(stack) -> list[dict]:
-    """The rows as `nnvis_addon.design` layer dicts (a shape that is not a list of ints is passed
+    """The rows as `nnvis_addon.design_stack` layer dicts (a shape that is not a list of ints is passed
     on as text, so validation names the row)."""
     layers = []
     for row in stack.layers:
@@ -139,12 +139,12 @@ def stack_layers(stack) -> list[dict]:
 
 def _row_values(layer: dict, index: int) -> dict:
     """Property values for one layer dict; NNVisError if the editor can't hold them."""
-    if layer.get("type") not in design.TYPES:
+    if layer.get("type") not in design_stack.TYPES:
         raise NNVisError(f"row {index + 1}: layer type {layer.get('type')!r} is not one of "
-                         f"{', '.join(design.TYPES)}")
+                         f"{', '.join(design_stack.TYPES)}")
     values = {"type": layer["type"], "name": layer.get("name") or ""}
     main = DESIGN[layer["type"]].main
-    for key, value in design.main_params(layer).items():
+    for key, value in design_stack.main_params(layer).items():
         if value is None:
             continue
         if key == "shape":

@@ -1,7 +1,7 @@
 """Draw an imported run again with other options — a folded block expanded layer by layer, or
 every block folded back — in place of the old one.
 
-The import remembers its `SceneOptions` on the run's collection (`names.OPTIONS`); a rebuild reads
+The import remembers its `SceneOptions` in the run's record (`run_record.RunRecord`); a rebuild reads
 the source again with the same probe, builds the new scene beside the old one and only then removes
 the old one, so a failure leaves the scene as it was. The new run keeps the old one's name, parent
 collections, camera move and look, and stands where a new import would (beside the other runs); the
@@ -18,12 +18,12 @@ from .. import names
 from ..blocks import expand_names
 from ..errors import NNVisError
 from . import camera_moves, runs
-from .run_record import stored_options
+from .run_record import RunRecord
 
 
 def expanded(collection) -> list[str]:
     """The blocks the run draws layer by layer (its Expand Blocks names)."""
-    return expand_names(collection.get(names.BLOCKS, ("auto", ""))[1])
+    return expand_names((RunRecord(collection).blocks or ("auto", ""))[1])
 
 
 def expand_block(collection, block: str, scene=None):
@@ -43,24 +43,24 @@ def rebuild_run(collection, scene=None, progress=None, **changes):
     from ..run import load_run
     from .build import build_scene
     scene = scene or bpy.context.scene
-    if names.DESIGN in collection:
+    record = RunRecord(collection)
+    if record.design is not None:
         raise NNVisError(f"{collection.name!r} is a design: change it in the design editor")
-    probe = collection.get(names.PROBE) or None
-    if probe == "<array>":
+    if record.probe == "<array>":
         raise NNVisError(f"{collection.name!r} was imported with a probe given as an array: "
                          "import it again to draw it differently")
-    recorded = stored_options(collection)
-    blocks, expand = collection.get(names.BLOCKS, (recorded.blocks, recorded.expand))
-    frames_per_epoch, fps, frame_start = list(collection.get(names.TIMING, (0, 24, 1)))[:3]
+    recorded = record.options
+    blocks, expand = record.blocks or (recorded.blocks, recorded.expand)
+    frames_per_epoch, fps, frame_start = (record.timing or (0, 24, 1))[:3]
     options = dataclasses.replace(recorded, **{**dict(
         blocks=blocks, expand=expand, frames_per_epoch=frames_per_epoch, fps=int(fps),
         frame_start=int(frame_start), setup_render=False,
-        camera_move=collection.get(names.CAMERA_MOVE, recorded.camera_move),
-        orthographic=bool(collection.get(names.ORTHOGRAPHIC, recorded.orthographic)),
-        look=collection.get(names.LOOK, recorded.look)), **changes})
-    epochs = [int(e) for e in collection[names.EPOCHS]]
-    run = load_run(collection[names.RUN], probe=probe,
-                   probe_index=int(collection.get(names.PROBE_INDEX, 0)), epochs=epochs)
+        camera_move=record.camera_move or recorded.camera_move,
+        orthographic=recorded.orthographic if record.orthographic is None
+        else record.orthographic,
+        look=record.look or recorded.look), **changes})
+    run = load_run(record.source, probe=record.probe, probe_index=record.probe_index,
+                   epochs=record.epochs)
     label = collection.name
     fresh = build_scene(run, options, scene, label=label,
                         **({"progress": progress} if progress else {}))

@@ -1,8 +1,9 @@
 """Live refresh: a run's scene takes in the epochs its source gained since the import.
 
-`refresh_run` asks `live.check` which epochs are complete now (cheap when nothing changed), reads
+`refresh_run` asks `run_watch.check` which epochs are complete now (cheap when nothing changed), reads
 only the new ones (the shown epochs come back, exact, from the scene's own atlas images and score
-points) and writes the values of all epochs into the data the scene already has: each
+points), has the planner compute the values of all epochs (`plan.plan_refresh`, as the import's
+`plan_scene`) and writes them into the data the scene already has with the import's writers: each
 layer's and connection's atlas image (resized, repacked), the lookup sizes and colour scales of
 their materials, the per-map gains, the Epoch keyframes, the epoch counter's lines, the score bars'
 points, the legend's values and the training curves (the one overlay rebuilt, as its axes and ticks
@@ -16,19 +17,17 @@ a source that is gone, or lost epochs the scene shows, leaves the scene exactly 
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import bpy
 import numpy as np
 
-from .. import atlas as atlas_mod
-from .. import blocks, live
+from .. import run_watch
 from ..errors import NNVisError
-from ..model.edges import Edges, cell_activations, edge_weights
-from . import animation, compat, hud, legend, nodes, overlays, runs
-from ..plan import colour_range, map_gain, mode_values
-from .layers import MODIFIER, set_inputs, set_point_attribute
+from ..plan import plan_refresh
+from . import animation, compat, edges, hud, layers, legend, overlays, runs
+from .layers import MODIFIER, set_inputs
+from .run_record import RunRecord
 from .transaction import all_or_nothing
 from .. import names
 
@@ -44,20 +43,6 @@ class Report:
         return "; ".join([head, *self.notes])
 
 
-def remember(collection, run, timing: tuple, aspect: float, frame_end: int,
-             fold: tuple = ("auto", "")) -> None:
-    """What a refresh needs to redo the import's choices: the probe, the timing rule
-    (frames per epoch, fps, first frame), the frame's aspect, the range, the blocks folded
-    (mode, expanded names) and the source's state."""
-    collection[names.PROBE] = "" if run.probe_source is None else str(run.probe_source)
-    collection[names.PROBE_INDEX] = run.probe_index
-    collection[names.TIMING] = [float(t) for t in timing]      # see _timeline
-    collection[names.ASPECT] = float(aspect)
-    collection[names.FRAME_END] = int(frame_end)
-    collection[names.BLOCKS] = [str(f) for f in fold]
-    collection[names.SOURCE_STATE] = json.dumps(live.state(run.source))
-
-
 def refresh_all(scene=None) -> list[Report]:
     """`refresh_run` for every imported run of `scene` (default: the context scene)."""
     scene = scene or bpy.context.scene
@@ -67,16 +52,17 @@ def refresh_all(scene=None) -> list[Report]:
 def newest_frame(collection, scene=None) -> int:
     """The first whole frame that shows the run's newest epoch (its last Epoch key)."""
     scene = scene or bpy.context.scene
-    frames, _ = _timeline(collection, [int(e) for e in collection[names.EPOCHS]], scene)
+    record = RunRecord(collection)
+    frames, _ = _timeline(record, record.epochs, scene)
     return int(np.ceil(frames[-1]))
 
 
-def _timeline(collection, epochs: list[int], scene):
+def _timeline(record, epochs: list[int], scene):
     """(frames, last frame) of `epochs` by the run's timing rule: the import's, or the spacing
-    and end hold `animation.retime` set since (a 4th value)."""
-    fpe, fps, start, *hold = collection.get(names.TIMING, (0.0, scene.render.fps, 1.0))
+    and end hold `animation.retime` set since."""
+    fpe, fps, start, hold = record.timing or (0.0, scene.render.fps, 1.0, None)
     frames, frame_end = animation.timeline(epochs, fps, fpe, int(start))
-    return frames, int(frames[-1]) + int(hold[0]) if hold else frame_end
+    return frames, frame_end if hold is None else int(frames[-1]) + int(hold)
 
 
 def follow_step(scene=None) -> list[Report]:
@@ -94,27 +80,22 @@ def refresh_run(collection, scene=None) -> Report:
     """Bring the run `collection` up to the epochs its source holds now (see the module doc)."""
     from ..run import load_run
     scene = scene or bpy.context.scene
-    report = Report(collection.name)
-    shown = [int(e) for e in collection[names.EPOCHS]]
-    previous = collection.get(names.SOURCE_STATE)
-    found = live.check(collection[names.RUN], shown, json.loads(previous) if previous else None,
-                       bool(collection.get(names.SOURCE_SETTLING)))
+    report, record = Report(collection.name), RunRecord(collection)
+    shown = record.epochs
+    found = run_watch.check(record.source, shown, record.source_state, record.source_settling)
     report.notes += found.notes
-    collection[names.SOURCE_STATE] = json.dumps(found.state)
-    collection[names.SOURCE_SETTLING] = found.settling
+    record.source_state, record.source_settling = found.state, found.settling
     if found.load is None:
         return report
-    probe = collection.get(names.PROBE) or None
-    if probe == "<array>":
+    if record.probe == "<array>":
         report.notes.append("imported with a probe given as an array: re-import to refresh")
         return report
     bad, run, failed = [], None, None
     try:        # only the new epochs: the shown ones are in the scene's images already
-        run = load_run(collection[names.RUN], probe=probe,
-                       probe_index=int(collection.get(names.PROBE_INDEX, 0)),
+        run = load_run(record.source, probe=record.probe, probe_index=record.probe_index,
                        epochs=sorted(set(found.load) - set(shown)),
                        on_bad_epoch=lambda e, why: bad.append((e, why)))
-        writes = _computed(collection, run, shown, scene)
+        write = _planned(record, run, shown, scene)
     except NNVisError as exc:
         failed = exc
     report.notes += [f"epoch {e} left out: {why}" for e, why in bad]
@@ -124,8 +105,7 @@ def refresh_run(collection, scene=None) -> Report:
         report.notes.append(f"{failed}; the scene keeps its {len(shown)} epochs")
         return report
     with all_or_nothing(scene):
-        for write in writes:
-            write()
+        write()
     report.added = list(run.epochs)
     return report
 
@@ -137,116 +117,32 @@ class History:
     metrics: dict
 
 
-def _computed(collection, run, shown: list[int], scene) -> list:
-    """Every value of the refreshed scene computed (the shown epochs from the scene's own
-    images, the new ones from `run`), as the writes that put them in: nothing fails halfway."""
-    network = blocks.drawn(run.network, *collection.get(names.BLOCKS, ("auto", "")))
-    epochs = sorted(set(shown) | set(run.epochs))
-    order = np.argsort(shown + list(run.epochs), kind="stable")    # old and new rows, merged
-    frames, frame_end = _timeline(collection, epochs, scene)
-    weights = [{l.name: run.weights(l.name, e) for l in run.layers if l.weight_shapes}
-               for e in run.epochs]
-    writes = [_layer(o, run, network, order) if names.LAYER in o else
-              _edges(o, run, network, weights, order)
-              for o in collection.objects if MODIFIER in o.modifiers
-              and (names.LAYER in o or names.EDGES in o)]
-    history = History(epochs, run.metrics)
-    scores = _scores(collection, run, order)
+def _planned(record, run, shown: list[int], scene):
+    """Every value of the refreshed scene planned (the shown epochs from the scene's own
+    images, the new ones from `run`), as the write that puts them in: nothing fails halfway."""
+    collection = record.collection
+    drawn = [o for o in collection.objects if MODIFIER in o.modifiers]
+    layer_objects = {o[names.LAYER]: o for o in drawn if names.LAYER in o}
+    edge_objects = {tuple(o[names.EDGES]): o for o in drawn if names.EDGES in o}
+    planned = plan_refresh(run, record.blocks or ("auto", ""), shown,
+                           {n: layers.shown_values(o) for n, o in layer_objects.items()},
+                           {pair: edges.shown_values(o) for pair, o in edge_objects.items()})
+    frames, frame_end = _timeline(record, planned.epochs, scene)
+    history = History(planned.epochs, run.metrics)
+    scores = _scores(collection, run, planned.order)
 
-    def finish():
-        _overlays(collection, history, run, scores, frames)
+    def write():
+        for name, values in planned.layers.items():
+            layers.set_values(layer_objects[name], values)
+        for pair, values in planned.connections.items():
+            edges.set_values(edge_objects[pair], values)
+        _overlays(record, history, run, scores, frames)
         for obj in collection.all_objects:
             _rekey(obj, frames)
-        collection[names.EPOCHS] = epochs
-        if scene.frame_end == collection.get(names.FRAME_END, scene.frame_end):
+        record.epochs = planned.epochs
+        if record.frame_end in (None, scene.frame_end):
             scene.frame_end = frame_end          # unless the user set the range
-        collection[names.FRAME_END] = frame_end
-    return writes + [finish]
-
-
-def _shown_cells(material) -> np.ndarray:
-    """(E, C, H, W) values of the epochs the material's atlas image holds now."""
-    tree = material.node_tree.nodes
-    image, lookup = tree[names.TEX_A].image, tree[names.LOOKUP].inputs
-    width, height = image.size
-    rgba = np.empty(width * height * 4, np.float32)
-    image.pixels.foreach_get(rgba)
-    tile_w, tile_h, rows = (int(v) for v in lookup["Tile"].default_value)
-    cells = width * rows * atlas_mod.PER_TEXEL // (tile_h * tile_w)   # an upper bound: trimmed
-    return atlas_mod.unpack(rgba.reshape(height, width, 4)[..., :3], tile_h, tile_w, cells, rows)
-
-
-def _merged(old: np.ndarray, new: np.ndarray, order: np.ndarray, what: str) -> np.ndarray:
-    """Old and new epochs' (E, C, H, W) values in epoch order; `old` may carry padding cells."""
-    if old.shape[2:] != new.shape[2:] or old.shape[1] < new.shape[1]:
-        raise NNVisError(f"{what}: the new epochs have cells {new.shape[1:]}, the scene "
-                         f"{old.shape[1:]}; the model changed: re-import the run")
-    return np.concatenate([old[:, :new.shape[1]], new])[order]
-
-
-def _write_atlas(material, atlas) -> None:
-    """The material's atlas image holds `atlas` now (resized and repacked in place), and its
-    lookup the new sizes."""
-    tree = material.node_tree.nodes
-    image = tree[names.TEX_A].image
-    if tuple(image.size) != (atlas.width, atlas.height):
-        image.scale(atlas.width, atlas.height)
-    rgba = np.ones((atlas.height, atlas.width, 4), np.float32)
-    rgba[..., :3] = atlas.rgb
-    image.pixels.foreach_set(rgba.ravel())
-    image.pack()
-    lookup = tree[names.LOOKUP]
-    nodes.set_default(lookup.inputs["Tile"], (atlas.tile_w, atlas.tile_h, atlas.rows_per_epoch))
-    nodes.set_default(lookup.inputs["Atlas"], (atlas.width, atlas.height, atlas.epochs - 1))
-
-
-def _layer(obj, run, network, order):
-    """The layer's atlas, colour scale and per-map gains over all epochs; returns their write."""
-    name, material = obj[names.LAYER], legend.material_of(obj)
-    new = atlas_mod.as_cells(np.stack([run.activations(name, e) for e in run.epochs]),
-                             network.layer(name).is_spatial)
-    cells = _merged(_shown_cells(material), new, order, f"layer {name!r}")
-    atlas, gain = atlas_mod.pack(cells), map_gain(cells)
-    tree = material.node_tree.nodes
-    diverging = tree[names.OFFSET].outputs[0].default_value == 0.5    # the import's choice
-    scale, offset = colour_range(cells, diverging)
-
-    def write():
-        _write_atlas(material, atlas)
-        nodes.set_default(tree[names.SCALE].outputs[0], scale)
-        nodes.set_default(tree[names.OFFSET].outputs[0], offset)
-        set_point_attribute(obj.data, names.MAP_GAIN, gain)
-    return write
-
-
-def _edges(obj, run, network, weights, order):
-    """The connection's weight atlas and colour-mode scales over all epochs, for the curves it
-    has; returns their write."""
-    src_name, dst_name = obj[names.EDGES]
-    attrs = obj.data.attributes
-    ends = []
-    for name in (names.SRC, names.DST):
-        values = np.empty(len(attrs[name].data), np.int32)
-        attrs[name].data.foreach_get("value", values)
-        ends.append(values)
-    edges = Edges(*ends, edge_weights(network, dst_name, src_name, weights, *ends))
-    if edges.weight.size == 0 or float(np.ptp(edges.weight)) == 0.0:
-        return lambda: None         # weightless: the run's shared grey material (edges.py)
-    new = mode_values(edges, cell_activations(network.layer(src_name), np.stack(
-        [run.activations(src_name, e) for e in run.epochs])))
-    material = legend.material_of(obj)
-    values = _merged(_shown_cells(material), new.reshape(new.shape[0], -1, 1, 1), order,
-                     f"edges {src_name!r} → {dst_name!r}")
-    atlas = atlas_mod.pack(values)
-    values = values.reshape(values.shape[0], new.shape[1], -1)          # (E, modes, n)
-    constant = values.size == 0 or float(np.ptp(values[:, 0])) == 0.0   # mode 0: the weight
-    scales = [0.0 if constant else colour_range(values[:, k], diverging=True)[0]
-              for k in range(values.shape[1])]
-
-    def write():
-        _write_atlas(material, atlas)
-        for k, scale in enumerate(scales):
-            nodes.set_default(material.node_tree.nodes[f"{names.MODE_SCALE}{k}"].outputs[0], scale)
+        record.frame_end = frame_end
     return write
 
 
@@ -263,7 +159,8 @@ def _scores(collection, run, order) -> np.ndarray | None:
     return np.concatenate([old.reshape(-1, new.shape[1]), new])[order]
 
 
-def _overlays(collection, history: History, run, scores, frames) -> None:
+def _overlays(record, history: History, run, scores, frames) -> None:
+    collection = record.collection
     kinds = runs.overlays_of(collection)
     for obj in kinds.get("counter", []):
         if MODIFIER in obj.modifiers:
@@ -283,11 +180,12 @@ def _overlays(collection, history: History, run, scores, frames) -> None:
         if shown is not None:
             lo, hi = legend.range_of(shown)
             set_inputs(obj.modifiers[MODIFIER], {"Min": f"{lo:.3g}", "Max": f"{hi:.3g}"})
-    _curves(collection, history, frames, kinds.get("curves", []))
+    _curves(record, history, frames, kinds.get("curves", []))
 
 
-def _curves(collection, history: History, frames, old: list) -> None:
+def _curves(record, history: History, frames, old: list) -> None:
     """The training curves built again for the epochs there are now, shown or hidden as before."""
+    collection = record.collection
     screen = next((o for o in collection.objects if o.get(names.SCREEN)), None)
     if screen is None or overlays.curve_points(history, 1.0, 1.0) is None:
         return
@@ -295,8 +193,7 @@ def _curves(collection, history: History, frames, old: list) -> None:
     data = [o.data for o in old if o.data is not None and o.data.users == 1]
     bpy.data.batch_remove(old)
     bpy.data.batch_remove(data)
-    aspect = collection.get(names.ASPECT, 16 / 9)
-    made = overlays.build_curves(history, collection, *hud.curves_box(aspect), frames)
+    made = overlays.build_curves(history, collection, *hud.curves_box(record.aspect), frames)
     hud.hang(made, "curves", screen, shown)
     for obj in made:
         if animation.epoch_path(obj) is not None:

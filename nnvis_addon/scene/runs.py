@@ -12,6 +12,7 @@ import numpy as np
 
 from .camera_moves import evaluated_boxes
 from .. import names
+from .run_record import RunRecord, is_run
 
 SEPARATOR = " · "
 _SUFFIX = re.compile(r"\.\d{3,}$")      # Blender's ".001" for a name already taken
@@ -47,7 +48,7 @@ def strip_suffix(name: str) -> str:
 
 
 def runs_in(scene) -> list:
-    return [c for c in scene.collection.children_recursive if names.RUN in c]
+    return [c for c in scene.collection.children_recursive if is_run(c)]
 
 
 def beside_others(placements: list, scene, gap: float = 1.0, but: str = "") -> list:
@@ -156,7 +157,7 @@ def remove_run(collection) -> dict:
     remaining = runs_in(bpy.context.scene)
     if remaining:     # the shared camera turns back to a remaining run and shows its overlays
         from .camera_moves import apply_move
-        apply_move(remaining[-1], remaining[-1].get(names.CAMERA_MOVE, "static"))
+        apply_move(remaining[-1], RunRecord(remaining[-1]).camera_move or "static")
     return removed
 
 

@@ -44,8 +44,10 @@ class CyclesSettings:
     """The Cycles levers that set a frame's cost and quality (`nnvis bench render` weighs them)."""
     samples: int
     adaptive: bool = False
+    adaptive_threshold: float = 0.01  # noise level adaptive sampling stops a pixel at (default)
     denoise: str | None = None        # OpenImageDenoise quality FAST/BALANCED/HIGH, None: off
     prefilter: str = "FAST"           # denoiser's albedo/normal prefilter: NONE/FAST/ACCURATE
+    guides: str = "RGB_ALBEDO_NORMAL"   # the denoiser's guide passes: RGB, RGB_ALBEDO too
     bounces: int = 0                  # 0: direct light only (the picture is emission + lights)
     transparent_bounces: int = 32     # faint edges seen through each other (beyond: black dots)
     filter_width: float = 1.5         # pixel filter width in pixels (Blender's default)
@@ -56,6 +58,8 @@ class CyclesSettings:
                                       # sample as well without it (28.0 vs 28.15 dB at 1 spp)
     persistent: bool = False          # keep Cycles' scene between frames: measured no faster
                                       # on the CPU (every frame's geometry changes)
+    filter_glossy: float = 1.0        # blur of glossy paths after a diffuse bounce (default)
+    caustics: bool = True             # reflective/refractive caustics (Blender's default)
 
 
 # One table per device for `nnvis render --quality` and the Render Training Video dialog. Draft is
@@ -65,13 +69,15 @@ QUALITY = {
     "final": CyclesSettings(samples=16, adaptive=True, denoise="HIGH", prefilter="ACCURATE",
                             bounces=3, light_tree=False),
 }
-# On a GPU (OIDN denoises there too; persistent data: 0.72 vs 1.29 s a draft frame). H200, OptiX,
-# the demo at 1080p against 1024 spp: draft 1.15 s/frame, 30.0 dB; final 2.89 s/frame, 47.3 dB
-# (32 spp: 44.4 dB); the whole 175-frame demo at the final preset 368 s.
+# On a GPU (OIDN denoises there too; persistent data: 0.57 vs 1.00 s a draft frame). H200, OptiX,
+# the demo at 1080p against 1024 spp (`nnvis bench render --device gpu`, docs/benchmarks.md): the
+# cheapest row ≥ 45.8 dB is final's — 40 spp adaptive, light tree off (1.19 s a frame alone,
+# 46.0 dB; 64 spp with the light tree 2.07 s, 49.9 dB); the whole 175-frame demo in 2 workers
+# 102.8 s, frames 1/88/175 at 46.5/46.0/45.9 dB.
 GPU_QUALITY = {
     "draft": CyclesSettings(samples=1, denoise="FAST", persistent=True),
-    "final": CyclesSettings(samples=64, denoise="HIGH", prefilter="ACCURATE", bounces=3,
-                            persistent=True),
+    "final": CyclesSettings(samples=40, adaptive=True, denoise="HIGH", prefilter="ACCURATE",
+                            bounces=3, light_tree=False, persistent=True),
 }
 DEFAULT_QUALITY = "draft"
 EEVEE_SAMPLES = {"draft": 16, "final": 64}    # EEVEE, when asked for: not measured here
@@ -88,11 +94,13 @@ def apply_cycles(scene, settings: CyclesSettings) -> None:
     cycles = scene.cycles
     cycles.samples = settings.samples
     cycles.use_adaptive_sampling = settings.adaptive
+    cycles.adaptive_threshold = settings.adaptive_threshold
     cycles.use_denoising = settings.denoise is not None
     if settings.denoise:
         cycles.denoiser = "OPENIMAGEDENOISE"
         cycles.denoising_quality = settings.denoise
         cycles.denoising_prefilter = settings.prefilter
+        cycles.denoising_input_passes = settings.guides
     cycles.max_bounces = settings.bounces
     cycles.diffuse_bounces = cycles.glossy_bounces = min(settings.bounces, 1)
     cycles.transmission_bounces = cycles.volume_bounces = 0
@@ -100,6 +108,8 @@ def apply_cycles(scene, settings: CyclesSettings) -> None:
     cycles.filter_width = settings.filter_width
     cycles.pixel_filter_type = settings.pixel_filter
     cycles.use_light_tree = settings.light_tree
+    cycles.blur_glossy = settings.filter_glossy
+    cycles.caustics_reflective = cycles.caustics_refractive = settings.caustics
     scene.render.use_persistent_data = settings.persistent
 
 

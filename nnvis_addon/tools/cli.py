@@ -59,12 +59,14 @@ def _render(path, out, args, **options) -> "RenderResult":  # noqa: F821
                                    blend=args.blend, resolution=args.resolution,
                                    samples=args.samples, quality=args.quality,
                                    on_frame=on_frame, device=args.device,
+                                   workers=args.workers,
                                    import_options=import_options(args), **options)
     finally:
         if bar is not None:
             bar.close()
     print(f"import {result.import_seconds:.1f} s, render {result.frames} frames "
-          f"{result.render_seconds:.1f} s on {result.device}")
+          f"{result.render_seconds:.1f} s on {result.device}, {result.workers} "
+          f"worker{'s' if result.workers > 1 else ''}")
     if result.rendered:
         print(f"rendered frames: {' '.join(map(str, result.rendered))}")
     if result.skipped:
@@ -195,9 +197,13 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
                         help="Cycles device: auto (the best GPU backend Cycles lists — OptiX, "
                              "CUDA, HIP, Metal, oneAPI — else the CPU), cpu or gpu; the preset "
-                             "follows the device (on a GPU the final preset is 64 spp + OIDN). "
+                             "follows the device (on a GPU the final preset is 40 spp adaptive + OIDN). "
                              "bpy 5.0.1 has no compiled kernel for Hopper GPUs (H100/H200): "
                              "the first GPU render there compiles one (over 7 minutes, once)")
+        sp.add_argument("--workers", default="auto", metavar="auto|N",
+                        help="render processes at once: auto is 2 on a GPU (each one's CPU "
+                             "side — scene update, denoiser prefilter, writing the frame — "
+                             "overlaps the others' GPU work) and 1 on the CPU")
         sp.add_argument("--dist", help="where the extension zip goes (default: built once per "
                                        "source into the user cache, ~/.cache/nnvis)")
         sp.add_argument("--user-folder", help="Blender user folder the extension is installed "

@@ -10,7 +10,6 @@ from pathlib import Path
 from .chunks import chunk_range
 from ..errors import NNVisError
 from .packaging import install_extension, start_blender
-from .. import names
 
 
 @dataclass
@@ -23,12 +22,14 @@ class RenderResult:
     skipped: int = 0                  # frames of its range already there or claimed by another
     rendered: tuple[int, ...] = ()    # the frames this process rendered
     device: str = "CPU"               # what rendered them: "CPU", "GPU (OptiX: ...)" or EEVEE
+    workers: int = 1                  # processes that rendered them at once
 
 
 def import_with_operator(path, **options):
     """Run File > Import > CNN Checkpoint on `path` with the dialog's `options` (`options.py`
     names); raise NNVisError with its report if it fails."""
     import bpy
+    from ..scene.run_record import is_run
     before = set(bpy.data.collections)
     try:  # headless, an operator's error report arrives as a RuntimeError("Error: ...")
         result = bpy.ops.import_scene.nnvis_checkpoint(filepath=str(path), **options)
@@ -36,7 +37,7 @@ def import_with_operator(path, **options):
         raise NNVisError(str(exc).removeprefix("Error: ").strip()) from None
     if result != {"FINISHED"}:
         raise NNVisError(f"{path}: import failed ({result})")
-    new = [c for c in bpy.data.collections if c not in before and names.RUN in c]
+    new = [c for c in bpy.data.collections if c not in before and is_run(c)]
     return new[0]
 
 
@@ -63,7 +64,8 @@ def render_checkpoint(path, out, zip_path, user_folder, blend=None,
                       resolution=None, samples=None, quality=None, on_frame=None,
                       frames: tuple[int, int] | None = None, chunk: tuple[int, int] | None = None,
                       sequence: str | None = None, fps: int | None = None,
-                      import_options: dict | None = None, device: str = "AUTO") -> RenderResult:
+                      import_options: dict | None = None, device: str = "AUTO",
+                      workers="auto") -> RenderResult:
     """Import (or open) `path` and render it to `out`: an MP4, or with `sequence` ('PNG'/'EXR') a
     folder of frames that several processes may share. `frames` narrows the scene's range and
     `chunk` (k, n) renders only the k-th of n parts of it. `blend` is saved farm-ready first, with
@@ -71,10 +73,11 @@ def render_checkpoint(path, out, zip_path, user_folder, blend=None,
     saved settings for a .blend); `resolution`/`samples`/`fps` of None keep the scene's or the
     preset's; `import_options` are the import dialog's (`options.py`: look, bundler, ...).
     Cycles renders on `device` (AUTO: the best GPU backend Cycles lists, else the CPU; CPU; GPU),
-    at that device's preset."""
+    at that device's preset, in `workers` processes at once ('auto': `scene.workers.count`)."""
     start = time.perf_counter()
     scene = open_scene(path, zip_path, user_folder, resolution, **(import_options or {}))
-    from ..scene.render import render_animation, set_engine  # bpy is up now
+    from ..scene import workers as parallel  # bpy is up now
+    from ..scene.render import render_animation, set_engine
     from ..scene.stage import DEFAULT_QUALITY
     import_seconds = time.perf_counter() - start
     if resolution:
@@ -82,6 +85,7 @@ def render_checkpoint(path, out, zip_path, user_folder, blend=None,
     if quality is None and Path(path).suffix.lower() != ".blend":
         quality = DEFAULT_QUALITY
     chosen = set_engine(scene, scene.render.engine, samples or 0, quality, device)
+    workers = parallel.count(workers, chosen.kind if chosen else "CPU")
     if fps:
         scene.render.fps, scene.render.fps_base = fps, 1.0
     if blend:
@@ -91,7 +95,7 @@ def render_checkpoint(path, out, zip_path, user_folder, blend=None,
         part = chunk_range(first, last, *chunk)
         if part is None:   # more chunks than frames: this one has nothing to do
             return RenderResult(Path(out), blend, 0, import_seconds, 0.0,
-                                device=str(chosen or scene.render.engine))
+                                device=str(chosen or scene.render.engine), workers=workers)
         first, last = part
     scene.frame_start, scene.frame_end = first, last
     done = []
@@ -102,10 +106,10 @@ def render_checkpoint(path, out, zip_path, user_folder, blend=None,
             on_frame(frame)
 
     start = time.perf_counter()
-    render_animation(scene, out, rendered, sequence or "MP4")
+    render_animation(scene, out, rendered, sequence or "MP4", workers)
     return RenderResult(Path(out), blend, len(done), import_seconds, time.perf_counter() - start,
                         skipped=last - first + 1 - len(done), rendered=tuple(done),
-                        device=str(chosen or scene.render.engine))
+                        device=str(chosen or scene.render.engine), workers=workers)
 
 
 def save_farm_ready(scene, blend, frames_folder: str = "//frames/") -> Path:
@@ -113,7 +117,7 @@ def save_farm_ready(scene, blend, frames_folder: str = "//frames/") -> Path:
     paths relative, output an image sequence next to the .blend with placeholders (Flamenco's
     Simple Blender Render job type renders images only). The session continues in the saved file."""
     import bpy
-    from ..scene.render import set_output
+    from ..scene.frames import set_output
     blend = Path(blend).resolve()
     blend.parent.mkdir(parents=True, exist_ok=True)
     bpy.ops.file.pack_all()

@@ -12,5 +12,5 @@ from .label_plate import label_plate_group
 from .legend_bar import legend_group
 from .materials import (ACCENT_MATERIAL, BLOCK_MATERIAL, DIM, accent_material, atlas_material,
                         begin_build, block_material, emission_material, empty_material,
-                        shared_material)
+                        set_atlas_values, shared_material)
 from .shaders import colour_maps_group, lookup_group, set_ramp

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import bpy
 from ... import names
 
-VERSION = 7          # bump when a group's sockets or behaviour change: older copies are not reused
+VERSION = 8          # bump when a group's sockets or behaviour change: older copies are not reused
 
 
 def add(tree, bl_idname: str, inputs: dict | None = None, **props):

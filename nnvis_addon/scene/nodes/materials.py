@@ -100,18 +100,28 @@ def atlas_material(name: str, image, atlas, colormap: str, scale: float, offset:
         mat[names.TEMPLATE] = repr(key)
         _TEMPLATES[key] = mat.name
     nodes = mat.node_tree.nodes
+    for tex in (names.TEX_A, names.TEX_B):
+        nodes[tex].image = image
+    if mode_scales is not None:
+        set_default(nodes[names.MODE_STRIDE].inputs[1], float(mode_stride))
+    set_atlas_values(mat, atlas, (scale, offset), mode_scales)
+    return mat
+
+
+def set_atlas_values(mat, atlas, colour: tuple[float, float] | None = None,
+                     mode_scales=None) -> None:
+    """What the values of an `atlas_material` set in it: the atlas' sizes (lookup), the colour
+    (scale, offset) and the edges' colour-mode scales — at the import, and again when a live
+    refresh brings more epochs."""
+    nodes = mat.node_tree.nodes
     lookup = nodes[names.LOOKUP]
     set_default(lookup.inputs["Tile"], (atlas.tile_w, atlas.tile_h, atlas.rows_per_epoch))
     set_default(lookup.inputs["Atlas"], (atlas.width, atlas.height, atlas.epochs - 1))
-    for tex in (names.TEX_A, names.TEX_B):
-        nodes[tex].image = image
-    set_default(nodes[names.SCALE].outputs[0], scale)
-    set_default(nodes[names.OFFSET].outputs[0], offset)
-    if mode_scales is not None:
-        set_default(nodes[names.MODE_STRIDE].inputs[1], float(mode_stride))
-        for k, mode_scale in enumerate(mode_scales):
-            set_default(nodes[f"{names.MODE_SCALE}{k}"].outputs[0], mode_scale)
-    return mat
+    if colour is not None:
+        set_default(nodes[names.SCALE].outputs[0], colour[0])
+        set_default(nodes[names.OFFSET].outputs[0], colour[1])
+    for k, mode_scale in enumerate(mode_scales or ()):
+        set_default(nodes[f"{names.MODE_SCALE}{k}"].outputs[0], mode_scale)
 
 
 def _atlas_tree(name: str, instanced: bool, emission: float, modes: int | None):

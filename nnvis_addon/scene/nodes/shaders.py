@@ -2,6 +2,9 @@
 crossfading colour maps."""
 from __future__ import annotations
 
+import bpy
+import numpy as np
+
 from ... import colormaps
 from ... import names
 from .kit import (add, arrange, clamp01, current, epoch_pair, math_node, mix, new_group, section,
@@ -83,7 +86,9 @@ def pick_channel(tree, colour, channel):
 def colour_maps_group():
     """Shader group (Fac, Map, Auto) → Color: the colour of Fac in map number Map — 0 is `Auto` (the
     material's own ramp), k is `colormaps.NAMES[k - 1]` — crossfading between neighbouring numbers,
-    so the `Colour Map` input animates smoothly."""
+    so the `Colour Map` input animates smoothly. The named maps are rows of one small image read
+    with linear interpolation (`colour_maps_image`): one texture lookup per shading point, where a
+    Color Ramp per map cost every sample all of them (6× a final frame's shading time)."""
     group = current(names.GROUP_COLOURS)
     if group is not None:
         return group
@@ -93,15 +98,43 @@ def colour_maps_group():
     socket(group, "Auto", "INPUT", "NodeSocketColor", description="Map 0: the material's own")
     socket(group, "Color", "OUTPUT", "NodeSocketColor")
     i = group.nodes.new("NodeGroupInput").outputs
-    colour = i["Auto"]
-    for k, name in enumerate(colormaps.NAMES, 1):
-        ramp = add(group, "ShaderNodeValToRGB", {"Fac": i["Fac"]}, name=f"nnvis_{name}")
-        set_ramp(ramp.color_ramp, name)
-        colour = mix(group, clamp01(group, math_node(group, "SUBTRACT", i["Map"], float(k - 1))),
-                     colour, ramp.outputs["Color"], "RGBA")
+    count = len(colormaps.NAMES)
+    with section(group, "Texel centres: Fac along a row, map k in row k - 1"):
+        x = math_node(group, "MULTIPLY_ADD", clamp01(group, i["Fac"]), (LUT_WIDTH - 1) / LUT_WIDTH,
+                      0.5 / LUT_WIDTH)
+        row = math_node(group, "MINIMUM", math_node(group, "MAXIMUM", math_node(
+            group, "SUBTRACT", i["Map"], 1.0), 0.0), float(count - 1))
+        y = math_node(group, "MULTIPLY_ADD", row, 1.0 / count, 0.5 / count)
+    named_map = add(group, "ShaderNodeTexImage", {"Vector": add(
+        group, "ShaderNodeCombineXYZ", {"X": x, "Y": y}).outputs[0]}, image=colour_maps_image(),
+        interpolation="Linear", extension="EXTEND", name=names.COLOUR_MAPS_IMAGE)
+    colour = mix(group, clamp01(group, i["Map"]), i["Auto"], named_map.outputs["Color"], "RGBA")
     group.links.new(colour, group.nodes.new("NodeGroupOutput").inputs["Color"])
     arrange(group)
     return group
+
+
+LUT_WIDTH = 256
+
+
+def colour_maps_image():
+    """The named colour maps as rows of a packed float image, `LUT_WIDTH` linear-light colours
+    each. Every map's stops fall on a column (17 intervals of 15 columns), so linear interpolation
+    between columns is the Color Ramp's own piecewise-linear map."""
+    image = bpy.data.images.get(names.COLOUR_MAPS_IMAGE)
+    if image is None or tuple(image.size) != (LUT_WIDTH, len(colormaps.NAMES)):
+        image = bpy.data.images.new(names.COLOUR_MAPS_IMAGE, LUT_WIDTH, len(colormaps.NAMES),
+                                    alpha=False, float_buffer=True)
+    image.colorspace_settings.name = "Non-Color"
+    t = np.linspace(0.0, 1.0, LUT_WIDTH)
+    rgba = np.ones((len(colormaps.NAMES), LUT_WIDTH, 4), np.float32)
+    for k, name in enumerate(colormaps.NAMES):
+        stops = colormaps.srgb_to_linear(colormaps.STOPS[name])
+        at = np.linspace(0.0, 1.0, len(stops))
+        rgba[k, :, :3] = np.stack([np.interp(t, at, stops[:, c]) for c in range(3)], axis=-1)
+    image.pixels.foreach_set(rgba.ravel())
+    image.pack()
+    return image
 
 
 def set_ramp(ramp, colormap: str) -> None:

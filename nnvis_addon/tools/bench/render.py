@@ -5,10 +5,17 @@ The digits demo scene (trained once into the user cache, or `--recording`) or a 
 imported through the installed extension at the benchmark resolution; one frame of the last epoch is rendered with each
 variant (`stage.CyclesSettings`). Variants are timed side by side in one process, alternating,
 `--repeats` times each, and the median is reported, so load from other processes hits them alike.
-PSNR is over the 8-bit PNG Blender writes, against the reference rendered once (64 spp + OIDN
-high, 3 bounces; `--reference-samples`). `--device` renders on the CPU or the GPU `devices.choose`
-picks, at that device's presets. The per-frame row is a frame's cost beyond its samples: 1 spp, no
-denoising, persistent data, consecutive frames, and the last frame rendered again unchanged.
+PSNR is over the 8-bit PNG Blender writes, against the reference rendered once (OIDN high,
+3 bounces; 64 spp for the CPU table, 1024 for the GPU table; `--reference-samples`). `--device`
+renders on the CPU or the GPU `devices.choose` picks, at that device's presets; `--variants gpu`
+(the default off the CPU) weighs the GPU final preset's levers: samples with adaptive sampling,
+its threshold, bounces, transparent bounces, denoiser guides and prefilter, light tree, caustics.
+The per-frame row is a frame's cost beyond its samples: 1 spp, no denoising, persistent data,
+consecutive frames, and the last frame rendered again unchanged.
+
+`--video` measures what a user waits for instead: the whole demo through `nnvis render`'s own path
+(import, preset, `--workers`, MP4 encoding), its total seconds and seconds a frame, and the PSNR of
+its first, middle and last frame against 1024-spp references.
 """
 from __future__ import annotations
 
@@ -54,6 +61,34 @@ VARIANTS = {   # name → CyclesSettings fields; "draft"/"final" are stage.QUALI
                                          bounces=3),
 }
 
+# The GPU table (`--variants gpu`, the default with --device gpu): which levers buy the final
+# preset's ≥ 45 dB (1024-spp reference) with fewer or cheaper samples. Every row denoises with
+# OIDN high (albedo + normal guides, accurate prefilter) and keeps persistent data, as the GPU
+# presets do; the first row is the GPU final preset of 2026-12-04, the speed-up's base.
+HIGH = dict(denoise="HIGH", prefilter="ACCURATE", bounces=3, persistent=True)
+GPU_VARIANTS = {
+    "64 spp, OIDN high, 3 bounces (GPU final of 2026-12-04)": HIGH | dict(samples=64),
+    **{f"{n} spp adaptive, OIDN high, 3 bounces": HIGH | dict(samples=n, adaptive=True)
+       for n in (16, 24, 32, 48, 64)},
+    "32 spp adaptive 0.03": HIGH | dict(samples=32, adaptive=True, adaptive_threshold=0.03),
+    "32 spp adaptive 0.003": HIGH | dict(samples=32, adaptive=True, adaptive_threshold=0.003),
+    "32 spp adaptive, 1 bounce": HIGH | dict(samples=32, adaptive=True, bounces=1),
+    "32 spp adaptive, 0 bounces": HIGH | dict(samples=32, adaptive=True, bounces=0),
+    "32 spp adaptive, 8 transparent bounces": HIGH | dict(samples=32, adaptive=True,
+                                                         transparent_bounces=8),
+    "32 spp adaptive, light tree off": HIGH | dict(samples=32, adaptive=True, light_tree=False),
+    "32 spp adaptive, caustics off": HIGH | dict(samples=32, adaptive=True, caustics=False),
+    "32 spp adaptive, guides albedo only": HIGH | dict(samples=32, adaptive=True,
+                                                      guides="RGB_ALBEDO"),
+    "32 spp adaptive, prefilter fast": HIGH | dict(samples=32, adaptive=True, prefilter="FAST"),
+    "32 spp, no guides": HIGH | dict(samples=32, guides="RGB", prefilter="NONE"),
+    "24 spp adaptive, 1 bounce, 8 transparent, caustics off":
+        HIGH | dict(samples=24, adaptive=True, bounces=1, transparent_bounces=8, caustics=False),
+    "48 spp adaptive, 1 bounce, 8 transparent, caustics off":
+        HIGH | dict(samples=48, adaptive=True, bounces=1, transparent_bounces=8, caustics=False),
+}
+TABLES = {"cpu": VARIANTS, "gpu": GPU_VARIANTS}
+TABLE_REFERENCE_SAMPLES = {"cpu": REFERENCE["samples"], "gpu": 1024}
 
 SCENES = ("demo", "resnet50")
 
@@ -106,15 +141,15 @@ def render_once(scene, path: Path, render: bool = True) -> tuple[float, "np.ndar
 
 def reference_frame(scene, frame: int, recording, tmp: Path, device=None,
                     samples: int = REFERENCE["samples"]):
-    """(seconds, pixels) of the reference (REFERENCE at `samples`), cached per scene code
-    (scene/), recording, frame, size, device kind and samples (seconds 0.0 when it came from the
+    """(seconds, pixels) of the reference (REFERENCE at `samples`), cached per source (the
+    shipped files), recording, frame, size, device kind and samples (seconds 0.0 when it came from the
     cache: it takes minutes on 2 cores)."""
     import hashlib
     from ..packaging import ROOT, cache_dir, source_hash
     from ...scene import devices
     from ...scene.stage import CyclesSettings, apply_cycles
     device = device or devices.CPU
-    key = hashlib.sha256(f"{source_hash(ROOT / 'nnvis_addon' / 'scene')} {recording} {frame} "
+    key = hashlib.sha256(f"{source_hash(ROOT)} {recording} {frame} "
                          f"{scene.render.resolution_x}x{scene.render.resolution_y} {device.kind} "
                          f"{samples}".encode())
     key = key.hexdigest()[:16]
@@ -238,36 +273,124 @@ def _cell(value, spec: str, missing: str = "cached") -> str:
     return missing if value is None else format(value, spec)
 
 
+def video(resolution, quality: str, device: str, workers, recording=None, frames=None,
+          reference_samples: int = 1024, fps: int = 12, log=print) -> dict:
+    """The whole demo (or `frames` of it) rendered to an MP4 through `nnvis render`'s own path
+    (`headless.render_checkpoint`: import at `fps`, preset, workers, frames, encoding); returns
+    its total seconds, seconds a frame and the PSNR of its first, middle and last frame (copied as they
+    are written, before encoding) against references at `reference_samples`."""
+    import bpy
+    import shutil
+    from ..headless import render_checkpoint
+    from ..packaging import build_extension
+    from ...scene import compat, devices
+    from ...scene.frames import SUFFIXES, VIDEO_FRAMES
+    from ...scene.render import video_frames_folder
+    recording = scene_source("demo", recording)
+    with tempfile.TemporaryDirectory(prefix="nnvis-bench-video-") as tmp:
+        tmp, kept = Path(tmp), {}
+        out = tmp / "demo.mp4"
+
+        def keep(frame):
+            scene = bpy.context.scene
+            if frame in (scene.frame_start, (scene.frame_start + scene.frame_end) // 2,
+                         scene.frame_end):
+                name = f"frame_{frame:04d}{SUFFIXES[VIDEO_FRAMES]}"
+                kept[frame] = shutil.copyfile(video_frames_folder(out) / name, tmp / name)
+
+        result = render_checkpoint(recording, out, build_extension(), None, resolution=resolution,
+                                   quality=quality, device=device, workers=workers,
+                                   frames=frames, on_frame=keep, import_options={"fps": fps})
+        log(f"import {result.import_seconds:.1f} s, {result.frames} frames rendered and encoded "
+            f"in {result.render_seconds:.1f} s on {result.device}, {result.workers} workers")
+        scene = bpy.context.scene
+        compat.set_image_output(scene, "PNG")
+        chosen = devices.choose(device)
+        quality_db = {}
+        for frame, path in sorted(kept.items()):
+            scene.frame_set(frame)
+            seconds, reference = reference_frame(scene, frame, recording, tmp, chosen,
+                                                 reference_samples)
+            quality_db[frame] = round(psnr(render_once(scene, path, render=False)[1],
+                                           reference), 2)
+            log(f"  frame {frame}: {quality_db[frame]:.1f} dB (reference {reference_samples} "
+                f"spp: {seconds:.1f} s{', cached' if not seconds else ''})")
+    return dict(scene="demo", mode="video", device=result.device, workers=result.workers,
+                quality=quality, resolution=f"{resolution[0]}x{resolution[1]}", fps=fps,
+                frames=result.frames, import_seconds=round(result.import_seconds, 2),
+                total_seconds=round(result.render_seconds, 2),
+                seconds_per_frame=round(result.render_seconds / max(1, result.frames), 3),
+                reference_samples=reference_samples, psnr_db=quality_db,
+                min_psnr_db=min(quality_db.values(), default=None))
+
+
 def main(argv: list[str]) -> int:
-    from ..cli import _resolution
+    from ..chunks import parse_frames
+    from ..cli import DEMO, QUALITY, _resolution
     parser = argparse.ArgumentParser(prog="nnvis bench render",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print the rows as a JSON list")
+    parser.add_argument("--write", type=Path, metavar="FILE", help="also write the rows as JSON")
     parser.add_argument("--resolution", type=_resolution, default=(1280, 720), help="WxH")
     parser.add_argument("--repeats", type=int, default=3, help="renders per variant (median)")
     parser.add_argument("--scene", choices=SCENES, default="demo",
                         help="the digits demo, or a ResNet50 (weights=None) checkpoint")
     parser.add_argument("--recording", type=Path,
                         help="a recording folder (or for resnet50 a .keras) instead of the cached one")
-    parser.add_argument("--only", help="variant names to keep, separated by ';' (old always runs)")
+    parser.add_argument("--variants", choices=sorted(TABLES),
+                        help="the table of variants: cpu (the default on the CPU) or gpu (the "
+                             "default with --device gpu/auto: samples, adaptive threshold, "
+                             "bounces, denoiser guides, light tree, caustics)")
+    parser.add_argument("--only", help="variant names to keep, separated by ';' (the first "
+                                       "always runs)")
     parser.add_argument("--device", choices=["auto", "cpu", "gpu"], default="cpu",
                         help="render on the CPU (default: comparable rows), or the GPU AUTO picks")
-    parser.add_argument("--reference-samples", type=int, default=REFERENCE["samples"],
-                        help="samples of the reference the PSNR is measured against")
+    parser.add_argument("--reference-samples", type=int,
+                        help="samples of the reference the PSNR is measured against (default: "
+                             "64 for the cpu table, 1024 for the gpu table and --video)")
+    parser.add_argument("--video", action="store_true",
+                        help="render the whole demo to an MP4 through `nnvis render` (--quality, "
+                             "--device, --workers, --frames) and report its total seconds, "
+                             "s/frame and the PSNR of its first, middle and last frame")
+    parser.add_argument("--quality", choices=list(QUALITY), default="final",
+                        help="--video: the preset (default final)")
+    parser.add_argument("--workers", default="auto", help="--video: render processes, auto or N")
+    parser.add_argument("--frames", type=parse_frames, metavar="START-END",
+                        help="--video: only these frames")
+    parser.add_argument("--fps", type=int, default=DEMO["fps"],
+                        help="--video: the import's frame rate, which sets the frame count "
+                             "(default: the demo's; the 10-epoch demo has 175 frames at 12)")
     args = parser.parse_args(argv)
-    variants = VARIANTS
+    table_name = args.variants or ("cpu" if args.device == "cpu" else "gpu")
+    reference_samples = args.reference_samples or (
+        1024 if args.video else TABLE_REFERENCE_SAMPLES[table_name])
+    variants = TABLES[table_name]
     if args.only:
         keep = {n.strip() for n in args.only.split(";")}
-        variants = {n: v for i, (n, v) in enumerate(VARIANTS.items()) if i == 0 or n in keep}
+        variants = {n: v for i, (n, v) in enumerate(variants.items()) if i == 0 or n in keep}
     log = (lambda line: print(line, file=sys.stderr)) if args.json else print
     stdout = os.dup(1)
     if args.json:          # Blender's own "Saved: ..." lines go to stderr: stdout is the JSON
         os.dup2(2, 1)
     try:
-        rows = run(variants, args.resolution, args.repeats, args.recording, log, args.scene,
-                   args.device, args.reference_samples)
+        if args.video:
+            rows = [video(args.resolution, args.quality, args.device, args.workers,
+                          args.recording, args.frames, reference_samples, args.fps, log)]
+        else:
+            rows = run(variants, args.resolution, args.repeats, args.recording, log, args.scene,
+                       args.device, reference_samples)
     finally:
         sys.stdout.flush()
         os.dup2(stdout, 1)
-    print(json.dumps(rows, indent=1) if args.json else table(rows))
+    if args.write:
+        args.write.write_text(json.dumps(rows, indent=1))
+    print(json.dumps(rows, indent=1) if args.json
+          else video_line(rows[0]) if args.video else table(rows))
     return 0
+
+
+def video_line(row: dict) -> str:
+    return (f"{row['frames']} frames at {row['resolution']}, {row['quality']} on {row['device']}, "
+            f"{row['workers']} workers: {row['total_seconds']:.1f} s, "
+            f"{row['seconds_per_frame']:.3f} s/frame; PSNR vs {row['reference_samples']} spp: "
+            + ", ".join(f"frame {f} {db:.1f} dB" for f, db in row["psnr_db"].items()))

@@ -4,7 +4,7 @@ import bpy
 from bpy.props import StringProperty
 
 from ..nnvis_addon.scene import follow, refresh
-from ..nnvis_addon import names
+from ..nnvis_addon.scene.run_record import is_run
 
 
 class NNVIS_OT_refresh_run(bpy.types.Operator):
@@ -20,7 +20,7 @@ class NNVIS_OT_refresh_run(bpy.types.Operator):
         scene = context.scene
         if self.collection:
             found = bpy.data.collections.get(self.collection)
-            if found is None or names.RUN not in found:
+            if not is_run(found):
                 self.report({"ERROR"}, f"no imported run called {self.collection!r}")
                 return {"CANCELLED"}
             reports = [refresh.refresh_run(found, scene)]

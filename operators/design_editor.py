@@ -7,9 +7,9 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from ..nnvis_addon import NNVisError, design
+from ..nnvis_addon import NNVisError, design_stack
 from ..nnvis_addon.model.kinds import DESIGN
-from ..nnvis_addon.scene.design import build_design, rebuild_design
+from ..nnvis_addon.scene.design_writer import build_design, rebuild_design
 from ..nnvis_addon.scene.props import on_edit, quiet, set_stack, stack_layers
 
 
@@ -20,7 +20,7 @@ class NNVIS_OT_design_add_layer(bpy.types.Operator):
     bl_label = "Add Layer"
     bl_options = {"REGISTER", "UNDO"}
 
-    type: EnumProperty(name="Type", items=[(t, t, "") for t in design.TYPES], default="Conv2D")
+    type: EnumProperty(name="Type", items=[(t, t, "") for t in design_stack.TYPES], default="Conv2D")
 
     def execute(self, context):
         stack = context.scene.nnvis_design
@@ -98,7 +98,7 @@ class NNVIS_OT_add_designed_cnn(bpy.types.Operator):
     def execute(self, context):
         stack = context.scene.nnvis_design
         if not stack.layers:
-            set_stack(stack, design.DEFAULT_LAYERS)
+            set_stack(stack, design_stack.DEFAULT_LAYERS)
         from ..nnvis_addon.scene import SceneOptions
         try:
             stack.collection = build_design(
@@ -146,7 +146,7 @@ class NNVIS_OT_export_keras_json(bpy.types.Operator, ExportHelper):
     def execute(self, context):
         stack = context.scene.nnvis_design
         try:
-            path = design.export_keras_json(stack_layers(stack), self.filepath, stack.model_name)
+            path = design_stack.export_keras_json(stack_layers(stack), self.filepath, stack.model_name)
         except NNVisError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -166,7 +166,7 @@ class NNVIS_OT_load_keras_design(bpy.types.Operator, ImportHelper):
     def execute(self, context):
         stack = context.scene.nnvis_design
         try:
-            name, layers = design.read_keras_design(self.filepath)
+            name, layers = design_stack.read_keras_design(self.filepath)
             set_stack(stack, layers)
         except NNVisError as exc:
             self.report({"ERROR"}, str(exc))

@@ -6,7 +6,7 @@ config keys (square 2-tuples may be written as one int). `keras_config` fills in
 exactly as Keras 3.15's ``model.to_json()`` writes it, so the export loads with
 ``keras.models.model_from_json``; `layers_from_config` keeps the keys a config sets to non-default
 values, so config → stack → config is exact. The stack becomes a `Run` with one epoch (random or
-neutral weights) that the importer's scene builder draws; `scene/design.py` builds and rebuilds
+neutral weights) that the importer's scene builder draws; `scene/design_writer.py` builds and rebuilds
 it in Blender. Pure Python.
 """
 from __future__ import annotations
@@ -20,9 +20,10 @@ import numpy as np
 
 from .errors import NNVisError
 from .io.keras_files import read_architecture
-from .model import ops
-from .model.kinds import CONV, DESIGN, POOL
-from .model.keras_config import INPUT_KIND, layer_graph, network_from_config
+from .model import kinds, ops
+from .model.keras_config import layer_graph, network_from_config
+from .model.kinds import DESIGN, INPUT
+from .model.kinds.config import DTYPE_POLICY
 from .model.network import Network
 from .probe import load_probe
 from .run import Run
@@ -40,50 +41,10 @@ DEFAULT_LAYERS = [
     {"type": "Dense", "units": 10, "activation": "softmax"},
 ]
 
-# --------------------------------------------------------------------------------------------------
-# Keras 3.15 layer configs with every default, key order as model.to_json() writes them.
-
-
-def _initializer(name: str, config: dict | None = None) -> dict:
-    return {"module": "keras.initializers", "class_name": name, "config": config or {},
-            "registered_name": None}
-
-
-_DTYPE = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"},
-          "registered_name": None}
-_GLOROT = _initializer("GlorotUniform", {"seed": None, "input_axes": None, "output_axes": None})
-_COMMON = {"name": None, "trainable": True, "dtype": _DTYPE}
-_POOL = {**_COMMON, "pool_size": [2, 2], "padding": "valid", "strides": [2, 2],
-         "data_format": "channels_last"}
-_TEMPLATES = {
-    "Input": {"batch_shape": None, "dtype": "float32", "sparse": False, "ragged": False,
-              "name": None, "optional": False},
-    "Conv2D": {**_COMMON, "filters": None, "kernel_size": None, "strides": [1, 1],
-               "padding": "valid", "data_format": "channels_last", "dilation_rate": [1, 1],
-               "groups": 1, "activation": "linear", "use_bias": True,
-               "kernel_initializer": _GLOROT, "bias_initializer": _initializer("Zeros"),
-               "kernel_regularizer": None, "bias_regularizer": None,
-               "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None},
-    "MaxPooling2D": _POOL,
-    "AveragePooling2D": _POOL,
-    "BatchNormalization": {
-        **_COMMON, "axis": -1, "momentum": 0.99, "epsilon": 0.001, "center": True, "scale": True,
-        "beta_initializer": _initializer("Zeros"), "gamma_initializer": _initializer("Ones"),
-        "moving_mean_initializer": _initializer("Zeros"),
-        "moving_variance_initializer": _initializer("Ones"),
-        "beta_regularizer": None, "gamma_regularizer": None, "beta_constraint": None,
-        "gamma_constraint": None, "synchronized": False, "renorm": False,
-        "renorm_clipping": None, "renorm_momentum": 0.99},
-    "Activation": {**_COMMON, "activation": None},
-    "Dropout": {**_COMMON, "rate": None, "seed": None, "noise_shape": None},
-    "Flatten": {**_COMMON, "data_format": "channels_last"},
-    "GlobalAveragePooling2D": {**_COMMON, "data_format": "channels_last", "keepdims": False},
-    "Dense": {**_COMMON, "units": None, "activation": "linear", "use_bias": True,
-              "kernel_initializer": _GLOROT, "bias_initializer": _initializer("Zeros"),
-              "kernel_regularizer": None, "bias_regularizer": None, "kernel_constraint": None,
-              "bias_constraint": None, "quantization_config": None},
-}
-_KERAS_CLASS = {"Input": INPUT_KIND}
+def _template(row_type) -> dict:
+    """The Keras 3.15 config of a row type with every default, key order as model.to_json()
+    writes it (each kind's own, `kinds.Design.template`); {} for an unknown type."""
+    return DESIGN[row_type].template if row_type in DESIGN else {}
 
 
 def _main(kind) -> tuple[str, ...]:
@@ -100,7 +61,7 @@ def main_params(row: dict) -> dict:
     """The row's main parameters (`_main`) with Keras' defaults filled in (pools: strides =
     pool_size); a required one that is missing stays None."""
     kind = row.get("type")
-    template = _TEMPLATES.get(kind, {})
+    template = _template(kind)
     values = {}
     for key in _main(kind):
         value = row.get(key, template.get(key))
@@ -149,9 +110,9 @@ def _layer_config(row, name: str) -> tuple[str, dict]:
     if not isinstance(row, dict):
         raise NNVisError(f"a row must be a dict, got {type(row).__name__}")
     kind = row.get("type")
-    if kind not in _TEMPLATES:
+    if kind not in DESIGN:
         raise NNVisError(f"unknown layer type {kind!r} (supported: {', '.join(TYPES)})")
-    template = _TEMPLATES[kind]
+    template = _template(kind)
     allowed = set(template) - {"name", "batch_shape"} | set(_main(kind)) | {"type"}
     unknown = sorted(set(row) - allowed - {"name"}, key=str)
     if unknown:
@@ -177,7 +138,7 @@ def _layer_config(row, name: str) -> tuple[str, dict]:
     if "pool_size" in config and config["strides"] is None:
         config["strides"] = list(config["pool_size"])      # Keras: strides None means pool_size
     _check_values(kind, config)
-    return _KERAS_CLASS.get(kind, kind), config
+    return DESIGN[kind].kind, config
 
 
 def _check_values(kind: str, config: dict) -> None:
@@ -192,17 +153,13 @@ def _check_values(kind: str, config: dict) -> None:
                              f"(supported: {', '.join(sorted(ops.ACTIVATIONS))})")
     if "padding" in config and config["padding"] not in ("valid", "same"):
         raise NNVisError(f"padding must be 'valid' or 'same', got {config['padding']!r}")
-    if kind == "Dropout":
-        rate = config["rate"]
-        if not (isinstance(rate, (int, float)) and not isinstance(rate, bool) and 0 <= rate <= 1):
-            raise NNVisError(f"rate must be a number from 0 to 1, got {rate!r}")
-    if kind == "Conv2D" and max(config["strides"]) > 1 and max(config["dilation_rate"]) > 1:
-        raise NNVisError("strides > 1 and dilation_rate > 1 can't be combined (Keras refuses it)")
+    if DESIGN[kind].check is not None:                      # what the kind itself refuses
+        DESIGN[kind].check(config)
 
 
-def _window_fits(kind: str, config: dict, shape: tuple) -> None:
+def _window_fits(config: dict, shape: tuple) -> None:
     """A friendlier message than the shape rule's for the common mistake: a too-large window."""
-    if kind not in CONV | POOL or len(shape) != 3:
+    if not ("kernel_size" in config or "pool_size" in config) or len(shape) != 3:
         return
     if config.get("padding") != "valid":
         return
@@ -210,7 +167,7 @@ def _window_fits(kind: str, config: dict, shape: tuple) -> None:
     dilation = config.get("dilation_rate", [1, 1])
     span = [(k - 1) * d + 1 for k, d in zip(window, dilation)]
     if span[0] > shape[0] or span[1] > shape[1]:
-        what = "kernel" if kind == "Conv2D" else "pool"
+        what = "kernel" if "kernel_size" in config else "pool"
         raise NNVisError(f"{what} {span[0]}×{span[1]} is larger than its {shape[0]}×{shape[1]} "
                          "input; use padding 'same' or a smaller window")
 
@@ -253,7 +210,7 @@ def _analyse(layers) -> list[tuple[RowCheck, tuple[str, dict] | None]]:
                                  f"{first_use[names[i]] + 1}")
             first_use[names[i]] = i
             kind, config = _layer_config(row, names[i])
-            if (kind == INPUT_KIND) != (i == 0):
+            if (kind == INPUT) != (i == 0):
                 raise NNVisError("the first row must be an Input" if i == 0 else
                                  "an Input can only be the first row")
             if i == 0:
@@ -262,7 +219,7 @@ def _analyse(layers) -> list[tuple[RowCheck, tuple[str, dict] | None]]:
                 out.append((RowCheck(None, None), (kind, config)))
                 continue
             else:
-                _window_fits(kind, config, shape)
+                _window_fits(config, shape)
                 new_shape = ops.output_shape(kind, config, [shape])
                 ops.weight_shapes(kind, config, [shape])
                 if any(d is not None and d <= 0 for d in new_shape):
@@ -317,7 +274,7 @@ def keras_config(layers, name: str = DEFAULT_NAME) -> dict:
         shape = status.shape
     batch_shape = list(analysed[0][1][1]["batch_shape"])
     return {"module": "keras", "class_name": "Sequential",
-            "config": {"name": name, "trainable": True, "dtype": copy.deepcopy(_DTYPE),
+            "config": {"name": name, "trainable": True, "dtype": copy.deepcopy(DTYPE_POLICY),
                        "layers": entries, "build_input_shape": batch_shape},
             "registered_name": None, "build_config": {"input_shape": list(batch_shape)},
             "compile_config": {}}
@@ -342,11 +299,11 @@ def _without_shared_ids(value):
 
 
 def _row(kind: str, config: dict, source: str) -> dict:
-    row_type = next((t for t in TYPES if _KERAS_CLASS.get(t, t) == kind), None)
+    row_type = next((t for t in TYPES if DESIGN[t].kind == kind), None)
     if row_type is None:
         raise NNVisError(f"{source}: layer {config.get('name')!r} is a {kind}, which the designer "
                          f"does not offer (supported: {', '.join(TYPES)})")
-    template = _TEMPLATES[row_type]
+    template = _template(row_type)
     row = {"type": row_type, "name": config.get("name")}
     if row_type == "Input":
         batch_shape = config.get("batch_shape") or config.get("batch_input_shape")
@@ -415,7 +372,8 @@ def _glorot(rng, shape: tuple) -> np.ndarray:
 
 def design_weights(network: Network, mode: str = "random", seed: int = 0) -> dict:
     """Layer name → weights in Keras order. Kernels: Glorot-uniform from `seed` ("random") or zero
-    ("structure"); biases zero; BatchNormalization the identity (gamma 1, beta 0, mean 0, var 1)."""
+    ("structure"); biases zero; a kind's own neutral start where it has one (`Design.neutral`:
+    BatchNormalization the identity, gamma 1, beta 0, mean 0, var 1)."""
     if mode not in WEIGHT_MODES:
         raise NNVisError(f"weights must be one of {', '.join(WEIGHT_MODES)}, got {mode!r}")
     rng = np.random.default_rng(seed)
@@ -423,11 +381,9 @@ def design_weights(network: Network, mode: str = "random", seed: int = 0) -> dic
     for layer in network.layers:
         if not layer.weight_shapes:
             continue
-        if layer.kind == "BatchNormalization":
-            names = (["gamma"] if layer.config.get("scale", True) else []) \
-                + (["beta"] if layer.config.get("center", True) else []) + ["mean", "var"]
-            weights[layer.name] = [np.full(s, 1.0 if n in ("gamma", "var") else 0.0, np.float32)
-                                   for n, s in zip(names, layer.weight_shapes)]
+        offered = kinds.get(layer.kind).design if kinds.get(layer.kind) else None
+        if offered is not None and offered.neutral is not None:
+            weights[layer.name] = offered.neutral(layer.config, layer.weight_shapes)
             continue
         kernel, *rest = layer.weight_shapes
         first = _glorot(rng, kernel) if mode == "random" else np.zeros(kernel, np.float32)

@@ -1,6 +1,6 @@
 """A design's scene in Blender: `build_design` draws the stack as the importer draws a checkpoint,
 `rebuild_design` replaces its layers and edges in place, keeping the user's edits (camera,
-controls, materials). The stack itself, its checks and the Keras config are `nnvis_addon.design`.
+controls, materials). The stack itself, its checks and the Keras config are `nnvis_addon.design_stack`.
 """
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from pathlib import Path
 import bpy
 
 from .. import names
-from ..design import DEFAULT_NAME, design_run
+from ..design_stack import DEFAULT_NAME, design_run
 from ..errors import NNVisError
 from .build import SceneOptions, build_scene
 from .camera_moves import screen_of
 from .layers import MODIFIER
 from .nodes import input_ids, set_ramp
+from .run_record import RunRecord
 
 _LOOKUP_VALUES = (names.SCALE, names.OFFSET)   # data-derived Value nodes of an atlas material
 _DATA_INPUTS = {"Geometry", "Epoch", "Width", "Height", "Material", "Inbound", "Source",
@@ -25,13 +26,12 @@ def build_design(layers, weights: str = "random", seed: int = 0, probe=None,
                  name: str = DEFAULT_NAME, options=None, scene=None):
     """Build the stack's scene (as the importer does) and return its collection.
 
-    The collection records the settings in ``["nnvis_design"]`` (`names.DESIGN`) so
-    `rebuild_design` can redo it.
+    The run's record keeps the settings (`RunRecord.design`) so `rebuild_design` can redo it.
     """
     run = design_run(layers, weights, seed, probe, name)
     collection = build_scene(run, options, scene)
-    collection[names.DESIGN] = {"weights": weights, "seed": int(seed), "name": name,
-                                  "probe": str(probe) if isinstance(probe, (str, Path)) else ""}
+    RunRecord(collection).design = {"weights": weights, "seed": int(seed), "name": name,
+                                    "probe": str(probe) if isinstance(probe, (str, Path)) else ""}
     return collection
 
 
@@ -46,7 +46,8 @@ def rebuild_design(collection, layers, scene=None):
     its atlas image, lookup and colour range are pointed at the new data. Overlays are rebuilt
     (they show data), each kind staying hidden or shown. Scene settings are not touched.
     """
-    settings = collection.get(names.DESIGN)
+    record = RunRecord(collection)
+    settings = record.design
     if settings is None:
         raise NNVisError(f"collection {collection.name!r} was not built from a design")
     scene = scene or bpy.context.scene
@@ -54,8 +55,7 @@ def rebuild_design(collection, layers, scene=None):
                      settings["name"])
     fresh = build_scene(run, SceneOptions(setup_render=False), scene, label=collection.name)
     _swap_objects(collection, fresh)
-    for key in (names.RUN, names.EPOCHS):
-        collection[key] = fresh[key]
+    record.source, record.epochs = RunRecord(fresh).source, RunRecord(fresh).epochs
     bpy.data.collections.remove(fresh)
     return collection
 

@@ -6,7 +6,7 @@ impossible; the active row's full settings sit under the list. The checks run on
 """
 import bpy
 
-from ..nnvis_addon import design
+from ..nnvis_addon import design_stack
 from ..nnvis_addon.model.kinds import DESIGN
 from ..nnvis_addon.scene.props import stack_layers
 
@@ -16,7 +16,7 @@ _shown: dict[int, list] = {}     # stack pointer -> the checks of the panel's cu
 def _checks(stack) -> list:
     key = stack.as_pointer()
     if key not in _shown or len(_shown[key]) != len(stack.layers):
-        _shown[key] = design.check(stack_layers(stack)) if len(stack.layers) else []
+        _shown[key] = design_stack.check(stack_layers(stack)) if len(stack.layers) else []
     return _shown[key]
 
 
@@ -53,7 +53,7 @@ class NNVIS_PT_design(bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         stack = context.scene.nnvis_design
-        _shown[stack.as_pointer()] = design.check(stack_layers(stack)) if len(stack.layers) else []
+        _shown[stack.as_pointer()] = design_stack.check(stack_layers(stack)) if len(stack.layers) else []
         row = layout.row()
         row.template_list("NNVIS_UL_design_layers", "", stack, "layers", stack, "active", rows=6)
         side = row.column(align=True)
