@@ -521,9 +521,12 @@ def test_camera_tours_the_stages(imported):
             zoom[name] = (hi - lo).max() / (whole[name][1] - whole[name][0]).max()
             area = np.array(framing.NETWORK)
             centre = (area[:2] + area[2:]) / 2      # the stage is what the camera centres (with
-            # its label, which moves the stage's maps off centre a little)
-            np.testing.assert_allclose((lo + hi) / 2, centre, atol=0.06, err_msg=name)
-        assert min(zoom.values()) > 0.99 and zoom["input"] > 1.5 and zoom["head"] > 1.2, zoom
+            # its label: 12 px at 640×360 in the whole view, larger close up, it moves the
+            # stage's maps off centre by up to half its height)
+            np.testing.assert_allclose((lo + hi) / 2, centre, atol=0.08, err_msg=name)
+        # (stage 1 is nearly the whole digits network: framed with its 12 px label, a little
+        # smaller than in the whole view)
+        assert min(zoom.values()) > 0.95 and zoom["input"] > 1.5 and zoom["head"] > 1.2, zoom
         for frame in (start, end):
             scene.frame_set(frame)
             np.testing.assert_allclose(np.array(cam.matrix_world), home, rtol=1e-3, atol=1e-3)

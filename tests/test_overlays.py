@@ -112,9 +112,9 @@ def test_epoch_marker_moves_along_the_curves(recorded):
 
 
 def test_every_text_reads_at_640x360(recorded):
-    """Captions, the counter and the legend at least 12 px tall in the demo's 640×360 video (the
-    curves' ticks and legend were 8 px), at the first and last frame; layer labels stay 8.6 px
-    until they can be placed closer to deep networks."""
+    """Layer labels, captions, the counter and the legend at least 12 px tall in the demo's
+    640×360 video (labels were 8.6 px, the curves' ticks and legend 8), at the first and last
+    frame."""
     import bpy
     from test_picture import check_text_size, text_sizes
     scene = bpy.context.scene

@@ -77,7 +77,8 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         screen = camera_moves.add_screen(collection, cam)
         overlays = hud.build_overlays(run, collection, screen, aspect, frames, options.overlays)
         animated += [o for o in overlays if layers.MODIFIER in o.modifiers]
-        labels_mod.add_labels(collection, network, placements, cam, options.labels)
+        labels_mod.add_labels(collection, network, placements, cam, options.labels,
+                              aspect)
         for connection in plan.connections:
             obj = edges_mod.edge_object(label, connection, objects[connection.src],
                                         objects[connection.dst], plan.weightless,

@@ -2,10 +2,11 @@
 
 A label is a text object turned to the camera by a Copy Rotation constraint, so it faces the
 viewer in every camera move, and sized by its distance from the camera so it reads at `SIZE` of the
-frame height in every view of the move. Labels stand above their layer, or below it where a
-neighbour's label already takes the space. A network wrapped into rows (or over `MAX_LAYER_LABELS`
-layers) gets one label per stage (stages.py: input, stem, stage 1..n, head) unless per-layer labels
-are asked for: a row of a dozen labels would stack into the next row.
+frame height (12 px at 640×360, like every overlay text) in every view of the move. Labels stand
+over or under their layers, wherever they grow the framed picture least (`arrange`). A network
+wrapped into rows, or whose per-layer labels would not fit side by side over and under its row,
+gets one label per stage (stages.py: input, stem, stage 1..n, head) unless per-layer labels are
+asked for.
 """
 from __future__ import annotations
 
@@ -17,15 +18,13 @@ from ..blocks import EXPANDED, title
 from ..stages import shape_text, stages
 from . import nodes
 from .font import text_width
-from .overlays import card_material, label_material
+from .overlays import MIN_TEXT, card_material, label_material
 from .. import names
 
-SIZE = 0.024               # text size, in frame heights (a two-line label stands ≈ 2 × as tall)
-SMALLEST = 0.017           # ... and never less than this in any view of a camera move (labels
-                           # at 12 px, overlays' MIN_TEXT, crowd deep networks out of the frame:
-                           # MobileNetV2 fell to 9 % of it — until labels are placed closer)
-MAX_LAYER_LABELS = 40
-MODES = {"auto": "Layer labels for a network in one row, stage labels when it wraps into rows",
+SIZE = MIN_TEXT            # text size, in frame heights (a two-line label stands ≈ 2 × as tall):
+SMALLEST = MIN_TEXT        # 12 px at 640×360 in the first view, and never less in any other
+MODES = {"auto": "Layer labels for a network in one row where they fit side by side, stage "
+         "labels otherwise",
          "layers": "One label per layer", "stages": "One label per stage (input, stem, "
          "stages, head)", "none": "No labels"}
 NEAR = 0.02               # a label pulled before the layers it meets stands this share of its
@@ -34,18 +33,29 @@ INK = 0.9                  # a line's ink above its baseline and below, in text 
                            # 0.19 + 0.7 of Blender's default font; lines are 1.2 apart)
 
 
-def label_specs(network, placements: dict, mode: str = "auto") -> list[tuple[str, str, list]]:
+def label_specs(network, placements: dict, mode: str = "auto", aspect: float = 16 / 9
+                ) -> list[tuple[str, str, list]]:
     """(label name, text, layer names) per label."""
     if mode == "none":
         return []
     wrapped = any(p.row for p in placements.values())
-    if mode == "stages" or (mode == "auto" and (wrapped or len(network.layers) > MAX_LAYER_LABELS)):
+    per_layer = [(l.name, f"{title(l)}\n{shape_text(l)}", [l.name]) for l in network.layers]
+    if mode == "stages" or (mode == "auto" and (wrapped or not _side_by_side(per_layer, aspect))):
         # a block expanded from the sidebar is looked at layer by layer: its layers' own labels,
         # short (a dozen side by side: conv3_block2_1_conv → 1_conv) beside the stages'
         return [(s.name, s.text(network), s.layers) for s in stages(network)] + \
             [(l.name, _within(l.name, l.config[EXPANDED]), [l.name]) for l in network.layers
              if EXPANDED in l.config]
-    return [(l.name, f"{title(l)}\n{shape_text(l)}", [l.name]) for l in network.layers]
+    return per_layer
+
+
+def _side_by_side(specs: list, aspect: float) -> bool:
+    """Whether labels fit side by side at SIZE over and under one row of layers: together at most
+    1.5 times as wide as the network's area of the frame (two rows of labels, each three quarters
+    full: they stand over layers that are not evenly spaced). DenseNet121's 16 block labels
+    (1.99 area widths at 640×360) stacked four high and shrank the network to 14 % of the frame."""
+    width = sum(max(map(text_width, text.split("\n"))) for _, text, _ in specs) * SIZE / aspect
+    return width <= 1.5 * (framing.NETWORK[2] - framing.NETWORK[0])
 
 
 def _within(name: str, block: str) -> str:
@@ -54,35 +64,36 @@ def _within(name: str, block: str) -> str:
     return short or name
 
 
-def _anchors(layers: list, placements: dict, front: float | None
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """(top, bottom) anchor points above and below the labelled layers' box — in a wrapped
-    layout, the box of those in the row holding most of them."""
+def _anchors(layers: list, placements: dict, front: float | None) -> list[tuple]:
+    """(top, bottom, row) anchor points above and below the labelled layers' box in each row
+    they stand in, the row holding most of them first."""
     rows = [placements[n].row for n in layers]
-    main = max(set(rows), key=rows.count)
-    pts = []
-    for name in layers:
-        p = placements[name]
-        if p.row != main:
-            continue
-        half = p.cell_size / 2
-        pts += [p.centers.min(axis=0) - [0, half, half], p.centers.max(axis=0) + [0, half, half]]
-    pts = np.asarray(pts, float)
-    lo, hi = pts.min(axis=0), pts.max(axis=0)
-    # on the layers' front edge (the cameras look from -Y); deep networks: in the network's front
-    # plane, before the rows' edges and skip arcs
-    x, y = (lo[0] + hi[0]) / 2, (lo[1] if front is None else front)
-    return np.array([x, y, hi[2]]), np.array([x, y, lo[2]])
+    found = []
+    for row in sorted(set(rows), key=lambda r: (-rows.count(r), r)):
+        pts = []
+        for name in layers:
+            p = placements[name]
+            if p.row == row:
+                half = p.cell_size / 2
+                pts += [p.centers.min(axis=0) - [0, half, half],
+                        p.centers.max(axis=0) + [0, half, half]]
+        lo, hi = np.min(pts, axis=0), np.max(pts, axis=0)
+        # on the layers' front edge (the cameras look from -Y); deep networks: in the network's
+        # front plane, before the rows' edges and skip arcs
+        x, y = (lo[0] + hi[0]) / 2, (lo[1] if front is None else front)
+        found.append(([x, y, hi[2]], [x, y, lo[2]], row))
+    return found
 
 
-def add_labels(collection, network, placements: dict, camera, mode: str = "auto") -> list:
+def add_labels(collection, network, placements: dict, camera, mode: str = "auto",
+               aspect: float = 16 / 9) -> list:
     """The label objects of `network`, unsized and unplaced until `arrange`."""
     objects = []
     front = None
     last_row = max(p.row for p in placements.values())
     if last_row:
         front = min(float(p.centers[:, 1].min()) - p.cell_size / 2 for p in placements.values())
-    for name, text, layers in label_specs(network, placements, mode):
+    for name, text, layers in label_specs(network, placements, mode, aspect):
         curve = bpy.data.curves.new(f"Label {name}", "FONT")
         curve.body = text
         curve.align_x = "CENTER"
@@ -90,11 +101,11 @@ def add_labels(collection, network, placements: dict, camera, mode: str = "auto"
         obj = bpy.data.objects.new(f"Label {name}", curve)
         obj[names.LABEL] = name
         obj[names.LABEL_LAYERS] = layers
-        top, bottom = _anchors(layers, placements, front)
-        obj[names.ANCHOR_TOP], obj[names.ANCHOR_BOTTOM] = top.tolist(), bottom.tolist()
+        anchors = _anchors(layers, placements, front)
+        obj[names.ANCHOR_TOP] = [c for top, _, _ in anchors for c in top]
+        obj[names.ANCHOR_BOTTOM] = [c for _, bottom, _ in anchors for c in bottom]
         # under a row is the next row's place: there only the last row's labels may hang
-        rows = [placements[n].row for n in layers]
-        obj[names.LABEL_BELOW] = max(set(rows), key=rows.count) == last_row
+        obj[names.LABEL_BELOW] = [int(row == last_row) for _, _, row in anchors]
         _add_card(obj)
         constraint = obj.constraints.new("COPY_ROTATION")
         constraint.target = camera
@@ -123,32 +134,38 @@ def _frame_height(depth, view: framing.View, aspect: float):
 
 
 def arrange(labels: list, views: list, aspect: float, layer_points=None) -> None:
-    """Size every label for the views of the move and stack them so neighbours on screen don't
-    overlap: above the layer first, then below, then a row further out — nudged right past a
-    neighbour where that is enough, and kept inside the network's area of the frame where a free
-    place there exists. `layer_points` (n × 8
-    box corners per layer) pull a label along the first view's ray in front of every layer whose
-    screen box it meets (same place and size on screen): a label wider than the gap between two
-    layers would otherwise sink into its neighbours' maps."""
+    """Size every label for the views of the move and place them so neighbours on screen don't
+    overlap: over or under its layers in any row they stand in (under a row that is not the
+    last only where no maps stand: it is the next row's place), or a row further out, nudged
+    either way past a neighbour — of these, where the screen box of the network and the labels
+    placed so far grows least (the framing fits that box into the network's area: labels
+    stacked over each other pushed MobileNetV2 back to 9 % of the frame), then nearest its
+    layers. `layer_points` (n × 8 box corners per layer) pull a label along the first view's
+    ray in front of every layer whose screen box it meets (same place and size on screen): a
+    label wider than the gap between two layers would otherwise sink into its neighbours'
+    maps."""
     if not labels:
         return
-    tops = np.array([o[names.ANCHOR_TOP] for o in labels], float)
-    bottoms = np.array([o[names.ANCHOR_BOTTOM] for o in labels], float)
-    heights = np.array([_frame_height(framing.project(tops, v.location, v.direction, aspect,
-                                                      ortho_scale=v.ortho_scale)[:, 2], v, aspect)
-                        for v in views])
-    # SIZE in the first (home) view, but at least SMALLEST in every other one
-    sizes = np.maximum(SIZE * heights[0], SMALLEST * heights.max(axis=0))
+    # each label's anchors: above and below its layers in each row they stand in, main row first
+    anchors = [(np.reshape(o[names.ANCHOR_TOP], (-1, 3)), np.reshape(o[names.ANCHOR_BOTTOM], (-1, 3)),
+                np.atleast_1d(o.get(names.LABEL_BELOW, True))) for o in labels]
+    tops = np.array([top[0] for top, _, _ in anchors], float)
     first = views[0]
+
+    def size_at(point) -> float:
+        """SIZE in the first (home) view, but at least SMALLEST in every other one."""
+        return max(SIZE * _height_at(point, first, aspect), _least(point, views, aspect))
 
     def screen(points):
         return framing.project(points, first.location, first.direction, aspect,
                                shift=first.shift, ortho_scale=first.ortho_scale)
 
-    top_uv, bottom_uv = screen(tops), screen(bottoms)
     lines = [o.data.body.split("\n") for o in labels]
-    half_u = np.array([max(map(text_width, ls)) for ls in lines]) * SIZE / aspect / 2
-    tall = np.array([len(ls) for ls in lines]) * 1.2 * SIZE + 0.4 * SIZE   # frame heights
+    # on screen in the first view, in frame heights: SIZE, or more where another view of the move
+    # stands farther off (an orbit's far side)
+    shown = np.array([size_at(top) / _height_at(top, first, aspect) for top in tops])
+    half_u = np.array([max(map(text_width, ls)) for ls in lines]) * shown / aspect / 2
+    tall = (np.array([len(ls) for ls in lines]) * 1.2 + 0.4) * shown
     placed: list[tuple[float, float, float, float]] = []
     nearest = None
     if layer_points is not None and len(layer_points) and len(layer_points) % 8 == 0:
@@ -156,33 +173,44 @@ def arrange(labels: list, views: list, aspect: float, layer_points=None) -> None
         nearest = (corners[:, :, :2].min(axis=1), corners[:, :, :2].max(axis=1),
                    corners[:, :, 2].min(axis=1))
     right = framing.basis(first.direction)[0]
-    for k in np.argsort(top_uv[:, 0]):
-        u = top_uv[k, 0]
-        below = labels[k].get(names.LABEL_BELOW, True)
-        chosen = None       # the first free place, or the first that stays in the network's area
-        for row in (0, -1, 1, -2, 2, -3, 3, -4, 4) if below else (0, 1, 2, 3, 4):
-            v0 = (top_uv[k, 1] if row >= 0 else bottom_uv[k, 1]) + row * tall[k]
-            box = _free((u - half_u[k], v0, u + half_u[k], v0 + tall[k]), placed)
-            if box is None:
-                continue
-            if chosen is None:
-                chosen = row, box
-            if framing.NETWORK[1] <= box[1] and box[3] <= framing.NETWORK[3]:
-                chosen = row, box
-                break
-        row, box = chosen or (0, (u - half_u[k], top_uv[k, 1], u + half_u[k], top_uv[k, 1] + tall[k]))
+    # the screen box of the network and the labels placed so far: the framing fits it to the
+    # network's area, so each label goes where it grows that box least (the network then shows
+    # largest), nearest its layer among equals
+    on_screen = [(screen(top), screen(bottom)) for top, bottom, _ in anchors]
+    extent = (np.concatenate([nearest[0], nearest[1]]) if nearest is not None
+              else np.concatenate([uv[:, :2] for pair in on_screen for uv in pair]))
+    extent = (*extent.min(axis=0), *extent.max(axis=0))
+    for k in np.argsort(screen(tops)[:, 0]):
+        best = None
+        for a, (top_uv, bottom_uv, below) in enumerate(zip(*on_screen[k], anchors[k][2])):
+            u = top_uv[0]
+            for row in (0, -1, 1, -2, 2, -3, 3) if below else (0, -1, 1, 2, 3):
+                v0 = (top_uv[1] if row >= 0 else bottom_uv[1]) + row * tall[k]
+                for box in _free_places((u - half_u[k], v0, u + half_u[k], v0 + tall[k]), placed):
+                    if not below and row < 0 and _on_layers(box, nearest):
+                        continue    # under a row, before the next: only where no maps stand
+                    cost = (round(_grown(extent, box), 3), a, abs(row), abs(box[0] + half_u[k] - u))
+                    if best is None or cost < best[0]:
+                        best = cost, a, row, box
+        if best is None:
+            top_uv = on_screen[k][0][0]
+            best = None, 0, 0, (top_uv[0] - half_u[k], top_uv[1], top_uv[0] + half_u[k],
+                                top_uv[1] + tall[k])
+        _, a, row, box = best
+        extent = _union(extent, box)
         placed.append(box)
-        obj, size = labels[k], sizes[k]
+        obj, top, bottom = labels[k], anchors[k][0][a], anchors[k][1][a]
+        size = size_at(top)
         step = len(lines[k]) * 1.2 * size + 0.4 * size     # one label's height, in world units
         obj.data.size = size
         if row >= 0:      # above: the text's bottom sits a little over the layer
             obj.data.align_y = "BOTTOM"
-            location = (tops[k][0], tops[k][1], tops[k][2] + 0.4 * size + row * step)
+            location = (top[0], top[1], top[2] + 0.4 * size + row * step)
         else:             # below: the first line hangs under the layer
             obj.data.align_y = "TOP"
-            location = (bottoms[k][0], bottoms[k][1], bottoms[k][2] - 0.4 * size + (row + 1) * step)
-        aside = ((box[0] + box[2]) / 2 - u) * heights[0][k] * aspect      # world units
-        location = np.array(location) + right * aside
+            location = (bottom[0], bottom[1], bottom[2] - 0.4 * size + (row + 1) * step)
+        aside = ((box[0] + box[2]) / 2 - on_screen[k][0][a][0]) * _height_at(top, first, aspect)
+        location = np.array(location) + right * aside * aspect          # world units
         # sized at its layer's anchor: standing aside, or pulled in front (its size kept for the
         # first view), it may read smaller in another view of the move
         grow = max(_least(location, views, aspect) / size, 1.0)
@@ -192,28 +220,64 @@ def arrange(labels: list, views: list, aspect: float, layer_points=None) -> None
         obj.location, obj.data.size = location, max(size, _least(location, views, aspect))
 
 
+def _height_at(point, view: framing.View, aspect: float) -> float:
+    """World height of `view`'s frame at `point`'s depth."""
+    depth = framing.project([point], view.location, view.direction, aspect,
+                            ortho_scale=view.ortho_scale)[0, 2]
+    return float(_frame_height(depth, view, aspect))
+
+
 def _least(location, views: list, aspect: float) -> float:
     """The smallest size a label at `location` may have: SMALLEST in every one of `views`."""
-    return SMALLEST * max(float(_frame_height(framing.project(
-        [location], v.location, v.direction, aspect, ortho_scale=v.ortho_scale)[0, 2], v,
-        aspect)) for v in views)
+    return SMALLEST * max(_height_at(location, v, aspect) for v in views)
 
 
 def _meets(a, b) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def _free(box, placed: list):
-    """`box` where it meets no `placed` box, else moved right just past the ones it meets — at
-    most half its width, so it still stands over what it names — else None."""
+def _free_places(box, placed: list) -> list:
+    """`box` where it meets no `placed` box, else moved right, and left, just past the ones it
+    meets — at most half its width each way, so it still stands over what it names."""
     half, start = (box[2] - box[0]) / 2, box[0]
-    while box[0] - start <= half:
-        hits = [b for b in placed if _meets(box, b)]
-        if not hits:
-            return box
-        shift = max(b[2] for b in hits) + 0.2 * half - box[0]
-        box = (box[0] + shift, box[1], box[2] + shift, box[3])
-    return None
+    found = []
+    for side in (1, -1):
+        moved = box
+        while abs(moved[0] - start) <= 2 * half:
+            hits = [b for b in placed if _meets(moved, b)]
+            if not hits:
+                found.append(moved)
+                break
+            edge = max(b[2] for b in hits) + 0.2 * half if side > 0 else \
+                min(b[0] for b in hits) - 0.2 * half - 2 * half
+            shift = edge - moved[0]
+            moved = (moved[0] + shift, moved[1], moved[2] + shift, moved[3])
+        if moved == box and found:
+            break       # free where it stands
+    return found
+
+
+def _on_layers(box, nearest) -> bool:
+    """Whether screen box `box` meets any layer's screen box (`nearest`, as `arrange` has it)."""
+    if nearest is None:
+        return True
+    lo, hi, _ = nearest
+    return bool(((lo[:, 0] < box[2]) & (box[0] < hi[:, 0]) & (lo[:, 1] < box[3])
+                 & (box[1] < hi[:, 1])).any())
+
+
+def _union(a, b) -> tuple:
+    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
+
+
+def _grown(extent, box) -> float:
+    """How much smaller the framing must show everything for `box` to join `extent` (screen
+    boxes): the growth of the larger of its two shares of the network's area."""
+    area = framing.NETWORK
+    def scale(b):
+        w, h = (b[2] - b[0]) / (area[2] - area[0]), (b[3] - b[1]) / (area[3] - area[1])
+        return max(w, h) + 1.0 * min(w, h)
+    return scale(_union(extent, box)) / scale(extent)
 
 
 def _in_front(location: np.ndarray, size: float, box, nearest, view: framing.View):
