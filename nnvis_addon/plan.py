@@ -95,6 +95,7 @@ class ConnectionPlan:
 class ScenePlan:
     network: Network                         # as drawn (blocks folded or not)
     rows: int                                # layout rows (> 1: wrapped)
+    view: np.ndarray                         # the home view direction (framing.py)
     placements: dict[str, Placement]
     layers: list[LayerPlan]                  # in `network.layers` order
     connections: list[ConnectionPlan]        # by target layer, then source
@@ -315,6 +316,8 @@ def plan_scene(run, options, aspect: float = 16 / 9,
     rows = 1 if len(network.layers) <= WRAP_ABOVE else \
         layout.choose_rows(network, lambda pts: framing.magnification(pts, aspect))
     placed = layout.layout_network(network, rows=rows)
+    view = framing.wrapped_view(layout.corners(placed), aspect) if rows > 1 else \
+        framing.VIEW_DIRECTION
     placements = {p.name: p for p in (place(placed) if place else placed)}
     steps = len(network.layers) * 2 + 1
     sources = {src for l in network.layers for src in l.inbound}
@@ -355,7 +358,7 @@ def plan_scene(run, options, aspect: float = 16 / 9,
                 placements[src], placements[layer.name], edges, options, cell_values[src],
                 found.shares(src, layer.name, edges.src, edges.dst),     # None: a block
                 found.units, first_unit))
-    return ScenePlan(network, rows, placements, layer_plans, connections, found, first_unit,
+    return ScenePlan(network, rows, view, placements, layer_plans, connections, found, first_unit,
                      drawn, max(total, drawn), cap)
 
 

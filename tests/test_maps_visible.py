@@ -19,7 +19,8 @@ from nnvis_addon.tools.bench import maps
 
 TIER = "render"
 MEDIAN, WORST, COVERAGE = 0.75, 0.50, 0.15
-NETWORKS = ("resnet50", "mobilenetv2", "densenet121", "resnet18-onnx")
+NETWORKS = ("resnet50", "mobilenetv2", "densenet121", "resnet18-onnx", "efficientnetb0",
+            "mobilenet_v3_small-onnx")
 
 
 @pytest.fixture(scope="module")

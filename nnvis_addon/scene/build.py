@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bpy
 
-from .. import framing, layout, names, run_watch
+from .. import layout, names, run_watch
 from ..options import SceneOptions
 from ..plan import plan_scene
 from ..stages import stages
@@ -52,8 +52,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         record.aspect, record.frame_end = aspect, frame_end
         record.blocks = (options.blocks, options.expand)
         record.source_state = run_watch.state(run.source)
-        record.view = (framing.WRAPPED_VIEW_DIRECTION if plan.rows > 1
-                       else framing.VIEW_DIRECTION)
+        record.view = plan.view
         record.options = options
         record.stops = [[s.name, s.layers] for s in stages(network)]
         scene.collection.children.link(collection)
