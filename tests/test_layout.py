@@ -87,6 +87,32 @@ def test_the_orbit_sweeps_60_degrees_from_either_home_view(wrapped):
     assert toward == pytest.approx(20 if wrapped else 40)
 
 
+@pytest.mark.parametrize("length, turned", [(60.0, True), (8.0, False)])
+def test_wrapped_rows_wider_than_the_area_turn_towards_the_maps_faces(length, turned):
+    """Two rows wider than the network area (EfficientNetB0's, mobilenet_v3_small's) are seen
+    turned towards -X until they fill its height too, so they show larger; rows the area's
+    height already bounds keep the side view."""
+    import numpy as np
+    from nnvis_addon import framing
+    rows = framing.box_corners([0.0, -1.0, -5.0], [length, 1.0, 1.0])
+    home = framing.wrapped_view(rows, 16 / 9)
+    height = framing.NETWORK[3] - framing.NETWORK[1]
+
+    def azimuth(d):
+        return np.degrees(np.arctan2(d[1], d[0]))
+
+    side = framing.fit(rows, framing.WRAPPED_VIEW_DIRECTION, 16 / 9)
+    seen = framing.fit(rows, home, 16 / 9)
+    if turned:
+        assert side.box[3] - side.box[1] < 0.9 * height
+        assert azimuth(home) < azimuth(framing.WRAPPED_VIEW_DIRECTION) - 1     # towards -X
+        assert seen.box[3] - seen.box[1] > side.box[3] - side.box[1]          # shown larger
+        assert home[2] == pytest.approx(framing.WRAPPED_VIEW_DIRECTION[2])     # as low
+        assert framing.orbit_swing(home) == (20.0, 40.0)                       # still wrapped
+    else:
+        np.testing.assert_allclose(home, framing.WRAPPED_VIEW_DIRECTION)
+
+
 @pytest.mark.parametrize("classes, doubled", [(10, True), (1000, False)])
 def test_only_a_column_of_class_scores_is_drawn_at_twice_the_size(classes, doubled):
     """A 10-class output stands as a column twice a unit's size, beside the prediction bars; a
