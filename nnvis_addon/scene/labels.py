@@ -27,6 +27,8 @@ MODES = {"auto": "Layer labels for a network in one row where they fit side by s
          "labels otherwise",
          "layers": "One label per layer", "stages": "One label per stage (input, stem, "
          "stages, head)", "none": "No labels"}
+GAP_COST = 0.03           # a label between two rows reads as the lower row's too: taken there only
+                           # where over its own row the picture would shrink 3 % more
 NEAR = 0.02               # a label pulled before the layers it meets stands this share of its
                            # distance in front of them
 INK = 0.9                  # a line's ink above its baseline and below, in text sizes (measured
@@ -187,9 +189,11 @@ def arrange(labels: list, views: list, aspect: float, layer_points=None) -> None
             for row in (0, -1, 1, -2, 2, -3, 3) if below else (0, -1, 1, 2, 3):
                 v0 = (top_uv[1] if row >= 0 else bottom_uv[1]) + row * tall[k]
                 for box in _free_places((u - half_u[k], v0, u + half_u[k], v0 + tall[k]), placed):
-                    if not below and row < 0 and _on_layers(box, nearest):
+                    gap = not below and row < 0
+                    if gap and _on_layers(box, nearest):
                         continue    # under a row, before the next: only where no maps stand
-                    cost = (round(_grown(extent, box), 3), a, abs(row), abs(box[0] + half_u[k] - u))
+                    grown = _grown(extent, box) * (1.0 + GAP_COST * gap)
+                    cost = (round(grown, 3), a, abs(row), abs(box[0] + half_u[k] - u))
                     if best is None or cost < best[0]:
                         best = cost, a, row, box
         if best is None:
