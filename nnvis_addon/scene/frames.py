@@ -1,7 +1,16 @@
 """A folder of rendered frames: their names and formats, the output settings that write them, and
-one process's frame loop with claims (`render_sequence`), so N processes or machines sharing the
-folder split the frames without talking to each other (render.py's docstring tells the rules;
-workers.py starts such processes on one machine)."""
+one process's frame loop with claims (`render_sequence`; workers.py starts such processes on one
+machine).
+
+A frame whose file exists is done; otherwise the process claims it with `frame_####.png.claim`
+(created atomically, holding host and pid), renders it to a hidden temporary name in the same
+folder and renames that onto the final name, so a frame file is never half-written. N processes or
+machines sharing one folder split the work without talking to each other, and a killed render
+resumes at the first missing frame: a claim whose process is gone (same host: pid not running;
+another host: older than `STALE_CLAIM_SECONDS`) is taken over. The output settings also carry
+Blender's own placeholders, so a saved .blend rendered by a plain `blender -b scene.blend -a`
+shares a folder on a farm node without nnvis (placeholders, not claims: see docs/render-farm.md).
+"""
 from __future__ import annotations
 
 import os
@@ -22,7 +31,7 @@ SUFFIXES = {"PNG": ".png", "EXR": ".exr", "BMP": ".bmp"}
 # measured: BMP 0.11 s, PNG uncompressed 0.21 s, PNG at Blender's 15 % 0.41 s)
 VIDEO_FRAMES = "BMP"
 FRAME_PATTERN = "frame_####"          # Blender replaces #### by the frame and adds the extension
-FRAME_FILE = re.compile(r"^frame_(\d+)\.(png|exr|bmp)$")
+FRAME_FILE = re.compile(rf"^frame_(\d+)\.({'|'.join(s[1:] for s in SUFFIXES.values())})$")
 STALE_CLAIM_SECONDS = 3 * 3600    # a claim from another host older than this: its node died
 
 
@@ -71,7 +80,7 @@ def render_sequence(scene, folder, file_format: str = "PNG", on_frame=None) -> l
             final = folder / f"frame_{frame:04d}{suffix}"
             if _rendered(final) or not claim(final):
                 continue
-            temp = folder / f".{final.stem}.{tag}{suffix}"
+            temp = _temp_file(final, tag)
             try:
                 for leftover in folder.glob(f".{final.stem}.*"):   # from a process that died
                     leftover.unlink(missing_ok=True)
@@ -96,6 +105,26 @@ def _rendered(path: Path) -> bool:
         return path.stat().st_size > 0
     except FileNotFoundError:
         return False
+
+
+def _temp_file(final: Path, tag: str) -> Path:
+    """Where a process tagged `tag` ('host-pid') writes `final` before renaming it into place."""
+    return final.with_name(f".{final.stem}.{tag}{final.suffix}")
+
+
+def release(folder: Path, pids) -> None:
+    """Remove the claims and temporary frame files processes `pids` of this host left when they
+    were killed mid-frame (finished frames stay: a render started again resumes after them)."""
+    pids = {str(pid) for pid in pids}
+    for path in folder.glob("*.claim"):
+        try:
+            if path.read_text().split()[-1] in pids:
+                path.unlink()
+        except (OSError, IndexError):
+            pass
+    for temp in folder.glob(".frame_*"):     # .frame_0001.<host>-<pid>.png
+        if any(temp.name.endswith(f"-{pid}{temp.suffix}") for pid in pids):
+            temp.unlink(missing_ok=True)
 
 
 def _claim_file(frame_file: Path) -> Path:

@@ -1,17 +1,8 @@
 """Rendering the training: settings for this machine, MP4 or image-sequence output, the render,
 and joining a finished sequence into an MP4 (the farm-ready .blend is saved by
-`tools/headless.py`).
-
-nnvis renders image sequences with its own frame loop (`render_sequence`): a frame whose file
-exists is done; otherwise the process claims it with `frame_####.png.claim` (created atomically,
-holding host and pid), renders it to a hidden temporary name in the same folder and renames that
-onto the final name, so a frame file is never half-written. N processes or machines sharing one
-folder split the work without talking to each other, and a killed render resumes at the first
-missing frame: a claim whose process is gone (same host: pid not running; another host: older
-than `STALE_CLAIM_SECONDS`) is taken over. An MP4 is rendered as such a sequence in
-`<video>.frames/`, then encoded, so it resumes too. The output settings also carry Blender's own
-placeholders, so a saved .blend rendered by a plain `blender -b scene.blend -a` shares a folder on
-a farm node without nnvis (placeholders, not claims: see docs/render-farm.md).
+`tools/headless.py`). Frames are written by `frames.render_sequence` (its docstring tells the
+rules), in this process or in `workers`; an MP4 is rendered as such a sequence in
+`<video>.frames/`, then encoded, so it resumes too.
 """
 from __future__ import annotations
 

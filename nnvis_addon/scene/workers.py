@@ -112,24 +112,13 @@ def _raise_if_failed(procs) -> None:
 
 
 def _stop(procs, folder: Path) -> None:
-    """Kill the workers still running, then remove what they left half-done: their claims and
-    temporary frame files (finished frames stay: a render started again resumes after them)."""
+    """Kill the workers still running, then remove what they left half-done (`frames.release`)."""
     for proc, _ in procs:
         if proc.poll() is None:
             proc.kill()
-    tags = set()
     for proc, _ in procs:
         proc.wait()
-        tags.add(str(proc.pid))
-    for claim in folder.glob("*.claim"):
-        try:
-            if claim.read_text().split()[-1] in tags:
-                claim.unlink()
-        except (OSError, IndexError):
-            pass
-    for temp in folder.glob(".frame_*"):     # .frame_0001.<host>-<pid>.png
-        if any(temp.name.endswith(f"-{pid}{temp.suffix}") for pid in tags):
-            temp.unlink(missing_ok=True)
+    frames.release(folder, [proc.pid for proc, _ in procs])
 
 
 def main(args: list[str]) -> int:
