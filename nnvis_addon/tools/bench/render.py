@@ -86,6 +86,15 @@ GPU_VARIANTS = {
         HIGH | dict(samples=24, adaptive=True, bounces=1, transparent_bounces=8, caustics=False),
     "48 spp adaptive, 1 bounce, 8 transparent, caustics off":
         HIGH | dict(samples=48, adaptive=True, bounces=1, transparent_bounces=8, caustics=False),
+    # the light tree off, the one lever that bought time on the H200 (docs/benchmarks.md); the
+    # 40-spp row is the GPU final preset since
+    "64 spp, light tree off": HIGH | dict(samples=64, light_tree=False),
+    **{f"{n} spp adaptive, light tree off": HIGH | dict(samples=n, adaptive=True, light_tree=False)
+       for n in (40, 48)},
+    **{f"{n} spp adaptive 0.03, light tree off": HIGH | dict(
+        samples=n, adaptive=True, adaptive_threshold=0.03, light_tree=False) for n in (48, 64)},
+    "48 spp adaptive, 8 transparent, light tree off":
+        HIGH | dict(samples=48, adaptive=True, transparent_bounces=8, light_tree=False),
 }
 TABLES = {"cpu": VARIANTS, "gpu": GPU_VARIANTS}
 TABLE_REFERENCE_SAMPLES = {"cpu": REFERENCE["samples"], "gpu": 1024}
