@@ -159,23 +159,26 @@ def wrapped_view(points, aspect: float, steps: int = 10) -> np.ndarray:
     return direction
 
 
-def orbit_swing(home) -> tuple[float, float]:
-    """(toward, away) degrees of the orbit from `home`: 60° in all. A network in one row (seen
-    from VIEW_DIRECTION) swings further round to its maps' faces; one wrapped into rows further
-    the other way, towards the side view, where its rows stay apart (seen from nearer the front
-    they slide over each other)."""
+def orbit_swing(home) -> tuple[float, float, float]:
+    """(toward, away, rise) of the orbit from `home`: degrees round to the maps' faces and the
+    other way, 60° in all, and how far the view rises towards the faces (in the direction's z).
+    A network in one row swings 30° each way and rises steeply on the faces' side: there the
+    camera looks down the row, and only from above do its layers stand apart on screen (at 40°
+    round and z + 0.2 the digits' maps and labels piled into one heap; 30° further to the side
+    the maps stand nearly edge-on). One wrapped into rows swings further the other way, towards
+    the side view, where its rows stay apart (seen from nearer the front they slide over each
+    other)."""
     front = VIEW_DIRECTION / np.linalg.norm(VIEW_DIRECTION)
     wrapped = not np.allclose(np.asarray(home, float) / np.linalg.norm(home), front)
-    return (20.0, 40.0) if wrapped else (40.0, 20.0)
+    return (20.0, 40.0, 0.2) if wrapped else (30.0, 30.0, 0.6)
 
 
-def orbit_directions(home, steps: int = 48, rise: float = 0.2) -> list[np.ndarray]:
+def orbit_directions(home, steps: int = 48) -> list[np.ndarray]:
     """`steps + 1` directions swinging `home` about +Z and back home, 60° of azimuth in all
-    (`orbit_swing`): first round to the maps' faces (they face -X), rising by up to `rise` (in
-    the direction's z) so the layers, seen more end-on there, stand apart on screen; then through
-    home to the other side. Farther either way the layers hide each other (end-on) or the maps
-    stand edge-on (side)."""
-    toward, away = orbit_swing(home)
+    (`orbit_swing`): first round to the maps' faces (they face -X), rising so the layers, seen
+    more end-on there, stand apart on screen; then through home to the other side. Farther
+    either way the layers hide each other (end-on) or the maps stand edge-on (side)."""
+    toward, away, rise = orbit_swing(home)
     out = []
     for k in range(steps + 1):
         s = math.sin(2 * math.pi * k / steps)

@@ -163,8 +163,7 @@ def check_frame(scene, cam, deep: bool) -> None:
 def check_labels_apart(scene, cam) -> None:
     """No two labels overlap on screen (the digits' orbit and fly-through labels did, kept apart
     at SIZE while they grew to stay 12 px in a move's farthest view). Only where the labels were
-    placed, the move's first view: an orbit's far side, 40° round, still sees the digits' pool2
-    and dense labels run together."""
+    placed, the move's first view: an orbit's far side may still see labels run together."""
     placed = {}
     for label in (o for o in scene.objects if "nnvis_label" in o and not o.hide_render):
         box = object_box(scene, cam, label)
