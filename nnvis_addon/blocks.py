@@ -9,6 +9,8 @@ Blocks are found from the graph, not from names: a layer every input-to-output p
 (no connection jumps over it) closes a block, so a residual or dense block — whose shortcut jumps
 over its inner layers — folds into the layer that merges it. Chains of single layers sharing a
 numbered name prefix (`conv1_pad`, `conv1_conv`, `conv1_bn`; MobileNetV2's `block_1_*`) fold too.
+Cells that read the two cells before them (NASNet's) have no such layer: a unit that would swallow
+much of the network is cut where the fewest tensors cross (`_cells`).
 Pure Python: no bpy.
 """
 from __future__ import annotations
@@ -21,6 +23,8 @@ from .model.kinds import INPUT
 from .model.network import Layer, Network
 
 FOLD_ABOVE = 40          # "auto" folds networks with more layers than this
+WHOLE = 0.25             # a unit holding more of the network's layers than this share is split
+#                          at its cells (`_cells`)
 MODES = ("auto", "folded", "expanded")
 KIND = BLOCK             # a folded unit's layer kind
 EXPANDED = "expanded_block"   # config key of a layer drawn expanded: its block's name
@@ -77,34 +81,92 @@ def find_blocks(network: Network) -> list[list[str]]:
             current = []
     if current:
         units.append(current)
+    by_name = {layer.name: layer for layer in network.layers}
+    units = [cell for unit in units for cell in
+             (_cells(by_name, unit) if len(unit) > WHOLE * len(network.layers) else [unit])]
+    readers = _readers(network)
     merged: list[list[str]] = []
     for unit in units:
-        if len(unit) == 1 and merged and _joins(network, merged[-1], unit[0]):
+        if len(unit) == 1 and merged and _joins(network, merged[-1], unit[0], readers):
             merged[-1] = merged[-1] + unit
         else:
             merged.append(unit)
     return merged
 
 
-def _joins(network: Network, unit: list[str], name: str) -> bool:
-    """A single layer joins the unit before it when it takes only that unit's output and its name
-    continues the unit's numbered prefix: `conv1_bn` after `conv1_conv`, `conv2_block1_out`
-    after the residual block `conv2_block1`."""
+def _cells(layers: dict[str, Layer], unit: list[str]) -> list[list[str]]:
+    """A unit that swallows much of the network, split where the fewest tensors cross.
+
+    NASNet's cells each read the two cells before them, so no single layer closes a cell (765 of
+    NASNetMobile's 771 layers were one unit). Cut at a merge `v` into what `v` depends on and the
+    rest: the tensors crossing are the layers on `v`'s side that the rest still reads (2 at each
+    NASNet cell's concatenation: its own output and the cell's before it). The cuts are the
+    merges where the fewest cross, each kept only when it depends on the cut before it (the cells
+    follow one another, a side branch that merges early is no cell) and every tensor crossing it
+    besides `v` is an earlier cut's or comes from before the unit: so every connection between
+    the pieces starts at a piece's shown output (a cell read two cells on becomes an edge that
+    skips one), and a piece's edges compose its own layers as any folded block's do."""
+    at = {name: i for i, name in enumerate(unit)}
+    needs = []                  # per layer: the bits of the unit's layers it depends on, itself too
+    readers: dict[str, int] = {}    # per layer read inside the unit: the bits of its readers
+    for i, name in enumerate(unit):
+        bits = 1 << i
+        for src in layers[name].inbound:
+            bits |= needs[at[src]] if src in at else 0
+            readers[src] = readers.get(src, 0) | 1 << i
+        needs.append(bits)
+    crossing = {}
+    for i, name in enumerate(unit[:-1]):
+        if len(layers[name].inbound) > 1:     # a merge: where a cell's branches close
+            side = needs[i]
+            crossing[name] = [src for src, read in readers.items()
+                              if read & ~side and (src not in at or side >> at[src] & 1)]
+    if not crossing:
+        return [unit]
+    fewest = min(map(len, crossing.values()))
+    cuts: list[str] = []
+    for name, crossed in crossing.items():
+        if len(crossed) == fewest and (not cuts or needs[at[name]] >> at[cuts[-1]] & 1) and \
+                all(src == name or src in cuts or src not in at for src in crossed):
+            cuts.append(name)
+    pieces, taken = [], 0
+    for name in cuts + [None]:              # the rest: the last cut to the unit's end
+        piece = (needs[at[name]] if name else (1 << len(unit)) - 1) & ~taken
+        pieces.append([n for i, n in enumerate(unit) if piece >> i & 1])
+        taken |= piece
+    return pieces
+
+
+def _joins(network: Network, unit: list[str], name: str, readers: dict[str, set[str]]) -> bool:
+    """A single layer joins the unit before it when it takes only that unit's output, nothing
+    else reads that output, and its name continues the unit's numbered prefix: `conv1_bn` after
+    `conv1_conv`, `conv2_block1_out` after the residual block `conv2_block1`."""
     layer = network.layer(name)
-    if layer.kind == INPUT or layer.inbound != [unit[-1]] or \
+    if layer.kind == INPUT or layer.inbound != [unit[-1]] or readers[unit[-1]] != {name} or \
             network.layer(unit[0]).kind == INPUT:
         return False
     joined = _numbered(_prefix(unit + [name]))
     return bool(joined) and (len(unit) == 1 or joined == _numbered(_prefix(unit)))
 
 
-def _coarser(units: list[list[str]]) -> list[list[str]]:
+def _readers(network: Network) -> dict[str, set[str]]:
+    """Per layer, the layers that read its output: a unit whose output a later unit reads too
+    (a cell read two cells on, `_cells`) stays a unit of its own."""
+    readers: dict[str, set[str]] = {layer.name: set() for layer in network.layers}
+    for layer in network.layers:
+        for src in layer.inbound:
+            readers[src].add(layer.name)
+    return readers
+
+
+def _coarser(network: Network, units: list[list[str]]) -> list[list[str]]:
     """Runs of blocks under one numbered prefix fold into one (DenseNet's `conv2_block1` …
     `conv2_block6` → `conv2`, its dense block 1), for networks whose blocks are still too many."""
+    readers = _readers(network)
     out: list[list[str]] = []
     for unit in units:
-        if out and len(unit) > 1 and len(out[-1]) > 1:
-            joined = _numbered(_prefix([block_name(out[-1]), block_name(unit)]))
+        if out and len(unit) > 1 and len(out[-1]) > 1 and readers[out[-1][-1]] <= set(unit):
+            joined = _numbered(_prefix([block_name(network, out[-1]), block_name(network, unit)]))
             if joined and joined == _numbered(_prefix(out[-1])[:len(joined)]):
                 out[-1] = out[-1] + unit
                 continue
@@ -112,17 +174,28 @@ def _coarser(units: list[list[str]]) -> list[list[str]]:
     return out
 
 
-def block_name(names: list[str]) -> str:
+def block_name(network: Network, names: list[str]) -> str:
     """`conv2_block1` for the layers `conv2_block1_1_conv` … `conv2_block1_out`: their common
-    name prefix, else the output layer's name."""
+    name prefix, else the output layer's name. A block closing in a layer Keras named for its
+    class (Xception's `add_2` after `block4_sepconv1` …) is named by its other layers' common
+    numbered prefix where they have one (`block4`)."""
     tokens = _prefix(names)
-    if not tokens or tokens == _tokens(names[-1]):
-        return names[-1]
-    first = names[0]
+    if tokens and tokens != _tokens(names[-1]):
+        return _spelled(names[0], tokens)
+    if network.layer(names[-1]).auto_named:
+        named = [n for n in names if not network.layer(n).auto_named]
+        tokens = _numbered(_prefix(named)) if named else []
+        if tokens:
+            return _spelled(named[0], tokens)
+    return names[-1]
+
+
+def _spelled(name: str, tokens: list[str]) -> str:
+    """The name prefix `tokens` as spelled in `name` (its separators kept)."""
     end = 0
-    for token in tokens:            # the prefix as spelled in the name (its separators kept)
-        end = first.index(token, end) + len(token)
-    return first[:end]
+    for token in tokens:
+        end = name.index(token, end) + len(token)
+    return name[:end]
 
 
 def should_fold(network: Network, mode: str) -> bool:
@@ -156,9 +229,9 @@ def fold(network: Network, expand=()) -> Network:
     layers: list[Layer] = []
     units = find_blocks(network)
     if len(units) > FOLD_ABOVE:
-        units = _coarser(units)
+        units = _coarser(network, units)
     for names in units:
-        name = block_name(names)
+        name = block_name(network, names)
         if len(names) == 1 or name in expand or expand & set(names):
             for n in names:
                 unit_of[n] = n

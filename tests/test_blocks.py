@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from nnvis_addon import blocks, stages
-from nnvis_addon.model.edges import BLOCK_INPUTS, layer_edges
+from nnvis_addon.model.edges import BLOCK_INPUTS, block_reach, layer_edges
 from nnvis_addon.model.network import Layer, Network
 
 TIER = "fast"
@@ -36,7 +36,8 @@ def test_blocks_close_where_no_connection_jumps_over():
     units = blocks.find_blocks(residual_net())
     assert units == [["in"], ["stem_1_conv", "stem_1_relu"],
                      ["b1_1_a", "b1_1_b", "b1_1_add", "b1_1_out"], ["gap"], ["out"]]
-    assert [blocks.block_name(u) for u in units] == ["in", "stem_1", "b1_1", "gap", "out"]
+    assert [blocks.block_name(residual_net(), u) for u in units] == ["in", "stem_1", "b1_1", "gap",
+                                                                     "out"]
 
 
 def test_sequential_layers_without_a_numbered_prefix_stay_apart():
@@ -91,6 +92,99 @@ def test_block_edges_compose_the_blocks_kernels():
     for o in range(3):
         drawn = set(edges.src[edges.dst == o])
         assert drawn == set(np.argsort(-strongest[:, o])[:BLOCK_INPUTS])
+
+
+def cell_net(cells=4):
+    """NASNet's shape: each cell reads the two cells before it (`p`, adjusted by a 1×1 conv, and
+    `ip`), merges branches inside (`add`) and closes by concatenating two of them, so no single
+    layer closes a cell: the two previous cells' outputs cross every cell boundary. Cell 1
+    adjusts `p` in two branches merged at once, their convolutions listed before cell 0's layers
+    (as Keras lists NASNet's): a merge where as few tensors cross, yet no cell."""
+    layers = [layer("in", "InputLayer", (6, 6, 2)),
+              layer("stem_conv", "Conv2D", (6, 6, 6), "in", padding="same"),
+              layer("cell_1_adjust_a", "Conv2D", (6, 6, 3), "stem_conv", padding="same"),
+              layer("cell_1_adjust_b", "Conv2D", (6, 6, 3), "stem_conv", padding="same")]
+    outs = ["stem_conv", "stem_conv"]
+    for k in range(cells):
+        p, ip = outs[-2], outs[-1]
+        layers += [layer(f"cell_{k}_adjust", "Add", (6, 6, 3), "cell_1_adjust_a",
+                         "cell_1_adjust_b") if k == 1 else
+                   layer(f"cell_{k}_adjust", "Conv2D", (6, 6, 3), p, padding="same"),
+                   layer(f"cell_{k}_ip", "Conv2D", (6, 6, 3), ip, padding="same"),
+                   layer(f"cell_{k}_add", "Add", (6, 6, 3), f"cell_{k}_adjust", f"cell_{k}_ip"),
+                   layer(f"cell_{k}_sep", "Conv2D", (6, 6, 3), f"cell_{k}_add", padding="same"),
+                   layer(f"cell_{k}_concat", "Concatenate", (6, 6, 6), f"cell_{k}_ip",
+                         f"cell_{k}_sep", axis=-1)]
+        outs.append(f"cell_{k}_concat")
+    layers += [layer("gap", "GlobalAveragePooling2D", (6,), outs[-1]),
+               layer("out", "Dense", (2,), "gap")]
+    return Network("cells", layers)
+
+
+def cell_weights(net, epochs=2):
+    return [{l.name: [RNG.normal(size=(3, 3, net.layer(l.inbound[0]).output_shape[-1],
+                                       l.output_shape[-1])).astype(np.float32),
+                      np.zeros(l.output_shape[-1], np.float32)]
+             for l in net.layers if l.kind == "Conv2D"} for _ in range(epochs)]
+
+
+def test_cells_that_read_two_cells_back_fold_one_unit_each():
+    """NASNetMobile's 765 inner layers were one unit (no layer closes a cell); split where the
+    fewest tensors cross, each cell is a unit shown by its concatenation, and a cell reading the
+    one two back gets an edge that skips a unit."""
+    net = cell_net()
+    units = blocks.find_blocks(net)
+    assert units[:2] == [["in"], ["stem_conv"]] and units[-2:] == [["gap"], ["out"]]
+    assert units[2:-2] == [["cell_1_adjust_a", "cell_1_adjust_b"] * (k == 1) +
+                           [f"cell_{k}_{n}" for n in ("adjust", "ip", "add", "sep", "concat")]
+                           for k in range(4)]
+    folded = blocks.fold(net)
+    assert [blocks.title(l) for l in folded.layers] == \
+        ["in", "stem_conv", "cell_0", "cell_1", "cell_2", "cell_3", "gap", "out"]
+    assert folded.layer("cell_1_concat").inbound == ["stem_conv", "cell_0_concat"]
+    assert folded.layer("cell_3_concat").inbound == ["cell_1_concat", "cell_2_concat"]
+    expanded = blocks.fold(net, expand=["cell_2"])
+    assert expanded.layer("cell_2_adjust").inbound == ["cell_0_concat"]
+    assert expanded.layer("cell_3_concat").inbound == ["cell_1_concat", "cell_2_concat"]
+
+
+def test_folded_cells_carry_the_whole_networks_composed_influence():
+    """Composing the folded cells' reach along the folded graph (skip edges included) gives how
+    strongly each stem channel reaches each output channel through all the cells, unfolded: no
+    path is lost or counted twice where a cell reads the one two back."""
+    net = cell_net()
+    weights = cell_weights(net)
+    folded = blocks.fold(net)
+    stem, cells = folded.layer("stem_conv"), folded.layers[2:6]
+    whole = Layer("all_cells", blocks.KIND, {}, ["stem_conv"], (6, 6, 6),
+                  inner=[l for l in net.layers if l.name.startswith("cell_")])
+    expected = block_reach(whole, stem, weights, [stem])
+    for e in range(2):
+        reach = {"stem_conv": np.eye(6, dtype=np.float32)}
+        for cell in cells:
+            sources = [folded.layer(n) for n in cell.inbound]
+            reach[cell.name] = sum(reach[s.name] @ block_reach(cell, s, weights, sources)[e]
+                                   for s in sources)
+        np.testing.assert_allclose(reach["cell_3_concat"], expected[e], rtol=1e-5)
+
+
+def test_a_block_closing_in_a_keras_auto_name_is_titled_by_its_named_layers():
+    """Xception's blocks close in `add`, `add_1`, ... (the shortcut's layers are Keras' automatic
+    `conv2d_2`, `batch_normalization_2`): titled `block4` from the other layers' numbered prefix;
+    a block with no such prefix keeps its output's name."""
+    net = Network("x", [
+        layer("in", "InputLayer", (6, 6, 3)),
+        layer("block4_sepconv1", "SeparableConv2D", (6, 6, 3), "in"),
+        layer("block4_sepconv1_bn", "BatchNormalization", (6, 6, 3), "block4_sepconv1"),
+        layer("block4_pool", "MaxPooling2D", (3, 3, 3), "block4_sepconv1_bn"),
+        layer("conv2d_2", "Conv2D", (3, 3, 3), "in"),
+        layer("batch_normalization_2", "BatchNormalization", (3, 3, 3), "conv2d_2"),
+        layer("add_2", "Add", (3, 3, 3), "block4_pool", "batch_normalization_2"),
+        layer("sep_a", "SeparableConv2D", (3, 3, 3), "add_2"),
+        layer("add", "ops.Add", (3, 3, 3), "add_2", "sep_a")])
+    assert blocks.find_blocks(net)[1:] == [[l.name for l in net.layers[1:7]], ["sep_a", "add"]]
+    assert [blocks.title(l) for l in blocks.fold(net).layers] == ["in", "block4", "add"]
+    assert [l.auto_named for l in net.layers] == [False] * 4 + [True] * 3 + [False, True]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import zipfile
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import numpy as np
 from ..errors import NNVisError
 from ..model.keras_config import block_path, network_from_config, unsupported_reason
 from ..model.kinds import INPUT, OP_PREFIX, SHARED_KEY
-from ..model.network import Network
+from ..model.network import Network, snake_case
 from . import hdf5, legacy_h5, saved_model
 
 CONFIG_MEMBER = "config.json"
@@ -138,7 +137,7 @@ def weight_groups(network: Network) -> dict[str, str]:
 
     def name_in(container: tuple, kind: str) -> str:
         counts = used.setdefault(container, {})
-        base = _snake_case(kind)
+        base = snake_case(kind)
         counts[base] = counts.get(base, -1) + 1
         return f"{blocks[container]}/{base}" + (f"_{counts[base]}" if counts[base] else "")
 
@@ -155,13 +154,6 @@ def weight_groups(network: Network) -> dict[str, str]:
             path = inner
         groups[layer.name] = name_in(path, layer.kind)
     return groups
-
-
-def _snake_case(name: str) -> str:
-    """keras.src.utils.naming.to_snake_case: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _read_h5_weights(h5, network: Network, path: Path, file_size: int, in_file=None

@@ -5,6 +5,7 @@ to layers, the forward pass walks it, the layout and scene draw it.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .kinds.input import INPUT
@@ -59,6 +60,21 @@ class Layer:
         for d in self.output_shape:
             n *= int(d or 1)        # an unknown (None) size counts as one
         return n
+
+    @property
+    def auto_named(self) -> bool:
+        """Whether the layer has Keras' automatic name for its class (`add`, `add_1`,
+        `batch_normalization_3`; an op's `ops.Add` is `add` too): the name says what the layer
+        is, not where it stands."""
+        auto = snake_case(self.kind.rpartition(".")[2])
+        return re.fullmatch(re.escape(auto) + r"(_\d+)?", self.name) is not None
+
+
+def snake_case(name: str) -> str:
+    """keras.src.utils.naming.to_snake_case: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 @dataclass
