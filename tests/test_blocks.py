@@ -168,6 +168,24 @@ def test_folded_cells_carry_the_whole_networks_composed_influence():
         np.testing.assert_allclose(reach["cell_3_concat"], expected[e], rtol=1e-5)
 
 
+def test_a_cell_draws_each_output_maps_strongest_input_from_each_cell_it_reads():
+    """A folded block reading two sources shares its `BLOCK_INPUTS` edges per output map between
+    them: each output gets the strongest composed input (at any epoch) of each cell it reads, so
+    the edges skipping a cell do not double the sheaf, and neither cell's connection is empty."""
+    net = cell_net()
+    weights = cell_weights(net)
+    folded = blocks.fold(net)
+    cell = folded.layer("cell_3_concat")
+    sources = [folded.layer(n) for n in cell.inbound]
+    edges = layer_edges(folded, cell.name, weights)
+    assert BLOCK_INPUTS == len(sources)
+    for s, reached in zip(sources, [np.arange(3, 6), np.arange(6)]):   # p reaches the sep half
+        e, reach = edges[s.name], np.stack(block_reach(cell, s, weights, sources))
+        np.testing.assert_array_equal(e.dst, reached)
+        np.testing.assert_array_equal(e.src, reach.max(axis=0).argmax(axis=0)[reached])
+        np.testing.assert_allclose(e.weight, reach[:, e.src, e.dst], rtol=1e-6)
+
+
 def test_a_block_closing_in_a_keras_auto_name_is_titled_by_its_named_layers():
     """Xception's blocks close in `add`, `add_1`, ... (the shortcut's layers are Keras' automatic
     `conv2d_2`, `batch_normalization_2`): titled `block4` from the other layers' numbered prefix;

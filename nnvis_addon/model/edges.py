@@ -246,12 +246,15 @@ def _block(layer: Layer, source: Layer, weights_by_epoch, sources: list[Layer], 
     path through the block's own layers of the product of their |edge weights| — how strongly i
     reaches o, composed the way the block computes. Every input reaches every output through a
     block's convolutions, so only each output's `BLOCK_INPUTS` strongest inputs are drawn: a
-    block's connection reads as a sheaf, not a wall."""
+    block's connection reads as a sheaf, not a wall. A block reading several sources shares them
+    out (at least one each): a NASNet cell draws each output's strongest input from each of the
+    two cells it reads, not two from each."""
     composed = block_reach(layer, source, weights_by_epoch, sources)
     peak = functools.reduce(np.maximum, composed).T.copy()   # (output, source): fast row argmax
     outputs = np.arange(peak.shape[0])
     inputs, keep = [], []
-    for _ in range(min(BLOCK_INPUTS, peak.shape[1])):   # strongest first, ties to the lower input
+    drawn = max(1, BLOCK_INPUTS // len(sources))
+    for _ in range(min(drawn, peak.shape[1])):   # strongest first, ties to the lower input
         best = peak.argmax(axis=1)
         inputs.append(best)
         keep.append(peak[outputs, best] > 0)
