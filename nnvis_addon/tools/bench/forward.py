@@ -19,7 +19,7 @@ from ...model.keras_config import network_from_config
 APPLICATIONS = {"vgg16": "VGG16", "resnet50": "ResNet50", "mobilenetv2": "MobileNetV2",
                 "densenet121": "DenseNet121", "efficientnetb0": "EfficientNetB0",
                 "mobilenetv3small": "MobileNetV3Small", "inceptionv3": "InceptionV3",
-                "efficientnetv2s": "EfficientNetV2S"}
+                "efficientnetv2s": "EfficientNetV2S", "nasnetmobile": "NASNetMobile"}
 
 
 def randomize_batchnorm(model, rng: np.random.Generator) -> None:

@@ -34,7 +34,7 @@ RESOLUTION = (320, 180)
 SAMPLES = 8                         # anti-aliased: a haze of thin edges counts as it looks
 NETWORKS = ("resnet50", "mobilenetv2", "densenet121", "efficientnetb0", "resnet18-onnx",
             "mobilenet_v3_small-onnx", "digits", "mobilenetv3small", "inceptionv3",
-            "efficientnetv2s")
+            "efficientnetv2s", "nasnetmobile")
 SIZE = 96                           # input side of the applications (the 96×96)
 
 
