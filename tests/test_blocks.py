@@ -202,6 +202,7 @@ def test_a_block_closing_in_a_keras_auto_name_is_titled_by_its_named_layers():
         layer("add", "ops.Add", (3, 3, 3), "add_2", "sep_a")])
     assert blocks.find_blocks(net)[1:] == [[l.name for l in net.layers[1:7]], ["sep_a", "add"]]
     assert [blocks.title(l) for l in blocks.fold(net).layers] == ["in", "block4", "add"]
+    assert "conv2d_2" in [l.name for l in blocks.fold(net, expand=["block4"]).layers]
     assert [l.auto_named for l in net.layers] == [False] * 4 + [True] * 3 + [False, True]
 
 
