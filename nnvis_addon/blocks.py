@@ -125,6 +125,18 @@ def block_name(names: list[str]) -> str:
     return first[:end]
 
 
+def named(name: str, units: dict[str, list[str]]) -> list[str]:
+    """The folded units (title: its layers' names) that the name a user gives stands for: a unit's
+    title, one of its layers, or a block's name prefix (`conv3_block2` for the unit holding
+    `conv3_block2_1_conv` …; `conv4` for every unit of stage 4); none when nothing matches."""
+    if name in units:
+        return [name]
+    tokens = _tokens(name)
+    return [title for title, inner in units.items()
+            if name in inner or (tokens and any(_tokens(n)[:len(tokens)] == tokens
+                                                for n in inner))]
+
+
 def should_fold(network: Network, mode: str) -> bool:
     if mode not in MODES:
         raise ValueError(f"blocks mode {mode!r}: choose one of {', '.join(MODES)}")

@@ -114,3 +114,15 @@ def test_resnet50_folds_into_its_bottlenecks(resnet50):
     texts = {s.name: s.text(folded) for s in stages.stages(folded)}
     assert list(texts) == ["input", "stem", "stage 1", "stage 2", "stage 3", "stage 4", "head"]
     assert texts["stage 3"].startswith("stage 3 · 6 blocks")
+
+
+def test_a_name_finds_the_folded_blocks_it_stands_for(resnet50):
+    """Expand Block by name (rebuild.block_titles): a block, a layer inside it, a block's name
+    prefix; a name that matches nothing finds nothing (the operator then says so)."""
+    units = {blocks.title(l): [i.name for i in l.inner] for l in blocks.fold(resnet50).layers
+             if l.kind == blocks.KIND}
+    assert blocks.named("conv3_block2", units) == ["conv3_block2"]
+    assert blocks.named("conv3_block2_1_conv", units) == ["conv3_block2"]
+    assert blocks.named("conv3", units) == [f"conv3_block{k}" for k in range(1, 5)]
+    assert blocks.named("conv3_block22", units) == blocks.named("conv9", units) == []
+
