@@ -24,6 +24,7 @@ FOLD_ABOVE = 40          # "auto" folds networks with more layers than this
 MODES = ("auto", "folded", "expanded")
 KIND = BLOCK             # a folded unit's layer kind
 EXPANDED = "expanded_block"   # config key of a layer drawn expanded: its block's name
+PART = "expanded_part"       # ... and of the block within it (a folded stage holds many)
 
 
 def _tokens(name: str) -> list[str]:
@@ -162,22 +163,30 @@ def fold(network: Network, expand=()) -> Network:
     after the block's output layer (so activations keyed by layer name stay the unit's), its
     config naming the block, its `inner` holding the block's own layers. Blocks named in
     `expand` (block names or any of their layers' names) stay layer by layer, each of their
-    layers' configs naming the block (`EXPANDED`: labelled one by one in a wrapped layout)."""
+    layers' configs naming the block (`EXPANDED`) and the block of `find_blocks` within it that
+    holds the layer (`PART`: a stage folded by `_coarser` holds many), for the labels."""
     expand = set(expand)
     unit_of: dict[str, str] = {}
     layers: list[Layer] = []
-    units = find_blocks(network)
+    units = fine = find_blocks(network)
     if len(units) > FOLD_ABOVE:
         units = _coarser(units)
+    parts = [block_name(names) for names in fine]
+    for k in range(len(parts) - 2, -1, -1):     # conv3_block1_preact joins conv3_block1
+        ahead = _tokens(parts[k + 1])
+        if _tokens(parts[k])[:len(ahead)] == ahead:
+            parts[k] = parts[k + 1]
+    part = {n: p for names, p in zip(fine, parts) for n in names}
     for names in units:
         name = block_name(names)
         if len(names) == 1 or name in expand or expand & set(names):
             for n in names:
                 unit_of[n] = n
-            mark = {EXPANDED: name} if len(names) > 1 else {}
             layers.extend(replace(network.layer(n), inbound=[unit_of[i] for i in
                                                              network.layer(n).inbound],
-                                  config={**network.layer(n).config, **mark})
+                                  config={**network.layer(n).config,
+                                          **({EXPANDED: name, PART: part[n]}
+                                             if len(names) > 1 else {})})
                           for n in names)
             continue
         inner = [network.layer(n) for n in names]

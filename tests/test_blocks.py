@@ -126,3 +126,17 @@ def test_a_name_finds_the_folded_blocks_it_stands_for(resnet50):
     assert blocks.named("conv3", units) == [f"conv3_block{k}" for k in range(1, 5)]
     assert blocks.named("conv3_block22", units) == blocks.named("conv9", units) == []
 
+
+def test_padding_inside_an_expanded_block_starts_no_stage():
+    """Spans of one resolution on either side of a padding layer are one stage."""
+    net = Network("pad", [layer("in", "InputLayer", (8, 8, 1)),
+                          *[layer(f"c{k}", "Conv2D", (8, 8, 2), f"c{k - 1}" if k > 1 else "in")
+                            for k in range(1, 4)],
+                          layer("pad", "ZeroPadding2D", (10, 10, 2), "c3"),
+                          *[layer(f"c{k}", "Conv2D", (8, 8, 2), f"c{k - 1}" if k > 4 else "pad")
+                            for k in range(4, 7)],
+                          layer("gap", "GlobalAveragePooling2D", (2,), "c6"),
+                          layer("out", "Dense", (2,), "gap")])
+    found = stages.stages(net)
+    assert [s.name for s in found] == ["input", "stage 1", "head"]
+    assert found[1].layers == ["c1", "c2", "c3", "pad", "c4", "c5", "c6"]

@@ -245,6 +245,37 @@ def _import_deep(path):
     return run
 
 
+@pytest.mark.parametrize("stage, parts", [("conv4", 1), ("conv3", 8)])
+def test_an_expanded_stage_keeps_the_picture(deep_model, addon, stage, parts):
+    """Expand Block on a stage folded whole (conv4: 52 layers, conv3: 16): one short label per
+    layer had spread 58 labels over the legends, the counter and each other. Now the stage is
+    labelled by its blocks (block1 …) where they fit side by side, else as one, and
+    every label stays in the frame, apart, off the overlays, 12 px tall."""
+    import bpy
+    from nnvis_addon import names
+    from test_picture import check_frame, check_labels_apart, check_labels_clear
+    run = _import_deep(deep_model)
+    block = next(o for o in layer_objects(run).values() if o.get(names.BLOCK_TITLE) == stage)
+    inner = list(block[names.BLOCK_LAYERS])
+    bpy.context.view_layer.objects.active = block
+    assert bpy.ops.nnvis.expand_block() == {"FINISHED"}
+    (run,) = [c for c in bpy.data.collections if names.RUN in c]
+    assert set(inner) <= set(layer_objects(run))
+    labels = [o for o in run.objects if names.LABEL in o]
+    own = [o for o in labels if set(o[names.LABEL_LAYERS]) <= set(inner)]
+    assert len(own) == parts and {n for o in own for n in o[names.LABEL_LAYERS]} == set(inner)
+    if parts > 1:
+        assert [o.data.body.split("\n")[0] for o in own] == [f"block{k}"
+                                                              for k in range(1, parts + 1)]
+    assert bpy.context.view_layer.objects.active.get(names.EXPANDED_BLOCK) == stage
+    scene = bpy.context.scene
+    for frame in (scene.frame_start, scene.frame_end):
+        scene.frame_set(frame)
+        check_frame(scene, scene.camera, deep=True)
+        check_labels_apart(scene, scene.camera)
+        check_labels_clear(scene, scene.camera)
+
+
 def test_expand_block_by_a_name_it_knows_or_an_error(deep_model, addon):
     """A name that is no folded block is refused before any rebuild (it rebuilt the run for
     seconds, expanded nothing and said nothing); a layer or block inside a folded stage expands
