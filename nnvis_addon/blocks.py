@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from .errors import NNVisError
 from .model.edges import BLOCK
 from .model.kinds import INPUT
 from .model.network import Layer, Network
@@ -162,15 +163,16 @@ def fold(network: Network, expand=()) -> Network:
     prefix too, while there are more than `FOLD_ABOVE`) replaced by one `Block` layer named
     after the block's output layer (so activations keyed by layer name stay the unit's), its
     config naming the block, its `inner` holding the block's own layers. Blocks named in
-    `expand` (block names or any of their layers' names) stay layer by layer, each of their
+    `expand` (`named`: block names, their layers' names, name prefixes; an NNVisError for a
+    name that is none of these) stay layer by layer, each of their
     layers' configs naming the block (`EXPANDED`) and the block of `find_blocks` within it that
     holds the layer (`PART`: a stage folded by `_coarser` holds many), for the labels."""
-    expand = set(expand)
     unit_of: dict[str, str] = {}
     layers: list[Layer] = []
     units = fine = find_blocks(network)
     if len(units) > FOLD_ABOVE:
         units = _coarser(units)
+    expand = _expanded_titles(network, units, expand)
     parts = [block_name(names) for names in fine]
     for k in range(len(parts) - 2, -1, -1):     # conv3_block1_preact joins conv3_block1
         ahead = _tokens(parts[k + 1])
@@ -179,7 +181,7 @@ def fold(network: Network, expand=()) -> Network:
     part = {n: p for names, p in zip(fine, parts) for n in names}
     for names in units:
         name = block_name(names)
-        if len(names) == 1 or name in expand or expand & set(names):
+        if len(names) == 1 or name in expand:
             for n in names:
                 unit_of[n] = n
             layers.extend(replace(network.layer(n), inbound=[unit_of[i] for i in
@@ -197,6 +199,21 @@ def fold(network: Network, expand=()) -> Network:
         layers.append(Layer(names[-1], KIND, {"block": name, "layers": len(names)}, outer,
                             inner[-1].output_shape, inner=inner))
     return replace(network, layers=layers)      # inputs, outputs and their order kept
+
+
+def _expanded_titles(network: Network, units: list[list[str]], expand) -> set[str]:
+    """The block names of `units` that the Expand Blocks names stand for (`named`); a name that
+    is no block, no layer and no name prefix is an NNVisError (it was ignored in silence)."""
+    folded = {block_name(names): names for names in units if len(names) > 1}
+    titles: set[str] = set()
+    for name in expand:
+        found = named(name, folded)
+        if not found and not any(name in names for names in units):
+            shown = ", ".join(list(folded)[:8]) + (", …" if len(folded) > 8 else "")
+            raise NNVisError(f"Expand Blocks: {network.name} has no block {name!r} (its "
+                             f"blocks: {shown})")
+        titles.update(found)
+    return titles
 
 
 def title(layer: Layer) -> str:

@@ -4,7 +4,7 @@ the stage labels of a folded network."""
 import numpy as np
 import pytest
 
-from nnvis_addon import blocks, stages
+from nnvis_addon import NNVisError, blocks, stages
 from nnvis_addon.model.edges import BLOCK_INPUTS, layer_edges
 from nnvis_addon.model.network import Layer, Network
 
@@ -125,6 +125,11 @@ def test_a_name_finds_the_folded_blocks_it_stands_for(resnet50):
     assert blocks.named("conv3_block2_1_conv", units) == ["conv3_block2"]
     assert blocks.named("conv3", units) == [f"conv3_block{k}" for k in range(1, 5)]
     assert blocks.named("conv3_block22", units) == blocks.named("conv9", units) == []
+    expanded = blocks.fold(resnet50, expand=["conv3"])        # the import's Expand Blocks too
+    assert {l.config.get(blocks.EXPANDED) for l in expanded.layers} - {None} == \
+        {f"conv3_block{k}" for k in range(1, 5)}
+    with pytest.raises(NNVisError, match="has no block 'conv9'.*conv3_block2"):
+        blocks.fold(resnet50, expand=["conv2_block1", "conv9"])
 
 
 def test_padding_inside_an_expanded_block_starts_no_stage():
