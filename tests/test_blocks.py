@@ -145,3 +145,12 @@ def test_padding_inside_an_expanded_block_starts_no_stage():
     found = stages.stages(net)
     assert [s.name for s in found] == ["input", "stage 1", "head"]
     assert found[1].layers == ["c1", "c2", "c3", "pad", "c4", "c5", "c6"]
+
+
+@pytest.mark.parametrize("name, shown", [
+    ("/features/features.1/Relu", "features.1/Relu"), ("/layer1/layer1.0/conv1/Conv", "layer1.0/conv1"),
+    ("/conv1/Conv", "conv1"), ("/Flatten", "Flatten"), ("/fc/Gemm", "fc/Gemm"),
+    ("conv2d_3", "conv2d_3"), ("block1/conv", "block1/conv")])
+def test_torch_onnx_node_paths_read_without_their_repeats(name, shown):
+    """Legends and labels titled "/features/features.1/Relu" (torchvision through ONNX)."""
+    assert blocks.readable(name) == shown
