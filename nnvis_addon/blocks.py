@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from .errors import NNVisError
 from .model.edges import BLOCK
 from .model.kinds import INPUT
 from .model.network import Layer, Network
@@ -28,6 +29,7 @@ WHOLE = 0.25             # a unit holding more of the network's layers than this
 MODES = ("auto", "folded", "expanded")
 KIND = BLOCK             # a folded unit's layer kind
 EXPANDED = "expanded_block"   # config key of a layer drawn expanded: its block's name
+PART = "expanded_part"       # ... and of the block within it (a folded stage holds many)
 
 
 def _tokens(name: str) -> list[str]:
@@ -198,6 +200,18 @@ def _spelled(name: str, tokens: list[str]) -> str:
     return name[:end]
 
 
+def named(name: str, units: dict[str, list[str]]) -> list[str]:
+    """The folded units (title: its layers' names) that the name a user gives stands for: a unit's
+    title, one of its layers, or a block's name prefix (`conv3_block2` for the unit holding
+    `conv3_block2_1_conv` …; `conv4` for every unit of stage 4); none when nothing matches."""
+    if name in units:
+        return [name]
+    tokens = _tokens(name)
+    return [title for title, inner in units.items()
+            if name in inner or (tokens and any(_tokens(n)[:len(tokens)] == tokens
+                                                for n in inner))]
+
+
 def should_fold(network: Network, mode: str) -> bool:
     if mode not in MODES:
         raise ValueError(f"blocks mode {mode!r}: choose one of {', '.join(MODES)}")
@@ -222,23 +236,32 @@ def fold(network: Network, expand=()) -> Network:
     prefix too, while there are more than `FOLD_ABOVE`) replaced by one `Block` layer named
     after the block's output layer (so activations keyed by layer name stay the unit's), its
     config naming the block, its `inner` holding the block's own layers. Blocks named in
-    `expand` (block names or any of their layers' names) stay layer by layer, each of their
-    layers' configs naming the block (`EXPANDED`: labelled one by one in a wrapped layout)."""
-    expand = set(expand)
+    `expand` (`named`: block names, their layers' names, name prefixes; an NNVisError for a
+    name that is none of these) stay layer by layer, each of their
+    layers' configs naming the block (`EXPANDED`) and the block of `find_blocks` within it that
+    holds the layer (`PART`: a stage folded by `_coarser` holds many), for the labels."""
     unit_of: dict[str, str] = {}
     layers: list[Layer] = []
-    units = find_blocks(network)
+    units = fine = find_blocks(network)
     if len(units) > FOLD_ABOVE:
         units = _coarser(network, units)
+    expand = _expanded_titles(network, units, expand)
+    parts = [block_name(network, names) for names in fine]
+    for k in range(len(parts) - 2, -1, -1):     # conv3_block1_preact joins conv3_block1
+        ahead = _tokens(parts[k + 1])
+        if _tokens(parts[k])[:len(ahead)] == ahead:
+            parts[k] = parts[k + 1]
+    part = {n: p for names, p in zip(fine, parts) for n in names}
     for names in units:
         name = block_name(network, names)
-        if len(names) == 1 or name in expand or expand & set(names):
+        if len(names) == 1 or name in expand:
             for n in names:
                 unit_of[n] = n
-            mark = {EXPANDED: name} if len(names) > 1 else {}
             layers.extend(replace(network.layer(n), inbound=[unit_of[i] for i in
                                                              network.layer(n).inbound],
-                                  config={**network.layer(n).config, **mark})
+                                  config={**network.layer(n).config,
+                                          **({EXPANDED: name, PART: part[n]}
+                                             if len(names) > 1 else {})})
                           for n in names)
             continue
         inner = [network.layer(n) for n in names]
@@ -249,6 +272,21 @@ def fold(network: Network, expand=()) -> Network:
         layers.append(Layer(names[-1], KIND, {"block": name, "layers": len(names)}, outer,
                             inner[-1].output_shape, inner=inner))
     return replace(network, layers=layers)      # inputs, outputs and their order kept
+
+
+def _expanded_titles(network: Network, units: list[list[str]], expand) -> set[str]:
+    """The block names of `units` that the Expand Blocks names stand for (`named`); a name that
+    is no block, no layer and no name prefix is an NNVisError (it was ignored in silence)."""
+    folded = {block_name(network, names): names for names in units if len(names) > 1}
+    titles: set[str] = set()
+    for name in expand:
+        found = named(name, folded)
+        if not found and not any(name in names for names in units):
+            shown = ", ".join(list(folded)[:8]) + (", …" if len(folded) > 8 else "")
+            raise NNVisError(f"Expand Blocks: {network.name} has no block {name!r} (its "
+                             f"blocks: {shown})")
+        titles.update(found)
+    return titles
 
 
 def title(layer: Layer) -> str:

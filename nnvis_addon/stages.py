@@ -43,7 +43,9 @@ def _resolution(layer) -> object:
 
 def stages(network: Network) -> list[Stage]:
     """Input, stem, stage 1..n, head: contiguous spans (in network order) of one resolution,
-    short spans merged into the next."""
+    short spans merged into the next, and a span then of its neighbour's resolution joining it
+    (a padding layer inside an expanded block had split ResNet101V2's conv3 into four 8×8
+    'stages')."""
     layers = network.layers
     spans: list[list] = []
     for layer in layers:
@@ -60,6 +62,9 @@ def stages(network: Network) -> list[Stage]:
         if key not in ("input", "head") and _count(network, names) < SHORT \
                 and key is not spans[-1][0]:
             carry = names
+            continue
+        if merged and merged[-1][0] == key:
+            merged[-1][1].extend(names)
             continue
         merged.append([key, names])
     if carry:

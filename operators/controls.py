@@ -105,8 +105,11 @@ class NNVIS_OT_expand_block(_RunOperator, bpy.types.Operator):
         if not block:
             self.report({"ERROR"}, "select a folded block (or name one)")
             return {"CANCELLED"}
-        return self.run(context, lambda coll: select_first_layer(
-            context, rebuild.expand_block(coll, block, context.scene), block))
+        def expand(coll):
+            titles = rebuild.block_titles(coll, block)      # an unknown name: no rebuild
+            select_first_layer(context, rebuild.expand_block(coll, block, context.scene),
+                               titles[-1])
+        return self.run(context, expand)
 
 
 class NNVIS_OT_fold_blocks(_RunOperator, bpy.types.Operator):

@@ -4,7 +4,7 @@ the stage labels of a folded network."""
 import numpy as np
 import pytest
 
-from nnvis_addon import blocks, stages
+from nnvis_addon import NNVisError, blocks, stages
 from nnvis_addon.model.edges import BLOCK_INPUTS, block_reach, layer_edges
 from nnvis_addon.model.network import Layer, Network
 
@@ -227,6 +227,37 @@ def test_resnet50_folds_into_its_bottlenecks(resnet50):
     texts = {s.name: s.text(folded) for s in stages.stages(folded)}
     assert list(texts) == ["input", "stem", "stage 1", "stage 2", "stage 3", "stage 4", "head"]
     assert texts["stage 3"].startswith("stage 3 · 6 blocks")
+
+
+def test_a_name_finds_the_folded_blocks_it_stands_for(resnet50):
+    """Expand Block by name (rebuild.block_titles): a block, a layer inside it, a block's name
+    prefix; a name that matches nothing finds nothing (the operator then says so)."""
+    units = {blocks.title(l): [i.name for i in l.inner] for l in blocks.fold(resnet50).layers
+             if l.kind == blocks.KIND}
+    assert blocks.named("conv3_block2", units) == ["conv3_block2"]
+    assert blocks.named("conv3_block2_1_conv", units) == ["conv3_block2"]
+    assert blocks.named("conv3", units) == [f"conv3_block{k}" for k in range(1, 5)]
+    assert blocks.named("conv3_block22", units) == blocks.named("conv9", units) == []
+    expanded = blocks.fold(resnet50, expand=["conv3"])        # the import's Expand Blocks too
+    assert {l.config.get(blocks.EXPANDED) for l in expanded.layers} - {None} == \
+        {f"conv3_block{k}" for k in range(1, 5)}
+    with pytest.raises(NNVisError, match="has no block 'conv9'.*conv3_block2"):
+        blocks.fold(resnet50, expand=["conv2_block1", "conv9"])
+
+
+def test_padding_inside_an_expanded_block_starts_no_stage():
+    """Spans of one resolution on either side of a padding layer are one stage."""
+    net = Network("pad", [layer("in", "InputLayer", (8, 8, 1)),
+                          *[layer(f"c{k}", "Conv2D", (8, 8, 2), f"c{k - 1}" if k > 1 else "in")
+                            for k in range(1, 4)],
+                          layer("pad", "ZeroPadding2D", (10, 10, 2), "c3"),
+                          *[layer(f"c{k}", "Conv2D", (8, 8, 2), f"c{k - 1}" if k > 4 else "pad")
+                            for k in range(4, 7)],
+                          layer("gap", "GlobalAveragePooling2D", (2,), "c6"),
+                          layer("out", "Dense", (2,), "gap")])
+    found = stages.stages(net)
+    assert [s.name for s in found] == ["input", "stage 1", "head"]
+    assert found[1].layers == ["c1", "c2", "c3", "pad", "c4", "c5", "c6"]
 
 
 @pytest.mark.parametrize("name, shown", [

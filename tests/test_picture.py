@@ -172,6 +172,17 @@ def check_labels_apart(scene, cam) -> None:
         placed[label.name] = box
 
 
+def check_labels_clear(scene, cam) -> None:
+    """No label covers an overlay (counter, legends, curves, prediction bars, input image): an
+    expanded block's labels had spread over both legends and the epoch counter."""
+    overlays = {o.name: object_box(scene, cam, o) for o in scene.objects
+                if "nnvis_overlay" in o and not o.hide_render}
+    for label in (o for o in scene.objects if "nnvis_label" in o and not o.hide_render):
+        box = object_box(scene, cam, label)
+        hit = [name for name, b in overlays.items() if b is not None and overlap(box, b)]
+        assert not hit, f"frame {scene.frame_current}: {label.name} at {box} covers {hit}"
+
+
 def text_sizes(scene, cam) -> dict:
     """{object name: its text size on screen, in frame heights} of every shown text: FONT
     objects (labels, overlay captions) and the texts geometry nodes draw (the epoch counter's

@@ -31,6 +31,29 @@ def residual_model(tmp_path_factory):
     return folder / "model.keras"
 
 
+@pytest.fixture(scope="module")
+def deep_model(tmp_path_factory):
+    """A ResNet-like CNN of 42 residual blocks in four stages (4, 8, 26, 4: ResNet101's 3, 4,
+    23, 3 and some), so many that each stage folds into one unit (blocks._coarser), as
+    ResNet101V2's do."""
+    keras = pytest.importorskip("keras")
+    from keras import layers as L
+    keras.utils.set_random_seed(7)
+    inp = keras.Input((32, 32, 3), name="image")
+    x = L.ReLU(name="conv1_relu")(L.Conv2D(4, 3, strides=2, padding="same", name="conv1_conv")(inp))
+    for stage, count in zip((2, 3, 4, 5), (4, 8, 26, 4)):
+        if stage > 2:
+            x = L.MaxPooling2D(name=f"pool{stage}")(x)
+        for b in range(1, count + 1):
+            c = L.Conv2D(4, 3, padding="same", name=f"conv{stage}_block{b}_conv")(x)
+            x = L.Add(name=f"conv{stage}_block{b}_out")([x, c])
+    out = L.Dense(10, activation="softmax", name="predictions")(
+        L.GlobalAveragePooling2D(name="avg_pool")(x))
+    path = tmp_path_factory.mktemp("deep") / "deep.keras"
+    keras.Model(inp, out, name="deep_resnet").save(path)
+    return path
+
+
 def layer_objects(collection) -> dict:
     return {o["nnvis_layer"]: o for o in collection.objects if "nnvis_layer" in o}
 
@@ -209,3 +232,65 @@ def test_an_expanded_block_is_labelled_framed_and_stays_selected(residual_model,
     for frame in (scene.frame_start, scene.frame_end):
         scene.frame_set(frame)
         check_frame(scene, scene.camera, deep=True)
+
+
+def _import_deep(path):
+    import bpy
+    from nnvis_addon import names
+    bpy.ops.wm.read_homefile(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.resolution_x, scene.render.resolution_y = 640, 360
+    assert bpy.ops.import_scene.nnvis_checkpoint(filepath=str(path)) == {"FINISHED"}
+    (run,) = [c for c in bpy.data.collections if names.RUN in c]
+    return run
+
+
+@pytest.mark.parametrize("stage, parts", [("conv4", 1), ("conv3", 8)])
+def test_an_expanded_stage_keeps_the_picture(deep_model, addon, stage, parts):
+    """Expand Block on a stage folded whole (conv4: 52 layers, conv3: 16): one short label per
+    layer had spread 58 labels over the legends, the counter and each other. Now the stage is
+    labelled by its blocks (block1 …) where they fit side by side, else as one, and
+    every label stays in the frame, apart, off the overlays, 12 px tall."""
+    import bpy
+    from nnvis_addon import names
+    from test_picture import check_frame, check_labels_apart, check_labels_clear
+    run = _import_deep(deep_model)
+    block = next(o for o in layer_objects(run).values() if o.get(names.BLOCK_TITLE) == stage)
+    inner = list(block[names.BLOCK_LAYERS])
+    bpy.context.view_layer.objects.active = block
+    assert bpy.ops.nnvis.expand_block() == {"FINISHED"}
+    (run,) = [c for c in bpy.data.collections if names.RUN in c]
+    assert set(inner) <= set(layer_objects(run))
+    labels = [o for o in run.objects if names.LABEL in o]
+    own = [o for o in labels if set(o[names.LABEL_LAYERS]) <= set(inner)]
+    assert len(own) == parts and {n for o in own for n in o[names.LABEL_LAYERS]} == set(inner)
+    if parts > 1:
+        assert [o.data.body.split("\n")[0] for o in own] == [f"block{k}"
+                                                              for k in range(1, parts + 1)]
+    assert bpy.context.view_layer.objects.active.get(names.EXPANDED_BLOCK) == stage
+    scene = bpy.context.scene
+    for frame in (scene.frame_start, scene.frame_end):
+        scene.frame_set(frame)
+        check_frame(scene, scene.camera, deep=True)
+        check_labels_apart(scene, scene.camera)
+        check_labels_clear(scene, scene.camera)
+
+
+def test_expand_block_by_a_name_it_knows_or_an_error(deep_model, addon):
+    """A name that is no folded block is refused before any rebuild (it rebuilt the run for
+    seconds, expanded nothing and said nothing); a layer or block inside a folded stage expands
+    that stage."""
+    import bpy
+    from nnvis_addon import names
+    run = _import_deep(deep_model)
+    bpy.context.view_layer.objects.active = next(iter(layer_objects(run).values()))
+    before = sorted(o.name for o in bpy.data.objects)
+    with pytest.raises(RuntimeError, match="no folded block 'conv4_block27'.*conv4"):
+        bpy.ops.nnvis.expand_block(block="conv4_block27")
+    assert sorted(o.name for o in bpy.data.objects) == before
+    assert bpy.ops.nnvis.expand_block(block="conv4_block2") == {"FINISHED"}
+    (run,) = [c for c in bpy.data.collections if names.RUN in c]
+    assert "conv4_block2_conv" in layer_objects(run)
+    assert bpy.context.view_layer.objects.active.get(names.EXPANDED_BLOCK) == "conv4"
+    with pytest.raises(RuntimeError, match="already drawn layer by layer"):
+        bpy.ops.nnvis.expand_block(block="conv4")

@@ -14,7 +14,7 @@ import bpy
 import numpy as np
 
 from .. import framing
-from ..blocks import EXPANDED, title
+from ..blocks import EXPANDED, PART, title
 from ..stages import shape_text, stages
 from . import nodes
 from .font import text_width
@@ -43,21 +43,56 @@ def label_specs(network, placements: dict, mode: str = "auto", aspect: float = 1
     wrapped = any(p.row for p in placements.values())
     per_layer = [(l.name, f"{title(l)}\n{shape_text(l)}", [l.name]) for l in network.layers]
     if mode == "stages" or (mode == "auto" and (wrapped or not _side_by_side(per_layer, aspect))):
-        # a block expanded from the sidebar is looked at layer by layer: its layers' own labels,
-        # short (a dozen side by side: conv3_block2_1_conv → 1_conv) beside the stages'
         return [(s.name, s.text(network), s.layers) for s in stages(network)] + \
-            [(l.name, _within(l.name, l.config[EXPANDED]), [l.name]) for l in network.layers
-             if EXPANDED in l.config]
+            _expanded(network, placements, aspect)
     return per_layer
 
 
-def _side_by_side(specs: list, aspect: float) -> bool:
-    """Whether labels fit side by side at SIZE over and under one row of layers: together at most
-    1.5 times as wide as the network's area of the frame (two rows of labels, each three quarters
-    full: they stand over layers that are not evenly spaced). DenseNet121's 16 block labels
-    (1.99 area widths at 640×360) stacked four high and shrank the network to 14 % of the frame."""
+def _expanded(network, placements: dict, aspect: float) -> list[tuple[str, str, list]]:
+    """Labels of the blocks expanded from the sidebar, looked at layer by layer beside the stage
+    labels: their layers' short names (a dozen side by side: conv3_block2_1_conv → 1_conv) where
+    these fit side by side over the block's share of its row, else one label per block within it
+    (ResNet101V2's folded stage conv3: conv3_block1 … conv3_block4; short too: a stage conv3's
+    block1 …), else one for the whole. Its
+    55 layer labels had spread over the legends and the counter, the network shrunk to a strip."""
+    found: dict[str, list] = {}
+    for layer in network.layers:
+        if EXPANDED in layer.config:
+            found.setdefault(layer.config[EXPANDED], []).append(layer)
+    specs = []
+    for block, layers in found.items():
+        share = _row_share([l.name for l in layers], placements)
+        parts: dict[str, list] = {}
+        for layer in layers:
+            parts.setdefault(layer.config.get(PART, block), []).append(layer.name)
+        choices = [[(l.name, _within(l.name, block), [l.name]) for l in layers]]
+        if len(parts) > 1:
+            choices.append([(part, f"{_within(part, block)}\n{shape_text(network.layer(n[-1]))}",
+                             n) for part, n in parts.items()])
+        whole = [(block, f"{block} · {len(layers)} layers\n{shape_text(layers[-1])}",
+                  [l.name for l in layers])]
+        specs += next((c for c in choices if _side_by_side(c, aspect, share)), whole)
+    return specs
+
+
+def _row_share(layers: list[str], placements: dict) -> float:
+    """The share of its row's length that `layers` take (in the row holding most of them)."""
+    rows = [placements[n].row for n in layers]
+    row = max(set(rows), key=rows.count)
+    xs = sorted(p.x for p in placements.values() if p.row == row)
+    own = [placements[n].x for n in layers if placements[n].row == row]
+    step = (xs[-1] - xs[0]) / max(len(xs) - 1, 1)      # a layer's share of the row
+    return (max(own) - min(own) + step) / (xs[-1] - xs[0] + step) if step > 0 else 1.0
+
+
+def _side_by_side(specs: list, aspect: float, share: float = 1.0) -> bool:
+    """Whether labels fit side by side at SIZE over and under one row of layers (or `share` of
+    it): together at most 1.5 times as wide as the network's area of the frame (two rows of
+    labels, each three quarters full: they stand over layers that are not evenly spaced).
+    DenseNet121's 16 block labels (1.99 area widths at 640×360) stacked four high and shrank the
+    network to 14 % of the frame."""
     width = sum(max(map(text_width, text.split("\n"))) for _, text, _ in specs) * SIZE / aspect
-    return width <= 1.5 * (framing.NETWORK[2] - framing.NETWORK[0])
+    return width <= 1.5 * share * (framing.NETWORK[2] - framing.NETWORK[0])
 
 
 def _within(name: str, block: str) -> str:

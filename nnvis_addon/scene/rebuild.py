@@ -15,7 +15,7 @@ import dataclasses
 import bpy
 
 from .. import names
-from ..blocks import expand_names
+from ..blocks import expand_names, named
 from ..errors import NNVisError
 from . import camera_moves, runs
 from .run_record import RunRecord
@@ -26,10 +26,27 @@ def expanded(collection) -> list[str]:
     return expand_names((RunRecord(collection).blocks or ("auto", ""))[1])
 
 
+def block_titles(collection, name: str) -> list[str]:
+    """The titles (`names.BLOCK_TITLE`) of the run's folded blocks that `name` stands for
+    (`blocks.named`: a block, one of its layers, a block's name prefix); an NNVisError when none,
+    before anything is rebuilt (a name that matched nothing used to rebuild the run unchanged)."""
+    layers = [o for o in collection.all_objects if names.LAYER in o]
+    units = {o[names.BLOCK_TITLE]: list(o.get(names.BLOCK_LAYERS, [])) for o in layers
+             if names.BLOCK_TITLE in o}
+    titles = named(name, units)
+    if titles:
+        return titles
+    if any(name in (o.get(names.EXPANDED_BLOCK), o[names.LAYER]) for o in layers):
+        raise NNVisError(f"{name!r} in {collection.name!r} is already drawn layer by layer")
+    shown = ", ".join(list(units)[:8]) + (", …" if len(units) > 8 else "")
+    raise NNVisError(f"{collection.name!r} has no folded block {name!r}: "
+                     + (f"its blocks are {shown}" if units else "it has no folded blocks"))
+
+
 def expand_block(collection, block: str, scene=None):
-    """Draw the folded block `block` (its title, `names.BLOCK_TITLE`) of the run layer by layer."""
-    return rebuild_run(collection, scene, expand=",".join(dict.fromkeys([*expanded(collection),
-                                                                          block])))
+    """Draw the run's folded blocks that `block` names (`block_titles`) layer by layer."""
+    return rebuild_run(collection, scene, expand=",".join(dict.fromkeys(
+        [*expanded(collection), *block_titles(collection, block)])))
 
 
 def fold_blocks(collection, scene=None):
