@@ -439,11 +439,11 @@ def score_mesh(run, scores: np.ndarray, row: float, classes: list[int]):
 def build_predictions(run, collection, place: Matrix, width: float, height: float):
     """Horizontal score bars for the shown probe in a width × height box hanging down from
     `place` (its top-left): one row per class (`shown_classes`: beyond 20 classes the 10 that
-    score highest, titled "top 10 of 1000"), class names at the left (cut to 60 % of the width),
-    the true class's bar green; a score of 1 fills the width (logits: their softmax,
-    `bar_scores`, titled so). Under the box, the top class of all classes at the shown epoch and
-    its share, and the true label. A line may run ¾ of a text height past the box's right side,
-    into the frame's margin (0.9 of one at the smallest text)."""
+    score highest, titled "top 10 of 1000" or, where that is too wide, "10 of 1000"), class names
+    at the left (cut to 60 % of the width), the true class's bar green; a score of 1 fills the
+    width (logits: their softmax, `bar_scores`, titled so). Under the box, the top class of all
+    classes at the shown epoch and its share, and the true label. A line may run ¾ of a text
+    height past the box's right side, into the frame's margin (0.9 of one at the smallest text)."""
     scores = prediction_scores(run)
     if scores is None or scores.ndim != 2 or scores.shape[1] < 2:
         return []
