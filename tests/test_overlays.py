@@ -210,3 +210,81 @@ def test_one_legend_per_colour_scale_and_one_for_the_edges(addon, tmp_path):
     scene = bpy.context.scene
     scene.frame_set(scene.frame_start)
     check_frame(scene, scene.camera, deep=False)
+
+
+def test_a_thousand_classes_show_their_top_ten_and_the_true_class(addon, tmp_path):
+    """An ImageNet-sized classifier (1000 logits) drew no bars and no top-class line: now the 10
+    classes that score highest in any epoch, highest first, and the true class after them get a
+    bar each, named, titled "top 10 of 1000" and "softmax", each bar the softmax of that epoch's
+    recorded logits for its class; the top-class line names the first of all 1000 classes; every
+    text 12 px at 640×360, inside the frame and clear of the network and the other overlays."""
+    import bpy
+    from nnvis_addon import load_run
+    from nnvis_addon.record import Recorder
+    from nnvis_addon.scene.nodes import input_ids
+    from nnvis_addon.scene.overlays import TRUE_COLOUR, counter_lines_in
+    from nnvis_addon.scene.refresh import refresh_run
+    from test_picture import check_frame, check_text_size, object_box, overlap
+    keras = pytest.importorskip("keras")
+    from keras import layers as L
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((8, 8, 1), name="image")
+    x = L.GlobalAveragePooling2D(name="gap")(L.Conv2D(4, 3, activation="relu", name="conv")(inp))
+    spread = keras.initializers.RandomNormal(stddev=6.0, seed=3)    # a few classes stand out
+    model = keras.Model(inp, L.Dense(1000, bias_initializer=spread, name="logits")(x), name="wide")
+    model.compile(optimizer=keras.optimizers.SGD(0.5),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    data = rng.random((32, 8, 8, 1), np.float32)
+    label = int(np.argmin(model.predict(data[:1], verbose=0)[0]))      # far from the top 10
+    targets = rng.integers(0, 1000, 32)
+    targets[0] = label
+    names = [f"c{c}" for c in range(1000)]
+    recorder = Recorder(tmp_path / "rec", data[:1], labels=targets[:1], class_names=names)
+    model.fit(data, targets, epochs=1, batch_size=8, verbose=0, callbacks=[recorder])
+    bpy.ops.wm.read_homefile(use_empty=True)
+    collection = import_run(tmp_path / "rec", frames_per_epoch=4)   # epochs 0 and 1
+    model.fit(data, targets, epochs=1, batch_size=8, verbose=0, callbacks=[recorder])
+    assert refresh_run(collection).added == [2]        # a refresh keeps the bars' classes
+    run = load_run(tmp_path / "rec")
+    logits = np.stack([run.predictions(e)[0] for e in run.epochs]).astype(np.float64)
+    softmax = np.exp(logits - logits.max(1, keepdims=True))
+    softmax /= softmax.sum(1, keepdims=True)
+    top = list(np.argsort(-softmax[:2].max(0))[:10])          # of the imported epochs
+    assert label not in top and len(run.epochs) == 3
+    assert np.abs(np.diff(softmax[:, top], axis=0)).max() > 0.01      # the bars move
+    expected = top + [label]
+    scene = bpy.context.scene
+    scene.render.resolution_x, scene.render.resolution_y = 640, 360
+    bars = overlay(collection, "predictions")
+    assert list(bars["nnvis_classes"]) == expected
+    height = bars.modifiers["NNVis"][input_ids(bars.modifiers["NNVis"].node_group)["Height"]]
+    parts = [o for o in collection.objects if o.get("nnvis_overlay_kind") == "predictions"]
+    texts = {o.name.split(":")[-1]: o.data.body for o in parts if o.type == "FONT"}
+    assert [texts[f"Class c{c}"] for c in expected] == [f"c{c}" for c in expected]
+    assert texts["Predictions title"] == "softmax"
+    assert texts["Predictions subset"] in ("top 10 of 1000", "10 of 1000")   # as the width fits
+    assert texts["True label"] == f"true: c{label}"
+    group = next(o for o in parts if o.name.endswith("Top class")).modifiers["NNVis"].node_group
+    lines = counter_lines_in(group)
+    assert len(lines) == 3 and len({line.count("\n") for line in lines}) == 1   # one form
+    colours = np.empty(len(bars.data.vertices) * 4, np.float32)
+    bars.data.attributes["nnvis_point_colour"].data.foreach_get("color", colours)
+    green = np.all(np.isclose(colours.reshape(-1, 4)[:11, :3], TRUE_COLOUR), axis=1)
+    assert green.tolist() == [False] * 10 + [True]                 # the true class's bar
+    for k in range(len(run.epochs)):
+        scene.frame_set(1 + 4 * k)
+        v = evaluated_vertices(bars).reshape(11, 8, 3)           # one cube per bar, top first
+        np.testing.assert_allclose(np.ptp(v[:, :, 1], axis=1),
+                                   np.maximum(softmax[k, expected] * height, 1e-3),
+                                   rtol=1e-4, atol=1e-5)
+        best = int(np.argmax(logits[k]))                          # of all 1000 classes
+        assert lines[k].replace("\n", " · ") == f"top c{best} · {softmax[k, best]:.0%}"
+        check_text_size(scene, scene.camera)
+        check_frame(scene, scene.camera, deep=False)
+        shown = [o for o in collection.objects if o.get("nnvis_overlay_kind") and not o.hide_render]
+        boxes = {o.name: object_box(scene, scene.camera, o) for o in shown}
+        for part in parts:
+            hit = [name for name, box in boxes.items() if name != part.name and box is not None
+                   and boxes[part.name] is not None and overlap(boxes[part.name], box)]
+            assert not hit, f"frame {scene.frame_current}: {part.name} overlaps {hit}"

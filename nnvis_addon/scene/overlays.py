@@ -31,6 +31,7 @@ METRIC_COLOURS = {  # linear RGB; validation curves in a hue of their own (dark 
 }
 TRUE_COLOUR, OTHER_COLOUR = (0.1, 0.8, 0.25), (0.25, 0.45, 1.0)
 TOP = "Top class"          # the line under the score bars naming the shown epoch's top class
+MAX_BARS, TOP_K = 20, 10   # a bar per class up to MAX_BARS classes; beyond, the TOP_K highest
 # The smallest text anywhere in the frame, in frame heights: 12 pixels in a 640×360 video (the
 # demo's), so every label and overlay reads at any resolution from there up.
 MIN_TEXT = 12 / 360
@@ -364,25 +365,68 @@ def bar_scores(scores: np.ndarray, softmax: bool | None = None) -> tuple[np.ndar
     return (shifted / shifted.sum(axis=-1, keepdims=True)).astype(np.float32), True
 
 
+def true_class(run) -> int | None:
+    """The shown probe's label as a class index, None without labels."""
+    return None if run.label is None else int(np.asarray(run.label).ravel()[0])
+
+
+def shown_classes(scores: np.ndarray, label: int | None) -> list[int]:
+    """The classes that get a bar, top to bottom: every class up to `MAX_BARS`; beyond (an
+    ImageNet classifier's 1000), the `TOP_K` that reach the highest score in any epoch, highest
+    first, and the true class after them — a readable ranking whose bars keep their class
+    through the animation."""
+    classes = scores.shape[1]
+    if classes <= MAX_BARS:
+        return list(range(classes))
+    chosen = [int(c) for c in np.argsort(-scores.max(axis=0), kind="stable")[:TOP_K]]
+    if label is not None and 0 <= label < classes and label not in chosen:
+        chosen.append(label)
+    return chosen
+
+
 def class_names_of(run, classes: int) -> list[str]:
     """The run's class names, else the class indices."""
     return run.class_names or [str(c) for c in range(classes)]
 
 
-def top_lines(scores: np.ndarray, class_names: list[str]) -> list[str]:
-    """Per epoch: "top 6 · 87%", the class the bars rank first and its share."""
-    return [f"top {class_names[int(np.argmax(row))]} · {float(np.max(row)):.0%}"
-            for row in scores]
+def _short(name: str, room: float) -> str:
+    """`name` cut to `room` text sizes wide (`text_width`), an ellipsis telling it was cut."""
+    cut = name
+    while text_width(cut) > room and len(cut) > 1:
+        cut = cut[:-2] + "…" if cut.endswith("…") else cut[:-1] + "…"
+    return cut
 
 
-def score_mesh(run, scores: np.ndarray, row: float):
-    """The bars' points: bar c at ((c + ½)·row, 0, 0), epoch e's scores on points e·C + c."""
-    epochs, classes = scores.shape
-    base = np.zeros((epochs * classes, 3), np.float32)
-    base[:, 0] = np.tile((np.arange(classes) + 0.5) * row, epochs)
-    label = None if run.label is None else int(np.asarray(run.label).ravel()[0])
-    colour = np.array([TRUE_COLOUR if c == label else OTHER_COLOUR for c in range(classes)],
-                      np.float32)
+def percent(score: float) -> str:
+    """A score as a percentage: "87%", and "0.1%" under 1 % (1000 classes start near 0.1 % each)."""
+    return f"{score:.0%}" if score >= 0.01 else f"{score:.1%}"
+
+
+def top_lines(scores: np.ndarray, class_names: list[str], room: float | None = None) -> list[str]:
+    """Per epoch: "top 6 · 87%", the class ranked first of all classes and its share; where a
+    line is wider than `room` (text sizes) the share goes on a second line and the name is cut
+    to the room."""
+    best = [(class_names[int(np.argmax(row))], percent(float(np.max(row)))) for row in scores]
+    lines = [f"top {name} · {share}" for name, share in best]
+    if room is None or max(text_width(line) for line in lines) <= room:
+        return lines
+    return [f"top {_short(name, room - text_width('top '))}\n{share}" for name, share in best]
+
+
+def counter_lines_in(group) -> list[str]:
+    """The lines a counter group (`counter_group`) holds, one per epoch."""
+    switch = next(n for n in group.nodes if n.bl_idname == "GeometryNodeIndexSwitch")
+    return [s.default_value for s in switch.inputs[1:] if s.bl_idname != "NodeSocketVirtual"]
+
+
+def score_mesh(run, scores: np.ndarray, row: float, classes: list[int]):
+    """The bars' points: bar i (class `classes[i]`, its scores column i of `scores`) at
+    ((i + ½)·row, 0, 0), epoch e's scores on points e·len(classes) + i."""
+    epochs, bars = scores.shape
+    base = np.zeros((epochs * bars, 3), np.float32)
+    base[:, 0] = np.tile((np.arange(bars) + 0.5) * row, epochs)
+    label = true_class(run)
+    colour = np.array([TRUE_COLOUR if c == label else OTHER_COLOUR for c in classes], np.float32)
     mesh = mesh_of_points("Predictions", base, {
         names.SCORE: np.clip(scores, 0, 1).ravel(),     # bar_scores' values: clipping is a guard
         names.LAST: np.full(len(base), epochs - 1)})
@@ -394,47 +438,65 @@ def score_mesh(run, scores: np.ndarray, row: float):
 
 def build_predictions(run, collection, place: Matrix, width: float, height: float):
     """Horizontal score bars for the shown probe in a width × height box hanging down from
-    `place` (its top-left): one row per class (only for ≤ 20 classes), class names at the left,
-    the true class's bar green; a score of 1 fills the width (logits: their softmax,
-    `bar_scores`, titled so). Under the box, the top class of the shown epoch and its share, and
-    the true label."""
+    `place` (its top-left): one row per class (`shown_classes`: beyond 20 classes the 10 that
+    score highest, titled "top 10 of 1000" or, where that is too wide, "10 of 1000"), class names
+    at the left (cut to 60 % of the width), the true class's bar green; a score of 1 fills the
+    width (logits: their softmax, `bar_scores`, titled so). Under the box, the top class of all
+    classes at the shown epoch and its share, and the true label. A line may run ¾ of a text
+    height past the box's right side, into the frame's margin (0.9 of one at the smallest text)."""
     scores = prediction_scores(run)
-    if scores is None:
-        return []
-    classes = scores.shape[1] if scores.ndim == 2 else 0
-    if not 2 <= classes <= 20:
+    if scores is None or scores.ndim != 2 or scores.shape[1] < 2:
         return []
     scores, softmax = bar_scores(scores)
-    row = height / classes
-    class_names = class_names_of(run, classes)
-    text = max(min(row * 0.75, height * 0.06), MIN_TEXT)
+    label = true_class(run)
+    classes = shown_classes(scores, label)
+    all_names = class_names_of(run, scores.shape[1])
+    text = max(min(height / len(classes) * 0.75, height * 0.06), MIN_TEXT)
+    room = width / text + 0.75                                   # a line's width, in text sizes
+    tops = top_lines(scores, all_names, room)
+    subset = None
+    if len(classes) < scores.shape[1]:
+        subset = next((t for t in (f"top {TOP_K} of {scores.shape[1]}",
+                                   f"{TOP_K} of {scores.shape[1]}") if text_width(t) <= room),
+                      f"top {TOP_K}")
+    top = 0.0 if subset is None else text * 1.4                  # the bars start under it
+    second = text * 1.4 if "\n" in tops[0] else 0.0               # the top class's 2nd line
+    height -= top + second
+    row = height / len(classes)
+    class_names = [_short(all_names[c], (width * 0.6 - text * 0.4) / text) for c in classes]
     name_width = max(len(n) for n in class_names) * text * 0.6 + text * 0.4
-    label = None if run.label is None else int(np.asarray(run.label).ravel()[0])
-    obj = _overlay_object("Predictions", score_mesh(run, scores, row), "predictions", bars_group(),
-                          {"Classes": float(classes), "Height": max(width - name_width, row),
+    obj = _overlay_object("Predictions", score_mesh(run, scores[:, classes], row, classes),
+                          "predictions", bars_group(),
+                          {"Classes": float(len(classes)), "Height": max(width - name_width, row),
                            "Width": row * 0.7, "Material": colour_material()}, collection)
     obj[names.ROW] = row
     obj[names.SOFTMAX] = softmax
+    obj[names.CLASSES] = classes
     # the bars group stands bars along local +Y, classes along +X: turn it so classes run down
     # and bars grow to the right
+    place = place @ Matrix.Translation((0.0, -top, 0.0))
     obj.matrix_world = place @ Matrix.Translation((name_width, 0.0, 0.0)) @ \
         Matrix.Rotation(-math.pi / 2, 4, "Z")
     parts = [obj]
-    for c in range(classes):
-        y = -(c + 0.5) * row - text * 0.35
-        parts.append(_text(f"Class {class_names[c]}", class_names[c], text, collection,
+    for i, name in enumerate(class_names):
+        y = -(i + 0.5) * row - text * 0.35
+        parts.append(_text(f"Class {name}", name, text, collection,
                            place @ Matrix.Translation((name_width - text * 0.4, y, 0.0)), "RIGHT"))
     parts.append(_text("Predictions title", "softmax" if softmax else "prediction",
-                       text, collection, place @ Matrix.Translation((0.0, text * 0.6, 0.0))))
-    top = _overlay_object(TOP, bpy.data.meshes.new(TOP), "label",
-                          counter_group(f"{names.GROUP_COUNTER} {run.name} top",
-                                        top_lines(scores, class_names)),
-                          {"Size": text, "Material": label_material()}, collection)
-    top.matrix_world = place @ Matrix.Translation((0.0, -height - text * 1.2, 0.0))
-    parts.append(top)
-    if label is not None:
-        parts.append(_text("True label", f"true: {class_names[label]}", text, collection,
-                           place @ Matrix.Translation((0.0, -height - text * 2.6, 0.0))))
+                       text, collection, place @ Matrix.Translation((0.0, top + text * 0.6, 0.0))))
+    if subset is not None:
+        parts.append(_text("Predictions subset", subset, text, collection,
+                           place @ Matrix.Translation((0.0, text * 0.4, 0.0))))
+    line = _overlay_object(TOP, bpy.data.meshes.new(TOP), "label",
+                           counter_group(f"{names.GROUP_COUNTER} {run.name} top", tops),
+                           {"Size": text, "Material": label_material()}, collection)
+    line[names.ROOM] = room
+    line.matrix_world = place @ Matrix.Translation((0.0, -height - text * 1.2, 0.0))
+    parts.append(line)
+    if label is not None and 0 <= label < len(all_names):
+        name = _short(all_names[label], room - text_width("true: "))
+        parts.append(_text("True label", f"true: {name}", text, collection,
+                           place @ Matrix.Translation((0.0, -height - second - text * 2.6, 0.0))))
     return parts
 
 

@@ -146,17 +146,27 @@ def _planned(record, run, shown: list[int], scene):
     return write
 
 
-def _scores(collection, run, order) -> np.ndarray | None:
-    """(E, classes) class scores of every epoch: the bars' points hold the shown ones."""
+def _scores(collection, run, order) -> tuple[np.ndarray, list[str]] | None:
+    """(E, bars) scores of every epoch for the classes the bars show (their points hold the
+    shown epochs'), and every epoch's top-class line (the line's own group holds the shown
+    epochs': the first of all classes, which a run of 1000 classes keeps nowhere else)."""
     new = overlays.prediction_scores(run)
-    bars = [o for o in runs.overlays_of(collection).get("predictions", []) if names.ROW in o]
+    kinds = runs.overlays_of(collection).get("predictions", [])
+    bars = [o for o in kinds if names.ROW in o]
     if new is None or not bars:
         return None
+    new = overlays.bar_scores(new, bool(bars[0].get(names.SOFTMAX, False)))[0]
+    classes = list(bars[0].get(names.CLASSES, range(new.shape[1])))
     attr = bars[0].data.attributes[names.SCORE]
     old = np.empty(len(attr.data), np.float32)
     attr.data.foreach_get("value", old)
-    new = overlays.bar_scores(new, bool(bars[0].get(names.SOFTMAX, False)))[0]
-    return np.concatenate([old.reshape(-1, new.shape[1]), new])[order]
+    shown = np.concatenate([old.reshape(-1, len(classes)), new[:, classes]])[order]
+    tops = []
+    for obj in (o for o in kinds if o.name.endswith(overlays.TOP)):
+        old_lines = overlays.counter_lines_in(obj.modifiers[MODIFIER].node_group)
+        tops = old_lines[:len(old) // len(classes)] + overlays.top_lines(
+            new, overlays.class_names_of(run, new.shape[1]), obj.get(names.ROOM))
+    return shown, [tops[k] for k in order] if tops else []
 
 
 def _overlays(record, history: History, run, scores, frames) -> None:
@@ -168,11 +178,11 @@ def _overlays(record, history: History, run, scores, frames) -> None:
                                        overlays.counter_lines(history))
     for obj in kinds.get("predictions", []):
         if obj.name.endswith(overlays.TOP) and scores is not None:
-            overlays.set_counter_lines(obj.modifiers[MODIFIER].node_group, overlays.top_lines(
-                scores, overlays.class_names_of(run, scores.shape[1])))
+            overlays.set_counter_lines(obj.modifiers[MODIFIER].node_group, scores[1])
         if names.ROW in obj and scores is not None:
             old = obj.data
-            obj.data = overlays.score_mesh(run, scores, obj[names.ROW])
+            obj.data = overlays.score_mesh(run, scores[0], obj[names.ROW],
+                                           list(obj.get(names.CLASSES, range(scores[0].shape[1]))))
             old.name = obj.data.name = obj.name
             bpy.data.meshes.remove(old)
     for obj in kinds.get("legend", []):
