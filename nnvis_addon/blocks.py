@@ -180,7 +180,20 @@ def fold(network: Network, expand=()) -> Network:
 
 def title(layer: Layer) -> str:
     """What a label calls a layer: a folded block by its block name."""
-    return layer.config["block"] if layer.kind == KIND else layer.name
+    return layer.config["block"] if layer.kind == KIND else readable(layer.name)
+
+
+def readable(name: str) -> str:
+    """A layer name as a viewer reads it: torch.onnx's node paths without their repeats
+    (`/features/features.1/Relu` → `features.1/Relu`, `/layer1/layer1.0/conv1/Conv` →
+    `layer1.0/conv1`); other names as they are."""
+    if not name.startswith("/"):
+        return name
+    parts = [p for p in name.strip("/").split("/") if p]
+    kept = [p for p, after in zip(parts, parts[1:] + [""]) if not after.startswith(p)]
+    if len(kept) > 1 and kept[-2].lower().startswith(kept[-1].lower()):
+        kept.pop()         # `conv1/Conv`: the op repeats its module's name
+    return "/".join(kept) or name
 
 
 def layer_count(layer: Layer) -> int:

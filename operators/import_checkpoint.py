@@ -84,7 +84,8 @@ class NNVIS_OT_import_checkpoint(bpy.types.Operator, ImportHelper):
             self.report({"INFO"}, "Training Curves: a checkpoint has no loss/accuracy history "
                                   "(a recording has; see nnvis_addon.record.Recorder)")
         self.report({"INFO"}, f"Imported {collection.name}: {len(run.layers)} layers, "
-                              f"{len(run.epochs)} epochs in {time.perf_counter() - start:.1f} s")
+                              f"{len(run.epochs)} epoch{'s' * (len(run.epochs) != 1)} in "
+                              f"{time.perf_counter() - start:.1f} s")
         return {"FINISHED"}
 
 

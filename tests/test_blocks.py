@@ -114,3 +114,12 @@ def test_resnet50_folds_into_its_bottlenecks(resnet50):
     texts = {s.name: s.text(folded) for s in stages.stages(folded)}
     assert list(texts) == ["input", "stem", "stage 1", "stage 2", "stage 3", "stage 4", "head"]
     assert texts["stage 3"].startswith("stage 3 · 6 blocks")
+
+
+@pytest.mark.parametrize("name, shown", [
+    ("/features/features.1/Relu", "features.1/Relu"), ("/layer1/layer1.0/conv1/Conv", "layer1.0/conv1"),
+    ("/conv1/Conv", "conv1"), ("/Flatten", "Flatten"), ("/fc/Gemm", "fc/Gemm"),
+    ("conv2d_3", "conv2d_3"), ("block1/conv", "block1/conv")])
+def test_torch_onnx_node_paths_read_without_their_repeats(name, shown):
+    """Legends and labels titled "/features/features.1/Relu" (torchvision through ONNX)."""
+    assert blocks.readable(name) == shown

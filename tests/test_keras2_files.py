@@ -167,6 +167,17 @@ def test_single_file_named_after_its_model_is_not_an_epoch(tmp_path):
     assert [e.epoch for e in discover(tmp_path).epochs] == [0]
 
 
+@pytest.mark.parametrize("name, epoch", [
+    ("squeezenet1_1.keras", 0), ("resnet_18.keras", 0), ("model-224.keras", 0),
+    ("mobilenet_v2.keras", 0), ("model_7.keras", 0), ("w03.keras", 3), ("model_03.keras", 3),
+    ("weights.03-0.42.keras", 3), ("epoch_7.keras", 7), ("ep2.keras", 2), ("05.keras", 5)])
+def test_a_lone_files_number_is_an_epoch_only_where_it_says_so(name, epoch, tmp_path):
+    """A single file's number may be its model's (squeezenet1_1 showed "Epoch 1"): alone, only
+    an epoch word, ModelCheckpoint's zero padding or a bare number count."""
+    shutil.copy(DATA / "func" / "func.keras", tmp_path / name)
+    assert [e.epoch for e in discover(tmp_path / name).epochs] == [epoch]
+
+
 def test_architecture_is_picked_by_content(tmp_path):
     """case.json and history.json sort before model.json: they are not model configs."""
     for p in (DATA / "func" / "json_weights").iterdir():

@@ -187,7 +187,7 @@ def test_one_legend_per_colour_scale_and_one_for_the_edges(addon, tmp_path):
     from keras import layers as L
     keras.utils.set_random_seed(5)
     inp = keras.Input((8, 8, 1), name="image")
-    a = L.ReLU(name="relu1")(L.Conv2D(4, 3, padding="same", name="conv1")(inp))
+    a = L.Activation("relu", name="activation")(L.Conv2D(4, 3, padding="same", name="conv1")(inp))
     b = L.Conv2D(4, 3, padding="same", name="conv2")(a)
     out = L.Dense(3, activation="softmax", name="classes")(L.GlobalAveragePooling2D(name="gap")(b))
     keras.Model(inp, out, name="mixed").save(tmp_path / "mixed.keras")
@@ -205,6 +205,8 @@ def test_one_legend_per_colour_scale_and_one_for_the_edges(addon, tmp_path):
     assert lo == pytest.approx(-hi) and hi > 0                 # weights: centred on zero
     titles = {o.modifiers["NNVis"][modifier_input(o, "Title")[1]] for o in legends}
     assert "edge weight" in titles and len(legends) == 3
+    assert "activation" in titles, titles       # the ReLU layer Keras named `activation`: not
+    assert not any("activation activation" in t for t in titles)      # "activation activation"
     scene = bpy.context.scene
     scene.frame_set(scene.frame_start)
     check_frame(scene, scene.camera, deep=False)

@@ -95,8 +95,14 @@ def _differing_number(names: list[str]) -> list[int] | None:
 
 
 def _single(path: Path, kind: str, weights: Path | None = None) -> EpochSource:
-    """One checkpoint: the epoch its name states, else 0."""
-    number = epoch_number(path.name)
+    """One checkpoint: the epoch its name states, else 0. A lone file's number may as well be
+    its model's (`resnet_18.onnx`, `squeezenet1_1.onnx`, `model-224.keras`): alone it counts only
+    as an epoch word's, ModelCheckpoint's zero padding (`w03`, `weights.03-0.42`), TF's
+    checkpoint counter (`ckpt-12`) or the whole name (`05.keras`)."""
+    stem = _stem(path.name).removesuffix(".onnx")
+    says = re.search(r"(?:^|[^a-z])(?:epoch|ep|e)[^0-9a-z]*\d|(?:^|[^0-9])0\d|"
+                     r"(?:^|[^a-z])(?:ckpt|cp)-\d+$|^\d+$", stem, re.IGNORECASE)
+    number = epoch_number(path.name) if says else None
     return EpochSource(0 if number is None else number, weights or path, kind)
 
 

@@ -9,6 +9,8 @@ on, each map has its own scale and the legend shows the layer's.
 """
 from __future__ import annotations
 
+import re
+
 import bpy
 from mathutils import Matrix
 
@@ -16,7 +18,7 @@ from . import nodes
 from .layers import MODIFIER, material_of, set_inputs
 from .font import text_width
 from .overlays import MIN_TEXT, label_material
-from .. import names
+from .. import blocks, names
 from ..model.kinds import INPUT
 
 
@@ -137,8 +139,9 @@ def add_legend(collection, layer_obj, placement: Matrix, width: float, run_name:
     legend = obj.modifiers.new(MODIFIER, "NODES")
     legend.node_group = nodes.legend_group()
     if not title:         # the longest that fits over the bar
-        name = layer_obj.get(names.BLOCK_TITLE, layer_obj[names.LAYER])
-        fits = [t for t in (f"{name} activation", name)
+        name = layer_obj.get(names.BLOCK_TITLE, blocks.readable(layer_obj[names.LAYER]))
+        said = re.search(r"activation(_\d+)?$", name, re.IGNORECASE)   # Keras' `activation_3`
+        fits = [t for t in ([name] if said else [f"{name} activation", name])
                 if text_width(t) * 0.7 * bar_height(width) <= width]
         title = (fits or ["activation"])[0]
     set_inputs(legend, {"Width": width, "Height": bar_height(width), "Min": f"{lo:.3g}",
