@@ -313,9 +313,12 @@ def plan_scene(run, options, aspect: float = 16 / 9,
     """Everything `build_scene` draws for `run` with `options` (a `SceneOptions`), framed for
     `aspect` (width / height); `place` may move the laid-out placements (beside other runs)."""
     network = blocks.drawn(run.network, options.blocks, options.expand)
-    rows = 1 if len(network.layers) <= WRAP_ABOVE else \
-        layout.choose_rows(network, lambda pts, rows: framing.shown(pts, aspect, rows))
-    placed = layout.layout_network(network, rows=rows)
+
+    def shown(points, rows):
+        return framing.shown(points, aspect, rows)
+    rows = 1 if len(network.layers) <= WRAP_ABOVE else layout.choose_rows(network, shown)
+    gap = layout.choose_gap(network, rows, shown) if rows > 1 else layout.GAP
+    placed = layout.layout_network(network, gap=gap, rows=rows)
     view = framing.wrapped_view(layout.corners(placed), aspect) if rows > 1 else \
         framing.VIEW_DIRECTION
     placements = {p.name: p for p in (place(placed) if place else placed)}

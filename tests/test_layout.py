@@ -141,3 +141,30 @@ def test_a_row_break_keeps_the_rows_near_equal_length():
     assert row[:44].max() == 0 and row[45:].min() == 1            # 52 is 8 from the ideal 43.5
     row = layout._rows(xs, 2, stage_starts=[30.0, 46.0, 70.0])
     assert row[:46].max() == 0 and row[46:].min() == 1            # 46 is near: rows read as stages
+
+
+@pytest.mark.parametrize("length, shortened", [(30, True), (40, False)])
+def test_rows_wider_than_the_area_stand_closer(length, shortened):
+    """A chain of small maps in 2 rows as wide as the network area but not as high (Keras
+    MobileNetV3Small's) has its ranks stand closer until it fills the area's height, and shows
+    larger; one whose 3 rows the area's height bounds keeps the full gap."""
+    from nnvis_addon import framing
+    net = Network("net", [layer("c0", "InputLayer", (8, 8, 4))] + [
+        layer(f"c{k}", "Conv2D", (8, 8, 4), f"c{k - 1}") for k in range(1, length + 1)])
+
+    def shown(points, rows):
+        return framing.shown(points, 16 / 9, rows)
+    rows = layout.choose_rows(net, shown)
+    gap = layout.choose_gap(net, rows, shown)
+    height = framing.NETWORK[3] - framing.NETWORK[1]
+    placed = layout.corners(layout.layout_network(net, gap=gap, rows=rows))
+    box = framing.fit(placed, framing.wrapped_view(placed, 16 / 9), 16 / 9).box
+    if shortened:
+        full = layout.corners(layout.layout_network(net, rows=rows))
+        assert rows == 2 and layout.SHORTEST_GAP <= gap < layout.GAP
+        assert shown(placed, rows) > layout.HELPS * shown(full, rows)
+        assert box[3] - box[1] > 0.95 * height
+    else:
+        assert rows == 3 and gap == layout.GAP
+    width = framing.NETWORK[2] - framing.NETWORK[0]
+    assert box[3] - box[1] <= height + 1e-6 and box[2] - box[0] <= width + 1e-6     # framed
