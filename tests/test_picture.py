@@ -27,6 +27,9 @@ MIN_FILL, MIN_LABEL, MIN_COVERAGE = 0.60, 0.015, 0.15
 MIN_FILL_NETWORK = 0.55
 MIN_COVERAGE_DEEP = 0.15
 MIN_TEXT_PX = 12        # every label and overlay text at least this tall in a 640×360 video
+# ... and a label not much taller in any frame of a move (one placement for the whole move: the
+# digits' labels near a fly-through's first view stood 22 px tall, on an orbit's far side 16 px)
+MAX_LABEL_PX = 1.25 * MIN_TEXT_PX
 
 
 def nnvis_render(path, tmp, *options) -> Path:
@@ -162,15 +165,28 @@ def check_frame(scene, cam, deep: bool) -> None:
 
 def check_labels_apart(scene, cam) -> None:
     """No two labels overlap on screen (the digits' orbit and fly-through labels did, kept apart
-    at SIZE while they grew to stay 12 px in a move's farthest view). Only where the labels were
-    placed, the move's first view: an orbit's far side, 40° round, still sees the digits' pool2
-    and dense labels run together."""
+    at SIZE while they grew to stay 12 px in a move's farthest view; placed for the move's first
+    view only, on the orbit's far side conv1's label stood over pool1's)."""
     placed = {}
     for label in (o for o in scene.objects if "nnvis_label" in o and not o.hide_render):
         box = object_box(scene, cam, label)
         hit = [name for name, b in placed.items() if overlap(box, b, 0.002)]
         assert not hit, f"frame {scene.frame_current}: {label.name} overlaps {hit}"
         placed[label.name] = box
+
+
+def check_labels_through_the_move(scene, cam, step: int = 3) -> None:
+    """At every `step`-th frame of the scene, between the move's keys too: labels apart, and
+    each between MIN_TEXT_PX and MAX_LABEL_PX tall at 640×360."""
+    for frame in range(scene.frame_start, scene.frame_end + 1, step):
+        scene.frame_set(frame)
+        check_labels_apart(scene, cam)
+        sizes = text_sizes(scene, cam)
+        px = {o.name: round(sizes[o.name] * 360, 2) for o in scene.objects
+              if "nnvis_label" in o and not o.hide_render}
+        wrong = {n: v for n, v in px.items()
+                 if not MIN_TEXT_PX - 0.01 <= v <= MAX_LABEL_PX}
+        assert not wrong, f"frame {frame}: labels out of {MIN_TEXT_PX}–{MAX_LABEL_PX} px: {wrong}"
 
 
 def text_sizes(scene, cam) -> dict:
@@ -266,6 +282,8 @@ def check_scene(blend, tmp, deep=False, static=True) -> None:
         scene.frame_set(frame)
         check_frame(scene, cam, deep)
         check_labels_apart(scene, cam)
+    if not static:
+        check_labels_through_the_move(scene, cam)
     if static:          # the default view; a move's middle frame may look from farther away
         coverage = network_coverage(scene, tmp)
         least = MIN_COVERAGE_DEEP if deep else MIN_COVERAGE
