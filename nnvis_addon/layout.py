@@ -194,11 +194,11 @@ def _rows(xs: np.ndarray, rows: int, stage_starts=()) -> np.ndarray:
 
 
 def choose_rows(network: Network, fits, most: int = 10) -> int:
-    """The row count (1..`most`) whose layout `fits` best: `fits(corner points)` returns the share
-    of the frame the network would fill (framing.py knows the camera)."""
+    """The row count (1..`most`) whose layout `fits` best: `fits(corner points, rows)` returns
+    how large the network would show (framing.py knows the camera)."""
     best, best_fill = 1, -1.0
     for rows in range(1, most + 1):
-        fill = fits(corners(layout_network(network, rows=rows)))
+        fill = fits(corners(layout_network(network, rows=rows)), rows)
         if fill > best_fill * 1.05:     # more rows only when they really help
             best, best_fill = rows, fill
     return best

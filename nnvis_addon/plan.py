@@ -314,7 +314,7 @@ def plan_scene(run, options, aspect: float = 16 / 9,
     `aspect` (width / height); `place` may move the laid-out placements (beside other runs)."""
     network = blocks.drawn(run.network, options.blocks, options.expand)
     rows = 1 if len(network.layers) <= WRAP_ABOVE else \
-        layout.choose_rows(network, lambda pts: framing.magnification(pts, aspect))
+        layout.choose_rows(network, lambda pts, rows: framing.shown(pts, aspect, rows))
     placed = layout.layout_network(network, rows=rows)
     view = framing.wrapped_view(layout.corners(placed), aspect) if rows > 1 else \
         framing.VIEW_DIRECTION

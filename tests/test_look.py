@@ -460,8 +460,9 @@ def test_camera_orbits_and_flies_through_timed_to_the_epochs(imported):
             angles.append(azimuth())
         home_angle = np.degrees(np.arctan2(*framing.VIEW_DIRECTION[1::-1]))
         assert abs(angles[0] - home_angle) < 1 and abs(angles[3] - home_angle) < 1
-        assert angles[1] - home_angle == pytest.approx(-40, abs=4)  # round to the maps' faces
-        assert angles[2] - home_angle == pytest.approx(20, abs=4)   # ... and the other way
+        toward, away, _ = framing.orbit_swing(framing.VIEW_DIRECTION)      # 30°, 30°
+        assert angles[1] - home_angle == pytest.approx(-toward, abs=4)  # round to the maps' faces
+        assert angles[2] - home_angle == pytest.approx(away, abs=4)     # ... and the other way
         swept = []                    # a swing a viewer notices, framed at every key
         for frame in np.linspace(start, end, 13):           # every 4th key, on its subframe
             scene.frame_set(int(frame), subframe=float(frame % 1))

@@ -12,6 +12,12 @@ strongest inputs, wrapped rows seen less edge-on and hung closer: 85 % / 75 %, 1
 100 % / 91 %, 90 % / 81 %. EfficientNetB0 and mobilenet_v3_small (ONNX) covered 13.8 % and 14.7 %
 of the frame, their two rows wider than the network area, until wrapped rows were seen lower and
 turned towards their maps' faces while too wide (`framing.wrapped_view`): 16.6 % and 16.1 %.
+
+Every row of a wrapped network keeps ≥ 85 % of its map pixels past the stage labels (the same
+renders with the labels drawn). Keras MobileNetV3Small, wrapped into the 3 rows that showed largest
+from the front, kept 67 % of its top row (under the stage 2 and 3 labels: a thin strip) and
+covered 9.8 % of the frame; in the 2 rows its own view shows larger (`framing.shown`) 97 % / 98 %
+and 12.1 % (short of the 15 % goal: its maps stand small and far apart).
 """
 from __future__ import annotations
 
@@ -21,8 +27,11 @@ from nnvis_addon.tools.bench import maps
 
 TIER = "render"
 MEDIAN, WORST, COVERAGE = 0.75, 0.50, 0.15
+ROW = 0.85
 NETWORKS = ("resnet50", "mobilenetv2", "densenet121", "resnet18-onnx", "efficientnetb0",
             "mobilenet_v3_small-onnx")
+WRAPPED = ("resnet50", "mobilenetv2", "efficientnetb0", "mobilenet_v3_small-onnx",
+           "mobilenetv3small")
 
 
 @pytest.fixture(scope="module")
@@ -32,15 +41,34 @@ def sources(tmp_path_factory):
     pytest.importorskip("keras")
     pytest.importorskip("torchvision")
     folder = tmp_path_factory.mktemp("networks")
-    return {name: maps.source(name, folder) for name in NETWORKS}
+    return {name: maps.source(name, folder) for name in {*NETWORKS, *WRAPPED}}
+
+
+@pytest.fixture(scope="module")
+def measured(sources, addon, tmp_path_factory):
+    """Each network measured once (`maps.measure`), on first use, for every test here."""
+    found = {}
+
+    def get(name):
+        if name not in found:
+            found[name] = maps.measure(sources[name], keep=tmp_path_factory.mktemp(name))
+        return found[name]
+    return get
 
 
 @pytest.mark.parametrize("name", NETWORKS)
-def test_edges_leave_the_maps_visible(name, sources, addon, tmp_path):
-    found = maps.measure(sources[name], keep=tmp_path)
+def test_edges_leave_the_maps_visible(name, measured):
+    found = measured(name)
     median, worst = maps.summary(found.layers)
     seen = [f for f in found.layers if f.visible]
     assert len(seen) >= 0.8 * len(found.layers), "layers hidden behind others"
     assert median >= MEDIAN, f"{name}: the median layer shows {median:.0%} of its maps"
     assert worst.share >= WORST, f"{name}: {worst.name} shows {worst.share:.0%} of its maps"
     assert found.coverage >= COVERAGE, f"{name}: the network covers {found.coverage:.1%}"
+
+
+@pytest.mark.parametrize("name", WRAPPED)
+def test_every_row_shows_past_the_labels(name, measured):
+    rows = measured(name).rows()
+    assert len(rows) >= 2, f"{name}: not wrapped"
+    assert min(rows) >= ROW, f"{name}: its rows keep {' / '.join(f'{r:.0%}' for r in rows)}"

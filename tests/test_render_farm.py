@@ -165,16 +165,21 @@ def test_saved_blend_is_farm_ready(farm_blend):
 
 
 def test_two_processes_render_one_range_into_one_folder(farm_blend, tmp_path):
-    """Two farm nodes (no add-on installed) on the same 8 frames: each frame exactly once."""
-    shared = tmp_path / "frames"
-    nodes = [node(tmp_path / f"user{i}", "render", farm_blend, "--frames", "1-8", "--sequence",
-                  "--out", shared) for i in range(2)]
-    logs = [finish(node) for node in nodes]
-    done = [saved_frames(log) for log in logs]
-    assert all(done), f"a node rendered nothing, so they did not run concurrently: {done}"
-    assert sorted(done[0] + done[1]) == list(range(1, 9))      # none twice, none missing
-    files = sorted(shared.iterdir())
-    assert [f.name for f in files] == [f"frame_{i:04d}.png" for i in range(1, 9)]
+    """Two farm nodes (no add-on installed) on the same 8 frames: each frame exactly once. On a
+    loaded machine one node can finish all 8 before the other has loaded the file; the nodes
+    then never met, so the pair runs again (at most 3 times) until both rendered something."""
+    for attempt in range(3):
+        shared = tmp_path / f"frames{attempt}"
+        nodes = [node(tmp_path / f"user{attempt}_{i}", "render", farm_blend, "--frames", "1-8",
+                      "--sequence", "--out", shared) for i in range(2)]
+        logs = [finish(node) for node in nodes]
+        done = [saved_frames(log) for log in logs]
+        assert sorted(done[0] + done[1]) == list(range(1, 9))      # none twice, none missing
+        files = sorted(shared.iterdir())
+        assert [f.name for f in files] == [f"frame_{i:04d}.png" for i in range(1, 9)]
+        if all(done):
+            break
+    assert all(done), f"a node rendered nothing in 3 tries, so they never ran together: {done}"
     first, last = read_image(files[0]), read_image(files[-1])
     assert first.std() > 1.0 and np.abs(first - last).mean() > 0.5   # the animation played
     for log, frames in zip(logs, done):

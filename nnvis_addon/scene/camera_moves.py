@@ -26,9 +26,9 @@ from .. import names
 
 MOVES = {
     "static": "The framed three-quarter view",
-    "orbit": "A swing of 60° around the network (in one row: 40° round to the maps' faces, 20° "
-             "the other way; wrapped into rows: 20° and 40°) and back over the scene's frame "
-             "range, the network framed at every angle",
+    "orbit": "A swing of 60° around the network (in one row: 30° round to the maps' faces, "
+             "rising to look down the row, and 30° the other way; wrapped into rows: 20° and "
+             "40°) and back over the scene's frame range, the network framed at every angle",
     "fly_through": "Along the network, from behind the input round to the output's side, "
                    "timed to the epochs",
     "tour": "From the whole network to each stage in turn (input, stem, stages, head), framed "

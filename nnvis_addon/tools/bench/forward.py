@@ -17,7 +17,9 @@ from ...model.forward import forward_partial
 from ...model.keras_config import network_from_config
 
 APPLICATIONS = {"vgg16": "VGG16", "resnet50": "ResNet50", "mobilenetv2": "MobileNetV2",
-                "densenet121": "DenseNet121", "efficientnetb0": "EfficientNetB0"}
+                "densenet121": "DenseNet121", "efficientnetb0": "EfficientNetB0",
+                "mobilenetv3small": "MobileNetV3Small", "inceptionv3": "InceptionV3",
+                "efficientnetv2s": "EfficientNetV2S"}
 
 
 def randomize_batchnorm(model, rng: np.random.Generator) -> None:

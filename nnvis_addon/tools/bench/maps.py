@@ -8,12 +8,14 @@ with cheap Cycles renders at 320×180, no denoising:
   edge in front shifts it), 8 samples a pixel (anti-aliased: a haze of edges thinner than a pixel
   counts as it looks), with the edges hidden, and with them shown; 640×360 gives the same
   shares within 2 points;
-- the scene as it renders at 1 sample: the network's share of the frame (test_picture's rule).
+- the scene as it renders at 1 sample: the network's share of the frame (test_picture's rule);
+- the ID render again with the labels drawn (index 0): each row's share of its maps' pixels that
+  still show past the labels (`Measure.rows`; a row is the layers hung on one height).
 A layer's pixel is *buried* when showing the edges changes its colour by more than `BURIED` of
 full scale (any channel, display values). `--networks` picks what to build (keras.applications
 networks with weights=None at 96×96, torchvision's resnet18 and mobilenet_v3_small through
-ONNX, the digits CNN); the
-table lists per network the median drawn layer's share of visible map pixels and the worst layer.
+ONNX, the digits CNN); the table lists per network the median drawn layer's share of visible map
+pixels, the worst layer, the network's share of the frame and each row's pixels past the labels.
 """
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ BURIED = 0.12                       # of full scale: the edges changed the pixel
 RESOLUTION = (320, 180)
 SAMPLES = 8                         # anti-aliased: a haze of thin edges counts as it looks
 NETWORKS = ("resnet50", "mobilenetv2", "densenet121", "efficientnetb0", "resnet18-onnx",
-            "mobilenet_v3_small-onnx", "digits")
+            "mobilenet_v3_small-onnx", "digits", "mobilenetv3small", "inceptionv3",
+            "efficientnetv2s")
 SIZE = 96                           # input side of the applications (the issue's 96×96)
 
 
@@ -40,12 +43,22 @@ class Measure:
     layers: list["LayerPixels"]     # every drawn layer's pixels
     coverage: float                 # share of the frame the network covers (edges included)
 
+    def rows(self) -> list[float]:
+        """Each row's share (top row first) of its maps' visible pixels that still show with
+        the labels drawn: a row the labels cover reads as a thin strip."""
+        heights = sorted({f.row for f in self.layers}, reverse=True)
+        return [sum(f.labelled for f in self.layers if f.row == z) /
+                max(sum(f.visible for f in self.layers if f.row == z), 1) for z in heights]
+
 
 @dataclass
 class LayerPixels:
     name: str
     visible: int                    # pixels showing this layer's maps (no layer in front)
     clear: int                      # of them, not buried under edges
+    labelled: int = 0               # of them, not covered by a label
+    row: float = 0.0                # its row's height (the layer object's z): layers of a row
+                                    # hang centred on one line
 
     @property
     def share(self) -> float:
@@ -112,6 +125,7 @@ def visible_maps(scene, tmp: Path, resolution=RESOLUTION, frame: int | None = No
     for obj in scene.objects:
         if names.OVERLAY in obj or names.LABEL in obj or names.BLOCK_LABEL in obj:
             obj.hide_render = True
+    labels = [o for o in scene.objects if names.LABEL in o]
     layers = [o for o in scene.objects if names.LAYER in o and not o.hide_render]
     edges = [o for o in scene.objects if names.EDGES in o and not o.hide_render]
     render = scene.render
@@ -146,7 +160,12 @@ def visible_maps(scene, tmp: Path, resolution=RESOLUTION, frame: int | None = No
     render.image_settings.color_depth = "32"
     try:
         ids = _render(scene, tmp / "ids.exr")
+        for obj in labels:              # index 0: they hide what stands behind them
+            obj.hide_render = False
+        labelled = _render(scene, tmp / "ids-labelled.exr")
     finally:
+        for obj in labels:
+            obj.hide_render = True
         import bpy
         bpy.data.materials.remove(view_layer.material_override)
         view_layer.material_override = None
@@ -159,7 +178,10 @@ def visible_maps(scene, tmp: Path, resolution=RESOLUTION, frame: int | None = No
     index = np.where(ids[:, 3] > 0.5, np.rint(ids[:, 0]), 0).astype(int)
     visible = np.bincount(index, minlength=len(layers) + 1)
     clear = np.bincount(index[~buried], minlength=len(layers) + 1)
-    return Measure([LayerPixels(obj[names.LAYER], int(visible[k]), int(clear[k]))
+    past = np.where(labelled[:, 3] > 0.5, np.rint(labelled[:, 0]), 0).astype(int)
+    shown = np.bincount(past[past == index], minlength=len(layers) + 1)
+    return Measure([LayerPixels(obj[names.LAYER], int(visible[k]), int(clear[k]), int(shown[k]),
+                                round(obj.location.z, 3))
                     for k, obj in enumerate(layers, start=1)], covered)
 
 
@@ -215,12 +237,14 @@ def measure(path: Path, resolution=RESOLUTION, keep: Path | None = None,
 
 def table(rows: dict[str, Measure]) -> str:
     lines = ["| network | layers seen | median layer: share of its map pixels visible | "
-             "worst layer | network's share of the frame |", "|---|---|---|---|---|"]
+             "worst layer | network's share of the frame | each row's map pixels past the "
+             "labels |", "|---|---|---|---|---|---|"]
     for name, found in rows.items():
         median, worst = summary(found.layers)
         seen = sum(1 for f in found.layers if f.visible)
+        past = " / ".join(f"{share:.0%}" for share in found.rows())
         lines.append(f"| {name} | {seen} | {median:.0%} | {worst.share:.0%} ({worst.name}) | "
-                     f"{found.coverage:.1%} |")
+                     f"{found.coverage:.1%} | {past} |")
     return "\n".join(lines)
 
 
