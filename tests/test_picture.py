@@ -175,6 +175,25 @@ def check_labels_apart(scene, cam) -> None:
         placed[label.name] = box
 
 
+def check_labels_by_their_rows(scene, cam) -> None:
+    """A label hanging under its own layers over other layers (a wrapped network's, between two
+    rows) stands clearly nearer its own: the gap under it at least half its height wider than
+    the one over it (MobileNetV2's stem label and EfficientNetB0's stage 1 label, hung at the
+    same small gap under their row as over the next, read as the next row's)."""
+    layers = {o.name: o["nnvis_layer"] for o in scene.objects if "nnvis_layer" in o}
+    boxes = {layers[n]: b for n, b in layer_boxes(scene, cam).items()}
+    for label in (o for o in scene.objects if "nnvis_label" in o and not o.hide_render):
+        box = object_box(scene, cam, label)
+        across = [(n, b) for n, b in boxes.items() if b[0] < box[2] and box[0] < b[2]]
+        own = set(label["nnvis_label_layers"])
+        over = [b[1] for n, b in across if n in own and b[1] + b[3] > 2 * box[3]]
+        under = [b[3] for n, b in across if n not in own and b[1] < box[1] and b[3] < box[3]]
+        if over and under:
+            gaps = min(over) - box[3], box[1] - max(under)
+            assert gaps[1] - gaps[0] >= (box[3] - box[1]) / 2, \
+                f"{label.name}: {gaps[0]:.3f} under its row, {gaps[1]:.3f} over the next"
+
+
 def check_labels_through_the_move(scene, cam, step: int = 3) -> None:
     """At every `step`-th frame of the scene, between the move's keys too: labels apart, and
     each between MIN_TEXT_PX and MAX_LABEL_PX tall at 640×360."""

@@ -26,15 +26,18 @@ from .. import names
 
 SIZE = MIN_TEXT            # text size, in frame heights (a two-line label stands ≈ 2 × as tall):
                            # 12 px at 640×360 in every view of a move
-MARGIN = 0.005             # a label keyed at a move's views reads a little smaller between them
+MARGIN = 0.001             # a label keyed at a move's views reads a little smaller between them
 JUMP = 0.05                # a label changing places moves in this share of a frame (F-curves
                            # merge keys closer than 0.01)
 MODES = {"auto": "Layer labels for a network in one row where they fit side by side, stage "
          "labels otherwise",
          "layers": "One label per layer", "stages": "One label per stage (input, stem, "
          "stages, head)", "none": "No labels"}
-GAP_COST = 0.03           # a label between two rows reads as the lower row's too: taken there only
-                           # where over its own row the picture would shrink 3 % more
+GAP_COST = 0.03           # a label between two rows stands among the next row's labels: taken there
+                           # only where over its own row the picture would shrink 3 % more
+HUG = 0.5                  # ... and lifted this share of its height onto its row's edge: hung under
+                           # it, it stood as near the next row (MobileNetV2's stage 2 label, 0.019
+                           # of the frame height under its row, 0.022 over the head), read as that's
 KEEP_COST = 0.05          # a label changing sides (over / under, or another row of the network)
                            # between two views of a move jumps: it does so only where it would
                            # shrink the picture 5 % more where it stood
@@ -231,12 +234,13 @@ def place(labels: list, view: framing.View, aspect: float, layer_points=None,
           previous: Placement | None = None) -> Placement:
     """Size the labels to read at SIZE in `view` and place them so neighbours on screen don't
     overlap: over or under its layers in any row they stand in (under a row that is not the
-    last only where no maps stand: it is the next row's place), or a row further out, nudged
-    either way past a neighbour — of these, where the screen box of the network and the labels
-    placed so far grows least (the framing fits that box into the network's area: labels
-    stacked over each other pushed MobileNetV2 back to 9 % of the frame; a side other than in
-    the `previous` view costs KEEP_COST more), then nearest its layers. `layer_points` (n × 8 box corners per layer) pull a label along the view's ray in
-    front of every layer whose screen box it meets (same place and size on screen): a label
+    last only where no maps stand: it is the next row's place; there lifted onto its row's
+    edge), or a row further out, nudged either way past a neighbour — of these, where the
+    screen box of the network and the labels placed so far grows least (the framing fits that
+    box into the network's area: labels stacked over each other pushed MobileNetV2 back to 9 %
+    of the frame; a side other than in the `previous` view costs KEEP_COST more), then nearest
+    its layers. `layer_points` (n × 8 box corners per layer) pull a label along the view's ray
+    in front of every layer whose screen box it meets (same place and size on screen): a label
     wider than the gap between two layers would otherwise sink into its neighbours' maps."""
     # each label's anchors: above and below its layers in each row they stand in, main row first
     anchors = [(np.reshape(o[names.ANCHOR_TOP], (-1, 3)), np.reshape(o[names.ANCHOR_BOTTOM], (-1, 3)),
@@ -277,6 +281,9 @@ def place(labels: list, view: framing.View, aspect: float, layer_points=None,
                     gap = not below and row < 0
                     if gap and _on_layers(box, nearest):
                         continue    # under a row, before the next: only where no maps stand
+                    if gap:         # ... and lifted onto its row's edge (HUG)
+                        lifted = (box[0], box[1] + HUG * tall[k], box[2], box[3] + HUG * tall[k])
+                        box = box if any(_meets(lifted, b) for b in placed) else lifted
                     moved = was is not None and (was[0] != a or (was[1] >= 0) != (row >= 0))
                     grown = _grown(extent, box) * (1.0 + GAP_COST * gap + KEEP_COST * moved)
                     cost = (round(grown, 3), a, abs(row), abs(box[0] + half_u[k] - u))
@@ -296,6 +303,7 @@ def place(labels: list, view: framing.View, aspect: float, layer_points=None,
             location = np.array((top[0], top[1], top[2] + 0.4 * size + row * step))
         else:             # below: the first line hangs under the layer
             location = np.array((bottom[0], bottom[1], bottom[2] - 0.4 * size + (row + 1) * step))
+            location[2] += (box[1] - on_screen[k][1][a][1] - row * tall[k]) / tall[k] * step
         aside = ((box[0] + box[2]) / 2 - on_screen[k][0][a][0]) * _height_at(top, view, aspect)
         location = location + right * aside * aspect          # world units
         location, _ = _in_front(location, size, box, nearest, view)
