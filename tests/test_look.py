@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_picture import check_frame
+from test_picture import check_frame, check_labels_through_the_move
 from test_scene import import_run, modifier_input
 from test_shading import linear_colormap, render_map
 
@@ -470,14 +470,18 @@ def test_camera_orbits_and_flies_through_timed_to_the_epochs(imported):
             swept.append(np.degrees(np.arctan2(back[1], back[0])))
             check_frame(scene, cam, deep=False)
         assert max(swept) - min(swept) >= 59.5
+        check_labels_through_the_move(scene, cam, step=4)     # placed again in every view
         assert bpy.ops.nnvis.camera_move(move="fly_through") == {"FINISHED"}
         seen = []
         for frame in camera_moves.epoch_frames(collection):
             scene.frame_set(int(round(frame)))
             seen.append(azimuth())
         assert np.all(np.diff(seen) > 0) and seen[0] < -140 and seen[-1] > -80
+        check_labels_through_the_move(scene, cam, step=4)
     finally:
         bpy.ops.nnvis.camera_move(move="static")
+    labels = [o for o in collection.all_objects if "nnvis_label" in o]
+    assert labels and not any(block.animation_data for o in labels for block in (o, o.data))
     scene.frame_set(5)
     # home again (framed from the evaluated cells now, the layout at import: within 0.1 %)
     np.testing.assert_allclose(np.array(cam.matrix_world), np.array(home), rtol=1e-3, atol=1e-3)
@@ -531,5 +535,6 @@ def test_camera_tours_the_stages(imported):
         for frame in (start, end):
             scene.frame_set(frame)
             np.testing.assert_allclose(np.array(cam.matrix_world), home, rtol=1e-3, atol=1e-3)
+        check_labels_through_the_move(scene, cam, step=4)
     finally:
         bpy.ops.nnvis.camera_move(move="static")

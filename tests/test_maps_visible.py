@@ -76,3 +76,18 @@ def test_every_row_shows_past_the_labels(name, measured):
     rows = measured(name).rows()
     assert len(rows) >= 2, f"{name}: not wrapped"
     assert min(rows) >= ROW, f"{name}: its rows keep {' / '.join(f'{r:.0%}' for r in rows)}"
+
+
+def test_a_label_between_rows_reads_as_its_rows(sources, addon):
+    """MobileNetV2's stage 2 label hung under the end of its row as near it as over the head
+    below (0.019 and 0.022 of the frame height): now lifted onto its row's edge (`labels.HUG`)."""
+    import bpy
+    from nnvis_addon.tools.headless import import_with_operator
+    from test_picture import check_labels_by_their_rows
+    bpy.ops.wm.read_homefile(use_empty=True)
+    render = bpy.context.scene.render
+    render.resolution_x, render.resolution_y = 1280, 720
+    import_with_operator(sources["mobilenetv2"])
+    scene = bpy.context.scene
+    scene.frame_set((scene.frame_start + scene.frame_end) // 2)
+    check_labels_by_their_rows(scene, scene.camera)

@@ -27,6 +27,9 @@ MIN_FILL, MIN_LABEL, MIN_COVERAGE = 0.60, 0.015, 0.15
 MIN_FILL_NETWORK = 0.55
 MIN_COVERAGE_DEEP = 0.15
 MIN_TEXT_PX = 12        # every label and overlay text at least this tall in a 640×360 video
+# ... and a label not much taller in any frame of a move (one placement for the whole move: the
+# digits' labels near a fly-through's first view stood 22 px tall, on an orbit's far side 16 px)
+MAX_LABEL_PX = 1.25 * MIN_TEXT_PX
 
 
 def nnvis_render(path, tmp, *options) -> Path:
@@ -162,8 +165,8 @@ def check_frame(scene, cam, deep: bool) -> None:
 
 def check_labels_apart(scene, cam) -> None:
     """No two labels overlap on screen (the digits' orbit and fly-through labels did, kept apart
-    at SIZE while they grew to stay 12 px in a move's farthest view). Only where the labels were
-    placed, the move's first view: an orbit's far side may still see labels run together."""
+    at SIZE while they grew to stay 12 px in a move's farthest view; placed for the move's first
+    view only, on the orbit's far side conv1's label stood over pool1's)."""
     placed = {}
     for label in (o for o in scene.objects if "nnvis_label" in o and not o.hide_render):
         box = object_box(scene, cam, label)
@@ -181,6 +184,39 @@ def check_labels_clear(scene, cam) -> None:
         box = object_box(scene, cam, label)
         hit = [name for name, b in overlays.items() if b is not None and overlap(box, b)]
         assert not hit, f"frame {scene.frame_current}: {label.name} at {box} covers {hit}"
+
+
+def check_labels_by_their_rows(scene, cam) -> None:
+    """A label hanging under its own layers over other layers (a wrapped network's, between two
+    rows) stands clearly nearer its own: the gap under it at least half its height wider than
+    the one over it (MobileNetV2's stem label and EfficientNetB0's stage 1 label, hung at the
+    same small gap under their row as over the next, read as the next row's)."""
+    layers = {o.name: o["nnvis_layer"] for o in scene.objects if "nnvis_layer" in o}
+    boxes = {layers[n]: b for n, b in layer_boxes(scene, cam).items()}
+    for label in (o for o in scene.objects if "nnvis_label" in o and not o.hide_render):
+        box = object_box(scene, cam, label)
+        across = [(n, b) for n, b in boxes.items() if b[0] < box[2] and box[0] < b[2]]
+        own = set(label["nnvis_label_layers"])
+        over = [b[1] for n, b in across if n in own and b[1] + b[3] > 2 * box[3]]
+        under = [b[3] for n, b in across if n not in own and b[1] < box[1] and b[3] < box[3]]
+        if over and under:
+            gaps = min(over) - box[3], box[1] - max(under)
+            assert gaps[1] - gaps[0] >= (box[3] - box[1]) / 2, \
+                f"{label.name}: {gaps[0]:.3f} under its row, {gaps[1]:.3f} over the next"
+
+
+def check_labels_through_the_move(scene, cam, step: int = 3) -> None:
+    """At every `step`-th frame of the scene, between the move's keys too: labels apart, and
+    each between MIN_TEXT_PX and MAX_LABEL_PX tall at 640×360."""
+    for frame in range(scene.frame_start, scene.frame_end + 1, step):
+        scene.frame_set(frame)
+        check_labels_apart(scene, cam)
+        sizes = text_sizes(scene, cam)
+        px = {o.name: round(sizes[o.name] * 360, 2) for o in scene.objects
+              if "nnvis_label" in o and not o.hide_render}
+        wrong = {n: v for n, v in px.items()
+                 if not MIN_TEXT_PX - 0.01 <= v <= MAX_LABEL_PX}
+        assert not wrong, f"frame {frame}: labels out of {MIN_TEXT_PX}–{MAX_LABEL_PX} px: {wrong}"
 
 
 def text_sizes(scene, cam) -> dict:
@@ -276,6 +312,8 @@ def check_scene(blend, tmp, deep=False, static=True) -> None:
         scene.frame_set(frame)
         check_frame(scene, cam, deep)
         check_labels_apart(scene, cam)
+    if not static:
+        check_labels_through_the_move(scene, cam)
     if static:          # the default view; a move's middle frame may look from farther away
         coverage = network_coverage(scene, tmp)
         least = MIN_COVERAGE_DEEP if deep else MIN_COVERAGE

@@ -49,9 +49,12 @@ def epoch_frames(epochs: list[int], frames_per_epoch: float, frame_start: int = 
     return np.array([frame_start + (e - first) * frames_per_epoch for e in epochs], np.float32)
 
 
-def linear_keys(id_data, path: str, frames, values, index: int = 0, eased: bool = False) -> None:
+def linear_keys(id_data, path: str, frames, values, index: int = 0, eased: bool = False,
+                sharp=None) -> None:
     """Linear keyframes of `id_data.<path>[index]` (values at frames), written in bulk; `eased`:
-    Bézier keys with auto-clamped handles instead, so a move eases out of and into each hold."""
+    Bézier keys with auto-clamped handles instead, so a move eases out of and into each hold,
+    but those flagged in `sharp` with vector handles (a jump between two keys close together
+    would otherwise bend the curve on either side)."""
     fcurve = compat.new_fcurve(id_data, path, index)
     points = fcurve.keyframe_points
     points.add(len(frames))
@@ -62,6 +65,10 @@ def linear_keys(id_data, path: str, frames, values, index: int = 0, eased: bool 
             point.handle_left_type = point.handle_right_type = "AUTO_CLAMPED"
     else:
         points.foreach_set("interpolation", [LINEAR] * len(frames))
+    if eased and sharp is not None:
+        for point, flag in zip(points, sharp):
+            if flag:
+                point.handle_left_type = point.handle_right_type = "VECTOR"
     fcurve.update()
 
 

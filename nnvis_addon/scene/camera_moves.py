@@ -82,19 +82,21 @@ def network_points(collection) -> np.ndarray:
                            for lo, hi in evaluated_boxes(layers).values()])
 
 
-def stop_points(collection, labels=()) -> list[np.ndarray]:
-    """(n, 3) corners of each stage's layers (and of the labels naming them), in network order:
-    the tour's stops. The stages were written at import (`RunRecord.stops`)."""
+def stop_points(collection, labels=(), placed=None) -> list[np.ndarray]:
+    """(n, 3) corners of each stage's layers (and of the labels naming them, where `placed` — a
+    labels.Placement per stop — has them), in network order: the tour's stops. The stages were
+    written at import (`RunRecord.stops`)."""
     stages = RunRecord(collection).stops
     layers = [o for o in collection.all_objects if names.LAYER in o and not o.hide_render]
     boxes = evaluated_boxes(layers)
     box_of = {o[names.LAYER]: boxes[o.name] for o in layers if o.name in boxes}
     out = []
-    for _, members in stages:
+    for k, (_, members) in enumerate(stages):
         pts = [framing.box_corners(*box_of[n]) for n in members if n in box_of]
-        named = [o for o in labels if set(o[names.LABEL_LAYERS]) & set(members)]
+        named = [i for i, o in enumerate(labels) if set(o[names.LABEL_LAYERS]) & set(members)]
         if named:
-            pts.append(labels_mod.label_points(named))
+            pts.append(labels_mod.label_points(labels, placement=placed[k])[
+                np.repeat(named, 8) * 8 + np.tile(np.arange(8), len(named))])
         if pts:
             out.append(np.concatenate(pts))
     return out
@@ -261,18 +263,19 @@ def move_views(move: str, points, aspect: float, orthographic: bool, frame_start
                facing=None) -> tuple[np.ndarray, list[framing.View]]:
     """(frames, fitted views) of `move` around the `home` view direction. The fly-through
     arrives with the last epoch; the tour frames each of `stops` (point sets) in turn.
-    `facing(direction)`: more points to frame that depend on the view (labels turned to it)."""
-    def seen(d):
-        return points if facing is None else np.concatenate([points, facing(d)])
+    `facing(k, direction)`: more points to frame in the move's k-th view (labels placed for it,
+    turned to it)."""
+    def seen(k, d):
+        return points if facing is None else np.concatenate([points, facing(k, d)])
 
     if move == "static":
         return np.array([frame_start], np.float32), [
-            framing.fit(seen(home), home, aspect, orthographic=orthographic)]
+            framing.fit(seen(0, home), home, aspect, orthographic=orthographic)]
     if move == "tour":
         if not len(stops):
             raise NNVisError("the tour visits the network's stages, and this run has none "
                              "recorded: import it again")
-        whole = framing.fit(seen(home), home, aspect, orthographic=orthographic)
+        whole = framing.fit(seen(0, home), home, aspect, orthographic=orthographic)
         views = [whole, whole]
         reach = np.ptp(points, axis=0) / TOUR_ZOOM / 2
         for pts in stops:     # a box at least 1 / TOUR_ZOOM of the network's: a close-up, not a
@@ -291,9 +294,9 @@ def move_views(move: str, points, aspect: float, orthographic: bool, frame_start
     else:
         raise NNVisError(f"unknown camera move {move!r}; one of {', '.join(MOVES)}")
     # one target for the whole move, so the camera turns about a fixed point
-    lo, hi = np.min(seen(home), axis=0), np.max(seen(home), axis=0)
-    return frames, [framing.fit(seen(d), d, aspect, orthographic=orthographic,
-                                target=(lo + hi) / 2) for d in directions]
+    lo, hi = np.min(seen(0, home), axis=0), np.max(seen(0, home), axis=0)
+    return frames, [framing.fit(seen(k, d), d, aspect, orthographic=orthographic,
+                                target=(lo + hi) / 2) for k, d in enumerate(directions)]
 
 
 def apply_move(collection, move: str, scene=None, orthographic: bool | None = None,
@@ -316,12 +319,17 @@ def apply_move(collection, move: str, scene=None, orthographic: bool | None = No
     stops = stop_points(collection) if move == "tour" else ()
     frames, views = move_views(move, points, aspect, orthographic, start, end, keys, home, stops)
     labels = [o for o in labels_mod.labels_of(collection) if not o.hide_render]
-    if labels:     # labels sized for these views, then the views refitted around them too
-        labels_mod.arrange(labels, views, aspect, points)
-        stops = stop_points(collection, labels) if move == "tour" else ()
+    if labels:     # labels placed in each view, each view refitted around them, placed again
+        found = labels_mod.placements(labels, views, aspect, points)
+        if move == "tour":      # stop k is the move's views 2 + 2k and 3 + 2k
+            stops = stop_points(collection, labels, found[2::2])
+
+        def facing(k, d):
+            return labels_mod.label_points(labels, d, found[k])
+
         frames, views = move_views(move, points, aspect, orthographic, start, end, keys, home,
-                                   stops, lambda d: labels_mod.label_points(labels, d))
-        labels_mod.arrange(labels, views, aspect, points)
+                                   stops, facing)
+        labels_mod.arrange(labels, views, aspect, points, frames, eased=move == "tour")
     screen = screen_of(collection)
     clear_keys(cam, screen)
     apply_view(cam, views[0], aspect, screen)

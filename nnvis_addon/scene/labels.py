@@ -10,6 +10,8 @@ asked for.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import bpy
 import numpy as np
 
@@ -17,18 +19,28 @@ from .. import framing
 from ..blocks import EXPANDED, PART, title
 from ..stages import shape_text, stages
 from . import nodes
+from .animation import linear_keys
 from .font import text_width
 from .overlays import MIN_TEXT, card_material, label_material
 from .. import names
 
 SIZE = MIN_TEXT            # text size, in frame heights (a two-line label stands ≈ 2 × as tall):
-SMALLEST = MIN_TEXT        # 12 px at 640×360 in the first view, and never less in any other
+                           # 12 px at 640×360 in every view of a move
+MARGIN = 0.001             # a label keyed at a move's views reads a little smaller between them
+JUMP = 0.05                # a label changing places moves in this share of a frame (F-curves
+                           # merge keys closer than 0.01)
 MODES = {"auto": "Layer labels for a network in one row where they fit side by side, stage "
          "labels otherwise",
          "layers": "One label per layer", "stages": "One label per stage (input, stem, "
          "stages, head)", "none": "No labels"}
-GAP_COST = 0.03           # a label between two rows reads as the lower row's too: taken there only
-                           # where over its own row the picture would shrink 3 % more
+GAP_COST = 0.03           # a label between two rows stands among the next row's labels: taken there
+                           # only where over its own row the picture would shrink 3 % more
+HUG = 0.5                  # ... and lifted this share of its height onto its row's edge: hung under
+                           # it, it stood as near the next row (MobileNetV2's stage 2 label, 0.019
+                           # of the frame height under its row, 0.022 over the head), read as that's
+KEEP_COST = 0.05          # a label changing sides (over / under, or another row of the network)
+                           # between two views of a move jumps: it does so only where it would
+                           # shrink the picture 5 % more where it stood
 NEAR = 0.02               # a label pulled before the layers it meets stands this share of its
                            # distance in front of them
 INK = 0.9                  # a line's ink above its baseline and below, in text sizes (measured
@@ -170,46 +182,119 @@ def _frame_height(depth, view: framing.View, aspect: float):
     return 2.0 * np.asarray(depth, float) * framing.tan_half() / aspect
 
 
-def arrange(labels: list, views: list, aspect: float, layer_points=None) -> None:
-    """Size every label for the views of the move and place them so neighbours on screen don't
+class Placement(NamedTuple):
+    """Every label's place in one view of a move: its text's bottom centre (the labels stand
+    bottom-aligned, turned to the camera), its size, and where it stands: which of its anchors
+    (rows) and how many label heights over (≥ 0) or under (< 0) them."""
+    location: np.ndarray      # (n, 3)
+    size: np.ndarray          # (n,)
+    anchor: np.ndarray        # (n,) int
+    row: np.ndarray           # (n,) int
+
+
+def placements(labels: list, views: list, aspect: float, layer_points=None) -> list:
+    """A Placement of `labels` for each of `views`, each placed where it reads best in that view
+    (`place`), keeping to its place in the view before where it can: one placement for a whole
+    move read 23 px tall near a fly-through's camera and ran together on an orbit's far side."""
+    found = []
+    for view in views:
+        found.append(place(labels, view, aspect, layer_points, found[-1] if found else None))
+    return found
+
+
+def show(labels: list, frames, found: list, views: list, aspect: float,
+         eased: bool = False) -> None:
+    """Put the labels where `found` (one Placement per view of `views`, at `frames`) has them:
+    keyed when the camera moves (`eased` as its keys are), so they play without the add-on;
+    their keys of an earlier move cleared. A label that changes places between two keys jumps
+    there halfway: sliding, it would cross its layers and its neighbours."""
+    for obj in labels:
+        for block in (obj, obj.data):
+            if block.animation_data is not None:
+                block.animation_data_clear()
+        obj.data.align_y = "BOTTOM"
+    for k, obj in enumerate(labels):
+        obj.location, obj.data.size = found[0].location[k], found[0].size[k]
+        if len(found) < 2:
+            continue
+        at, values, sharp = [], [], []
+        for i, p in enumerate(found):
+            at.append(frames[i])
+            values.append((*p.location[k], p.size[k]))
+            sharp.append(False)
+            if i + 1 < len(found) and _jumps(p, found[i + 1], k, views[i + 1], aspect):
+                halfway = _between(views[i], views[i + 1])
+                mid = (frames[i] + frames[i + 1]) / 2
+                for when, there in ((mid - JUMP, p), (mid, found[i + 1])):
+                    size = max(there.size[k], SIZE * (1 + MARGIN) *
+                               _height_at(there.location[k], halfway, aspect))
+                    at.append(when)
+                    values.append((*there.location[k], size))
+                    sharp.append(True)
+        at, values = np.array(at, np.float32), np.array(values, np.float32)
+        for axis in range(3):
+            linear_keys(obj, "location", at, values[:, axis], axis, eased, sharp)
+        linear_keys(obj.data, "size", at, values[:, 3], eased=eased, sharp=sharp)
+
+
+def _between(a: framing.View, b: framing.View) -> framing.View:
+    """The camera halfway between two keyed views (its keys interpolate each value)."""
+    direction = (a.direction + b.direction) / 2
+    return framing.View((a.location + b.location) / 2, direction / np.linalg.norm(direction),
+                        tuple((np.asarray(a.shift) + b.shift) / 2),
+                        (a.ortho_scale + b.ortho_scale) / 2)
+
+
+def _jumps(a: Placement, b: Placement, k: int, view: framing.View, aspect: float) -> bool:
+    """Whether label `k` changes places from `a` to `b` (`b`'s view): another anchor or row, or
+    moved on screen by more than half its height (nudged past a neighbour)."""
+    if (a.anchor[k], a.row[k]) != (b.anchor[k], b.row[k]):
+        return True
+    uv = framing.project([a.location[k], b.location[k]], view.location, view.direction, aspect,
+                         shift=view.shift, ortho_scale=view.ortho_scale)
+    return float(np.hypot((uv[0, 0] - uv[1, 0]) * aspect, uv[0, 1] - uv[1, 1])) > SIZE / 2
+
+
+def arrange(labels: list, views: list, aspect: float, layer_points=None, frames=(0,),
+            eased: bool = False) -> list:
+    """Place `labels` for each of `views` (shown at `frames`; one view: no keys). Returns the
+    placements."""
+    found = placements(labels, views, aspect, layer_points) if labels else []
+    if found:
+        show(labels, frames, found, views, aspect, eased)
+    return found
+
+
+def place(labels: list, view: framing.View, aspect: float, layer_points=None,
+          previous: Placement | None = None) -> Placement:
+    """Size the labels to read at SIZE in `view` and place them so neighbours on screen don't
     overlap: over or under its layers in any row they stand in (under a row that is not the
-    last only where no maps stand: it is the next row's place), or a row further out, nudged
-    either way past a neighbour — of these, where the screen box of the network and the labels
-    placed so far grows least (the framing fits that box into the network's area: labels
-    stacked over each other pushed MobileNetV2 back to 9 % of the frame), then nearest its
-    layers. `layer_points` (n × 8 box corners per layer) pull a label along the first view's
-    ray in front of every layer whose screen box it meets (same place and size on screen): a
-    label wider than the gap between two layers would otherwise sink into its neighbours'
-    maps."""
-    if not labels:
-        return
+    last only where no maps stand: it is the next row's place; there lifted onto its row's
+    edge), or a row further out, nudged either way past a neighbour — of these, where the
+    screen box of the network and the labels placed so far grows least (the framing fits that
+    box into the network's area: labels stacked over each other pushed MobileNetV2 back to 9 %
+    of the frame; a side other than in the `previous` view costs KEEP_COST more), then nearest
+    its layers. `layer_points` (n × 8 box corners per layer) pull a label along the view's ray
+    in front of every layer whose screen box it meets (same place and size on screen): a label
+    wider than the gap between two layers would otherwise sink into its neighbours' maps."""
     # each label's anchors: above and below its layers in each row they stand in, main row first
     anchors = [(np.reshape(o[names.ANCHOR_TOP], (-1, 3)), np.reshape(o[names.ANCHOR_BOTTOM], (-1, 3)),
                 np.atleast_1d(o.get(names.LABEL_BELOW, True))) for o in labels]
-    tops = np.array([top[0] for top, _, _ in anchors], float)
-    first = views[0]
-
-    def size_at(point) -> float:
-        """SIZE in the first (home) view, but at least SMALLEST in every other one."""
-        return max(SIZE * _height_at(point, first, aspect), _least(point, views, aspect))
 
     def screen(points):
-        return framing.project(points, first.location, first.direction, aspect,
-                               shift=first.shift, ortho_scale=first.ortho_scale)
+        return framing.project(points, view.location, view.direction, aspect,
+                               shift=view.shift, ortho_scale=view.ortho_scale)
 
     lines = [o.data.body.split("\n") for o in labels]
-    # on screen in the first view, in frame heights: SIZE, or more where another view of the move
-    # stands farther off (an orbit's far side)
-    shown = np.array([size_at(top) / _height_at(top, first, aspect) for top in tops])
-    half_u = np.array([max(map(text_width, ls)) for ls in lines]) * shown / aspect / 2
-    tall = (np.array([len(ls) for ls in lines]) * 1.2 + 0.4) * shown
+    half_u = np.array([max(map(text_width, ls)) for ls in lines]) * SIZE / aspect / 2
+    tall = (np.array([len(ls) for ls in lines]) * 1.2 + 0.4) * SIZE      # in frame heights
     placed: list[tuple[float, float, float, float]] = []
     nearest = None
     if layer_points is not None and len(layer_points) and len(layer_points) % 8 == 0:
         corners = screen(np.asarray(layer_points, float).reshape(-1, 3)).reshape(-1, 8, 3)
         nearest = (corners[:, :, :2].min(axis=1), corners[:, :, :2].max(axis=1),
                    corners[:, :, 2].min(axis=1))
-    right = framing.basis(first.direction)[0]
+    right, up, _ = framing.basis(view.direction)
     # the screen box of the network and the labels placed so far: the framing fits it to the
     # network's area, so each label goes where it grows that box least (the network then shows
     # largest), nearest its layer among equals
@@ -217,8 +302,12 @@ def arrange(labels: list, views: list, aspect: float, layer_points=None) -> None
     extent = (np.concatenate([nearest[0], nearest[1]]) if nearest is not None
               else np.concatenate([uv[:, :2] for pair in on_screen for uv in pair]))
     extent = (*extent.min(axis=0), *extent.max(axis=0))
+    n = len(labels)
+    out = Placement(np.zeros((n, 3)), np.zeros(n), np.zeros(n, int), np.zeros(n, int))
+    tops = np.array([top[0] for top, _, _ in anchors], float)
     for k in np.argsort(screen(tops)[:, 0]):
         best = None
+        was = None if previous is None else (previous.anchor[k], previous.row[k])
         for a, (top_uv, bottom_uv, below) in enumerate(zip(*on_screen[k], anchors[k][2])):
             u = top_uv[0]
             for row in (0, -1, 1, -2, 2, -3, 3) if below else (0, -1, 1, 2, 3):
@@ -227,7 +316,11 @@ def arrange(labels: list, views: list, aspect: float, layer_points=None) -> None
                     gap = not below and row < 0
                     if gap and _on_layers(box, nearest):
                         continue    # under a row, before the next: only where no maps stand
-                    grown = _grown(extent, box) * (1.0 + GAP_COST * gap)
+                    if gap:         # ... and lifted onto its row's edge (HUG)
+                        lifted = (box[0], box[1] + HUG * tall[k], box[2], box[3] + HUG * tall[k])
+                        box = box if any(_meets(lifted, b) for b in placed) else lifted
+                    moved = was is not None and (was[0] != a or (was[1] >= 0) != (row >= 0))
+                    grown = _grown(extent, box) * (1.0 + GAP_COST * gap + KEEP_COST * moved)
                     cost = (round(grown, 3), a, abs(row), abs(box[0] + half_u[k] - u))
                     if best is None or cost < best[0]:
                         best = cost, a, row, box
@@ -238,25 +331,23 @@ def arrange(labels: list, views: list, aspect: float, layer_points=None) -> None
         _, a, row, box = best
         extent = _union(extent, box)
         placed.append(box)
-        obj, top, bottom = labels[k], anchors[k][0][a], anchors[k][1][a]
-        size = size_at(top)
+        top, bottom = anchors[k][0][a], anchors[k][1][a]
+        size = SIZE * _height_at(top, view, aspect)
         step = len(lines[k]) * 1.2 * size + 0.4 * size     # one label's height, in world units
-        obj.data.size = size
         if row >= 0:      # above: the text's bottom sits a little over the layer
-            obj.data.align_y = "BOTTOM"
-            location = (top[0], top[1], top[2] + 0.4 * size + row * step)
+            location = np.array((top[0], top[1], top[2] + 0.4 * size + row * step))
         else:             # below: the first line hangs under the layer
-            obj.data.align_y = "TOP"
-            location = (bottom[0], bottom[1], bottom[2] - 0.4 * size + (row + 1) * step)
-        aside = ((box[0] + box[2]) / 2 - on_screen[k][0][a][0]) * _height_at(top, first, aspect)
-        location = np.array(location) + right * aside * aspect          # world units
-        # sized at its layer's anchor: standing aside, or pulled in front (its size kept for the
-        # first view), it may read smaller in another view of the move
-        grow = max(_least(location, views, aspect) / size, 1.0)
-        mid, half = (box[0] + box[2]) / 2, (box[2] - box[0]) / 2 * grow
-        box = (mid - half, box[1], mid + half, box[1] + (box[3] - box[1]) * grow)
-        location, size = _in_front(location, size * grow, box, nearest, first)
-        obj.location, obj.data.size = location, max(size, _least(location, views, aspect))
+            location = np.array((bottom[0], bottom[1], bottom[2] - 0.4 * size + (row + 1) * step))
+            location[2] += (box[1] - on_screen[k][1][a][1] - row * tall[k]) / tall[k] * step
+        aside = ((box[0] + box[2]) / 2 - on_screen[k][0][a][0]) * _height_at(top, view, aspect)
+        location = location + right * aside * aspect          # world units
+        location, _ = _in_front(location, size, box, nearest, view)
+        # standing aside or pulled in front, it is sized again where it stands
+        size = SIZE * _height_at(location, view, aspect) * (1 + MARGIN)
+        if row < 0:       # its top where the first line hangs: the bottom one label lower
+            location = np.asarray(location) - up * _ink(lines[k]) * size
+        out.location[k], out.size[k], out.anchor[k], out.row[k] = location, size, a, row
+    return out
 
 
 def _height_at(point, view: framing.View, aspect: float) -> float:
@@ -264,11 +355,6 @@ def _height_at(point, view: framing.View, aspect: float) -> float:
     depth = framing.project([point], view.location, view.direction, aspect,
                             ortho_scale=view.ortho_scale)[0, 2]
     return float(_frame_height(depth, view, aspect))
-
-
-def _least(location, views: list, aspect: float) -> float:
-    """The smallest size a label at `location` may have: SMALLEST in every one of `views`."""
-    return SMALLEST * max(_height_at(location, v, aspect) for v in views)
 
 
 def _meets(a, b) -> bool:
@@ -342,23 +428,31 @@ def _in_front(location: np.ndarray, size: float, box, nearest, view: framing.Vie
     return tuple(np.asarray(view.location, float) + (location - view.location) * scale), size * scale
 
 
-def label_points(labels: list, direction=None) -> np.ndarray:
-    """(n, 3) corners of the labels as placed (for framing): the text's extent around its anchor
-    across the view `direction` (labels turn to the camera), or in every horizontal direction
-    when none is given, so the box holds whatever way the camera turns."""
+def _ink(lines: list) -> float:
+    """A label's height from its last line's baseline to its first line's top, in text sizes."""
+    return (len(lines) - 1) * 1.2 + INK
+
+
+def label_points(labels: list, direction=None, placement: Placement | None = None) -> np.ndarray:
+    """(n, 3) corners of the labels as placed (for framing; where `placement` has them, else
+    where they stand now): the text's extent around its anchor across the view `direction`
+    (labels turn to the camera), or in every horizontal direction when none is given, so the box
+    holds whatever way the camera turns."""
     if direction is None:
         across = None
     else:
         across = np.array([-direction[1], direction[0], 0.0], float)
         across /= max(np.linalg.norm(across), 1e-9)
     pts = []
-    for obj in labels:
-        size = obj.data.size
+    for k, obj in enumerate(labels):
+        if placement is None:
+            (x, y, z), size = obj.location, obj.data.size
+        else:
+            (x, y, z), size = placement.location[k], placement.size[k]
         lines = obj.data.body.split("\n")
         half = max(map(text_width, lines)) * size / 2
-        height = ((len(lines) - 1) * 1.2 + INK) * size
-        x, y, z = obj.location
-        bottom = z - height if obj.data.align_y == "TOP" else z
+        height = _ink(lines) * size
+        bottom = z - height if obj.data.align_y == "TOP" and placement is None else z
         if across is None:
             pts.append(framing.box_corners((x - half, y - half, bottom),
                                            (x + half, y + half, bottom + height)))
