@@ -433,6 +433,46 @@ def test_presets_render_a_non_blank_frame(imported, tmp_path, look):
     np.testing.assert_allclose(background, looks.LOOKS[look].world, atol=tol)
 
 
+@pytest.mark.parametrize("look", ["default", "dark_studio"])
+def test_edges_shine_alone_and_cast_no_shadow_in_a_lit_look(imported, tmp_path, look):
+    """Edges are emission only in every look, also where cells are lit (issue 27: lit, they
+    paid for light samples at every transparent edge a ray passes): with the cells hidden, the
+    lights off change no edge pixel; and no shadow ray stops at an edge."""
+    import bpy
+    from nnvis_addon.scene import compat
+    collection, _ = imported
+    scene = bpy.context.scene
+    scene.camera = next(o for o in collection.objects if o.type == "CAMERA")
+    edges = [o for o in collection.all_objects if names.EDGES in o]
+    assert edges and not any(o.visible_shadow for o in edges)
+    hidden = [o for o in collection.all_objects if not o.hide_render and (
+        names.EDGES not in o or o.type == "LIGHT")]
+    lights = [o for o in hidden if o.type == "LIGHT"]
+    assert lights
+    scene.render.resolution_x, scene.render.resolution_y = 64, 36
+    scene.cycles.samples, scene.cycles.use_denoising = 4, False
+    compat.set_image_output(scene, "PNG")
+    assert bpy.ops.nnvis.apply_look(look=look) == {"FINISHED"}
+    frames = []
+    try:
+        for lit in (True, False):
+            for obj in hidden:
+                obj.hide_render = obj.type != "LIGHT" or not lit
+            scene.render.filepath = str(tmp_path / f"{look}-{lit}.png")
+            bpy.ops.render.render(write_still=True)
+            image = bpy.data.images.load(scene.render.filepath)
+            px = np.empty(64 * 36 * 4, np.float32)
+            image.pixels.foreach_get(px)
+            frames.append(px.reshape(-1, 4)[:, :3])
+    finally:
+        for obj in hidden:
+            obj.hide_render = False
+        bpy.ops.nnvis.apply_look(look="default")
+    background = np.median(frames[0], axis=0)
+    assert (np.abs(frames[0] - background).max(axis=1) > 0.05).sum() > 50   # edges drawn
+    np.testing.assert_allclose(frames[1], frames[0], atol=1e-6)
+
+
 def test_camera_orbits_and_flies_through_timed_to_the_epochs(imported):
     """Orbit: a swing about the network and back home; fly-through: from behind the input round
     to the output's side, arriving with the last epoch; static again: the home view."""

@@ -123,8 +123,9 @@ def bench(digits_run, tmp_path_factory):
 
 def test_bench_video_renders_every_frame_through_workers_and_reports_seconds_and_psnr(bench):
     stdout, (row,) = bench("--video", "--resolution", "48x27", "--workers", "2", "--frames",
-                           "3-7", "--reference-samples", "32")
+                           "3-7", "--reference-samples", "32", "--samples", "2")
     assert (row["mode"], row["device"], row["workers"], row["frames"]) == ("video", "CPU", 2, 5)
+    assert row["samples"] == 2 and "final (2 spp)" in stdout    # the preset's 16 replaced
     assert row["total_seconds"] > 0 and row["seconds_per_frame"] == pytest.approx(
         row["total_seconds"] / 5, abs=2e-3)     # both rounded (0.01 s, 0.001 s)
     assert sorted(row["psnr_db"]) == ["3", "5", "7"]       # first, middle, last

@@ -25,7 +25,7 @@ class Look:
     label: str
     description: str
     world: tuple            # background, linear RGB
-    flat: float             # 0 = lit surfaces, 1 = pure emission (the colour map's exact colours)
+    flat: float             # cells: 0 = lit, 1 = pure emission (exact colours); edges are flat
     glow: float             # emission multiplier (> 1 feeds a compositor glare / bloom)
     block: tuple            # layer boxes (Expansion 0)
     accent: tuple           # kernel windows and computation lines (Expansion 3)

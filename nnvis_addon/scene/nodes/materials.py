@@ -81,7 +81,10 @@ def atlas_material(name: str, image, atlas, colormap: str, scale: float, offset:
     cell's `Normalise Per Map` factor. The map is the `nnvis_ramp` ramp (set to `colormap`) or
     another by the `Colour Map` input (`nnvis_colour_map`); then a tint (`nnvis_tint`,
     `nnvis_tint_amount`), the highlight (`nnvis_lit`/`nnvis_dim`) and the look's `nnvis_glow`
-    (emission multiplier) and `nnvis_flat` (0 = lit surface, 1 = pure emission: exact colours).
+    (emission multiplier); cells then by the look's `nnvis_flat` (0 = lit surface, 1 = pure
+    emission: exact colours). Edges are pure emission in every look: lit, they paid for light
+    samples at every transparent layer a ray passes (the demo on the CPU: 8 % of a 40-spp frame
+    and 1 dB of noise) for a shade their thin curves hardly show (docs/benchmarks.md, issue 27).
     Edges with `mode_scales`: the atlas holds one block of `mode_stride` cells per colour mode and
     the curve attribute `nnvis_mode` picks the block and its scale (`nnvis_mode_scale_<k>`).
 
@@ -183,17 +186,18 @@ def _atlas_tree(name: str, instanced: bool, emission: float, modes: int | None):
             tree, "MULTIPLY_ADD", attribute(names.DIM), -DIM, 1.0))
         boost = math_node(tree, "MULTIPLY_ADD", attribute(names.LIT), 2.0, 1.0)
         glow = math_node(tree, "MULTIPLY", value_node(tree, names.GLOW, "Glow", 1.0), boost)
-    with section(tree, "Surface: lit or flat"):
-        bsdf = add(tree, "ShaderNodeBsdfPrincipled", {
-            "Base Color": colour, "Emission Color": colour, "Roughness": 0.55,
-            "Emission Strength": math_node(tree, "MULTIPLY", glow, emission)})
+    with section(tree, "Surface: lit or flat" if instanced else "Surface: flat"):
         flat = add(tree, "ShaderNodeEmission", {"Color": colour, "Strength": math_node(
-            tree, "MULTIPLY", glow, min(1.0, emission / 0.6))})     # dim edges stay dim when flat
-        shader = add(tree, "ShaderNodeMixShader", {
-            "Fac": value_node(tree, names.FLAT, "Flat", 0.0), 1: bsdf.outputs[0],
-            2: flat.outputs[0]})
-        if not instanced:
-            shader = _faded(tree, shader.outputs[0], attribute, t)
+            tree, "MULTIPLY", glow, min(1.0, emission / 0.6))})     # dim edges stay dim
+        if instanced:
+            bsdf = add(tree, "ShaderNodeBsdfPrincipled", {
+                "Base Color": colour, "Emission Color": colour, "Roughness": 0.55,
+                "Emission Strength": math_node(tree, "MULTIPLY", glow, emission)})
+            shader = add(tree, "ShaderNodeMixShader", {
+                "Fac": value_node(tree, names.FLAT, "Flat", 0.0), 1: bsdf.outputs[0],
+                2: flat.outputs[0]})
+        else:
+            shader = _faded(tree, flat.outputs[0], attribute, t)
         out = add(tree, "ShaderNodeOutputMaterial")
         tree.links.new(shader.outputs[0], out.inputs["Surface"])
     arrange(tree)

@@ -87,10 +87,16 @@ GPU_VARIANTS = {
     "48 spp adaptive, 1 bounce, 8 transparent, caustics off":
         HIGH | dict(samples=48, adaptive=True, bounces=1, transparent_bounces=8, caustics=False),
     # the light tree off, the one lever that bought time on the H200 (docs/benchmarks.md); the
-    # 40-spp row is the GPU final preset since
+    # 40-spp row is the GPU final preset since. Edges shine without light samples or shadows
+    # since (issue 27, fifth pass): on the CPU a sample costs less and is less noisy, so fewer
+    # may reach 45 dB — 16 to 32 spp, and 8 transparent bounces with them
     "64 spp, light tree off": HIGH | dict(samples=64, light_tree=False),
     **{f"{n} spp adaptive, light tree off": HIGH | dict(samples=n, adaptive=True, light_tree=False)
-       for n in (40, 48)},
+       for n in (16, 24, 32, 40, 48)},
+    **{f"{n} spp adaptive, 8 transparent, light tree off": HIGH | dict(
+        samples=n, adaptive=True, transparent_bounces=8, light_tree=False) for n in (24, 32, 40)},
+    "32 spp adaptive, 0 bounces, light tree off": HIGH | dict(samples=32, adaptive=True,
+                                                              bounces=0, light_tree=False),
     **{f"{n} spp adaptive 0.03, light tree off": HIGH | dict(
         samples=n, adaptive=True, adaptive_threshold=0.03, light_tree=False) for n in (48, 64)},
     "48 spp adaptive, 8 transparent, light tree off":
@@ -283,9 +289,10 @@ def _cell(value, spec: str, missing: str = "cached") -> str:
 
 
 def video(resolution, quality: str, device: str, workers, recording=None, frames=None,
-          reference_samples: int = 1024, fps: int = 12, log=print) -> dict:
+          reference_samples: int = 1024, fps: int = 12, log=print, samples=None) -> dict:
     """The whole demo (or `frames` of it) rendered to an MP4 through `nnvis render`'s own path
-    (`headless.render_checkpoint`: import at `fps`, preset, workers, frames, encoding); returns
+    (`headless.render_checkpoint`: import at `fps`, preset — its samples `samples` if given —,
+    workers, frames, encoding); returns
     its total seconds, seconds a frame and the PSNR of its first, middle and last frame (copied as they
     are written, before encoding) against references at `reference_samples`."""
     import bpy
@@ -295,6 +302,7 @@ def video(resolution, quality: str, device: str, workers, recording=None, frames
     from ...scene import compat, devices
     from ...scene.frames import SUFFIXES, VIDEO_FRAMES
     from ...scene.render import video_frames_folder
+    from ...scene.stage import preset
     recording = scene_source("demo", recording)
     with tempfile.TemporaryDirectory(prefix="nnvis-bench-video-") as tmp:
         tmp, kept = Path(tmp), {}
@@ -308,7 +316,8 @@ def video(resolution, quality: str, device: str, workers, recording=None, frames
                 kept[frame] = shutil.copyfile(video_frames_folder(out) / name, tmp / name)
 
         result = render_checkpoint(recording, out, build_extension(), None, resolution=resolution,
-                                   quality=quality, device=device, workers=workers,
+                                   quality=quality, samples=samples, device=device,
+                                   workers=workers,
                                    frames=frames, on_frame=keep, import_options={"fps": fps})
         log(f"import {result.import_seconds:.1f} s, {result.frames} frames rendered and encoded "
             f"in {result.render_seconds:.1f} s on {result.device}, {result.workers} workers")
@@ -325,7 +334,7 @@ def video(resolution, quality: str, device: str, workers, recording=None, frames
             log(f"  frame {frame}: {quality_db[frame]:.1f} dB (reference {reference_samples} "
                 f"spp: {seconds:.1f} s{', cached' if not seconds else ''})")
     return dict(scene="demo", mode="video", device=result.device, workers=result.workers,
-                quality=quality, resolution=f"{resolution[0]}x{resolution[1]}", fps=fps,
+                quality=quality, samples=samples or preset(quality, chosen.kind).samples, resolution=f"{resolution[0]}x{resolution[1]}", fps=fps,
                 frames=result.frames, import_seconds=round(result.import_seconds, 2),
                 total_seconds=round(result.render_seconds, 2),
                 seconds_per_frame=round(result.render_seconds / max(1, result.frames), 3),
@@ -363,6 +372,8 @@ def main(argv: list[str]) -> int:
                              "s/frame and the PSNR of its first, middle and last frame")
     parser.add_argument("--quality", choices=list(QUALITY), default="final",
                         help="--video: the preset (default final)")
+    parser.add_argument("--samples", type=int,
+                        help="--video: the preset's samples replaced (its other settings kept)")
     parser.add_argument("--workers", default="auto", help="--video: render processes, auto or N")
     parser.add_argument("--frames", type=parse_frames, metavar="START-END",
                         help="--video: only these frames")
@@ -384,7 +395,8 @@ def main(argv: list[str]) -> int:
     try:
         if args.video:
             rows = [video(args.resolution, args.quality, args.device, args.workers,
-                          args.recording, args.frames, reference_samples, args.fps, log)]
+                          args.recording, args.frames, reference_samples, args.fps, log,
+                          args.samples)]
         else:
             rows = run(variants, args.resolution, args.repeats, args.recording, log, args.scene,
                        args.device, reference_samples)
@@ -399,7 +411,8 @@ def main(argv: list[str]) -> int:
 
 
 def video_line(row: dict) -> str:
-    return (f"{row['frames']} frames at {row['resolution']}, {row['quality']} on {row['device']}, "
+    return (f"{row['frames']} frames at {row['resolution']}, {row['quality']} "
+            f"({row['samples']} spp) on {row['device']}, "
             f"{row['workers']} workers: {row['total_seconds']:.1f} s, "
             f"{row['seconds_per_frame']:.3f} s/frame; PSNR vs {row['reference_samples']} spp: "
             + ", ".join(f"frame {f} {db:.1f} dB" for f, db in row["psnr_db"].items()))
