@@ -65,8 +65,8 @@ def _expanded(network, placements: dict, aspect: float) -> list[tuple[str, str, 
     labels: their layers' short names (a dozen side by side: conv3_block2_1_conv → 1_conv) where
     these fit side by side over the block's share of its row, else one label per block within it
     (ResNet101V2's folded stage conv3: conv3_block1 … conv3_block4; short too: a stage conv3's
-    block1 …), else one for the whole. Its
-    55 layer labels had spread over the legends and the counter, the network shrunk to a strip."""
+    block1 …), else one for the whole. ResNet101V2's 55 layer labels had spread over the legends
+    and the counter, the network shrunk to a strip."""
     found: dict[str, list] = {}
     for layer in network.layers:
         if EXPANDED in layer.config:
