@@ -91,3 +91,19 @@ def test_a_label_between_rows_reads_as_its_rows(sources, addon):
     scene = bpy.context.scene
     scene.frame_set((scene.frame_start + scene.frame_end) // 2)
     check_labels_by_their_rows(scene, scene.camera)
+
+
+def test_labels_stay_off_the_overlays(sources, addon):
+    """ONNX resnet18's head label stood centred over its last layer at the right edge of the
+    network's area and ran into the top-class line under its 10-of-1000 score bars: a view fitted
+    around the labels keeps them inside that area where they can stand (`labels.place`)."""
+    import bpy
+    from nnvis_addon.tools.headless import import_with_operator
+    from test_picture import check_labels_clear
+    bpy.ops.wm.read_homefile(use_empty=True)
+    render = bpy.context.scene.render
+    render.resolution_x, render.resolution_y = 1280, 720
+    import_with_operator(sources["resnet18-onnx"])
+    scene = bpy.context.scene
+    scene.frame_set((scene.frame_start + scene.frame_end) // 2)
+    check_labels_clear(scene, scene.camera)

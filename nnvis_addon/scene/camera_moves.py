@@ -319,6 +319,7 @@ def apply_move(collection, move: str, scene=None, orthographic: bool | None = No
     stops = stop_points(collection) if move == "tour" else ()
     frames, views = move_views(move, points, aspect, orthographic, start, end, keys, home, stops)
     labels = [o for o in labels_mod.labels_of(collection) if not o.hide_render]
+    screen = screen_of(collection)
     if labels:     # labels placed in each view, each view refitted around them, placed again
         found = labels_mod.placements(labels, views, aspect, points)
         if move == "tour":      # stop k is the move's views 2 + 2k and 3 + 2k
@@ -329,8 +330,11 @@ def apply_move(collection, move: str, scene=None, orthographic: bool | None = No
 
         frames, views = move_views(move, points, aspect, orthographic, start, end, keys, home,
                                    stops, facing)
-        labels_mod.arrange(labels, views, aspect, points, frames, eased=move == "tour")
-    screen = screen_of(collection)
+        # fitted around the labels, the views leave them room beside the overlays: there the
+        # overlays stand in their way (before, where they stand is the framing's to decide)
+        labels_mod.arrange(labels, views, aspect, points, frames, eased=move == "tour",
+                           overlays=labels_mod.overlay_boxes(collection, screen, aspect)
+                           if screen else ())
     clear_keys(cam, screen)
     apply_view(cam, views[0], aspect, screen)
     if len(views) > 1:

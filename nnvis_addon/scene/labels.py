@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import bpy
 import numpy as np
+from mathutils import Vector
 
 from .. import framing
 from ..blocks import EXPANDED, PART, title
@@ -192,14 +193,38 @@ class Placement(NamedTuple):
     row: np.ndarray           # (n,) int
 
 
-def placements(labels: list, views: list, aspect: float, layer_points=None) -> list:
+def placements(labels: list, views: list, aspect: float, layer_points=None,
+               overlays=()) -> list:
     """A Placement of `labels` for each of `views`, each placed where it reads best in that view
     (`place`), keeping to its place in the view before where it can: one placement for a whole
     move read 23 px tall near a fly-through's camera and ran together on an orbit's far side."""
     found = []
     for view in views:
-        found.append(place(labels, view, aspect, layer_points, found[-1] if found else None))
+        found.append(place(labels, view, aspect, layer_points, found[-1] if found else None,
+                           overlays))
     return found
+
+
+def overlay_boxes(collection, screen, aspect: float) -> list[tuple]:
+    """Frame boxes (u0, v0, u1, v1) of the run's shown overlays, from their geometry in the
+    camera screen's units (hud.py: X 0 … aspect, Y 0 … 1): they stand still in the frame
+    whatever the view, so labels keep clear of them in every view of a move."""
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    boxes = []
+    for obj in collection.all_objects:
+        if names.OVERLAY not in obj or obj.hide_render:
+            continue
+        to_screen, up = obj.matrix_local.copy(), obj.parent    # the screen may be parked (scale 0)
+        while up is not None and up != screen:
+            to_screen, up = up.matrix_local @ to_screen, up.parent
+        if up is None:
+            continue
+        ev = obj.evaluated_get(depsgraph)
+        corners = np.array([tuple(to_screen @ Vector(c)) for c in ev.bound_box])
+        lo, hi = corners.min(axis=0), corners.max(axis=0)
+        if (hi - lo)[:2].min() > 0:
+            boxes.append((lo[0] / aspect, lo[1], hi[0] / aspect, hi[1]))
+    return boxes
 
 
 def show(labels: list, frames, found: list, views: list, aspect: float,
@@ -256,17 +281,17 @@ def _jumps(a: Placement, b: Placement, k: int, view: framing.View, aspect: float
 
 
 def arrange(labels: list, views: list, aspect: float, layer_points=None, frames=(0,),
-            eased: bool = False) -> list:
-    """Place `labels` for each of `views` (shown at `frames`; one view: no keys). Returns the
-    placements."""
-    found = placements(labels, views, aspect, layer_points) if labels else []
+            eased: bool = False, overlays=()) -> list:
+    """Place `labels` for each of `views` (shown at `frames`; one view: no keys), clear of the
+    `overlays` (frame boxes). Returns the placements."""
+    found = placements(labels, views, aspect, layer_points, overlays) if labels else []
     if found:
         show(labels, frames, found, views, aspect, eased)
     return found
 
 
 def place(labels: list, view: framing.View, aspect: float, layer_points=None,
-          previous: Placement | None = None) -> Placement:
+          previous: Placement | None = None, overlays=()) -> Placement:
     """Size the labels to read at SIZE in `view` and place them so neighbours on screen don't
     overlap: over or under its layers in any row they stand in (under a row that is not the
     last only where no maps stand: it is the next row's place; there lifted onto its row's
@@ -276,7 +301,9 @@ def place(labels: list, view: framing.View, aspect: float, layer_points=None,
     of the frame; a side other than in the `previous` view costs KEEP_COST more), then nearest
     its layers. `layer_points` (n × 8 box corners per layer) pull a label along the view's ray
     in front of every layer whose screen box it meets (same place and size on screen): a label
-    wider than the gap between two layers would otherwise sink into its neighbours' maps."""
+    wider than the gap between two layers would otherwise sink into its neighbours' maps. The
+    `overlays` (frame boxes) stand in the way like placed labels: a label at a row's end, centred
+    over its layer at the network area's edge, ran into the score bars' top-class line."""
     # each label's anchors: above and below its layers in each row they stand in, main row first
     anchors = [(np.reshape(o[names.ANCHOR_TOP], (-1, 3)), np.reshape(o[names.ANCHOR_BOTTOM], (-1, 3)),
                 np.atleast_1d(o.get(names.LABEL_BELOW, True))) for o in labels]
@@ -288,7 +315,7 @@ def place(labels: list, view: framing.View, aspect: float, layer_points=None,
     lines = [o.data.body.split("\n") for o in labels]
     half_u = np.array([max(map(text_width, ls)) for ls in lines]) * SIZE / aspect / 2
     tall = (np.array([len(ls) for ls in lines]) * 1.2 + 0.4) * SIZE      # in frame heights
-    placed: list[tuple[float, float, float, float]] = []
+    placed: list[tuple[float, float, float, float]] = list(overlays)
     nearest = None
     if layer_points is not None and len(layer_points) and len(layer_points) % 8 == 0:
         corners = screen(np.asarray(layer_points, float).reshape(-1, 3)).reshape(-1, 8, 3)
