@@ -222,6 +222,14 @@ def source(name: str, folder: Path) -> Path:
     return path
 
 
+def sources(names, folder: Path) -> dict[str, Path]:
+    """`source` of each of `names`, the ONNX exports first: torch's exporter crashes a process
+    in which TensorFlow has trained (the digits CNN, the Conv1D classifier)."""
+    built = {name: source(name, folder) for name in sorted(
+        names, key=lambda name: not name.endswith("-onnx"))}
+    return {name: built[name] for name in names}
+
+
 def _train_conv1d(folder: Path) -> None:
     """A Keras Conv1D classifier of 187-sample signals (an ECG beat's length), 3 epochs on random
     data, one `.keras` a epoch from ModelCheckpoint: a network of thin 1D strips."""
@@ -284,7 +292,7 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     from ..packaging import build_extension, cache_dir, install_extension, start_blender
     # built before Blender starts: torch's triton crashes a process that holds Blender
-    paths = {name: source(name, cache_dir() / "bench-maps") for name in args.networks}
+    paths = sources(args.networks, cache_dir() / "bench-maps")
     start_blender(None)
     import bpy
     bpy.ops.wm.read_factory_settings(use_empty=True)
