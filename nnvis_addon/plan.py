@@ -27,7 +27,7 @@ from .model.network import Layer, Network
 from .model.trace import Trace, trace, trace_units
 from .model.window import Window, kernel_window
 
-WRAP_ABOVE = 16       # deeper networks (as drawn) wrap into rows that fill the frame (layout.choose_layout)
+WRAP_ABOVE = 16       # deeper networks (as drawn) may wrap into rows (layout.choose_layout)
 BUNDLERS = ("structural", "density")
 TRACED_UNITS = 16     # at most this many output units get a highlight trace
 OPAQUE_EDGES = 200    # a connection of up to this many edges draws them opaque ...

@@ -14,8 +14,9 @@ with cheap Cycles renders at 320×180, no denoising:
 A layer's pixel is *buried* when showing the edges changes its colour by more than `BURIED` of
 full scale (any channel, display values). `--networks` picks what to build (keras.applications
 networks with weights=None at 96×96, torchvision's resnet18, mobilenet_v3_small and
-efficientnet_b0 through ONNX, the digits CNN, a Keras Conv1D classifier); the table lists per network the median drawn layer's share of visible map
-pixels, the worst layer, the network's share of the frame and each row's pixels past the labels.
+efficientnet_b0 through ONNX, the digits CNN, a Keras Conv1D classifier); the table lists per
+network the median drawn layer's share of visible map pixels, the worst layer, the network's
+share of the frame and each row's pixels past the labels.
 """
 from __future__ import annotations
 
