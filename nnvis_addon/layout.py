@@ -51,7 +51,8 @@ class Placement:
 
 
 COLUMN = 16             # unit layers this short stand as one column
-MIN_ASPECT = 0.25       # a 1D map's strip (one row of L) stays a band that reads: at 1/8 a
+MIN_ASPECT = 0.125      # a map's shorter side at least this share of its longer one
+STRIP_ASPECT = 0.25     # a 1D map's strip (one row of L) stays a band that reads: at 1/8 a
                         # Conv1D classifier's strips stood 9 px tall at 1280×720 and the
                         # network covered 13.7 % of the frame (at 1/4: 16.4 %)
 
@@ -59,7 +60,8 @@ MIN_ASPECT = 0.25       # a 1D map's strip (one row of L) stays a band that read
 def map_aspect(output_shape) -> tuple[float, float]:
     """(width, height) of one drawn feature map (``network.map_shape``) over its longer side."""
     h, w = map_shape(output_shape)
-    return max(w / max(h, w), MIN_ASPECT), max(h / max(h, w), MIN_ASPECT)
+    least = STRIP_ASPECT if h == 1 else MIN_ASPECT
+    return max(w / max(h, w), least), max(h / max(h, w), least)
 
 
 def grid_columns(count: int, spatial: bool, aspect: tuple[float, float] = (1.0, 1.0)) -> int:

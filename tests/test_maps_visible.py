@@ -24,7 +24,7 @@ network 5 % larger (`layout.choose_gap`: 0.6 → 0.4 of a rank's extent) it cove
 (0.5) grew with it.
 
 A Keras Conv1D classifier (187 samples, 3 epochs of ModelCheckpoint) covered 13.7 % of the frame,
-its strips an eighth as high as long; a quarter as high (`layout.MIN_ASPECT`), 16.4 %.
+its strips an eighth as high as long; a quarter as high (`layout.STRIP_ASPECT`), 16.4 %.
 """
 from __future__ import annotations
 
