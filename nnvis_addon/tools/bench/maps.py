@@ -13,8 +13,8 @@ with cheap Cycles renders at 320×180, no denoising:
   still show past the labels (`Measure.rows`; a row is the layers hung on one height).
 A layer's pixel is *buried* when showing the edges changes its colour by more than `BURIED` of
 full scale (any channel, display values). `--networks` picks what to build (keras.applications
-networks with weights=None at 96×96, torchvision's resnet18, mobilenet_v3_small and
-efficientnet_b0 through ONNX, the digits CNN, a Keras Conv1D classifier); the table lists per
+networks with weights=None at 96×96, torchvision's resnet18, mobilenet_v3_small,
+efficientnet_b0 and squeezenet1_0 through ONNX, the digits CNN, a Keras Conv1D classifier); the table lists per
 network the median drawn layer's share of visible map pixels, the worst layer, the network's
 share of the frame and each row's pixels past the labels.
 """
@@ -35,7 +35,8 @@ RESOLUTION = (320, 180)
 SAMPLES = 8                         # anti-aliased: a haze of thin edges counts as it looks
 NETWORKS = ("resnet50", "mobilenetv2", "densenet121", "efficientnetb0", "resnet18-onnx",
             "mobilenet_v3_small-onnx", "digits", "mobilenetv3small", "inceptionv3",
-            "efficientnetv2s", "nasnetmobile", "efficientnet_b0-onnx", "conv1d")
+            "efficientnetv2s", "nasnetmobile", "efficientnet_b0-onnx", "conv1d",
+            "squeezenet1_0-onnx")
 SIZE = 96                           # input side of the applications (the issue's 96×96)
 
 
