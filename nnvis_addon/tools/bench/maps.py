@@ -14,9 +14,9 @@ with cheap Cycles renders at 320×180, no denoising:
 A layer's pixel is *buried* when showing the edges changes its colour by more than `BURIED` of
 full scale (any channel, display values). `--networks` picks what to build (keras.applications
 networks with weights=None at 96×96, torchvision's resnet18, mobilenet_v3_small,
-efficientnet_b0 and squeezenet1_0 through ONNX, the digits CNN, a Keras Conv1D classifier); the table lists per
-network the median drawn layer's share of visible map pixels, the worst layer, the network's
-share of the frame and each row's pixels past the labels.
+efficientnet_b0 and squeezenet1_0 through ONNX, the digits CNN, a Keras Conv1D classifier); the
+table lists per network the median drawn layer's share of visible map pixels, the worst layer,
+the network's share of the frame and each row's pixels past the labels.
 """
 from __future__ import annotations
 
@@ -234,7 +234,7 @@ def sources(names, folder: Path) -> dict[str, Path]:
 
 def _train_conv1d(folder: Path) -> None:
     """A Keras Conv1D classifier of 187-sample signals (an ECG beat's length), 3 epochs on random
-    data, one `.keras` a epoch from ModelCheckpoint: a network of thin 1D strips."""
+    data, one `.keras` an epoch from ModelCheckpoint: a network of thin 1D strips."""
     import keras
     from keras import layers as L
     keras.utils.set_random_seed(0)
