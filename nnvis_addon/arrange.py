@@ -46,7 +46,7 @@ def pitch_of(placement: Placement) -> float:
 
 def map_size(placement: Placement, output_shape) -> tuple[float, float]:
     """World (width, height) of one feature map (``network.map_shape``): the longer side is the
-    placement's cell size; a strip is drawn at least `MIN_ASPECT` of it thick."""
+    placement's cell size; a map at least `MIN_ASPECT` of it thick, a strip `STRIP_ASPECT`."""
     return tuple(placement.cell_size * a for a in map_aspect(output_shape))
 
 

@@ -208,6 +208,12 @@ def shown(points, aspect: float, rows: int) -> float:
                          wrapped_view(points, aspect) if rows > 1 else ROWS_VIEW_DIRECTION)
 
 
+def height_share(points, aspect: float, direction=VIEW_DIRECTION) -> float:
+    """Share of the network area's height the network fills, fitted along `direction`."""
+    box = fit(points, direction, aspect).box
+    return (box[3] - box[1]) / (NETWORK[3] - NETWORK[1])
+
+
 def magnification(points, aspect: float, direction=ROWS_VIEW_DIRECTION) -> float:
     """How large the fitted default view shows the network (1 / camera distance): layouts of the
     same cells compare by it — the larger, the bigger every feature map on screen."""

@@ -28,9 +28,11 @@ BLOCK_GAP = 0.55        # ... or behind a folded block (a sheaf of its strongest
                         # in one row: wrapped rows are as high as the frame allows, and shorter
                         # rows would only hide more of each other
 GAP = 0.6               # between two ranks: this share of the larger one's extent
-SHORTEST_GAP = 0.35     # a wrapped layout's gap shortened at most to this (`choose_gap`): edges
+SHORTEST_GAP = 0.35     # a layout's gap shortened at most to this (`choose_gap`): edges
                         # between ranks nearer still stand steep and crowd the maps
 HELPS = 1.05            # more rows or a shorter gap only when the network shows this much larger
+ONE_ROW_HIGH = 0.75     # one row's gap shortens only while it fills less of the area's height:
+                        # a long row; a shorter one's edges stand steep over its maps
 STAGE_BREAK = 0.1       # a row break moves to a stage's start at most this share of a row away:
                         # the longest row sets how small the camera shows every map
 
@@ -49,13 +51,17 @@ class Placement:
 
 
 COLUMN = 16             # unit layers this short stand as one column
-MIN_ASPECT = 0.125      # a 1D map's strip (one row of L) stays a visible band, not a hairline
+MIN_ASPECT = 0.125      # a map's shorter side at least this share of its longer one
+STRIP_ASPECT = 0.25     # a 1D map's strip (one row of L) stays a band that reads: at 1/8 a
+                        # Conv1D classifier's strips stood 9 px tall at 1280×720 and the
+                        # network covered 13.7 % of the frame (at 1/4: 16.4 %)
 
 
 def map_aspect(output_shape) -> tuple[float, float]:
     """(width, height) of one drawn feature map (``network.map_shape``) over its longer side."""
     h, w = map_shape(output_shape)
-    return max(w / max(h, w), MIN_ASPECT), max(h / max(h, w), MIN_ASPECT)
+    least = STRIP_ASPECT if h == 1 else MIN_ASPECT
+    return max(w / max(h, w), least), max(h / max(h, w), least)
 
 
 def grid_columns(count: int, spatial: bool, aspect: tuple[float, float] = (1.0, 1.0)) -> int:
@@ -197,31 +203,46 @@ def _rows(xs: np.ndarray, rows: int, stage_starts=()) -> np.ndarray:
     return np.searchsorted(np.sort(breaks), xs, side="right")
 
 
-def choose_rows(network: Network, fits, most: int = 10) -> int:
-    """The row count (1..`most`) whose layout `fits` best: `fits(corner points, rows)` returns
-    how large the network would show (framing.py knows the camera)."""
-    best, best_fill = 1, -1.0
+def choose_layout(network: Network, fits, high, most: int = 10) -> tuple[int, float]:
+    """(rows, gap) of the layout that shows best: each row count 1..`most` at its own gap
+    (`choose_gap`), more rows only when they show the network HELPS larger. `fits(corner
+    points, rows)` returns how large a layout would show, `high(corner points)` the share of the
+    network area's height one row fills in its view (framing.py knows the camera). Weighed at the
+    full gap, EfficientNet-B0's (ONNX) 3 rows showed 6 % larger than 2, yet 2 rows at the gap
+    their width allows 37 % larger: in 3 rows it covered 12.7 % of the frame. One row is weighed
+    at the full gap: shortened, ResNet50, EfficientNetB0 and mobilenet_v3_small would stand in
+    one long row, whose maps the home view shows smaller than their 2 rows'."""
+    best, best_fill = (1, GAP), -1.0
     for rows in range(1, most + 1):
-        fill = fits(corners(layout_network(network, rows=rows)), rows)
+        gap, fill = choose_gap(network, rows, fits)
         if fill > best_fill * HELPS:    # more rows only when they really help
-            best, best_fill = rows, fill
-    return best
+            best, best_fill = (rows, gap), fill
+    return best if best[0] > 1 else (1, choose_gap(network, 1, fits, high)[0])
 
 
-def choose_gap(network: Network, rows: int, fits, step: float = 0.05) -> float:
-    """The gap between ranks of a layout in `rows` rows: GAP shortened step by step, down to
-    SHORTEST_GAP, while each step shows the network HELPS larger (`fits` as in `choose_rows`).
-    Rows wider than the network area leave its height unused: Keras MobileNetV3Small's 2 rows
-    filled 71 % of it and covered 12.1 % of the frame, their many small maps far apart (at 0.4:
-    19.4 %). Once the layout is as high as the area, a shorter gap only crowds the layers."""
-    best, best_fill = GAP, fits(corners(layout_network(network, gap=GAP, rows=rows)), rows)
+def choose_gap(network: Network, rows: int, fits, high=None, step: float = 0.05
+               ) -> tuple[float, float]:
+    """(gap, how large the layout shows at it) of a layout in `rows` rows: GAP shortened step
+    by step, down to SHORTEST_GAP, while each step shows the network HELPS larger (`fits`,
+    `high` as in `choose_layout`). Rows wider than the network area leave its height unused: Keras
+    MobileNetV3Small's 2 rows filled 71 % of it and covered 12.1 % of the frame, their many small
+    maps far apart (at 0.4: 19.4 %). Once the layout is as high as the area, a shorter gap only
+    crowds the layers. One row shortens only while it fills less than ONE_ROW_HIGH of the
+    area's height: NASNetMobile's 22 cells in one row filled 63 % of it and covered 14.2 % of
+    the frame; resnet18 (ONNX, 80 %) kept its gap, at 0.35 its Flatten's units were buried
+    (61 → 56 % of their pixels visible)."""
+    points = corners(layout_network(network, gap=GAP, rows=rows))
+    best, best_fill = GAP, fits(points, rows)
     for k in range(1, round((GAP - SHORTEST_GAP) / step) + 1):
+        if rows == 1 and (high is None or high(points) >= ONE_ROW_HIGH):
+            break
         gap = round(GAP - k * step, 6)
-        fill = fits(corners(layout_network(network, gap=gap, rows=rows)), rows)
+        points = corners(layout_network(network, gap=gap, rows=rows))
+        fill = fits(points, rows)
         if fill <= best_fill * HELPS:
             break
         best, best_fill = gap, fill
-    return best
+    return best, best_fill
 
 
 def corners(placements: list[Placement]) -> np.ndarray:

@@ -27,7 +27,7 @@ from .model.network import Layer, Network
 from .model.trace import Trace, trace, trace_units
 from .model.window import Window, kernel_window
 
-WRAP_ABOVE = 16       # deeper networks (as drawn) wrap into rows that fill the frame (layout.choose_rows)
+WRAP_ABOVE = 16       # deeper networks (as drawn) may wrap into rows (layout.choose_layout)
 BUNDLERS = ("structural", "density")
 TRACED_UNITS = 16     # at most this many output units get a highlight trace
 OPAQUE_EDGES = 200    # a connection of up to this many edges draws them opaque ...
@@ -316,8 +316,11 @@ def plan_scene(run, options, aspect: float = 16 / 9,
 
     def shown(points, rows):
         return framing.shown(points, aspect, rows)
-    rows = 1 if len(network.layers) <= WRAP_ABOVE else layout.choose_rows(network, shown)
-    gap = layout.choose_gap(network, rows, shown) if rows > 1 else layout.GAP
+
+    def high(points):
+        return framing.height_share(points, aspect)
+    rows, gap = layout.choose_layout(network, shown, high,
+                                     most=1 if len(network.layers) <= WRAP_ABOVE else 10)
     placed = layout.layout_network(network, gap=gap, rows=rows)
     view = framing.wrapped_view(layout.corners(placed), aspect) if rows > 1 else \
         framing.VIEW_DIRECTION

@@ -11,6 +11,7 @@ from keras import layers as L  # noqa: E402
 
 from nnvis_addon.tools.bench.forward import relative_error  # noqa: E402
 from nnvis_addon.model.keras_config import unsupported_reason  # noqa: E402
+from nnvis_addon.layout import STRIP_ASPECT  # noqa: E402
 from nnvis_addon.options import SceneOptions  # noqa: E402
 from nnvis_addon.plan import plan_scene  # noqa: E402
 from nnvis_addon.run import load_run  # noqa: E402
@@ -247,8 +248,9 @@ def test_a_recording_of_an_ops_model_has_every_op(tmp_path):
 
 
 def test_scene_holds_strips_and_stacked_slices(trained, addon):
-    """Through the installed importer: each 1D map a plane as wide as its strip is long and an
-    eighth as high, each 3D map a plane D·H high; the atlas images hold the true activations."""
+    """Through the installed importer: each 1D map a plane as wide as its strip is long and a
+    quarter as high (`layout.STRIP_ASPECT`), each 3D map a plane D·H high; the atlas images hold
+    the true activations."""
     import bpy
     from nnvis_addon.atlas import as_cells, pack
     from nnvis_addon.scene.nodes import input_ids
@@ -269,8 +271,8 @@ def test_scene_holds_strips_and_stacked_slices(trained, addon):
                                 (layer.output_shape[0] * layer.output_shape[1],
                                  layer.output_shape[2]))
         width, height = mod[ids["Width"]], mod[ids["Height"]]
-        assert height / width == pytest.approx(max(rows / cols, 0.125) if rows < cols
-                                               else rows / cols, rel=1e-5)
+        assert height / width == pytest.approx(max(rows / cols, STRIP_ASPECT)
+                                               if family == "conv1d" else rows / cols, rel=1e-5)
         image = next(n.image for n in mod[ids["Material"]].node_tree.nodes
                      if n.bl_idname == "ShaderNodeTexImage")
         pixels = np.empty(image.size[0] * image.size[1] * 4, np.float32)

@@ -143,28 +143,64 @@ def test_a_row_break_keeps_the_rows_near_equal_length():
     assert row[:46].max() == 0 and row[46:].min() == 1            # 46 is near: rows read as stages
 
 
-@pytest.mark.parametrize("length, shortened", [(30, True), (40, False)])
-def test_rows_wider_than_the_area_stand_closer(length, shortened):
-    """A chain of small maps in 2 rows as wide as the network area but not as high (Keras
-    MobileNetV3Small's) has its ranks stand closer until it fills the area's height, and shows
-    larger; one whose 3 rows the area's height bounds keeps the full gap."""
+def _chain(length, maps=4):
+    return Network("net", [layer("c0", "InputLayer", (8, 8, maps))] + [
+        layer(f"c{k}", "Conv2D", (8, 8, maps), f"c{k - 1}") for k in range(1, length + 1)])
+
+
+def _weighed():
     from nnvis_addon import framing
-    net = Network("net", [layer("c0", "InputLayer", (8, 8, 4))] + [
-        layer(f"c{k}", "Conv2D", (8, 8, 4), f"c{k - 1}") for k in range(1, length + 1)])
 
     def shown(points, rows):
         return framing.shown(points, 16 / 9, rows)
-    rows = layout.choose_rows(net, shown)
-    gap = layout.choose_gap(net, rows, shown)
+
+    def high(points):
+        return framing.height_share(points, 16 / 9)
+    return shown, high
+
+
+@pytest.mark.parametrize("length, shortened", [(20, False), (30, True), (40, True)])
+def test_rows_wider_than_the_area_stand_closer(length, shortened):
+    """A chain of small maps in 2 rows as wide as the network area but not as high (Keras
+    MobileNetV3Small's) has its ranks stand closer until it fills the area's height, and shows
+    larger; rows the area's height bounds keep the full gap. Each row count is weighed at its
+    own gap: at the full gap 40 layers showed largest in 3 rows, yet 2 rows closer together
+    show a third larger (EfficientNet-B0 through ONNX: 3 rows, 12.7 % of the frame)."""
+    from nnvis_addon import framing
+    net = _chain(length)
+    shown, high = _weighed()
+    rows, gap = layout.choose_layout(net, shown, high)
     height = framing.NETWORK[3] - framing.NETWORK[1]
     placed = layout.corners(layout.layout_network(net, gap=gap, rows=rows))
     box = framing.fit(placed, framing.wrapped_view(placed, 16 / 9), 16 / 9).box
+    assert rows == 2
     if shortened:
-        full = layout.corners(layout.layout_network(net, rows=rows))
-        assert rows == 2 and layout.SHORTEST_GAP <= gap < layout.GAP
-        assert shown(placed, rows) > layout.HELPS * shown(full, rows)
-        assert box[3] - box[1] > 0.95 * height
+        full = max(shown(layout.corners(layout.layout_network(net, rows=r)), r)
+                   for r in range(1, 5))
+        assert layout.SHORTEST_GAP <= gap < layout.GAP
+        assert shown(placed, rows) > layout.HELPS * full
+        assert box[3] - box[1] > 0.95 * height or gap == layout.SHORTEST_GAP
     else:
-        assert rows == 3 and gap == layout.GAP
+        assert gap == layout.GAP
     width = framing.NETWORK[2] - framing.NETWORK[0]
     assert box[3] - box[1] <= height + 1e-6 and box[2] - box[0] <= width + 1e-6     # framed
+
+
+@pytest.mark.parametrize("length, shortened", [(10, False), (16, True)])
+def test_a_long_row_stands_closer_until_it_fills_the_height(length, shortened):
+    """One row that fills less than ONE_ROW_HIGH of the network area's height (NASNetMobile's 22
+    cells: 63 %, 14.2 % of the frame) has its ranks stand closer while that shows it larger,
+    until it fills that much; a shorter row (resnet18's, 80 %) keeps its gap: closer, its
+    edges stand steep over its maps."""
+    net = _chain(length)
+    shown, high = _weighed()
+    rows, gap = layout.choose_layout(net, shown, high, most=1)
+    assert rows == 1
+    if not shortened:
+        assert gap == layout.GAP
+        return
+    assert layout.SHORTEST_GAP <= gap < layout.GAP
+    before = layout.corners(layout.layout_network(net, gap=round(gap + 0.05, 6)))
+    assert high(before) < layout.ONE_ROW_HIGH        # it stopped once it filled that much
+    placed = layout.corners(layout.layout_network(net, gap=gap))
+    assert shown(placed, 1) > layout.HELPS * shown(layout.corners(layout.layout_network(net)), 1)

@@ -13,9 +13,10 @@ with cheap Cycles renders at 320×180, no denoising:
   still show past the labels (`Measure.rows`; a row is the layers hung on one height).
 A layer's pixel is *buried* when showing the edges changes its colour by more than `BURIED` of
 full scale (any channel, display values). `--networks` picks what to build (keras.applications
-networks with weights=None at 96×96, torchvision's resnet18 and mobilenet_v3_small through
-ONNX, the digits CNN); the table lists per network the median drawn layer's share of visible map
-pixels, the worst layer, the network's share of the frame and each row's pixels past the labels.
+networks with weights=None at 96×96, torchvision's resnet18, mobilenet_v3_small,
+efficientnet_b0 and squeezenet1_0 through ONNX, the digits CNN, a Keras Conv1D classifier); the
+table lists per network the median drawn layer's share of visible map pixels, the worst layer,
+the network's share of the frame and each row's pixels past the labels.
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ RESOLUTION = (320, 180)
 SAMPLES = 8                         # anti-aliased: a haze of thin edges counts as it looks
 NETWORKS = ("resnet50", "mobilenetv2", "densenet121", "efficientnetb0", "resnet18-onnx",
             "mobilenet_v3_small-onnx", "digits", "mobilenetv3small", "inceptionv3",
-            "efficientnetv2s", "nasnetmobile")
+            "efficientnetv2s", "nasnetmobile", "efficientnet_b0-onnx", "conv1d",
+            "squeezenet1_0-onnx")
 SIZE = 96                           # input side of the applications (the issue's 96×96)
 
 
@@ -201,6 +203,10 @@ def source(name: str, folder: Path) -> Path:
             from ..demo import train_digits
             train_digits(folder, epochs=2, samples=400, seed=1)
         return folder / "recording"
+    if name == "conv1d":
+        if not any(folder.glob("*.keras")):
+            _train_conv1d(folder)
+        return folder
     if name.endswith("-onnx"):
         path = folder / f"{name}.onnx"
         if not path.is_file():
@@ -216,6 +222,35 @@ def source(name: str, folder: Path) -> Path:
         from .forward import build_application
         build_application(name, SIZE, classes=10).save(path)
     return path
+
+
+def sources(names, folder: Path) -> dict[str, Path]:
+    """`source` of each of `names`, the ONNX exports first: torch's exporter crashes a process
+    in which TensorFlow has trained (the digits CNN, the Conv1D classifier)."""
+    built = {name: source(name, folder) for name in sorted(
+        names, key=lambda name: not name.endswith("-onnx"))}
+    return {name: built[name] for name in names}
+
+
+def _train_conv1d(folder: Path) -> None:
+    """A Keras Conv1D classifier of 187-sample signals (an ECG beat's length), 3 epochs on random
+    data, one `.keras` an epoch from ModelCheckpoint: a network of thin 1D strips."""
+    import keras
+    from keras import layers as L
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((187, 1), name="signal")
+    x = L.Conv1D(32, 5, activation="relu")(inp)
+    x = L.MaxPooling1D()(x)
+    x = L.Conv1D(64, 5, activation="relu")(x)
+    x = L.MaxPooling1D()(x)
+    x = L.Conv1D(128, 3, activation="relu")(x)
+    x = L.GlobalAveragePooling1D()(x)
+    x = L.Dense(64, activation="relu")(x)
+    model = keras.Model(inp, L.Dense(5, activation="softmax")(x))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    model.fit(rng.normal(size=(256, 187, 1)), rng.integers(0, 5, 256), epochs=3, verbose=0,
+              callbacks=[keras.callbacks.ModelCheckpoint(str(folder / "epoch{epoch:02d}.keras"))])
 
 
 def measure(path: Path, resolution=RESOLUTION, keep: Path | None = None,
@@ -259,7 +294,7 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     from ..packaging import build_extension, cache_dir, install_extension, start_blender
     # built before Blender starts: torch's triton crashes a process that holds Blender
-    paths = {name: source(name, cache_dir() / "bench-maps") for name in args.networks}
+    paths = sources(args.networks, cache_dir() / "bench-maps")
     start_blender(None)
     import bpy
     bpy.ops.wm.read_factory_settings(use_empty=True)
