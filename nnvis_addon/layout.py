@@ -224,13 +224,57 @@ def choose_gap(network: Network, rows: int, fits, step: float = 0.05) -> float:
     return best
 
 
-def corners(placements: list[Placement]) -> np.ndarray:
-    """(8 per layer, 3) corners of each layer's box — its cells ± half a cell (unit cubes in X
-    too) — for framing: the same boxes the camera frames from the scene's evaluated layers, so a
-    camera fitted at import and one refitted later agree."""
-    pts = []
+def boxes(placements) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{layer name: (lo, hi)} box of each placed layer — its cells ± half a cell (unit cubes in X
+    too): the boxes the scene draws at the import's controls (`camera_moves.evaluated_boxes`)."""
+    found = {}
     for p in placements:
         half = p.cell_size / 2
         pad = np.array([0.0 if p.spatial else half, half, half])
-        pts.append(box_corners(p.centers.min(axis=0) - pad, p.centers.max(axis=0) + pad))
-    return np.concatenate(pts)
+        found[p.name] = (p.centers.min(axis=0) - pad, p.centers.max(axis=0) + pad)
+    return found
+
+
+def row_gaps(placements, up=(0.0, 0.0, 1.0)) -> list[float]:
+    """The clear height between each row's boxes and the next row's (top row first), measured
+    along `up` (the home view's screen up: rows deep in Y overlap on a screen that looks down on
+    them): the room a wrapped layout leaves its skip arcs, kept when controls grow or shrink the
+    layers (`restack`)."""
+    placements = list(placements)
+    spans = _row_spans({p.name: p.row for p in placements}, boxes(placements), up)
+    return [float(spans[k - 1][0] - spans[k][1]) for k in range(1, len(spans))]
+
+
+def _row_spans(rows: dict[str, int], found: dict, up) -> list[tuple[float, float]]:
+    """(bottom, top) of each row's boxes along `up`, top row first (`rows`: layer name → row)."""
+    up = np.asarray(up, float)
+    spans: dict[int, list] = {}
+    for name, (lo, hi) in found.items():
+        if name in rows:
+            ends = np.stack([np.asarray(lo) * up, np.asarray(hi) * up])
+            spans.setdefault(rows[name], []).append((ends.min(axis=0).sum(),
+                                                     ends.max(axis=0).sum()))
+    return [(min(s[0] for s in spans[k]), max(s[1] for s in spans[k])) for k in sorted(spans)]
+
+
+def restack(rows: dict[str, int], found: dict, gaps: list[float], up=(0.0, 0.0, 1.0)
+            ) -> dict[int, float]:
+    """{row: height (Z) shift} that hangs each row `gaps` under the one above it along `up` (as
+    `row_gaps` measures; the top row stays), on the layers' boxes as drawn now (`found`: name →
+    (lo, hi)): Morph 0.5 and Spacing 1.6 on every layer of a wrapped network had merged its rows
+    into each other. A row with no gap recorded moves with the one above it."""
+    spans = _row_spans(rows, found, up)
+    order = sorted({rows[n] for n in found if n in rows})
+    shift, moved = {}, 0.0
+    for k, row in enumerate(order):
+        if 0 < k <= len(gaps):
+            moved = spans[k - 1][0] + moved - gaps[k - 1] - spans[k][1]
+        shift[row] = moved / up[2]
+    return shift
+
+
+def corners(placements: list[Placement]) -> np.ndarray:
+    """(8 per layer, 3) corners of each layer's box (`boxes`) for framing: the same boxes the
+    camera frames from the scene's evaluated layers, so a camera fitted at import and one
+    refitted later agree."""
+    return np.concatenate([box_corners(lo, hi) for lo, hi in boxes(placements).values()])

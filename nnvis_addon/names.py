@@ -16,6 +16,7 @@ BLOCK_TITLE = "nnvis_block"           # a folded block (blocks.py): its title
 SOFTMAX = "nnvis_softmax"             # the score bars show the softmax of the run's logits
 EXPANDED_BLOCK = "nnvis_expanded_block"   # a layer of a block drawn expanded: the block's title
 BLOCK_LAYERS = "nnvis_block_layers"   # ... the layers folded into it
+LAYER_ROW = "nnvis_layer_row"         # a layer object (and a grey block's text): its row, 0 on top
 UNSUPPORTED = "nnvis_unsupported"     # a layer drawn as a grey block: why
 BLOCK_LABEL = "nnvis_block_label"     # the text object naming such a block: the layer's name
 EDGES = "nnvis_edges"                 # a connection's curves: [source layer, target layer]
@@ -39,6 +40,7 @@ ENERGY = "nnvis_energy"               # a light's data: its energy before the lo
 # Custom properties: collections, scenes, materials, node groups
 RUN = "nnvis_run"                     # a run's collection: the run's name
 VIEW = "nnvis_view"                   # a run's collection: the home view's direction
+ROW_GAPS = "nnvis_row_gaps"           # ... the clear height under each row but the last
 STOPS = "nnvis_stops"                 # ... its stages, as JSON [[name, [layer, ...]], ...] (tour)
 ORTHOGRAPHIC = "nnvis_orthographic"   # ... whether its camera is orthographic
 PROBE = "nnvis_probe"                 # ... the probe it was imported with (live refresh)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bpy
 
-from .. import layout, names, run_watch
+from .. import framing, layout, names, run_watch
 from ..options import SceneOptions
 from ..plan import plan_scene
 from ..stages import stages
@@ -54,6 +54,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         record.source_state = run_watch.state(run.source)
         record.view = plan.view
         record.options = options
+        record.row_gaps = layout.row_gaps(placements.values(), framing.basis(plan.view)[1])
         record.stops = [[s.name, s.layers] for s in stages(network)]
         scene.collection.children.link(collection)
         animated, objects, shared_materials = [], {}, {}
