@@ -235,13 +235,12 @@ def boxes(placements) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return found
 
 
-def row_gaps(placements, up=(0.0, 0.0, 1.0)) -> list[float]:
-    """The clear height between each row's boxes and the next row's (top row first), measured
-    along `up` (the home view's screen up: rows deep in Y overlap on a screen that looks down on
-    them): the room a wrapped layout leaves its skip arcs, kept when controls grow or shrink the
-    layers (`restack`)."""
-    placements = list(placements)
-    spans = _row_spans({p.name: p.row for p in placements}, boxes(placements), up)
+def row_gaps(rows: dict[str, int], found: dict, up=(0.0, 0.0, 1.0)) -> list[float]:
+    """The clear height between each row's boxes (`found`: name → (lo, hi); `rows`: name →
+    row) and the next row's (top row first), measured along `up` (the home view's screen up:
+    rows deep in Y overlap on a screen that looks down on them): the room a wrapped layout
+    leaves its skip arcs, kept when controls grow the layers (`restack`)."""
+    spans = _row_spans(rows, found, up)
     return [float(spans[k - 1][0] - spans[k][1]) for k in range(1, len(spans))]
 
 
@@ -259,18 +258,62 @@ def _row_spans(rows: dict[str, int], found: dict, up) -> list[tuple[float, float
 
 def restack(rows: dict[str, int], found: dict, gaps: list[float], up=(0.0, 0.0, 1.0)
             ) -> dict[int, float]:
-    """{row: height (Z) shift} that hangs each row `gaps` under the one above it along `up` (as
-    `row_gaps` measures; the top row stays), on the layers' boxes as drawn now (`found`: name →
-    (lo, hi)): Morph 0.5 and Spacing 1.6 on every layer of a wrapped network had merged its rows
-    into each other. A row with no gap recorded moves with the one above it."""
+    """{row: height (Z) shift from where it was laid out} that hangs each row at least `gaps`
+    under the one above it along `up` (as `row_gaps` measures) and no higher than laid out (the
+    top row stays): `found` (name → (lo, hi)) holds the layers' boxes as drawn now, each row
+    where it was laid out. Morph 0.5 and Spacing 1.6 on every layer of a wrapped network had
+    merged its rows into each other; shrunk layers leave the rows where they were."""
     spans = _row_spans(rows, found, up)
     order = sorted({rows[n] for n in found if n in rows})
     shift, moved = {}, 0.0
     for k, row in enumerate(order):
         if 0 < k <= len(gaps):
-            moved = spans[k - 1][0] + moved - gaps[k - 1] - spans[k][1]
+            moved = min(0.0, spans[k - 1][0] + moved - gaps[k - 1] - spans[k][1])
         shift[row] = moved / up[2]
     return shift
+
+
+def rank_spacing(placements) -> tuple[list[float], list[float]]:
+    """(depth from its row's start, largest width or height of its boxes) of each rank, as laid
+    out: what `respace` scales the gaps between ranks from."""
+    placements = list(placements)
+    depth = max(p.rank for p in placements) + 1
+    xs, reach = [0.0] * depth, _reach({p.name: p.rank for p in placements}, boxes(placements),
+                                      depth)
+    for p in placements:
+        xs[p.rank] = float(p.x)
+    return xs, [float(r) for r in reach]
+
+
+def _reach(rank_of: dict[str, int], found: dict, depth: int) -> np.ndarray:
+    """The largest width or height (Y, Z) of each rank's boxes; NaN where none is drawn."""
+    reach = np.full(depth, np.nan)
+    for name, (lo, hi) in found.items():
+        if name in rank_of and rank_of[name] < depth:
+            r = rank_of[name]
+            reach[r] = np.nanmax([reach[r], *(np.asarray(hi) - lo)[1:]])
+    return reach
+
+
+def respace(rank_of: dict[str, int], row_of: dict[str, int], found: dict, xs, reach
+            ) -> list[float]:
+    """Each rank's depth from its row's start, its gap to the rank before grown as the larger of
+    the two ranks' boxes (`found`, as drawn now) grew from the layout's (`xs`, `reach`:
+    `rank_spacing`), so edges keep their angle: Spacing 2.5 on every layer of ResNet50 had
+    packed its layers into two short thick rows whose labels stood stacked three high. Shrunk
+    layers (Expansion 0, Spacing 0.5) keep the layout's gaps."""
+    now = _reach(rank_of, found, len(xs))
+    now = np.where(np.isnan(now), reach, now)
+    first = {}
+    for name, r in rank_of.items():         # the first rank of each row stays at its start
+        first[row_of.get(name, 0)] = min(first.get(row_of.get(name, 0), r), r)
+    starts = set(first.values())
+    out = list(xs)
+    for r in range(1, len(xs)):
+        if r not in starts:
+            grown = max(1.0, max(now[r - 1], now[r]) / max(reach[r - 1], reach[r], 1e-9))
+            out[r] = out[r - 1] + (xs[r] - xs[r - 1]) * grown
+    return out
 
 
 def corners(placements: list[Placement]) -> np.ndarray:

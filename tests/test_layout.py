@@ -168,3 +168,49 @@ def test_rows_wider_than_the_area_stand_closer(length, shortened):
         assert rows == 3 and gap == layout.GAP
     width = framing.NETWORK[2] - framing.NETWORK[0]
     assert box[3] - box[1] <= height + 1e-6 and box[2] - box[0] <= width + 1e-6     # framed
+
+
+def _wrapped(length=12, rows=2):
+    net = Network("net", [layer("c0", "InputLayer", (8, 8, 4))] + [
+        layer(f"c{k}", "Conv2D", (8, 8, 4), f"c{k - 1}") for k in range(1, length + 1)])
+    return layout.layout_network(net, rows=rows)
+
+
+def _grown(boxes: dict, factor: float) -> dict:
+    """Each box scaled about its centre in Y and Z (Spacing on every layer)."""
+    out = {}
+    for name, (lo, hi) in boxes.items():
+        mid, half = (lo + hi) / 2, (hi - lo) / 2 * [1.0, factor, factor]
+        out[name] = (mid - half, mid + half)
+    return out
+
+
+@pytest.mark.parametrize("up", [(0.0, 0.0, 1.0), (0.1, 0.3, 0.95)])
+def test_grown_rows_hang_their_laid_out_gap_apart_and_shrunk_ones_stay(up):
+    placed = _wrapped()
+    rows = {p.name: p.row for p in placed}
+    boxes = layout.boxes(placed)
+    (gap,) = layout.row_gaps(rows, boxes, up)
+    assert layout.restack(rows, boxes, [gap], up) == {0: 0.0, 1: pytest.approx(0.0)}
+    grown = _grown(boxes, 1.6)
+    shift = layout.restack(rows, grown, [gap], up)
+    assert shift[0] == 0.0 and shift[1] < 0
+    moved = {n: (lo + [0, 0, shift[rows[n]]], hi + [0, 0, shift[rows[n]]])
+             for n, (lo, hi) in grown.items()}
+    assert layout.row_gaps(rows, moved, up) == pytest.approx([gap])
+    assert layout.restack(rows, _grown(boxes, 0.5), [gap], up) == {0: 0.0, 1: 0.0}
+
+
+def test_ranks_stand_apart_as_their_layers_grew():
+    placed = _wrapped()
+    rank, row = {p.name: p.rank for p in placed}, {p.name: p.row for p in placed}
+    xs, reach = layout.rank_spacing(placed)
+    boxes = layout.boxes(placed)
+    assert layout.respace(rank, row, boxes, xs, reach) == pytest.approx(xs)
+    grown = layout.respace(rank, row, _grown(boxes, 2.0), xs, reach)
+    firsts = {min(r for n, r in rank.items() if row[n] == k) for k in set(row.values())}
+    assert len(firsts) == 2
+    for r in range(1, len(xs)):        # each row from its start, every gap twice as long
+        assert grown[r] == pytest.approx(0.0 if r in firsts else
+                                         grown[r - 1] + 2 * (xs[r] - xs[r - 1]))
+    assert layout.respace(rank, row, _grown(boxes, 0.5), xs, reach) == pytest.approx(xs)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import bpy
 
-from .. import framing, layout, names, run_watch
+from .. import layout, names, run_watch
 from ..options import SceneOptions
 from ..plan import plan_scene
 from ..stages import stages
 from . import animation, camera_moves, edges as edges_mod, hud, labels as labels_mod, layers, \
-    looks, nodes, runs, stage
+    looks, nodes, restack, runs, stage
 from .run_record import RunRecord, Timing
 from .transaction import all_or_nothing
 
@@ -54,7 +54,6 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
         record.source_state = run_watch.state(run.source)
         record.view = plan.view
         record.options = options
-        record.row_gaps = layout.row_gaps(placements.values(), framing.basis(plan.view)[1])
         record.stops = [[s.name, s.layers] for s in stages(network)]
         scene.collection.children.link(collection)
         animated, objects, shared_materials = [], {}, {}
@@ -70,6 +69,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
             animated.append(obj)
             objects[layer_plan.layer.name] = obj
         layers.add_controls(plan, objects)
+        restack.record_layout(collection, placements.values(), plan.view)
         progress(0.95, "Overlays, labels, camera and lights")
         had_camera = any(o.get(names.SHARED) == "camera" for o in scene.objects)
         (cam,) = runs.shared(scene, collection, "camera",

@@ -40,6 +40,7 @@ TOUR_ZOOM = 2.5             # a stop shows at most this share of the whole netwo
 SCREEN = "NNVis Screen"
 # the layer inputs that move or resize cells: set on a whole run, the camera frames it again
 LAYOUT_INPUTS = {"Expansion", "Morph", "Spacing", "Scale", "Max Cells"}
+REFITS = 2                  # label placements and view fits in turn before the labels stand
 SCREEN_DEPTH = 1.0          # the overlays' plane, in front of the lens (world units)
 
 
@@ -319,16 +320,20 @@ def apply_move(collection, move: str, scene=None, orthographic: bool | None = No
     stops = stop_points(collection) if move == "tour" else ()
     frames, views = move_views(move, points, aspect, orthographic, start, end, keys, home, stops)
     labels = [o for o in labels_mod.labels_of(collection) if not o.hide_render]
-    if labels:     # labels placed in each view, each view refitted around them, placed again
+    # labels placed in each view, each view refitted around them — twice: refitted once, the
+    # views moved enough that MobileNetV2's stage 2 label (Morph 0 on all layers) went onto the
+    # prediction bars — and placed again
+    for _ in range(REFITS if labels else 0):
         found = labels_mod.placements(labels, views, aspect, points)
         if move == "tour":      # stop k is the move's views 2 + 2k and 3 + 2k
             stops = stop_points(collection, labels, found[2::2])
 
-        def facing(k, d):
+        def facing(k, d, found=found):
             return labels_mod.label_points(labels, d, found[k])
 
         frames, views = move_views(move, points, aspect, orthographic, start, end, keys, home,
                                    stops, facing)
+    if labels:
         labels_mod.arrange(labels, views, aspect, points, frames, eased=move == "tour")
     screen = screen_of(collection)
     clear_keys(cam, screen)

@@ -1,39 +1,82 @@
 """A run framed again after a control that moves or resizes cells (camera_moves.LAYOUT_INPUTS)
-is set on all its layers — the sidebar's Set on All Layers: a wrapped network's rows hung again,
-each its import gap under the one above, measured on the layers as drawn now; the labels hung on
-those drawn boxes; the run's camera move fitted again, its labels placed in each of its views.
-Morph 0.5 and Spacing 1.6 on ResNet50 had merged its rows into each other, the stage labels
-left on the maps."""
+is set on all its layers — the sidebar's Set on All Layers: the gaps between ranks grown as the
+layers grew, a wrapped network's rows hung at least their laid-out gap apart as seen from the home
+view, both measured on the layers as drawn now; the labels hung on those drawn boxes; the run's
+camera move fitted again, its labels placed in each of its views. Morph 0.5 and Spacing 1.6 on
+ResNet50 had merged its rows into each other, the stage labels left on the maps."""
 from __future__ import annotations
 
 import bpy
+import numpy as np
 
 from .. import framing, layout, names
 from . import camera_moves, labels as labels_mod
 from .run_record import RunRecord
 
 
+def record_layout(collection, placements, view) -> None:
+    """Store what `restack` keeps of the import's layout: the gaps between rows (seen from the
+    home `view` direction), the rows' heights and the ranks' spacing."""
+    record, placements = RunRecord(collection), list(placements)
+    record.row_gaps = layout.row_gaps({p.name: p.row for p in placements},
+                                      layout.boxes(placements), framing.basis(view)[1])
+    record.rank_x, record.rank_reach = layout.rank_spacing(placements)
+    record.row_z = list(_lines(_layers(collection)).values())
+
+
+def _layers(collection) -> list:
+    return [o for o in collection.all_objects if names.LAYER in o and names.LAYER_ROW in o]
+
+
+def _lines(layers) -> dict[int, float]:
+    """{row: mean height of its layer objects}, top row first."""
+    found: dict[int, list] = {}
+    for obj in layers:
+        found.setdefault(int(obj[names.LAYER_ROW]), []).append(obj.location.z)
+    return {row: float(np.mean(found[row])) for row in sorted(found)}
+
+
 def restack(collection) -> None:
-    """Move each row of the run's layers (and grey blocks' texts) up or down so the rows stand
-    `RunRecord.row_gaps` apart as drawn now and seen from the home view, and hang the labels on the drawn boxes. A run
-    imported before rows were recorded is left as it is."""
+    """Move the run's ranks apart as their layers grew and its rows down as far as they must
+    to stand their gaps apart (each with its layers' objects and grey blocks' texts), and hang
+    the labels on the drawn boxes. A run imported before its layout was recorded stays as it
+    is."""
     bpy.context.view_layer.update()         # inputs set from Python: evaluate them first
-    layers = [o for o in collection.all_objects if names.LAYER in o]
-    row_of = {o[names.LAYER]: int(o[names.LAYER_ROW]) for o in layers if names.LAYER_ROW in o}
-    if not row_of:
+    record, layers = RunRecord(collection), _layers(collection)
+    if not layers or not record.rank_x:
         return
+    row_of = {o[names.LAYER]: int(o[names.LAYER_ROW]) for o in layers}
+    rank_of = {o[names.LAYER]: int(o[names.LAYER_RANK]) for o in layers}
     drawn = camera_moves.evaluated_boxes([o for o in layers if not o.hide_render])
     boxes = {o[names.LAYER]: drawn[o.name] for o in layers if o.name in drawn}
-    record = RunRecord(collection)
+    xs = layout.respace(rank_of, row_of, boxes, record.rank_x, record.rank_reach)
+    starts = {}
+    for obj in layers:          # where each row starts: its first rank's depth
+        name = obj[names.LAYER]
+        if rank_of[name] < starts.get(row_of[name], (np.inf,))[0]:
+            starts[row_of[name]] = (rank_of[name], obj.location.x - xs[rank_of[name]])
+    now = {rank_of[o[names.LAYER]]: o.location.x for o in layers}
+    _move(collection, boxes, names.LAYER_RANK, rank_of, 0, {
+        r: starts[row_of[n]][1] + xs[r] - now[r] for n, r in rank_of.items()})
+    lines = _lines(layers)
+    laid = dict(enumerate(record.row_z))
+    back = {row: laid.get(row, z) - z for row, z in lines.items()}     # to where it was laid
+    _move(collection, boxes, names.LAYER_ROW, row_of, 2, back)
     shift = layout.restack(row_of, boxes, record.row_gaps, framing.basis(record.view)[1])
-    for obj in collection.all_objects:
-        dz = shift.get(obj.get(names.LAYER_ROW, -1), 0.0)
-        if dz:
-            obj.location.z += dz
-    for name, (lo, hi) in boxes.items():
-        dz = shift.get(row_of.get(name, -1), 0.0)
-        lo[2], hi[2] = lo[2] + dz, hi[2] + dz
+    _move(collection, boxes, names.LAYER_ROW, row_of, 2, shift)
     labels_mod.anchor(labels_mod.labels_of(collection), boxes, row_of)
+
+
+def _move(collection, boxes: dict, key: str, group_of: dict, axis: int, shift: dict) -> None:
+    """Move the run's objects tagged `key` (and the `boxes` of their layers, `group_of`: layer
+    name → group) along `axis` by their group's `shift`."""
+    for obj in collection.all_objects:
+        d = shift.get(obj.get(key, -1), 0.0)
+        if d:
+            obj.location[axis] += d
+    for name, (lo, hi) in boxes.items():
+        d = shift.get(group_of.get(name, -1), 0.0)
+        lo[axis], hi[axis] = lo[axis] + d, hi[axis] + d
 
 
 def refit(collection, scene=None) -> list:
