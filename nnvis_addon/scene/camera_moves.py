@@ -40,7 +40,6 @@ TOUR_ZOOM = 2.5             # a stop shows at most this share of the whole netwo
 SCREEN = "NNVis Screen"
 # the layer inputs that move or resize cells: set on a whole run, the camera frames it again
 LAYOUT_INPUTS = {"Expansion", "Morph", "Spacing", "Scale", "Max Cells"}
-REFITS = 2                  # label placements and view fits in turn before the labels stand
 SCREEN_DEPTH = 1.0          # the overlays' plane, in front of the lens (world units)
 
 
@@ -301,9 +300,11 @@ def move_views(move: str, points, aspect: float, orthographic: bool, frame_start
 
 
 def apply_move(collection, move: str, scene=None, orthographic: bool | None = None,
-               points=None, aspect: float | None = None, frame_range=None) -> list[framing.View]:
+               points=None, aspect: float | None = None, frame_range=None,
+               refits: int = 1) -> list[framing.View]:
     """Give the run's camera the move `move` (a MOVES key), framed for the scene's aspect ratio
-    (or `aspect`); the orbit spans the scene's frames (or `frame_range`). Returns the views."""
+    (or `aspect`); the orbit spans the scene's frames (or `frame_range`); the labels placed and
+    the views refitted around them `refits` times before the labels stand. Returns the views."""
     if move == "still":     # the name before 0.2
         move = "static"
     if move not in MOVES:
@@ -320,10 +321,8 @@ def apply_move(collection, move: str, scene=None, orthographic: bool | None = No
     stops = stop_points(collection) if move == "tour" else ()
     frames, views = move_views(move, points, aspect, orthographic, start, end, keys, home, stops)
     labels = [o for o in labels_mod.labels_of(collection) if not o.hide_render]
-    # labels placed in each view, each view refitted around them — twice: refitted once, the
-    # views moved enough that MobileNetV2's stage 2 label (Morph 0 on all layers) went onto the
-    # prediction bars — and placed again
-    for _ in range(REFITS if labels else 0):
+    # labels placed in each view, each view refitted around them (`refits` times), placed again
+    for _ in range(refits if labels else 0):
         found = labels_mod.placements(labels, views, aspect, points)
         if move == "tour":      # stop k is the move's views 2 + 2k and 3 + 2k
             stops = stop_points(collection, labels, found[2::2])
