@@ -42,9 +42,9 @@ def rows_crossing(scene, cam, row: dict) -> list:
                                       (("Expansion", 0.0),)])
 def test_controls_set_on_all_layers_keep_a_wrapped_network_apart(wrapped_model, addon, settings):
     """Morph 0.5 and Spacing 1.6 on all layers, as the user guide suggests: the rings of the
-    first row sank into the second (5 pairs of layers overlapped on screen) and the stage labels
-    stood on the maps. Now the rows stay apart, the picture checks hold, and the default values
-    set again bring back the imported layout."""
+    first row sank into the second (5 pairs of layers of the two rows overlapped on screen;
+    Spacing 2.5: 20). Now the rows stay apart, the picture checks hold (Expansion 0: the shrunk
+    layers keep the layout), and the default values set again bring back the imported layout."""
     import bpy
     from test_picture import check_frame, check_labels_apart, check_labels_by_their_rows, \
         check_labels_clear

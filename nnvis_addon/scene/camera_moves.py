@@ -300,11 +300,9 @@ def move_views(move: str, points, aspect: float, orthographic: bool, frame_start
 
 
 def apply_move(collection, move: str, scene=None, orthographic: bool | None = None,
-               points=None, aspect: float | None = None, frame_range=None,
-               refits: int = 1) -> list[framing.View]:
+               points=None, aspect: float | None = None, frame_range=None) -> list[framing.View]:
     """Give the run's camera the move `move` (a MOVES key), framed for the scene's aspect ratio
-    (or `aspect`); the orbit spans the scene's frames (or `frame_range`); the labels placed and
-    the views refitted around them `refits` times before the labels stand. Returns the views."""
+    (or `aspect`); the orbit spans the scene's frames (or `frame_range`). Returns the views."""
     if move == "still":     # the name before 0.2
         move = "static"
     if move not in MOVES:
@@ -321,18 +319,16 @@ def apply_move(collection, move: str, scene=None, orthographic: bool | None = No
     stops = stop_points(collection) if move == "tour" else ()
     frames, views = move_views(move, points, aspect, orthographic, start, end, keys, home, stops)
     labels = [o for o in labels_mod.labels_of(collection) if not o.hide_render]
-    # labels placed in each view, each view refitted around them (`refits` times), placed again
-    for _ in range(refits if labels else 0):
+    if labels:     # labels placed in each view, each view refitted around them, placed again
         found = labels_mod.placements(labels, views, aspect, points)
         if move == "tour":      # stop k is the move's views 2 + 2k and 3 + 2k
             stops = stop_points(collection, labels, found[2::2])
 
-        def facing(k, d, found=found):
+        def facing(k, d):
             return labels_mod.label_points(labels, d, found[k])
 
         frames, views = move_views(move, points, aspect, orthographic, start, end, keys, home,
                                    stops, facing)
-    if labels:
         labels_mod.arrange(labels, views, aspect, points, frames, eased=move == "tour")
     screen = screen_of(collection)
     clear_keys(cam, screen)

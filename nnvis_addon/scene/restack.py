@@ -80,10 +80,8 @@ def _move(collection, boxes: dict, key: str, group_of: dict, axis: int, shift: d
 
 
 def refit(collection, scene=None) -> list:
-    """`restack` the run, then give it its camera move again, its views refitted around the
-    labels twice (once, MobileNetV2's stage 2 label went onto the prediction bars after Morph 0
-    on all layers: placed again for views fitted to where it stood before); returns the views."""
+    """`restack` the run, then give it its camera move again; returns the move's views."""
     restack(collection)
     bpy.context.view_layer.update()
     return camera_moves.apply_move(collection, RunRecord(collection).camera_move or "static",
-                                   scene or bpy.context.scene, refits=2)
+                                   scene or bpy.context.scene)
