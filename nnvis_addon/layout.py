@@ -30,6 +30,8 @@ BLOCK_GAP = 0.55        # ... or behind a folded block (a sheaf of its strongest
 GAP = 0.6               # between two ranks: this share of the larger one's extent
 SHORTEST_GAP = 0.35     # a wrapped layout's gap shortened at most to this (`choose_gap`): edges
                         # between ranks nearer still stand steep and crowd the maps
+LANE_STEP = 1.25        # branches beside the main path: this many widths of their rank's widest
+                        # layer apart
 HELPS = 1.05            # more rows or a shorter gap only when the network shows this much larger
 STAGE_BREAK = 0.1       # a row break moves to a stage's start at most this share of a row away:
                         # the longest row sets how small the camera shows every map
@@ -167,7 +169,7 @@ def layout_network(network: Network, map_size: float = 1.0, unit_size: float = 0
         x = xs[r] - starts[k]
         centers = np.zeros((layer.cell_count, 3), np.float32)
         centers[:, 0] = x
-        centers[:, 1] = yz[:, 0] - lane[layer.name] * width[r] * 1.25
+        centers[:, 1] = yz[:, 0] - lane[layer.name] * width[r] * LANE_STEP
         centers[:, 2] = yz[:, 1] - drop[k]
         placements.append(Placement(layer.name, float(x), centers, size, layer.is_spatial,
                                     extent, r, lane[layer.name], k))
@@ -273,26 +275,40 @@ def restack(rows: dict[str, int], found: dict, gaps: list[float], up=(0.0, 0.0, 
     return shift
 
 
-def rank_spacing(placements) -> tuple[list[float], list[float]]:
-    """(depth from its row's start, largest width or height of its boxes) of each rank, as laid
-    out: what `respace` scales the gaps between ranks from."""
+def rank_spacing(placements) -> tuple[list[float], list[float], list[float]]:
+    """(depth from its row's start, largest width or height, largest width) of each rank's
+    boxes, as laid out: what `respace` and `spread_lanes` scale the spacing from."""
     placements = list(placements)
     depth = max(p.rank for p in placements) + 1
-    xs, reach = [0.0] * depth, _reach({p.name: p.rank for p in placements}, boxes(placements),
-                                      depth)
+    rank_of, found = {p.name: p.rank for p in placements}, boxes(placements)
+    xs = [0.0] * depth
     for p in placements:
         xs[p.rank] = float(p.x)
-    return xs, [float(r) for r in reach]
+    return xs, [float(r) for r in _reach(rank_of, found, depth)], \
+        [float(w) for w in _reach(rank_of, found, depth, (1,))]
 
 
-def _reach(rank_of: dict[str, int], found: dict, depth: int) -> np.ndarray:
-    """The largest width or height (Y, Z) of each rank's boxes; NaN where none is drawn."""
+def _reach(rank_of: dict[str, int], found: dict, depth: int, axes=(1, 2)) -> np.ndarray:
+    """The largest extent along `axes` (width Y, height Z) of each rank's boxes; NaN where none
+    is drawn."""
     reach = np.full(depth, np.nan)
     for name, (lo, hi) in found.items():
         if name in rank_of and rank_of[name] < depth:
             r = rank_of[name]
-            reach[r] = np.nanmax([reach[r], *(np.asarray(hi) - lo)[1:]])
+            reach[r] = np.nanmax([reach[r], *(np.asarray(hi) - lo)[list(axes)]])
     return reach
+
+
+def spread_lanes(rank_of: dict[str, int], lane_of: dict[str, int], found: dict, widths
+                 ) -> dict[str, float]:
+    """{layer: its width (Y) offset from its rank's main-path layer}: branches LANE_STEP times
+    their rank's widest layer apart, as drawn now (`found`) where that grew past the layout's
+    (`widths`: `rank_spacing`): Spacing 1.6 had pushed ResNet50's shortcut convolutions into
+    the main path's maps beside them."""
+    now = _reach(rank_of, found, len(widths), (1,))
+    now = np.fmax(now, widths)
+    return {name: -lane * LANE_STEP * float(now[rank_of[name]])
+            for name, lane in lane_of.items() if name in rank_of}
 
 
 def respace(rank_of: dict[str, int], row_of: dict[str, int], found: dict, xs, reach

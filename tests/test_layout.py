@@ -204,7 +204,7 @@ def test_grown_rows_hang_their_laid_out_gap_apart_and_shrunk_ones_stay(up):
 def test_ranks_stand_apart_as_their_layers_grew():
     placed = _wrapped()
     rank, row = {p.name: p.rank for p in placed}, {p.name: p.row for p in placed}
-    xs, reach = layout.rank_spacing(placed)
+    xs, reach, _ = layout.rank_spacing(placed)
     boxes = layout.boxes(placed)
     assert layout.respace(rank, row, boxes, xs, reach) == pytest.approx(xs)
     grown = layout.respace(rank, row, _grown(boxes, 2.0), xs, reach)
@@ -214,3 +214,24 @@ def test_ranks_stand_apart_as_their_layers_grew():
         assert grown[r] == pytest.approx(0.0 if r in firsts else
                                          grown[r - 1] + 2 * (xs[r] - xs[r - 1]))
     assert layout.respace(rank, row, _grown(boxes, 0.5), xs, reach) == pytest.approx(xs)
+
+
+def test_branches_stand_apart_as_their_rank_grew():
+    """Two branches at one rank (lanes 0 and 1): as laid out, `spread_lanes` keeps them where
+    they are; grown 1.6 times, 1.6 times as far apart; shrunk, where they were."""
+    net = Network("net", [layer("in", "InputLayer", (8, 8, 4)),
+                          layer("a", "Conv2D", (8, 8, 4), "in"),
+                          layer("b", "Conv2D", (8, 8, 4), "in"),
+                          layer("add", "Add", (8, 8, 4), "a", "b")])
+    placed = layout.layout_network(net)
+    rank, lane = {p.name: p.rank for p in placed}, {p.name: p.lane for p in placed}
+    assert sorted(lane[n] for n in "ab") == [-1, 0] or sorted(lane[n] for n in "ab") == [0, 1]
+    _, _, widths = layout.rank_spacing(placed)
+    centre = {p.name: float(p.centers[:, 1].mean()) for p in placed}
+    main = next(n for n in "ab" if lane[n] == 0)
+    side = next(n for n in "ab" if lane[n])
+    boxes = layout.boxes(placed)
+    for factor, apart in ((1.0, 1.0), (1.6, 1.6), (0.5, 1.0)):
+        offset = layout.spread_lanes(rank, lane, _grown(boxes, factor), widths)
+        assert offset[main] == 0.0
+        assert offset[side] == pytest.approx(apart * (centre[side] - centre[main]))

@@ -20,7 +20,7 @@ def record_layout(collection, placements, view) -> None:
     record, placements = RunRecord(collection), list(placements)
     record.row_gaps = layout.row_gaps({p.name: p.row for p in placements},
                                       layout.boxes(placements), framing.basis(view)[1])
-    record.rank_x, record.rank_reach = layout.rank_spacing(placements)
+    record.rank_x, record.rank_reach, record.rank_width = layout.rank_spacing(placements)
     record.row_z = list(_lines(_layers(collection)).values())
 
 
@@ -49,33 +49,38 @@ def restack(collection) -> None:
     rank_of = {o[names.LAYER]: int(o[names.LAYER_RANK]) for o in layers}
     drawn = camera_moves.evaluated_boxes([o for o in layers if not o.hide_render])
     boxes = {o[names.LAYER]: drawn[o.name] for o in layers if o.name in drawn}
+    by_name = {o[names.LAYER]: o for o in layers}
+    if record.rank_width:       # branches beside the main path: as far apart as they grew
+        lane_of = {n: int(o.get(names.LAYER_LANE, 0)) for n, o in by_name.items()}
+        main = {rank_of[n]: o.location.y for n, o in by_name.items() if lane_of[n] == 0}
+        apart = layout.spread_lanes(rank_of, lane_of, boxes, record.rank_width)
+        _move(collection, boxes, 1, {n: main[rank_of[n]] + apart[n] - o.location.y
+                                     for n, o in by_name.items()
+                                     if lane_of[n] and rank_of[n] in main})
     xs = layout.respace(rank_of, row_of, boxes, record.rank_x, record.rank_reach)
     starts = {}
-    for obj in layers:          # where each row starts: its first rank's depth
-        name = obj[names.LAYER]
+    for name, obj in by_name.items():       # where each row starts: its first rank's depth
         if rank_of[name] < starts.get(row_of[name], (np.inf,))[0]:
             starts[row_of[name]] = (rank_of[name], obj.location.x - xs[rank_of[name]])
-    now = {rank_of[o[names.LAYER]]: o.location.x for o in layers}
-    _move(collection, boxes, names.LAYER_RANK, rank_of, 0, {
-        r: starts[row_of[n]][1] + xs[r] - now[r] for n, r in rank_of.items()})
-    lines = _lines(layers)
+    _move(collection, boxes, 0, {n: starts[row_of[n]][1] + xs[rank_of[n]] - o.location.x
+                                 for n, o in by_name.items()})
     laid = dict(enumerate(record.row_z))
-    back = {row: laid.get(row, z) - z for row, z in lines.items()}     # to where it was laid
-    _move(collection, boxes, names.LAYER_ROW, row_of, 2, back)
+    back = {row: laid.get(row, z) - z for row, z in _lines(layers).items()}   # as laid out
+    _move(collection, boxes, 2, {n: back[row] for n, row in row_of.items()})
     shift = layout.restack(row_of, boxes, record.row_gaps, framing.basis(record.view)[1])
-    _move(collection, boxes, names.LAYER_ROW, row_of, 2, shift)
+    _move(collection, boxes, 2, {n: shift.get(row, 0.0) for n, row in row_of.items()})
     labels_mod.anchor(labels_mod.labels_of(collection), boxes, row_of)
 
 
-def _move(collection, boxes: dict, key: str, group_of: dict, axis: int, shift: dict) -> None:
-    """Move the run's objects tagged `key` (and the `boxes` of their layers, `group_of`: layer
-    name → group) along `axis` by their group's `shift`."""
+def _move(collection, boxes: dict, axis: int, shift: dict) -> None:
+    """Move the run's layer objects (and grey blocks' texts, and the `boxes` of their layers)
+    along `axis` by their layer's `shift` (layer name → distance)."""
     for obj in collection.all_objects:
-        d = shift.get(obj.get(key, -1), 0.0)
+        d = shift.get(obj.get(names.LAYER) or obj.get(names.BLOCK_LABEL), 0.0)
         if d:
             obj.location[axis] += d
     for name, (lo, hi) in boxes.items():
-        d = shift.get(group_of.get(name, -1), 0.0)
+        d = shift.get(name, 0.0)
         lo[axis], hi[axis] = lo[axis] + d, hi[axis] + d
 
 

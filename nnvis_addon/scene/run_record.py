@@ -99,6 +99,7 @@ class RunRecord:
     row_z = _Field(names.ROW_Z, [], list, list)
     rank_x = _Field(names.RANK_X, [], list, list)
     rank_reach = _Field(names.RANK_REACH, [], list, list)
+    rank_width = _Field(names.RANK_WIDTH, [], list, list)
     stops = _Field(names.STOPS, [], json.loads, json.dumps)        # [[stage, [layer, ...]], ...]
     camera_move = _Field(names.CAMERA_MOVE)
     orthographic = _Field(names.ORTHOGRAPHIC, None, bool, bool)
