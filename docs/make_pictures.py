@@ -157,6 +157,7 @@ def main() -> None:
     render(scene, "camera_orthographic")
     bundling_pictures(run)
     gallery()
+    wrapped_controls()
     families()
     live_picture()
 
@@ -232,6 +233,30 @@ def gallery() -> None:
         compat.set_image_output(scene)
         scene.frame_set(scene.frame_end)
         render(scene, f"gallery_{name}")
+
+
+def wrapped_controls() -> None:
+    """MobileNetV2 (96², random weights, wrapped into two rows) with Morph 0.5 and Spacing 1.6
+    set on all layers as the sidebar's Set on All Layers does (scene/restack.py lays it out again
+    and frames it); needs TensorFlow."""
+    import bpy
+    from nnvis_addon import load_run
+    from nnvis_addon.tools.bench.forward import build_application
+    from nnvis_addon.scene import SceneOptions, build_scene, compat, layers, restack
+    if ONLY and "controls_wrapped" not in ONLY:
+        return
+    path = CACHE / "mobilenetv2_96" / "mobilenetv2.keras"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        build_application("mobilenetv2", 96, classes=10).save(path)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    collection = build_scene(load_run(path), SceneOptions(resolution=RESOLUTION, samples=SAMPLES))
+    layers.set_run_inputs(collection.all_objects, {"Morph": 0.5, "Spacing": 1.6})
+    scene = bpy.context.scene
+    restack.refit(collection, scene)
+    compat.set_image_output(scene)
+    scene.frame_set((scene.frame_start + scene.frame_end) // 2)
+    render(scene, "controls_wrapped")
 
 
 def _signal_net():

@@ -30,6 +30,8 @@ BLOCK_GAP = 0.55        # ... or behind a folded block (a sheaf of its strongest
 GAP = 0.6               # between two ranks: this share of the larger one's extent
 SHORTEST_GAP = 0.35     # a layout's gap shortened at most to this (`choose_gap`): edges
                         # between ranks nearer still stand steep and crowd the maps
+LANE_STEP = 1.25        # branches beside the main path: this many widths of their rank's widest
+                        # layer apart
 HELPS = 1.05            # more rows or a shorter gap only when the network shows this much larger
 ONE_ROW_HIGH = 0.75     # one row's gap shortens only while it fills less of the area's height:
                         # a long row; a shorter one's edges stand steep over its maps
@@ -173,7 +175,7 @@ def layout_network(network: Network, map_size: float = 1.0, unit_size: float = 0
         x = xs[r] - starts[k]
         centers = np.zeros((layer.cell_count, 3), np.float32)
         centers[:, 0] = x
-        centers[:, 1] = yz[:, 0] - lane[layer.name] * width[r] * 1.25
+        centers[:, 1] = yz[:, 0] - lane[layer.name] * width[r] * LANE_STEP
         centers[:, 2] = yz[:, 1] - drop[k]
         placements.append(Placement(layer.name, float(x), centers, size, layer.is_spatial,
                                     extent, r, lane[layer.name], k))
@@ -245,13 +247,114 @@ def choose_gap(network: Network, rows: int, fits, high=None, step: float = 0.05
     return best, best_fill
 
 
-def corners(placements: list[Placement]) -> np.ndarray:
-    """(8 per layer, 3) corners of each layer's box — its cells ± half a cell (unit cubes in X
-    too) — for framing: the same boxes the camera frames from the scene's evaluated layers, so a
-    camera fitted at import and one refitted later agree."""
-    pts = []
+def boxes(placements) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{layer name: (lo, hi)} box of each placed layer — its cells ± half a cell (unit cubes in X
+    too): the boxes the scene draws at the import's controls (`camera_moves.evaluated_boxes`)."""
+    found = {}
     for p in placements:
         half = p.cell_size / 2
         pad = np.array([0.0 if p.spatial else half, half, half])
-        pts.append(box_corners(p.centers.min(axis=0) - pad, p.centers.max(axis=0) + pad))
-    return np.concatenate(pts)
+        found[p.name] = (p.centers.min(axis=0) - pad, p.centers.max(axis=0) + pad)
+    return found
+
+
+def row_gaps(rows: dict[str, int], found: dict, up=(0.0, 0.0, 1.0)) -> list[float]:
+    """The clear height between each row's boxes (`found`: name → (lo, hi); `rows`: name →
+    row) and the next row's (top row first), measured along `up` (the home view's screen up:
+    rows deep in Y overlap on a screen that looks down on them): the room a wrapped layout
+    leaves its skip arcs, kept when controls grow the layers (`restack`)."""
+    spans = _row_spans(rows, found, up)
+    return [float(spans[k - 1][0] - spans[k][1]) for k in range(1, len(spans))]
+
+
+def _row_spans(rows: dict[str, int], found: dict, up) -> list[tuple[float, float]]:
+    """(bottom, top) of each row's boxes along `up`, top row first (`rows`: layer name → row)."""
+    up = np.asarray(up, float)
+    spans: dict[int, list] = {}
+    for name, (lo, hi) in found.items():
+        if name in rows:
+            ends = np.stack([np.asarray(lo) * up, np.asarray(hi) * up])
+            spans.setdefault(rows[name], []).append((ends.min(axis=0).sum(),
+                                                     ends.max(axis=0).sum()))
+    return [(min(s[0] for s in spans[k]), max(s[1] for s in spans[k])) for k in sorted(spans)]
+
+
+def restack(rows: dict[str, int], found: dict, gaps: list[float], up=(0.0, 0.0, 1.0)
+            ) -> dict[int, float]:
+    """{row: height (Z) shift from where it was laid out} that hangs each row at least `gaps`
+    under the one above it along `up` (as `row_gaps` measures) and no higher than laid out (the
+    top row stays): `found` (name → (lo, hi)) holds the layers' boxes as drawn now, each row
+    where it was laid out. Morph 0.5 and Spacing 1.6 on every layer of a wrapped network had
+    merged its rows into each other; shrunk layers leave the rows where they were."""
+    spans = _row_spans(rows, found, up)
+    order = sorted({rows[n] for n in found if n in rows})
+    shift, moved = {}, 0.0
+    for k, row in enumerate(order):
+        if 0 < k <= len(gaps):
+            moved = min(0.0, spans[k - 1][0] + moved - gaps[k - 1] - spans[k][1])
+        shift[row] = moved / up[2]
+    return shift
+
+
+def rank_spacing(placements) -> tuple[list[float], list[float], list[float]]:
+    """(depth from its row's start, largest width or height, largest width) of each rank's
+    boxes, as laid out: what `respace` and `spread_lanes` scale the spacing from."""
+    placements = list(placements)
+    depth = max(p.rank for p in placements) + 1
+    rank_of, found = {p.name: p.rank for p in placements}, boxes(placements)
+    xs = [0.0] * depth
+    for p in placements:
+        xs[p.rank] = float(p.x)
+    return xs, [float(r) for r in _reach(rank_of, found, depth)], \
+        [float(w) for w in _reach(rank_of, found, depth, (1,))]
+
+
+def _reach(rank_of: dict[str, int], found: dict, depth: int, axes=(1, 2)) -> np.ndarray:
+    """The largest extent along `axes` (width Y, height Z) of each rank's boxes; NaN where none
+    is drawn."""
+    reach = np.full(depth, np.nan)
+    for name, (lo, hi) in found.items():
+        if name in rank_of and rank_of[name] < depth:
+            r = rank_of[name]
+            reach[r] = np.nanmax([reach[r], *(np.asarray(hi) - lo)[list(axes)]])
+    return reach
+
+
+def spread_lanes(rank_of: dict[str, int], lane_of: dict[str, int], found: dict, widths
+                 ) -> dict[str, float]:
+    """{layer: its width (Y) offset from its rank's main-path layer}: branches LANE_STEP times
+    their rank's widest layer apart, as drawn now (`found`) where that grew past the layout's
+    (`widths`: `rank_spacing`): Spacing 1.6 had pushed ResNet50's shortcut convolutions into
+    the main path's maps beside them."""
+    now = _reach(rank_of, found, len(widths), (1,))
+    now = np.fmax(now, widths)
+    return {name: -lane * LANE_STEP * float(now[rank_of[name]])
+            for name, lane in lane_of.items() if name in rank_of}
+
+
+def respace(rank_of: dict[str, int], row_of: dict[str, int], found: dict, xs, reach
+            ) -> list[float]:
+    """Each rank's depth from its row's start, its gap to the rank before grown as the larger of
+    the two ranks' boxes (`found`, as drawn now) grew from the layout's (`xs`, `reach`:
+    `rank_spacing`), so edges keep their angle: Spacing 2.5 on every layer of ResNet50 had
+    packed its layers into two short thick rows whose labels stood stacked three high. Shrunk
+    layers (Expansion 0, Spacing 0.5) keep the layout's gaps."""
+    now = _reach(rank_of, found, len(xs))
+    now = np.where(np.isnan(now), reach, now)
+    first = {}
+    for name, r in rank_of.items():         # the first rank of each row stays at its start
+        first[row_of.get(name, 0)] = min(first.get(row_of.get(name, 0), r), r)
+    starts = set(first.values())
+    out = list(xs)
+    for r in range(1, len(xs)):
+        if r not in starts:
+            grown = max(1.0, max(now[r - 1], now[r]) / max(reach[r - 1], reach[r], 1e-9))
+            out[r] = out[r - 1] + (xs[r] - xs[r - 1]) * grown
+    return out
+
+
+def corners(placements: list[Placement]) -> np.ndarray:
+    """(8 per layer, 3) corners of each layer's box (`boxes`) for framing: the same boxes the
+    camera frames from the scene's evaluated layers, so a camera fitted at import and one
+    refitted later agree."""
+    return np.concatenate([box_corners(lo, hi) for lo, hi in boxes(placements).values()])

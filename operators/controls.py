@@ -5,10 +5,10 @@ from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from ..nnvis_addon import NNVisError
 from ..nnvis_addon.options import choice_label
-from ..nnvis_addon.scene import camera_moves, looks, rebuild, runs
+from ..nnvis_addon.scene import camera_moves, looks, rebuild, restack, runs
 from ..nnvis_addon.scene.layers import MODIFIER, run_collection
 from ..nnvis_addon.scene.nodes import input_ids
-from ..nnvis_addon.scene.run_record import RunRecord, is_run
+from ..nnvis_addon.scene.run_record import is_run
 from ..nnvis_addon import names
 
 
@@ -174,10 +174,8 @@ class NNVIS_OT_input_to_run(_RunOperator, bpy.types.Operator):
             if self.keyframe:
                 mod.keyframe_insert(f'["{ident}"]', frame=context.scene.frame_current)
             count += 1
-        if self.input_name in camera_moves.LAYOUT_INPUTS:    # the cells moved: frame them again
-            coll = run_collection(context.active_object)
-            context.view_layer.update()
-            camera_moves.apply_move(coll, RunRecord(coll).camera_move or "static", context.scene)
+        if self.input_name in camera_moves.LAYOUT_INPUTS:    # the cells moved: rows and frame
+            restack.refit(run_collection(context.active_object), context.scene)
         self.report({"INFO"}, f"{self.input_name} = {value} on {count} objects"
                               + (" (keyed)" if self.keyframe else ""))
         return {"FINISHED"}

@@ -204,3 +204,70 @@ def test_a_long_row_stands_closer_until_it_fills_the_height(length, shortened):
     assert high(before) < layout.ONE_ROW_HIGH        # it stopped once it filled that much
     placed = layout.corners(layout.layout_network(net, gap=gap))
     assert shown(placed, 1) > layout.HELPS * shown(layout.corners(layout.layout_network(net)), 1)
+
+
+def _wrapped(length=12, rows=2):
+    net = Network("net", [layer("c0", "InputLayer", (8, 8, 4))] + [
+        layer(f"c{k}", "Conv2D", (8, 8, 4), f"c{k - 1}") for k in range(1, length + 1)])
+    return layout.layout_network(net, rows=rows)
+
+
+def _grown(boxes: dict, factor: float) -> dict:
+    """Each box scaled about its centre in Y and Z (Spacing on every layer)."""
+    out = {}
+    for name, (lo, hi) in boxes.items():
+        mid, half = (lo + hi) / 2, (hi - lo) / 2 * [1.0, factor, factor]
+        out[name] = (mid - half, mid + half)
+    return out
+
+
+@pytest.mark.parametrize("up", [(0.0, 0.0, 1.0), (0.1, 0.3, 0.95)])
+def test_grown_rows_hang_their_laid_out_gap_apart_and_shrunk_ones_stay(up):
+    placed = _wrapped()
+    rows = {p.name: p.row for p in placed}
+    boxes = layout.boxes(placed)
+    (gap,) = layout.row_gaps(rows, boxes, up)
+    assert layout.restack(rows, boxes, [gap], up) == {0: 0.0, 1: pytest.approx(0.0)}
+    grown = _grown(boxes, 1.6)
+    shift = layout.restack(rows, grown, [gap], up)
+    assert shift[0] == 0.0 and shift[1] < 0
+    moved = {n: (lo + [0, 0, shift[rows[n]]], hi + [0, 0, shift[rows[n]]])
+             for n, (lo, hi) in grown.items()}
+    assert layout.row_gaps(rows, moved, up) == pytest.approx([gap])
+    assert layout.restack(rows, _grown(boxes, 0.5), [gap], up) == {0: 0.0, 1: 0.0}
+
+
+def test_ranks_stand_apart_as_their_layers_grew():
+    placed = _wrapped()
+    rank, row = {p.name: p.rank for p in placed}, {p.name: p.row for p in placed}
+    xs, reach, _ = layout.rank_spacing(placed)
+    boxes = layout.boxes(placed)
+    assert layout.respace(rank, row, boxes, xs, reach) == pytest.approx(xs)
+    grown = layout.respace(rank, row, _grown(boxes, 2.0), xs, reach)
+    firsts = {min(r for n, r in rank.items() if row[n] == k) for k in set(row.values())}
+    assert len(firsts) == 2
+    for r in range(1, len(xs)):        # each row from its start, every gap twice as long
+        assert grown[r] == pytest.approx(0.0 if r in firsts else
+                                         grown[r - 1] + 2 * (xs[r] - xs[r - 1]))
+    assert layout.respace(rank, row, _grown(boxes, 0.5), xs, reach) == pytest.approx(xs)
+
+
+def test_branches_stand_apart_as_their_rank_grew():
+    """Two branches at one rank (lanes 0 and 1): as laid out, `spread_lanes` keeps them where
+    they are; grown 1.6 times, 1.6 times as far apart; shrunk, where they were."""
+    net = Network("net", [layer("in", "InputLayer", (8, 8, 4)),
+                          layer("a", "Conv2D", (8, 8, 4), "in"),
+                          layer("b", "Conv2D", (8, 8, 4), "in"),
+                          layer("add", "Add", (8, 8, 4), "a", "b")])
+    placed = layout.layout_network(net)
+    rank, lane = {p.name: p.rank for p in placed}, {p.name: p.lane for p in placed}
+    assert sorted(lane[n] for n in "ab") == [-1, 0] or sorted(lane[n] for n in "ab") == [0, 1]
+    _, _, widths = layout.rank_spacing(placed)
+    centre = {p.name: float(p.centers[:, 1].mean()) for p in placed}
+    main = next(n for n in "ab" if lane[n] == 0)
+    side = next(n for n in "ab" if lane[n])
+    boxes = layout.boxes(placed)
+    for factor, apart in ((1.0, 1.0), (1.6, 1.6), (0.5, 1.0)):
+        offset = layout.spread_lanes(rank, lane, _grown(boxes, factor), widths)
+        assert offset[main] == 0.0
+        assert offset[side] == pytest.approx(apart * (centre[side] - centre[main]))

@@ -13,7 +13,7 @@ from ..options import SceneOptions
 from ..plan import plan_scene
 from ..stages import stages
 from . import animation, camera_moves, edges as edges_mod, hud, labels as labels_mod, layers, \
-    looks, nodes, runs, stage
+    looks, nodes, restack, runs, stage
 from .run_record import RunRecord, Timing
 from .transaction import all_or_nothing
 
@@ -69,6 +69,7 @@ def build_scene(run, options: SceneOptions | None = None, scene=None, progress=_
             animated.append(obj)
             objects[layer_plan.layer.name] = obj
         layers.add_controls(plan, objects)
+        restack.record_layout(collection, placements.values(), plan.view)
         progress(0.95, "Overlays, labels, camera and lights")
         had_camera = any(o.get(names.SHARED) == "camera" for o in scene.objects)
         (cam,) = runs.shared(scene, collection, "camera",

@@ -16,7 +16,7 @@ import bpy
 import numpy as np
 from mathutils import Vector
 
-from .. import framing
+from .. import framing, layout
 from ..blocks import EXPANDED, PART, title
 from ..stages import shape_text, stages
 from . import nodes
@@ -114,19 +114,15 @@ def _within(name: str, block: str) -> str:
     return short or name
 
 
-def _anchors(layers: list, placements: dict, front: float | None) -> list[tuple]:
-    """(top, bottom, row) anchor points above and below the labelled layers' box in each row
-    they stand in, the row holding most of them first."""
-    rows = [placements[n].row for n in layers]
+def _anchors(layers: list, boxes: dict, row_of: dict, front: float | None) -> list[tuple]:
+    """(top, bottom, row) anchor points above and below the labelled layers' boxes (`boxes`:
+    name → (lo, hi); `row_of`: name → row) in each row they stand in, the row holding most of
+    them first."""
+    layers = [n for n in layers if n in boxes]
+    rows = [row_of[n] for n in layers]
     found = []
     for row in sorted(set(rows), key=lambda r: (-rows.count(r), r)):
-        pts = []
-        for name in layers:
-            p = placements[name]
-            if p.row == row:
-                half = p.cell_size / 2
-                pts += [p.centers.min(axis=0) - [0, half, half],
-                        p.centers.max(axis=0) + [0, half, half]]
+        pts = [corner for name in layers if row_of[name] == row for corner in boxes[name]]
         lo, hi = np.min(pts, axis=0), np.max(pts, axis=0)
         # on the layers' front edge (the cameras look from -Y); deep networks: in the network's
         # front plane, before the rows' edges and skip arcs
@@ -139,10 +135,7 @@ def add_labels(collection, network, placements: dict, camera, mode: str = "auto"
                aspect: float = 16 / 9) -> list:
     """The label objects of `network`, unsized and unplaced until `arrange`."""
     objects = []
-    front = None
-    last_row = max(p.row for p in placements.values())
-    if last_row:
-        front = min(float(p.centers[:, 1].min()) - p.cell_size / 2 for p in placements.values())
+    boxes, row_of = layout.boxes(placements.values()), {n: p.row for n, p in placements.items()}
     for name, text, layers in label_specs(network, placements, mode, aspect):
         curve = bpy.data.curves.new(f"Label {name}", "FONT")
         curve.body = text
@@ -151,17 +144,31 @@ def add_labels(collection, network, placements: dict, camera, mode: str = "auto"
         obj = bpy.data.objects.new(f"Label {name}", curve)
         obj[names.LABEL] = name
         obj[names.LABEL_LAYERS] = layers
-        anchors = _anchors(layers, placements, front)
-        obj[names.ANCHOR_TOP] = [c for top, _, _ in anchors for c in top]
-        obj[names.ANCHOR_BOTTOM] = [c for _, bottom, _ in anchors for c in bottom]
-        # under a row is the next row's place: there only the last row's labels may hang
-        obj[names.LABEL_BELOW] = [int(row == last_row) for _, _, row in anchors]
         _add_card(obj)
         constraint = obj.constraints.new("COPY_ROTATION")
         constraint.target = camera
         collection.objects.link(obj)
         objects.append(obj)
+    anchor(objects, boxes, row_of)
     return objects
+
+
+def anchor(labels: list, boxes: dict, row_of: dict) -> None:
+    """Hang `labels` on their layers' boxes (`boxes`: layer name → world (lo, hi), as laid out
+    or as drawn now; `row_of`: layer name → row): over and under them in each row they stand in.
+    A label with none of its layers in `boxes` keeps its anchors."""
+    last_row = max(row_of.values(), default=0)
+    front = None        # deep networks: in the network's front plane, before the rows' edges
+    if last_row:
+        front = min(float(lo[1]) for lo, _ in boxes.values())
+    for obj in labels:
+        anchors = _anchors(list(obj[names.LABEL_LAYERS]), boxes, row_of, front)
+        if not anchors:
+            continue
+        obj[names.ANCHOR_TOP] = [c for top, _, _ in anchors for c in top]
+        obj[names.ANCHOR_BOTTOM] = [c for _, bottom, _ in anchors for c in bottom]
+        # under a row is the next row's place: there only the last row's labels may hang
+        obj[names.LABEL_BELOW] = [int(row == last_row) for _, _, row in anchors]
 
 
 def _add_card(obj) -> None:

@@ -143,6 +143,7 @@ def layer_object(plan, run_name: str):
     animation.shader_epoch(obj)
     obj.location = shapes.centre.tolist()          # the layer turns and scales about its centre
     obj[names.LAYER] = layer.name
+    _place_tags(obj, plan.placement)
     obj[names.KIND] = layer.kind
     obj[names.SHAPE] = list(layer.output_shape)
     if layer.kind == blocks.KIND:           # a folded block: what it is called, its own layers
@@ -220,7 +221,15 @@ def block_object(layer, placement, reason: str, run_name: str):
     label.location = (x - depth / 2 - 0.02 * depth, y, z)
     label.rotation_euler = (1.5708, 0.0, -1.5708)
     label[names.BLOCK_LABEL] = layer.name
+    _place_tags(obj, placement)
     return obj, label
+
+
+def _place_tags(obj, placement) -> None:
+    """Where the layout put the layer (row, rank, lane): what scene/restack.py moves by."""
+    obj[names.LAYER_ROW] = placement.row
+    obj[names.LAYER_RANK] = placement.rank
+    obj[names.LAYER_LANE] = placement.lane
 
 
 def _block_material():

@@ -94,6 +94,12 @@ class RunRecord:
     source_settling = _Field(names.SOURCE_SETTLING, False, bool, bool)
     # the view: home direction, the tour's stages, the camera move, the look
     view = _Field(names.VIEW, tuple(framing.VIEW_DIRECTION), tuple, list)
+    # the layout's spacing, kept by restack.py when controls resize the layers
+    row_gaps = _Field(names.ROW_GAPS, [], list, list)
+    row_z = _Field(names.ROW_Z, [], list, list)
+    rank_x = _Field(names.RANK_X, [], list, list)
+    rank_reach = _Field(names.RANK_REACH, [], list, list)
+    rank_width = _Field(names.RANK_WIDTH, [], list, list)
     stops = _Field(names.STOPS, [], json.loads, json.dumps)        # [[stage, [layer, ...]], ...]
     camera_move = _Field(names.CAMERA_MOVE)
     orthographic = _Field(names.ORTHOGRAPHIC, None, bool, bool)
