@@ -358,10 +358,8 @@ def place(labels: list, view: framing.View, aspect: float, layer_points=None,
                     cost = (round(grown, 3), a, abs(row), abs(box[0] + half_u[k] - u))
                     if best is None or cost < best[0]:
                         best = cost, a, row, box
-        if best is None:
-            top_uv = on_screen[k][0][0]
-            best = None, 0, 0, (top_uv[0] - half_u[k], top_uv[1], top_uv[0] + half_u[k],
-                                top_uv[1] + tall[k])
+        if best is None:    # no free place: where its neighbours and the overlays cover least
+            best = _least_covered(on_screen[k], half_u[k], tall[k], placed)
         _, a, row, box = best
         extent = _union(extent, box)
         placed.append(box)
@@ -393,6 +391,22 @@ def _height_at(point, view: framing.View, aspect: float) -> float:
 
 def _meets(a, b) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _least_covered(on_screen, half: float, tall: float, placed: list) -> tuple:
+    """(cost, anchor, row, box): over or under one of its anchors (`on_screen`: their top and
+    bottom screen points), the box that the `placed` boxes cover least. MobileNetV2's stage 2
+    label, with Morph 0 on all layers, had no free place (stage 1's label beside it, the score
+    bars and legends round it) and fell onto stage 1's, centred over its top anchor."""
+    found = []
+    for a, (top, bottom) in enumerate(zip(*on_screen)):
+        for row in (0, -1, 1, 2):
+            v0 = (top[1] if row >= 0 else bottom[1]) + row * tall
+            box = (top[0] - half, v0, top[0] + half, v0 + tall)
+            covered = sum(max(0.0, min(box[2], b[2]) - max(box[0], b[0])) *
+                          max(0.0, min(box[3], b[3]) - max(box[1], b[1])) for b in placed)
+            found.append(((covered, abs(row), a), a, row, box))
+    return min(found)
 
 
 def _free_places(box, placed: list) -> list:
