@@ -110,3 +110,28 @@ def test_labels_stay_off_the_overlays(sources, addon):
     scene = bpy.context.scene
     scene.frame_set((scene.frame_start + scene.frame_end) // 2)
     check_labels_clear(scene, scene.camera)
+
+
+def test_labels_keep_apart_after_morph_0_on_all_layers(sources, addon):
+    """Morph 0 set on all of MobileNetV2's layers left its stage 2 label no free place (stage 1's
+    label beside it, the score bars and legends round it): it fell onto stage 1's label. It now
+    stands where the others cover it least (`labels._least_covered`)."""
+    import bpy
+    from nnvis_addon.tools.headless import import_with_operator
+    from test_picture import check_labels_apart, check_labels_clear
+    from test_scene import modifier_input
+    bpy.ops.wm.read_homefile(use_empty=True)
+    render = bpy.context.scene.render
+    render.resolution_x, render.resolution_y = 640, 360
+    collection = import_with_operator(sources["mobilenetv2"])
+    from nnvis_addon.scene.nodes import input_ids
+    layer = next(o for o in collection.objects if o.modifiers.get("NNVis")
+                 and "Morph" in input_ids(o.modifiers["NNVis"].node_group))
+    mod, ident = modifier_input(layer, "Morph")
+    mod[ident] = 0.0
+    bpy.context.view_layer.objects.active = layer
+    assert bpy.ops.nnvis.input_to_run(input_name="Morph") == {"FINISHED"}
+    scene = bpy.context.scene
+    scene.frame_set((scene.frame_start + scene.frame_end) // 2)
+    check_labels_apart(scene, scene.camera)
+    check_labels_clear(scene, scene.camera)
