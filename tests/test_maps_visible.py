@@ -81,35 +81,38 @@ def test_every_row_shows_past_the_labels(name, measured):
     assert min(rows) >= ROW, f"{name}: its rows keep {' / '.join(f'{r:.0%}' for r in rows)}"
 
 
+def imported(path, resolution=(1280, 720)):
+    """`path` imported with the dialog's defaults into an empty scene at `resolution`; returns
+    (the run's collection, the scene)."""
+    import bpy
+    from nnvis_addon.tools.headless import import_with_operator
+    bpy.ops.wm.read_homefile(use_empty=True)
+    render = bpy.context.scene.render
+    render.resolution_x, render.resolution_y = resolution
+    collection = import_with_operator(path)
+    return collection, bpy.context.scene
+
+
+def middle(scene):
+    scene.frame_set((scene.frame_start + scene.frame_end) // 2)
+    return scene, scene.camera
+
+
 def test_a_label_between_rows_reads_as_its_rows(sources, addon):
     """MobileNetV2's stage 2 label hung under the end of its row as near it as over the head
     below (0.019 and 0.022 of the frame height): now lifted onto its row's edge (`labels.HUG`)."""
-    import bpy
-    from nnvis_addon.tools.headless import import_with_operator
     from test_picture import check_labels_by_their_rows
-    bpy.ops.wm.read_homefile(use_empty=True)
-    render = bpy.context.scene.render
-    render.resolution_x, render.resolution_y = 1280, 720
-    import_with_operator(sources["mobilenetv2"])
-    scene = bpy.context.scene
-    scene.frame_set((scene.frame_start + scene.frame_end) // 2)
-    check_labels_by_their_rows(scene, scene.camera)
+    _, scene = imported(sources["mobilenetv2"])
+    check_labels_by_their_rows(*middle(scene))
 
 
 def test_labels_stay_off_the_overlays(sources, addon):
     """ONNX resnet18's head label stood centred over its last layer at the right edge of the
-    network's area and ran into the top-class line under its 10-of-1000 score bars: a view fitted
-    around the labels keeps them inside that area where they can stand (`labels.place`)."""
-    import bpy
-    from nnvis_addon.tools.headless import import_with_operator
+    network's area and ran into the top-class line under its 10-of-1000 score bars: placed again
+    in the view fitted around them, labels keep clear of the overlays (`labels.overlay_boxes`)."""
     from test_picture import check_labels_clear
-    bpy.ops.wm.read_homefile(use_empty=True)
-    render = bpy.context.scene.render
-    render.resolution_x, render.resolution_y = 1280, 720
-    import_with_operator(sources["resnet18-onnx"])
-    scene = bpy.context.scene
-    scene.frame_set((scene.frame_start + scene.frame_end) // 2)
-    check_labels_clear(scene, scene.camera)
+    _, scene = imported(sources["resnet18-onnx"])
+    check_labels_clear(*middle(scene))
 
 
 def test_labels_keep_apart_after_morph_0_on_all_layers(sources, addon):
@@ -117,21 +120,15 @@ def test_labels_keep_apart_after_morph_0_on_all_layers(sources, addon):
     label beside it, the score bars and legends round it): it fell onto stage 1's label. It now
     stands where the others cover it least (`labels._least_covered`)."""
     import bpy
-    from nnvis_addon.tools.headless import import_with_operator
+    from nnvis_addon.scene.nodes import input_ids
     from test_picture import check_labels_apart, check_labels_clear
     from test_scene import modifier_input
-    bpy.ops.wm.read_homefile(use_empty=True)
-    render = bpy.context.scene.render
-    render.resolution_x, render.resolution_y = 640, 360
-    collection = import_with_operator(sources["mobilenetv2"])
-    from nnvis_addon.scene.nodes import input_ids
+    collection, scene = imported(sources["mobilenetv2"], (640, 360))
     layer = next(o for o in collection.objects if o.modifiers.get("NNVis")
                  and "Morph" in input_ids(o.modifiers["NNVis"].node_group))
     mod, ident = modifier_input(layer, "Morph")
     mod[ident] = 0.0
     bpy.context.view_layer.objects.active = layer
     assert bpy.ops.nnvis.input_to_run(input_name="Morph") == {"FINISHED"}
-    scene = bpy.context.scene
-    scene.frame_set((scene.frame_start + scene.frame_end) // 2)
-    check_labels_apart(scene, scene.camera)
+    check_labels_apart(*middle(scene))
     check_labels_clear(scene, scene.camera)
