@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_picture import check_frame, check_labels_through_the_move
+from test_picture import check_frame, check_labels_clear, check_labels_through_the_move, \
+    shown_labels
 from test_scene import import_run, modifier_input
 from test_shading import linear_colormap, render_map
 
@@ -517,7 +518,7 @@ def test_camera_orbits_and_flies_through_timed_to_the_epochs(imported):
             scene.frame_set(int(round(frame)))
             seen.append(azimuth())
         assert np.all(np.diff(seen) > 0) and seen[0] < -140 and seen[-1] > -80
-        check_labels_through_the_move(scene, cam, step=4)
+        check_labels_through_the_move(scene, cam, step=4, clear=False)
     finally:
         bpy.ops.nnvis.camera_move(move="static")
     labels = [o for o in collection.all_objects if "nnvis_label" in o]
@@ -569,12 +570,19 @@ def test_camera_tours_the_stages(imported):
             # its label: 12 px at 640×360 in the whole view, larger close up, it moves the
             # stage's maps off centre by up to half its height)
             np.testing.assert_allclose((lo + hi) / 2, centre, atol=0.08, err_msg=name)
+            # at each stop the labels shown stand off the overlays, and the labels of stages
+            # out of the network's area of the frame are not shown (they lay over the margins)
+            check_labels_clear(scene, cam)
+            shown = [set(o["nnvis_label_layers"]) for o in shown_labels(scene)]
+            assert any(s & set(members) for s in shown), f"{name}: its label not shown"
+            if name == "head":
+                assert not any(s <= set(stops[0][1]) for s in shown), "the input's label shown"
         # (stage 1 is nearly the whole digits network: framed with its 12 px label, a little
         # smaller than in the whole view)
         assert min(zoom.values()) > 0.95 and zoom["input"] > 1.5 and zoom["head"] > 1.2, zoom
         for frame in (start, end):
             scene.frame_set(frame)
             np.testing.assert_allclose(np.array(cam.matrix_world), home, rtol=1e-3, atol=1e-3)
-        check_labels_through_the_move(scene, cam, step=4)
+        check_labels_through_the_move(scene, cam, step=4, clear=False)
     finally:
         bpy.ops.nnvis.camera_move(move="static")

@@ -125,6 +125,13 @@ def inside(box, eps=0.005) -> bool:
     return box[0] >= -eps and box[1] >= -eps and box[2] <= 1 + eps and box[3] <= 1 + eps
 
 
+def shown_labels(scene) -> list:
+    """The labels the frame shows: not hidden, nor shrunk away (`labels.HIDDEN`: a tour's
+    close-up does not show the labels of the stages beside it)."""
+    return [o for o in scene.objects if "nnvis_label" in o and not o.hide_render
+            and o.data.size > 1e-3]
+
+
 def check_frame(scene, cam, deep: bool) -> None:
     boxes = layer_boxes(scene, cam)
     assert boxes
@@ -133,7 +140,7 @@ def check_frame(scene, cam, deep: bool) -> None:
     assert inside(whole), f"frame {scene.frame_current}: network box {whole} leaves the frame"
     fill = max(whole[2] - whole[0], whole[3] - whole[1])
     assert fill >= MIN_FILL_NETWORK, f"frame {scene.frame_current}: network fills {fill:.0%}"
-    labels = [o for o in scene.objects if "nnvis_label" in o and not o.hide_render]
+    labels = shown_labels(scene)
     shown = np.array([whole] + [object_box(scene, cam, o) for o in labels])
     fill = max(shown[:, 2].max() - shown[:, 0].min(), shown[:, 3].max() - shown[:, 1].min())
     assert fill >= MIN_FILL, f"frame {scene.frame_current}: network and labels fill {fill:.0%}"
@@ -168,7 +175,7 @@ def check_labels_apart(scene, cam) -> None:
     at SIZE while they grew to stay 12 px in a move's farthest view; placed for the move's first
     view only, on the orbit's far side conv1's label stood over pool1's)."""
     placed = {}
-    for label in (o for o in scene.objects if "nnvis_label" in o and not o.hide_render):
+    for label in shown_labels(scene):
         box = object_box(scene, cam, label)
         hit = [name for name, b in placed.items() if overlap(box, b, 0.002)]
         assert not hit, f"frame {scene.frame_current}: {label.name} overlaps {hit}"
@@ -180,7 +187,7 @@ def check_labels_clear(scene, cam) -> None:
     expanded block's labels had spread over both legends and the epoch counter."""
     overlays = {o.name: object_box(scene, cam, o) for o in scene.objects
                 if "nnvis_overlay" in o and not o.hide_render}
-    for label in (o for o in scene.objects if "nnvis_label" in o and not o.hide_render):
+    for label in shown_labels(scene):
         box = object_box(scene, cam, label)
         hit = [name for name, b in overlays.items() if b is not None and overlap(box, b)]
         assert not hit, f"frame {scene.frame_current}: {label.name} at {box} covers {hit}"
@@ -193,7 +200,7 @@ def check_labels_by_their_rows(scene, cam) -> None:
     same small gap under their row as over the next, read as the next row's)."""
     layers = {o.name: o["nnvis_layer"] for o in scene.objects if "nnvis_layer" in o}
     boxes = {layers[n]: b for n, b in layer_boxes(scene, cam).items()}
-    for label in (o for o in scene.objects if "nnvis_label" in o and not o.hide_render):
+    for label in shown_labels(scene):
         box = object_box(scene, cam, label)
         across = [(n, b) for n, b in boxes.items() if b[0] < box[2] and box[0] < b[2]]
         own = set(label["nnvis_label_layers"])
@@ -205,15 +212,17 @@ def check_labels_by_their_rows(scene, cam) -> None:
                 f"{label.name}: {gaps[0]:.3f} under its row, {gaps[1]:.3f} over the next"
 
 
-def check_labels_through_the_move(scene, cam, step: int = 3) -> None:
-    """At every `step`-th frame of the scene, between the move's keys too: labels apart, and
-    each between MIN_TEXT_PX and MAX_LABEL_PX tall at 640×360."""
+def check_labels_through_the_move(scene, cam, step: int = 3, clear: bool = True) -> None:
+    """At every `step`-th frame of the scene, between the move's keys too: labels apart, off
+    the overlays (`clear`: not while a tour flies from one stop to the next, its labels keyed
+    at both), and each between MIN_TEXT_PX and MAX_LABEL_PX tall at 640×360."""
     for frame in range(scene.frame_start, scene.frame_end + 1, step):
         scene.frame_set(frame)
         check_labels_apart(scene, cam)
+        if clear:
+            check_labels_clear(scene, cam)
         sizes = text_sizes(scene, cam)
-        px = {o.name: round(sizes[o.name] * 360, 2) for o in scene.objects
-              if "nnvis_label" in o and not o.hide_render}
+        px = {o.name: round(sizes[o.name] * 360, 2) for o in shown_labels(scene)}
         wrong = {n: v for n, v in px.items()
                  if not MIN_TEXT_PX - 0.01 <= v <= MAX_LABEL_PX}
         assert not wrong, f"frame {frame}: labels out of {MIN_TEXT_PX}–{MAX_LABEL_PX} px: {wrong}"

@@ -333,8 +333,9 @@ def apply_move(collection, move: str, scene=None, orthographic: bool | None = No
         # fitted around the labels, the views leave them room beside the overlays: there the
         # overlays stand in their way (before, where they stand is the framing's to decide)
         labels_mod.arrange(labels, views, aspect, points, frames, eased=move == "tour",
-                           overlays=labels_mod.overlay_boxes(collection, screen, aspect)
-                           if screen else ())
+                           overlays=labels_mod.overlay_boxes(
+                               collection, screen, aspect, scene,
+                               (start, (start + end) // 2, end)) if screen else ())
     clear_keys(cam, screen)
     apply_view(cam, views[0], aspect, screen)
     if len(views) > 1:

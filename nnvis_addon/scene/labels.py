@@ -39,6 +39,7 @@ GAP_COST = 0.03           # a label between two rows stands among the next row's
 HUG = 0.5                  # ... and lifted this share of its height onto its row's edge: hung under
                            # it, it stood as near the next row (MobileNetV2's stage 2 label, 0.019
                            # of the frame height under its row, 0.022 over the head), read as that's
+HIDDEN = 1e-4             # the text size of a label a view does not show (Blender's least)
 KEEP_COST = 0.05          # a label changing sides (over / under, or another row of the network)
                            # between two views of a move jumps: it does so only where it would
                            # shrink the picture 5 % more where it stood
@@ -212,26 +213,31 @@ def placements(labels: list, views: list, aspect: float, layer_points=None,
     return found
 
 
-def overlay_boxes(collection, screen, aspect: float) -> list[tuple]:
+def overlay_boxes(collection, screen, aspect: float, scene, frames=()) -> list[tuple]:
     """Frame boxes (u0, v0, u1, v1) of the run's shown overlays, from their geometry in the
-    camera screen's units (hud.py: X 0 … aspect, Y 0 … 1): they stand still in the frame
+    camera screen's units (hud.py: X 0 … aspect, Y 0 … 1), each the union over `frames` (the
+    epoch counter's line grows with the epochs' loss and accuracy): they stand still in the frame
     whatever the view, so labels keep clear of them in every view of a move."""
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    boxes = []
-    for obj in collection.all_objects:
-        if names.OVERLAY not in obj or obj.hide_render:
-            continue
-        to_screen, up = obj.matrix_local.copy(), obj.parent    # the screen may be parked (scale 0)
-        while up is not None and up != screen:
-            to_screen, up = up.matrix_local @ to_screen, up.parent
-        if up is None:
-            continue
-        ev = obj.evaluated_get(depsgraph)
-        corners = np.array([tuple(to_screen @ Vector(c)) for c in ev.bound_box])
-        lo, hi = corners.min(axis=0), corners.max(axis=0)
-        if (hi - lo)[:2].min() > 0:
-            boxes.append((lo[0] / aspect, lo[1], hi[0] / aspect, hi[1]))
-    return boxes
+    objects = [o for o in collection.all_objects if names.OVERLAY in o and not o.hide_render]
+    found: dict[str, tuple] = {}
+    now = scene.frame_current
+    for frame in frames or (now,):
+        scene.frame_set(int(frame))
+        depsgraph = bpy.context.evaluated_depsgraph_get()
+        for obj in objects:
+            to_screen, up = obj.matrix_local.copy(), obj.parent  # the screen may be parked
+            while up is not None and up != screen:
+                to_screen, up = up.matrix_local @ to_screen, up.parent
+            if up is None:
+                continue
+            ev = obj.evaluated_get(depsgraph)
+            corners = np.array([tuple(to_screen @ Vector(c)) for c in ev.bound_box])
+            lo, hi = corners.min(axis=0), corners.max(axis=0)
+            if (hi - lo)[:2].min() > 0:
+                box = (lo[0] / aspect, lo[1], hi[0] / aspect, hi[1])
+                found[obj.name] = _union(found[obj.name], box) if obj.name in found else box
+    scene.frame_set(now)
+    return list(found.values())
 
 
 def show(labels: list, frames, found: list, views: list, aspect: float,
@@ -258,8 +264,9 @@ def show(labels: list, frames, found: list, views: list, aspect: float,
                 halfway = _between(views[i], views[i + 1])
                 mid = (frames[i] + frames[i + 1]) / 2
                 for when, there in ((mid - JUMP, p), (mid, found[i + 1])):
-                    size = max(there.size[k], SIZE * (1 + MARGIN) *
-                               _height_at(there.location[k], halfway, aspect))
+                    size = there.size[k] if there.size[k] == HIDDEN else max(
+                        there.size[k], SIZE * (1 + MARGIN) *
+                        _height_at(there.location[k], halfway, aspect))
                     at.append(when)
                     values.append((*there.location[k], size))
                     sharp.append(True)
@@ -278,9 +285,11 @@ def _between(a: framing.View, b: framing.View) -> framing.View:
 
 
 def _jumps(a: Placement, b: Placement, k: int, view: framing.View, aspect: float) -> bool:
-    """Whether label `k` changes places from `a` to `b` (`b`'s view): another anchor or row, or
-    moved on screen by more than half its height (nudged past a neighbour)."""
-    if (a.anchor[k], a.row[k]) != (b.anchor[k], b.row[k]):
+    """Whether label `k` changes places from `a` to `b` (`b`'s view): another anchor or row,
+    shown in one and not the other, or moved on screen by more than half its height (nudged past
+    a neighbour)."""
+    if (a.anchor[k], a.row[k]) != (b.anchor[k], b.row[k]) or \
+            (a.size[k] == HIDDEN) != (b.size[k] == HIDDEN):
         return True
     uv = framing.project([a.location[k], b.location[k]], view.location, view.direction, aspect,
                          shift=view.shift, ortho_scale=view.ortho_scale)
@@ -340,6 +349,11 @@ def place(labels: list, view: framing.View, aspect: float, layer_points=None,
     out = Placement(np.zeros((n, 3)), np.zeros(n), np.zeros(n, int), np.zeros(n, int))
     tops = np.array([top[0] for top, _, _ in anchors], float)
     for k in np.argsort(screen(tops)[:, 0]):
+        if overlays and not any(_in_area((t + b) / 2) for t, b in zip(*on_screen[k])):
+            # its layers out of the network's area (beside a tour's close-up): not shown, where
+            # it would stand over the margins' overlays or off the frame
+            out.location[k], out.size[k] = anchors[k][0][0], HIDDEN
+            continue
         best = None
         was = None if previous is None else (previous.anchor[k], previous.row[k])
         for a, (top_uv, bottom_uv, below) in enumerate(zip(*on_screen[k], anchors[k][2])):
@@ -387,6 +401,13 @@ def _height_at(point, view: framing.View, aspect: float) -> float:
     depth = framing.project([point], view.location, view.direction, aspect,
                             ortho_scale=view.ortho_scale)[0, 2]
     return float(_frame_height(depth, view, aspect))
+
+
+def _in_area(uv, margin: float = 0.02) -> bool:
+    """Whether screen point `uv` stands in the network's area of the frame (give or take)."""
+    area = framing.NETWORK
+    return area[0] - margin <= uv[0] <= area[2] + margin and \
+        area[1] - margin <= uv[1] <= area[3] + margin
 
 
 def _meets(a, b) -> bool:
