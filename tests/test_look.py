@@ -573,7 +573,7 @@ def test_camera_tours_the_stages(imported):
             # at each stop the labels shown stand off the overlays, and the labels of stages
             # out of the network's area of the frame are not shown (they lay over the margins)
             check_labels_clear(scene, cam)
-            shown = [set(o["nnvis_label_layers"]) for o in shown_labels(scene)]
+            shown = [set(o[names.LABEL_LAYERS]) for o in shown_labels(scene)]
             assert any(s & set(members) for s in shown), f"{name}: its label not shown"
             if name == "head":
                 assert not any(s <= set(stops[0][1]) for s in shown), "the input's label shown"
