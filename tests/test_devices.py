@@ -65,6 +65,23 @@ def test_auto_takes_the_best_backend_and_only_its_gpus():
     assert devices.choose("AUTO", mac).backend == "METAL"      # CUDA & co. not offered: skipped
 
 
+def test_a_backend_by_name_takes_that_backend_alone():
+    """`--device cuda` renders through CUDA though OptiX ranks first (to compare them on a GPU
+    without RT cores), and a render worker asked with `choice(device)` gets the same device."""
+    from nnvis_addon.tools import cli
+    prefs = FakePreferences(H200)
+    device = devices.choose("cuda", prefs)
+    assert device == devices.Device("GPU", "CUDA", ("NVIDIA H200",))
+    assert prefs.compute_device_type == "CUDA"
+    assert [d.use for d in prefs.get_devices_for_type("CUDA")] == [True, False]
+    assert devices.choice(device) == "CUDA" and devices.choice(devices.CPU) == "CPU"
+    assert devices.choose(devices.choice(devices.choose("AUTO", prefs)), prefs).backend == "OPTIX"
+    with pytest.raises(NNVisError, match=r"device hip: Cycles lists no GPU here \(it looked for "
+                                         r"HIP\)"):
+        devices.choose("hip", prefs)
+    assert tuple(c.lower() for c in devices.CHOICES) == cli.DEVICES
+
+
 def test_cpu_when_asked_or_when_no_gpu_is_listed():
     prefs = FakePreferences(H200)
     assert devices.choose("CPU", prefs) == devices.CPU and prefs.compute_device_type == "NONE"

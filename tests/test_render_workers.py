@@ -128,6 +128,7 @@ def test_bench_video_renders_every_frame_through_workers_and_reports_seconds_and
     assert row["samples"] == 2 and "final (2 spp)" in stdout    # the preset's 16 replaced
     assert row["total_seconds"] > 0 and row["seconds_per_frame"] == pytest.approx(
         row["total_seconds"] / 5, abs=2e-3)     # both rounded (0.01 s, 0.001 s)
+    assert 0 < row["encode_seconds"] < row["total_seconds"]    # the MP4 after the last frame
     assert sorted(row["psnr_db"]) == ["3", "5", "7"]       # first, middle, last
     assert all(20 < db < 80 for db in row["psnr_db"].values()), row["psnr_db"]
     assert f"{row['seconds_per_frame']:.3f} s/frame" in stdout

@@ -2,7 +2,8 @@
 
 AUTO takes the first backend of `BACKENDS` under which Cycles lists a device (OptiX before CUDA:
 the same NVIDIA GPU ray-traces faster through OptiX), enables only that backend's GPUs and
-denoises on the GPU; with none it renders on the CPU. Measured on an NVIDIA H200 (bpy 5.0.1,
+denoises on the GPU; with none it renders on the CPU. A backend's name (CUDA, say) asks for
+that backend alone, to compare them or to avoid one a driver mishandles. Measured on an NVIDIA H200 (bpy 5.0.1,
 docs/benchmarks.md): OptiX at the final preset (40 spp adaptive + OIDN on the GPU) 1.2 s a 1080p
 frame at 46 dB, 0.59 s in two workers, where the 2-core CPU takes minutes; EEVEE was no faster there and looks different, so it is never picked
 automatically.
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from ..errors import NNVisError
 
 BACKENDS = ("OPTIX", "CUDA", "HIP", "METAL", "ONEAPI")     # best first
-CHOICES = ("AUTO", "CPU", "GPU")
+CHOICES = ("AUTO", "CPU", "GPU", *BACKENDS)
 BACKEND_NAMES = {"OPTIX": "OptiX", "CUDA": "CUDA", "HIP": "HIP", "METAL": "Metal",
                  "ONEAPI": "oneAPI"}
 
@@ -56,8 +57,9 @@ def gpus(prefs, backend: str) -> list:
 
 
 def choose(choice: str = "AUTO", prefs=None) -> Device:
-    """The device for `choice` (AUTO, CPU or GPU), GPUs enabled in `prefs` (default: Cycles'
-    own); GPU where Cycles lists none raises NNVisError, AUTO falls back to the CPU."""
+    """The device for `choice` (AUTO, CPU, GPU or one backend of `BACKENDS`), GPUs enabled in
+    `prefs` (default: Cycles' own); GPU or a backend where Cycles lists none raises NNVisError,
+    AUTO falls back to the CPU."""
     choice = choice.upper()
     if choice not in CHOICES:
         raise NNVisError(f"device {choice.lower()!r}: expected one of "
@@ -65,7 +67,8 @@ def choose(choice: str = "AUTO", prefs=None) -> Device:
     if choice == "CPU":
         return CPU
     prefs = prefs if prefs is not None else cycles_preferences()
-    for backend in BACKENDS if prefs is not None else ():
+    wanted = (choice,) if choice in BACKENDS else BACKENDS
+    for backend in wanted if prefs is not None else ():
         found = gpus(prefs, backend)
         if found:
             for device in prefs.get_devices_for_type(backend):
@@ -73,9 +76,9 @@ def choose(choice: str = "AUTO", prefs=None) -> Device:
             return Device("GPU", backend, tuple(d.name for d in found))
     if prefs is not None:
         prefs.compute_device_type = "NONE"
-    if choice == "GPU":
-        raise NNVisError("device gpu: Cycles lists no GPU here (it looked for "
-                         f"{', '.join(BACKEND_NAMES[b] for b in BACKENDS)}); use --device cpu "
+    if choice != "AUTO":
+        raise NNVisError(f"device {choice.lower()}: Cycles lists no GPU here (it looked for "
+                         f"{', '.join(BACKEND_NAMES[b] for b in wanted)}); use --device cpu "
                          "or auto")
     return CPU
 
@@ -85,6 +88,11 @@ def use(scene, device: Device) -> None:
     cycles = scene.cycles
     cycles.device = device.kind
     cycles.denoising_use_gpu = device.kind == "GPU"
+
+
+def choice(device: Device) -> str:
+    """The `choose` argument that gives `device` again (in another process: a render worker)."""
+    return device.backend if device.kind == "GPU" else "CPU"
 
 
 def used(scene, prefs=None) -> Device:

@@ -68,7 +68,7 @@ def render(scene, folder: Path, file_format: str, workers: int, on_frame=None) -
     folder = Path(bpy.path.abspath(str(folder)))
     before = set(finished_frame_numbers(folder))
     threads = max(1, (os.cpu_count() or 2) // workers)
-    kind = "GPU" if scene.render.engine == "CYCLES" and scene.cycles.device == "GPU" else "CPU"
+    device = devices.choice(devices.used(scene))    # the backend the scene renders through
     private = Path(tempfile.mkdtemp(prefix="nnvis-workers-"))
     procs: list[tuple[subprocess.Popen, Path]] = []
     done: list[int] = []
@@ -87,7 +87,7 @@ def render(scene, folder: Path, file_format: str, workers: int, on_frame=None) -
             env = dict(os.environ, BLENDER_USER_RESOURCES=str(private / f"user{k + 1}"))
             with open(log, "w") as out:
                 procs.append((subprocess.Popen(
-                    command([str(blend), scene.name, str(folder), file_format, kind,
+                    command([str(blend), scene.name, str(folder), file_format, device,
                              str(threads), str(os.getpid())]),
                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                     start_new_session=True), log))   # Ctrl-C reaches this process only
@@ -122,14 +122,15 @@ def _stop(procs, folder: Path) -> None:
 
 
 def main(args: list[str]) -> int:
-    """A worker: open the saved copy, render on the device `kind` with `threads` CPU threads,
+    """A worker: open the saved copy, render on `device` (a `devices.choose` argument: CPU or
+    the backend its parent rendered through) with `threads` CPU threads,
     take frames by claims; prints each frame it finished, and stops after one when the process
     that started it is gone (killed without the chance to stop its workers)."""
-    blend, scene_name, folder, file_format, kind, threads, parent = args
+    blend, scene_name, folder, file_format, device, threads, parent = args
     bpy.ops.wm.open_mainfile(filepath=blend)
     scene = bpy.data.scenes[scene_name]
     if scene.render.engine == "CYCLES":
-        devices.use(scene, devices.choose(kind))   # device preferences are not in a .blend
+        devices.use(scene, devices.choose(device))   # device preferences are not in a .blend
     scene.render.threads_mode, scene.render.threads = "FIXED", int(threads)
 
     def finished(frame):

@@ -11,6 +11,7 @@ from ..options import IMPORT_OPTIONS
 from .packaging import ROOT
 
 QUALITY = ("draft", "final")     # stage.QUALITY's keys (stage needs bpy; a test keeps them equal)
+DEVICES = ("auto", "cpu", "gpu", "optix", "cuda", "hip", "metal", "oneapi")   # devices.CHOICES
 
 
 def _resolution(text: str) -> tuple[int, int]:
@@ -194,9 +195,10 @@ def parser() -> argparse.ArgumentParser:
                         help="render preset: draft (fast, the default for an import) or final "
                              "(more samples, high-quality denoising); a .blend keeps its own "
                              "settings unless given. Cost: docs/benchmarks.md")
-        sp.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
+        sp.add_argument("--device", choices=DEVICES, default="auto",
                         help="Cycles device: auto (the best GPU backend Cycles lists — OptiX, "
-                             "CUDA, HIP, Metal, oneAPI — else the CPU), cpu or gpu; the preset "
+                             "CUDA, HIP, Metal, oneAPI — else the CPU), cpu, gpu, or one "
+                             "backend by name (cuda, say); the preset "
                              "follows the device (on a GPU the final preset is 40 spp adaptive + OIDN). "
                              "bpy 5.0.1 has no compiled kernel for Hopper GPUs (H100/H200): "
                              "the first GPU render there compiles one (over 7 minutes, once)")

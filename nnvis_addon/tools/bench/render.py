@@ -92,7 +92,7 @@ GPU_VARIANTS = {
     # may reach 45 dB — 16 to 32 spp, and 8 transparent bounces with them
     "64 spp, light tree off": HIGH | dict(samples=64, light_tree=False),
     **{f"{n} spp adaptive, light tree off": HIGH | dict(samples=n, adaptive=True, light_tree=False)
-       for n in (16, 24, 32, 40, 48)},
+       for n in (8, 12, 16, 24, 32, 40, 48)},
     **{f"{n} spp adaptive, 8 transparent, light tree off": HIGH | dict(
         samples=n, adaptive=True, transparent_bounces=8, light_tree=False) for n in (24, 32, 40)},
     "32 spp adaptive, 0 bounces, light tree off": HIGH | dict(samples=32, adaptive=True,
@@ -305,10 +305,11 @@ def video(resolution, quality: str, device: str, workers, recording=None, frames
     from ...scene.stage import preset
     recording = scene_source("demo", recording)
     with tempfile.TemporaryDirectory(prefix="nnvis-bench-video-") as tmp:
-        tmp, kept = Path(tmp), {}
+        tmp, kept, last = Path(tmp), {}, [0.0]
         out = tmp / "demo.mp4"
 
         def keep(frame):
+            last[0] = time.perf_counter()
             scene = bpy.context.scene
             if frame in (scene.frame_start, (scene.frame_start + scene.frame_end) // 2,
                          scene.frame_end):
@@ -319,8 +320,10 @@ def video(resolution, quality: str, device: str, workers, recording=None, frames
                                    quality=quality, samples=samples, device=device,
                                    workers=workers,
                                    frames=frames, on_frame=keep, import_options={"fps": fps})
+        encode_seconds = time.perf_counter() - last[0]     # after the last frame: the MP4
         log(f"import {result.import_seconds:.1f} s, {result.frames} frames rendered and encoded "
-            f"in {result.render_seconds:.1f} s on {result.device}, {result.workers} workers")
+            f"in {result.render_seconds:.1f} s (encoding {encode_seconds:.1f} s) on "
+            f"{result.device}, {result.workers} workers")
         scene = bpy.context.scene
         compat.set_image_output(scene, "PNG")
         chosen = devices.choose(device)
@@ -337,6 +340,7 @@ def video(resolution, quality: str, device: str, workers, recording=None, frames
                 quality=quality, samples=samples or preset(quality, chosen.kind).samples, resolution=f"{resolution[0]}x{resolution[1]}", fps=fps,
                 frames=result.frames, import_seconds=round(result.import_seconds, 2),
                 total_seconds=round(result.render_seconds, 2),
+                encode_seconds=round(encode_seconds, 2),
                 seconds_per_frame=round(result.render_seconds / max(1, result.frames), 3),
                 reference_samples=reference_samples, psnr_db=quality_db,
                 min_psnr_db=min(quality_db.values(), default=None))
@@ -344,7 +348,7 @@ def video(resolution, quality: str, device: str, workers, recording=None, frames
 
 def main(argv: list[str]) -> int:
     from ..chunks import parse_frames
-    from ..cli import DEMO, QUALITY, _resolution
+    from ..cli import DEMO, DEVICES, QUALITY, _resolution
     parser = argparse.ArgumentParser(prog="nnvis bench render",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print the rows as a JSON list")
@@ -361,8 +365,9 @@ def main(argv: list[str]) -> int:
                              "bounces, denoiser guides, light tree, caustics)")
     parser.add_argument("--only", help="variant names to keep, separated by ';' (the first "
                                        "always runs)")
-    parser.add_argument("--device", choices=["auto", "cpu", "gpu"], default="cpu",
-                        help="render on the CPU (default: comparable rows), or the GPU AUTO picks")
+    parser.add_argument("--device", choices=DEVICES, default="cpu",
+                        help="render on the CPU (default: comparable rows), the GPU AUTO picks "
+                             "(gpu/auto), or a GPU through one backend (optix, cuda, ...)")
     parser.add_argument("--reference-samples", type=int,
                         help="samples of the reference the PSNR is measured against (default: "
                              "64 for the cpu table, 1024 for the gpu table and --video)")
