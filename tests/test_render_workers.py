@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from nnvis_addon.errors import NNVisError
-from nnvis_addon.scene import workers
+from nnvis_addon.scene import devices, workers
 from test_scene import import_run
 
 TIER = "render"
@@ -162,6 +163,39 @@ def test_two_workers_make_the_same_video(tiny_scene, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.mp4", "two.mp4"]
 
 
+GIVING_UP_WORKER = """
+import sys
+sys.path.insert(0, {root!r})
+from nnvis_addon.scene import frames, workers
+real = frames.render_sequence
+def two_then_fail(scene, folder, file_format, on_frame=None):
+    scene.frame_end = scene.frame_start + 1
+    real(scene, folder, file_format, on_frame)
+    print("worker gave up: out of GPU memory", flush=True)
+    sys.exit(3)
+frames.render_sequence = two_then_fail
+workers.main(sys.argv[sys.argv.index("--") + 1:])
+"""
+
+
+def test_a_worker_failing_while_the_video_is_encoded_leaves_no_video(tiny_scene, tmp_path,
+                                                                       monkeypatch):
+    """The encoder takes each frame as the workers write it; when they fail after the first two
+    frames, the error names the failure and no half-encoded MP4 is left (the two finished frames
+    stay for a render started again)."""
+    from nnvis_addon.scene.render import render_animation
+    code = GIVING_UP_WORKER.format(root=str(Path(__file__).parent.parent))
+    monkeypatch.setattr(workers, "command",
+                        lambda args: [sys.executable, "-c", code, "--", *args])
+    seen = []
+    with pytest.raises(NNVisError, match=r"(?s)failed \(exit code 3\).*out of GPU memory"):
+        render_animation(tiny_scene, tmp_path / "out.mp4", seen.append, workers=2)
+    assert sorted(seen) == [tiny_scene.frame_start, tiny_scene.frame_start + 1]
+    assert not (tmp_path / "out.mp4").exists()
+    assert sorted(p.name for p in (tmp_path / "out.mp4.frames").iterdir()) == [
+        f"frame_{f:04d}.bmp" for f in seen]
+
+
 def test_workers_render_on_the_parents_kind_of_device_with_their_share_of_threads(
         tiny_scene, tmp_path, monkeypatch):
     """Cycles' device preferences are not in the saved copy: each worker is told the kind (a GPU
@@ -169,9 +203,12 @@ def test_workers_render_on_the_parents_kind_of_device_with_their_share_of_thread
     monkeypatch.setattr(workers, "command", lambda args: [
         sys.executable, "-c", "import sys; print('told', sys.argv[1:]); sys.exit(1)", *args])
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    gpu = SimpleNamespace(name="NVIDIA H200", use=True, type="CUDA")   # CUDA asked for by name
+    monkeypatch.setattr(devices, "cycles_preferences",
+                        lambda: SimpleNamespace(compute_device_type="CUDA", devices=[gpu]))
     tiny_scene.cycles.device = "GPU"
     try:
-        with pytest.raises(NNVisError, match=r"told \[.*'BMP', 'GPU', '4', '\d+'\]"):
+        with pytest.raises(NNVisError, match=r"told \[.*'BMP', 'CUDA', '4', '\d+'\]"):
             workers.render(tiny_scene, tmp_path / "frames", "BMP", 4)
     finally:
         tiny_scene.cycles.device = "CPU"

@@ -71,14 +71,13 @@ def render_sequence(scene, folder, file_format: str = "PNG", on_frame=None) -> l
     by a live process, each to a temporary name then renamed into place; returns them."""
     set_output(scene, folder, file_format)
     folder, pattern = Path(bpy.path.abspath(str(folder))), scene.render.filepath
-    suffix = SUFFIXES[file_format]
     tag = f"{socket.gethostname()}-{os.getpid()}"
     done = []
     try:
         scene.render.use_file_extension = False
         for frame in range(scene.frame_start, scene.frame_end + 1):
-            final = folder / f"frame_{frame:04d}{suffix}"
-            if _rendered(final) or not claim(final):
+            final = frame_file(folder, frame, file_format)
+            if is_rendered(final) or not claim(final):
                 continue
             temp = _temp_file(final, tag)
             try:
@@ -99,7 +98,12 @@ def render_sequence(scene, folder, file_format: str = "PNG", on_frame=None) -> l
     return done
 
 
-def _rendered(path: Path) -> bool:
+def frame_file(folder, frame: int, file_format: str) -> Path:
+    """Where frame `frame` of a `file_format` sequence in `folder` is written."""
+    return Path(folder) / f"frame_{frame:04d}{SUFFIXES[file_format]}"
+
+
+def is_rendered(path: Path) -> bool:
     """A finished frame: a non-empty file (an empty one is a placeholder plain Blender left)."""
     try:
         return path.stat().st_size > 0
@@ -186,7 +190,7 @@ def sequence_frames(folder) -> dict[int, Path]:
 
 def finished_frame_numbers(folder) -> list[int]:
     """The frames of the sequence in `folder` whose file is written (not a placeholder)."""
-    return [frame for frame, path in sequence_frames(folder).items() if _rendered(path)]
+    return [frame for frame, path in sequence_frames(folder).items() if is_rendered(path)]
 
 
 def finished_frames(folder, frames: tuple[int, int] | None = None) -> list[Path]:

@@ -6,6 +6,7 @@ rules), in this process or in `workers`; an MP4 is rendered as such a sequence i
 """
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,8 @@ import bpy
 
 from ..errors import NNVisError
 from . import animation, camera_moves, compat, devices, stage, workers as parallel
-from .frames import VIDEO_FRAMES, finished_frames, output_format, render_sequence, set_output
+from .frames import (VIDEO_FRAMES, finished_frames, output_format, render_sequence,
+                     sequence_frames, set_output)
 from .run_record import RunRecord, is_run
 
 RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080), "4K": (3840, 2160)}
@@ -103,15 +105,20 @@ def render_animation(scene, out, on_frame=None, file_format: str | None = None,
     """Render scene.frame_start..frame_end to `out`: a folder of PNG/EXR frames (`render_sequence`:
     resumable, shared with other processes), or for an .mp4 that sequence (BMP) in
     `<out>.frames/`, then encoded to H.264 and removed. `workers` > 1 renders the frames in that
-    many processes at once (`workers.render`). `on_frame(frame)` is called after each frame
-    rendered here."""
+    many processes at once (`workers.render`) while this one encodes each frame as it appears.
+    `on_frame(frame)` is called after each frame rendered here."""
     file_format = output_format(Path(out), file_format)
     if file_format != "MP4":
         render_frames(scene, out, file_format, on_frame, workers)
         return Path(out)
-    frames = video_frames_folder(out)
-    render_frames(scene, frames, VIDEO_FRAMES, on_frame, workers)
-    encode_sequence(frames, out, scene.render.fps, (scene.frame_start, scene.frame_end))
+    frames, fps, span = video_frames_folder(out), scene.render.fps, (scene.frame_start,
+                                                                     scene.frame_end)
+    if workers > 1:    # encoded while the workers render: the MP4 is done with the last frame
+        parallel.render(scene, frames, VIDEO_FRAMES, workers, on_frame,
+                        alongside=lambda wait: encode_sequence(frames, out, fps, span, wait))
+    else:
+        render_sequence(scene, frames, VIDEO_FRAMES, on_frame)
+        encode_sequence(frames, out, fps, span)
     shutil.rmtree(frames)
     set_output(scene, out, "MP4")
     return Path(out)
@@ -129,11 +136,19 @@ def render_frames(scene, folder, file_format: str, on_frame=None, workers: int =
     return render_sequence(scene, folder, file_format, on_frame)
 
 
-def encode_sequence(folder, video, fps: int = 24, frames: tuple[int, int] | None = None) -> Path:
+def encode_sequence(folder, video, fps: int = 24, frames: tuple[int, int] | None = None,
+                    wait=None) -> Path:
     """Join a finished frame sequence into an H.264 MP4 with FFmpeg through Blender's sequencer
     (a throw-away scene holding one image strip). Colours pass through unchanged for PNG frames
-    (Standard view transform, as nnvis scenes use)."""
-    files = finished_frames(folder, frames)
+    (Standard view transform, as nnvis scenes use). With `wait` (`workers.render`'s) the
+    `frames` need not be written yet: each is waited for before the encoder reads it."""
+    if wait is None:
+        files = finished_frames(folder, frames)
+    else:
+        wait(frames[0])
+        head = sequence_frames(folder)[frames[0]]
+        files = [head.with_name(f"frame_{f:04d}{head.suffix}")
+                 for f in range(frames[0], frames[1] + 1)]
     video = Path(video)
     video.parent.mkdir(parents=True, exist_ok=True)
     probe = bpy.data.images.load(str(files[0]), check_existing=False)
@@ -157,7 +172,43 @@ def encode_sequence(folder, video, fps: int = 24, frames: tuple[int, int] | None
         scene.view_settings.view_transform = "Standard"
         compat.set_video_output(scene)
         render.filepath = str(video)
-        bpy.ops.render.render(animation=True, scene=scene.name)
+        _render_waiting(scene, video, files, wait and (lambda frame: wait(frames[0] + frame - 1)))
     finally:
         bpy.data.scenes.remove(scene)
     return video
+
+
+def _render_waiting(scene, video: Path, files: list[Path], wait=None) -> None:
+    """Render `scene`'s animation of `files` to `video`, calling `wait(frame)` before each frame.
+    An error there (a failed worker, Ctrl-C) cannot stop Blender's render loop, which prints it
+    and goes on: the frames left are linked to the first one (Blender 5.0's sequencer crashed on
+    a missing frame file), then they and the unfinished video are removed and it is raised."""
+    errors, fillers = [], []
+
+    def before_frame(rendering, *_):
+        if wait is None or rendering != scene:
+            return
+        if not errors:
+            try:
+                wait(rendering.frame_current)
+                return
+            except BaseException as exc:    # KeyboardInterrupt too: Blender would swallow it
+                errors.append(exc)
+        for path in files[rendering.frame_current - 1:]:
+            if not path.exists():
+                try:
+                    os.link(files[0], path)
+                except OSError:                # a file system without hard links
+                    shutil.copyfile(files[0], path)
+                fillers.append(path)
+
+    bpy.app.handlers.render_pre.append(before_frame)
+    try:
+        bpy.ops.render.render(animation=True, scene=scene.name)
+    finally:
+        bpy.app.handlers.render_pre.remove(before_frame)
+        for path in fillers:
+            path.unlink(missing_ok=True)
+    if errors:
+        video.unlink(missing_ok=True)
+        raise errors[0]

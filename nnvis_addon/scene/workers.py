@@ -31,6 +31,7 @@ AUTO_GPU_WORKERS = 2          # H200, the demo's 175 frames at 1080p final: 1 wo
                               # 2 workers 0.59 s, 4 workers 0.63 s (docs/benchmarks.md): two keep
                               # the GPU busy through each other's CPU side, more only contend
 POLL_SECONDS = 0.2
+WAIT_SECONDS = 0.02           # how often `alongside`'s wait looks for its frame (encoding keeps pace)
 LOG_TAIL = 3000               # characters of a failed worker's log in the error
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]     # the folder holding nnvis_addon/
 
@@ -60,10 +61,14 @@ def command(args: list[str]) -> list[str]:
     return [sys.executable, "-c", code, "--", *args]
 
 
-def render(scene, folder: Path, file_format: str, workers: int, on_frame=None) -> list[int]:
+def render(scene, folder: Path, file_format: str, workers: int, on_frame=None,
+           alongside=None) -> list[int]:
     """Render scene.frame_start..frame_end into `folder` (`frames.render_sequence`'s layout) with
     `workers` processes; `on_frame(frame)` as each frame file appears. Returns the frames they
-    rendered (those already in the folder are skipped, as by one process)."""
+    rendered (those already in the folder are skipped, as by one process). `alongside(wait)`
+    runs in this process while they render (an MP4's encoder, so encoding ends with the last
+    frame): `wait(frame)` returns once that frame's file is written, and raises NNVisError
+    when a worker failed or all ended without writing it."""
     set_output(scene, folder, file_format)     # creates the folder
     folder = Path(bpy.path.abspath(str(folder)))
     before = set(finished_frame_numbers(folder))
@@ -91,6 +96,19 @@ def render(scene, folder: Path, file_format: str, workers: int, on_frame=None) -
                              str(threads), str(os.getpid())]),
                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                     start_new_session=True), log))   # Ctrl-C reaches this process only
+
+        def wait(frame):
+            path = frames.frame_file(folder, frame, file_format)
+            while not frames.is_rendered(path):
+                _raise_if_failed(procs)
+                if all(p.poll() is not None for p, _ in procs) and not frames.is_rendered(path):
+                    raise NNVisError(f"{path}: the render workers ended without writing it")
+                report_new()
+                time.sleep(WAIT_SECONDS)
+            report_new()
+
+        if alongside is not None:
+            alongside(wait)
         while any(p.poll() is None for p, _ in procs):
             _raise_if_failed(procs)
             report_new()

@@ -65,7 +65,7 @@ def render_checkpoint(path, out, zip_path, user_folder, blend=None,
                       frames: tuple[int, int] | None = None, chunk: tuple[int, int] | None = None,
                       sequence: str | None = None, fps: int | None = None,
                       import_options: dict | None = None, device: str = "AUTO",
-                      workers="auto") -> RenderResult:
+                      workers="auto", settings=None) -> RenderResult:
     """Import (or open) `path` and render it to `out`: an MP4, or with `sequence` ('PNG'/'EXR') a
     folder of frames that several processes may share. `frames` narrows the scene's range and
     `chunk` (k, n) renders only the k-th of n parts of it. `blend` is saved farm-ready first, with
@@ -73,7 +73,8 @@ def render_checkpoint(path, out, zip_path, user_folder, blend=None,
     saved settings for a .blend); `resolution`/`samples`/`fps` of None keep the scene's or the
     preset's; `import_options` are the import dialog's (`options.py`: look, bundler, ...).
     Cycles renders on `device` (AUTO: the best GPU backend Cycles lists, else the CPU; CPU; GPU),
-    at that device's preset, in `workers` processes at once ('auto': `scene.workers.count`)."""
+    at that device's preset, in `workers` processes at once ('auto': `scene.workers.count`).
+    `settings` (a `stage.CyclesSettings`) replace the preset: `nnvis bench render --video`."""
     start = time.perf_counter()
     scene = open_scene(path, zip_path, user_folder, resolution, **(import_options or {}))
     from ..scene import workers as parallel  # bpy is up now
@@ -85,6 +86,11 @@ def render_checkpoint(path, out, zip_path, user_folder, blend=None,
     if quality is None and Path(path).suffix.lower() != ".blend":
         quality = DEFAULT_QUALITY
     chosen = set_engine(scene, scene.render.engine, samples or 0, quality, device)
+    if settings is not None and chosen is not None:
+        from ..scene import devices, stage
+        stage.apply_cycles(scene, settings)
+        devices.use(scene, chosen)
+        scene.cycles.samples = samples or settings.samples
     workers = parallel.count(workers, chosen.kind if chosen else "CPU")
     if fps:
         scene.render.fps, scene.render.fps_base = fps, 1.0

@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ...errors import NNVisError
+
 OLD = dict(samples=8, adaptive=True, denoise="FAST", bounces=3, persistent=False)
 REFERENCE = dict(samples=64, denoise="HIGH", prefilter="ACCURATE", bounces=3, persistent=False)
 VARIANTS = {   # name → CyclesSettings fields; "draft"/"final" are stage.QUALITY's
@@ -101,6 +103,10 @@ GPU_VARIANTS = {
         samples=n, adaptive=True, adaptive_threshold=0.03, light_tree=False) for n in (48, 64)},
     "48 spp adaptive, 8 transparent, light tree off":
         HIGH | dict(samples=48, adaptive=True, transparent_bounces=8, light_tree=False),
+    # the denoiser's quality: on the H200 a frame cost barely follows its samples (8 spp 1.13 s,
+    # 64 spp 1.43 s), so what else a frame pays for is weighed
+    **{f"32 spp adaptive, OIDN {q.lower()}, light tree off": HIGH | dict(
+        samples=32, adaptive=True, light_tree=False, denoise=q) for q in ("BALANCED", "FAST")},
 }
 TABLES = {"cpu": VARIANTS, "gpu": GPU_VARIANTS}
 TABLE_REFERENCE_SAMPLES = {"cpu": REFERENCE["samples"], "gpu": 1024}
@@ -289,10 +295,11 @@ def _cell(value, spec: str, missing: str = "cached") -> str:
 
 
 def video(resolution, quality: str, device: str, workers, recording=None, frames=None,
-          reference_samples: int = 1024, fps: int = 12, log=print, samples=None) -> dict:
+          reference_samples: int = 1024, fps: int = 12, log=print, samples=None,
+          variant: str | None = None) -> dict:
     """The whole demo (or `frames` of it) rendered to an MP4 through `nnvis render`'s own path
-    (`headless.render_checkpoint`: import at `fps`, preset — its samples `samples` if given —,
-    workers, frames, encoding); returns
+    (`headless.render_checkpoint`: import at `fps`, preset — its samples `samples` if given, or
+    the settings of the table row `variant` —, workers, frames, encoding); returns
     its total seconds, seconds a frame and the PSNR of its first, middle and last frame (copied as they
     are written, before encoding) against references at `reference_samples`."""
     import bpy
@@ -303,6 +310,14 @@ def video(resolution, quality: str, device: str, workers, recording=None, frames
     from ...scene.frames import SUFFIXES, VIDEO_FRAMES
     from ...scene.render import video_frames_folder
     from ...scene.stage import preset
+    from ...scene.stage import CyclesSettings
+    settings = None
+    if variant:
+        rows = {**GPU_VARIANTS, **VARIANTS}
+        if variant not in rows:
+            raise NNVisError(f"--variant {variant!r}: not a row of the tables; they are: "
+                             + "; ".join(rows))
+        settings = CyclesSettings(**rows[variant])
     recording = scene_source("demo", recording)
     with tempfile.TemporaryDirectory(prefix="nnvis-bench-video-") as tmp:
         tmp, kept, last = Path(tmp), {}, [0.0]
@@ -318,7 +333,7 @@ def video(resolution, quality: str, device: str, workers, recording=None, frames
 
         result = render_checkpoint(recording, out, build_extension(), None, resolution=resolution,
                                    quality=quality, samples=samples, device=device,
-                                   workers=workers,
+                                   workers=workers, settings=settings,
                                    frames=frames, on_frame=keep, import_options={"fps": fps})
         encode_seconds = time.perf_counter() - last[0]     # after the last frame: the MP4
         log(f"import {result.import_seconds:.1f} s, {result.frames} frames rendered and encoded "
@@ -337,7 +352,9 @@ def video(resolution, quality: str, device: str, workers, recording=None, frames
             log(f"  frame {frame}: {quality_db[frame]:.1f} dB (reference {reference_samples} "
                 f"spp: {seconds:.1f} s{', cached' if not seconds else ''})")
     return dict(scene="demo", mode="video", device=result.device, workers=result.workers,
-                quality=quality, samples=samples or preset(quality, chosen.kind).samples, resolution=f"{resolution[0]}x{resolution[1]}", fps=fps,
+                quality=variant or quality,
+                samples=(settings or preset(quality, chosen.kind)).samples
+                if not samples else samples, resolution=f"{resolution[0]}x{resolution[1]}", fps=fps,
                 frames=result.frames, import_seconds=round(result.import_seconds, 2),
                 total_seconds=round(result.render_seconds, 2),
                 encode_seconds=round(encode_seconds, 2),
@@ -379,6 +396,9 @@ def main(argv: list[str]) -> int:
                         help="--video: the preset (default final)")
     parser.add_argument("--samples", type=int,
                         help="--video: the preset's samples replaced (its other settings kept)")
+    parser.add_argument("--variant", metavar="NAME",
+                        help="--video: the Cycles settings of this table row instead of the "
+                             "preset (--samples still replaces its samples)")
     parser.add_argument("--workers", default="auto", help="--video: render processes, auto or N")
     parser.add_argument("--frames", type=parse_frames, metavar="START-END",
                         help="--video: only these frames")
@@ -401,7 +421,7 @@ def main(argv: list[str]) -> int:
         if args.video:
             rows = [video(args.resolution, args.quality, args.device, args.workers,
                           args.recording, args.frames, reference_samples, args.fps, log,
-                          args.samples)]
+                          args.samples, args.variant)]
         else:
             rows = run(variants, args.resolution, args.repeats, args.recording, log, args.scene,
                        args.device, reference_samples)
