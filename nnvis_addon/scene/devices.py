@@ -1,23 +1,27 @@
 """Which device Cycles renders on: the best GPU backend Cycles lists, else the CPU.
 
 AUTO takes the first backend of `BACKENDS` under which Cycles lists a device (OptiX before CUDA:
-the same NVIDIA GPU ray-traces faster through OptiX), enables only that backend's GPUs and
-denoises on the GPU; with none it renders on the CPU. A backend's name (CUDA, say) asks for
-that backend alone, to compare them or to avoid one a driver mishandles. Measured on an NVIDIA H200 (bpy 5.0.1,
-docs/benchmarks.md): OptiX at the final preset (40 spp adaptive + OIDN on the GPU) 1.2 s a 1080p
-frame at 46 dB, 0.59 s in two workers, where the 2-core CPU takes minutes; EEVEE was no faster there and looks different, so it is never picked
-automatically.
+an NVIDIA GPU with ray-tracing cores traces faster through OptiX), enables only that backend's
+GPUs and denoises on the GPU; with none it renders on the CPU. NVIDIA's compute GPUs have no
+ray-tracing cores (`NO_RT_CORES`: A100, H100, H200, ...), where OptiX traces in software: AUTO
+takes CUDA there. A backend's name (CUDA, say) asks for that backend alone. Measured on an
+NVIDIA H200 (bpy 5.0.1, docs/benchmarks.md), the demo's 175 frames at 1080p in the final preset
+(32 spp adaptive + OIDN on the GPU, two workers): CUDA 50.5 s, OptiX 64.7 s. EEVEE was no faster
+there and looks different, so it is never picked automatically.
 
 Everything here goes through Cycles' add-on preferences (`compute_device_type`,
 `get_devices_for_type`, the `use` flag of each device), which a test fakes: CI has no GPU.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..errors import NNVisError
 
 BACKENDS = ("OPTIX", "CUDA", "HIP", "METAL", "ONEAPI")     # best first
+# NVIDIA GPUs without ray-tracing cores (datacenter compute parts), by Cycles' device name
+NO_RT_CORES = re.compile(r"\b(P100|V100|A100|A800|A30|H100|H800|H200|H20|GH200|B100|B200|GB200)\b")
 CHOICES = ("AUTO", "CPU", "GPU", *BACKENDS)
 BACKEND_NAMES = {"OPTIX": "OptiX", "CUDA": "CUDA", "HIP": "HIP", "METAL": "Metal",
                  "ONEAPI": "oneAPI"}
@@ -70,6 +74,9 @@ def choose(choice: str = "AUTO", prefs=None) -> Device:
     wanted = (choice,) if choice in BACKENDS else BACKENDS
     for backend in wanted if prefs is not None else ():
         found = gpus(prefs, backend)
+        if found and backend == "OPTIX" and choice != "OPTIX" and \
+                all(NO_RT_CORES.search(d.name) for d in found) and gpus(prefs, "CUDA"):
+            continue       # OptiX without ray-tracing cores: CUDA is faster (H200, above)
         if found:
             for device in prefs.get_devices_for_type(backend):
                 device.use = device.type == backend      # the GPUs only, not the CPU beside them

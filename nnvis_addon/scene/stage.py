@@ -69,14 +69,14 @@ QUALITY = {
     "final": CyclesSettings(samples=16, adaptive=True, denoise="HIGH", prefilter="ACCURATE",
                             bounces=3, light_tree=False),
 }
-# On a GPU (OIDN denoises there too; persistent data: 0.57 vs 1.00 s a draft frame). H200, OptiX,
-# the demo at 1080p against 1024 spp (`nnvis bench render --device gpu`, docs/benchmarks.md): the
-# cheapest row ≥ 45.8 dB is final's — 40 spp adaptive, light tree off (1.19 s a frame alone,
-# 46.0 dB; 64 spp with the light tree 2.07 s, 49.9 dB); the whole 175-frame demo in 2 workers
-# 102.8 s, frames 1/88/175 at 46.5/46.0/45.9 dB.
+# On a GPU (OIDN denoises there too; persistent data: 0.52 vs 0.95 s a draft frame). H200, the
+# demo at 1080p against 1024 spp (`nnvis bench render --device gpu`, docs/benchmarks.md), edges
+# flat since 2026-12-05: samples cost little (8 spp 1.13 s a frame alone, 64 spp 1.43 s), the
+# cheapest row ≥ 46 dB is final's — 32 spp adaptive, light tree off (46.9 dB; 24 spp 45.0 dB);
+# the whole 175-frame demo in 2 workers through CUDA 50.5 s, frames 1/88/175 at 47.8/47.0/46.9 dB.
 GPU_QUALITY = {
     "draft": CyclesSettings(samples=1, denoise="FAST", persistent=True),
-    "final": CyclesSettings(samples=40, adaptive=True, denoise="HIGH", prefilter="ACCURATE",
+    "final": CyclesSettings(samples=32, adaptive=True, denoise="HIGH", prefilter="ACCURATE",
                             bounces=3, light_tree=False, persistent=True),
 }
 DEFAULT_QUALITY = "draft"

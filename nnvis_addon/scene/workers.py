@@ -28,8 +28,9 @@ from . import devices, frames
 from .frames import finished_frame_numbers, set_output
 
 AUTO_GPU_WORKERS = 2          # H200, the demo's 175 frames at 1080p final: 1 worker ≈ 1.1 s a frame,
-                              # 2 workers 0.59 s, 4 workers 0.63 s (docs/benchmarks.md): two keep
-                              # the GPU busy through each other's CPU side, more only contend
+                              # 2 workers 0.59 s, 4 workers 0.63 s; through CUDA 2 workers 50.5 s,
+                              # 3 workers 51.0 s (docs/benchmarks.md): two keep the GPU busy
+                              # through each other's CPU side, more only contend
 POLL_SECONDS = 0.2
 WAIT_SECONDS = 0.02           # how often `alongside`'s wait looks for its frame (encoding keeps pace)
 LOG_TAIL = 3000               # characters of a failed worker's log in the error

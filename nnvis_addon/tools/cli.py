@@ -199,7 +199,7 @@ def parser() -> argparse.ArgumentParser:
                         help="Cycles device: auto (the best GPU backend Cycles lists — OptiX, "
                              "CUDA, HIP, Metal, oneAPI — else the CPU), cpu, gpu, or one "
                              "backend by name (cuda, say); the preset "
-                             "follows the device (on a GPU the final preset is 40 spp adaptive + OIDN). "
+                             "follows the device (on a GPU the final preset is 32 spp adaptive + OIDN). "
                              "bpy 5.0.1 has no compiled kernel for Hopper GPUs (H100/H200): "
                              "the first GPU render there compiles one (over 7 minutes, once)")
         sp.add_argument("--workers", default="auto", metavar="auto|N",
