@@ -163,6 +163,34 @@ def test_two_workers_make_the_same_video(tiny_scene, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.mp4", "two.mp4"]
 
 
+def test_the_encoder_takes_each_frame_as_it_is_written(tmp_path):
+    """With `wait`, encoding starts before the frames exist: each is waited for (here: written
+    then, as a worker would) just before the encoder reads it, and the video holds them all."""
+    import bpy
+    import imageio.v3 as iio
+    from nnvis_addon.scene.render import encode_sequence
+
+    def write(frame):
+        image = bpy.data.images.new(f"frame {frame}", 64, 36)
+        image.pixels.foreach_set(np.tile(np.float32([frame / 5, frame / 5, frame / 5, 1]),
+                                         64 * 36))
+        image.filepath_raw, image.file_format = str(tmp_path / f"frame_{frame:04d}.bmp"), "BMP"
+        image.save()
+        bpy.data.images.remove(image)
+
+    waited = []
+
+    def wait(frame):
+        waited.append(frame)
+        if not (tmp_path / f"frame_{frame:04d}.bmp").exists():
+            write(frame)
+
+    video = encode_sequence(tmp_path, tmp_path.parent / "waited.mp4", 12, (1, 5), wait)
+    assert sorted(set(waited)) == [1, 2, 3, 4, 5] and waited == sorted(waited)
+    levels = [float(frame.mean()) for frame in iio.imiter(video)]
+    assert len(levels) == 5 and levels == sorted(levels) and levels[-1] - levels[0] > 100
+
+
 GIVING_UP_WORKER = """
 import sys
 sys.path.insert(0, {root!r})
@@ -193,7 +221,7 @@ def test_a_worker_failing_while_the_video_is_encoded_leaves_no_video(tiny_scene,
     assert sorted(seen) == [tiny_scene.frame_start, tiny_scene.frame_start + 1]
     assert not (tmp_path / "out.mp4").exists()
     assert sorted(p.name for p in (tmp_path / "out.mp4.frames").iterdir()) == [
-        f"frame_{f:04d}.bmp" for f in seen]
+        f"frame_{f:04d}.bmp" for f in sorted(seen)]
 
 
 def test_workers_render_on_the_parents_kind_of_device_with_their_share_of_threads(
