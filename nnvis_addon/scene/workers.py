@@ -4,12 +4,13 @@ A process rendering frames in a row leaves the GPU idle during each frame's CPU 
 update and sync, the denoiser's prefilter, writing the image): on an H200 that side is most of a
 1080p frame (docs/benchmarks.md). N workers overlap it. The scene as it stands is saved as a copy
 into a private temp folder; each worker is a headless Blender (this bpy module's Python, or the
-Blender binary when running inside one) that opens that copy, renders on the same kind of device
-with its share of the CPU threads, and takes frames through `frames.render_sequence`'s claims, so
-they split the range without talking to each other and a frame file is never half-written. This
-process only watches the folder for finished frames (progress) and the workers' exit codes: a
-worker that fails stops the others and raises NNVisError with its log; Ctrl-C (or any error)
-kills them, and their claims and temporary files go with them.
+Blender binary when running inside one) that opens that copy, renders on the same device (GPU
+backend) with its share of the CPU threads, and takes frames through `frames.render_sequence`'s
+claims, so they split the range without talking to each other and a frame file is never
+half-written. This process watches the folder for finished frames (progress) and the workers'
+exit codes, and meanwhile may encode the frames as they come (an MP4: `alongside`): a worker that
+fails stops the others and raises NNVisError with its log; Ctrl-C (or any error) kills them, and
+their claims and temporary files go with them.
 """
 from __future__ import annotations
 
