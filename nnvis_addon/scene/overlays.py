@@ -316,8 +316,8 @@ def build_curves(run, collection, place: Matrix, width: float, height: float, fr
                            0.0, label_material(), collection))
         parts.append(_text(f"Curves epoch label {number}", str(number), text, collection,
                            Matrix.Translation((x, -3 * line - text, 0.0)), "CENTER"))
-    parts.append(_text("Curves x title", "epoch", text, collection,
-                       Matrix.Translation((width + 2 * line, -text * 0.35, 0.0))))
+    parts.append(_text("Curves x title", "epoch", text, collection,   # clear of the marker
+                       Matrix.Translation((width + 0.6 * text, -text * 0.35, 0.0))))
     # the legend right of the "epoch" axis title: training metrics in a column, validation in the
     # next, a row per metric (loss, accuracy)
     entries = {key: f"{key} (÷ {loss_scale:.3g})" if key == "loss" and loss_scale != 1 else key
