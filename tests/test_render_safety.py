@@ -84,6 +84,12 @@ def test_quality_presets_come_from_one_table(empty_scene, addon):
         assert empty_scene.render.use_persistent_data == preset.persistent
     set_engine(empty_scene, "CYCLES", 5, "final")        # explicit samples win over the preset's
     assert cycles.samples == 5 and cycles.denoising_quality == "HIGH"
+    row = stage.CyclesSettings(samples=7, adaptive=True, denoise="FAST", light_tree=False)
+    set_engine(empty_scene, "CYCLES", 0, "final", settings=row)   # a bench row, not the preset
+    assert (cycles.samples, cycles.use_adaptive_sampling, cycles.denoising_quality,
+            cycles.use_light_tree) == (7, True, "FAST", False)
+    set_engine(empty_scene, "CYCLES", 5, "final", settings=row)   # samples win over its samples
+    assert cycles.samples == 5 and cycles.denoising_quality == "FAST"
     with pytest.raises(NNVisError, match="quality 'best'"):
         set_engine(empty_scene, "CYCLES", 0, "best")
 

@@ -45,10 +45,12 @@ def pick_engine(choice: str = "AUTO") -> str:
 
 
 def set_engine(scene, engine: str, samples: int = 0, quality: str | None = None,
-               device: str = "AUTO") -> devices.Device | None:
+               device: str = "AUTO", settings: stage.CyclesSettings | None = None
+               ) -> devices.Device | None:
     """`engine` at the `quality` preset of the device it renders on (None: keep the scene's
-    settings); `samples` > 0 overrides the preset's samples. Cycles renders on `device` (AUTO:
-    the best GPU backend Cycles lists, else the CPU); returns that device (None for EEVEE)."""
+    settings), or at Cycles `settings` given instead (`nnvis bench render --video --variant`);
+    `samples` > 0 overrides their samples. Cycles renders on `device` (AUTO: the best GPU
+    backend Cycles lists, else the CPU); returns that device (None for EEVEE)."""
     if quality is not None and quality not in stage.QUALITY:
         raise NNVisError(f"quality {quality!r}: expected one of {list(stage.QUALITY)}")
     scene.render.engine = engine
@@ -57,8 +59,8 @@ def set_engine(scene, engine: str, samples: int = 0, quality: str | None = None,
             scene.eevee.taa_render_samples = samples or stage.EEVEE_SAMPLES[quality]
         return None
     chosen = devices.choose(device)
-    if quality:
-        stage.apply_cycles(scene, stage.preset(quality, chosen.kind))
+    if settings or quality:
+        stage.apply_cycles(scene, settings or stage.preset(quality, chosen.kind))
     devices.use(scene, chosen)
     if samples:
         scene.cycles.samples = samples

@@ -85,12 +85,7 @@ def render_checkpoint(path, out, zip_path, user_folder, blend=None,
         scene.render.resolution_x, scene.render.resolution_y = resolution
     if quality is None and Path(path).suffix.lower() != ".blend":
         quality = DEFAULT_QUALITY
-    chosen = set_engine(scene, scene.render.engine, samples or 0, quality, device)
-    if settings is not None and chosen is not None:
-        from ..scene import devices, stage
-        stage.apply_cycles(scene, settings)
-        devices.use(scene, chosen)
-        scene.cycles.samples = samples or settings.samples
+    chosen = set_engine(scene, scene.render.engine, samples or 0, quality, device, settings)
     workers = parallel.count(workers, chosen.kind if chosen else "CPU")
     if fps:
         scene.render.fps, scene.render.fps_base = fps, 1.0

@@ -309,8 +309,7 @@ def video(resolution, quality: str, device: str, workers, recording=None, frames
     from ...scene import compat, devices
     from ...scene.frames import SUFFIXES, VIDEO_FRAMES
     from ...scene.render import video_frames_folder
-    from ...scene.stage import preset
-    from ...scene.stage import CyclesSettings
+    from ...scene.stage import CyclesSettings, preset
     settings = None
     if variant:
         rows = {**GPU_VARIANTS, **VARIANTS}
@@ -353,8 +352,8 @@ def video(resolution, quality: str, device: str, workers, recording=None, frames
                 f"spp: {seconds:.1f} s{', cached' if not seconds else ''})")
     return dict(scene="demo", mode="video", device=result.device, workers=result.workers,
                 quality=variant or quality,
-                samples=(settings or preset(quality, chosen.kind)).samples
-                if not samples else samples, resolution=f"{resolution[0]}x{resolution[1]}", fps=fps,
+                samples=samples or (settings or preset(quality, chosen.kind)).samples,
+                resolution=f"{resolution[0]}x{resolution[1]}", fps=fps,
                 frames=result.frames, import_seconds=round(result.import_seconds, 2),
                 total_seconds=round(result.render_seconds, 2),
                 encode_seconds=round(encode_seconds, 2),
